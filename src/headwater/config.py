@@ -1,0 +1,55 @@
+"""One frozen settings object; the environment is read here and nowhere else.
+
+>>> Settings.from_env({"HEADWATER_HOME": "/tmp/hw", "HEADWATER_FSYNC": "always"}).fsync
+'always'
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from headwater.errors import ConfigError
+
+__all__ = ["FsyncPolicy", "Settings"]
+
+FsyncPolicy = Literal["always", "group", "never"]
+"""When the embedded log calls fsync: after every append, every ``group_commit_ms``
+(appends wait for it), or never (the OS decides; survives a process crash, not a power
+cut)."""
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Where Headwater keeps its data and which backends it uses."""
+
+    home: str = ".headwater"
+    """Directory of the embedded backends."""
+    log_url: str | None = None
+    """The log backend: a path (embedded), ``redis://…``, ``kafka://…`` or ``memory://``.
+    Defaults to ``<home>/log``."""
+    fsync: FsyncPolicy = "group"
+    group_commit_ms: float = 2.0
+    segment_bytes: int = 128 << 20
+    max_event_bytes: int = 1 << 20
+
+    @property
+    def log_location(self) -> str:
+        return self.log_url or str(Path(self.home) / "log")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read ``HEADWATER_*`` variables (from ``os.environ`` by default)."""
+        env = os.environ if environ is None else environ
+        raw: dict[str, object] = {}
+        for name in cls.__struct_fields__:
+            value = env.get(f"HEADWATER_{name.upper()}")
+            if value is not None:
+                raw[name] = value
+        try:
+            return msgspec.convert(raw, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"HEADWATER_* settings: {exc}") from None

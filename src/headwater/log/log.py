@@ -1,0 +1,347 @@
+"""The central log: topics of partitioned, schema-checked, time-stamped events.
+
+:class:`Log` is the same for every backend. It validates each appended batch against
+the topic's schema, sends rejected events to the topic's dead-letter topic, splits the
+valid ones by key hash into partitions, and hands each partition's share to the backend.
+
+>>> from headwater.log import Log, Schema
+>>> from headwater.testing import MemoryBackend
+>>> log = Log(MemoryBackend())
+>>> schema = Schema.of({"user": "string", "amount": "float64", "ts": "timestamp"},
+...                    key="user", event_time="ts")
+>>> _ = log.create_topic("payments", schema, partitions=2)
+>>> result = log.append("payments", [
+...     {"user": "ada", "amount": 3.5, "ts": "2024-01-01T00:00:00Z"},
+...     {"user": "bob", "amount": "lots", "ts": "2024-01-01T00:00:00Z"},
+... ])
+>>> result.accepted, [(r.field, r.reason) for r in result.rejected]
+(1, [('amount', 'Expected `float`, got `str`')])
+>>> log.read("payments.dlq", 0).batch.column("reason").to_pylist()
+['Expected `float`, got `str`']
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Final
+
+import numpy as np
+import pyarrow as pa
+
+from headwater.errors import (
+    PayloadTooLargeError,
+    UnknownPartitionError,
+    ValidationError,
+)
+from headwater.log.backend import LogBackend, Producer
+from headwater.log.consumer import Consumer, Reset
+from headwater.log.partitioner import partition_of
+from headwater.log.records import (
+    DEAD_LETTER_SCHEMA,
+    DEAD_LETTER_SUFFIX,
+    AppendResult,
+    Fetched,
+    PartitionAppend,
+    Rejection,
+    Retention,
+    TopicInfo,
+    dead_letter_topic,
+)
+from headwater.log.schema import Schema
+from headwater.log.validation import DEFAULT_MAX_EVENT_BYTES, Events, validate
+from headwater.time import Clock, SystemClock
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ["DEFAULT_MAX_BATCH_BYTES", "Log"]
+
+#: A single append larger than this is refused whole.
+DEFAULT_MAX_BATCH_BYTES: Final = 256 << 20
+_TOPIC_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
+_MAX_PARTITIONS: Final = 1024
+
+
+class Log:
+    """Topics, appends, reads, seeks and consumer groups over one backend."""
+
+    def __init__(
+        self,
+        backend: LogBackend,
+        *,
+        clock: Clock | None = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+    ) -> None:
+        self.backend = backend
+        self.clock: Clock = clock or SystemClock()
+        self.max_event_bytes = max_event_bytes
+        self.max_batch_bytes = max_batch_bytes
+        self._round_robin = itertools.count()
+
+    # -- topics ----------------------------------------------------------------
+
+    def create_topic(
+        self,
+        name: str,
+        schema: Schema,
+        *,
+        partitions: int = 1,
+        retention: Retention | None = None,
+    ) -> TopicInfo:
+        """Create a topic (and its dead-letter topic). Creating it again with the same
+        definition returns it; a different definition raises
+        :class:`~headwater.errors.TopicExistsError`."""
+        _check_topic_name(name)
+        if not isinstance(partitions, int) or not 1 <= partitions <= _MAX_PARTITIONS:
+            raise ValidationError("partitions", f"expected 1..{_MAX_PARTITIONS}, got {partitions!r}")
+        info = self.backend.create_topic(
+            TopicInfo(name, partitions, schema, retention or Retention())
+        )
+        if not name.endswith(DEAD_LETTER_SUFFIX):
+            self.backend.create_topic(TopicInfo(dead_letter_topic(name), 1, DEAD_LETTER_SCHEMA))
+        return info
+
+    def delete_topic(self, name: str) -> None:
+        """Delete a topic, its dead-letter topic and all their events."""
+        self.backend.delete_topic(name)
+        dlq = dead_letter_topic(name)
+        if any(t.name == dlq for t in self.backend.topics()):
+            self.backend.delete_topic(dlq)
+
+    def topic(self, name: str) -> TopicInfo:
+        return self.backend.topic(name)
+
+    def topics(self) -> list[TopicInfo]:
+        return sorted(self.backend.topics(), key=lambda t: t.name)
+
+    # -- appending -------------------------------------------------------------
+
+    def append(
+        self,
+        topic: str,
+        events: Events,
+        *,
+        producer_id: str | None = None,
+        sequence: int | None = None,
+    ) -> AppendResult:
+        """Validate and append a batch; return where each event went.
+
+        With ``producer_id`` and ``sequence`` the append is idempotent: a batch retried
+        with the same (or an older) sequence number is not stored twice. Sequence
+        numbers of one producer increase from batch to batch; gaps are allowed.
+        """
+        info = self.backend.topic(topic)
+        producer = _producer(producer_id, sequence)
+        if isinstance(events, (pa.RecordBatch, pa.Table)) and events.nbytes > self.max_batch_bytes:
+            raise PayloadTooLargeError(
+                "events", f"a batch of {events.nbytes} bytes is over the limit of "
+                f"{self.max_batch_bytes}; split it"
+            )
+        checked = validate(info.schema, events, max_event_bytes=self.max_event_bytes)
+        total = len(checked.index) + len(checked.rejections)
+        partitions = np.full(total, -1, dtype=np.int32)
+        offsets = np.full(total, -1, dtype=np.int64)
+        placed: list[PartitionAppend] = []
+        batch = checked.batch
+        if batch.num_rows:
+            parts = self._partitions_of(info, batch, producer)
+            for p, rows, part in _split(batch, parts, info.partitions):
+                placement = self.backend.append(topic, p, part, producer)
+                placed.append(placement)
+                where = checked.index[rows]
+                partitions[where] = p
+                if placement.base_offset >= 0:
+                    offsets[where] = placement.base_offset + np.arange(
+                        len(rows), dtype=np.int64
+                    )
+        if checked.rejections:
+            self._dead_letter(topic, checked.rejections, producer)
+        return AppendResult(
+            topic=topic,
+            partitions=partitions,
+            offsets=offsets,
+            append_time=max((p.append_time for p in placed), default=self.clock.now_us()),
+            rejected=checked.rejections,
+            duplicate=bool(placed) and all(p.duplicate for p in placed),
+        )
+
+    def _partitions_of(
+        self, info: TopicInfo, batch: pa.RecordBatch, producer: Producer | None
+    ) -> np.ndarray:
+        n = info.partitions
+        if n == 1:
+            return np.zeros(batch.num_rows, dtype=np.int32)
+        if info.schema.key is not None:
+            return partition_of(batch.column(info.schema.key), n)
+        # No key: the whole batch goes to one partition, chosen so a retry picks the same.
+        turn = producer.sequence if producer else next(self._round_robin)
+        return np.full(batch.num_rows, turn % n, dtype=np.int32)
+
+    def _dead_letter(
+        self, topic: str, rejections: tuple[Rejection, ...], producer: Producer | None
+    ) -> None:
+        now = self.clock.now_us()
+        rows = [
+            {"topic": topic, "index": r.index, "field": r.field, "reason": r.reason,
+             "payload": r.payload, "rejected_at": now}
+            for r in rejections
+        ]
+        dlq = dead_letter_topic(topic)
+        checked = validate(DEAD_LETTER_SCHEMA, rows, max_event_bytes=2 * self.max_event_bytes + 4096)
+        self.backend.append(dlq, 0, checked.batch, producer)
+
+    # -- reading ---------------------------------------------------------------
+
+    def read(self, topic: str, partition: int, offset: int = 0, max_events: int = 10_000
+             ) -> Fetched:
+        """Up to ``max_events`` events of one partition from ``offset``."""
+        self._check_partition(topic, partition)
+        if max_events <= 0:
+            raise ValidationError("max_events", "must be positive")
+        batch = self.backend.read(topic, partition, offset, max_events)
+        return Fetched(topic, partition, batch, offset + batch.num_rows)
+
+    def replay(
+        self,
+        topic: str,
+        partitions: Sequence[int] | None = None,
+        *,
+        start: int | None = None,
+        stop: int | None = None,
+        max_events: int = 100_000,
+    ) -> Iterator[Fetched]:
+        """Every event of the partitions from ``start`` (default: the first kept) up to
+        ``stop`` (default: the end when the replay reaches that partition), one
+        partition after another, in batches of at most ``max_events``."""
+        info = self.backend.topic(topic)
+        chosen = range(info.partitions) if partitions is None else partitions
+        for p in chosen:
+            self._check_partition(topic, p)
+            first, end = self.backend.offsets(topic, p)
+            offset = first if start is None else start
+            last = end if stop is None else min(stop, end)
+            while offset < last:
+                batch = self.backend.read(topic, p, offset, min(max_events, last - offset))
+                if not batch.num_rows:
+                    break
+                offset += batch.num_rows
+                yield Fetched(topic, p, batch, offset)
+
+    def start_offsets(self, topic: str) -> list[int]:
+        return [self.backend.offsets(topic, p)[0] for p in range(self.topic(topic).partitions)]
+
+    def end_offsets(self, topic: str) -> list[int]:
+        return [self.backend.offsets(topic, p)[1] for p in range(self.topic(topic).partitions)]
+
+    def seek(
+        self,
+        topic: str,
+        partition: int,
+        *,
+        event_time: int | None = None,
+        append_time: int | None = None,
+    ) -> int:
+        """The first offset at or after an event time or an append time (µs)."""
+        self._check_partition(topic, partition)
+        if (event_time is None) == (append_time is None):
+            raise ValidationError("seek", "give exactly one of event_time and append_time")
+        if event_time is not None:
+            return self.backend.seek_event_time(topic, partition, event_time)
+        assert append_time is not None
+        return self.backend.seek_append_time(topic, partition, append_time)
+
+    # -- consumer groups -------------------------------------------------------
+
+    def consumer(
+        self,
+        group: str,
+        topics: str | Sequence[str],
+        *,
+        member: str | None = None,
+        reset: Reset = "earliest",
+    ) -> Consumer:
+        """Join ``group`` to read ``topics``; the group is created on first commit."""
+        names = [topics] if isinstance(topics, str) else list(topics)
+        return Consumer(self.backend, group, names, member=member, reset=reset)
+
+    def committed(self, group: str, topic: str) -> dict[int, int]:
+        """The group's committed offsets for ``topic``."""
+        self.backend.topic(topic)
+        return self.backend.committed(group, topic)
+
+    def lag(self, group: str, topic: str) -> dict[int, int]:
+        """Per partition, the events the group has not committed yet."""
+        committed = self.committed(group, topic)
+        lag = {}
+        for p in range(self.topic(topic).partitions):
+            start, end = self.backend.offsets(topic, p)
+            lag[p] = end - max(committed.get(p, start), start)
+        return lag
+
+    def groups(self) -> list[str]:
+        return sorted(self.backend.groups())
+
+    # -- housekeeping ----------------------------------------------------------
+
+    def enforce_retention(self, topic: str | None = None) -> int:
+        """Apply retention to one topic or all; return the number of events dropped."""
+        names = [topic] if topic is not None else [t.name for t in self.backend.topics()]
+        return sum(self.backend.enforce_retention(name) for name in names)
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Log:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def _check_partition(self, topic: str, partition: int) -> None:
+        count = self.backend.topic(topic).partitions
+        if not isinstance(partition, int) or not 0 <= partition < count:
+            raise UnknownPartitionError(
+                f"{topic!r} has partitions 0..{count - 1}, not {partition!r}"
+            )
+
+
+def _check_topic_name(name: str) -> None:
+    if not isinstance(name, str) or not _TOPIC_NAME.match(name):
+        raise ValidationError(
+            "topic", f"{name!r} is not a topic name: letters, digits, '.', '_', '-', "
+            "at most 200, starting with a letter or digit"
+        )
+
+
+def _producer(producer_id: str | None, sequence: int | None) -> Producer | None:
+    if producer_id is None and sequence is None:
+        return None
+    if producer_id is None or sequence is None:
+        raise ValidationError("producer_id", "give both producer_id and sequence, or neither")
+    if not producer_id or len(producer_id) > 200:
+        raise ValidationError("producer_id", "expected 1..200 characters")
+    if isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 0:
+        raise ValidationError("sequence", f"expected an int >= 0, got {sequence!r}")
+    return Producer(producer_id, sequence)
+
+
+def _split(
+    batch: pa.RecordBatch, parts: np.ndarray, partitions: int
+) -> Iterator[tuple[int, np.ndarray, pa.RecordBatch]]:
+    """Each partition's rows (input order kept) as (partition, row numbers, batch)."""
+    if partitions == 1 or (parts[0] == parts).all():
+        yield int(parts[0]), np.arange(batch.num_rows), batch
+        return
+    order = np.argsort(parts, kind="stable")
+    counts = np.bincount(parts, minlength=partitions)
+    ordered = batch.take(pa.array(order))
+    lo = 0
+    for p, count in enumerate(counts.tolist()):
+        if count:
+            yield p, order[lo: lo + count], ordered.slice(lo, count)
+            lo += count
+

@@ -1,0 +1,323 @@
+"""Schema validation at append: split a batch into valid events and rejections.
+
+Input is an Arrow record batch or table, or a list of dicts. The fast path (an Arrow
+batch whose columns already have the schema's types, no nulls where none are allowed,
+event times in range, events under the size limit) does no per-row Python work. Every
+other path names, for each rejected row, the field and the reason, and keeps the row's
+raw payload for the dead-letter topic. Nothing is dropped silently.
+
+>>> from headwater.log.schema import Schema
+>>> schema = Schema.of({"user": "string", "n": "int64", "ts": "timestamp"},
+...                    key="user", event_time="ts")
+>>> v = validate(schema, [{"user": "a", "n": 1, "ts": 0}, {"user": "b", "n": "x", "ts": 0}])
+>>> v.batch.num_rows, [(r.index, r.field, r.reason) for r in v.rejections]
+(1, [(1, 'n', 'Expected `int`, got `str`')])
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Final
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from headwater.errors import TimestampError, ValidationError
+from headwater.log.records import Rejection
+from headwater.log.schema import SYSTEM_COLUMNS, TIMESTAMP, Field, Schema
+from headwater.time import MAX_MICROS, MIN_MICROS, parse_timestamp, to_micros
+
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "Events", "Validated", "validate"]
+
+#: Events larger than this (summed value sizes) are rejected unless configured otherwise.
+DEFAULT_MAX_EVENT_BYTES: Final = 1 << 20
+
+Events = pa.RecordBatch | pa.Table | Sequence[Mapping[str, Any]]
+"""What ``append`` accepts."""
+
+_FIXED_WIDTH: Final = {"bool": 1, "int32": 4, "int64": 8, "float32": 4, "float64": 8,
+                       "timestamp": 8}
+_PATH: Final = re.compile(r"^(.*?)(?: - at `\$(?:\.|\[\d+\]\.?)?(.*)`)?$", re.DOTALL)
+_BACKTICK: Final = re.compile(r"`([^`]*)`")
+
+
+@dataclass(frozen=True, slots=True)
+class Validated:
+    """The valid events (``batch``, in the schema's Arrow types) and the rejections.
+
+    ``index[i]`` is the input row of ``batch`` row ``i``.
+    """
+
+    batch: pa.RecordBatch
+    index: npt.NDArray[np.int64]
+    rejections: tuple[Rejection, ...]
+
+
+def validate(schema: Schema, events: Events, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+             ) -> Validated:
+    """Check ``events`` against ``schema``."""
+    if isinstance(events, pa.Table):
+        events = _table_to_batch(events)
+    if isinstance(events, pa.RecordBatch):
+        return _validate_arrow(schema, events, max_event_bytes)
+    if isinstance(events, (str, bytes)) or not isinstance(events, Sequence):
+        raise ValidationError(
+            "events", f"expected an Arrow batch or table or a list of dicts, got "
+            f"{type(events).__name__}"
+        )
+    return _validate_rows(schema, events, max_event_bytes)
+
+
+def _table_to_batch(table: pa.Table) -> pa.RecordBatch:
+    batches = table.to_batches()
+    if len(batches) == 1:
+        return batches[0]
+    if not batches:
+        return pa.RecordBatch.from_pylist([], schema=table.schema)
+    return pa.concat_batches(batches)
+
+
+class _Rejects:
+    """The first reason found for each rejected row."""
+
+    def __init__(self, n: int) -> None:
+        self.mask = np.zeros(n, dtype=bool)
+        self.reasons: dict[int, tuple[str, str]] = {}
+
+    def add(self, rows: npt.NDArray[np.bool_] | npt.NDArray[np.intp], field: str,
+            reason: str) -> None:
+        idx = np.flatnonzero(rows) if rows.dtype == np.bool_ else rows
+        for i in idx.tolist():
+            if not self.mask[i]:
+                self.mask[i] = True
+                self.reasons[i] = (field, reason)
+
+    def add_one(self, i: int, field: str, reason: str) -> None:
+        if not self.mask[i]:
+            self.mask[i] = True
+            self.reasons[i] = (field, reason)
+
+
+# ---------------------------------------------------------------- Arrow batches
+
+
+def _validate_arrow(schema: Schema, batch: pa.RecordBatch, limit: int) -> Validated:
+    n = batch.num_rows
+    rejects = _Rejects(n)
+    columns: list[pa.Array] = []
+    for f in schema.fields:
+        pos = batch.schema.get_field_index(f.name)
+        if pos < 0:
+            if not f.nullable:
+                rejects.add(np.ones(n, dtype=bool), f.name, "missing required field")
+            columns.append(pa.nulls(n, f.arrow_type))
+            continue
+        col = batch.column(pos)
+        if f.name == schema.event_time:
+            col = _event_time_column(col, f.name, rejects)
+        elif col.type != f.arrow_type:
+            col = _cast_column(col, f, rejects)
+        if not f.nullable and col.null_count:
+            rejects.add(np.asarray(col.is_null()), f.name, "null in a non-nullable field")
+        columns.append(col)
+    for name in batch.schema.names:
+        if name in SYSTEM_COLUMNS:
+            continue
+        if schema.names.count(name) == 0:
+            col = batch.column(name)
+            if col.null_count < n:
+                rejects.add(np.asarray(col.is_valid()), name, "unknown field")
+    _check_sizes(schema, columns, limit, rejects)
+    out = pa.RecordBatch.from_arrays(columns, schema=schema.arrow_schema())
+    if not rejects.mask.any():
+        return Validated(out, np.arange(n, dtype=np.int64), ())
+    keep = ~rejects.mask
+    rejections = tuple(
+        Rejection(i, field, reason, _payload(batch.slice(i, 1).to_pylist()[0], limit))
+        for i, (field, reason) in sorted(rejects.reasons.items())
+    )
+    return Validated(out.filter(pa.array(keep)), np.flatnonzero(keep).astype(np.int64),
+                     rejections)
+
+
+def _event_time_column(col: pa.Array, name: str, rejects: _Rejects) -> pa.Array:
+    n = len(col)
+    t = col.type
+    if pa.types.is_timestamp(t):
+        if t.tz is None:
+            rejects.add(np.ones(n, dtype=bool), name,
+                        "naive timestamp: the event time needs a timezone")
+            return pa.nulls(n, TIMESTAMP)
+        out = col if t == TIMESTAMP else pc.cast(col, TIMESTAMP, safe=False)
+    elif pa.types.is_integer(t):
+        out = pc.cast(col, pa.int64()).view(TIMESTAMP)
+    elif pa.types.is_string(t) or pa.types.is_large_string(t):
+        try:
+            out = pc.cast(col, TIMESTAMP)
+        except pa.ArrowInvalid:
+            values: list[int | None] = []
+            for i, v in enumerate(col.to_pylist()):
+                if v is None:
+                    values.append(None)
+                    continue
+                try:
+                    values.append(parse_timestamp(v, field=name))
+                except TimestampError as exc:
+                    rejects.add_one(i, name, exc.reason)
+                    values.append(None)
+            out = pa.array(values, pa.int64()).view(TIMESTAMP)
+    else:
+        rejects.add(np.ones(n, dtype=bool), name, f"expected a timestamp, got {t}")
+        return pa.nulls(n, TIMESTAMP)
+    us = np.asarray(pc.fill_null(out.view(pa.int64()), 0))
+    if n and (us.min() < MIN_MICROS or us.max() >= MAX_MICROS):
+        rejects.add((us < MIN_MICROS) | (us >= MAX_MICROS), name,
+                    "outside the accepted range 1900..2200")
+    return out
+
+
+def _cast_column(col: pa.Array, f: Field, rejects: _Rejects) -> pa.Array:
+    target = f.arrow_type
+    if pa.types.is_dictionary(col.type):
+        col = col.dictionary_decode()
+        if col.type == target:
+            return col
+    try:
+        return pc.cast(col, target, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    values: list[Any] = []
+    for i, scalar in enumerate(col):
+        try:
+            values.append(pc.cast(scalar, target, safe=True).as_py())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            rejects.add_one(i, f.name, f"expected {f.type}, got {scalar.as_py()!r}")
+            values.append(None)
+    return pa.array(values, target)
+
+
+def _check_sizes(schema: Schema, columns: list[pa.Array], limit: int, rejects: _Rejects) -> None:
+    fixed = sum(_FIXED_WIDTH.get(f.type, 0) for f in schema.fields)
+    var = [c for f, c in zip(schema.fields, columns, strict=True) if f.type not in _FIXED_WIDTH]
+    if not var or not len(columns[0]):
+        return
+    lengths = [np.asarray(pc.fill_null(pc.binary_length(c), 0), dtype=np.int64) for c in var]
+    if fixed + sum(int(x.max()) for x in lengths) <= limit:
+        return
+    total = fixed + np.sum(lengths, axis=0)
+    rejects.add(total > limit, "$", f"event of more than {limit} bytes")
+
+
+# ---------------------------------------------------------------- rows (dicts)
+
+
+_EventTime = int | Annotated[datetime, msgspec.Meta(tz=True)]
+_PY_TYPES: Final[dict[str, Any]] = {
+    "bool": bool,
+    "int32": Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)],
+    "int64": Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)],
+    "float32": float,
+    "float64": float,
+    "string": str,
+    "binary": bytes,
+    "timestamp": _EventTime,
+}
+
+
+@functools.lru_cache(maxsize=256)
+def _row_type(schema: Schema) -> type[msgspec.Struct]:
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for f in schema.fields:
+        t = _PY_TYPES[f.type]
+        fields.append((f.name, t | None, None) if f.nullable else (f.name, t))
+    required = [x for x in fields if len(x) == 2]
+    optional = [x for x in fields if len(x) == 3]
+    return msgspec.defstruct("Event", required + optional, forbid_unknown_fields=True)
+
+
+def _validate_rows(schema: Schema, rows: Sequence[Mapping[str, Any]], limit: int) -> Validated:
+    row_type = _row_type(schema)
+    n = len(rows)
+    rejects = _Rejects(n)
+    good: list[msgspec.Struct] = []
+    index: list[int] = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            rejects.add_one(i, "$", f"expected an object, got {type(row).__name__}")
+            continue
+        try:
+            event = msgspec.convert(row, row_type, str_keys=True)
+        except msgspec.ValidationError as exc:
+            field, reason = _split_msgspec_error(str(exc))
+            rejects.add_one(i, field, reason)
+            continue
+        good.append(event)
+        index.append(i)
+    columns: dict[str, list[Any]] = {f.name: [getattr(e, f.name) for e in good]
+                                     for f in schema.fields}
+    keep: list[int] = []
+    times: list[int] = []
+    et = schema.event_time
+    sizes = _row_sizes(schema, columns)
+    for j, i in enumerate(index):
+        try:
+            value = columns[et][j]
+            us = to_micros(value, field=et) if isinstance(value, datetime) else value
+            parse_timestamp(us, field=et)
+        except TimestampError as exc:
+            rejects.add_one(i, et, exc.reason)
+            continue
+        if sizes[j] > limit:
+            rejects.add_one(i, "$", f"event of more than {limit} bytes")
+            continue
+        keep.append(j)
+        times.append(us)
+    arrays = []
+    for f in schema.fields:
+        if f.name == et:
+            arrays.append(pa.array(times, pa.int64()).view(TIMESTAMP))
+        else:
+            values = columns[f.name]
+            arrays.append(pa.array([values[j] for j in keep], f.arrow_type))
+    batch = pa.RecordBatch.from_arrays(arrays, schema=schema.arrow_schema())
+    rejections = tuple(
+        Rejection(i, field, reason, _payload(rows[i], limit))
+        for i, (field, reason) in sorted(rejects.reasons.items())
+    )
+    return Validated(batch, np.asarray([index[j] for j in keep], dtype=np.int64), rejections)
+
+
+def _row_sizes(schema: Schema, columns: dict[str, list[Any]]) -> list[int]:
+    fixed = sum(_FIXED_WIDTH.get(f.type, 0) for f in schema.fields)
+    var = [columns[f.name] for f in schema.fields if f.type not in _FIXED_WIDTH]
+    count = len(next(iter(columns.values()), []))
+    sizes = [fixed] * count
+    for values in var:
+        for j, v in enumerate(values):
+            if v is not None:
+                sizes[j] += len(v.encode() if isinstance(v, str) else v)
+    return sizes
+
+
+def _split_msgspec_error(message: str) -> tuple[str, str]:
+    """``"Expected `int`, got `str` - at `$.n`"`` -> ``("n", "Expected `int`, got `str`")``."""
+    match = _PATH.match(message)
+    reason, path = (match.group(1), match.group(2)) if match else (message, None)
+    if path:
+        return path, reason
+    named = _BACKTICK.search(message)
+    if "field" in message and named:
+        return named.group(1), message
+    return "$", message
+
+
+def _payload(row: object, limit: int) -> bytes:
+    data = msgspec.json.encode(row, enc_hook=repr)
+    return data if len(data) <= limit else data[:limit]

@@ -1,0 +1,14 @@
+"""Public test seams: an in-memory log backend and a manual clock.
+
+Use them in your own tests the way Headwater's tests do::
+
+    from headwater.log import Log
+    from headwater.testing import ManualClock, MemoryBackend
+
+    log = Log(MemoryBackend(clock=ManualClock(0)))
+"""
+
+from headwater.testing.memory import MemoryBackend
+from headwater.time import ManualClock
+
+__all__ = ["ManualClock", "MemoryBackend"]
