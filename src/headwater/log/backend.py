@@ -77,7 +77,11 @@ class LogBackend(Protocol):
         ...
 
     def read(self, topic: str, partition: int, offset: int, max_events: int) -> pa.RecordBatch:
-        """Up to ``max_events`` events from ``offset``, with the system columns."""
+        """Up to ``max_events`` events from ``offset``, with the system columns.
+
+        A backend may return fewer (whole stored batches rather than copies of big
+        ones); an empty batch means ``offset`` is the end.
+        """
         ...
 
     def offsets(self, topic: str, partition: int) -> tuple[int, int]:

@@ -25,6 +25,7 @@ from headwater.log.schema import OFFSET
 __all__ = ["FrameIndex", "ProducerTable", "read_frames", "seek_event_time"]
 
 _REMEMBERED: Final = 8  # placements of recent batches kept per producer
+_ENOUGH: Final = 8192  # a read stops adding stored batches once it has this many events
 
 
 @dataclass
@@ -68,15 +69,19 @@ class FrameIndex:
             return len(self.bases)
         return bisect.bisect_right(self.bases, offset) - 1
 
+    def first_kept_frame(self) -> int:
+        """The frame holding the start offset (frames before it await deletion)."""
+        return self.frame_of(self.start)
+
     def first_append_at(self, time_us: int) -> int:
-        """The first offset appended at or after ``time_us``."""
-        i = bisect.bisect_left(self.append_times, time_us)
+        """The first kept offset appended at or after ``time_us``."""
+        i = max(bisect.bisect_left(self.append_times, time_us), self.first_kept_frame())
         return self.bases[i] if i < len(self.bases) else self.end
 
     def first_frame_reaching(self, time_us: int) -> int:
-        """The first frame holding an event time at or after ``time_us``."""
-        for i, t in enumerate(self.max_event_times):
-            if t >= time_us:
+        """The first kept frame holding an event time at or after ``time_us``."""
+        for i in range(self.first_kept_frame(), len(self.bases)):
+            if self.max_event_times[i] >= time_us:
                 return i
         return len(self.bases)
 
@@ -88,11 +93,17 @@ def read_frames(
     max_events: int,
     empty: Callable[[], pa.RecordBatch],
 ) -> pa.RecordBatch:
-    """Up to ``max_events`` events from ``offset``; ``load(i)`` gives frame ``i`` whole."""
+    """Up to ``max_events`` events from ``offset``; ``load(i)`` gives frame ``i`` whole.
+
+    Small frames are combined into one batch; big ones are returned alone rather than
+    copied, so a read may return fewer than ``max_events`` events (never none before
+    the end).
+    """
     i = index.frame_of(offset)
     parts: list[pa.RecordBatch] = []
     need = max_events
-    while need > 0 and i < len(index.bases):
+    enough = min(max_events, _ENOUGH)
+    while need > 0 and i < len(index.bases) and max_events - need < enough:
         frame = load(i)
         skip = offset - index.bases[i] if not parts else 0
         take = min(need, frame.num_rows - skip)
