@@ -25,7 +25,7 @@ from headwater.log.schema import OFFSET
 __all__ = ["FrameIndex", "ProducerTable", "read_frames", "seek_event_time"]
 
 _REMEMBERED: Final = 8  # placements of recent batches kept per producer
-_ENOUGH: Final = 8192  # a read stops adding stored batches once it has this many events
+_ENOUGH: Final = 1024  # a read combines stored batches (copying) only while below this
 
 
 @dataclass

@@ -135,9 +135,10 @@ class Log:
         """
         info = self.backend.topic(topic)
         producer = _producer(producer_id, sequence)
-        if isinstance(events, (pa.RecordBatch, pa.Table)) and events.nbytes > self.max_batch_bytes:
+        if (isinstance(events, (pa.RecordBatch, pa.Table))
+                and events.get_total_buffer_size() > self.max_batch_bytes):
             raise PayloadTooLargeError(
-                "events", f"a batch of {events.nbytes} bytes is over the limit of "
+                "events", f"a batch of {events.get_total_buffer_size()} bytes is over the limit of "
                 f"{self.max_batch_bytes}; split it"
             )
         checked = validate(info.schema, events, max_event_bytes=self.max_event_bytes)

@@ -16,6 +16,7 @@ headwater.errors.SchemaError: fields.ts.type: unknown type 'datetime'; use one o
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Final, Literal
@@ -148,13 +149,11 @@ class Schema(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def arrow_schema(self) -> pa.Schema:
         """The Arrow schema of events as appended (without the system columns)."""
-        return pa.schema([pa.field(f.name, f.arrow_type, f.nullable) for f in self.fields])
+        return _arrow_schema(self)
 
     def stored_schema(self) -> pa.Schema:
         """The Arrow schema of events as read back: the fields plus the system columns."""
-        return self.arrow_schema().append(pa.field(OFFSET, pa.int64(), False)).append(
-            pa.field(APPEND_TIME, TIMESTAMP, False)
-        )
+        return _stored_schema(self)
 
     def to_json(self) -> bytes:
         return msgspec.json.encode(self)
@@ -165,6 +164,18 @@ class Schema(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             return msgspec.json.decode(data, type=cls)
         except msgspec.ValidationError as exc:
             raise SchemaError("schema", str(exc)) from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _arrow_schema(schema: Schema) -> pa.Schema:
+    return pa.schema([pa.field(f.name, f.arrow_type, f.nullable) for f in schema.fields])
+
+
+@functools.lru_cache(maxsize=1024)
+def _stored_schema(schema: Schema) -> pa.Schema:
+    return _arrow_schema(schema).append(pa.field(OFFSET, pa.int64(), False)).append(
+        pa.field(APPEND_TIME, TIMESTAMP, False)
+    )
 
 
 def _field_type(field: pa.Field) -> str:

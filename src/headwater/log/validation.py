@@ -176,8 +176,10 @@ def _event_time_column(col: pa.Array, name: str, rejects: _Rejects) -> pa.Array:
     else:
         rejects.add(np.ones(n, dtype=bool), name, f"expected a timestamp, got {t}")
         return pa.nulls(n, TIMESTAMP)
-    us = np.asarray(pc.fill_null(out.view(pa.int64()), 0))
-    if n and (us.min() < MIN_MICROS or us.max() >= MAX_MICROS):
+    bounds = pc.min_max(out.view(pa.int64())).as_py()
+    low, high = bounds["min"], bounds["max"]
+    if low is not None and (low < MIN_MICROS or high >= MAX_MICROS):
+        us = np.asarray(pc.fill_null(out.view(pa.int64()), 0))
         rejects.add((us < MIN_MICROS) | (us >= MAX_MICROS), name,
                     "outside the accepted range 1900..2200")
     return out
@@ -208,11 +210,20 @@ def _check_sizes(schema: Schema, columns: list[pa.Array], limit: int, rejects: _
     var = [c for f, c in zip(schema.fields, columns, strict=True) if f.type not in _FIXED_WIDTH]
     if not var or not len(columns[0]):
         return
-    lengths = [np.asarray(pc.fill_null(pc.binary_length(c), 0), dtype=np.int64) for c in var]
-    if fixed + sum(int(x.max()) for x in lengths) <= limit:
+    if fixed + sum(_data_bytes(c) for c in var) <= limit:
+        return  # not even all the values of the batch together are over the limit
+    longest = [pc.max(pc.binary_length(c)).as_py() or 0 for c in var]
+    if fixed + sum(longest) <= limit:
         return
+    lengths = [np.asarray(pc.fill_null(pc.binary_length(c), 0), dtype=np.int64) for c in var]
     total = fixed + np.sum(lengths, axis=0)
     rejects.add(total > limit, "$", f"event of more than {limit} bytes")
+
+
+def _data_bytes(column: pa.Array) -> int:
+    """An upper bound of the bytes of a string or binary column's values."""
+    buffers = column.buffers()
+    return buffers[2].size if len(buffers) > 2 and buffers[2] is not None else 0
 
 
 # ---------------------------------------------------------------- rows (dicts)

@@ -9,6 +9,7 @@ offset, kept in the ``start`` file; segments wholly before it are deleted.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import threading
@@ -57,6 +58,8 @@ class Partition:
         self._write_segment = -1
         self._lock_fd: int | None = None
         self._checked_tail = False
+        self._dir = str(path)
+        self._start_file = f"{self._dir}/start"
         path.mkdir(parents=True, exist_ok=True)
         with self._lock:
             self._load()
@@ -86,8 +89,8 @@ class Partition:
                 raise CorruptLogError(f"{self._seg_path(base)}: incomplete frame before the end")
         self.index.start = max(self.index.start, self._start)
 
-    def _seg_path(self, base: int) -> Path:
-        return self.path / segment_name(base)
+    def _seg_path(self, base: int) -> str:
+        return f"{self._dir}/{segment_name(base)}"
 
     def _size(self, base: int) -> int:
         return os.stat(self._seg_path(base)).st_size
@@ -96,7 +99,7 @@ class Partition:
         data = self._maps.get(base)
         if data is None or data.size < needed:
             try:
-                data = pa.memory_map(str(self._seg_path(base)), "r").read_buffer()
+                data = pa.memory_map(self._seg_path(base), "r").read_buffer()
             except FileNotFoundError:
                 raise OffsetOutOfRangeError(
                     f"{self.path}: segment {base} was removed by retention"
@@ -138,7 +141,7 @@ class Partition:
             if self._scan_pos < self._size(self._last) or self.index.end == self._last:
                 break  # an incomplete frame (being written, or torn), or an empty segment
             following = self.index.end
-            if not self._seg_path(following).exists():
+            if not os.path.exists(self._seg_path(following)):
                 break
             self._last = following
             self._scan_pos = len(FILE_HEADER)
@@ -146,12 +149,13 @@ class Partition:
 
     def _read_start(self) -> None:
         try:
-            stamp = os.stat(self.path / "start").st_mtime_ns
+            stamp = os.stat(self._start_file).st_mtime_ns
         except FileNotFoundError:
             return
         if stamp != self._start_stamp:
             self._start_stamp = stamp
-            self._start = int((self.path / "start").read_text().strip() or 0)
+            with open(self._start_file) as f:
+                self._start = int(f.read().strip() or 0)
             self.index.start = max(self.index.start, self._start)
 
     # -- writing ----------------------------------------------------------------
@@ -220,13 +224,19 @@ class Partition:
         return self._write_fd
 
     def _create_segment(self, base: int) -> None:
+        """Create a segment file whole, or find that another process just did."""
         path = self._seg_path(base)
-        tmp = path.with_suffix(".tmp")
+        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
         with open(tmp, "wb") as f:
             f.write(FILE_HEADER)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            os.link(tmp, path)  # atomic, and fails if the segment exists already
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
         if self._sync_dirs:
             _fsync_dir(self.path)
 
@@ -339,7 +349,8 @@ class Partition:
         dead = [b for b, following in zip(segments, segments[1:], strict=False)
                 if following <= self.index.start]
         for base in dead:
-            self._seg_path(base).unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._seg_path(base))
             self._maps.pop(base, None)
         if dead:
             count = sum(1 for s in self._frame_segment if s in dead)

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import os
 import struct
-import zlib
 from dataclasses import dataclass
 from typing import Final
 
 import pyarrow as pa
+from crc32c import crc32c
 
 from headwater.errors import CorruptLogError
 
@@ -95,7 +95,7 @@ def encode_frame(
         _FRAME_MAGIC, 0, payload.size, base_offset, count, append_time,
         min_event_time, max_event_time, producer, sequence,
     )
-    crc = zlib.crc32(payload, zlib.crc32(fields[_CRC_FROM:]))
+    crc = crc32c(payload, value=crc32c(fields[_CRC_FROM:]))
     header = fields[:4] + struct.pack("<I", crc) + fields[_CRC_FROM:]
     return header, bytes(_padded(payload.size) - payload.size)
 
@@ -129,7 +129,7 @@ def verify(data: memoryview | bytes, frame: FrameHeader) -> bool:
     start = frame.position + _CRC_FROM
     header_rest = bytes(data[start: frame.payload_position])
     payload = data[frame.payload_position: frame.payload_position + frame.payload_length]
-    return zlib.crc32(payload, zlib.crc32(header_rest)) == frame.crc
+    return crc32c(payload, value=crc32c(header_rest)) == frame.crc
 
 
 def producer_hash(producer_id: str) -> int:
