@@ -155,7 +155,7 @@ def test_a_torn_tail_is_invisible_to_readers_and_repaired_by_the_next_writer(
     whole = segment.read_bytes()
     _fill(root / "donor", 1).close()
     frame = _segments(root / "donor")[-1].read_bytes()[16:]
-    torn = frame[:cut] if cut > 0 else frame[:cut]
+    torn = frame[:cut]  # the first `cut` bytes of a frame, or all but its last bytes
     segment.write_bytes(whole + torn)  # a writer died mid-append
 
     reader = Log(EmbeddedBackend(root, fsync="never"))

@@ -96,7 +96,9 @@ class Log:
         :class:`~headwater.errors.TopicExistsError`."""
         _check_topic_name(name)
         if not isinstance(partitions, int) or not 1 <= partitions <= _MAX_PARTITIONS:
-            raise ValidationError("partitions", f"expected 1..{_MAX_PARTITIONS}, got {partitions!r}")
+            raise ValidationError(
+                "partitions", f"expected 1..{_MAX_PARTITIONS}, got {partitions!r}"
+            )
         info = self.backend.create_topic(
             TopicInfo(name, partitions, schema, retention or Retention())
         )
@@ -191,7 +193,9 @@ class Log:
             for r in rejections
         ]
         dlq = dead_letter_topic(topic)
-        checked = validate(DEAD_LETTER_SCHEMA, rows, max_event_bytes=2 * self.max_event_bytes + 4096)
+        # A dead letter holds the rejected payload (at most the event limit) and context.
+        limit = 2 * self.max_event_bytes + 4096
+        checked = validate(DEAD_LETTER_SCHEMA, rows, max_event_bytes=limit)
         self.backend.append(dlq, 0, checked.batch, producer)
 
     # -- reading ---------------------------------------------------------------

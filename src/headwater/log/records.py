@@ -122,7 +122,7 @@ class Fetched:
 
     @property
     def first_offset(self) -> int:
-        return self.next_offset - self.batch.num_rows
+        return self.next_offset - int(self.batch.num_rows)
 
 
 def empty_batch(schema: Schema) -> pa.RecordBatch:

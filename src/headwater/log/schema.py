@@ -8,10 +8,10 @@ topic and compared by value.
 ...                    key="user", event_time="ts")
 >>> schema.arrow_schema().names
 ['user', 'amount', 'ts']
->>> Schema.of({"ts": "datetime"}, event_time="ts")
+>>> Schema.of({"ts": "datetime"}, event_time="ts")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-headwater.errors.SchemaError: fields.ts.type: unknown type 'datetime'; use one of bool, int32, int64, float32, float64, string, binary, timestamp
+headwater.errors.SchemaError: fields.ts.type: unknown type 'datetime'; use one of bool, ...
 """
 
 from __future__ import annotations

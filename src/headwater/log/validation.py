@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, TypeAlias
 
 import msgspec
 import numpy as np
@@ -39,7 +39,7 @@ __all__ = ["DEFAULT_MAX_EVENT_BYTES", "Events", "Validated", "validate"]
 #: Events larger than this (summed value sizes) are rejected unless configured otherwise.
 DEFAULT_MAX_EVENT_BYTES: Final = 1 << 20
 
-Events = pa.RecordBatch | pa.Table | Sequence[Mapping[str, Any]]
+Events: TypeAlias = pa.RecordBatch | pa.Table | Sequence[Mapping[str, Any]]
 """What ``append`` accepts."""
 
 _FIXED_WIDTH: Final = {"bool": 1, "int32": 4, "int64": 8, "float32": 4, "float64": 8,
@@ -244,12 +244,9 @@ _PY_TYPES: Final[dict[str, Any]] = {
 
 @functools.lru_cache(maxsize=256)
 def _row_type(schema: Schema) -> type[msgspec.Struct]:
-    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
-    for f in schema.fields:
-        t = _PY_TYPES[f.type]
-        fields.append((f.name, t | None, None) if f.nullable else (f.name, t))
-    required = [x for x in fields if len(x) == 2]
-    optional = [x for x in fields if len(x) == 3]
+    required: list[Any] = [(f.name, _PY_TYPES[f.type]) for f in schema.fields if not f.nullable]
+    optional: list[Any] = [(f.name, _PY_TYPES[f.type] | None, None)
+                           for f in schema.fields if f.nullable]
     return msgspec.defstruct("Event", required + optional, forbid_unknown_fields=True)
 
 

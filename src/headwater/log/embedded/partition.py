@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import threading
 import time
@@ -242,7 +243,9 @@ class Partition:
 
     def append(self, batch: pa.RecordBatch, producer: Producer | None, now: int) -> PartitionAppend:
         """Write ``batch`` as one frame; durability is the caller's (see :meth:`sync`)."""
-        hashed = Producer(f"{producer_hash(producer.id):x}", producer.sequence) if producer else None
+        hashed = None
+        if producer is not None:
+            hashed = Producer(f"{producer_hash(producer.id):x}", producer.sequence)
         with self._write_lock() as fd:
             seen = self.producers.duplicate(hashed)
             if seen is not None:
@@ -346,7 +349,7 @@ class Partition:
     def _delete_dead_segments(self) -> None:
         """Delete segments whose every frame is before the start offset."""
         segments = sorted(set(self._frame_segment))
-        dead = [b for b, following in zip(segments, segments[1:], strict=False)
+        dead = [b for b, following in itertools.pairwise(segments)
                 if following <= self.index.start]
         for base in dead:
             with contextlib.suppress(FileNotFoundError):

@@ -48,7 +48,8 @@ FRAME_HEADER_SIZE: Final = _HEADER.size
 _CRC_FROM: Final = 8  # the CRC covers the header from this byte on, then the payload
 _NO_PRODUCER: Final = 0
 
-assert FRAME_HEADER_SIZE % 8 == 0 and len(FILE_HEADER) % 8 == 0
+assert FRAME_HEADER_SIZE % 8 == 0
+assert len(FILE_HEADER) % 8 == 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import pytest
+
+from headwater.config import Settings
+from headwater.errors import ConfigError
+
+
+def test_defaults_and_environment() -> None:
+    assert Settings.from_env({}).log_location.endswith("log")
+    settings = Settings.from_env(
+        {"HEADWATER_LOG_URL": "redis://x", "HEADWATER_SEGMENT_BYTES": "4096", "UNRELATED": "1"}
+    )
+    assert settings.log_location == "redis://x"
+    assert settings.segment_bytes == 4096
+
+
+def test_bad_settings_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="fsync"):
+        Settings.from_env({"HEADWATER_FSYNC": "sometimes"})
+    with pytest.raises(ConfigError, match="segment_bytes"):
+        Settings.from_env({"HEADWATER_SEGMENT_BYTES": "big"})

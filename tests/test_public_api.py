@@ -1,0 +1,54 @@
+"""The public surface is deliberate: these names, and no accidental others."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import pytest
+
+import headwater
+import headwater.errors
+import headwater.log
+import headwater.testing
+import headwater.time
+from headwater.errors import ConfigError, MissingExtraError
+
+PUBLIC: dict[object, list[str]] = {
+    headwater: ["Clock", "HeadwaterError", "Log", "ManualClock", "Schema", "SystemClock",
+                "__version__", "open_log"],
+    headwater.testing: ["ManualClock", "MemoryBackend"],
+}
+
+
+@pytest.mark.parametrize("module", list(PUBLIC), ids=lambda m: m.__name__)
+def test_exported_members(module: object) -> None:
+    assert sorted(module.__all__) == sorted(PUBLIC[module])  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("module", [headwater, headwater.log, headwater.errors, headwater.time,
+                                    headwater.testing], ids=lambda m: m.__name__)
+def test_all_names_exist_and_are_documented(module: object) -> None:
+    assert module.__doc__
+    for name in module.__all__:  # type: ignore[attr-defined]
+        assert hasattr(module, name), name
+
+
+def test_importing_headwater_imports_no_server_client() -> None:
+    for name in [m for m in sys.modules if m.startswith(("redis", "confluent_kafka"))]:
+        del sys.modules[name]
+    importlib.reload(headwater)
+    importlib.reload(headwater.log)
+    assert not any(m.startswith(("redis", "confluent_kafka")) for m in sys.modules)
+
+
+def test_missing_extra_names_the_extra() -> None:
+    error = MissingExtraError("The Redis log backend", "redis", "redis")
+    assert "pip install 'headwater[redis]'" in str(error)
+    assert isinstance(error, ConfigError)
+    assert isinstance(error, ImportError)
+
+
+def test_unknown_log_scheme() -> None:
+    with pytest.raises(ConfigError, match="unknown scheme"):
+        headwater.open_log("ftp://somewhere")
