@@ -225,3 +225,34 @@ def read_everything_single(root: Path) -> pa.Table:
     log = Log(EmbeddedBackend(root, fsync="never"))
     batches = [f.batch for f in log.replay("events", [0])]
     return pa.Table.from_batches(batches, SCHEMA.stored_schema())
+
+
+def test_a_reader_process_sees_only_whole_batches_while_a_writer_appends(tmp_path: Path) -> None:
+    root = tmp_path / "log"
+    Log(EmbeddedBackend(root, fsync="never")).create_topic("events", SCHEMA)
+    script = textwrap.dedent(
+        """
+        import sys
+        from headwater.log import Log
+        from headwater.log.embedded import EmbeddedBackend
+        log = Log(EmbeddedBackend(sys.argv[1], fsync="never", segment_bytes=32 * 1024))
+        for k in range(300):
+            log.append("events", [{"key": "a", "batch": k, "item": i, "ts": 0}
+                                  for i in range(1 + k % 17)])
+        """
+    )
+    writer = subprocess.Popen([sys.executable, "-c", script, str(root)])
+    reader = Log(EmbeddedBackend(root, fsync="never"))
+    seen: list[tuple[int, int]] = []
+    offset = 0
+    deadline = time.monotonic() + 120
+    while len(seen) < sum(1 + k % 17 for k in range(300)) and time.monotonic() < deadline:
+        batch = reader.read("events", 0, offset, 50).batch
+        offset += batch.num_rows
+        seen.extend(zip(batch.column("batch").to_pylist(), batch.column("item").to_pylist(),
+                        strict=True))
+        if batch.num_rows == 0:
+            assert writer.poll() in (None, 0)
+            time.sleep(0.001)
+    assert writer.wait(timeout=60) == 0
+    assert seen == [(k, i) for k in range(300) for i in range(1 + k % 17)]
