@@ -1,19 +1,15 @@
 """Open a log by location: a path, or a URL naming a server backend.
 
-=================================  ===============================================
-location                           backend
-=================================  ===============================================
-``path/to/dir``, ``file:///dir``   embedded (the default; no server)
-``memory://``                      in memory (tests)
-``redis://host:port/db``           Redis Streams (``pip install 'headwater[redis]'``)
-``kafka://host:port[,host:port]``  Kafka (``pip install 'headwater[kafka]'``)
-``kafka+mock://``                  librdkafka's built-in mock cluster (tests)
-=================================  ===============================================
+- ``path/to/dir`` or ``file:///dir``: embedded, the default (no server)
+- ``memory://``: in memory (tests)
+- ``redis://host:port/db[?prefix=p]``: Redis Streams (``pip install 'headwater[redis]'``)
+- ``kafka://host:port[,host:port]``: Kafka (``pip install 'headwater[kafka]'``)
+- ``kafka+mock://``: librdkafka's built-in mock cluster (tests)
 """
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from headwater.config import Settings
 from headwater.log.backend import LogBackend
@@ -48,7 +44,8 @@ def open_backend(location: str, *, settings: Settings | None = None,
     if scheme in ("redis", "rediss"):
         from headwater.log.redis import RedisBackend
 
-        return RedisBackend(location, clock=clock)
+        url, prefix = _pop_query(location, "prefix")
+        return RedisBackend(url, prefix=prefix or "headwater", clock=clock)
     if scheme in ("kafka", "kafka+mock"):
         from headwater.log.kafka import KafkaBackend
 
@@ -59,3 +56,12 @@ def open_backend(location: str, *, settings: Settings | None = None,
         f"log location {location!r}: unknown scheme {scheme!r}; use a path, memory://, "
         "redis://, kafka:// or kafka+mock://"
     )
+
+
+def _pop_query(url: str, name: str) -> tuple[str, str | None]:
+    """``url`` without the query parameter ``name``, and that parameter's value."""
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    value = next((v for k, v in pairs if k == name), None)
+    rest = urlencode([(k, v) for k, v in pairs if k != name])
+    return urlunsplit(parts._replace(query=rest)), value

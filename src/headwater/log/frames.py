@@ -22,10 +22,12 @@ from headwater.log.backend import Producer
 from headwater.log.records import PartitionAppend
 from headwater.log.schema import OFFSET
 
-__all__ = ["FrameIndex", "ProducerTable", "read_frames", "seek_event_time"]
+__all__ = ["COMBINE_BELOW", "FrameIndex", "ProducerTable", "read_frames", "seek_event_time"]
 
 _REMEMBERED: Final = 8  # placements of recent batches kept per producer
-_ENOUGH: Final = 1024  # a read combines stored batches (copying) only while below this
+#: A read combines stored batches (a copy) only while it holds fewer events than this;
+#: bigger batches are returned whole, zero-copy.
+COMBINE_BELOW: Final = 1024
 
 
 @dataclass
@@ -102,7 +104,7 @@ def read_frames(
     i = index.frame_of(offset)
     parts: list[pa.RecordBatch] = []
     need = max_events
-    enough = min(max_events, _ENOUGH)
+    enough = min(max_events, COMBINE_BELOW)
     while need > 0 and i < len(index.bases) and max_events - need < enough:
         frame = load(i)
         skip = offset - index.bases[i] if not parts else 0

@@ -202,8 +202,11 @@ class Log:
 
     def read(self, topic: str, partition: int, offset: int = 0, max_events: int = 10_000
              ) -> Fetched:
-        """Up to ``max_events`` events of one partition from ``offset``."""
-        self._check_partition(topic, partition)
+        """Up to ``max_events`` events of one partition from ``offset``.
+
+        Raises :class:`~headwater.errors.UnknownPartitionError` (from the backend, which
+        checks the partition in the same round trip as the read).
+        """
         if max_events <= 0:
             raise ValidationError("max_events", "must be positive")
         batch = self.backend.read(topic, partition, offset, max_events)

@@ -60,7 +60,9 @@ class Rejection(msgspec.Struct, frozen=True):
 
 
 class Retention(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """How long a topic keeps events. Whole segments go, oldest first, never the newest."""
+    """How long a topic keeps events: whole appended batches go, oldest first, never the
+    newest. ``max_bytes`` counts bytes the way each backend stores them (embedded: frame
+    bytes on disk; Redis: stored payload bytes; memory: Arrow buffer sizes)."""
 
     max_age_us: int | None = None
     max_bytes: int | None = None
