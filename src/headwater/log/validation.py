@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 
 from headwater.errors import TimestampError, ValidationError
 from headwater.log.records import Rejection
-from headwater.log.schema import SYSTEM_COLUMNS, TIMESTAMP, Field, Schema
+from headwater.log.schema import APPEND_TIME, OFFSET, SYSTEM_COLUMNS, TIMESTAMP, Field, Schema
 from headwater.time import MAX_MICROS, MIN_MICROS, parse_timestamp, to_micros
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "Events", "Validated", "validate"]
@@ -260,6 +260,8 @@ def _validate_rows(schema: Schema, rows: Sequence[Mapping[str, Any]], limit: int
         if not isinstance(row, Mapping):
             rejects.add_one(i, "$", f"expected an object, got {type(row).__name__}")
             continue
+        if OFFSET in row or APPEND_TIME in row:  # read back from a log: the log assigns these
+            row = {k: v for k, v in row.items() if k not in SYSTEM_COLUMNS}
         try:
             event = msgspec.convert(row, row_type, str_keys=True)
         except msgspec.ValidationError as exc:

@@ -1,0 +1,64 @@
+"""The ``headwater`` command: its global options, error handling and subcommands."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from headwater.cli import consume, demo, produce, replay, tail, topics
+from headwater.cli.common import EXIT_FAILURE, CliState, exit_code, print_error
+from headwater.config import Settings
+from headwater.errors import HeadwaterError
+
+__all__ = ["app", "main"]
+
+
+class _Headwater(TyperGroup):
+    """The root command: a Headwater error (or a failed file operation) ends the run with
+    one line on standard error and an exit code, not a traceback."""
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except HeadwaterError as exc:
+            print_error(exc)
+            raise typer.Exit(exit_code(exc)) from None
+        except OSError as exc:
+            print_error(exc)
+            raise typer.Exit(EXIT_FAILURE) from None
+
+
+app = typer.Typer(
+    cls=_Headwater,
+    name="headwater",
+    help="Headwater: streaming-first real-time machine learning.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    log: Annotated[str | None, typer.Option(
+        "--log", metavar="LOCATION",
+        help="The log: a directory (embedded), redis://… or kafka://…. "
+        "Default: $HEADWATER_LOG_URL, else <$HEADWATER_HOME or .headwater>/log.")] = None,
+) -> None:
+    settings = Settings.from_env()
+    ctx.obj = CliState(settings=settings, location=log or settings.log_location)
+
+
+app.add_typer(topics.app, name="topics")
+app.command("produce")(produce.produce)
+app.command("consume")(consume.consume)
+app.command("tail")(tail.tail)
+app.command("replay")(replay.replay)
+app.command("demo")(demo.demo)
+
+
+def main() -> None:
+    """The console script."""
+    app()

@@ -1,0 +1,136 @@
+"""What every command shares: the settings and log location, consoles, errors, progress.
+
+Commands print results on standard output and everything else (progress, status lines,
+errors) on standard error, so ``headwater consume … --format jsonl | jq`` stays clean.
+A :class:`~headwater.errors.HeadwaterError` becomes one red ``error: <message>`` line
+and exit code 2 for bad input (:class:`~headwater.errors.ValidationError`,
+:class:`~headwater.errors.ConfigError`) or 1 for anything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from headwater.config import Settings
+from headwater.errors import ConfigError, HeadwaterError, ValidationError
+from headwater.log import Log, open_log
+
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_FAILURE",
+    "CliState",
+    "exit_code",
+    "format_count",
+    "format_duration",
+    "out",
+    "print_error",
+    "progress_bar",
+    "split_names",
+    "state_of",
+    "status",
+]
+
+#: Exit code for bad input: arguments, files, settings.
+EXIT_BAD_INPUT: Final = 2
+#: Exit code for every other failure.
+EXIT_FAILURE: Final = 1
+
+_UNITS: Final = (("d", 86_400_000_000), ("h", 3_600_000_000),
+                 ("m", 60_000_000), ("s", 1_000_000), ("ms", 1_000), ("us", 1))
+
+
+@dataclass(frozen=True, slots=True)
+class CliState:
+    """What the global options decided: the settings and where the log is."""
+
+    settings: Settings
+    location: str
+
+    def open_log(self) -> Log:
+        return open_log(self.location, settings=self.settings)
+
+
+def state_of(ctx: typer.Context) -> CliState:
+    """The state the root command stored on the context."""
+    obj = ctx.find_root().obj
+    if not isinstance(obj, CliState):
+        raise ConfigError("the command was run without the headwater root command")
+    return obj
+
+
+def out() -> Console:
+    """The console for results (standard output)."""
+    return Console(highlight=False)
+
+
+def status() -> Console:
+    """The console for progress, status and errors (standard error)."""
+    return Console(stderr=True, highlight=False)
+
+
+def exit_code(error: HeadwaterError) -> int:
+    """2 for bad input (arguments, files, settings), 1 for any other failure."""
+    return EXIT_BAD_INPUT if isinstance(error, (ValidationError, ConfigError)) else EXIT_FAILURE
+
+
+def print_error(error: HeadwaterError | OSError) -> None:
+    """One red line on standard error: ``error: <message>``."""
+    status().print(Text(f"error: {error}", style="red"), soft_wrap=True)
+
+
+def progress_bar(console: Console, *, unit: Literal["bytes", "events"]) -> Progress:
+    """A progress bar on ``console``, silent unless it is a terminal."""
+    done = DownloadColumn() if unit == "bytes" else MofNCompleteColumn()
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        done,
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+
+
+def split_names(text: str | None, *, option: str) -> tuple[str, ...]:
+    """``"a, b"`` -> ``("a", "b")``; an empty name is an error naming ``option``."""
+    if text is None:
+        return ()
+    names = tuple(part.strip() for part in text.split(","))
+    if any(not name for name in names):
+        raise ValidationError(option, f"expected comma-separated names, got {text!r}")
+    return names
+
+
+def format_duration(us: int) -> str:
+    """``604800000000`` -> ``"7d"``, ``5400000000`` -> ``"1h30m"`` (the inverse of
+    :func:`headwater.time.parse_duration`)."""
+    if us == 0:
+        return "0s"
+    parts = []
+    for unit, size in _UNITS:
+        count, us = divmod(us, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+def format_count(n: int) -> str:
+    return f"{n:,}"
