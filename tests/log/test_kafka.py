@@ -1,0 +1,264 @@
+"""What the Kafka backend does beyond the log contract: plain Kafka data, native group
+offsets, restarts, leases, and failures. Runs against librdkafka's mock cluster."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import pyarrow as pa
+import pytest
+
+from headwater.errors import BackendError, CorruptLogError, MissingExtraError
+from headwater.log import Log, Schema
+from headwater.log.schema import TIMESTAMP
+from headwater.testing import ManualClock
+from tests.log.harness import START_US
+
+if TYPE_CHECKING:
+    from headwater.log.kafka import KafkaBackend
+
+SCHEMA = Schema.of({"user": "string", "n": "int64", "ts": "timestamp"}, key="user",
+                   event_time="ts")
+SECOND = 1_000_000
+
+
+class Cluster:
+    """A mock cluster, and logs opened onto it as separate processes would."""
+
+    def __init__(self) -> None:
+        from headwater.log.kafka import KafkaBackend
+
+        self.clock = ManualClock(START_US)
+        self.owner = KafkaBackend("kafka+mock://", clock=self.clock)
+        self.bootstrap = self.owner.bootstrap_servers
+        self.logs: list[Log] = []
+
+    def backend(self, **kwargs: Any) -> KafkaBackend:
+        from headwater.log.kafka import KafkaBackend
+
+        return KafkaBackend(f"kafka://{self.bootstrap}", clock=self.clock, **kwargs)
+
+    def open(self, **kwargs: Any) -> Log:
+        log = Log(self.backend(**kwargs), clock=self.clock)
+        self.logs.append(log)
+        return log
+
+    def consumer(self) -> Any:
+        import confluent_kafka
+
+        # The mock answers a fetch waiting for data only when its wait is over.
+        return confluent_kafka.Consumer({"bootstrap.servers": self.bootstrap, "group.id": "plain",
+                                         "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+
+    def close(self) -> None:
+        for log in self.logs:
+            log.close()
+        self.owner.close()
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    pytest.importorskip("confluent_kafka", reason="pip install 'headwater[kafka]'")
+    c = Cluster()
+    yield c
+    c.close()
+
+
+def events(users: list[str], start: int = 0) -> pa.RecordBatch:
+    return pa.record_batch({
+        "user": pa.array(users),
+        "n": pa.array(range(start, start + len(users)), pa.int64()),
+        "ts": pa.array([START_US + i * SECOND for i in range(len(users))], pa.int64()
+                       ).cast(TIMESTAMP),
+    })
+
+
+def consume(consumer: Any, topic: str, partition: int, count: int) -> list[Any]:
+    from confluent_kafka import TopicPartition
+
+    consumer.list_topics(topic, timeout=5)  # else the first fetch waits a metadata refresh
+    consumer.assign([TopicPartition(topic, partition, 0)])
+    got: list[Any] = []
+    deadline = time.monotonic() + 10
+    while len(got) < count and time.monotonic() < deadline:
+        got.extend(consumer.consume(count - len(got), 0.5))
+    return got
+
+
+def test_a_missing_extra_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "confluent_kafka", None)
+    for name in [m for m in sys.modules if m.startswith("headwater.log.kafka")]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(MissingExtraError) as caught:
+        importlib.import_module("headwater.log.kafka")
+    assert str(caught.value) == (
+        "The Kafka log backend needs the 'confluent-kafka' package: "
+        "pip install 'headwater[kafka]'"
+    )
+    assert caught.value.extra == "kafka"
+    from headwater.log import open_backend
+
+    with pytest.raises(MissingExtraError, match=r"headwater\[kafka\]"):
+        open_backend("kafka://127.0.0.1:9092")
+
+
+def test_events_are_plain_kafka_messages(cluster: Cluster) -> None:
+    import confluent_kafka
+
+    log = cluster.open()
+    log.create_topic("orders", SCHEMA, partitions=3)
+    cluster.clock.advance(1234)  # an append time with microseconds
+    result = log.append("orders", events([f"u{i % 5}" for i in range(12)]))
+    consumer = cluster.consumer()
+    try:
+        assert len(consumer.list_topics("orders", timeout=5).topics["orders"].partitions) == 3
+        for p in range(3):
+            rows = (result.partitions == p).nonzero()[0]
+            messages = consume(consumer, "orders", p, len(rows))
+            assert [m.offset() for m in messages] == result.offsets[rows].tolist()
+            for row, message in zip(rows.tolist(), messages, strict=True):
+                key = f"u{row % 5}".encode()
+                assert message.key() == key
+                # Java's default partitioner would put the key in the same partition.
+                assert confluent_kafka.murmur2(key, 3) == p
+                assert message.timestamp() == (confluent_kafka.TIMESTAMP_CREATE_TIME,
+                                               (START_US + 1234) // 1000)
+                assert msgspec.msgpack.decode(message.value()) == [
+                    START_US + 1234, key.decode(), row, START_US + row * SECOND
+                ]
+            headers = [m.headers() for m in messages]
+            assert headers[:-1] == [None] * (len(messages) - 1)
+            assert headers[-1] == [("hw.count", str(len(messages)).encode())]
+    finally:
+        consumer.close()
+
+
+def test_integer_keys_are_big_endian_longs(cluster: Cluster) -> None:
+    import confluent_kafka
+
+    log = cluster.open()
+    schema = Schema.of({"id": "int64", "ts": "timestamp"}, key="id", event_time="ts")
+    log.create_topic("items", schema, partitions=4)
+    ids = [-1, 0, 7, 2**40]
+    result = log.append("items", [{"id": i, "ts": START_US} for i in ids])
+    consumer = cluster.consumer()
+    try:
+        for i, p in zip(ids, result.partitions.tolist(), strict=True):
+            key = i.to_bytes(8, "big", signed=True)
+            assert confluent_kafka.murmur2(key, 4) == p
+            stored = consume(consumer, "items", p, int((result.partitions == p).sum()))
+            assert key in [m.key() for m in stored]
+    finally:
+        consumer.close()
+
+
+def test_group_offsets_are_the_kafka_groups_offsets(cluster: Cluster) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    log = cluster.open()
+    log.create_topic("orders", SCHEMA, partitions=2)
+    log.append("orders", events([f"u{i}" for i in range(10)]))
+    with log.consumer("billing", "orders") as consumer:
+        consumer.poll(max_events=100)
+        consumer.commit()
+    plain = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "billing"})
+    try:
+        stored = plain.committed([TopicPartition("orders", p) for p in range(2)], timeout=5)
+        assert {tp.partition: tp.offset for tp in stored} == log.committed("billing", "orders")
+        assert sum(tp.offset for tp in stored) == 10
+    finally:
+        plain.close()
+    assert cluster.open().groups() == ["billing"]
+
+
+def test_idempotence_across_a_restart_uses_the_trailers(cluster: Cluster) -> None:
+    log = cluster.open()
+    log.create_topic("orders", SCHEMA)
+    placed = [log.append("orders", events(["a", "b"], 2 * s), producer_id="p", sequence=s)
+              for s in range(3)]
+    log.append("orders", events(["c"]))  # no producer: no producer trailer
+    log.close()
+    log = cluster.open()
+    again = log.append("orders", events(["a", "b"], 2), producer_id="p", sequence=1)
+    assert again.duplicate
+    assert again.offsets.tolist() == placed[1].offsets.tolist() == [2, 3]
+    assert again.append_time == placed[1].append_time
+    fresh = log.append("orders", events(["a"]), producer_id="p", sequence=3)
+    assert not fresh.duplicate
+    assert fresh.offsets.tolist() == [7]
+
+
+def test_append_time_seeks_are_exact_within_a_millisecond(cluster: Cluster) -> None:
+    log = cluster.open()
+    log.create_topic("orders", SCHEMA)
+    for step in (100, 300, 500):  # three appends in the same millisecond
+        cluster.clock.advance(step)
+        log.append("orders", events(["a", "b"]))
+    times = log.read("orders", 0).batch.column("_append_time").cast(pa.int64()).to_pylist()
+    assert times == [START_US + 100] * 2 + [START_US + 400] * 2 + [START_US + 900] * 2
+    assert log.seek("orders", 0, append_time=START_US + 101) == 2
+    assert log.seek("orders", 0, append_time=START_US + 400) == 2
+    assert log.seek("orders", 0, append_time=START_US + 401) == 4
+    assert log.seek("orders", 0, append_time=START_US + 901) == 6
+
+
+def test_retention_moves_the_kafka_start_offset(cluster: Cluster) -> None:
+    from confluent_kafka import TopicPartition
+
+    from headwater.log import Retention
+
+    log = cluster.open()
+    log.create_topic("orders", SCHEMA, retention=Retention(max_age_us=10 * SECOND))
+    log.append("orders", events(["a", "b", "c"]))
+    cluster.clock.advance(20 * SECOND)
+    log.append("orders", events(["d"]))
+    assert log.enforce_retention("orders") == 3
+    consumer = cluster.consumer()
+    try:
+        assert consumer.get_watermark_offsets(TopicPartition("orders", 0), timeout=5) == (3, 4)
+    finally:
+        consumer.close()
+    assert log.enforce_retention("orders") == 0  # the newest append always stays
+
+
+def test_a_member_that_stops_checking_loses_its_partitions(cluster: Cluster) -> None:
+    log = cluster.open(member_lease_us=10 * SECOND)
+    log.create_topic("orders", SCHEMA, partitions=2)
+    crashed = cluster.open(member_lease_us=10 * SECOND)
+    a = log.consumer("g", "orders", member="a")
+    b = crashed.consumer("g", "orders", member="b")
+    assert a.assignment() == [("orders", 0)]
+    assert b.assignment() == [("orders", 1)]
+    cluster.clock.advance(5 * SECOND)
+    assert a.assignment() == [("orders", 0)]  # b's lease still runs
+    cluster.clock.advance(6 * SECOND)
+    assert a.assignment() == [("orders", 0), ("orders", 1)]
+    a.close()
+
+
+def test_a_foreign_message_is_reported_with_its_offset(cluster: Cluster) -> None:
+    from confluent_kafka import Producer
+
+    log = cluster.open()
+    log.create_topic("orders", SCHEMA)
+    log.append("orders", events(["a"]))
+    producer = Producer({"bootstrap.servers": cluster.bootstrap})
+    producer.produce("orders", b'{"not": "headwater"}', partition=0)
+    producer.flush(5)
+    with pytest.raises(CorruptLogError, match=r"orders\[0\]: a message at offset 1"):
+        log.read("orders", 0)
+
+
+def test_an_unreachable_cluster_raises_a_backend_error() -> None:
+    pytest.importorskip("confluent_kafka", reason="pip install 'headwater[kafka]'")
+    from headwater.log.kafka import KafkaBackend
+
+    started = time.monotonic()
+    with pytest.raises(BackendError, match="Kafka"):
+        KafkaBackend("kafka://127.0.0.1:1", timeout_s=0.5)
+    assert time.monotonic() - started < 5
