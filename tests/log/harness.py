@@ -111,7 +111,7 @@ def kafka_harness(tmp_path: Path) -> Iterator[Harness]:
     clock = ManualClock(START_US)
     cluster = KafkaBackend("kafka+mock://", clock=clock)  # owns the mock cluster
     url = f"kafka://{cluster.bootstrap_servers}"
-    harness = Harness("kafka", clock, lambda: KafkaBackend(url, clock=clock))
+    harness = Harness("kafka", clock, lambda: KafkaBackend(url, clock=clock, timeout_s=10))
     try:
         yield harness
     finally:

@@ -40,7 +40,8 @@ class Producer(NamedTuple):
 class Membership(Protocol):
     """One consumer's membership of a group: which partitions it owns now.
 
-    Ownership is exclusive within a group and moves when members join or leave.
+    Ownership is exclusive within a group and moves when members join or leave; a join
+    or a leave is visible to every other member at its next ``assigned()`` call.
     """
 
     def assigned(self, topic: str, partitions: int) -> list[int]:
