@@ -1,0 +1,43 @@
+"""Streaming features: one definition for live serving, backfill and training data.
+
+A feature aggregates a source's events per entity over a window of tiles (sliding,
+tumbling or lifetime), with an optional filter and TTL. The same aggregation monoids
+(:mod:`headwater.features.aggregations`) are folded by the live engine and reduced by the
+point-in-time join (:mod:`headwater.features.pointintime`), so training data and serving
+cannot disagree. The rules are in ``docs/design/features.md``.
+"""
+
+from headwater.features.aggregations import Aggregation, make
+from headwater.features.definitions import (
+    DerivedFeature,
+    Entity,
+    Feature,
+    FeatureSet,
+    Filter,
+    RequestSource,
+    StreamSource,
+    TableSource,
+)
+from headwater.features.pointintime import Queries, Sources, feature_values, point_in_time
+from headwater.features.windows import Lifetime, Sliding, Tumbling, Window
+
+__all__ = [
+    "Aggregation",
+    "DerivedFeature",
+    "Entity",
+    "Feature",
+    "FeatureSet",
+    "Filter",
+    "Lifetime",
+    "Queries",
+    "RequestSource",
+    "Sliding",
+    "Sources",
+    "StreamSource",
+    "TableSource",
+    "Tumbling",
+    "Window",
+    "feature_values",
+    "make",
+    "point_in_time",
+]

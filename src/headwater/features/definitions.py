@@ -1,0 +1,226 @@
+"""Feature definitions: entities, sources, features and feature sets, defined once.
+
+Definitions are frozen msgspec structs, so they are stored as JSON and versioned by the
+SHA-256 of that JSON: a feature set's version changes exactly when a definition it uses
+changes.
+
+>>> from headwater.features.windows import Sliding
+>>> user = Entity("user", key="user_id")
+>>> payments = StreamSource.of("payments", allowed_lateness="10m")
+>>> spend = Feature.of("spend_1h", user, payments, "sum", column="amount",
+...                    window=Sliding.of("1h", hop="5m"), ttl="1d")
+>>> spend.window.tiles, spend.ttl_us
+(12, 86400000000)
+>>> FeatureSet("fraud", (spend,)).version == FeatureSet("fraud", (spend,)).version
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Literal
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from headwater.errors import ValidationError
+from headwater.features.aggregations import AGGREGATIONS, Aggregation, make
+from headwater.features.windows import Lifetime, Window
+from headwater.time import parse_duration
+
+__all__ = [
+    "DerivedFeature",
+    "Entity",
+    "Feature",
+    "FeatureSet",
+    "Filter",
+    "RequestSource",
+    "StreamSource",
+    "TableSource",
+]
+
+_LIFETIME: Final = Lifetime()
+_NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+FilterOp = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not_null"]
+_OPS: Final[dict[str, Callable[..., Any]]] = {
+    "==": pc.equal, "!=": pc.not_equal, "<": pc.less, "<=": pc.less_equal,
+    ">": pc.greater, ">=": pc.greater_equal,
+}
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValidationError(kind, f"{name!r} is not a name: a letter, then letters, digits, '_'")
+
+
+def _duration(value: str | int | None, field: str) -> int | None:
+    return None if value is None else parse_duration(value, field=field)
+
+
+class Entity(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What features describe, identified by the value of one key column."""
+
+    name: str
+    key: str
+
+    def __post_init__(self) -> None:
+        _check_name("entity.name", self.name)
+
+
+class StreamSource(msgspec.Struct, frozen=True, tag="stream", forbid_unknown_fields=True):
+    """Events of a log topic. ``entity_key`` defaults to the topic's key column.
+
+    Events more than ``allowed_lateness`` behind the partition's watermark are late.
+    """
+
+    topic: str
+    entity_key: str | None = None
+    allowed_lateness_us: int = 0
+
+    @classmethod
+    def of(cls, topic: str, entity_key: str | None = None, *,
+           allowed_lateness: str | int = 0) -> StreamSource:
+        return cls(topic, entity_key, parse_duration(allowed_lateness, field="allowed_lateness"))
+
+
+class TableSource(msgspec.Struct, frozen=True, tag="table", forbid_unknown_fields=True):
+    """A static table (CSV or Parquet) of batch features; each row is valid from the time
+    in ``valid_from`` on (its event time)."""
+
+    path: str
+    entity_key: str
+    valid_from: str
+
+
+class RequestSource(msgspec.Struct, frozen=True, tag="request", forbid_unknown_fields=True):
+    """Values passed with a prediction request, by name and type."""
+
+    fields: tuple[tuple[str, str], ...]
+
+
+Source = StreamSource | TableSource | RequestSource
+
+
+class Filter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Keep the events whose ``column`` compares to ``value`` (``op``)."""
+
+    column: str
+    op: FilterOp
+    value: float | int | str | bool | tuple[float | int | str, ...] | None = None
+
+    def mask(self, batch: pa.RecordBatch | pa.Table) -> npt.NDArray[np.bool_]:
+        """The events of ``batch`` that pass, as a boolean array (null never passes)."""
+        if self.column not in batch.schema.names:
+            raise ValidationError(f"filter.{self.column}", "no such column in the source")
+        column = batch.column(self.column)
+        if self.op == "not_null":
+            result = pc.is_valid(column)
+        elif self.op == "in":
+            values = self.value if isinstance(self.value, tuple) else (self.value,)
+            result = pc.is_in(column, value_set=pa.array(values))
+        else:
+            result = _OPS[self.op](column, self.value)
+        return np.asarray(pc.fill_null(result, False), dtype=bool)
+
+
+class Feature(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One value per entity: an aggregation of a source column over a window."""
+
+    name: str
+    entity: Entity
+    source: StreamSource | TableSource
+    aggregation: str
+    column: str | None = None
+    window: Window = Lifetime()
+    where: Filter | None = None
+    ttl_us: int | None = None
+    n: int | None = None
+
+    @classmethod
+    def of(cls, name: str, entity: Entity, source: StreamSource | TableSource,
+           aggregation: str, *, column: str | None = None, window: Window = _LIFETIME,
+           where: Filter | None = None, ttl: str | int | None = None,
+           n: int | None = None) -> Feature:
+        """Build a feature, reading the TTL as a duration (``"1d"``) or µs."""
+        return cls(name, entity, source, aggregation, column, window, where,
+                   _duration(ttl, "ttl"), n)
+
+    def __post_init__(self) -> None:
+        _check_name("feature.name", self.name)
+        if self.aggregation not in (*AGGREGATIONS, "last_n"):
+            make(self.aggregation)  # raises the error that lists the aggregations
+        if self.aggregation != "count" and self.column is None:
+            raise ValidationError(f"{self.name}.column", f"{self.aggregation} needs a column")
+        if self.aggregation == "last_n" and not self.n:
+            raise ValidationError(f"{self.name}.n", "last_n needs n")
+        if self.ttl_us is not None and self.ttl_us <= 0:
+            raise ValidationError(f"{self.name}.ttl", "must be positive")
+
+    @property
+    def aggregator(self) -> Aggregation:
+        return make(self.aggregation, self.n)
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(msgspec.json.encode(self)).hexdigest()
+
+
+class DerivedFeature(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A function of other features and request values, run the same online and offline.
+
+    ``function`` takes a mapping of input name to NumPy column and returns one column; the
+    online path calls it with columns of length one. Its version is the hash of its name,
+    inputs and source code.
+    """
+
+    name: str
+    inputs: tuple[str, ...]
+    function: Callable[[Mapping[str, npt.NDArray[Any]]], npt.NDArray[Any]]
+
+    def __post_init__(self) -> None:
+        _check_name("feature.name", self.name)
+
+    def compute(self, columns: Mapping[str, npt.NDArray[Any]]) -> npt.NDArray[Any]:
+        missing = [name for name in self.inputs if name not in columns]
+        if missing:
+            raise ValidationError(f"{self.name}.inputs", f"missing {', '.join(missing)}")
+        return np.asarray(self.function({name: columns[name] for name in self.inputs}))
+
+    @property
+    def digest(self) -> str:
+        try:
+            code = inspect.getsource(self.function)
+        except (OSError, TypeError):
+            code = repr(self.function.__code__.co_code)
+        text = f"{self.name}|{','.join(self.inputs)}|{code}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+class FeatureSet(msgspec.Struct, frozen=True):
+    """The named list of features a model consumes, versioned by content."""
+
+    name: str
+    features: tuple[Feature | DerivedFeature, ...]
+
+    def __post_init__(self) -> None:
+        _check_name("feature_set.name", self.name)
+        names = [f.name for f in self.features]
+        if len(set(names)) != len(names):
+            raise ValidationError(f"{self.name}.features", "feature names repeat")
+
+    @property
+    def version(self) -> str:
+        """SHA-256 over the digests of the features, in order."""
+        text = self.name + "|" + "|".join(f.digest for f in self.features)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
