@@ -281,8 +281,8 @@ class ApproxDistinct(Aggregation):
         zeros = np.sum(partial["r"] == 0, axis=-1)
         with np.errstate(divide="ignore"):
             linear = m * np.log(m / np.maximum(zeros, 1))
-        estimate = np.where((raw <= 2.5 * m) & (zeros > 0), linear, raw)
-        return np.round(estimate).astype(np.float64)
+        estimate: F64 = np.where((raw <= 2.5 * m) & (zeros > 0), linear, raw)
+        return np.round(estimate)
 
 
 class LastN(Aggregation):
