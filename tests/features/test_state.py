@@ -1,0 +1,70 @@
+"""Folding micro-batches into tile rings, then reading online, equals the oracle."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from headwater.features.definitions import Feature
+from headwater.features.online import decode_entry, value_at
+from headwater.features.state import FeatureState
+from headwater.features.windows import Window
+from tests.features.oracle import Event, oracle
+from tests.features.test_pointintime import KINDS, SOURCE, USER, WINDOWS, same, streams
+
+ENTITIES = "abc"
+
+
+@given(
+    streams(),
+    st.lists(st.integers(1, 12), max_size=6),
+    st.sampled_from(KINDS),
+    st.sampled_from(WINDOWS),
+    st.sampled_from([None, 7, 25]),
+    st.lists(st.integers(0, 70), min_size=1, max_size=6),
+)
+def test_rings_read_online_equal_the_oracle(
+    events: list[Event], cuts: list[int], kind: str, window: Window, ttl: int | None,
+    later: list[int],
+) -> None:
+    feature = Feature.of("f", USER, SOURCE, kind, column=None if kind == "count" else "x",
+                         window=window, ttl=ttl, n=3 if kind == "last_n" else None)
+    state = FeatureState(feature, capacity=1)
+    ids = np.array([ENTITIES.index(e.entity) for e in events], np.int64)
+    times = np.array([e.time for e in events], np.int64)
+    offsets = np.array([e.offset for e in events], np.int64)
+    values = np.array([e.value for e in events], np.float64)
+    bounds = sorted({0, len(events), *[min(c, len(events)) for c in np.cumsum(cuts).tolist()]})
+    for lo, hi in itertools.pairwise(bounds):  # micro-batches in log order
+        state.apply(ids[lo:hi], times[lo:hi], offsets[lo:hi], values[lo:hi])
+    seen = sorted(set(ids.tolist()))
+    entries = dict(zip(seen, state.encode(np.array(seen, np.int64)), strict=True))
+    end = max((e.time for e in events), default=0)
+    for entity in range(len(ENTITIES)):
+        for delta in later:
+            t = end + delta
+            data = entries.get(entity)
+            got = value_at(feature, None if data is None else decode_entry(data), t)
+            want = oracle(feature, events, ENTITIES[entity], t, "event_time")
+            assert same(got, want), (ENTITIES[entity], t, got, want)
+
+
+def test_snapshot_and_restore_then_continue_equals_an_uninterrupted_run() -> None:
+    feature = Feature.of("f", USER, SOURCE, "mean", column="x", window=WINDOWS[2])
+    rng = np.random.default_rng(7)
+    ids = rng.integers(0, 50, 400)
+    times = np.sort(rng.integers(0, 200, 400))
+    offsets = np.arange(400)
+    values = rng.integers(-5, 5, 400).astype(np.float64)
+    whole = FeatureState(feature)
+    whole.apply(ids, times, offsets, values)
+    first = FeatureState(feature)
+    first.apply(ids[:150], times[:150], offsets[:150], values[:150])
+    resumed = FeatureState(feature)
+    resumed.restore(first.snapshot(50))
+    resumed.apply(ids[150:], times[150:], offsets[150:], values[150:])
+    everyone = np.arange(50)
+    assert resumed.encode(everyone) == whole.encode(everyone)
