@@ -161,7 +161,8 @@ class Log:
                         len(rows), dtype=np.int64
                     )
         if checked.rejections:
-            self._dead_letter(topic, checked.rejections, producer)
+            self.dead_letter(topic, checked.rejections, producer_id=producer_id,
+                             sequence=sequence)
         return AppendResult(
             topic=topic,
             partitions=partitions,
@@ -183,9 +184,21 @@ class Log:
         turn = producer.sequence if producer else next(self._round_robin)
         return np.full(batch.num_rows, turn % n, dtype=np.int32)
 
-    def _dead_letter(
-        self, topic: str, rejections: tuple[Rejection, ...], producer: Producer | None
+    def dead_letter(
+        self,
+        topic: str,
+        rejections: Sequence[Rejection],
+        *,
+        producer_id: str | None = None,
+        sequence: int | None = None,
     ) -> None:
+        """Keep rejected events of ``topic`` in its dead-letter topic with their reasons.
+
+        ``append`` does this for events that fail validation; other stages use it for
+        what they reject later (a feature engine's late events, a file's unreadable
+        records). With ``producer_id`` and ``sequence`` it is idempotent like ``append``.
+        """
+        producer = _producer(producer_id, sequence)
         now = self.clock.now_us()
         rows = [
             {"topic": topic, "index": r.index, "field": r.field, "reason": r.reason,

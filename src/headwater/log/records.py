@@ -51,7 +51,8 @@ class Rejection(msgspec.Struct, frozen=True):
     """An event that failed validation; it was written to the dead-letter topic."""
 
     index: int
-    """Its row number in the appended batch."""
+    """Its row number in the appended batch (or, for an event rejected after it was
+    stored, such as a late one, its offset)."""
     field: str
     """The path of the offending value (``$`` for the event as a whole)."""
     reason: str
