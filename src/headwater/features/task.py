@@ -1,0 +1,191 @@
+"""A feature task: the features of one source partition, computed incrementally.
+
+A task owns the state of the entities of one log partition (an entity's events are all
+in one partition, so tasks never share an entity). For each batch read from the
+partition, in log order, it
+
+1. marks late events (event time more than the allowed lateness behind the watermark,
+   the largest event time applied so far) and sends them to the dead-letter topic with
+   the reason ``late``;
+2. maps entity keys to dense ids and folds the other events into each feature's tile
+   state (:class:`~headwater.features.state.FeatureState`);
+3. returns the online entries of the entities that changed, and keeps the applied events
+   for the feature history until the next checkpoint.
+
+The live engine and a backfill both drive tasks; they differ only in where batches come
+from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from headwater.errors import ValidationError
+from headwater.features.checkpoint import Checkpoint
+from headwater.features.definitions import Feature, StreamSource
+from headwater.features.state import NO_TIME, FeatureState
+from headwater.log import APPEND_TIME, OFFSET, Log, Rejection, TopicInfo
+
+__all__ = ["FeatureTask", "Update", "late_dead_letters"]
+
+I64 = npt.NDArray[np.int64]
+Update = tuple[str, dict[str, bytes]]
+"""An entity key (as text) and the online entries of its features that changed."""
+
+
+class FeatureTask:
+    """Incremental state of the features of one (topic, partition)."""
+
+    def __init__(self, topic: TopicInfo, partition: int, features: Sequence[Feature]) -> None:
+        sources = {f.source for f in features}
+        if not features or any(not isinstance(s, StreamSource) or s.topic != topic.name
+                               for s in sources):
+            raise ValidationError("features", f"a task computes features of {topic.name!r} only")
+        lateness = {s.allowed_lateness_us for s in sources if isinstance(s, StreamSource)}
+        keys = {s.entity_key or topic.schema.key for s in sources if isinstance(s, StreamSource)}
+        if len(lateness) > 1 or len(keys) > 1:
+            raise ValidationError(
+                "source", f"features of {topic.name!r} disagree on lateness or entity key"
+            )
+        self.topic = topic
+        self.partition = partition
+        self.name = f"{topic.name}-{partition}"
+        self.features = list(features)
+        self.lateness = lateness.pop()
+        key = keys.pop()
+        if key is None:
+            raise ValidationError("source.entity_key", f"{topic.name!r} has no key column")
+        self.key = key
+        self.event_time = topic.schema.event_time
+        self.states = {f.name: FeatureState(f) for f in self.features}
+        self.ids: dict[Any, int] = {}
+        self.keys: list[Any] = []
+        self.watermark = NO_TIME
+        self.position = 0
+        self.checkpoint_id = 0
+        self.pending: list[pa.RecordBatch] = []
+        columns = {self.key, self.event_time, APPEND_TIME, OFFSET}
+        for f in self.features:
+            columns.update(c for c in (f.column, f.where.column if f.where else None) if c)
+        self.history_columns = [c for c in topic.schema.stored_schema().names if c in columns]
+
+    # -- processing -----------------------------------------------------------------
+
+    def process(self, batch: pa.RecordBatch) -> tuple[list[Update], pa.RecordBatch]:
+        """Apply one batch (the next events of the partition, in order).
+
+        Returns the online updates and the late events (for the dead-letter topic).
+        """
+        if not batch.num_rows:
+            return [], batch
+        offsets = np.asarray(batch.column(OFFSET), np.int64)
+        if offsets[0] != self.position:
+            raise ValidationError(
+                "batch", f"{self.name}: expected offset {self.position}, got {offsets[0]}"
+            )
+        times = np.asarray(batch.column(self.event_time).cast(pa.int64()), np.int64)
+        before = np.maximum.accumulate(np.concatenate([[self.watermark], times]))[:-1]
+        late = times < before - self.lateness if self.lateness >= 0 else np.zeros(len(times), bool)
+        late &= before != NO_TIME
+        self.watermark = max(self.watermark, int(times.max()))
+        self.position = int(offsets[-1]) + 1
+        applied = batch.filter(pa.array(~late)) if late.any() else batch
+        late_events = batch.filter(pa.array(late)) if late.any() else batch.slice(0, 0)
+        if not applied.num_rows:
+            return [], late_events
+        ids = self._ids(applied.column(self.key))
+        times = np.asarray(applied.column(self.event_time).cast(pa.int64()), np.int64)
+        offsets = np.asarray(applied.column(OFFSET), np.int64)
+        changed: dict[str, I64] = {}
+        for f in self.features:
+            mask = f.where.mask(applied) if f.where is not None else None
+            if f.column is not None:
+                values = np.asarray(pc.cast(applied.column(f.column), pa.float64())
+                                    .fill_null(np.nan), np.float64)
+            else:
+                values = np.zeros(applied.num_rows)
+            f_ids, f_times, f_offsets = ids, times, offsets
+            if mask is not None:
+                f_ids, f_times, f_offsets, values = (ids[mask], times[mask], offsets[mask],
+                                                     values[mask])
+            self.states[f.name].apply(f_ids, f_times, f_offsets, values)
+            changed[f.name] = np.unique(f_ids)
+        self.pending.append(applied.select(self.history_columns))
+        return self._updates(changed), late_events
+
+    def _ids(self, keys: pa.Array) -> I64:
+        encoded = keys.dictionary_encode()
+        lookup = np.empty(len(encoded.dictionary), np.int64)
+        for i, key in enumerate(encoded.dictionary.to_pylist()):
+            found = self.ids.get(key)
+            if found is None:
+                found = self.ids[key] = len(self.keys)
+                self.keys.append(key)
+            lookup[i] = found
+        return lookup[np.asarray(encoded.indices, np.int64)]
+
+    def _updates(self, changed: dict[str, I64]) -> list[Update]:
+        by_entity: dict[int, dict[str, bytes]] = {}
+        for name, ids in changed.items():
+            for entity, blob in zip(ids.tolist(), self.states[name].encode(ids), strict=True):
+                by_entity.setdefault(entity, {})[name] = blob
+        return [(str(self.keys[i]), entries) for i, entries in by_entity.items()]
+
+    def take_history(self) -> pa.Table | None:
+        """The applied events since the last call (for the feature history)."""
+        if not self.pending:
+            return None
+        table = pa.Table.from_batches(self.pending)
+        self.pending = []
+        return table
+
+    # -- checkpoints ----------------------------------------------------------------
+
+    def snapshot(self) -> tuple[Checkpoint, dict[str, npt.NDArray[Any]], pa.Array]:
+        size = len(self.keys)
+        arrays: dict[str, npt.NDArray[Any]] = {}
+        for name, state in self.states.items():
+            arrays.update({f"{name}/{k}": v for k, v in state.snapshot(size).items()})
+        meta = Checkpoint(self.checkpoint_id, self.position, self.watermark,
+                          {f.name: f.digest for f in self.features})
+        key_type = self.topic.schema.arrow_schema().field(self.key).type
+        return meta, arrays, pa.array(self.keys, key_type)
+
+    def restore(self, meta: Checkpoint, arrays: dict[str, npt.NDArray[Any]], keys: pa.Array
+                ) -> None:
+        expected = {f.name: f.digest for f in self.features}
+        if meta.features != expected:
+            raise ValidationError(
+                "features", f"{self.name}: the checkpoint was computed for other feature "
+                "definitions; backfill the changed features instead of resuming"
+            )
+        self.keys = keys.to_pylist()
+        self.ids = {k: i for i, k in enumerate(self.keys)}
+        for name, state in self.states.items():
+            prefix = f"{name}/"
+            state.restore({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+        self.position, self.watermark, self.checkpoint_id = meta.position, meta.watermark, meta.id
+        self.pending = []
+
+
+def late_dead_letters(log: Log, task: FeatureTask, late: pa.RecordBatch) -> None:
+    """Keep late events in the topic's dead-letter topic, idempotently (a task that
+    resumes after a crash and meets the same late events records them once)."""
+    if not late.num_rows:
+        return
+    offsets = late.column(OFFSET).to_pylist()
+    rejections = [
+        Rejection(offset, task.event_time,
+                  "late: more than the allowed lateness behind the watermark",
+                  msgspec.json.encode(row, enc_hook=str))
+        for offset, row in zip(offsets, late.to_pylist(), strict=True)
+    ]
+    log.dead_letter(task.topic.name, rejections, producer_id=f"features.late.{task.name}",
+                    sequence=offsets[0])
