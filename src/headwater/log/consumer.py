@@ -116,9 +116,11 @@ class Consumer:
             if budget <= 0:
                 break
             topic, partition = owned[(self._cursor + i) % n]
-            position = self._positions[(topic, partition)]
-            batch = self._backend.read(topic, partition, position, budget)
-            if batch.num_rows:
+            while budget > 0:  # as much of this partition as the budget takes
+                position = self._positions[(topic, partition)]
+                batch = self._backend.read(topic, partition, position, budget)
+                if not batch.num_rows:
+                    break
                 self._positions[(topic, partition)] = position + batch.num_rows
                 out.append(Fetched(topic, partition, batch, position + batch.num_rows))
                 budget -= batch.num_rows
