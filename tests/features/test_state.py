@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from headwater.features.definitions import Feature
-from headwater.features.online import decode_entry, value_at
+from headwater.features.online import value_at
 from headwater.features.state import FeatureState
 from headwater.features.windows import Window
 from tests.features.oracle import Event, oracle
@@ -47,7 +47,7 @@ def test_rings_read_online_equal_the_oracle(
         for delta in later:
             t = end + delta
             data = entries.get(entity)
-            got = value_at(feature, None if data is None else decode_entry(data), t)
+            got = value_at(feature, data, t)
             want = oracle(feature, events, ENTITIES[entity], t, "event_time")
             assert same(got, want), (ENTITIES[entity], t, got, want)
 

@@ -100,12 +100,16 @@ class FeatureEngine:
         """Process what is there (up to ``max_events``); return the events applied."""
         self._reconcile()
         count = 0
+        by_partition: dict[tuple[str, int], list[pa.RecordBatch]] = {}
         for fetched in self.consumer.poll(max_events=max_events, timeout_s=timeout_s):
-            task = self.tasks[(fetched.topic, fetched.partition)]
-            updates, late = task.process(fetched.batch)
+            by_partition.setdefault((fetched.topic, fetched.partition), []).append(fetched.batch)
+        for key, batches in by_partition.items():  # one pass and one write per partition
+            task = self.tasks[key]
+            batch = batches[0] if len(batches) == 1 else pa.concat_batches(batches)
+            updates, late = task.process(batch)
             late_dead_letters(self.log, task, late)
             self._write(task, updates)
-            count += fetched.batch.num_rows
+            count += batch.num_rows
         self._since_checkpoint += count
         if self._since_checkpoint >= self.checkpoint_events:
             self.checkpoint()

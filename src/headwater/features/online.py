@@ -7,25 +7,20 @@ rules of ``docs/design/features.md`` (as known at the read time).
 
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Mapping
-from typing import Any
-
-import msgspec
-import numpy as np
+from typing import Any, Final
 
 from headwater.features.definitions import Feature
-from headwater.features.state import OnlineEntry
+from headwater.features.state import ENTRY_HEADER
 
-__all__ = ["decode_entry", "value_at", "values_at"]
+__all__ = ["value_at", "values_at"]
 
-_decode = msgspec.msgpack.Decoder(OnlineEntry).decode
-
-
-def decode_entry(data: bytes) -> OnlineEntry:
-    return _decode(data)
+_DOUBLE: Final = struct.Struct("<d")
 
 
-def value_at(feature: Feature, entry: OnlineEntry | None, now: int) -> Any:
+def value_at(feature: Feature, entry: bytes | None, now: int) -> Any:
     """The feature's value at ``now`` from its online entry (``None`` when missing).
 
     A read before the entity's newest tile (events from the future) is answered as of
@@ -33,21 +28,27 @@ def value_at(feature: Feature, entry: OnlineEntry | None, now: int) -> Any:
     """
     if entry is None:
         return None
-    if feature.ttl_us is not None and now - entry.last > feature.ttl_us:
+    last, tile = ENTRY_HEADER.unpack_from(entry)
+    if feature.ttl_us is not None and now - last > feature.ttl_us:
         return None
-    k = int(feature.window.tile_of(np.array([now], np.int64))[0]) - entry.tile
-    if k < len(entry.values):
-        return entry.values[max(k, 0)]
+    window = feature.window
+    k = max(window.tile_of_one(now) - tile, 0)
+    if k >= window.tiles:
+        return [] if feature.aggregation == "last_n" else _empty(feature)
     if feature.aggregation == "last_n":
-        return []
+        m = feature.n or 1
+        start = ENTRY_HEADER.size + 8 * m * k
+        values = struct.unpack_from(f"<{m}d", entry, start)
+        return [v for v in values if not math.isnan(v)]
+    (value,) = _DOUBLE.unpack_from(entry, ENTRY_HEADER.size + 8 * k)
+    return None if math.isnan(value) else value
+
+
+def _empty(feature: Feature) -> float | None:
     empty = feature.aggregator.empty_value
-    return None if np.isnan(empty) else float(empty)
+    return None if math.isnan(empty) else float(empty)
 
 
 def values_at(features: list[Feature], entries: Mapping[str, bytes], now: int) -> dict[str, Any]:
     """Every feature's value at ``now`` from an entity's stored entries, by name."""
-    out: dict[str, Any] = {}
-    for feature in features:
-        data = entries.get(feature.name)
-        out[feature.name] = value_at(feature, None if data is None else _decode(data), now)
-    return out
+    return {f.name: value_at(f, entries.get(f.name), now) for f in features}

@@ -11,21 +11,22 @@ An entity's *online entry* is what a read needs, precomputed at write time: its 
 event time, its newest tile ``B``, and the value the window takes when the read time is
 in tile ``B + k`` for ``k = 0 … n-1`` (from ``B + n`` on the window is empty). Between
 events a value only changes at tile boundaries, so a read is a lookup that decays
-exactly as the window slides.
+exactly as the window slides. Entries are fixed-layout bytes built for a whole batch of
+entities in one array.
 """
 
 from __future__ import annotations
 
+import struct
 from typing import Any, Final
 
-import msgspec
 import numpy as np
 import numpy.typing as npt
 
 from headwater.features.aggregations import Aggregation, Partial
 from headwater.features.definitions import Feature
 
-__all__ = ["NO_TIME", "FeatureState", "OnlineEntry"]
+__all__ = ["ENTRY_HEADER", "NO_TIME", "FeatureState"]
 
 NO_TIME: Final = np.iinfo(np.int64).min
 _NO_TILE: Final = -(1 << 62)
@@ -33,18 +34,10 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
 
-class OnlineEntry(msgspec.Struct, array_like=True, frozen=True):
-    """One feature of one entity, as the online store keeps it."""
-
-    last: int
-    """The latest event time applied (µs)."""
-    tile: int
-    """``B``: the newest tile holding events."""
-    values: list[Any]
-    """The value for read times in tile ``B + k``, ``k = 0 … n-1`` (null as ``None``)."""
-
-
-_encode = msgspec.msgpack.Encoder().encode
+ENTRY_HEADER: Final = struct.Struct("<qq")
+"""An online entry: the latest event time and the newest tile ``B`` (two int64), then the
+value for read times in tile ``B + k``, ``k = 0 … n-1``, as float64 (``NaN`` for null;
+``last_n`` stores its ``m`` values per ``k``, newest first, ``NaN``-padded)."""
 
 
 class FeatureState:
@@ -110,33 +103,44 @@ class FeatureState:
         for k, v in flat_view.items():
             v[slots] = merged[k]
 
-    def entries(self, ids: I64) -> list[OnlineEntry]:
-        """The online entries of entities ``ids`` (see the module docstring)."""
-        newest = self.tiles[ids].max(axis=1)
+    def values(self, ids: I64) -> tuple[I64, npt.NDArray[np.float64]]:
+        """For entities ``ids``: the newest tile ``B`` and the value for read times in tile
+        ``B + k`` (``k = 0 … n-1``), one row per entity."""
+        tiles = self.tiles[ids]
+        newest = tiles.max(axis=1)
+        distance = newest[:, None] - tiles  # 0 for tile B, n-1 for the oldest kept
+        rows, cols = np.nonzero((distance >= 0) & (distance < self.n))
+        by_age = self.agg.empty(len(ids) * self.n)
+        target = rows * self.n + distance[rows, cols]
+        for k, v in self.partial.items():  # each ring reordered newest first, in one scatter
+            by_age[k][target] = v[ids[rows], cols]
+        ordered = {k: v.reshape(len(ids), self.n, *v.shape[1:]) for k, v in by_age.items()}
         acc = self.agg.empty(len(ids))
-        by_distance: list[F64 | npt.NDArray[Any]] = []
+        by_distance: list[npt.NDArray[np.float64]] = []
         for d in range(self.n):  # tile B - d, from the newest back
-            tile = newest - d
-            slot = np.mod(tile, self.n)
-            present = self.tiles[ids, slot] == tile
-            older = {k: np.where(_expand(present, v[ids, slot]), v[ids, slot],
-                                 self.agg.empty(1)[k][0])
-                     for k, v in self.partial.items()}
-            acc = self.agg.combine(older, acc)
-            by_distance.append(self._values(acc))
-        rows = [by_distance[self.n - 1 - k] for k in range(self.n)]
-        values = [[_value(column[i]) for column in rows] for i in range(len(ids))]
-        last = self.last[ids].tolist()
-        return [OnlineEntry(last[i], int(newest[i]), values[i]) for i in range(len(ids))]
+            acc = self.agg.combine({k: v[:, d] for k, v in ordered.items()}, acc)
+            by_distance.append(self._finalize(acc))
+        return newest, np.stack(by_distance[::-1], axis=1)
 
-    def _values(self, partial: Partial) -> npt.NDArray[Any]:
+    def _finalize(self, partial: Partial) -> npt.NDArray[np.float64]:
         out = self.agg.finalize(partial)
         if out.ndim == 1:
             out = np.where(partial["n"] > 0, out, self.agg.empty_value)
         return out
 
     def encode(self, ids: I64) -> list[bytes]:
-        return [_encode(entry) for entry in self.entries(ids)]
+        """The online entries of entities ``ids`` (layout: :data:`ENTRY_HEADER`)."""
+        m = len(ids)
+        if not m:
+            return []
+        newest, values = self.values(ids)
+        rows = np.empty((m, 2 + values[0].size), np.int64)
+        rows[:, 0] = self.last[ids]
+        rows[:, 1] = newest
+        rows[:, 2:] = values.reshape(m, -1).view(np.int64)
+        width = rows.shape[1] * 8
+        data = rows.tobytes()
+        return [data[i * width: (i + 1) * width] for i in range(m)]
 
     # -- snapshot and restore ---------------------------------------------------------
 
@@ -155,12 +159,3 @@ class FeatureState:
             v[:size] = arrays[f"partial.{k}"]
 
 
-def _expand(mask: npt.NDArray[np.bool_], like: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
-    return mask.reshape(mask.shape + (1,) * (like.ndim - 1))
-
-
-def _value(x: Any) -> Any:
-    if isinstance(x, np.ndarray):
-        return [float(v) for v in x if not np.isnan(v)]
-    value = float(x)
-    return None if np.isnan(value) else value

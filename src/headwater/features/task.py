@@ -132,9 +132,16 @@ class FeatureTask:
         return lookup[np.asarray(encoded.indices, np.int64)]
 
     def _updates(self, changed: dict[str, I64]) -> list[Update]:
+        blobs = {name: self.states[name].encode(ids) for name, ids in changed.items()}
+        ids = next(iter(changed.values()))
+        if all(np.array_equal(ids, other) for other in changed.values()):
+            names = list(blobs)  # the common case: every feature changed the same entities
+            keys = [str(self.keys[i]) for i in ids.tolist()]
+            return [(key, dict(zip(names, row, strict=True)))
+                    for key, row in zip(keys, zip(*blobs.values(), strict=True), strict=True)]
         by_entity: dict[int, dict[str, bytes]] = {}
-        for name, ids in changed.items():
-            for entity, blob in zip(ids.tolist(), self.states[name].encode(ids), strict=True):
+        for name, entity_ids in changed.items():
+            for entity, blob in zip(entity_ids.tolist(), blobs[name], strict=True):
                 by_entity.setdefault(entity, {})[name] = blob
         return [(str(self.keys[i]), entries) for i, entries in by_entity.items()]
 

@@ -53,6 +53,9 @@ class Sliding(msgspec.Struct, frozen=True, tag="sliding", forbid_unknown_fields=
     def tile_of(self, times: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         return np.floor_divide(times, self.hop_us)
 
+    def tile_of_one(self, time: int) -> int:
+        return time // self.hop_us
+
 
 class Tumbling(msgspec.Struct, frozen=True, tag="tumbling", forbid_unknown_fields=True):
     """The current period of ``length`` (a window of one tile)."""
@@ -78,6 +81,9 @@ class Tumbling(msgspec.Struct, frozen=True, tag="tumbling", forbid_unknown_field
     def tile_of(self, times: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         return np.floor_divide(times, self.length_us)
 
+    def tile_of_one(self, time: int) -> int:
+        return time // self.length_us
+
 
 class Lifetime(msgspec.Struct, frozen=True, tag="lifetime", forbid_unknown_fields=True):
     """Every event so far (one tile for all of time)."""
@@ -92,6 +98,9 @@ class Lifetime(msgspec.Struct, frozen=True, tag="lifetime", forbid_unknown_field
 
     def tile_of(self, times: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         return np.zeros(len(times), dtype=np.int64)
+
+    def tile_of_one(self, time: int) -> int:
+        return 0
 
 
 Window = Sliding | Tumbling | Lifetime
