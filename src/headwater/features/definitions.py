@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 _LIFETIME: Final = Lifetime()
+_FOREVER: Final = 1 << 62
 _NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
 FilterOp = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not_null"]
 _OPS: Final[dict[str, Callable[..., Any]]] = {
@@ -91,11 +92,28 @@ class StreamSource(msgspec.Struct, frozen=True, tag="stream", forbid_unknown_fie
 
 class TableSource(msgspec.Struct, frozen=True, tag="table", forbid_unknown_fields=True):
     """A static table (CSV or Parquet) of batch features; each row is valid from the time
-    in ``valid_from`` on (its event time)."""
+    in ``valid_from`` on (its event time).
 
+    Static data is bounded streaming: :func:`headwater.features.tables.load_table` appends
+    the table to the topic ``table.<name>`` and its features are computed from there
+    like any stream's (rows may come in any time order: none is late).
+    """
+
+    name: str
     path: str
     entity_key: str
     valid_from: str
+
+    def __post_init__(self) -> None:
+        _check_name("table.name", self.name)
+
+    @property
+    def topic(self) -> str:
+        return f"table.{self.name}"
+
+    @property
+    def allowed_lateness_us(self) -> int:
+        return _FOREVER
 
 
 class RequestSource(msgspec.Struct, frozen=True, tag="request", forbid_unknown_fields=True):

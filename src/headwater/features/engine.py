@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from headwater.errors import ValidationError
 from headwater.features.checkpoint import CheckpointStore
-from headwater.features.definitions import Feature, StreamSource
+from headwater.features.definitions import Feature
 from headwater.features.task import FeatureTask, Update, late_dead_letters
 from headwater.log import Log
 
@@ -46,8 +46,6 @@ class History(Protocol):
 def _by_topic(features: Sequence[Feature]) -> dict[str, list[Feature]]:
     grouped: dict[str, list[Feature]] = {}
     for feature in features:
-        if not isinstance(feature.source, StreamSource):
-            raise ValidationError(f"{feature.name}.source", "the engine computes stream features")
         grouped.setdefault(feature.source.topic, []).append(feature)
     for topic, group in grouped.items():
         if len({f.entity for f in group}) != 1:

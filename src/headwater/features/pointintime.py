@@ -17,7 +17,7 @@ feature's aggregation, the same monoid the live engine folds events into.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -25,10 +25,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.errors import ValidationError
-from headwater.features.definitions import Feature
+from headwater.features.definitions import DerivedFeature, Feature
 from headwater.log.schema import APPEND_TIME, OFFSET
 
-__all__ = ["Mode", "Queries", "Sources", "feature_values", "point_in_time"]
+__all__ = ["Mode", "Queries", "Sources", "feature_values", "point_in_time", "with_derived"]
 
 Mode = Literal["event_time", "known_at"]
 I64 = npt.NDArray[np.int64]
@@ -60,6 +60,24 @@ def point_in_time(
     """One column per feature, one row per query row."""
     columns = {f.name: feature_values(f, source, queries, mode=mode) for f in features}
     return pa.table(columns)
+
+
+def with_derived(derived: list[DerivedFeature], frame: pa.Table) -> pa.Table:
+    """Add derived features to a training frame, with the function serving runs: numeric
+    columns as float64 (null as NaN), others as objects."""
+    columns: dict[str, npt.NDArray[Any]] = {}
+    for name in frame.schema.names:
+        column = frame.column(name)
+        if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+            columns[name] = np.asarray(pc.cast(column, pa.float64()).fill_null(np.nan))
+        else:
+            columns[name] = np.asarray(column.to_pylist(), dtype=object)
+    for f in derived:
+        result = f.compute(columns)
+        columns[f.name] = result
+        mask = np.isnan(result) if result.dtype.kind == "f" else None
+        frame = frame.append_column(f.name, pa.array(result, mask=mask))
+    return frame
 
 
 def _int64(column: pa.ChunkedArray | pa.Array) -> I64:

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 from headwater.errors import ValidationError
 from headwater.features.checkpoint import Checkpoint
-from headwater.features.definitions import Feature, StreamSource
+from headwater.features.definitions import Feature
 from headwater.features.state import NO_TIME, FeatureState
 from headwater.log import APPEND_TIME, OFFSET, Log, Rejection, TopicInfo
 
@@ -45,11 +45,10 @@ class FeatureTask:
 
     def __init__(self, topic: TopicInfo, partition: int, features: Sequence[Feature]) -> None:
         sources = {f.source for f in features}
-        if not features or any(not isinstance(s, StreamSource) or s.topic != topic.name
-                               for s in sources):
+        if not features or any(s.topic != topic.name for s in sources):
             raise ValidationError("features", f"a task computes features of {topic.name!r} only")
-        lateness = {s.allowed_lateness_us for s in sources if isinstance(s, StreamSource)}
-        keys = {s.entity_key or topic.schema.key for s in sources if isinstance(s, StreamSource)}
+        lateness = {s.allowed_lateness_us for s in sources}
+        keys = {s.entity_key or topic.schema.key for s in sources}
         if len(lateness) > 1 or len(keys) > 1:
             raise ValidationError(
                 "source", f"features of {topic.name!r} disagree on lateness or entity key"
