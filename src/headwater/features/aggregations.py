@@ -79,13 +79,26 @@ class Aggregation(ABC):
             first = self.combine(first, {k: v[:, i] for k, v in partial.items()})
         return first
 
-    def counts(self, partial: Partial) -> I64:
-        return partial["n"]
+    #: Whether the result depends on the order of events (then folding sorts them).
+    ordered: ClassVar[bool] = True
+
+    def fold(self, state: Partial, slots: I64, values: F64) -> None:
+        """Add events into ``state`` rows ``slots`` (repeats allowed), in place.
+
+        Only for order-free aggregations (``ordered = False``); the others are folded by
+        sorting, lifting, reducing and combining.
+        """
+        raise NotImplementedError(f"{self.kind} is folded by sorting")
 
 
 class Count(Aggregation):
     kind = "count"
     empty_value = 0.0
+    ordered = False
+
+    def fold(self, state: Partial, slots: I64, values: F64) -> None:
+        size = len(state["n"])
+        state["n"] += np.bincount(slots, minlength=size)[:size]
 
     def empty(self, size: int) -> Partial:
         return {"n": np.zeros(size, np.int64)}
@@ -106,6 +119,12 @@ class Count(Aggregation):
 class Sum(Aggregation):
     kind = "sum"
     empty_value = 0.0
+    ordered = False
+
+    def fold(self, state: Partial, slots: I64, values: F64) -> None:
+        size = len(state["n"])
+        state["n"] += np.bincount(slots, minlength=size)[:size]
+        state["sum"] += np.bincount(slots, weights=values, minlength=size)[:size]
 
     def empty(self, size: int) -> Partial:
         return {"n": np.zeros(size, np.int64), "sum": np.zeros(size)}
@@ -137,8 +156,14 @@ class Mean(Sum):
 
 class Min(Aggregation):
     kind = "min"
+    ordered = False
     _ufunc: ClassVar[np.ufunc] = np.minimum
     _identity: ClassVar[float] = np.inf
+
+    def fold(self, state: Partial, slots: I64, values: F64) -> None:
+        size = len(state["n"])
+        state["n"] += np.bincount(slots, minlength=size)[:size]
+        self._ufunc.at(state["v"], slots, values)
 
     def empty(self, size: int) -> Partial:
         return {"n": np.zeros(size, np.int64), "v": np.full(size, self._identity)}

@@ -76,28 +76,27 @@ class FeatureState:
         np.maximum.at(self.last, ids, times)
         tiles = self.feature.window.tile_of(times)
         flat = ids * self.n + np.mod(tiles, self.n)
-        order = np.lexsort((offsets, times, tiles, flat))
-        flat, tiles = flat[order], tiles[order]
-        times, offsets, values = times[order], offsets[order], values[order]
-        starts = np.flatnonzero(np.diff(flat, prepend=-1))
-        ends = np.append(starts[1:], len(flat)) - 1
-        slots = flat[starts]
         ring_tiles = self.tiles.reshape(-1)
-        newest = np.maximum(ring_tiles[slots], tiles[ends])
-        moved = newest > ring_tiles[slots]
-        if moved.any():
-            identity = self.agg.empty(int(moved.sum()))
-            for k, v in self.partial.items():
-                v.reshape(-1, *v.shape[2:])[slots[moved]] = identity[k]
-        ring_tiles[slots] = newest
-        run = np.repeat(np.arange(len(slots)), np.diff(np.append(starts, len(flat))))
-        keep = tiles == newest[run]  # events of tiles that already left the window go
+        before = ring_tiles[flat]
+        np.maximum.at(ring_tiles, flat, tiles)  # each slot moves to its newest tile
+        after = ring_tiles[flat]
+        flat_view = {k: v.reshape(-1, *v.shape[2:]) for k, v in self.partial.items()}
+        moved = after > before
+        if moved.any():  # a slot that moves to a newer tile starts empty
+            identity = self.agg.empty(1)
+            for k, v in flat_view.items():
+                v[flat[moved]] = identity[k][0]
+        keep = tiles == after  # events of tiles that already left the window go
         if not keep.all():
             flat, times, offsets, values = flat[keep], times[keep], offsets[keep], values[keep]
-            starts = np.flatnonzero(np.diff(flat, prepend=-1))
-            slots = flat[starts]
+        if not self.agg.ordered:
+            self.agg.fold(flat_view, flat, values)
+            return
+        order = np.lexsort((offsets, times, flat))
+        flat, times, offsets, values = flat[order], times[order], offsets[order], values[order]
+        starts = np.flatnonzero(np.diff(flat, prepend=-1))
+        slots = flat[starts]
         reduced = self.agg.reduce(self.agg.lift(values, times, offsets), starts)
-        flat_view = {k: v.reshape(-1, *v.shape[2:]) for k, v in self.partial.items()}
         current = {k: v[slots] for k, v in flat_view.items()}
         merged = self.agg.combine(current, reduced)
         for k, v in flat_view.items():

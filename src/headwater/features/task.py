@@ -99,7 +99,7 @@ class FeatureTask:
         late_events = batch.filter(pa.array(late)) if late.any() else batch.slice(0, 0)
         if not applied.num_rows:
             return [], late_events
-        ids = self._ids(applied.column(self.key))
+        ids, every = self._ids(applied.column(self.key))
         times = np.asarray(applied.column(self.event_time).cast(pa.int64()), np.int64)
         offsets = np.asarray(applied.column(OFFSET), np.int64)
         changed: dict[str, I64] = {}
@@ -115,11 +115,12 @@ class FeatureTask:
                 f_ids, f_times, f_offsets, values = (ids[mask], times[mask], offsets[mask],
                                                      values[mask])
             self.states[f.name].apply(f_ids, f_times, f_offsets, values)
-            changed[f.name] = np.unique(f_ids)
+            changed[f.name] = every if mask is None else np.flatnonzero(np.bincount(f_ids))
         self.pending.append(applied.select(self.history_columns))
         return self._updates(changed), late_events
 
-    def _ids(self, keys: pa.Array) -> I64:
+    def _ids(self, keys: pa.Array) -> tuple[I64, I64]:
+        """Dense ids of the keys, and the distinct ids among them."""
         encoded = keys.dictionary_encode()
         lookup = np.empty(len(encoded.dictionary), np.int64)
         for i, key in enumerate(encoded.dictionary.to_pylist()):
@@ -128,7 +129,7 @@ class FeatureTask:
                 found = self.ids[key] = len(self.keys)
                 self.keys.append(key)
             lookup[i] = found
-        return lookup[np.asarray(encoded.indices, np.int64)]
+        return lookup[np.asarray(encoded.indices, np.int64)], lookup
 
     def _updates(self, changed: dict[str, I64]) -> list[Update]:
         blobs = {name: self.states[name].encode(ids) for name, ids in changed.items()}
