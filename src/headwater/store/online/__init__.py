@@ -1,0 +1,33 @@
+"""Online stores: the latest feature state of every entity, for serving.
+
+An online store keeps, per *namespace* (a feature view or entity type), entity and
+feature, the state blob the features layer last wrote (its tile partials); reading
+an entity returns its whole feature set in one call, and the features layer
+evaluates the windows at read time. Writes are atomic batches that may carry a write
+version and metadata (an engine's consumer offsets), so the engine commits its state
+and its progress together and resumes exactly once.
+
+Backends, all passing one contract (``tests/store/test_contract.py``):
+
+- :class:`EmbeddedOnlineStore`: a dict in memory made durable by a write-ahead log
+  and snapshots in a local directory; the default, no server.
+- :class:`MemoryOnlineStore`: a dict, for tests.
+- ``headwater.store.online.redis.RedisOnlineStore``: one Redis hash per entity
+  (``pip install 'headwater[redis]'``; imported only when used).
+
+:func:`open_online_store` picks one by location.
+"""
+
+from headwater.store.online.batch import Row
+from headwater.store.online.connect import open_online_store
+from headwater.store.online.embedded import EmbeddedOnlineStore
+from headwater.store.online.memory import MemoryOnlineStore
+from headwater.store.online.protocol import OnlineStore
+
+__all__ = [
+    "EmbeddedOnlineStore",
+    "MemoryOnlineStore",
+    "OnlineStore",
+    "Row",
+    "open_online_store",
+]

@@ -1,0 +1,166 @@
+"""The unit of change of an online store: one validated, atomic batch.
+
+Every backend turns its calls into a :class:`Batch` first: ``write`` gives rows (plus
+an optional version and metadata), ``delete`` gives entities, ``meta_set`` gives one
+metadata entry. A batch is applied whole or not at all, and this module is where bad
+input stops: wrong types raise :class:`~headwater.errors.ValidationError` naming the
+offending value's path, so no backend ever sees half-checked data.
+
+>>> batch = write_batch("user", [("u1", {"clicks": b"\\x01"})], version=7)
+>>> batch.rows, batch.version
+({'u1': {'clicks': b'\\x01'}}, 7)
+>>> write_batch("user", [("u1", {"clicks": 1})])
+Traceback (most recent call last):
+...
+headwater.errors.ValidationError: rows[0][1]['clicks']: expected bytes, got int
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import msgspec
+
+from headwater.errors import ValidationError
+
+__all__ = [
+    "Batch",
+    "Row",
+    "check_entities",
+    "check_entity",
+    "check_meta_key",
+    "check_namespace",
+    "delete_batch",
+    "meta_batch",
+    "write_batch",
+]
+
+Row = tuple[str, Mapping[str, bytes]]
+"""One entity's update: its key and the state blobs of the features to set."""
+
+_NAMESPACE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
+
+
+class Batch(msgspec.Struct, frozen=True, array_like=True):
+    """A validated change to one namespace, applied atomically.
+
+    Deletes apply before rows; ``version`` (when set) and ``meta`` are committed with
+    the rows, in the same atomic step.
+    """
+
+    namespace: str
+    rows: dict[str, dict[str, bytes]] = {}
+    """entity → feature → state blob; features not named are left as they are."""
+    deletes: list[str] = []
+    """Entities whose whole feature set is removed."""
+    version: int | None = None
+    """The namespace's new write version; must exceed the last committed one."""
+    meta: dict[str, bytes] = {}
+    """Metadata entries to set (e.g. the engine's consumer offsets)."""
+
+
+def write_batch(
+    namespace: str,
+    rows: Sequence[Row],
+    *,
+    version: int | None = None,
+    meta: Mapping[str, bytes] | None = None,
+) -> Batch:
+    """Check the arguments of ``write``; rows of one entity merge, later ones winning."""
+    check_namespace(namespace)
+    if not _is_sequence(rows):
+        raise ValidationError("rows", f"expected a sequence of (entity, features) pairs, "
+                                      f"got {_kind(rows)}")
+    merged: dict[str, dict[str, bytes]] = {}
+    for i, row in enumerate(rows):
+        if not isinstance(row, tuple | list) or len(row) != 2:
+            raise ValidationError(f"rows[{i}]", f"expected an (entity, features) pair, "
+                                                f"got {_kind(row)}")
+        entity, features = row
+        check_entity(entity, f"rows[{i}][0]")
+        blobs = _blobs(features, f"rows[{i}][1]")
+        if not blobs:
+            continue
+        current = merged.get(entity)
+        if current is None:
+            merged[entity] = blobs
+        else:
+            current.update(blobs)
+    if version is not None and (
+        isinstance(version, bool) or not isinstance(version, int) or not 0 <= version < 2**63
+    ):
+        raise ValidationError("version", f"expected an integer in 0..2**63-1 or None, "
+                                         f"got {version!r}")
+    return Batch(namespace, merged, version=version,
+                 meta={} if meta is None else _blobs(meta, "meta"))
+
+
+def delete_batch(namespace: str, entities: Sequence[str]) -> Batch:
+    """Check the arguments of ``delete``."""
+    check_namespace(namespace)
+    check_entities(entities)
+    return Batch(namespace, deletes=list(dict.fromkeys(entities)))
+
+
+def meta_batch(namespace: str, key: str, value: bytes) -> Batch:
+    """Check the arguments of ``meta_set``."""
+    check_namespace(namespace)
+    check_meta_key(key)
+    if not isinstance(value, bytes):
+        raise ValidationError("value", f"expected bytes, got {_kind(value)}")
+    return Batch(namespace, meta={key: value})
+
+
+def check_meta_key(key: object) -> None:
+    """A metadata key is a non-empty string."""
+    if not isinstance(key, str) or not key:
+        raise ValidationError("key", f"expected a non-empty string, got {_kind(key)}")
+
+
+def check_namespace(namespace: str) -> None:
+    """A namespace (a feature view or entity type) is a name safe in any key scheme."""
+    if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
+        raise ValidationError(
+            "namespace", f"{namespace!r} is not a namespace name: letters, digits, '.', '_', "
+            "'-', at most 200, starting with a letter or digit"
+        )
+
+
+def check_entity(entity: object, field: str = "entity") -> None:
+    """An entity key is a non-empty string."""
+    if not isinstance(entity, str) or not entity:
+        raise ValidationError(field, f"expected a non-empty string, got {_kind(entity)}")
+
+
+def check_entities(entities: Sequence[str], field: str = "entities") -> None:
+    """A sequence (not a single string) of entity keys."""
+    if not _is_sequence(entities):
+        raise ValidationError(field, f"expected a sequence of entity keys, got {_kind(entities)}")
+    for i, entity in enumerate(entities):
+        check_entity(entity, f"{field}[{i}]")
+
+
+def _blobs(values: object, field: str) -> dict[str, bytes]:
+    """A copy of ``values``, checked to map non-empty names to bytes."""
+    if not isinstance(values, Mapping):
+        raise ValidationError(field, f"expected a mapping of names to bytes, got {_kind(values)}")
+    blobs: dict[str, bytes] = {}
+    for name, blob in values.items():
+        if not isinstance(name, str) or not name:
+            raise ValidationError(field, f"names must be non-empty strings, got {name!r}")
+        if not isinstance(blob, bytes):
+            raise ValidationError(f"{field}[{name!r}]", f"expected bytes, got {_kind(blob)}")
+        blobs[name] = blob
+    return blobs
+
+
+def _is_sequence(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes | bytearray)
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, str | bytes) and len(value) <= 40:
+        return f"{type(value).__name__} {value!r}"
+    return type(value).__name__

@@ -1,0 +1,62 @@
+"""Open an online store by location: a path, or a URL naming a server.
+
+- ``path/to/dir`` or ``file:///dir``: embedded, the default (no server)
+- ``memory://``: in memory (tests; each call makes a new, empty store)
+- ``redis://host:port/db[?prefix=p]`` or ``rediss://…``: Redis
+  (``pip install 'headwater[redis]'``)
+
+>>> open_online_store("memory://")
+MemoryOnlineStore(namespaces=[])
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from headwater.config import Settings
+from headwater.errors import ConfigError
+from headwater.store.online.protocol import OnlineStore
+
+__all__ = ["open_online_store"]
+
+
+def open_online_store(
+    location: str, *, settings: Settings | None = None, read_only: bool = False
+) -> OnlineStore:
+    """The online store at ``location``.
+
+    The embedded store uses the settings' fsync policy; ``read_only`` opens it as a
+    reader beside another process's writer (the other backends have no such mode:
+    every handle may write).
+    """
+    settings = settings or Settings()
+    scheme = urlsplit(location).scheme if "://" in location else ""
+    if scheme in ("", "file"):
+        from headwater.store.online.embedded import EmbeddedOnlineStore
+
+        path = urlsplit(location).path if scheme == "file" else location
+        return EmbeddedOnlineStore(path, fsync=settings.fsync,
+                                   group_commit_ms=settings.group_commit_ms,
+                                   read_only=read_only)
+    if scheme == "memory":
+        from headwater.store.online.memory import MemoryOnlineStore
+
+        return MemoryOnlineStore()
+    if scheme in ("redis", "rediss"):
+        from headwater.store.online.redis import RedisOnlineStore
+
+        url, prefix = _pop_query(location, "prefix")
+        return RedisOnlineStore(url, prefix=prefix or "headwater")
+    raise ConfigError(
+        f"online store location {location!r}: unknown scheme {scheme!r}; use a path, "
+        "memory:// or redis://"
+    )
+
+
+def _pop_query(url: str, name: str) -> tuple[str, str | None]:
+    """``url`` without the query parameter ``name``, and that parameter's value."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    value = next((v for k, v in query if k == name), None)
+    rest = urlencode([(k, v) for k, v in query if k != name])
+    return urlunsplit(parts._replace(query=rest)), value

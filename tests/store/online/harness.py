@@ -1,0 +1,87 @@
+"""One harness per online store backend, so every contract test runs against all of them.
+
+A harness opens stores onto one storage; opening a second after closing the first is
+how tests simulate a process restart. The Redis harness skips without its server,
+unless ``HEADWATER_REQUIRE_SERVICES=1`` (set by CI) turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from headwater.store.online import EmbeddedOnlineStore, MemoryOnlineStore, OnlineStore
+from tests.log.harness import REDIS_URL, unavailable
+
+__all__ = ["HARNESSES", "REDIS_URL", "Harness", "unavailable"]
+
+
+@dataclass
+class Harness:
+    """Opens stores over one storage; ``reopen`` simulates a restart."""
+
+    name: str
+    make: Callable[[], OnlineStore]
+    opened: list[OnlineStore] = field(default_factory=list)
+
+    def open(self) -> OnlineStore:
+        store = self.make()
+        self.opened.append(store)
+        return store
+
+    def reopen(self, store: OnlineStore) -> OnlineStore:
+        store.close()
+        return self.open()
+
+    def close(self) -> None:
+        for store in self.opened:
+            store.close()
+
+
+@contextmanager
+def memory_harness(tmp_path: Path) -> Iterator[Harness]:
+    store = MemoryOnlineStore()  # close() keeps the data: "reopening" goes on using it
+    yield Harness("memory", lambda: store)
+
+
+@contextmanager
+def embedded_harness(tmp_path: Path) -> Iterator[Harness]:
+    root = tmp_path / "online"
+    harness = Harness("embedded", lambda: EmbeddedOnlineStore(root, fsync="never"))
+    try:
+        yield harness
+    finally:
+        harness.close()
+
+
+@contextmanager
+def redis_harness(tmp_path: Path) -> Iterator[Harness]:
+    pytest.importorskip("redis", reason="pip install 'headwater[redis]'")
+    from headwater.store.online.redis import RedisOnlineStore
+
+    prefix = f"hwtest-{uuid.uuid4().hex[:12]}"
+    probe = RedisOnlineStore(REDIS_URL, prefix=prefix)
+    try:
+        probe.ping()
+    except Exception as exc:
+        probe.close()
+        unavailable(f"Redis at {REDIS_URL}: {exc}")
+    harness = Harness("redis", lambda: RedisOnlineStore(REDIS_URL, prefix=prefix))
+    try:
+        yield harness
+    finally:
+        harness.close()
+        probe.destroy()
+        probe.close()
+
+
+HARNESSES = {
+    "memory": memory_harness,
+    "embedded": embedded_harness,
+    "redis": redis_harness,
+}
