@@ -31,6 +31,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     log_url: str | None = None
     """The log backend: a path (embedded), ``redis://…``, ``kafka://…`` or ``memory://``.
     Defaults to ``<home>/log``."""
+    online_url: str | None = None
+    """The online store: a path (embedded), ``redis://…`` or ``memory://``. Defaults to
+    ``<home>/online``."""
+    project: str = "features.py"
+    """The Python module (a file) holding the feature definitions."""
     fsync: FsyncPolicy = "group"
     group_commit_ms: float = 2.0
     segment_bytes: int = 128 << 20
@@ -39,6 +44,15 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     @property
     def log_location(self) -> str:
         return self.log_url or str(Path(self.home) / "log")
+
+    @property
+    def online_location(self) -> str:
+        return self.online_url or str(Path(self.home) / "online")
+
+    @property
+    def features_dir(self) -> Path:
+        """Where the feature engine keeps its checkpoints, history and applied definitions."""
+        return Path(self.home) / "features"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -1,4 +1,4 @@
-"""Public test seams: an in-memory log backend and a manual clock.
+"""Public test seams: in-memory log backend and online store, and a manual clock.
 
 Use them in your own tests the way Headwater's tests do::
 
@@ -8,7 +8,8 @@ Use them in your own tests the way Headwater's tests do::
     log = Log(MemoryBackend(clock=ManualClock(0)))
 """
 
+from headwater.store.online.memory import MemoryOnlineStore
 from headwater.testing.memory import MemoryBackend
 from headwater.time import ManualClock
 
-__all__ = ["ManualClock", "MemoryBackend"]
+__all__ = ["ManualClock", "MemoryBackend", "MemoryOnlineStore"]

@@ -1,0 +1,192 @@
+"""The live engine, a backfill, the point-in-time join and the oracle agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from headwater.features.definitions import Entity, Feature, Filter, StreamSource
+from headwater.features.engine import FeatureEngine, backfill
+from headwater.features.online import values_at
+from headwater.features.pointintime import Queries, Sources, point_in_time
+from headwater.features.windows import Lifetime, Sliding, Tumbling
+from headwater.log import Log, Schema
+from headwater.log.schema import TIMESTAMP
+from headwater.store.online.memory import MemoryOnlineStore
+from headwater.testing import ManualClock, MemoryBackend
+from tests.features.oracle import Event, oracle
+from tests.features.test_pointintime import same
+
+SCHEMA = Schema.of({"user": "string", "x": "float64", "ts": "timestamp"},
+                   key="user", event_time="ts")
+LATENESS = 15
+USER = Entity("user", key="user")
+SOURCE = StreamSource.of("clicks", allowed_lateness=LATENESS)
+FEATURES = [
+    Feature.of("n_total", USER, SOURCE, "count"),
+    Feature.of("sum_12", USER, SOURCE, "sum", column="x", window=Sliding(12, 4), ttl=40),
+    Feature.of("max_10", USER, SOURCE, "max", column="x", window=Tumbling(10)),
+    Feature.of("last_x", USER, SOURCE, "last", column="x"),
+    Feature.of("mean_pos", USER, SOURCE, "mean", column="x", window=Sliding(30, 10),
+               where=Filter("x", ">", 0)),
+    Feature.of("recent", USER, SOURCE, "last_n", column="x", window=Lifetime(), n=2),
+    Feature.of("spread", USER, SOURCE, "std", column="x", window=Sliding(20, 5)),
+]
+USERS = ["a", "b", "c", "d"]
+
+
+@st.composite
+def appends(draw: st.DrawFn) -> list[tuple[int, list[tuple[str, int, float]]]]:
+    """Batches of (append time, [(user, event time, x)]): event times never after the
+    append time, out of order, and sometimes far behind (late)."""
+    batches, now = [], 100
+    for _ in range(draw(st.integers(1, 8))):
+        now += draw(st.integers(0, 9))
+        rows = draw(st.lists(st.tuples(st.sampled_from(USERS), st.integers(now - 30, now),
+                                       st.integers(-3, 9).map(float)), max_size=6))
+        batches.append((now, rows))
+    return batches
+
+
+def build_log(batches: list[tuple[int, list[tuple[str, int, float]]]]) -> tuple[Log, ManualClock]:
+    clock = ManualClock(0)
+    log = Log(MemoryBackend(clock=clock), clock=clock)
+    log.create_topic("clicks", SCHEMA, partitions=1)
+    for append_time, rows in batches:
+        clock.set(append_time)
+        if rows:
+            log.append("clicks", pa.record_batch({
+                "user": pa.array([r[0] for r in rows]),
+                "x": pa.array([r[2] for r in rows]),
+                "ts": pa.array([r[1] for r in rows], pa.int64()).cast(TIMESTAMP),
+            }))
+    return log, clock
+
+
+def applied_events(log: Log) -> list[Event]:
+    """The events in log order, without the late ones (the watermark rule)."""
+    out, watermark = [], None
+    for fetched in log.replay("clicks"):
+        for row in fetched.batch.to_pylist():
+            tau = _us(row["ts"])
+            late = watermark is not None and tau < watermark - LATENESS
+            watermark = tau if watermark is None else max(watermark, tau)
+            if not late:
+                out.append(Event(row["user"], tau, _us(row["_append_time"]), row["_offset"],
+                                 row["x"]))
+    return out
+
+
+def _us(value: Any) -> int:
+    from headwater.time import to_micros
+
+    return value if isinstance(value, int) else to_micros(value)
+
+
+def expected(feature: Feature, events: list[Event], user: str, t: int) -> Any:
+    if feature.where is not None:
+        events = [e for e in events if e.value > 0]
+    return oracle(feature, events, user, t, "known_at")
+
+
+def read(online: MemoryOnlineStore, user: str, t: int) -> dict[str, Any]:
+    return values_at(FEATURES, online.read("user", user), t)
+
+
+@given(appends(), st.lists(st.integers(1, 7), min_size=1, max_size=5))
+def test_engine_equals_oracle_at_every_step_and_backfill_and_pit(
+    tmp_path_factory: pytest.TempPathFactory, batches: Any, steps: list[int]
+) -> None:
+    tmp = tmp_path_factory.mktemp("engine")
+    log, _ = build_log(batches)
+    events = applied_events(log)
+    online = MemoryOnlineStore()
+    engine = FeatureEngine(log, FEATURES, online, state_dir=tmp / "live", checkpoint_events=5)
+    processed = 0
+    all_rows = [r for f in log.replay("clicks") for r in f.batch.to_pylist()]
+    i = 0
+    while processed < len(all_rows):
+        processed += engine.step(max_events=steps[i % len(steps)])
+        i += 1
+        # Known at the append time of the last processed event, when the next one was
+        # appended later (so everything known by then has been processed).
+        t = _us(all_rows[processed - 1]["_append_time"])
+        if processed < len(all_rows) and _us(all_rows[processed]["_append_time"]) == t:
+            continue
+        for user in USERS:
+            got = read(online, user, t)
+            for feature in FEATURES:
+                want = expected(feature, events, user, t)
+                assert same(got[feature.name], want), (feature.name, user, t, got, want)
+    engine.close()
+
+    end = max(_us(r["_append_time"]) for r in all_rows) if all_rows else 0
+    refill = MemoryOnlineStore()
+    backfill(log, FEATURES, refill, state_dir=tmp / "backfill")
+    history = pa.Table.from_batches([f.batch for f in log.replay("clicks")],
+                                    SCHEMA.stored_schema())
+    applied = {e.offset for e in events}
+    keep = [o in applied for o in history.column("_offset").to_pylist()]
+    history = history.filter(pa.array(keep, pa.bool_()))
+    times = [end, end + 7, end + 25, end + 60]
+    queries = Queries(pa.array([u for u in USERS for _ in times]),
+                      np.array([t for _ in USERS for t in times], np.int64))
+    pit = point_in_time(FEATURES, Sources(history, "user", "ts"), queries, mode="known_at")
+    row = 0
+    for user in USERS:
+        for t in times:
+            live, again = read(online, user, t), read(refill, user, t)
+            for feature in FEATURES:
+                want = expected(feature, events, user, t)
+                assert same(live[feature.name], want), (feature.name, user, t)
+                assert same(again[feature.name], want), (feature.name, user, t)
+                assert same(pit.column(feature.name)[row].as_py(), want), (feature.name, user, t)
+            row += 1
+
+
+def test_late_events_go_to_the_dead_letter_topic(tmp_path: Path) -> None:
+    log, _ = build_log([(100, [("a", 100, 1.0)]), (101, [("a", 50, 2.0), ("a", 90, 3.0)])])
+    with FeatureEngine(log, FEATURES, MemoryOnlineStore(), state_dir=tmp_path) as engine:
+        engine.run(idle_timeout_s=0)
+    dlq = log.read("clicks.dlq", 0).batch
+    assert dlq.column("reason").to_pylist() == [
+        "late: more than the allowed lateness behind the watermark"
+    ]
+    assert dlq.column("index").to_pylist() == [1]
+    # Running again (a restart from the start) records it once.
+    with FeatureEngine(log, FEATURES, MemoryOnlineStore(), state_dir=tmp_path / "again",
+                       group="other") as engine:
+        engine.run(idle_timeout_s=0)
+    assert log.end_offsets("clicks.dlq") == [1]
+
+
+def test_restart_resumes_from_the_checkpoint(tmp_path: Path) -> None:
+    rows = [(100 + i, [(USERS[i % 4], 100 + i, float(i % 5))]) for i in range(40)]
+    log, _ = build_log(rows)
+    whole = MemoryOnlineStore()
+    with FeatureEngine(log, FEATURES, whole, state_dir=tmp_path / "whole", group="w") as engine:
+        engine.run(idle_timeout_s=0)
+
+    partial = MemoryOnlineStore()
+    first = FeatureEngine(log, FEATURES, partial, state_dir=tmp_path / "p", checkpoint_events=10)
+    first.step(max_events=25)  # checkpoints after 25 events, then crashes (no close)
+    first.step(max_events=7)
+    first.consumer.close()
+    with FeatureEngine(log, FEATURES, partial, state_dir=tmp_path / "p") as second:
+        second.run(idle_timeout_s=0)
+    for user in USERS:
+        assert partial.read("user", user) == whole.read("user", user)
+
+
+def test_changed_definitions_refuse_to_resume(tmp_path: Path) -> None:
+    log, _ = build_log([(100, [("a", 100, 1.0)])])
+    FeatureEngine(log, FEATURES, MemoryOnlineStore(), state_dir=tmp_path).close()
+    changed = [Feature.of("n_total", USER, SOURCE, "count", window=Tumbling(5))]
+    with pytest.raises(Exception, match="other feature definitions"):
+        FeatureEngine(log, changed, MemoryOnlineStore(), state_dir=tmp_path).step()
