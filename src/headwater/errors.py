@@ -21,28 +21,50 @@ server and CLI layers, not of these classes::
     │   ├── WriterConflictError      another process holds a partition's write lock
     │   ├── SequenceError            an idempotent append out of sequence
     │   └── CorruptLogError          a log file that cannot be read or repaired
+    ├── RegistryError                the model store
+    │   ├── UnknownModelError        no version of this model was ever registered
+    │   ├── UnknownVersionError
+    │   ├── VersionExistsError       versions are immutable: a number is registered once
+    │   ├── AliasError               an alias move that cannot be made (e.g. nothing to roll back)
+    │   │   └── UnknownAliasError    the alias points at no version
+    │   ├── ArtifactMissingError     a recorded artifact is not in the artifact store
+    │   └── ArtifactCorruptError     an artifact whose content hash is not the recorded one
+    ├── ModelError                   a model adapter failed (see ``__cause__``)
+    │   └── ModelArtifactError       a saved model that cannot be loaded (names file, reason)
+    │       └── UntrustedArtifactError  a pickle-based model loaded without trusted=True
     └── BackendError                 a server backend failed (Redis, Kafka)
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AliasError",
+    "ArtifactCorruptError",
+    "ArtifactMissingError",
     "BackendError",
     "ConfigError",
     "CorruptLogError",
     "HeadwaterError",
     "LogError",
     "MissingExtraError",
+    "ModelArtifactError",
+    "ModelError",
     "OffsetOutOfRangeError",
     "PayloadTooLargeError",
+    "RegistryError",
     "SchemaError",
     "SequenceError",
     "TimestampError",
     "TopicExistsError",
+    "UnknownAliasError",
     "UnknownConsumerGroupError",
+    "UnknownModelError",
     "UnknownPartitionError",
     "UnknownTopicError",
+    "UnknownVersionError",
+    "UntrustedArtifactError",
     "ValidationError",
+    "VersionExistsError",
     "WriterConflictError",
 ]
 
@@ -134,6 +156,96 @@ class SequenceError(LogError):
 
 class CorruptLogError(LogError):
     """A log file that cannot be read and cannot be repaired automatically."""
+
+
+class RegistryError(HeadwaterError):
+    """A failure of the model store (:mod:`headwater.registry`)."""
+
+
+class UnknownModelError(RegistryError, KeyError):
+    """No version of this model has been registered."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(f"unknown model {model!r}")
+        self.model = model
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class UnknownVersionError(RegistryError, KeyError):
+    """The model exists but has no version of this number."""
+
+    def __init__(self, model: str, version: int) -> None:
+        super().__init__(f"model {model!r} has no version {version}")
+        self.model = model
+        self.version = version
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class VersionExistsError(RegistryError):
+    """A version is immutable: registering the same model and number again is refused."""
+
+    def __init__(self, model: str, version: int) -> None:
+        super().__init__(
+            f"model {model!r} already has version {version}; versions are immutable"
+        )
+        self.model = model
+        self.version = version
+
+
+class AliasError(RegistryError):
+    """An alias move that cannot be made: nothing to roll back, a rejected or archived
+    target, or another move made concurrently."""
+
+
+class UnknownAliasError(AliasError, KeyError):
+    """The alias does not point at any version of the model."""
+
+    def __init__(self, model: str, alias: str) -> None:
+        super().__init__(f"model {model!r} has no alias {alias!r}")
+        self.model = model
+        self.alias = alias
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class ArtifactMissingError(RegistryError):
+    """The artifact of a recorded version is not in the artifact store."""
+
+
+class ArtifactCorruptError(RegistryError):
+    """An artifact whose content no longer hashes to the recorded SHA-256.
+
+    ``expected`` and ``actual`` are the hex digests; the message names the files that
+    differ when the stored manifest allows it."""
+
+    def __init__(self, message: str, *, expected: str, actual: str) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+
+
+class ModelError(HeadwaterError):
+    """A model adapter (:mod:`headwater.models`) failed; a library's error is in ``__cause__``."""
+
+
+class ModelArtifactError(ModelError, ValidationError):
+    """A saved model directory that cannot be loaded: ``field`` is the file, ``reason`` why.
+
+    Raised for a missing or malformed ``headwater-model.json``, an unknown format, and
+    weight files that are missing, altered (hash mismatch) or of the wrong shape."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        ValidationError.__init__(self, path, reason)
+        self.path = path
+
+
+class UntrustedArtifactError(ModelArtifactError):
+    """A model whose format runs code on load (pickle) was loaded without ``trusted=True``."""
 
 
 class BackendError(HeadwaterError):

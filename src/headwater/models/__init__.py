@@ -1,0 +1,35 @@
+"""Models: one adapter protocol, a fast built-in online linear model, River and sklearn.
+
+Every model — the built-in :class:`LogisticRegression` and :class:`LinearRegression`,
+a River estimator (:mod:`headwater.models.river`, ``pip install 'headwater[river]'``),
+a scikit-learn estimator (:mod:`headwater.models.sklearn`, ``headwater[sklearn]``) —
+implements :class:`Model`: ``predict`` / ``learn`` / ``fit`` on columnar batches
+(:data:`Features`, a mapping of column name to NumPy array), ``predict_one`` on a dict
+for serving, ``save`` / ``load`` / ``clone`` / ``params``. A saved model is a directory
+with ``headwater-model.json``; :func:`load_model` reads any format in :data:`FORMATS`.
+Importing this package imports neither River nor scikit-learn.
+
+>>> import numpy as np, tempfile
+>>> model = LogisticRegression()
+>>> model.learn({"x": np.array([-1.0, 1.0] * 20)}, np.array([0, 1] * 20))
+>>> directory = tempfile.mkdtemp()
+>>> model.save(directory)
+>>> load_model(directory).predict({"x": np.array([-1.0, 1.0])}).round(2).tolist()
+[0.02, 0.97]
+"""
+
+from headwater.models.features import Features, FeatureSchema, from_arrow
+from headwater.models.formats import FORMATS, load_model
+from headwater.models.linear import LinearRegression, LogisticRegression
+from headwater.models.protocol import Model
+
+__all__ = [
+    "FORMATS",
+    "FeatureSchema",
+    "Features",
+    "LinearRegression",
+    "LogisticRegression",
+    "Model",
+    "from_arrow",
+    "load_model",
+]
