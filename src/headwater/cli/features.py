@@ -1,0 +1,171 @@
+"""``headwater features``: apply definitions, list and show them, run the engine, read values.
+
+The definitions live in a project module (``--project``, default ``$HEADWATER_PROJECT``
+or ``features.py``); the engine's state, history and the record of what was applied live
+under ``<home>/features``, the online store at ``$HEADWATER_ONLINE_URL`` or
+``<home>/online``.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import closing, suppress
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from headwater.cli.common import format_count, out, state_of, status
+from headwater.errors import ValidationError
+from headwater.features.definitions import Feature, FeatureSet, TableSource
+from headwater.features.engine import FeatureEngine, backfill
+from headwater.features.online import FeatureReader
+from headwater.features.project import Project, load_project, read_applied, write_applied
+from headwater.features.tables import load_table
+from headwater.store.online import open_online_store
+from headwater.time import SystemClock, format_micros, parse_timestamp
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Streaming features: definitions, the engine and values.",
+                  no_args_is_help=True)
+
+ProjectOption = Annotated[str | None, typer.Option(
+    "--project", metavar="FILE", help="The module of definitions. Default: $HEADWATER_PROJECT "
+    "or features.py.")]
+
+
+def _project(ctx: typer.Context, path: str | None) -> Project:
+    return load_project(path or state_of(ctx).settings.project)
+
+
+def _window(feature: Feature) -> str:
+    window = feature.window
+    kind = type(window).__name__.lower()
+    if kind == "lifetime":
+        return "lifetime"
+    length = getattr(window, "length_us", 0)
+    return f"{kind} {length // 1_000_000}s / hop {window.hop_us // 1_000_000}s"
+
+
+@app.command("apply")
+def apply(ctx: typer.Context, project: ProjectOption = None) -> None:
+    """Check the definitions, load table sources into the log, and record them."""
+    state = state_of(ctx)
+    loaded = _project(ctx, project)
+    before = read_applied(state.settings.features_dir)
+    previous = {f.name: f.digest for f in before.features} if before else {}
+    with state.open_log() as log:
+        for source in {f.source for f in loaded.features if isinstance(f.source, TableSource)}:
+            info = load_table(log, source)
+            status().print(f"table {source.name} → topic {info.name}")
+        for topic in {f.source.topic for f in loaded.features}:
+            log.topic(topic)  # every source topic must exist
+    applied = write_applied(state.settings.features_dir, loaded, SystemClock().now_us())
+    table = Table("feature", "change", "digest", title=f"applied {loaded.path}")
+    for f in applied.features:
+        change = ("new" if f.name not in previous
+                  else "changed" if previous[f.name] != f.digest else "")
+        table.add_row(f.name, change, f.digest[:12])
+    for name in sorted(set(previous) - {f.name for f in applied.features}):
+        table.add_row(name, "removed", "")
+    out().print(table)
+
+
+@app.command("list")
+def list_(ctx: typer.Context) -> None:
+    """The applied features."""
+    applied = read_applied(state_of(ctx).settings.features_dir)
+    if applied is None:
+        raise ValidationError("features", "nothing applied yet: run headwater features apply")
+    table = Table("feature", "entity", "source", "aggregation", "window", "ttl", "digest")
+    for f in applied.features:
+        d = f.definition
+        if d is None:
+            table.add_row(f.name, "", "derived", f"f({', '.join(f.inputs)})", "", "",
+                          f.digest[:12])
+            continue
+        ttl = f"{d.ttl_us // 1_000_000}s" if d.ttl_us else ""
+        table.add_row(f.name, d.entity.name, d.source.topic,
+                      f"{d.aggregation}({d.column or ''})", _window(d), ttl, f.digest[:12])
+    out().print(table)
+    for name, version in applied.feature_sets.items():
+        out().print(f"feature set {name} {version[:12]}: {', '.join(applied.members[name])}")
+
+
+@app.command("show")
+def show(ctx: typer.Context, name: str) -> None:
+    """One applied feature's definition, as JSON."""
+    applied = read_applied(state_of(ctx).settings.features_dir)
+    for f in applied.features if applied else []:
+        if f.name == name:
+            import msgspec
+
+            out().print_json(msgspec.json.encode(f).decode())
+            return
+    raise ValidationError("name", f"no applied feature {name!r}")
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    project: ProjectOption = None,
+    idle_timeout: Annotated[float | None, typer.Option(
+        help="Stop after this many seconds without events (default: run until stopped).")] = None,
+    group: Annotated[str, typer.Option(help="The engines' consumer group.")] = "features",
+) -> None:
+    """Run the feature engine: consume the sources, keep the online store current."""
+    state = state_of(ctx)
+    loaded = _project(ctx, project)
+    with state.open_log() as log, closing(open_online_store(
+        state.settings.online_location, settings=state.settings
+    )) as online, FeatureEngine(log, loaded.features, online, group=group,
+                               state_dir=state.settings.features_dir / "state") as engine:
+        status().print(f"engine running ({len(loaded.features)} features); Ctrl-C stops it")
+        with suppress(KeyboardInterrupt):
+            engine.run(idle_timeout_s=idle_timeout, poll_timeout_s=0.2)
+    status().print("engine stopped; its state is checkpointed")
+
+
+@app.command("backfill")
+def backfill_(ctx: typer.Context, project: ProjectOption = None) -> None:
+    """Compute the features from the whole log (for new or changed definitions)."""
+    state = state_of(ctx)
+    loaded = _project(ctx, project)
+    with state.open_log() as log, closing(open_online_store(
+        state.settings.online_location, settings=state.settings
+    )) as online:
+        count = backfill(log, loaded.features, online,
+                         state_dir=state.settings.features_dir / "backfill")
+    status().print(f"backfilled {format_count(count)} events")
+
+
+@app.command("get")
+def get(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="The entity's key.")],
+    project: ProjectOption = None,
+    feature_set: Annotated[str | None, typer.Option("--set", help="A feature set's name "
+                                                    "(default: every feature).")] = None,
+    at: Annotated[str | None, typer.Option(help="Read as of this time (ISO 8601); "
+                                           "default: now.")] = None,
+    request: Annotated[str | None, typer.Option(help="Request values as a JSON object, "
+                                                "for derived features.")] = None,
+) -> None:
+    """An entity's feature values now (or as the online store would answer at --at)."""
+    state = state_of(ctx)
+    loaded = _project(ctx, project)
+    chosen = (loaded.feature_set(feature_set) if feature_set
+              else FeatureSet("all", (*loaded.features, *loaded.derived)))
+    now = parse_timestamp(at, field="--at") if at else SystemClock().now_us()
+    values: dict[str, Any] = json.loads(request) if request else {}
+    if not isinstance(values, dict):
+        raise ValidationError("--request", "expected a JSON object")
+    entities = {f.entity.name for f in chosen.features if isinstance(f, Feature)}
+    with closing(open_online_store(state.settings.online_location, settings=state.settings,
+                                   read_only=True)) as online:
+        got = FeatureReader(online, chosen).read(dict.fromkeys(entities, key), now, values)
+    table = Table("feature", "value", title=f"{key} at {format_micros(now)}")
+    for name, value in got.items():
+        table.add_row(name, "null" if value is None else str(value))
+    out().print(table)

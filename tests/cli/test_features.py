@@ -1,0 +1,90 @@
+"""headwater features: apply, list, show, run, backfill and get, end to end."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from headwater.cli import app
+
+PROJECT = textwrap.dedent(
+    """
+    from headwater.features import Entity, Feature, FeatureSet, Lifetime, StreamSource, Tumbling
+    from headwater.features import DerivedFeature
+
+    user = Entity("user", key="user")
+    payments = StreamSource.of("payments")
+    spend = Feature.of("spend", user, payments, "sum", column="amount", window=Lifetime())
+    count = Feature.of("payments_per_day", user, payments, "count", window=Tumbling.of("1d"))
+    share = DerivedFeature("share", ("amount", "spend"), lambda c: c["amount"] / c["spend"])
+    checkout = FeatureSet("checkout", (spend, count, share))
+    """
+)
+
+
+def run(tmp: Path, *args: str, input: str | None = None) -> Result:
+    env = {"HEADWATER_HOME": str(tmp / "home"), "HEADWATER_PROJECT": str(tmp / "features.py")}
+    return CliRunner().invoke(app, ["--log", str(tmp / "log"), *args], input=input, env=env)
+
+
+def ok(tmp: Path, *args: str, input: str | None = None) -> Result:
+    result = run(tmp, *args, input=input)
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    return result
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "features.py").write_text(PROJECT)
+    ok(tmp_path, "topics", "create", "payments", "--schema",
+       "user:string,amount:float64,ts:timestamp", "--key", "user", "--event-time", "ts")
+    rows = "\n".join(
+        f'{{"user": "{u}", "amount": {a}, "ts": "2024-05-01T0{h}:00:00Z"}}'
+        for u, a, h in [("ada", 10, 1), ("ada", 30, 2), ("bob", 5, 3)]
+    )
+    ok(tmp_path, "produce", "payments", "-", input=rows)
+    return tmp_path
+
+
+def test_apply_list_show_run_get(project: Path) -> None:
+    applied = ok(project, "features", "apply")
+    assert "spend" in applied.stdout
+    assert "new" in applied.stdout
+    assert "unchanged" not in ok(project, "features", "apply").stdout
+    listed = ok(project, "features", "list").stdout
+    assert "payments_per_day" in listed
+    assert "feature set checkout" in listed
+    assert '"aggregation": "sum"' in ok(project, "features", "show", "spend").stdout
+    ok(project, "features", "run", "--idle-timeout", "0")
+    got = ok(project, "features", "get", "ada", "--set", "checkout",
+             "--at", "2024-05-01T12:00:00Z", "--request", '{"amount": 20}').stdout
+    assert "40.0" in got  # spend
+    assert "2" in got  # payments today
+    assert "0.5" in got  # share = 20 / 40
+    unknown = ok(project, "features", "get", "nobody", "--at", "2024-05-01T12:00:00Z",
+                 "--request", '{"amount": 1}').stdout
+    assert "null" in unknown
+    missing = run(project, "features", "get", "ada", "--at", "2024-05-01T12:00:00Z")
+    assert missing.exit_code == 2
+    assert "share.inputs: missing amount" in missing.stderr
+
+
+def test_backfill_gives_the_same_values(project: Path) -> None:
+    ok(project, "features", "backfill")
+    got = ok(project, "features", "get", "bob", "--at", "2024-05-01T12:00:00Z",
+             "--request", '{"amount": 5}').stdout
+    assert "5.0" in got
+
+
+def test_bad_projects(tmp_path: Path) -> None:
+    result = run(tmp_path, "features", "apply")
+    assert result.exit_code == 2
+    assert "no project module" in result.stderr
+    (tmp_path / "features.py").write_text("x = 1\n")
+    assert "defines no features" in run(tmp_path, "features", "apply").stderr
+    (tmp_path / "features.py").write_text("raise RuntimeError('boom')\n")
+    assert "RuntimeError: boom" in run(tmp_path, "features", "apply").stderr
+    assert run(tmp_path, "features", "list").exit_code == 2
