@@ -79,38 +79,64 @@ class FeatureEngine:
         self._since_checkpoint = 0
 
     def _reconcile(self) -> None:
+        """Follow the group: drop tasks of partitions lost, open tasks for those gained.
+
+        The group decides only who owns what; positions are the tasks' own, restored from
+        their checkpoints (never the group's committed offsets).
+        """
         owned = set(self.consumer.assignment())
         for key in [k for k in self.tasks if k not in owned]:
             del self.tasks[key]  # another member owns it now and resumes it from its checkpoint
         for topic, partition in sorted(owned - set(self.tasks)):
             task = open_task(self.log, topic, partition, self.features[topic], self.state_dir,
                              self.history)
-            start, end = self.log.backend.offsets(topic, partition)
+            start, _ = self.log.backend.offsets(topic, partition)
             if task.position < start:
                 raise ValidationError(
                     "position", f"{task.name}: events {task.position}..{start - 1} were removed "
                     "by retention before the engine applied them; backfill from the history"
                 )
-            self.consumer.seek(topic, partition, min(task.position, end))
             self.tasks[(topic, partition)] = task
 
     def step(self, max_events: int = 100_000, timeout_s: float = 0.0) -> int:
-        """Process what is there (up to ``max_events``); return the events applied."""
+        """Process what is there (up to ``max_events``); return the events applied.
+
+        Waits up to ``timeout_s`` when nothing is there.
+        """
         self._reconcile()
+        deadline = time.monotonic() + timeout_s
+        count = self._step_once(max_events)
+        while not count and time.monotonic() < deadline:
+            time.sleep(min(0.002, max(0.0, deadline - time.monotonic())))
+            count = self._step_once(max_events)
+        self._since_checkpoint += count
+        if self._since_checkpoint >= self.checkpoint_events:
+            self.checkpoint()
+        return count
+
+    def _step_once(self, max_events: int) -> int:
+        """Read each owned partition from its task's position, one pass and one write
+        per partition."""
         count = 0
-        by_partition: dict[tuple[str, int], list[pa.RecordBatch]] = {}
-        for fetched in self.consumer.poll(max_events=max_events, timeout_s=timeout_s):
-            by_partition.setdefault((fetched.topic, fetched.partition), []).append(fetched.batch)
-        for key, batches in by_partition.items():  # one pass and one write per partition
-            task = self.tasks[key]
+        for (topic, partition), task in sorted(self.tasks.items()):
+            budget = max_events - count
+            if budget <= 0:
+                break
+            batches: list[pa.RecordBatch] = []
+            position, got = task.position, 0
+            while got < budget:
+                batch = self.log.backend.read(topic, partition, position + got, budget - got)
+                if not batch.num_rows:
+                    break
+                batches.append(batch)
+                got += batch.num_rows
+            if not batches:
+                continue
             batch = batches[0] if len(batches) == 1 else pa.concat_batches(batches)
             updates, late = task.process(batch)
             late_dead_letters(self.log, task, late)
             self._write(task, updates)
-            count += batch.num_rows
-        self._since_checkpoint += count
-        if self._since_checkpoint >= self.checkpoint_events:
-            self.checkpoint()
+            count += got
         return count
 
     def _write(self, task: FeatureTask, updates: list[Update]) -> None:
@@ -130,8 +156,10 @@ class FeatureEngine:
         """Commit every task's state with its position (and its history)."""
         for task in self.tasks.values():
             commit_task(task, self.state_dir, self.history)
-        if self.tasks:
-            self.consumer.commit({k: t.position for k, t in self.tasks.items()})
+        owned = set(self.consumer.assignment())
+        progress = {k: t.position for k, t in self.tasks.items() if k in owned}
+        if progress:  # for lag reports; the checkpoints are what the engine resumes from
+            self.consumer.commit(progress)
         self._since_checkpoint = 0
 
     def close(self) -> None:
