@@ -145,10 +145,19 @@ class Log:
             )
         checked = validate(info.schema, events, max_event_bytes=self.max_event_bytes)
         total = len(checked.index) + len(checked.rejections)
-        partitions = np.full(total, -1, dtype=np.int32)
-        offsets = np.full(total, -1, dtype=np.int64)
         placed: list[PartitionAppend] = []
         batch = checked.batch
+        whole = _whole_batch(info, batch, producer, self._round_robin, checked.rejections)
+        if whole is not None:
+            placement = self.backend.append(topic, whole, batch, producer)
+            offsets = (placement.base_offset + np.arange(total, dtype=np.int64)
+                       if placement.base_offset >= 0 else np.full(total, -1, dtype=np.int64))
+            return AppendResult(
+                topic=topic, partitions=np.full(total, whole, dtype=np.int32), offsets=offsets,
+                append_time=placement.append_time, duplicate=placement.duplicate,
+            )
+        partitions = np.full(total, -1, dtype=np.int32)
+        offsets = np.full(total, -1, dtype=np.int64)
         if batch.num_rows:
             parts = self._partitions_of(info, batch, producer)
             for p, rows, part in _split(batch, parts, info.partitions):
@@ -350,6 +359,20 @@ def _producer(producer_id: str | None, sequence: int | None) -> Producer | None:
     return Producer(producer_id, sequence)
 
 
+def _whole_batch(info: TopicInfo, batch: pa.RecordBatch, producer: Producer | None,
+                 round_robin: itertools.count[int], rejections: tuple[Rejection, ...]
+                 ) -> int | None:
+    """The partition of the whole batch when it all goes to one and nothing was
+    rejected (the common case, answered without per-row work); else ``None``."""
+    if rejections or not batch.num_rows:
+        return None
+    if info.partitions == 1:
+        return 0
+    if info.schema.key is None:
+        return (producer.sequence if producer else next(round_robin)) % info.partitions
+    return None
+
+
 def _split(
     batch: pa.RecordBatch, parts: np.ndarray, partitions: int
 ) -> Iterator[tuple[int, np.ndarray, pa.RecordBatch]]:
@@ -357,7 +380,8 @@ def _split(
     if partitions == 1 or (parts[0] == parts).all():
         yield int(parts[0]), np.arange(batch.num_rows), batch
         return
-    order = np.argsort(parts, kind="stable")
+    small = np.uint8 if partitions <= 256 else np.uint16 if partitions <= 65536 else parts.dtype
+    order = np.argsort(parts.astype(small, copy=False), kind="stable")  # a radix sort
     counts = np.bincount(parts, minlength=partitions)
     ordered = batch.take(pa.array(order))
     lo = 0

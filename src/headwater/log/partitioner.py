@@ -65,35 +65,70 @@ def _murmur2(data: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64],
              lengths: npt.NDArray[np.int64]) -> npt.NDArray[np.uint32]:
     """murmur2 of each key ``data[starts[i] : starts[i] + lengths[i]]``.
 
-    Each 4-byte block of every key is one gather, whatever the keys' lengths: the four
-    word views of the bytes (starting at byte 0, 1, 2, 3) are laid end to end, so the
-    little-endian word at byte ``p`` is ``words[base[p % 4] + p // 4]``.
+    Keys all of one length (ids, codes, integers) lie back to back, so each 4-byte block
+    of every key is a strided view. Otherwise each block is one gather, whatever the
+    keys' lengths: the four word views of the bytes (starting at byte 0, 1, 2, 3) are
+    laid end to end, so the little-endian word at byte ``p`` is
+    ``words[(p % 4) * per_view + p // 4]``.
     """
-    blocks = lengths // 4
+    n = len(lengths)
+    blocks = lengths >> 2
     max_blocks = int(blocks.max(initial=0))
-    per_view = (len(data) + 4 * max_blocks + 8) // 4
-    padded = np.zeros(4 * per_view + 4, dtype=np.uint8)
-    padded[: len(data)] = data
-    raw = padded.tobytes()
-    words = np.frombuffer(b"".join(raw[r: r + 4 * per_view] for r in range(4)), dtype="<u4")
+    tail = lengths & 3
+    width = int(lengths[0]) if n else 0
+    if n and bool((lengths == width).all()):
+        # Keys of one length (ids, fixed-width codes, integers) lie back to back, so the
+        # words of each block are a strided view: no gathers, no per-key choices.
+        first = int(starts[0])
+        packed = np.zeros(n * width + 4, dtype=np.uint8)
+        packed[: n * width] = data[first: first + n * width]
 
-    def at(p: npt.NDArray[np.int64]) -> npt.NDArray[np.uint32]:
-        return words[(p & 3) * per_view + (p >> 2)]
+        def strided(at: int) -> npt.NDArray[np.uint32]:
+            """The little-endian word at byte ``at`` of every key (a strided view)."""
+            return np.ndarray((n,), dtype="<u4", buffer=packed, offset=at, strides=(width,))
+
+        def block(b: int) -> npt.NDArray[np.uint32]:
+            return strided(4 * b)
+
+        def rest_words() -> npt.NDArray[np.uint32]:
+            return strided(width & ~3)
+
+        uniform = True
+    else:
+        per_view = (len(data) + 4 * max_blocks + 8) // 4
+        padded = np.zeros(4 * per_view + 4, dtype=np.uint8)
+        padded[: len(data)] = data
+        # The four word views (starting at byte 0, 1, 2, 3) copied end to end into one
+        # aligned array: the little-endian word at byte p is words[(p % 4) * per_view + p // 4].
+        words = np.empty((4, per_view), dtype="<u4")
+        for r in range(4):
+            words[r] = np.frombuffer(padded, dtype="<u4", count=per_view, offset=r)
+        flat = words.ravel()
+
+        def at(p: npt.NDArray[np.int64]) -> npt.NDArray[np.uint32]:
+            return flat[(p & 3) * per_view + (p >> 2)]
+
+        def block(b: int) -> npt.NDArray[np.uint32]:
+            return at(starts + 4 * b)
+
+        def rest_words() -> npt.NDArray[np.uint32]:
+            return at(starts + (lengths & ~3))
+
+        uniform = False
 
     h = _SEED ^ lengths.astype(np.uint32)
     for b in range(max_blocks):
-        k = at(starts + 4 * b) * _M
+        k = block(b) * _M
         k ^= k >> np.uint32(24)
         k *= _M
         mixed = (h * _M) ^ k
-        h = np.where(blocks > b, mixed, h)
-    tail = lengths % 4
+        h = mixed if uniform else np.where(blocks > b, mixed, h)
     if tail.any():
-        rest = at(starts + (lengths & ~3))
-        keep = np.where(tail == 3, np.uint32(0xFFFFFF),
-                        np.where(tail == 2, np.uint32(0xFFFF), np.uint32(0xFF)))
+        rest = rest_words()
+        shift = tail.astype(np.uint32) << np.uint32(3)
+        keep = (np.uint32(1) << shift) - np.uint32(1)  # 0, 0xFF, 0xFFFF or 0xFFFFFF
         mixed = (h ^ (rest & keep)) * _M
-        h = np.where(tail >= 1, mixed, h)
+        h = mixed if uniform else np.where(tail > 0, mixed, h)
     h ^= h >> np.uint32(13)
     h *= _M
     h ^= h >> np.uint32(15)

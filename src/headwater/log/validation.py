@@ -127,16 +127,21 @@ def _validate_arrow(schema: Schema, batch: pa.RecordBatch, limit: int) -> Valida
         if not f.nullable and col.null_count:
             rejects.add(np.asarray(col.is_null()), f.name, "null in a non-nullable field")
         columns.append(col)
+    known = _known_names(schema)
     for name in batch.schema.names:
-        if name in SYSTEM_COLUMNS:
-            continue
-        if schema.names.count(name) == 0:
+        if name not in known:
             col = batch.column(name)
             if col.null_count < n:
                 rejects.add(np.asarray(col.is_valid()), name, "unknown field")
     _check_sizes(schema, columns, limit, rejects)
-    out = pa.RecordBatch.from_arrays(columns, schema=schema.arrow_schema())
-    if not rejects.mask.any():
+    target = schema.arrow_schema()
+    if batch.schema.equals(target) and all(
+        c is o for c, o in zip(columns, batch.columns, strict=True)
+    ):
+        out = batch
+    else:
+        out = pa.RecordBatch.from_arrays(columns, schema=target)
+    if not rejects.reasons:
         return Validated(out, np.arange(n, dtype=np.int64), ())
     keep = ~rejects.mask
     rejections = tuple(
@@ -176,8 +181,12 @@ def _event_time_column(col: pa.Array, name: str, rejects: _Rejects) -> pa.Array:
     else:
         rejects.add(np.ones(n, dtype=bool), name, f"expected a timestamp, got {t}")
         return pa.nulls(n, TIMESTAMP)
-    bounds = pc.min_max(out.view(pa.int64())).as_py()
-    low, high = bounds["min"], bounds["max"]
+    if out.null_count == 0 and len(out):
+        us_view = np.asarray(out.view(pa.int64()))
+        low, high = int(us_view.min()), int(us_view.max())
+    else:
+        bounds = pc.min_max(out.view(pa.int64())).as_py()
+        low, high = bounds["min"], bounds["max"]
     if low is not None and (low < MIN_MICROS or high >= MAX_MICROS):
         us = np.asarray(pc.fill_null(out.view(pa.int64()), 0))
         rejects.add((us < MIN_MICROS) | (us >= MAX_MICROS), name,
@@ -205,9 +214,21 @@ def _cast_column(col: pa.Array, f: Field, rejects: _Rejects) -> pa.Array:
     return pa.array(values, target)
 
 
-def _check_sizes(schema: Schema, columns: list[pa.Array], limit: int, rejects: _Rejects) -> None:
+@functools.lru_cache(maxsize=256)
+def _known_names(schema: Schema) -> frozenset[str]:
+    return frozenset(schema.names) | frozenset(SYSTEM_COLUMNS)
+
+
+@functools.lru_cache(maxsize=256)
+def _size_plan(schema: Schema) -> tuple[int, tuple[int, ...]]:
+    """The fixed bytes of an event and the positions of the variable-width fields."""
     fixed = sum(_FIXED_WIDTH.get(f.type, 0) for f in schema.fields)
-    var = [c for f, c in zip(schema.fields, columns, strict=True) if f.type not in _FIXED_WIDTH]
+    return fixed, tuple(i for i, f in enumerate(schema.fields) if f.type not in _FIXED_WIDTH)
+
+
+def _check_sizes(schema: Schema, columns: list[pa.Array], limit: int, rejects: _Rejects) -> None:
+    fixed, positions = _size_plan(schema)
+    var = [columns[i] for i in positions]
     if not var or not len(columns[0]):
         return
     if fixed + sum(_data_bytes(c) for c in var) <= limit:

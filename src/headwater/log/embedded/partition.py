@@ -108,14 +108,16 @@ class Partition:
             self._maps[base] = data
         return data
 
-    def _scan_new(self) -> None:
-        """Index the complete frames appended to the last segment since the last look."""
+    def _scan_new(self) -> int:
+        """Index the complete frames appended to the last segment since the last look;
+        return the segment's size as seen."""
         size = self._size(self._last)
         if size > self._scan_pos:
             frames, self._scan_pos = scan(memoryview(self._buffer(self._last, size)),
                                           self._scan_pos, size)
             for frame in frames:
                 self._add(frame)
+        return size
 
     def _add(self, frame: FrameHeader) -> None:
         if self.index.bases and frame.base_offset != self.index.end:
@@ -135,11 +137,12 @@ class Partition:
         self._frame_position.append(frame.position)
         self._frame_bytes.append(frame.end - frame.position)
 
-    def _catch_up(self) -> None:
-        """Follow other writers: new frames, new segments, a moved start offset."""
+    def _catch_up(self) -> int:
+        """Follow other writers: new frames, new segments, a moved start offset. Returns
+        the size of the last segment as seen."""
         while True:
-            self._scan_new()
-            if self._scan_pos < self._size(self._last) or self.index.end == self._last:
+            size = self._scan_new()
+            if self._scan_pos < size or self.index.end == self._last:
                 break  # an incomplete frame (being written, or torn), or an empty segment
             following = self.index.end
             if not os.path.exists(self._seg_path(following)):
@@ -147,6 +150,7 @@ class Partition:
             self._last = following
             self._scan_pos = len(FILE_HEADER)
         self._read_start()
+        return size
 
     def _read_start(self) -> None:
         try:
@@ -180,15 +184,13 @@ class Partition:
                         ) from None
                     time.sleep(0.001)
             try:
-                self._catch_up()
-                self._repair_tail()
+                self._repair_tail(self._catch_up())
                 yield self._writable()
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
-    def _repair_tail(self) -> None:
+    def _repair_tail(self, size: int) -> None:
         """Cut what a writer that died mid-append left behind (we hold the lock)."""
-        size = self._size(self._last)
         if not self._checked_tail and self.index.bases:
             self._checked_tail = True
             i = len(self.index.bases) - 1
@@ -218,7 +220,8 @@ class Partition:
             self._write_fd = os.open(self._seg_path(self._last), os.O_WRONLY | os.O_APPEND)
             self._write_segment = self._last
         if self._scan_pos >= self._segment_bytes and self.index.end > self._last:
-            os.fsync(self._write_fd)
+            if self._sync_dirs:  # fsync policy "always" or "group": seal the segment durably
+                os.fsync(self._write_fd)
             self._create_segment(self.index.end)
             self._last, self._scan_pos = self.index.end, len(FILE_HEADER)
             return self._writable()
@@ -231,7 +234,8 @@ class Partition:
         with open(tmp, "wb") as f:
             f.write(FILE_HEADER)
             f.flush()
-            os.fsync(f.fileno())
+            if self._sync_dirs:
+                os.fsync(f.fileno())
         try:
             os.link(tmp, path)  # atomic, and fails if the segment exists already
         except FileExistsError:
@@ -258,17 +262,17 @@ class Partition:
                 schema=self._stored,
             )
             times = np.asarray(batch.column(self.schema.event_time).view(pa.int64()))
+            low, high = int(times.min()), int(times.max())
             payload = stored.serialize()
             header, pad = encode_frame(
                 payload, base_offset=base, count=n, append_time=at,
-                min_event_time=int(times.min()), max_event_time=int(times.max()),
+                min_event_time=low, max_event_time=high,
                 producer=producer_hash(producer.id) if producer else 0,
                 sequence=producer.sequence if producer else -1,
             )
             position = self._scan_pos
             written = write_all(fd, [header, payload, pad])
-            frame = FrameHeader(position, payload.size, base, n, at, int(times.min()),
-                                int(times.max()), 0, -1, 0)
+            frame = FrameHeader(position, payload.size, base, n, at, low, high, 0, -1, 0)
             self._scan_pos = position + written
             self._add(frame)
             placement = PartitionAppend(base, n, at)
