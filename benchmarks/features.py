@@ -12,6 +12,9 @@ on a shared machine are noise:
 - ``online_read_p50_us``, ``online_read_p99_us``: one entity's 20 features through
   :class:`~headwater.features.online.FeatureReader` on the in-memory store
   (``online_read_vs_dict``: against reading the same blobs from a plain dict).
+- ``freshness_p50_ms``, ``freshness_p99_ms``: from appending one event to the embedded
+  log until a read-only follower of the embedded online store sees its effect, with the
+  engine running continuously in its own process (default fsync policies).
 
 Run: ``python benchmarks/features.py`` (``--events 1000000`` for a quick run).
 """
@@ -28,6 +31,7 @@ import collections
 import json
 import math
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -184,12 +188,75 @@ def online_reads(samples: int) -> dict[str, float]:
             "online_read_vs_dict": round(float(np.median(ours) / np.median(base)), 1)}
 
 
+ENGINE = """
+import sys
+from headwater.features import Entity, Feature, Lifetime, StreamSource
+from headwater.features.engine import FeatureEngine
+from headwater.log import open_log
+from headwater.store.online import EmbeddedOnlineStore
+
+root = sys.argv[1]
+user = Entity("user", key="user")
+last = Feature.of("last_amount", user, StreamSource.of("tx"), "last", column="amount",
+                  window=Lifetime())
+log = open_log(root + "/log")
+online = EmbeddedOnlineStore(root + "/online")
+with FeatureEngine(log, [last], online, state_dir=root + "/state") as engine:
+    print("ready", flush=True)
+    engine.run(idle_timeout_s=float(sys.argv[2]), poll_timeout_s=0.05)
+online.close()
+"""
+
+
+def freshness(samples: int) -> dict[str, float]:
+    """Append one event at a time; time until the online store reflects it."""
+    from headwater.features.online import value_at
+    from headwater.log import open_log
+    from headwater.store.online import EmbeddedOnlineStore
+
+    last = Feature.of("last_amount", USER, SOURCE, "last", column="amount")
+    tmp = tempfile.mkdtemp(prefix="hw-bench-fresh-")
+    log = open_log(f"{tmp}/log")
+    log.create_topic("tx", SCHEMA)
+    engine = subprocess.Popen([sys.executable, "-c", ENGINE, tmp, "5"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert engine.stdout is not None
+        if engine.stdout.readline().strip() != "ready":
+            raise SystemExit("the engine process did not start")
+        reader = EmbeddedOnlineStore(f"{tmp}/online", read_only=True)
+        latencies = []
+        for i in range(samples):
+            amount = float(i + 1)
+            start = time.perf_counter()
+            log.append("tx", [{"user": "fresh", "amount": amount, "ts": START + i}])
+            while True:
+                reader.refresh()
+                entry = reader.read("user", "fresh").get("last_amount")
+                if entry is not None and value_at(last, entry, START + i) == amount:
+                    break
+                if time.perf_counter() - start > 5:
+                    raise SystemExit(f"event {i} not visible after 5 s")
+                time.sleep(0.0002)
+            latencies.append(time.perf_counter() - start)
+            time.sleep(0.005)
+        reader.close()
+    finally:
+        engine.terminate()
+        engine.wait(timeout=30)
+        log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    p50, p99 = np.percentile(latencies, [50, 99]) * 1000
+    return {"freshness_p50_ms": round(float(p50), 2), "freshness_p99_ms": round(float(p99), 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--keys", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--reads", type=int, default=20_000)
+    parser.add_argument("--fresh", type=int, default=500, help="freshness samples")
     args = parser.parse_args()
     log_progress(f"generating {args.events:,} events")
     batches = make_events(args.events, args.keys, args.days)
@@ -214,6 +281,8 @@ def main() -> None:
         "stream_vs_python_loop": round(loop_cpu / engine_cpu, 2),
     }
     figures.update(online_reads(args.reads))
+    log_progress("freshness")
+    figures.update(freshness(args.fresh))
     print(json.dumps(figures))
 
 

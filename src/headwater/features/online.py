@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["FeatureReader", "value_at", "values_at"]
 
 _DOUBLE: Final = struct.Struct("<d")
+_LIFETIME_HOP: Final = 1 << 62  # a lifetime window is one tile: its tile is always 0
 
 
 def value_at(feature: Feature, entry: bytes | None, now: int) -> Any:
@@ -33,22 +34,7 @@ def value_at(feature: Feature, entry: bytes | None, now: int) -> Any:
     A read before the entity's newest tile (events from the future) is answered as of
     that tile.
     """
-    if entry is None:
-        return None
-    last, tile = ENTRY_HEADER.unpack_from(entry)
-    if feature.ttl_us is not None and now - last > feature.ttl_us:
-        return None
-    window = feature.window
-    k = max(window.tile_of_one(now) - tile, 0)
-    if k >= window.tiles:
-        return [] if feature.aggregation == "last_n" else _empty(feature)
-    if feature.aggregation == "last_n":
-        m = feature.n or 1
-        start = ENTRY_HEADER.size + 8 * m * k
-        values = struct.unpack_from(f"<{m}d", entry, start)
-        return [v for v in values if not math.isnan(v)]
-    (value,) = _DOUBLE.unpack_from(entry, ENTRY_HEADER.size + 8 * k)
-    return None if math.isnan(value) else value
+    return _Plan(feature).value(entry, now)
 
 
 def _empty(feature: Feature) -> float | None:
@@ -78,15 +64,20 @@ class FeatureReader:
                 self.by_entity.setdefault(f.entity.name, []).append(f)
             else:
                 self.derived.append(f)
+        # What a read needs of each feature, worked out once: the hot path is plain tuples.
+        self._plans = {entity: [_Plan.of(f) for f in features]
+                       for entity, features in self.by_entity.items()}
 
     def read(self, entities: Mapping[str, str], now: int,
              request: Mapping[str, Any] | None = None) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for entity, features in self.by_entity.items():
+        for entity, plans in self._plans.items():
             key = entities.get(entity)
             if key is None:
                 raise ValidationError(f"entities.{entity}", "missing: the feature set needs it")
-            values.update(values_at(features, self.online.read(entity, key), now))
+            entries = self.online.read(entity, key)
+            for plan in plans:
+                values[plan.name] = plan.value(entries.get(plan.name), now)
         if self.derived:
             columns = {k: _column([v]) for k, v in {**(request or {}), **values}.items()}
             for f in self.derived:
@@ -94,6 +85,43 @@ class FeatureReader:
                 values[f.name] = _scalar(result[0])
                 columns[f.name] = result
         return values
+
+
+class _Plan:
+    """One feature's read, with everything but the entry and the time precomputed."""
+
+    __slots__ = ("empty", "hop", "last_n", "name", "offset", "tiles", "ttl")
+
+    def __init__(self, feature: Feature) -> None:
+        self.name = feature.name
+        self.ttl = feature.ttl_us
+        self.hop = feature.window.hop_us
+        self.tiles = feature.window.tiles
+        self.last_n = feature.n if feature.aggregation == "last_n" else None
+        self.empty: Any = [] if self.last_n else _empty(feature)
+        self.offset = ENTRY_HEADER.size
+
+    @classmethod
+    def of(cls, feature: Feature) -> _Plan:
+        return cls(feature)
+
+    def value(self, entry: bytes | None, now: int) -> Any:
+        if entry is None:
+            return None
+        last, tile = ENTRY_HEADER.unpack_from(entry)
+        if self.ttl is not None and now - last > self.ttl:
+            return None
+        k = now // self.hop - tile if self.hop < _LIFETIME_HOP else 0
+        if k < 0:
+            k = 0
+        elif k >= self.tiles:
+            return self.empty
+        if self.last_n:
+            m = self.last_n
+            found = struct.unpack_from(f"<{m}d", entry, self.offset + 8 * m * k)
+            return [v for v in found if v == v]
+        (value,) = _DOUBLE.unpack_from(entry, self.offset + 8 * k)
+        return None if value != value else value
 
 
 def _column(values: list[Any]) -> npt.NDArray[Any]:
