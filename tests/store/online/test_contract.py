@@ -286,3 +286,45 @@ def test_bad_arguments_name_the_field(
         getattr(store, method)(*args)
     assert raised.value.field == field
     assert store.read(NS, "u0") == {"a": b"1"}
+
+
+# -- writing in columns ------------------------------------------------------------------
+
+
+def test_write_columns_equals_write(store: OnlineStore) -> None:
+    store.write(NS, [("u1", {"a": b"old", "z": b"kept"})])
+    store.write_columns(NS, ["u1", "u2", "u1"], {"a": [b"1", b"2", b"3"], "b": [b"4", b"5", b"6"]},
+                        version=3, meta={"offsets": b"7"})
+    assert store.read(NS, "u1") == {"a": b"3", "b": b"6", "z": b"kept"}
+    assert store.read(NS, "u2") == {"a": b"2", "b": b"5"}
+    assert store.version(NS) == 3
+    assert store.meta_get(NS, "offsets") == b"7"
+    store.write_columns(NS, [], {})  # nothing to do
+    assert store.read(NS, "u2") == {"a": b"2", "b": b"5"}
+
+
+@pytest.mark.parametrize(
+    ("entities", "columns", "field"),
+    [
+        (["u1", 7], {"a": [b"1", b"2"]}, "entities[1]"),
+        (["u1", ""], {"a": [b"1", b"2"]}, "entities[1]"),
+        ("u1", {"a": [b"1"]}, "entities"),
+        (["u1", "u2"], {"a": [b"1"]}, "columns['a']"),
+        (["u1", "u2"], {"a": [b"1", "no"]}, "columns['a'][1]"),
+        (["u1"], [b"1"], "columns"),
+    ],
+)
+def test_write_columns_names_bad_input(store: OnlineStore, entities: Any, columns: Any,
+                                       field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        store.write_columns(NS, entities, columns)
+    assert info.value.field == field
+    assert store.read(NS, "u1") == {}
+
+
+def test_write_columns_is_fenced_by_versions_too(store: OnlineStore) -> None:
+    store.write_columns(NS, ["u1"], {"a": [b"1"]}, version=5)
+    with pytest.raises(ValidationError) as info:
+        store.write_columns(NS, ["u1"], {"a": [b"2"]}, version=5)
+    assert info.value.field == "version"
+    assert store.read(NS, "u1") == {"a": b"1"}

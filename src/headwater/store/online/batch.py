@@ -32,6 +32,7 @@ __all__ = [
     "check_entity",
     "check_meta_key",
     "check_namespace",
+    "columns_batch",
     "delete_batch",
     "meta_batch",
     "write_batch",
@@ -94,6 +95,57 @@ def write_batch(
         raise ValidationError("version", f"expected an integer in 0..2**63-1 or None, "
                                          f"got {version!r}")
     return Batch(namespace, merged, version=version,
+                 meta={} if meta is None else _blobs(meta, "meta"))
+
+
+def columns_batch(
+    namespace: str,
+    entities: Sequence[str],
+    columns: Mapping[str, Sequence[bytes]],
+    *,
+    version: int | None = None,
+    meta: Mapping[str, bytes] | None = None,
+) -> Batch:
+    """Check the arguments of ``write_columns``: entity ``i`` gets ``columns[f][i]`` for
+    every feature ``f``. Checked column by column, without a dict per row on the way in.
+
+    >>> columns_batch("user", ["u1", "u2"], {"clicks": [b"\\x01", b"\\x02"]}).rows
+    {'u1': {'clicks': b'\\x01'}, 'u2': {'clicks': b'\\x02'}}
+    """
+    check_namespace(namespace)
+    if not _is_sequence(entities):
+        raise ValidationError("entities", f"expected a sequence of entity keys, "
+                                          f"got {_kind(entities)}")
+    if not all(type(e) is str and e for e in entities):
+        check_entities(entities)  # names the first bad one
+    if not isinstance(columns, Mapping):
+        raise ValidationError("columns", f"expected a mapping of feature names to blobs, "
+                                         f"got {_kind(columns)}")
+    n = len(entities)
+    for name, blobs in columns.items():
+        if not isinstance(name, str) or not name:
+            raise ValidationError("columns", f"names must be non-empty strings, got {name!r}")
+        if not _is_sequence(blobs) or len(blobs) != n:
+            raise ValidationError(f"columns[{name!r}]", f"expected {n} blobs, one per entity")
+        if not all(type(b) is bytes for b in blobs):
+            bad = next(i for i, b in enumerate(blobs) if not isinstance(b, bytes))
+            raise ValidationError(f"columns[{name!r}][{bad}]",
+                                  f"expected bytes, got {_kind(blobs[bad])}")
+    if version is not None and (
+        isinstance(version, bool) or not isinstance(version, int) or not 0 <= version < 2**63
+    ):
+        raise ValidationError("version", f"expected an integer in 0..2**63-1 or None, "
+                                         f"got {version!r}")
+    names = list(columns)
+    rows: dict[str, dict[str, bytes]] = {}
+    if names:
+        rows = {e: dict(zip(names, blobs, strict=True))
+                for e, blobs in zip(entities, zip(*columns.values(), strict=True), strict=True)}
+        if len(rows) != n:  # an entity named twice: its rows merge, later ones winning
+            rows = {}
+            for e, blobs in zip(entities, zip(*columns.values(), strict=True), strict=True):
+                rows.setdefault(e, {}).update(zip(names, blobs, strict=True))
+    return Batch(namespace, rows, version=version,
                  meta={} if meta is None else _blobs(meta, "meta"))
 
 

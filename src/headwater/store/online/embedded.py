@@ -39,7 +39,14 @@ import msgspec
 from headwater.config import FsyncPolicy
 from headwater.errors import ConfigError, CorruptLogError, WriterConflictError
 from headwater.log.embedded.durability import Durability
-from headwater.store.online.batch import Batch, Row, delete_batch, meta_batch, write_batch
+from headwater.store.online.batch import (
+    Batch,
+    Row,
+    columns_batch,
+    delete_batch,
+    meta_batch,
+    write_batch,
+)
 from headwater.store.online.directory import StoreDirectory
 from headwater.store.online.snapshot import read_generation, read_snapshot, write_snapshot
 from headwater.store.online.state import OnlineState
@@ -116,6 +123,18 @@ class EmbeddedOnlineStore:
         meta: Mapping[str, bytes] | None = None,
     ) -> None:
         self._commit(write_batch(namespace, rows, version=version, meta=meta))
+
+    def write_columns(
+        self,
+        namespace: str,
+        entities: Sequence[str],
+        columns: Mapping[str, Sequence[bytes]],
+        *,
+        version: int | None = None,
+        meta: Mapping[str, bytes] | None = None,
+    ) -> None:
+        self._commit(columns_batch(namespace, entities, columns, version=version,
+                                   meta=meta))
 
     def read(self, namespace: str, entity: str) -> dict[str, bytes]:
         return self._state.read(namespace, entity)

@@ -13,7 +13,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 
-from headwater.store.online.batch import Batch, Row, delete_batch, meta_batch, write_batch
+from headwater.store.online.batch import (
+    Batch,
+    Row,
+    columns_batch,
+    delete_batch,
+    meta_batch,
+    write_batch,
+)
 from headwater.store.online.state import OnlineState
 
 __all__ = ["MemoryOnlineStore"]
@@ -42,6 +49,18 @@ class MemoryOnlineStore:
         meta: Mapping[str, bytes] | None = None,
     ) -> None:
         self._commit(write_batch(namespace, rows, version=version, meta=meta))
+
+    def write_columns(
+        self,
+        namespace: str,
+        entities: Sequence[str],
+        columns: Mapping[str, Sequence[bytes]],
+        *,
+        version: int | None = None,
+        meta: Mapping[str, bytes] | None = None,
+    ) -> None:
+        self._commit(columns_batch(namespace, entities, columns, version=version,
+                                   meta=meta))
 
     def read(self, namespace: str, entity: str) -> dict[str, bytes]:
         return self._state.read(namespace, entity)

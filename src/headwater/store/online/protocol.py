@@ -50,6 +50,20 @@ class OnlineStore(Protocol):
         """
         ...
 
+    def write_columns(
+        self,
+        namespace: str,
+        entities: Sequence[str],
+        columns: Mapping[str, Sequence[bytes]],
+        *,
+        version: int | None = None,
+        meta: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """:meth:`write` in columns: entity ``i`` gets ``columns[feature][i]`` for every
+        feature. The same atomic write, for writers holding whole columns (an engine's
+        micro-batch), without a dict per row."""
+        ...
+
     def read(self, namespace: str, entity: str) -> dict[str, bytes]:
         """The entity's feature blobs, every feature in one call (``{}`` if unknown)."""
         ...

@@ -43,6 +43,7 @@ from headwater.store.online.batch import (
     check_entity,
     check_meta_key,
     check_namespace,
+    columns_batch,
     delete_batch,
     meta_batch,
     write_batch,
@@ -124,6 +125,18 @@ class RedisOnlineStore:
         meta: Mapping[str, bytes] | None = None,
     ) -> None:
         self._commit(write_batch(namespace, rows, version=version, meta=meta), "writing to")
+
+    def write_columns(
+        self,
+        namespace: str,
+        entities: Sequence[str],
+        columns: Mapping[str, Sequence[bytes]],
+        *,
+        version: int | None = None,
+        meta: Mapping[str, bytes] | None = None,
+    ) -> None:
+        self._commit(columns_batch(namespace, entities, columns, version=version,
+                                   meta=meta), "writing to")
 
     def read(self, namespace: str, entity: str) -> dict[str, bytes]:
         self._check_namespace(namespace)
