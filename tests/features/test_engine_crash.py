@@ -140,7 +140,7 @@ def test_two_engine_processes_split_the_partitions(tmp_path: Path) -> None:
     features = definitions(tmp_path)
     Log(EmbeddedBackend(tmp_path / "log", fsync="never")).create_topic(
         "events", SCHEMA, partitions=4)
-    procs = [engine_process(tmp_path, "pair", name, idle=3.0) for name in ("a", "b")]
+    procs = [engine_process(tmp_path, "pair", name, idle=10.0) for name in ("a", "b")]
     for proc in procs:  # both have joined the group before any event exists
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"

@@ -140,8 +140,9 @@ class FeatureEngine:
         return count
 
     def _write(self, task: FeatureTask, updates: list[Update]) -> None:
-        if updates:
-            self.online.write(task.features[0].entity.name, updates)
+        namespace = task.features[0].entity.name
+        for entities, columns in updates:
+            self.online.write_columns(namespace, entities, columns)
 
     def run(self, *, idle_timeout_s: float | None = None, poll_timeout_s: float = 0.05) -> None:
         """Process until no event arrives for ``idle_timeout_s`` (forever if ``None``)."""
@@ -217,8 +218,8 @@ def backfill(
         for fetched in log.replay(topic, [partition], max_events=batch_events):
             updates, late = task.process(fetched.batch)
             late_dead_letters(log, task, late)
-            if updates:
-                online.write(task.features[0].entity.name, updates)
+            for entities, columns in updates:
+                online.write_columns(task.features[0].entity.name, entities, columns)
             count += fetched.batch.num_rows
         commit_task(task, Path(state_dir), history)
     return count

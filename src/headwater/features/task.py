@@ -36,8 +36,9 @@ from headwater.log import APPEND_TIME, OFFSET, Log, Rejection, TopicInfo
 __all__ = ["FeatureTask", "Update", "late_dead_letters"]
 
 I64 = npt.NDArray[np.int64]
-Update = tuple[str, dict[str, bytes]]
-"""An entity key (as text) and the online entries of its features that changed."""
+Update = tuple[list[str], dict[str, list[bytes]]]
+"""Online entries that changed, in columns: entity keys (as text) and, per feature, one
+entry per entity (features that changed the same entities share one update)."""
 
 
 class FeatureTask:
@@ -64,8 +65,9 @@ class FeatureTask:
         self.key = key
         self.event_time = topic.schema.event_time
         self.states = {f.name: FeatureState(f) for f in self.features}
-        self.ids: dict[Any, int] = {}
+        self.key_type = topic.schema.arrow_schema().field(self.key).type
         self.keys: list[Any] = []
+        self._known = pa.array([], self.key_type)
         self.watermark = NO_TIME
         self.position = 0
         self.checkpoint_id = 0
@@ -120,30 +122,30 @@ class FeatureTask:
         return self._updates(changed), late_events
 
     def _ids(self, keys: pa.Array) -> tuple[I64, I64]:
-        """Dense ids of the keys, and the distinct ids among them."""
-        encoded = keys.dictionary_encode()
-        lookup = np.empty(len(encoded.dictionary), np.int64)
-        for i, key in enumerate(encoded.dictionary.to_pylist()):
-            found = self.ids.get(key)
-            if found is None:
-                found = self.ids[key] = len(self.keys)
-                self.keys.append(key)
-            lookup[i] = found
-        return lookup[np.asarray(encoded.indices, np.int64)], lookup
+        """Dense ids of the keys (new keys get the next ids), and the distinct ids."""
+        found = pc.index_in(keys, value_set=self._known)
+        if found.null_count:
+            new = pc.unique(keys.filter(pc.is_null(found)))
+            self.keys.extend(new.to_pylist())
+            self._known = pa.concat_arrays([self._known, new.cast(self.key_type)])
+            found = pc.index_in(keys, value_set=self._known)
+        ids = np.asarray(found, np.int64)
+        return ids, np.flatnonzero(np.bincount(ids, minlength=len(self.keys)))
 
     def _updates(self, changed: dict[str, I64]) -> list[Update]:
-        blobs = {name: self.states[name].encode(ids) for name, ids in changed.items()}
-        ids = next(iter(changed.values()))
-        if all(np.array_equal(ids, other) for other in changed.values()):
-            names = list(blobs)  # the common case: every feature changed the same entities
-            keys = [str(self.keys[i]) for i in ids.tolist()]
-            return [(key, dict(zip(names, row, strict=True)))
-                    for key, row in zip(keys, zip(*blobs.values(), strict=True), strict=True)]
-        by_entity: dict[int, dict[str, bytes]] = {}
-        for name, entity_ids in changed.items():
-            for entity, blob in zip(entity_ids.tolist(), blobs[name], strict=True):
-                by_entity.setdefault(entity, {})[name] = blob
-        return [(str(self.keys[i]), entries) for i, entries in by_entity.items()]
+        groups: list[tuple[I64, dict[str, list[bytes]]]] = []
+        for name, ids in changed.items():
+            if not len(ids):
+                continue
+            entries = self.states[name].encode(ids)
+            for group_ids, columns in groups:
+                if np.array_equal(group_ids, ids):
+                    columns[name] = entries
+                    break
+            else:
+                groups.append((ids, {name: entries}))
+        keys = self.keys
+        return [([str(keys[i]) for i in ids.tolist()], columns) for ids, columns in groups]
 
     def take_history(self) -> pa.Table | None:
         """The applied events since the last call (for the feature history)."""
@@ -162,8 +164,7 @@ class FeatureTask:
             arrays.update({f"{name}/{k}": v for k, v in state.snapshot(size).items()})
         meta = Checkpoint(self.checkpoint_id, self.position, self.watermark,
                           {f.name: f.digest for f in self.features})
-        key_type = self.topic.schema.arrow_schema().field(self.key).type
-        return meta, arrays, pa.array(self.keys, key_type)
+        return meta, arrays, self._known
 
     def restore(self, meta: Checkpoint, arrays: dict[str, npt.NDArray[Any]], keys: pa.Array
                 ) -> None:
@@ -174,7 +175,7 @@ class FeatureTask:
                 "definitions; backfill the changed features instead of resuming"
             )
         self.keys = keys.to_pylist()
-        self.ids = {k: i for i, k in enumerate(self.keys)}
+        self._known = keys.cast(self.key_type)
         for name, state in self.states.items():
             prefix = f"{name}/"
             state.restore({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
