@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
 SCHEMA = Schema.of({"user": "string", "n": "int64", "ts": "timestamp"}, key="user",
                    event_time="ts")
 SECOND = 1_000_000
+FLOATS = tuple(f"x{i}" for i in range(5))
+WIDE = Schema.of({"key": "string", "ts": "timestamp", **dict.fromkeys(FLOATS, "float64")},
+                 key="key", event_time="ts")
+"""The log benchmark's events: about 100 bytes each as Kafka messages."""
 
 
 class Cluster:
@@ -76,6 +81,29 @@ def events(users: list[str], start: int = 0) -> pa.RecordBatch:
         "ts": pa.array([START_US + i * SECOND for i in range(len(users))], pa.int64()
                        ).cast(TIMESTAMP),
     })
+
+
+def wide_events(first: int, count: int) -> pa.RecordBatch:
+    rng = np.random.default_rng(first)
+    return pa.record_batch({
+        "key": pa.array([f"user-{i:06d}" for i in rng.integers(0, 1000, count)]),
+        "ts": pa.array(START_US + 100 * np.arange(first, first + count)).cast(TIMESTAMP),
+        **{name: pa.array(rng.standard_normal(count)) for name in FLOATS},
+    })
+
+
+def drain(log: Log, group: str, topic: str, total: int, max_events: int) -> list[int]:
+    """Poll a new group until ``total`` events came or none came for 5 s; the
+    ``ts`` values read, in microseconds."""
+    seen: list[int] = []
+    with log.consumer(group, topic) as consumer:
+        quiet_since = time.monotonic()
+        while len(seen) < total and time.monotonic() - quiet_since < 5:
+            for fetched in consumer.poll(max_events=max_events, timeout_s=0.2):
+                seen.extend(fetched.batch.column("ts").cast(pa.int64()).to_pylist())
+                quiet_since = time.monotonic()
+        assert consumer.lag() == dict.fromkeys(consumer.assignment(), 0)
+    return seen
 
 
 def consume(consumer: Any, topic: str, partition: int, count: int) -> list[Any]:
@@ -224,6 +252,7 @@ def test_retention_moves_the_kafka_start_offset(cluster: Cluster) -> None:
     finally:
         consumer.close()
     assert log.enforce_retention("orders") == 0  # the newest append always stays
+    log.append("orders", events(["e"]))  # a start moved by retention is no loss
 
 
 def test_a_member_that_stops_checking_loses_its_partitions(cluster: Cluster) -> None:
@@ -262,3 +291,53 @@ def test_an_unreachable_cluster_raises_a_backend_error() -> None:
     with pytest.raises(BackendError, match="Kafka"):
         KafkaBackend("kafka://127.0.0.1:1", timeout_s=0.5)
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("max_events", [10_000, 100_000])
+def test_a_group_consumes_a_topic_larger_than_one_mock_partition_holds(
+        cluster: Cluster, max_events: int) -> None:
+    # 160,000 events of ~100 bytes, three times what one mock partition keeps (about
+    # 50,000: past that the mock dropped the oldest and a group read only what was
+    # left), spread so that each of the four partitions stays within the mock's 5 MiB.
+    log = cluster.open()
+    log.create_topic("wide", WIDE, partitions=4)
+    total, size = 160_000, 10_000
+    for first in range(0, total, size):
+        log.append("wide", wide_events(first, size))
+    assert log.start_offsets("wide") == [0] * 4
+    assert sum(log.end_offsets("wide")) == total
+    assert max(log.end_offsets("wide")) < 45_000
+    started = time.monotonic()
+    seen = drain(log, "g", "wide", total, max_events)
+    assert sorted(seen) == (START_US + 100 * np.arange(total)).tolist()  # each once
+    assert time.monotonic() - started < 10
+
+
+def test_an_append_that_overflows_the_mock_raises_instead_of_losing_events_quietly(
+        cluster: Cluster) -> None:
+    from headwater.log.kafka.mock import PARTITION_MAX_BYTES
+
+    log = cluster.open()
+    log.create_topic("wide", WIDE)
+    size, appended, refused = 10_000, 0, None
+    while refused is None and appended * 100 < 2 * PARTITION_MAX_BYTES:  # ~100 B an event
+        try:
+            log.append("wide", wide_events(appended, size))
+        except BackendError as exc:
+            refused = exc
+        appended += size  # an append that raised is stored all the same
+    [start] = log.start_offsets("wide")
+    assert 0 < start < appended - 40_000
+    assert log.end_offsets("wide") == [appended]
+    assert str(refused) == (
+        f"Kafka mock cluster: wide[0] outgrew the mock, which keeps 5 MiB and 100,000 "
+        f"record batches per partition: it dropped offsets 0..{start - 1} ({start} events; "
+        f"the start offset is now {start}). This append is stored at "
+        f"{appended - size}..{appended - 1}. Spread the events over more partitions, "
+        "append fewer, or use a Kafka broker"
+    )
+    # Readers see the loss as a moved start, never as a wait for events that are gone.
+    assert len(drain(log, "g", "wide", appended - start, 100_000)) == appended - start
+    with pytest.raises(BackendError, match=r"dropped offsets "
+                       rf"{start}\.\.\d+ \(\d+ events; the start offset is now"):
+        log.append("wide", wide_events(appended, size))  # each drop is reported once

@@ -66,6 +66,8 @@ class KafkaBackend:
     settings: ``?security.protocol=SSL``) or ``kafka+mock://`` (``?brokers=3``), which
     starts librdkafka's mock cluster in this process; the backend that started it keeps
     it running until :meth:`close`, and ``bootstrap_servers`` says where it listens.
+    The mock holds about 5 MiB per partition (:mod:`~headwater.log.kafka.mock`): an
+    append that makes it drop older events raises a :class:`BackendError` naming them.
     ``timeout_s`` bounds every wait for the cluster.
     """
 
@@ -92,6 +94,7 @@ class KafkaBackend:
         else:
             raise ConfigError(f"{url!r} is not a Kafka location: use kafka://host:port or "
                               "kafka+mock://")
+        self._cluster = cluster
         connection = Connection(self.bootstrap_servers, timeout_s, options, cluster is not None)
         client_id = f"headwater-{uuid.uuid4().hex[:12]}"
         try:
@@ -189,6 +192,8 @@ class KafkaBackend:
             table = self._producers.get(where)
             if table is not None:
                 table.record(producer, placement)
+            if self._cluster is not None:
+                self._check_kept(self._cluster, topic, partition, placement)
             return placement
 
     def read(self, topic: str, partition: int, offset: int, max_events: int) -> pa.RecordBatch:
@@ -346,6 +351,22 @@ class KafkaBackend:
             offsets = np.fromiter(map(offset_of, messages), np.int64, len(messages))
         return self._codec(info).decode([m.value() or b"" for m in messages], offsets,
                                         f"{info.name}[{partition}]")
+
+    def _check_kept(self, cluster: mock.MockCluster, topic: str, partition: int,
+                    placement: PartitionAppend) -> None:
+        """Raise if the mock cluster dropped older events to make room for an append."""
+        start = self._reader.watermarks(topic, partition)[0]
+        lost = cluster.dropped(topic, partition, start)
+        if lost:
+            last = placement.base_offset + placement.count - 1
+            raise BackendError(
+                f"Kafka mock cluster: {topic}[{partition}] outgrew the mock, which keeps "
+                f"{mock.PARTITION_MAX_BYTES // 2**20} MiB and {mock.PARTITION_MAX_BATCHES:,} "
+                f"record batches per partition: it dropped offsets {lost.start}..{lost.stop - 1} "
+                f"({len(lost)} events; the start offset is now {start}). This append is "
+                f"stored at {placement.base_offset}..{last}. Spread the events over more "
+                "partitions, append fewer, or use a Kafka broker"
+            )
 
     def _last_append_time(self, topic: str, partition: int) -> int:
         known = self._last_append.get((topic, partition))

@@ -12,11 +12,21 @@ A mock cluster lives inside the process that started it. Clusters are registered
 their bootstrap address, so another backend in the same process that connects to that
 address can find the control API (:func:`find`).
 
-Other limits of the mock, which tests must stay within: a partition keeps at most
-100,000 message sets and 5 MB (older message sets are dropped silently, moving the
-start offset); it has no time index (offsets-for-times always answers "none"); and it
-answers a fetch waiting for new data only when the fetch's wait is over, so clients
-of a mock use a short ``fetch.wait.max.ms``.
+The mock is no broker, and tests must stay within its limits:
+
+- **Capacity.** A partition keeps at most :data:`PARTITION_MAX_BYTES` (5 MiB) of record
+  batches and :data:`PARTITION_MAX_BATCHES` (100,000) of them, whatever the topic's
+  retention. An append past either limit makes the mock drop the oldest batches,
+  moving the partition's start offset. One event is one message, so that is about
+  50,000 events of a string key, a timestamp and five ``float64`` per partition; spread
+  larger workloads over more partitions. The mock does this without a word, so the
+  backend asks for the start offset after every append to a mock and raises a
+  :class:`~headwater.errors.BackendError` naming the dropped offsets
+  (:meth:`MockCluster.dropped`), rather than leaving readers to find fewer events
+  than were written.
+- It has no time index (offsets-for-times always answers "none").
+- It answers a fetch waiting for new data only when the fetch's wait is over, so
+  clients of a mock use a short ``fetch.wait.max.ms``.
 """
 
 from __future__ import annotations
@@ -30,7 +40,12 @@ from typing import Final
 
 from headwater.errors import BackendError, ConfigError
 
-__all__ = ["MockCluster", "find"]
+__all__ = ["PARTITION_MAX_BATCHES", "PARTITION_MAX_BYTES", "MockCluster", "find"]
+
+PARTITION_MAX_BYTES: Final = 5 * 1024 * 1024
+"""The record-batch bytes a mock partition keeps (librdkafka's fixed limit)."""
+PARTITION_MAX_BATCHES: Final = 100_000
+"""The record batches a mock partition keeps (librdkafka's fixed limit)."""
 
 _PRODUCER: Final = 0  # rd_kafka_type_t RD_KAFKA_PRODUCER
 _TOPIC_ALREADY_EXISTS: Final = 36
@@ -65,6 +80,9 @@ class MockCluster:
         self.bootstrap_servers: str = self._lib.rd_kafka_mock_cluster_bootstraps(
             self._cluster
         ).decode()
+        self._lock = threading.Lock()
+        # Each partition's start offset as deleted records left it (0 if none were).
+        self._starts: dict[tuple[str, int], int] = {}
         with _registry_lock:
             _running[self.bootstrap_servers] = self
 
@@ -74,6 +92,7 @@ class MockCluster:
         if err == _TOPIC_ALREADY_EXISTS:
             return False
         self._check(err, f"create topic {name!r}")
+        self._forget(name)
         return True
 
     def delete_topic(self, name: str) -> None:
@@ -81,6 +100,7 @@ class MockCluster:
             self._lib.rd_kafka_mock_topic_delete(self._live(), name.encode()),
             f"delete topic {name!r}",
         )
+        self._forget(name)
 
     def delete_records(self, name: str, partition: int, before: int) -> None:
         """Move the partition's start offset to ``before``."""
@@ -88,6 +108,24 @@ class MockCluster:
             self._live(), name.encode(), partition, before
         )
         self._check(err, f"delete records of {name}[{partition}] before {before}")
+        with self._lock:
+            where = (name, partition)
+            self._starts[where] = max(self._starts.get(where, 0), before)
+
+    def dropped(self, name: str, partition: int, start: int) -> range:
+        """The offsets the mock dropped on its own, given the partition's ``start`` now.
+
+        Offsets before the start that :meth:`delete_records` did not delete were dropped
+        for room (see the module's notes on capacity). Each drop is reported once: the
+        next call counts from ``start``.
+        """
+        with self._lock:
+            where = (name, partition)
+            known = self._starts.get(where, 0)
+            if start <= known:
+                return range(0)
+            self._starts[where] = start
+            return range(known, start)
 
     def close(self) -> None:
         with _registry_lock:
@@ -97,6 +135,11 @@ class MockCluster:
             self._lib.rd_kafka_mock_cluster_destroy(self._cluster)
             self._cluster = None
             self._lib.rd_kafka_destroy(self._rk)
+
+    def _forget(self, name: str) -> None:
+        with self._lock:
+            for where in [w for w in self._starts if w[0] == name]:
+                del self._starts[where]
 
     def _live(self) -> int:
         if not self._cluster:
