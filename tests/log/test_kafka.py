@@ -46,6 +46,7 @@ class Cluster:
     def backend(self, **kwargs: Any) -> KafkaBackend:
         from headwater.log.kafka import KafkaBackend
 
+        kwargs.setdefault("timeout_s", 10)  # a stuck cluster fails the test, not the run
         return KafkaBackend(f"kafka://{self.bootstrap}", clock=self.clock, **kwargs)
 
     def open(self, **kwargs: Any) -> Log:
@@ -296,12 +297,12 @@ def test_an_unreachable_cluster_raises_a_backend_error() -> None:
 @pytest.mark.parametrize("max_events", [10_000, 100_000])
 def test_a_group_consumes_a_topic_larger_than_one_mock_partition_holds(
         cluster: Cluster, max_events: int) -> None:
-    # 160,000 events of ~100 bytes, three times what one mock partition keeps (about
-    # 50,000: past that the mock dropped the oldest and a group read only what was
-    # left), spread so that each of the four partitions stays within the mock's 5 MiB.
+    # 64,000 events of ~100 bytes, more than one mock partition keeps (about 50,000:
+    # past that the mock dropped the oldest and a group read only what was left),
+    # spread so that each of the four partitions stays within the mock's 5 MiB.
     log = cluster.open()
     log.create_topic("wide", WIDE, partitions=4)
-    total, size = 160_000, 10_000
+    total, size = 64_000, 8_000
     for first in range(0, total, size):
         log.append("wide", wide_events(first, size))
     assert log.start_offsets("wide") == [0] * 4
