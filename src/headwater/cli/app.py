@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from headwater.cli import consume, demo, features, produce, replay, tail, topics
+from headwater.cli import consume, demo, features, models, produce, replay, tail, topics
 from headwater.cli.common import EXIT_FAILURE, CliState, exit_code, print_error
 from headwater.config import Settings
 from headwater.errors import HeadwaterError
@@ -52,6 +52,7 @@ def _root(
 
 
 app.add_typer(topics.app, name="topics")
+app.add_typer(models.app, name="models")
 app.add_typer(features.app, name="features")
 app.command("produce")(produce.produce)
 app.command("consume")(consume.consume)

@@ -1,0 +1,298 @@
+"""``headwater models``: list, show, lineage, promote, rollback and history.
+
+The model store is ``--registry LOCATION`` (a directory, ``postgresql://…``), by
+default ``<$HEADWATER_HOME or .headwater>/registry``; ``--artifacts`` moves the
+artifacts elsewhere (a directory or an fsspec URL). A version is given by number
+(``3`` or ``v3``) or by alias (``champion``).
+
+>>> _metrics({"logloss": 0.312345, "auc": 0.8})
+'auc=0.8 logloss=0.3123'
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Annotated, Final
+
+import msgspec
+import typer
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from headwater.cli.common import format_count, out, state_of, status
+from headwater.errors import UnknownModelError
+from headwater.registry import LineageTree, ModelRegistry, ModelVersion, open_registry
+from headwater.registry.names import check_model_name, parse_ref
+from headwater.time import from_micros
+
+__all__ = ["app"]
+
+app = typer.Typer(help="List, inspect, promote and roll back model versions.",
+                  no_args_is_help=True)
+
+_SHOWN_METRICS: Final = 4
+_ENCODER: Final = msgspec.json.Encoder()
+_STATUS_STYLE: Final = {"candidate": "", "rejected": "red", "archived": "dim"}
+
+NameArg = Annotated[str, typer.Argument(help="The model's name.", show_default=False)]
+ReasonOpt = Annotated[str, typer.Option(help="Why (kept in the alias history).",
+                                        show_default=False)]
+ActorOpt = Annotated[str | None, typer.Option(
+    help="Who or what moves the alias (default: your user name).", show_default=False)]
+AliasOpt = Annotated[str, typer.Option(help="The alias to move.")]
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    registry: str | None
+    artifacts: str | None
+
+
+@app.callback()
+def _models(
+    ctx: typer.Context,
+    registry: Annotated[str | None, typer.Option(
+        "--registry", metavar="LOCATION",
+        help="The model store: a directory or postgresql://…. "
+        "Default: <$HEADWATER_HOME or .headwater>/registry.")] = None,
+    artifacts: Annotated[str | None, typer.Option(
+        "--artifacts", metavar="LOCATION",
+        help="Where the artifacts are: a directory or an fsspec URL. "
+        "Default: <registry>/artifacts.")] = None,
+) -> None:
+    ctx.obj = _Where(registry, artifacts)
+
+
+def _open(ctx: typer.Context) -> ModelRegistry:
+    where = ctx.find_object(_Where) or _Where(None, None)
+    return open_registry(where.registry, artifacts=where.artifacts,
+                         settings=state_of(ctx).settings)
+
+
+@app.command("list")
+def list_(ctx: typer.Context) -> None:
+    """List the models with their versions and aliases."""
+    with _open(ctx) as registry:
+        models = registry.models()
+        if not models:
+            out().print("no models")
+            return
+        table = Table("model", "versions", "latest", "aliases", "updated")
+        for model in models:
+            aliases = registry.aliases(model.name)
+            table.add_row(model.name, format_count(model.versions), f"v{model.latest}",
+                          ", ".join(f"{a}→v{v}" for a, v in aliases.items()),
+                          _when(model.updated_at))
+        out().print(table)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    name: NameArg,
+    version: Annotated[str | None, typer.Argument(
+        help="A version number or alias (default: the latest version).",
+        show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Also hash the artifact and check it against the record.")] = False,
+) -> None:
+    """Show a version: status, artifact, lineage, metrics and aliases."""
+    with _open(ctx) as registry:
+        record = _version(registry, name, version)
+        if verify:
+            registry.verify(name, record.version)
+        if as_json:
+            typer.echo(_ENCODER.encode(record).decode())
+        else:
+            _print_version(registry, record)
+        if verify:
+            status().print(f"artifact of {name} v{record.version} verified: sha256 "
+                           f"{record.artifact.sha256}")
+
+
+@app.command("lineage")
+def lineage(
+    ctx: typer.Context,
+    name: NameArg,
+    version: Annotated[str | None, typer.Argument(
+        help="Draw only this version's ancestors and descendants.", show_default=False)] = None,
+) -> None:
+    """Draw the lineage tree: each version under the one it was trained from."""
+    with _open(ctx) as registry:
+        ref = None if version is None else parse_ref(version, field="VERSION")
+        tree = registry.lineage_tree(check_model_name(name, field="NAME"), ref)
+    out().print(draw_tree(tree))
+
+
+@app.command("promote")
+def promote(
+    ctx: typer.Context,
+    name: NameArg,
+    version: Annotated[str, typer.Argument(help="The version (a number or an alias).",
+                                           show_default=False)],
+    reason: ReasonOpt,
+    alias: AliasOpt = "champion",
+    actor: ActorOpt = None,
+) -> None:
+    """Point an alias (champion by default) at a version."""
+    with _open(ctx) as registry:
+        move = registry.promote(check_model_name(name, field="NAME"),
+                                parse_ref(version, field="VERSION"), alias,
+                                actor=actor or _default_actor(), reason=reason)
+    out().print(f"{name} {move.alias} → v{move.to_version}"
+                + (f" (was v{move.from_version})" if move.from_version is not None else ""))
+
+
+@app.command("rollback")
+def rollback(
+    ctx: typer.Context,
+    name: NameArg,
+    reason: ReasonOpt,
+    alias: AliasOpt = "champion",
+    actor: ActorOpt = None,
+) -> None:
+    """Move an alias back to where it pointed before its latest move."""
+    with _open(ctx) as registry:
+        move = registry.rollback(check_model_name(name, field="NAME"), alias,
+                                 actor=actor or _default_actor(), reason=reason)
+    out().print(f"{name} {move.alias} rolled back to v{move.to_version} "
+                f"(was v{move.from_version})")
+
+
+@app.command("history")
+def history(
+    ctx: typer.Context,
+    name: NameArg,
+    alias: Annotated[str | None, typer.Option(help="Only this alias.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per move.")] = False,
+) -> None:
+    """The append-only history of alias moves: when, who, why, from and to."""
+    with _open(ctx) as registry:
+        moves = registry.history(check_model_name(name, field="NAME"), alias)
+    if as_json:
+        for move in moves:
+            typer.echo(_ENCODER.encode(move).decode())
+        return
+    if not moves:
+        out().print("no alias moves")
+        return
+    table = Table("#", "when", "alias", "move", "from", "to", "actor", "reason")
+    for move in moves:
+        table.add_row(str(move.seq), _when(move.at), move.alias, move.kind,
+                      _number(move.from_version), _number(move.to_version), move.actor,
+                      move.reason)
+    out().print(table)
+
+
+def draw_tree(tree: LineageTree) -> Tree:
+    """The lineage tree as a Rich tree: a version follows its parent, and a branch is
+    drawn under the version it branches off."""
+    root = Tree(Text(tree.model, style="bold"), guide_style="dim")
+    nodes: dict[int, Tree] = {}
+    for line in tree.lines():
+        parent = root if line.branch_of is None else nodes[line.branch_of]
+        for number in line.versions:
+            label = _label(tree, number)
+            if number == line.versions[0]:
+                start = tree.versions[number].parent
+                label.append("  (from scratch)" if start is None else
+                             f"  (from v{start})", style="dim")
+            nodes[number] = parent.add(label)
+    return root
+
+
+def _label(tree: LineageTree, number: int) -> Text:
+    version = tree.versions[number]
+    label = Text(f"v{number}", style="bold")
+    label.append(f"  {version.status}", style=_STATUS_STYLE[version.status])
+    label.append(f"  {_when(version.created_at)}")
+    if version.lineage.metrics:
+        label.append(f"  {_metrics(version.lineage.metrics)}", style="cyan")
+    for alias in tree.aliases.get(number, ()):
+        label.append(f"  [{alias}]", style="bold green")
+    return label
+
+
+def _print_version(registry: ModelRegistry, record: ModelVersion) -> None:
+    console = out()
+    lineage = record.lineage
+    marks = [a for a, v in registry.aliases(record.model).items() if v == record.version]
+    console.print(f"model [bold]{record.model}[/] version [bold]v{record.version}[/]"
+                  + (f"  [bold green]{' '.join(marks)}[/]" if marks else ""))
+    rows = [
+        ("status", record.status + (f": {record.status_reason}" if record.status_reason else "")),
+        ("created", _when(record.created_at)),
+        ("parent", _number(record.parent) if record.parent else "none (trained from scratch)"),
+        ("sha256", record.artifact.sha256),
+        ("size", f"{format_count(record.artifact.files)} file(s), "
+                 f"{format_count(record.artifact.bytes)} bytes"),
+        ("created by", f"{lineage.created_by.trainer} ({lineage.created_by.trigger})"
+                       + (f": {lineage.created_by.reason}" if lineage.created_by.reason else "")),
+        ("feature set", lineage.feature_set or ""),
+        ("code", "" if lineage.code is None else " ".join(filter(None, (
+            lineage.code.package, lineage.code.version, lineage.code.git_commit)))),
+    ]
+    if lineage.training is not None:
+        rows.append(("training", _training(record)))
+    if lineage.hyperparameters:
+        rows.append(("hyper-parameters", ", ".join(
+            f"{k}={v}" for k, v in sorted(lineage.hyperparameters.items()))))
+    if lineage.metrics:
+        rows.append(("metrics", _metrics(lineage.metrics, most=len(lineage.metrics))))
+    table = Table.grid(padding=(0, 2))
+    for key, value in rows:
+        table.add_row(Text(key, style="dim"), Text(value))
+    console.print(table)
+
+
+def _training(record: ModelVersion) -> str:
+    training = record.lineage.training
+    assert training is not None
+    parts = [f"{format_count(training.examples)} examples"]
+    for topic in training.topics:
+        ranges = ", ".join(f"p{r.partition}:{r.start}..{r.end}" for r in topic.ranges)
+        parts.append(f"{topic.topic} [{ranges}]")
+    if training.event_time_start is not None or training.event_time_end is not None:
+        parts.append(f"event time {_when(training.event_time_start)} .. "
+                     f"{_when(training.event_time_end)}")
+    if training.examples_sha256:
+        parts.append(f"examples sha256 {training.examples_sha256}")
+    return "; ".join(parts)
+
+
+def _version(registry: ModelRegistry, name: str, version: str | None) -> ModelVersion:
+    check_model_name(name, field="NAME")
+    if version is None:
+        latest = next((m.latest for m in registry.models() if m.name == name), None)
+        if latest is None:
+            raise UnknownModelError(name)
+        return registry.get(name, latest)
+    return registry.get(name, parse_ref(version, field="VERSION"))
+
+
+def _metrics(metrics: dict[str, float], most: int = _SHOWN_METRICS) -> str:
+    shown = sorted(metrics.items())[:most]
+    more = f" (+{len(metrics) - most})" if len(metrics) > most else ""
+    return " ".join(f"{k}={v:.4g}" for k, v in shown) + more
+
+
+def _when(us: int | None) -> str:
+    if us is None:
+        return "…"
+    return from_micros(us).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _number(version: int | None) -> str:
+    return "-" if version is None else f"v{version}"
+
+
+def _default_actor() -> str:
+    try:
+        import pwd
+
+        return f"{pwd.getpwuid(os.getuid()).pw_name} (cli)"
+    except (ImportError, KeyError):
+        return "cli"

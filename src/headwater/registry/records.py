@@ -1,0 +1,99 @@
+"""The records of the model store: versions, their artifacts, alias moves, summaries.
+
+All are frozen msgspec structs; they encode to JSON as they are.
+
+>>> artifact = Artifact(sha256="ab" * 32, files=2, bytes=1024)
+>>> version = ModelVersion(model="churn", version=4, artifact=artifact,
+...                        lineage=Lineage(parent=3, created_at=10), status_at=10)
+>>> version.parent, version.created_at, version.status
+(3, 10, 'candidate')
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from headwater.registry.lineage import Lineage
+
+__all__ = ["AliasMove", "Artifact", "ModelSummary", "ModelVersion", "MoveKind", "VersionStatus"]
+
+VersionStatus = Literal["candidate", "rejected", "archived"]
+"""``candidate``: registered and usable (aliases may point at it); ``rejected``: kept,
+with the reason, after failing evaluation; ``archived``: retired. Aliases only ever
+point at candidates."""
+
+MoveKind = Literal["promote", "rollback", "remove"]
+"""How an alias moved: pointed at a version, undid the latest move not yet undone, or
+was removed."""
+
+
+class _Record(msgspec.Struct, frozen=True, gc=False):
+    """Not tracked by the garbage collector: records never form cycles."""
+
+
+class Artifact(_Record, frozen=True, kw_only=True):
+    """A stored artifact directory: its content hash and size.
+
+    ``sha256`` is the hex SHA-256 of the directory's manifest (see
+    :mod:`headwater.registry.hashing`), which covers every file's path and bytes.
+    """
+
+    sha256: str
+    files: int
+    bytes: int
+
+
+class ModelVersion(_Record, frozen=True, kw_only=True):
+    """One immutable version of a model: its artifact, its lineage and its status.
+
+    Only ``status``, ``status_reason`` and ``status_at`` ever change.
+    """
+
+    model: str
+    version: int
+    artifact: Artifact
+    lineage: Lineage
+    status: VersionStatus = "candidate"
+    status_reason: str | None = None
+    status_at: int
+
+    @property
+    def parent(self) -> int | None:
+        """The version this one was trained from, or ``None``."""
+        return self.lineage.parent
+
+    @property
+    def created_at(self) -> int:
+        """When the version was created (µs since the epoch)."""
+        return self.lineage.created_at or 0
+
+
+class AliasMove(_Record, frozen=True, kw_only=True):
+    """One entry of the append-only history of an alias.
+
+    ``from_version`` is where the alias pointed before (``None``: it was not set) and
+    ``to_version`` where it points after (``None``: removed). ``seq`` is given by the
+    store and increases with every move it records; ``at`` is µs since the epoch.
+    """
+
+    model: str
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    kind: MoveKind
+    actor: str
+    reason: str
+    at: int
+    seq: int = 0
+
+
+class ModelSummary(_Record, frozen=True, kw_only=True):
+    """A model at a glance: how many versions, the latest, first and last creation."""
+
+    name: str
+    versions: int
+    latest: int
+    created_at: int
+    updated_at: int

@@ -1,0 +1,286 @@
+"""The model store: register immutable versions, check them out verified, query their
+lineage, and move aliases with a recorded, reversible history.
+
+:class:`ModelRegistry` joins an artifact store (where the files are) and a registry
+backend (where the records are) under one clock. Registering copies and hashes the
+artifact first, then records the version, so a recorded version always had its
+artifact stored; a crash in between leaves at most an unreferenced artifact.
+
+>>> import tempfile
+>>> from pathlib import Path
+>>> from headwater.registry import LocalArtifacts, Lineage, MemoryRegistryBackend
+>>> from headwater.time import ManualClock
+>>> tmp = Path(tempfile.mkdtemp())
+>>> (tmp / "model").mkdir()
+>>> _ = (tmp / "model" / "weights.txt").write_text("0.5 0.25")
+>>> registry = ModelRegistry(MemoryRegistryBackend(), LocalArtifacts(tmp / "store"),
+...                          clock=ManualClock(1_700_000_000_000_000))
+>>> first = registry.register("churn", tmp / "model")
+>>> second = registry.register("churn", tmp / "model", lineage=Lineage(parent=1))
+>>> registry.promote("churn", 2, actor="docs", reason="better logloss").to_version
+2
+>>> registry.get("churn", "champion").version
+2
+>>> (registry.checkout("churn", "champion") / "weights.txt").read_text()
+'0.5 0.25'
+>>> version, path = registry.open("churn", "champion")
+>>> version.version, (path / "weights.txt").read_text()
+(2, '0.5 0.25')
+>>> [v.version for v in registry.ancestors("churn", 2)]
+[1]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import NamedTuple
+
+import msgspec
+
+from headwater.errors import (
+    AliasError,
+    UnknownAliasError,
+    UnknownModelError,
+    UnknownVersionError,
+    ValidationError,
+    VersionExistsError,
+)
+from headwater.registry.aliases import undone_by_rollback
+from headwater.registry.artifacts import ArtifactStore
+from headwater.registry.backend import RegistryBackend, missing_parent
+from headwater.registry.code import detect_code_version
+from headwater.registry.lineage import CodeVersion, Lineage, check_lineage
+from headwater.registry.names import check_alias, check_model_name, check_version
+from headwater.registry.records import (
+    AliasMove,
+    ModelSummary,
+    ModelVersion,
+    MoveKind,
+    VersionStatus,
+)
+from headwater.registry.tree import LineageTree
+from headwater.time import Clock, SystemClock
+
+__all__ = ["CheckedOut", "ModelRegistry"]
+
+_STATUSES: tuple[VersionStatus, ...] = ("candidate", "rejected", "archived")
+
+
+class CheckedOut(NamedTuple):
+    """A version and the local, verified, read-only directory of its artifact."""
+
+    version: ModelVersion
+    path: Path
+
+
+class ModelRegistry:
+    """Model versions with lineage, artifacts verified on checkout, and aliases.
+
+    ``ref`` arguments take a version number or an alias name (``"champion"``).
+    """
+
+    def __init__(self, backend: RegistryBackend, artifacts: ArtifactStore, *,
+                 clock: Clock | None = None) -> None:
+        self.backend = backend
+        self.artifacts = artifacts
+        self.clock: Clock = clock or SystemClock()
+        self._code: CodeVersion | None = None
+
+    def register(self, name: str, artifact_dir: str | Path, *, lineage: Lineage | None = None,
+                 version: int | None = None) -> ModelVersion:
+        """Store a copy of ``artifact_dir`` as a new ``candidate`` version of ``name``.
+
+        The version number is the next one unless ``version`` is given; a number is
+        registered once (:class:`~headwater.errors.VersionExistsError`). ``lineage``
+        is checked field by field; its ``code`` and ``created_at`` are filled in when
+        ``None``. A parent that is not a version of ``name`` is a
+        :class:`~headwater.errors.ValidationError` naming ``lineage.parent``.
+        """
+        check_model_name(name)
+        if version is not None:
+            check_version(version)
+        lineage = check_lineage(lineage if lineage is not None else Lineage())
+        if lineage.code is None:
+            if self._code is None:  # the code running now: looked up once
+                self._code = detect_code_version()
+            lineage = msgspec.structs.replace(lineage, code=self._code)
+        if lineage.created_at is None:
+            lineage = msgspec.structs.replace(lineage, created_at=self.clock.now_us())
+        self._check_new(name, version, lineage.parent)
+        artifact = self.artifacts.put(name, Path(artifact_dir))
+        return self.backend.add_version(name, version, artifact, lineage)
+
+    def get(self, name: str, ref: int | str) -> ModelVersion:
+        """The version ``ref`` (a number or an alias) of model ``name``."""
+        check_model_name(name)
+        return self.backend.version(name, self._number(name, ref))
+
+    def checkout(self, name: str, ref: int | str) -> Path:
+        """A local directory with the artifact of version ``ref``, verified against its
+        recorded hash (:class:`~headwater.errors.ArtifactMissingError`,
+        :class:`~headwater.errors.ArtifactCorruptError`). It is read-only: copy it to
+        change anything. Loading a model from it is the caller's business."""
+        return self.artifacts.checkout(self.get(name, ref))
+
+    def open(self, name: str, ref: int | str) -> CheckedOut:
+        """The version ``ref`` resolves to now and its verified artifact directory, in one
+        step: what to use with an alias, which may move between two calls."""
+        version = self.get(name, ref)
+        return CheckedOut(version, self.artifacts.checkout(version))
+
+    def verify(self, name: str, ref: int | str) -> ModelVersion:
+        """Check the artifact of version ``ref`` against its recorded hash; return it."""
+        version = self.get(name, ref)
+        self.artifacts.checkout(version)
+        return version
+
+    def models(self) -> list[ModelSummary]:
+        """Every model in the store, by name."""
+        return self.backend.models()
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        """Every version of ``name``, by number."""
+        return self.backend.versions(check_model_name(name))
+
+    def ancestors(self, name: str, ref: int | str, *,
+                  limit: int | None = None) -> list[ModelVersion]:
+        """The parent chain of ``ref``, nearest first (at most ``limit`` versions)."""
+        if limit is not None and (isinstance(limit, bool) or limit < 0):
+            raise ValidationError("limit", f"expected a count from 0, got {limit!r}")
+        return self.backend.ancestors(name, self._number(name, ref), limit)
+
+    def descendants(self, name: str, ref: int | str) -> list[ModelVersion]:
+        """Every version trained, directly or through others, from ``ref``, by number."""
+        return self.backend.descendants(name, self._number(name, ref))
+
+    def lineage_tree(self, name: str, ref: int | str | None = None) -> LineageTree:
+        """The lineage tree of every version of ``name`` or, given ``ref``, of that
+        version's ancestors, itself and its descendants."""
+        check_model_name(name)
+        if ref is None:
+            versions = self.backend.versions(name)
+        else:
+            number = self._number(name, ref)
+            versions = [*self.backend.ancestors(name, number),
+                        self.backend.version(name, number),
+                        *self.backend.descendants(name, number)]
+        return LineageTree.build(name, versions, self.backend.aliases(name))
+
+    def aliases(self, name: str) -> dict[str, int]:
+        """Where each alias of ``name`` points."""
+        return self.backend.aliases(check_model_name(name))
+
+    def promote(self, name: str, ref: int | str, alias: str = "champion", *, actor: str,
+                reason: str) -> AliasMove:
+        """Point ``alias`` at version ``ref`` and record the move (who, why, when).
+
+        Promoting to where the alias already points records nothing and returns the
+        move that put it there.
+        """
+        check_alias(alias)
+        _check_who(actor, reason)
+        number = self._number(name, ref)
+        current = self._current(name, alias)
+        if current == number:
+            return self.backend.history(name, alias)[-1]
+        return self._move(name, alias, current, number, "promote", actor, reason)
+
+    def rollback(self, name: str, alias: str = "champion", *, actor: str,
+                 reason: str) -> AliasMove:
+        """Move ``alias`` back to where it pointed before its latest move not yet undone
+        (see :mod:`headwater.registry.aliases`), as a new ``rollback`` move."""
+        check_model_name(name)
+        check_alias(alias)
+        _check_who(actor, reason)
+        undone = undone_by_rollback(self.backend.history(name, alias))
+        if undone is None:
+            raise AliasError(f"alias {alias!r} of model {name!r} has no move to roll back")
+        if undone.from_version is None:
+            raise AliasError(f"alias {alias!r} of model {name!r} was not set before "
+                             f"version {undone.to_version}; nothing to roll back to "
+                             "(remove the alias instead)")
+        return self._move(name, alias, undone.to_version, undone.from_version, "rollback",
+                          actor, reason)
+
+    def remove_alias(self, name: str, alias: str, *, actor: str, reason: str) -> AliasMove:
+        """Remove ``alias`` (recorded as a move to no version)."""
+        check_model_name(name)
+        check_alias(alias)
+        _check_who(actor, reason)
+        current = self.backend.alias(name, alias)
+        return self._move(name, alias, current, None, "remove", actor, reason)
+
+    def history(self, name: str, alias: str | None = None) -> list[AliasMove]:
+        """The moves of ``alias`` (or of every alias of ``name``), oldest first."""
+        check_model_name(name)
+        return self.backend.history(name, None if alias is None else check_alias(alias))
+
+    def set_status(self, name: str, ref: int | str, status: VersionStatus, *,
+                   reason: str | None = None) -> ModelVersion:
+        """Mark version ``ref`` ``candidate``, ``rejected`` (a reason is required) or
+        ``archived``. A version an alias points at cannot be rejected or archived."""
+        if status not in _STATUSES:
+            raise ValidationError("status", f"expected one of {', '.join(_STATUSES)}, "
+                                  f"got {status!r}")
+        if status == "rejected" and not (reason and reason.strip()):
+            raise ValidationError("reason", "a rejected version needs the reason")
+        number = self._number(name, ref)
+        return self.backend.set_status(name, number, status, reason, self.clock.now_us())
+
+    def reject(self, name: str, ref: int | str, *, reason: str) -> ModelVersion:
+        """Mark version ``ref`` rejected, keeping it with ``reason``."""
+        return self.set_status(name, ref, "rejected", reason=reason)
+
+    def archive(self, name: str, ref: int | str, *, reason: str | None = None) -> ModelVersion:
+        """Mark version ``ref`` archived."""
+        return self.set_status(name, ref, "archived", reason=reason)
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> ModelRegistry:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()
+
+    def _number(self, name: str, ref: int | str) -> int:
+        check_model_name(name)
+        if isinstance(ref, str):
+            return self.backend.alias(name, check_alias(ref, field="ref"))
+        return check_version(ref, field="ref")
+
+    def _current(self, name: str, alias: str) -> int | None:
+        try:
+            return self.backend.alias(name, alias)
+        except UnknownAliasError:
+            return None
+
+    def _check_new(self, name: str, version: int | None, parent: int | None) -> None:
+        """Fail before copying an artifact that could not be recorded (the backend checks
+        again, atomically, when recording)."""
+        if version is not None and self._exists(name, version):
+            raise VersionExistsError(name, version)
+        if parent is not None and not self._exists(name, parent):
+            raise missing_parent(name, parent)
+
+    def _exists(self, name: str, number: int) -> bool:
+        try:
+            self.backend.version(name, number)
+        except (UnknownModelError, UnknownVersionError):
+            return False
+        return True
+
+    def _move(self, name: str, alias: str, current: int | None, target: int | None,
+              kind: MoveKind, actor: str, reason: str) -> AliasMove:
+        move = AliasMove(model=name, alias=alias, from_version=current, to_version=target,
+                         kind=kind, actor=actor, reason=reason, at=self.clock.now_us())
+        return self.backend.move_alias(move)
+
+
+def _check_who(actor: str, reason: str) -> None:
+    for field, text in (("actor", actor), ("reason", reason)):
+        if not isinstance(text, str) or not text.strip():
+            raise ValidationError(field, "an alias move records who made it and why")
