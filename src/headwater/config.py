@@ -36,6 +36,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ``<home>/online``."""
     project: str = "features.py"
     """The Python module (a file) holding the feature definitions."""
+    admin_token: str | None = None
+    """The bearer token of the prediction server's admin endpoints (none: refused)."""
     fsync: FsyncPolicy = "group"
     group_commit_ms: float = 2.0
     segment_bytes: int = 128 << 20

@@ -7,7 +7,17 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from headwater.cli import consume, demo, features, models, produce, replay, tail, topics
+from headwater.cli import (
+    consume,
+    demo,
+    features,
+    models,
+    produce,
+    replay,
+    serve,
+    tail,
+    topics,
+)
 from headwater.cli.common import EXIT_FAILURE, CliState, exit_code, print_error
 from headwater.config import Settings
 from headwater.errors import HeadwaterError
@@ -59,6 +69,7 @@ app.command("consume")(consume.consume)
 app.command("tail")(tail.tail)
 app.command("replay")(replay.replay)
 app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
 
 
 def main() -> None:

@@ -1,0 +1,126 @@
+"""``headwater serve``: the online prediction service over HTTP.
+
+It reads the feature set from the project (``--project``, default
+``$HEADWATER_PROJECT`` or ``features.py``), the online store and the log from the
+settings, follows the model's aliases in the model store (``--registry``) every
+``--poll-ms``, logs every prediction to the ``predictions`` topic, and binds
+127.0.0.1 unless ``--host`` says otherwise. The admin endpoints need a bearer token
+read from ``--admin-token-file`` or ``$HEADWATER_ADMIN_TOKEN``; without one they are
+refused.
+
+>>> _policy("canary", "challenger", 5.0).describe()["percent"]
+5.0
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from headwater.cli.common import state_of, status
+from headwater.errors import ValidationError
+from headwater.features.definitions import FeatureSet
+from headwater.features.online import FeatureReader
+from headwater.features.project import load_project
+from headwater.registry import open_registry
+from headwater.serving import (
+    Canary,
+    ChampionOnly,
+    Deployment,
+    Policy,
+    PredictionLog,
+    Predictor,
+    Shadow,
+    Split,
+)
+from headwater.store.online import open_online_store
+
+__all__ = ["serve"]
+
+PolicyName = Literal["champion", "shadow", "split", "canary"]
+
+
+def _policy(kind: str, challenger: str, percent: float) -> Policy:
+    """The routing policy the options describe."""
+    if kind == "champion":
+        return ChampionOnly()
+    if kind == "shadow":
+        return Shadow("champion", (challenger,))
+    if kind == "split":
+        if not 0.0 <= percent <= 100.0:
+            raise ValidationError("--percent", f"expected 0..100, got {percent}")
+        return Split({"champion": 100.0 - percent, challenger: percent}, salt="headwater")
+    if kind == "canary":
+        return Canary(percent, canary=challenger)
+    raise ValidationError("--policy", f"expected champion, shadow, split or canary, got {kind!r}")
+
+
+def _feature_set(project: str, name: str | None) -> FeatureSet:
+    loaded = load_project(project)
+    if name is not None:
+        return loaded.feature_set(name)
+    if len(loaded.feature_sets) != 1:
+        names = ", ".join(fs.name for fs in loaded.feature_sets) or "none"
+        raise ValidationError("--feature-set", f"choose one of the project's feature sets "
+                              f"({names})")
+    return loaded.feature_sets[0]
+
+
+def serve(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option("--model", help="The model to serve (its name).",
+                                       show_default=False)],
+    feature_set: Annotated[str | None, typer.Option(
+        "--feature-set", help="The feature set the model reads (default: the project's "
+        "only one).")] = None,
+    project: Annotated[str | None, typer.Option(
+        "--project", metavar="FILE", help="The module of definitions. Default: "
+        "$HEADWATER_PROJECT or features.py.")] = None,
+    host: Annotated[str, typer.Option(help="The address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="The port to bind.")] = 8000,
+    registry: Annotated[str | None, typer.Option(
+        "--registry", metavar="LOCATION", help="The model store. Default: "
+        "<$HEADWATER_HOME or .headwater>/registry.")] = None,
+    artifacts: Annotated[str | None, typer.Option(
+        "--artifacts", metavar="LOCATION", help="Where the artifacts are.")] = None,
+    policy: Annotated[PolicyName, typer.Option(help="How traffic meets versions.")] = "champion",
+    challenger: Annotated[str, typer.Option(help="The alias of the other arm.")] = "challenger",
+    percent: Annotated[float, typer.Option(
+        help="The challenger's share of entities, for split and canary.")] = 5.0,
+    poll_ms: Annotated[float, typer.Option(help="How often to check the aliases.")] = 1000.0,
+    admin_token_file: Annotated[Path | None, typer.Option(
+        "--admin-token-file", help="A file holding the bearer token of the admin "
+        "endpoints (off without one).")] = None,
+    log_predictions: Annotated[bool, typer.Option(
+        "--log-predictions/--no-log-predictions",
+        help="Append every prediction to the predictions topic.")] = True,
+) -> None:
+    """Serve predictions of MODEL over HTTP, with fresh features and hot swaps."""
+    from headwater.serving.app import ServingApp
+    from headwater.serving.server import serve as run
+
+    state = state_of(ctx)
+    settings = state.settings
+    chosen = _feature_set(project or settings.project, feature_set)
+    token = (admin_token_file.read_text().strip() if admin_token_file
+             else state_of(ctx).settings.admin_token)
+    with ExitStack() as stack:
+        store = open_online_store(settings.online_location, settings=settings, read_only=True)
+        stack.callback(store.close)
+        models = stack.enter_context(open_registry(registry, artifacts=artifacts,
+                                                   settings=settings))
+        deployment = Deployment(models, model, _policy(policy, challenger, percent))
+        prediction_log = None
+        if log_predictions:
+            log = stack.enter_context(state.open_log())
+            prediction_log = PredictionLog(log)
+            stack.callback(prediction_log.close)
+        predictor = Predictor(FeatureReader(store, chosen), deployment, log=prediction_log)
+        app = ServingApp(predictor, deployment, registry=models, admin_token=token,
+                         on_startup=lambda: deployment.start(poll_ms),
+                         on_shutdown=deployment.stop)
+        status().print(f"serving {model} ({policy}) with {chosen.name} on http://{host}:{port}")
+        run(app, host, port)

@@ -1,0 +1,54 @@
+"""Online prediction: fresh features in, a routed model version's score out, all logged.
+
+A :class:`Predictor` answers a request — entity keys, request values, an optional
+request id — by reading the entities' online features (one store read each), building
+the model's input (missing values filled by a documented rule and reported,
+:mod:`headwater.serving.inputs`), routing it with a :class:`Policy` (champion only,
+shadow, a sticky A/B split, a canary) to a version held by a :class:`Deployment`, and
+queueing a prediction event — the features as served, the version, the score, the
+arm — on the ``predictions`` topic through a :class:`PredictionLog`, off the hot path.
+
+A :class:`Deployment` follows the registry's aliases and swaps new versions in
+atomically; requests in flight finish on the versions they started with, and a version
+that raises falls back to the one before it.
+
+The HTTP app (:mod:`headwater.serving.app`), its metrics and the uvicorn runner
+(:mod:`headwater.serving.server`) need ``pip install 'headwater[serve]'`` and are not
+imported here.
+"""
+
+from headwater.serving.deployment import Deployment, LoadedModel, Snapshot, VersionSource
+from headwater.serving.inputs import InputSpec, neutral_defaults
+from headwater.serving.messages import BatchResponse, Prediction, PredictRequest
+from headwater.serving.policies import Canary, ChampionOnly, Policy, Route, Shadow, Split, bucket
+from headwater.serving.prediction_log import (
+    PREDICTIONS_SCHEMA,
+    PREDICTIONS_TOPIC,
+    PredictionLog,
+    ensure_topic,
+)
+from headwater.serving.predictor import Predictor
+
+__all__ = [
+    "PREDICTIONS_SCHEMA",
+    "PREDICTIONS_TOPIC",
+    "BatchResponse",
+    "Canary",
+    "ChampionOnly",
+    "Deployment",
+    "InputSpec",
+    "LoadedModel",
+    "Policy",
+    "PredictRequest",
+    "Prediction",
+    "PredictionLog",
+    "Predictor",
+    "Route",
+    "Shadow",
+    "Snapshot",
+    "Split",
+    "VersionSource",
+    "bucket",
+    "ensure_topic",
+    "neutral_defaults",
+]

@@ -1,0 +1,159 @@
+"""Prediction logging: every prediction is an event on the ``predictions`` topic.
+
+An event holds the request id, the entity, the model input *as served* (a JSON object
+in the binary ``features`` column: feature values, request values and defaults that
+filled gaps), the model version, the score, the policy arm, whether the score was
+returned or only shadowed, the names of the inputs filled by default, and the time.
+Labels are later joined to these events, and a training set rebuilt from them sees
+exactly what the model saw.
+
+Logging is off the hot path. :meth:`PredictionLog.record` appends a tuple to a bounded
+in-memory queue and returns; a background thread drains the queue every ``flush_ms``
+or as soon as ``batch_events`` are waiting, encodes the events and appends them to the
+log as one Arrow batch. A request never waits for the log: when the queue is full the
+event is dropped and counted (``dropped``, exported as a metric), never blocked on.
+A failed append is counted too (``failed``) and its events dropped; events still
+queued at :meth:`close` are flushed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import msgspec
+import pyarrow as pa
+
+from headwater.errors import TopicExistsError, UnknownTopicError
+from headwater.log import Log, Schema
+
+__all__ = ["PREDICTIONS_SCHEMA", "PREDICTIONS_TOPIC", "PredictionLog", "ensure_topic"]
+
+#: The default topic of prediction events.
+PREDICTIONS_TOPIC: Final = "predictions"
+#: One event per scored model version (the returned one and every shadow).
+PREDICTIONS_SCHEMA: Final = Schema.of(
+    {"request_id": "string", "entity": "string", "features": "binary", "model": "string",
+     "version": "int64", "score": "float64", "arm": "string", "served": "bool",
+     "missing": "string", "ts": "timestamp"},
+    key="entity", event_time="ts")
+
+_ENCODE: Final = msgspec.json.Encoder().encode
+_Event = tuple[str, str, Mapping[str, Any], str, int, float, str, bool, Sequence[str], int]
+
+
+def ensure_topic(log: Log, topic: str = PREDICTIONS_TOPIC, *, partitions: int = 1) -> None:
+    """Create the predictions topic if it is missing (an existing one must match)."""
+    try:
+        info = log.topic(topic)
+    except UnknownTopicError:
+        log.create_topic(topic, PREDICTIONS_SCHEMA, partitions=partitions)
+        return
+    if info.schema != PREDICTIONS_SCHEMA:
+        raise TopicExistsError(f"topic {topic!r} exists with another schema than the "
+                               "predictions schema")
+
+
+class PredictionLog:
+    """Appends prediction events to ``topic`` in batches from a background thread.
+
+    ``capacity`` bounds the queue (events beyond it are dropped and counted);
+    ``batch_events`` and ``flush_ms`` set how often the thread appends.
+    """
+
+    def __init__(self, log: Log, topic: str = PREDICTIONS_TOPIC, *, capacity: int = 100_000,
+                 batch_events: int = 1_000, flush_ms: float = 50.0) -> None:
+        ensure_topic(log, topic)
+        self.log = log
+        self.topic = topic
+        self.capacity = capacity
+        self.batch_events = batch_events
+        self.flush_s = flush_ms / 1000.0
+        self.dropped = 0
+        self.failed = 0
+        self.logged = 0
+        self._queue: deque[_Event] = deque()
+        self._wake = threading.Event()
+        self._closed = False
+        self._flush_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="headwater-prediction-log",
+                                        daemon=True)
+        self._thread.start()
+
+    def record(self, request_id: str, entity: str, features: Mapping[str, Any], model: str,
+               version: int, score: float, arm: str, served: bool, missing: Sequence[str],
+               ts: int) -> None:
+        """Queue one event; never blocks. ``features`` must not change afterwards."""
+        queue = self._queue
+        if len(queue) >= self.capacity or self._closed:
+            self.dropped += 1
+            return
+        queue.append((request_id, entity, features, model, version, score, arm, served,
+                      missing, ts))
+        if len(queue) == self.batch_events:
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        """Events queued and not yet appended."""
+        return len(self._queue)
+
+    def flush(self) -> int:
+        """Append every queued event now (from any thread); the number appended."""
+        total = 0
+        with self._flush_lock:
+            while self._queue:
+                events: list[_Event] = []
+                pop = self._queue.popleft
+                try:
+                    for _ in range(max(self.batch_events, 1)):
+                        events.append(pop())
+                except IndexError:
+                    pass
+                total += self._append(events)
+        return total
+
+    def _append(self, events: list[_Event]) -> int:
+        columns = list(zip(*events, strict=True))
+        batch = pa.record_batch([
+            pa.array(columns[0], pa.string()),
+            pa.array(columns[1], pa.string()),
+            pa.array([_ENCODE(f) for f in columns[2]], pa.binary()),
+            pa.array(columns[3], pa.string()),
+            pa.array(columns[4], pa.int64()),
+            pa.array(columns[5], pa.float64()),
+            pa.array(columns[6], pa.string()),
+            pa.array(columns[7], pa.bool_()),
+            pa.array([",".join(m) for m in columns[8]], pa.string()),
+            pa.array(columns[9], pa.timestamp("us", tz="UTC")),
+        ], schema=PREDICTIONS_SCHEMA.arrow_schema())
+        try:
+            self.log.append(self.topic, batch)
+        except Exception:  # the log is away: count the loss, keep serving
+            self.failed += len(events)
+            return 0
+        self.logged += len(events)
+        return len(events)
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.flush_s)
+            self._wake.clear()
+            self.flush()
+
+    def close(self) -> None:
+        """Stop the thread after flushing what is queued."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        self._thread.join()
+        self.flush()
+
+    def __enter__(self) -> PredictionLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,188 @@
+"""The HTTP app, called through ASGI with plain asyncio (no client framework)."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+from collections.abc import MutableMapping
+from typing import Any
+
+import pytest
+
+from headwater.serving import PredictionLog, Split
+from headwater.serving.app import ServingApp
+from headwater.serving.server import BackgroundServer
+from tests.serving.conftest import World, train
+
+Response = tuple[int, dict[str, str], bytes]
+
+
+async def _call(app: ServingApp, method: str, path: str, body: bytes,
+                headers: dict[str, str]) -> Response:
+    chunks = [body[i: i + 7] for i in range(0, len(body), 7)] or [b""]  # several messages
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        chunk = chunks.pop(0)
+        return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path,
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
+    await app(scope, receive, send)
+    start, payload = sent
+    return (start["status"], {k.decode(): v.decode() for k, v in start["headers"]},
+            payload["body"])
+
+
+def call(app: ServingApp, method: str, path: str, body: Any = None, *,
+         raw: bytes | None = None, headers: dict[str, str] | None = None) -> Response:
+    data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+    return asyncio.run(_call(app, method, path, data, headers or {}))
+
+
+def error_of(response: Response) -> tuple[int, str, str]:
+    status, _, body = response
+    error = json.loads(body)["error"]
+    return status, error["field"], error["reason"]
+
+
+@pytest.fixture
+def app(world: World) -> ServingApp:
+    world.register(train(1), "champion")
+    deployment = world.deployment()
+    return ServingApp(world.predictor(deployment), deployment, registry=world.registry,
+                      admin_token="s3cret")
+
+
+def test_predict_one(app: ServingApp, world: World) -> None:
+    status, headers, body = call(app, "POST", "/predict", {
+        "entities": {"user": "u1"}, "request": {"price": 2.5, "device": "ios"},
+        "request_id": "abc"})
+    assert status == 200
+    assert headers["content-type"] == "application/json"
+    got = json.loads(body)
+    direct = app.predictor.predict({"user": "u1"}, {"price": 2.5, "device": "ios"})
+    assert got["request_id"] == "abc"
+    assert got["score"] == direct.score
+    assert got["arm"] == "champion"
+    assert got["version"] == 1
+    assert got["missing"] == []
+
+
+def test_predict_batch(app: ServingApp) -> None:
+    requests = [{"entities": {"user": f"u{i}"}, "request": {"price": float(i)}}
+                for i in range(5)]
+    status, _, body = call(app, "POST", "/predict", {"requests": requests})
+    assert status == 200
+    predictions = json.loads(body)["predictions"]
+    assert len(predictions) == 5
+    assert all(p["missing"] == ["device"] for p in predictions)
+    assert error_of(call(app, "POST", "/predict", {"requests": [{"entities": {"user": 1}}]}))[
+        :2] == (422, "requests[0].entities[...]")
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"entities": {"user": 3}}, "entities[...]"),
+    ({"entities": "u1"}, "entities"),
+    ({"request": {"price": 1.0}}, "entities"),
+    ({"entities": {"user": "u1"}, "extra": 1}, "extra"),
+    ({"entities": {"user": "u1"}, "request": {"price": [1]}}, "request[...]"),
+    ({"entities": {"account": "u1"}}, "entities.user"),
+    ({"entities": {"user": "u1"}, "request": {"price": "dear"}}, "price"),
+    ({"entities": {"user": "u1"}, "requests": []}, "requests"),
+])
+def test_bad_requests_name_the_field(app: ServingApp, body: Any, field: str) -> None:
+    status, got, reason = error_of(call(app, "POST", "/predict", body))
+    assert (status, got) == (422, field), reason
+
+
+def test_bad_json_wrong_method_unknown_path_and_large_bodies(app: ServingApp) -> None:
+    assert error_of(call(app, "POST", "/predict", raw=b"{nope"))[:2] == (400, "body")
+    assert error_of(call(app, "GET", "/predict"))[0] == 405
+    assert error_of(call(app, "GET", "/nowhere"))[0] == 404
+    app.max_body_bytes = 10
+    assert error_of(call(app, "POST", "/predict", {"entities": {"user": "u1"}}))[0] == 413
+
+
+def test_health_ready_models_openapi(app: ServingApp, world: World) -> None:
+    assert call(app, "GET", "/health")[0] == 200
+    assert json.loads(call(app, "GET", "/ready")[2]) == {"ready": True}
+    models = json.loads(call(app, "GET", "/models")[2])
+    assert models["model"] == "fraud"
+    assert models["arms"] == {"champion": 1}
+    assert models["aliases"] == {"champion": 1}
+    assert models["policy"]["kind"] == "champion"
+    spec = json.loads(call(app, "GET", "/openapi.json")[2])
+    assert spec["openapi"].startswith("3.")
+    assert {"/predict", "/health", "/ready", "/metrics", "/models", "/openapi.json",
+            "/admin/promote", "/admin/rollback"} == set(spec["paths"])
+    assert "PredictBody" in spec["components"]["schemas"]
+    empty = world.deployment(Split({"champion": 1, "nobody": 1}))
+    empty.snapshot = type(empty.snapshot)(empty.snapshot.policy, {})
+    unready = ServingApp(world.predictor(empty), empty)
+    assert call(unready, "GET", "/ready")[0] == 503
+    assert error_of(call(unready, "POST", "/predict", {"entities": {"user": "u1"}}))[0] == 503
+
+
+def test_metrics_text(world: World) -> None:
+    world.register(train(1), "champion")
+    deployment = world.deployment()
+    with PredictionLog(world.log, flush_ms=5) as plog:
+        app = ServingApp(world.predictor(deployment, plog), deployment)
+        for _ in range(3):
+            call(app, "POST", "/predict", {"entities": {"user": "u1"}})
+        call(app, "POST", "/predict", {"entities": {}})
+        status, headers, body = call(app, "GET", "/metrics")
+    text = body.decode()
+    assert status == 200
+    assert headers["content-type"].startswith("text/plain")
+    assert 'headwater_http_requests_total{endpoint="/predict",status="200"} 3.0' in text
+    assert 'headwater_http_requests_total{endpoint="/predict",status="422"} 1.0' in text
+    assert "headwater_http_request_seconds_bucket" in text
+    assert "headwater_predictions_total 3.0" in text
+    assert "headwater_prediction_log_dropped_total 0.0" in text
+    assert "headwater_model_swaps_total 1.0" in text
+
+
+def test_admin_needs_the_token_and_moves_the_alias(app: ServingApp, world: World) -> None:
+    v2 = world.register(train(2))
+    body = {"version": v2, "reason": "better"}
+    assert error_of(call(app, "POST", "/admin/promote", body))[:2] == (401, "authorization")
+    wrong = {"authorization": "Bearer nope"}
+    assert error_of(call(app, "POST", "/admin/promote", body, headers=wrong))[0] == 401
+    good = {"authorization": "Bearer s3cret"}
+    status, _, out = call(app, "POST", "/admin/promote", body, headers=good)
+    assert status == 200
+    assert json.loads(out)["models"]["arms"] == {"champion": v2}
+    assert app.predictor.predict({"user": "u1"}).version == v2
+    assert error_of(call(app, "POST", "/admin/promote", {"version": 99, "reason": "x"},
+                         headers=good))[0] == 404
+    assert error_of(call(app, "POST", "/admin/promote", {"version": 1}, headers=good))[:2] == (
+        422, "reason")
+    status, _, out = call(app, "POST", "/admin/rollback", {"reason": "oops"}, headers=good)
+    assert status == 200
+    assert json.loads(out)["move"]["to_version"] == 1
+    assert app.predictor.predict({"user": "u1"}).version == 1
+    app.admin_token = None
+    assert error_of(call(app, "POST", "/admin/rollback", {"reason": "x"}, headers=good))[0] == 403
+
+
+def test_real_uvicorn_on_an_ephemeral_port(app: ServingApp) -> None:
+    with BackgroundServer(app, "127.0.0.1", 0) as server:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        for i in range(3):  # one keep-alive connection
+            connection.request("POST", "/predict", body=json.dumps(
+                {"entities": {"user": f"u{i}"}, "request": {"price": 1.0}}),
+                headers={"content-type": "application/json"})
+            response = connection.getresponse()
+            assert response.status == 200
+            assert json.loads(response.read())["version"] == 1
+        connection.request("GET", "/ready")
+        response = connection.getresponse()
+        assert response.status == 200
+        assert json.loads(response.read()) == {"ready": True}
+        connection.close()

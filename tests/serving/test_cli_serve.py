@@ -1,0 +1,39 @@
+"""``headwater serve``: options to policies, and the command's help."""
+
+from __future__ import annotations
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+import headwater.serving
+from headwater.cli.serve import _policy, serve
+from headwater.errors import ValidationError
+
+
+def test_policies_from_options() -> None:
+    assert _policy("champion", "challenger", 5).describe() == {"kind": "champion",
+                                                                "arm": "champion"}
+    assert _policy("shadow", "next", 5).arms == ("champion", "next")
+    assert _policy("split", "challenger", 25).describe()["weights"] == {"champion": 0.75,
+                                                                         "challenger": 0.25}
+    with pytest.raises(ValidationError, match="--percent"):
+        _policy("split", "challenger", 125)
+
+
+def test_the_command_documents_its_options() -> None:
+    app = typer.Typer()
+    app.command("serve")(serve)
+    app.command("other")(lambda: None)
+    result = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for option in ("--model", "--feature-set", "--host", "--port", "--policy",
+                   "--admin-token-file"):
+        assert option in result.output
+
+
+def test_the_public_surface_is_pinned() -> None:
+    assert sorted(headwater.serving.__all__) == sorted(
+        name for name in vars(headwater.serving) if not name.startswith("_")
+        and name not in {"deployment", "inputs", "messages", "policies", "prediction_log",
+                         "predictor", "app", "metrics", "openapi", "server"})

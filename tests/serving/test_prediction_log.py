@@ -1,0 +1,131 @@
+"""Prediction events: on the topic with the features as served, in batches, drops counted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pyarrow as pa
+import pytest
+
+from headwater.errors import TopicExistsError
+from headwater.log import Log, Schema
+from headwater.serving import (
+    PREDICTIONS_SCHEMA,
+    PredictionLog,
+    Shadow,
+    Split,
+    ensure_topic,
+)
+from headwater.testing import ManualClock, MemoryBackend
+from tests.serving.conftest import NOW, World, train
+
+
+def events(log: Log, topic: str = "predictions") -> list[dict[str, Any]]:
+    batches = [f.batch for f in log.replay(topic)]
+    if not batches:
+        return []
+    return pa.Table.from_batches(batches).to_pylist()  # type: ignore[no-any-return]
+
+
+def test_events_land_with_the_features_as_served(world: World) -> None:
+    world.register(train(1), "champion")
+    with PredictionLog(world.log, flush_ms=5) as plog:
+        predictor = world.predictor(world.deployment(), plog)
+        got = predictor.predict({"user": "nobody"}, {"price": 4.0, "device": "ios"},
+                                request_id="r-1")
+    [event] = events(world.log)
+    assert event["request_id"] == "r-1"
+    assert event["entity"] == "nobody"
+    assert (event["model"], event["version"], event["score"]) == ("fraud", got.version,
+                                                                  got.score)
+    assert event["arm"] == "champion"
+    assert event["served"]
+    assert event["missing"] == "spend,txns,biggest"
+    served = msgspec.json.decode(event["features"])
+    assert served["price"] == 4.0
+    assert served["device"] == "ios"
+    assert set(served) == {"spend", "txns", "biggest", "price", "device"}
+    assert event["ts"].timestamp() * 1_000_000 == NOW
+
+
+def test_shadows_are_scored_and_logged_never_returned(world: World) -> None:
+    champion = world.register(train(1), "champion")
+    challenger = world.register(train(2), "challenger")
+    with PredictionLog(world.log, flush_ms=5) as plog:
+        predictor = world.predictor(world.deployment(Shadow()), plog)
+        got = predictor.predict({"user": "u1"}, {"price": 4.0, "device": "ios"})
+    assert got.version == champion
+    assert got.arm == "champion"
+    logged = events(world.log)
+    assert [(e["version"], e["arm"], e["served"]) for e in logged] == [
+        (champion, "champion", True), (challenger, "challenger", False)]
+    assert logged[1]["score"] == train(2).predict_one(msgspec.json.decode(logged[1]["features"]))
+
+
+def test_a_split_routes_entities_stickily(world: World) -> None:
+    world.register(train(1), "champion")
+    world.register(train(2), "challenger")
+    predictor = world.predictor(world.deployment(Split({"champion": 1, "challenger": 1})))
+    arms = {f"k{i}": predictor.predict({"user": f"k{i}"}).arm for i in range(400)}
+    assert 150 < sum(a == "challenger" for a in arms.values()) < 250
+    assert all(predictor.predict({"user": k}).arm == a for k, a in list(arms.items())[:50])
+
+
+def test_events_are_appended_in_batches() -> None:
+    clock = ManualClock(NOW)
+    log = Log(MemoryBackend(clock=clock), clock=clock)
+    appends: list[int] = []
+    original = log.append
+
+    def counting(topic: str, batch: Any, **kw: Any) -> Any:
+        appends.append(batch.num_rows)
+        return original(topic, batch, **kw)
+
+    log.append = counting  # type: ignore[method-assign,assignment]
+    plog = PredictionLog(log, batch_events=100, flush_ms=10_000)
+    for i in range(250):
+        plog.record(f"r{i}", "e", {"x": float(i)}, "m", 1, 0.5, "champion", True, (), NOW)
+    plog.close()
+    assert sum(appends) == 250
+    assert max(appends) <= 100
+    assert len(appends) <= 4
+    assert plog.logged == 250
+    assert plog.dropped == 0
+    assert len(events(log)) == 250
+
+
+def test_a_full_queue_drops_and_counts_never_blocks() -> None:
+    clock = ManualClock(NOW)
+    log = Log(MemoryBackend(clock=clock), clock=clock)
+    plog = PredictionLog(log, capacity=10, batch_events=1_000, flush_ms=10_000)
+    with plog._flush_lock:  # hold the flusher out while the queue overflows
+        for i in range(25):
+            plog.record(f"r{i}", "e", {}, "m", 1, 0.5, "champion", True, (), NOW)
+    assert plog.dropped == 15
+    plog.close()
+    assert plog.logged == 10
+    assert len(events(log)) == 10
+
+
+def test_a_failed_append_is_counted(world: World) -> None:
+    plog = PredictionLog(world.log, flush_ms=10_000)
+
+    def failing(*args: Any, **kw: Any) -> Any:
+        raise OSError("disk full")
+
+    world.log.append = failing  # type: ignore[method-assign]
+    plog.record("r", "e", {}, "m", 1, 0.5, "champion", True, (), NOW)
+    plog.close()
+    assert plog.failed == 1
+    assert plog.logged == 0
+
+
+def test_the_topic_is_created_once_and_checked() -> None:
+    log = Log(MemoryBackend())
+    ensure_topic(log)
+    ensure_topic(log)
+    assert log.topic("predictions").schema == PREDICTIONS_SCHEMA
+    log.create_topic("other", Schema.of({"ts": "timestamp"}, event_time="ts"))
+    with pytest.raises(TopicExistsError):
+        ensure_topic(log, "other")
