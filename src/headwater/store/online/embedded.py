@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -41,11 +40,6 @@ from headwater.errors import ConfigError, CorruptLogError, WriterConflictError
 from headwater.log.embedded.durability import Durability
 from headwater.store.online.batch import (
     Batch,
-    Row,
-    columns_batch,
-    delete_batch,
-    meta_batch,
-    write_batch,
 )
 from headwater.store.online.directory import StoreDirectory
 from headwater.store.online.snapshot import read_generation, read_snapshot, write_snapshot
@@ -57,6 +51,7 @@ from headwater.store.online.wal import (
     create_file,
     encode_record,
 )
+from headwater.store.online.writer import BatchWriter, StateReads
 
 __all__ = ["EmbeddedOnlineStore"]
 
@@ -65,7 +60,7 @@ _decoder: Final = msgspec.msgpack.Decoder(Batch)
 _OPEN_ATTEMPTS: Final = 100
 
 
-class EmbeddedOnlineStore:
+class EmbeddedOnlineStore(StateReads, BatchWriter):
     """An online store in a local directory, no server."""
 
     def __init__(
@@ -114,46 +109,6 @@ class EmbeddedOnlineStore:
 
     # -- the protocol -------------------------------------------------------------
 
-    def write(
-        self,
-        namespace: str,
-        rows: Sequence[Row],
-        *,
-        version: int | None = None,
-        meta: Mapping[str, bytes] | None = None,
-    ) -> None:
-        self._commit(write_batch(namespace, rows, version=version, meta=meta))
-
-    def write_columns(
-        self,
-        namespace: str,
-        entities: Sequence[str],
-        columns: Mapping[str, Sequence[bytes]],
-        *,
-        version: int | None = None,
-        meta: Mapping[str, bytes] | None = None,
-    ) -> None:
-        self._commit(columns_batch(namespace, entities, columns, version=version,
-                                   meta=meta))
-
-    def read(self, namespace: str, entity: str) -> dict[str, bytes]:
-        return self._state.read(namespace, entity)
-
-    def read_many(self, namespace: str, entities: Sequence[str]) -> list[dict[str, bytes]]:
-        return self._state.read_many(namespace, entities)
-
-    def delete(self, namespace: str, entities: Sequence[str]) -> None:
-        self._commit(delete_batch(namespace, entities))
-
-    def version(self, namespace: str) -> int | None:
-        return self._state.version(namespace)
-
-    def meta_get(self, namespace: str, key: str) -> bytes | None:
-        return self._state.meta_get(namespace, key)
-
-    def meta_set(self, namespace: str, key: str, value: bytes) -> None:
-        self._commit(meta_batch(namespace, key, value))
-
     def close(self) -> None:
         """Close the files and give up the write lock; reads of what is loaded go on."""
         with self._lock:
@@ -192,7 +147,7 @@ class EmbeddedOnlineStore:
 
     # -- writing ------------------------------------------------------------------
 
-    def _commit(self, batch: Batch) -> None:
+    def _commit(self, batch: Batch, action: str) -> None:
         record = encode_record(_encoder.encode(batch))
         with self._lock:
             wal = self._wal

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
 from headwater.errors import ConfigError, MissingExtraError
@@ -38,17 +38,13 @@ except ImportError as exc:
 from headwater.log.redis.client import Script, connect, failures, location, raw
 from headwater.store.online.batch import (
     Batch,
-    Row,
     check_entities,
     check_entity,
     check_meta_key,
     check_namespace,
-    columns_batch,
-    delete_batch,
-    meta_batch,
-    write_batch,
 )
 from headwater.store.online.state import check_version
+from headwater.store.online.writer import BatchWriter
 
 __all__ = ["COMMIT", "RedisOnlineStore"]
 
@@ -94,7 +90,7 @@ _GLOB: Final = re.compile(r"([*?\[\]\\])")
 _U32: Final = struct.Struct("<I")
 
 
-class RedisOnlineStore:
+class RedisOnlineStore(BatchWriter):
     """Feature-state blobs in Redis hashes, shared by every process on the URL.
 
     ``url`` is ``redis://[user:password@]host:port/db`` (or ``rediss://`` for TLS);
@@ -116,28 +112,6 @@ class RedisOnlineStore:
 
     # -- the protocol -------------------------------------------------------------
 
-    def write(
-        self,
-        namespace: str,
-        rows: Sequence[Row],
-        *,
-        version: int | None = None,
-        meta: Mapping[str, bytes] | None = None,
-    ) -> None:
-        self._commit(write_batch(namespace, rows, version=version, meta=meta), "writing to")
-
-    def write_columns(
-        self,
-        namespace: str,
-        entities: Sequence[str],
-        columns: Mapping[str, Sequence[bytes]],
-        *,
-        version: int | None = None,
-        meta: Mapping[str, bytes] | None = None,
-    ) -> None:
-        self._commit(columns_batch(namespace, entities, columns, version=version,
-                                   meta=meta), "writing to")
-
     def read(self, namespace: str, entity: str) -> dict[str, bytes]:
         self._check_namespace(namespace)
         check_entity(entity)
@@ -158,9 +132,6 @@ class RedisOnlineStore:
             replies: list[Any] = pipe.execute()
         return [{name.decode(): blob for name, blob in found.items()} for found in replies]
 
-    def delete(self, namespace: str, entities: Sequence[str]) -> None:
-        self._commit(delete_batch(namespace, entities), "deleting from")
-
     def version(self, namespace: str) -> int | None:
         self._check_namespace(namespace)
         with failures(self._where, f"reading the version of {namespace!r}"):
@@ -173,9 +144,6 @@ class RedisOnlineStore:
         with failures(self._where, f"reading metadata {key!r} of {namespace!r}"):
             value = self._client.hget(self._meta(namespace), f"m:{key}")
         return None if value is None else raw(value)
-
-    def meta_set(self, namespace: str, key: str, value: bytes) -> None:
-        self._commit(meta_batch(namespace, key, value), "setting metadata of")
 
     def close(self) -> None:
         with failures(self._where, "closing the connections"):
