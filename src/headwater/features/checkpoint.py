@@ -20,6 +20,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from headwater.errors import CorruptLogError
+from headwater.fsync import fsync_dir, fsync_file
 
 __all__ = ["Checkpoint", "CheckpointStore"]
 
@@ -74,16 +75,16 @@ class CheckpointStore:
         ) as writer:
             writer.write_table(pa.table({"key": keys}))
         (staging / "meta.json").write_bytes(msgspec.json.encode(meta))
-        _fsync_file(staging / "keys.arrow")
-        _fsync_file(staging / "meta.json")
+        fsync_file(staging / "keys.arrow")
+        fsync_file(staging / "meta.json")
         target = self.path / name
         shutil.rmtree(target, ignore_errors=True)
         os.rename(staging, target)
         pointer = self.path / ".CURRENT.tmp"
         pointer.write_text(name)
-        _fsync_file(pointer)
+        fsync_file(pointer)
         os.replace(pointer, self.path / "CURRENT")
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
         self._prune(name)
 
     def _prune(self, current: str) -> None:
@@ -91,16 +92,3 @@ class CheckpointStore:
         for old in names[: max(0, len(names) - self.keep)]:
             if old != current:
                 shutil.rmtree(self.path / old, ignore_errors=True)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -9,9 +9,10 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from headwater.config import Settings
+from headwater.locations import pop_query
 from headwater.log.backend import LogBackend
 from headwater.log.log import Log
 from headwater.time import Clock
@@ -44,7 +45,7 @@ def open_backend(location: str, *, settings: Settings | None = None,
     if scheme in ("redis", "rediss"):
         from headwater.log.redis import RedisBackend
 
-        url, prefix = _pop_query(location, "prefix")
+        url, prefix = pop_query(location, "prefix")
         return RedisBackend(url, prefix=prefix or "headwater", clock=clock)
     if scheme in ("kafka", "kafka+mock"):
         from headwater.log.kafka import KafkaBackend
@@ -56,12 +57,3 @@ def open_backend(location: str, *, settings: Settings | None = None,
         f"log location {location!r}: unknown scheme {scheme!r}; use a path, memory://, "
         "redis://, kafka:// or kafka+mock://"
     )
-
-
-def _pop_query(url: str, name: str) -> tuple[str, str | None]:
-    """``url`` without the query parameter ``name``, and that parameter's value."""
-    parts = urlsplit(url)
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    value = next((v for k, v in pairs if k == name), None)
-    rest = urlencode([(k, v) for k, v in pairs if k != name])
-    return urlunsplit(parts._replace(query=rest)), value

@@ -22,10 +22,11 @@ settings nothing is flushed to disk (fast, for tests and benchmarks).
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from headwater.config import Settings
 from headwater.errors import ConfigError
+from headwater.locations import pop_query
 from headwater.registry.artifacts import ArtifactStore, LocalArtifacts
 from headwater.registry.backend import RegistryBackend
 from headwater.registry.registry import ModelRegistry
@@ -53,7 +54,7 @@ def open_registry(location: str | Path | None = None, *, artifacts: str | Path |
     elif scheme in ("postgresql", "postgres"):
         from headwater.registry.postgres import PostgresRegistryBackend
 
-        url, schema = _pop_query(where, "schema")
+        url, schema = pop_query(where, "schema")
         backend = PostgresRegistryBackend(url, schema=schema or "headwater")
     elif scheme == "memory":
         from headwater.registry.memory import MemoryRegistryBackend
@@ -83,12 +84,3 @@ def open_artifacts(location: str | Path, *, cache: str | Path, fsync: bool = Tru
     from headwater.registry.remote import FsspecArtifacts
 
     return FsspecArtifacts(where, cache=cache, fsync=fsync)
-
-
-def _pop_query(url: str, name: str) -> tuple[str, str | None]:
-    """``url`` without the query parameter ``name``, and that parameter's value."""
-    parts = urlsplit(url)
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    value = next((v for k, v in pairs if k == name), None)
-    rest = urlencode([(k, v) for k, v in pairs if k != name])
-    return urlunsplit(parts._replace(query=rest)), value

@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from headwater.errors import CorruptLogError, OffsetOutOfRangeError, WriterConflictError
+from headwater.fsync import fsync_dir
 from headwater.log.backend import Producer
 from headwater.log.embedded.segment import (
     FILE_HEADER,
@@ -243,7 +244,7 @@ class Partition:
         finally:
             os.unlink(tmp)
         if self._sync_dirs:
-            _fsync_dir(self.path)
+            fsync_dir(self.path)
 
     def append(self, batch: pa.RecordBatch, producer: Producer | None, now: int) -> PartitionAppend:
         """Write ``batch`` as one frame; durability is the caller's (see :meth:`sync`)."""
@@ -380,11 +381,3 @@ class Partition:
                 os.close(self._lock_fd)
                 self._lock_fd = None
             self._maps.clear()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

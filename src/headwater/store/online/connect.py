@@ -11,10 +11,11 @@ MemoryOnlineStore(namespaces=[])
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from headwater.config import Settings
 from headwater.errors import ConfigError
+from headwater.locations import pop_query
 from headwater.store.online.protocol import OnlineStore
 
 __all__ = ["open_online_store"]
@@ -45,18 +46,9 @@ def open_online_store(
     if scheme in ("redis", "rediss"):
         from headwater.store.online.redis import RedisOnlineStore
 
-        url, prefix = _pop_query(location, "prefix")
+        url, prefix = pop_query(location, "prefix")
         return RedisOnlineStore(url, prefix=prefix or "headwater")
     raise ConfigError(
         f"online store location {location!r}: unknown scheme {scheme!r}; use a path, "
         "memory:// or redis://"
     )
-
-
-def _pop_query(url: str, name: str) -> tuple[str, str | None]:
-    """``url`` without the query parameter ``name``, and that parameter's value."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    value = next((v for k, v in query if k == name), None)
-    rest = urlencode([(k, v) for k, v in query if k != name])
-    return urlunsplit(parts._replace(query=rest)), value

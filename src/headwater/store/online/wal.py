@@ -31,6 +31,7 @@ from typing import Final
 from crc32c import crc32c
 
 from headwater.errors import CorruptLogError
+from headwater.fsync import fsync_dir
 
 __all__ = [
     "FILE_HEADER",
@@ -39,7 +40,6 @@ __all__ = [
     "WalWriter",
     "create_file",
     "encode_record",
-    "fsync_dir",
     "scan",
 ]
 
@@ -187,13 +187,6 @@ def create_file(path: str, content: bytes, *, sync: bool) -> None:
     if sync:
         fsync_dir(os.path.dirname(path) or ".")
 
-
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _truncate(path: str, position: int) -> None:
