@@ -26,6 +26,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse
 import asyncio
+import importlib
 import json
 import subprocess
 import sys
@@ -118,23 +119,25 @@ def inproc(predictor: Predictor, count: int = 20_000) -> dict[str, float]:
 
 
 def fastapi_app(predictor: Predictor) -> Any:
-    from fastapi import FastAPI
-    from pydantic import BaseModel
+    """The same work behind FastAPI (imported dynamically: it is not a dependency)."""
+    fastapi: Any = importlib.import_module("fastapi")
+    pydantic: Any = importlib.import_module("pydantic")
+    body_model = pydantic.create_model(
+        "Body",
+        entities=(dict[str, str], ...),
+        request=(dict[str, float | int | str | bool | None], {}),
+        request_id=(str | None, None),
+    )
 
-    class Body(BaseModel):
-        entities: dict[str, str]
-        request: dict[str, float | int | str | bool | None] = {}
-        request_id: str | None = None
-
-    app = FastAPI()
-
-    @app.post("/predict")
-    def predict(body: Body) -> dict[str, Any]:
+    def predict(body: Any) -> dict[str, Any]:
         p = predictor.predict(body.entities, body.request, request_id=body.request_id)
         return {"request_id": p.request_id, "score": p.score, "model": p.model,
                 "version": p.version, "arm": p.arm, "unknown_entity": p.unknown_entity,
                 "missing": list(p.missing), "fallback": p.fallback}
 
+    predict.__annotations__ = {"body": body_model, "return": dict[str, Any]}
+    app = fastapi.FastAPI()
+    app.post("/predict")(predict)
     return app
 
 
