@@ -17,7 +17,8 @@ from headwater.errors import ConfigError, MissingExtraError
 PUBLIC: dict[object, list[str]] = {
     headwater: ["Clock", "HeadwaterError", "Log", "ManualClock", "Schema", "SystemClock",
                 "__version__", "open_log"],
-    headwater.testing: ["ManualClock", "MemoryBackend", "MemoryOnlineStore"],
+    headwater.testing: ["ManualClock", "MemoryBackend", "MemoryOnlineStore",
+                        "MemoryRegistryBackend"],
 }
 
 

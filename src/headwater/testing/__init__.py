@@ -1,4 +1,5 @@
-"""Public test seams: in-memory log backend and online store, and a manual clock.
+"""Public test seams: in-memory log, online store and model-store backends, and a manual
+clock.
 
 Use them in your own tests the way Headwater's tests do::
 
@@ -8,8 +9,9 @@ Use them in your own tests the way Headwater's tests do::
     log = Log(MemoryBackend(clock=ManualClock(0)))
 """
 
+from headwater.registry.memory import MemoryRegistryBackend
 from headwater.store.online.memory import MemoryOnlineStore
 from headwater.testing.memory import MemoryBackend
 from headwater.time import ManualClock
 
-__all__ = ["ManualClock", "MemoryBackend", "MemoryOnlineStore"]
+__all__ = ["ManualClock", "MemoryBackend", "MemoryOnlineStore", "MemoryRegistryBackend"]
