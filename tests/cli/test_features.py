@@ -64,6 +64,13 @@ def test_apply_list_show_run_get(project: Path) -> None:
     assert "40.0" in got  # spend
     assert "2" in got  # payments today
     assert "0.5" in got  # share = 20 / 40
+    # The events were appended just now: as known at 2024 there was nothing yet.
+    known = ok(project, "features", "get", "ada", "--set", "checkout", "--at",
+               "2024-05-01T12:00:00Z", "--mode", "known_at", "--request", '{"amount": 20}').stdout
+    assert "40.0" not in known
+    assert "null" in known
+    now = ok(project, "features", "get", "ada", "--request", '{"amount": 20}').stdout
+    assert "40.0" in now  # the online store, now
     unknown = ok(project, "features", "get", "nobody", "--at", "2024-05-01T12:00:00Z",
                  "--request", '{"amount": 1}').stdout
     assert "null" in unknown

@@ -12,16 +12,19 @@ import json
 from contextlib import closing, suppress
 from typing import Annotated, Any
 
+import pyarrow as pa
 import typer
 from rich.table import Table
 
 from headwater.cli.common import format_count, out, state_of, status
 from headwater.errors import ValidationError
-from headwater.features.definitions import Feature, FeatureSet, TableSource
+from headwater.features.definitions import DerivedFeature, Feature, FeatureSet, TableSource
 from headwater.features.engine import FeatureEngine, backfill
 from headwater.features.online import FeatureReader
+from headwater.features.pointintime import Mode, with_derived
 from headwater.features.project import Project, load_project, read_applied, write_applied
 from headwater.features.tables import load_table
+from headwater.features.timetravel import values_at_times
 from headwater.store.online import open_online_store
 from headwater.time import SystemClock, format_micros, parse_timestamp
 
@@ -151,8 +154,13 @@ def get(
                                            "default: now.")] = None,
     request: Annotated[str | None, typer.Option(help="Request values as a JSON object, "
                                                 "for derived features.")] = None,
+    mode: Annotated[Mode, typer.Option(
+        help="With --at: event_time, the values as of that moment of the data; known_at, "
+        "what the online store answered then (events appended later left out).")
+    ] = "event_time",
 ) -> None:
-    """An entity's feature values now (or as the online store would answer at --at)."""
+    """An entity's feature values: now, from the online store; or as they were known at
+    --at, recomputed from the log (time travel)."""
     state = state_of(ctx)
     loaded = _project(ctx, project)
     chosen = (loaded.feature_set(feature_set) if feature_set
@@ -162,9 +170,21 @@ def get(
     if not isinstance(values, dict):
         raise ValidationError("--request", "expected a JSON object")
     entities = {f.entity.name for f in chosen.features if isinstance(f, Feature)}
-    with closing(open_online_store(state.settings.online_location, settings=state.settings,
-                                   read_only=True)) as online:
-        got = FeatureReader(online, chosen).read(dict.fromkeys(entities, key), now, values)
+    if at:
+        with state.open_log() as log:
+            past = values_at_times(
+                log, [f for f in chosen.features if isinstance(f, Feature)], [key], [now],
+                mode=mode)
+        derived = [f for f in chosen.features if isinstance(f, DerivedFeature)]
+        if derived:
+            for name, value in values.items():
+                past = past.append_column(name, pa.array([value]))
+            past = with_derived(derived, past)
+        got = {f.name: past.column(f.name)[0].as_py() for f in chosen.features}
+    else:
+        with closing(open_online_store(state.settings.online_location, settings=state.settings,
+                                       read_only=True)) as online:
+            got = FeatureReader(online, chosen).read(dict.fromkeys(entities, key), now, values)
     table = Table("feature", "value", title=f"{key} at {format_micros(now)}")
     for name, value in got.items():
         table.add_row(name, "null" if value is None else str(value))

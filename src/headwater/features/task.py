@@ -33,7 +33,7 @@ from headwater.features.definitions import Feature
 from headwater.features.state import NO_TIME, FeatureState
 from headwater.log import APPEND_TIME, OFFSET, Log, Rejection, TopicInfo
 
-__all__ = ["FeatureTask", "Update", "late_dead_letters"]
+__all__ = ["FeatureTask", "Update", "late_dead_letters", "late_events"]
 
 I64 = npt.NDArray[np.int64]
 Update = tuple[list[str], dict[str, list[bytes]]]
@@ -92,15 +92,12 @@ class FeatureTask:
                 "batch", f"{self.name}: expected offset {self.position}, got {offsets[0]}"
             )
         times = np.asarray(batch.column(self.event_time).cast(pa.int64()), np.int64)
-        before = np.maximum.accumulate(np.concatenate([[self.watermark], times]))[:-1]
-        late = times < before - self.lateness if self.lateness >= 0 else np.zeros(len(times), bool)
-        late &= before != NO_TIME
-        self.watermark = max(self.watermark, int(times.max()))
+        late, self.watermark = late_events(times, self.watermark, self.lateness)
         self.position = int(offsets[-1]) + 1
         applied = batch.filter(pa.array(~late)) if late.any() else batch
-        late_events = batch.filter(pa.array(late)) if late.any() else batch.slice(0, 0)
+        late_batch = batch.filter(pa.array(late)) if late.any() else batch.slice(0, 0)
         if not applied.num_rows:
-            return [], late_events
+            return [], late_batch
         ids, every = self._ids(applied.column(self.key))
         times = np.asarray(applied.column(self.event_time).cast(pa.int64()), np.int64)
         offsets = np.asarray(applied.column(OFFSET), np.int64)
@@ -119,7 +116,7 @@ class FeatureTask:
             self.states[f.name].apply(f_ids, f_times, f_offsets, values)
             changed[f.name] = every if mask is None else np.flatnonzero(np.bincount(f_ids))
         self.pending.append(applied.select(self.history_columns))
-        return self._updates(changed), late_events
+        return self._updates(changed), late_batch
 
     def _ids(self, keys: pa.Array) -> tuple[I64, I64]:
         """Dense ids of the keys (new keys get the next ids), and the distinct ids."""
@@ -181,6 +178,17 @@ class FeatureTask:
             state.restore({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
         self.position, self.watermark, self.checkpoint_id = meta.position, meta.watermark, meta.id
         self.pending = []
+
+
+def late_events(times: I64, watermark: int, lateness: int) -> tuple[npt.NDArray[np.bool_], int]:
+    """Which events (in log order) are late, and the watermark after them.
+
+    An event is late when its time is more than ``lateness`` behind the watermark: the
+    largest event time before it in the partition. The one rule every path applies.
+    """
+    before = np.maximum.accumulate(np.concatenate([[watermark], times]))[:-1]
+    late = (times < before - lateness) & (before != NO_TIME)
+    return late, max(watermark, int(times.max())) if len(times) else watermark
 
 
 def late_dead_letters(log: Log, task: FeatureTask, late: pa.RecordBatch) -> None:
