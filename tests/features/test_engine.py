@@ -190,3 +190,19 @@ def test_changed_definitions_refuse_to_resume(tmp_path: Path) -> None:
     changed = [Feature.of("n_total", USER, SOURCE, "count", window=Tumbling(5))]
     with pytest.raises(Exception, match="other feature definitions"):
         FeatureEngine(log, changed, MemoryOnlineStore(), state_dir=tmp_path).step()
+
+
+def test_a_value_past_its_ttl_is_missing_online_exactly_as_offline(tmp_path: Path) -> None:
+    log, _ = build_log([(100, [("a", 100, 4.0)]), (110, [("a", 110, 6.0)])])
+    ttl = [f for f in FEATURES if f.name == "sum_12"]  # TTL 40 after the latest event (110)
+    online = MemoryOnlineStore()
+    with FeatureEngine(log, ttl, online, state_dir=tmp_path) as engine:
+        engine.run(idle_timeout_s=0)
+    history = pa.Table.from_batches([f.batch for f in log.replay("clicks")])
+    times = [111, 150, 151, 500]
+    offline = [point_in_time(ttl, Sources(history, "user", "ts"),
+                             Queries(pa.array(["a"] * 4), np.array(times)), mode=mode)
+               .column("sum_12").to_pylist() for mode in ("known_at", "event_time")]
+    served = [values_at(ttl, online.read("user", "a"), t)["sum_12"] for t in times]
+    # In the window at 111; known but an empty window at 150; past the TTL at 151 on.
+    assert served == offline[0] == offline[1] == [10.0, 0.0, None, None]
