@@ -27,6 +27,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 import argparse
 import asyncio
 import importlib
+import importlib.util
 import json
 import subprocess
 import sys
@@ -291,8 +292,8 @@ def main() -> None:
                "server_cpu_us_per_request": round(ours["cpu_us"], 1),
                "http_failed_requests": int(ours["failed"])}
     try:
-        import fastapi  # noqa: F401
-
+        if importlib.util.find_spec("fastapi") is None:
+            raise ImportError("fastapi")
         theirs = measure("fastapi", args.seconds)
         result["fastapi_rps"] = round(theirs["rps"])
         result["fastapi_cpu_us_per_request"] = round(theirs["cpu_us"], 1)
