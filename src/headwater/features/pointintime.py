@@ -8,16 +8,23 @@ rules are those of ``docs/design/features.md``, in two modes:
 - ``"event_time"``: events with event time ``<= t``: training data without leakage;
 - ``"known_at"``: events appended by ``t``: exactly what serving could see at ``t``.
 
-How: events are sorted by (entity, tile, order key), so the events of one entity in one
-tile known by ``t`` are one contiguous range. A query's window is at most ``n`` such
-ranges; their rows are gathered, put in ``(time, offset)`` order and reduced with the
-feature's aggregation, the same monoid the live engine folds events into.
+How, as of event time: events are sorted by (entity, time, offset). A tile is a range of
+times, so a query's window (its ``n`` tiles up to ``t``) is one contiguous range of that
+order, found by two binary searches; ``count`` and ``last`` read its length and its last
+row, ``sum``, ``mean``, ``min`` and ``max`` reduce it in place (``ufunc.reduceat``), and the
+other aggregations gather its rows, already in ``(time, offset)`` order.
+
+As known at ``t``: events are sorted by (entity, tile, append time, offset), so the events
+of one entity in one tile known by ``t`` are one contiguous range; a query's window is at
+most ``n`` such ranges, whose rows are gathered, put in ``(time, offset)`` order where the
+aggregation depends on order, and reduced. Either way the reduction is the feature's
+aggregation, the same monoid the live engine folds events into.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -25,13 +32,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.errors import ValidationError
+from headwater.features.aggregations import Aggregation, Partial
 from headwater.features.definitions import DerivedFeature, Feature
+from headwater.features.windows import Lifetime
 from headwater.log.schema import APPEND_TIME, OFFSET
 
 __all__ = ["Mode", "Queries", "Sources", "feature_values", "point_in_time", "with_derived"]
 
 Mode = Literal["event_time", "known_at"]
 I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+_NONE: Final = np.iinfo(np.int64).min
+_KEY_LIMIT: Final = 1 << 62  # composite keys stay below this
+_RANGE_UFUNCS: Final = {"sum": np.add, "mean": np.add, "min": np.minimum, "max": np.maximum}
+_ORDER_FREE: Final = ("count", "min", "max", "approx_distinct")  # no need to sort rows
 
 
 @dataclass(frozen=True)
@@ -96,6 +110,81 @@ def _dense_rank(*arrays: I64) -> list[I64]:
     return out
 
 
+def _pair_keys(codes: I64, times: I64, n_codes: int, q_codes: I64,
+               q_times: list[I64]) -> tuple[I64, list[I64], I64]:
+    """(entity code, time) pairs as int64 keys that sort like the pairs: the rows' keys,
+    the keys of each array of query times (query codes ``>= 0``), and each query entity's
+    smallest key. ``code * width + time - low + 1`` with query times clipped to the
+    entity's slot when that cannot overflow, else dense ranks of the times."""
+    low, high = (int(times.min()), int(times.max())) if len(times) else (0, 0)
+    width = high - low + 3
+    if (n_codes + 1) * width < _KEY_LIMIT:
+        needles = [q_codes * width + np.clip(t - low + 1, 0, width - 1) for t in q_times]
+        return codes * width + (times - low + 1), needles, q_codes * width
+    ranks = _dense_rank(times, *q_times)
+    width = int(max(r.max(initial=0) for r in ranks)) + 3
+    needles = [q_codes * width + r + 1 for r in ranks[1:]]
+    return codes * width + ranks[0] + 1, needles, q_codes * width
+
+
+def _sort_rows(keys: I64, offset: I64) -> tuple[I64, I64]:
+    """The order of rows by (key, offset) and the sorted keys: an argsort of the keys,
+    then the (rare) runs of equal keys put in offset order."""
+    order = np.argsort(keys)
+    ordered = keys[order]
+    tie = np.flatnonzero(ordered[1:] == ordered[:-1])
+    if len(tie):
+        at = np.unique(np.concatenate([tie, tie + 1]))
+        rows = order[at]
+        order[at] = rows[np.lexsort((offset[rows], keys[rows]))]
+    return order, ordered
+
+
+def _reduce_ranges(agg: Aggregation, order: I64, values: F64, tau: I64, offset: I64,
+                   lo: I64, hi: I64) -> Partial:
+    """For each ``i``, the partial of sorted rows ``lo[i]:hi[i]`` (sorted row ``j`` is row
+    ``order[j]``), gathering only what the aggregation needs."""
+    n = hi - lo
+    if agg.kind == "count":
+        return {"n": n}
+    if agg.kind in _RANGE_UFUNCS:
+        # reduceat over (lo, hi) pairs in ascending lo walks O(rows) between the pairs
+        by_lo = np.argsort(lo, kind="stable")
+        pairs = np.stack([lo[by_lo], hi[by_lo]], axis=1).ravel()
+        reduced = np.empty(len(lo))
+        if len(pairs):
+            reduced[by_lo] = _RANGE_UFUNCS[agg.kind].reduceat(
+                np.append(values[order], 0.0), pairs)[::2]
+        identity = agg.empty(len(lo))
+        name = "sum" if agg.kind in ("sum", "mean") else "v"
+        return {"n": n, name: np.where(n > 0, reduced, identity[name])}
+    if agg.kind == "last":
+        end = order[np.maximum(hi - 1, 0)]
+        empty = agg.empty(len(lo))
+        has = n > 0
+        return {"n": n, "t": np.where(has, tau[end], empty["t"]),
+                "o": np.where(has, offset[end], empty["o"]),
+                "v": np.where(has, values[end], empty["v"])}
+    total = int(n.sum())
+    rows = order[np.repeat(lo - np.cumsum(n) + n, n) + np.arange(total)]
+    owner = np.repeat(np.arange(len(lo)), n)
+    return _reduce_rows(agg, values, tau, offset, rows, owner, len(lo))
+
+
+def _reduce_rows(agg: Aggregation, values: F64, tau: I64, offset: I64, rows: I64,
+                 owner: I64, size: int) -> Partial:
+    """The partial of each owner's rows (grouped by owner, in (time, offset) order)."""
+    total = len(rows)
+    lifted = agg.lift(values[rows], tau[rows], offset[rows])
+    bounds = np.flatnonzero(np.diff(owner, prepend=-1)) if total else np.zeros(0, np.int64)
+    reduced = agg.reduce(lifted, bounds)
+    result = agg.empty(size)
+    hit = owner[bounds] if total else np.zeros(0, np.int64)
+    for name, column in reduced.items():
+        result[name][hit] = column
+    return result
+
+
 def feature_values(
     feature: Feature, source: Sources, queries: Queries, *, mode: Mode = "event_time"
 ) -> pa.Array:
@@ -106,9 +195,6 @@ def feature_values(
     if feature.where is not None:
         events = events.filter(pa.array(feature.where.mask(events)))
     agg = feature.aggregator
-    window = feature.window
-    n_tiles = window.tiles
-    q_count = len(queries.times)
     q_times = queries.times.astype(np.int64)
 
     keys = pc.unique(events.column(source.entity).combine_chunks()) if events.num_rows else (
@@ -117,61 +203,21 @@ def feature_values(
     q_code = np.asarray(pc.fill_null(pc.index_in(queries.entities, value_set=keys), -1),
                         dtype=np.int64)
     tau = _int64(events.column(source.event_time))
-    alpha = _int64(events.column(source.append_time))
     offset = _int64(events.column(source.offset))
     if feature.column is not None:
         values = np.asarray(pc.cast(events.column(feature.column), pa.float64()), np.float64)
     else:
         values = np.zeros(len(tau))
-    order_time = tau if mode == "event_time" else alpha
-    tile = window.tile_of(tau)
-    q_tile = window.tile_of(q_times)
-
-    # Rows sorted by (entity, tile, order time, offset); runs of equal (entity, tile).
-    order = np.lexsort((offset, order_time, tile, e_code))
-    s_code, s_tile, s_time = e_code[order], tile[order], order_time[order]
-    all_tiles = _dense_rank(s_tile, *[q_tile - k for k in range(n_tiles)])
-    s_tile_rank, window_ranks = all_tiles[0], all_tiles[1:]
-    tile_span = int(max((r.max(initial=0) for r in all_tiles), default=0)) + 1
-    run = s_code * tile_span + s_tile_rank  # sorted, since rows are sorted by (code, tile)
-    time_rank, q_time_rank = _dense_rank(s_time, q_times)
-    time_span = int(max(time_rank.max(initial=0), q_time_rank.max(initial=0))) + 1
-    composite = run * time_span + time_rank
-
-    starts: list[I64] = []
-    stops: list[I64] = []
-    for k in range(n_tiles):
-        q_run = q_code * tile_span + window_ranks[k]
-        start = np.searchsorted(run, q_run, side="left")
-        if mode == "event_time" and k > 0:
-            stop = np.searchsorted(run, q_run, side="right")  # earlier tiles: all of them
-        else:
-            stop = np.searchsorted(composite, q_run * time_span + q_time_rank, side="right")
-        known = q_code >= 0
-        starts.append(np.where(known, start, 0))
-        stops.append(np.where(known, np.maximum(stop, start), 0))
-    start_all = np.stack(starts, axis=1).ravel()
-    length = np.stack(stops, axis=1).ravel() - start_all
-    query_of = np.repeat(np.arange(q_count), n_tiles)
-    total = int(length.sum())
-    rows = np.repeat(start_all - np.cumsum(length) + length, length) + np.arange(total)
-    owner = np.repeat(query_of, length)
-    picked = order[rows]
-    again = np.lexsort((offset[picked], tau[picked], owner))
-    picked, owner = picked[again], owner[again]
-    lifted = agg.lift(values[picked], tau[picked], offset[picked])
-    bounds = np.flatnonzero(np.diff(owner, prepend=-1)) if total else np.zeros(0, np.int64)
-    reduced = agg.reduce(lifted, bounds)
-    result = agg.empty(q_count)
-    hit = owner[bounds] if total else np.zeros(0, np.int64)
-    for name, column in reduced.items():
-        result[name][hit] = column
+    if mode == "event_time":
+        result, last = _as_of_event_time(feature, agg, e_code, len(keys), tau, offset, values,
+                                         q_code, q_times)
+    else:
+        alpha = _int64(events.column(source.append_time))
+        result, last = _as_known_at(feature, agg, e_code, len(keys), tau, alpha, offset,
+                                    values, q_code, q_times)
     out = agg.finalize(result)
-    empty_window = result["n"] == 0
     if out.ndim == 1:
-        out = np.where(empty_window, agg.empty_value, out)
-
-    last = _last_event_time(e_code, tau, order_time, q_code, q_times)
+        out = np.where(result["n"] == 0, agg.empty_value, out)
     missing = last == _NONE
     if feature.ttl_us is not None:
         missing |= q_times - last > feature.ttl_us
@@ -182,26 +228,110 @@ def feature_values(
     return pa.array(out, pa.float64(), mask=missing | np.isnan(out))
 
 
-_NONE = np.iinfo(np.int64).min
+def _as_of_event_time(feature: Feature, agg: Aggregation, e_code: I64, n_codes: int, tau: I64,
+                      offset: I64, values: F64, q_code: I64, q_times: I64
+                      ) -> tuple[Partial, I64]:
+    """Each query's partial and the latest event time up to it (``_NONE``: no event)."""
+    if not len(tau):
+        return agg.empty(len(q_times)), np.full(len(q_times), _NONE, np.int64)
+    window = feature.window
+    known = q_code >= 0
+    code = np.where(known, q_code, 0)
+    bounds = [q_times]
+    if not isinstance(window, Lifetime):  # the first time of the window's oldest tile
+        bounds.append((window.tile_of(q_times) - window.tiles + 1) * window.hop_us)
+    rows, needles, entity_first = _pair_keys(e_code, tau, n_codes, code, bounds)
+    order, ordered = _sort_rows(rows, offset)
+    # Ascending needles make searchsorted an order of magnitude faster; this one order
+    # sorts all three (entity start, window start, window end).
+    by_key = np.argsort(needles[0])
+    first, hi, lo = (np.empty(len(q_times), np.int64) for _ in range(3))
+    first[by_key] = np.searchsorted(ordered, entity_first[by_key], side="left")
+    hi[by_key] = np.searchsorted(ordered, needles[0][by_key], side="right")
+    if len(needles) > 1:
+        lo[by_key] = np.searchsorted(ordered, needles[1][by_key], side="left")
+    else:
+        lo[:] = first
+    lo = np.where(known, lo, 0)
+    hi = np.where(known, np.maximum(hi, lo), 0)
+    seen = known & (hi > first)  # the entity has an event at or before t
+    last = np.where(seen, tau[order[np.maximum(hi - 1, 0)]], _NONE)
+    return _reduce_ranges(agg, order, values, tau, offset, lo, hi), last
 
 
-def _last_event_time(e_code: I64, tau: I64, order_time: I64, q_code: I64, q_times: I64) -> I64:
+def _as_known_at(feature: Feature, agg: Aggregation, e_code: I64, n_codes: int, tau: I64,
+                 alpha: I64, offset: I64, values: F64, q_code: I64, q_times: I64
+                 ) -> tuple[Partial, I64]:
+    """Each query's partial and the latest event time known at it (``_NONE``: none)."""
+    window = feature.window
+    n_tiles, q_count = window.tiles, len(q_times)
+    tile = window.tile_of(tau)
+    q_tile = window.tile_of(q_times)
+
+    # Rows sorted by (entity, tile, append time, offset); runs of equal (entity, tile).
+    order = np.lexsort((offset, alpha, tile, e_code))
+    s_code, s_tile, s_time = e_code[order], tile[order], alpha[order]
+    all_tiles = _dense_rank(s_tile, *[q_tile - k for k in range(n_tiles)])
+    s_tile_rank, window_ranks = all_tiles[0], all_tiles[1:]
+    tile_span = int(max((r.max(initial=0) for r in all_tiles), default=0)) + 1
+    run = s_code * tile_span + s_tile_rank  # sorted, since rows are sorted by (code, tile)
+    time_rank, q_time_rank = _dense_rank(s_time, q_times)
+    time_span = int(max(time_rank.max(initial=0), q_time_rank.max(initial=0))) + 1
+    composite = run * time_span + time_rank
+
+    known = q_code >= 0
+    by_key = np.argsort((q_code * tile_span + window_ranks[0]) * time_span + q_time_rank)
+    starts: list[I64] = []
+    stops: list[I64] = []
+    for k in range(n_tiles):
+        q_run = (q_code * tile_span + window_ranks[k])[by_key]
+        start, stop = np.empty(q_count, np.int64), np.empty(q_count, np.int64)
+        start[by_key] = np.searchsorted(run, q_run, side="left")
+        stop[by_key] = np.searchsorted(composite, q_run * time_span + q_time_rank[by_key],
+                                       side="right")
+        starts.append(np.where(known, start, 0))
+        stops.append(np.where(known, np.maximum(stop, start), 0))
+    start_all = np.stack(starts, axis=1).ravel()
+    length = np.stack(stops, axis=1).ravel() - start_all
+    query_of = np.repeat(np.arange(q_count), n_tiles)
+    total = int(length.sum())
+    rows = np.repeat(start_all - np.cumsum(length) + length, length) + np.arange(total)
+    owner = np.repeat(query_of, length)
+    picked = order[rows]
+    if agg.kind not in _ORDER_FREE:
+        again = np.lexsort((offset[picked], tau[picked], owner))
+        picked, owner = picked[again], owner[again]
+    result = _reduce_rows(agg, values, tau, offset, picked, owner, q_count)
+    return result, _last_event_time(e_code, n_codes, tau, alpha, q_code, q_times)
+
+
+def _last_event_time(e_code: I64, n_codes: int, tau: I64, order_time: I64, q_code: I64,
+                     q_times: I64) -> I64:
     """Per query, the latest event time among the entity's events ordered by ``order_time``
     up to the query time (``_NONE`` when there are none)."""
     if not len(e_code):
         return np.full(len(q_code), _NONE, dtype=np.int64)
-    order = np.lexsort((order_time, e_code))
-    code, bound, latest = e_code[order], order_time[order], tau[order]
-    # The running maximum of event time within each entity (they are contiguous).
-    starts = np.flatnonzero(np.diff(code, prepend=-1))
-    running = np.empty_like(latest)
-    for a, b in zip(starts.tolist(), [*starts[1:].tolist(), len(code)], strict=True):
-        running[a:b] = np.maximum.accumulate(latest[a:b])
-    rank_bound, rank_q = _dense_rank(bound, q_times)
-    span = int(max(rank_bound.max(initial=0), rank_q.max(initial=0))) + 1
-    composite = code * span + rank_bound
-    pos = np.searchsorted(composite, q_code * span + rank_q, side="right") - 1
-    ok = (pos >= 0) & (q_code >= 0)
+    known = q_code >= 0
+    rows, (needle,), _ = _pair_keys(e_code, order_time, n_codes, np.where(known, q_code, 0),
+                                    [q_times])
+    order = np.argsort(rows, kind="stable")
+    ordered, code, latest = rows[order], e_code[order], tau[order]
+    # The running maximum of event time within each entity (they are contiguous): one
+    # accumulate over code * span + time, which only grows from one entity to the next.
+    low = int(tau.min())
+    span = int(tau.max()) - low + 1
+    if (n_codes + 1) * span < _KEY_LIMIT:
+        shift = code * span
+        running = np.maximum.accumulate(shift + (latest - low)) - shift + low
+    else:
+        running = np.empty_like(latest)
+        starts = np.flatnonzero(np.diff(code, prepend=-1))
+        for a, b in zip(starts.tolist(), [*starts[1:].tolist(), len(code)], strict=True):
+            running[a:b] = np.maximum.accumulate(latest[a:b])
+    by_key = np.argsort(needle)
+    pos = np.empty(len(needle), np.int64)
+    pos[by_key] = np.searchsorted(ordered, needle[by_key], side="right") - 1
+    ok = (pos >= 0) & known
     pos = np.where(ok, pos, 0)
     ok &= code[pos] == q_code
     return np.where(ok, running[pos], _NONE)
