@@ -206,3 +206,28 @@ def test_a_value_past_its_ttl_is_missing_online_exactly_as_offline(tmp_path: Pat
     served = [values_at(ttl, online.read("user", "a"), t)["sum_12"] for t in times]
     # In the window at 111; known but an empty window at 150; past the TTL at 151 on.
     assert served == offline[0] == offline[1] == [10.0, 0.0, None, None]
+
+
+def test_the_history_the_engine_writes_answers_like_the_online_store(tmp_path: Path) -> None:
+    from headwater.store.history import FeatureHistory
+
+    rows = [(100 + 3 * i, [(USERS[i % 4], 100 + 3 * i - (i % 3), float(i % 7 - 2))])
+            for i in range(60)]
+    log, _ = build_log(rows)
+    history = FeatureHistory(tmp_path / "history")
+    online = MemoryOnlineStore()
+    with FeatureEngine(log, FEATURES, online, state_dir=tmp_path / "state", history=history,
+                       checkpoint_events=7) as engine:
+        engine.run(idle_timeout_s=0)
+    end = 100 + 3 * 59
+    times = [end, end + 11, end + 30]
+    queries = Queries(pa.array([u for u in USERS for _ in times]),
+                      np.array([t for _ in USERS for t in times], np.int64))
+    frame = history.values_at(FEATURES, "clicks", queries, mode="known_at")
+    row = 0
+    for user in USERS:
+        for t in times:
+            served = values_at(FEATURES, online.read("user", user), t)
+            for f in FEATURES:
+                assert same(frame.column(f.name)[row].as_py(), served[f.name]), (f.name, user, t)
+            row += 1

@@ -32,6 +32,7 @@ from headwater.features.checkpoint import Checkpoint
 from headwater.features.definitions import Feature
 from headwater.features.state import NO_TIME, FeatureState
 from headwater.log import APPEND_TIME, OFFSET, Log, Rejection, TopicInfo
+from headwater.store.history import rows as history_rows
 
 __all__ = ["FeatureTask", "Update", "late_dead_letters", "late_events"]
 
@@ -145,12 +146,17 @@ class FeatureTask:
         return [([str(keys[i]) for i in ids.tolist()], columns) for ids, columns in groups]
 
     def take_history(self) -> pa.Table | None:
-        """The applied events since the last call (for the feature history)."""
+        """The applied events since the last call, as feature-history rows
+        (:mod:`headwater.store.history.rows`: ``_entity``, ``_event_time``,
+        ``_append_time``, ``_partition``, ``_offset`` and the columns features read)."""
         if not self.pending:
             return None
         table = pa.Table.from_batches(self.pending)
         self.pending = []
-        return table
+        names = {self.key: history_rows.ENTITY, self.event_time: history_rows.EVENT_TIME}
+        table = table.rename_columns([names.get(n, n) for n in table.schema.names])
+        partition = pa.array(np.full(table.num_rows, self.partition, np.int32))
+        return table.append_column(history_rows.PARTITION, partition)
 
     # -- checkpoints ----------------------------------------------------------------
 
