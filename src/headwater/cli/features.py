@@ -1,9 +1,9 @@
 """``headwater features``: apply definitions, list and show them, run the engine, read values.
 
 The definitions live in a project module (``--project``, default ``$HEADWATER_PROJECT``
-or ``features.py``); the engine's state, history and the record of what was applied live
-under ``<home>/features``, the online store at ``$HEADWATER_ONLINE_URL`` or
-``<home>/online``.
+or ``features.py``); the engine's checkpoints, the feature history (``history/``) and the
+record of what was applied live under ``<home>/features``, the online store at
+``$HEADWATER_ONLINE_URL`` or ``<home>/online``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from headwater.features.pointintime import Mode, with_derived
 from headwater.features.project import Project, load_project, read_applied, write_applied
 from headwater.features.tables import load_table
 from headwater.features.timetravel import values_at_times
+from headwater.store.history import FeatureHistory
 from headwater.store.online import open_online_store
 from headwater.time import SystemClock, format_micros, parse_timestamp
 
@@ -123,7 +124,9 @@ def run(
     with state.open_log() as log, closing(open_online_store(
         state.settings.online_location, settings=state.settings
     )) as online, FeatureEngine(log, loaded.features, online, group=group,
-                               state_dir=state.settings.features_dir / "state") as engine:
+                               state_dir=state.settings.features_dir / "state",
+                               history=FeatureHistory(state.settings.features_dir / "history"),
+                               ) as engine:
         status().print(f"engine running ({len(loaded.features)} features); Ctrl-C stops it")
         with suppress(KeyboardInterrupt):
             engine.run(idle_timeout_s=idle_timeout, poll_timeout_s=0.2)
