@@ -3,8 +3,6 @@ offsets, restarts, leases, and failures. Runs against librdkafka's mock cluster.
 
 from __future__ import annotations
 
-import importlib
-import sys
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -18,6 +16,7 @@ from headwater.errors import BackendError, CorruptLogError, MissingExtraError
 from headwater.log import Log, Schema
 from headwater.log.schema import TIMESTAMP
 from headwater.testing import ManualClock
+from tests.extras import import_without
 from tests.log.harness import START_US
 
 if TYPE_CHECKING:
@@ -120,16 +119,12 @@ def consume(consumer: Any, topic: str, partition: int, count: int) -> list[Any]:
 
 
 def test_a_missing_extra_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "confluent_kafka", None)
-    for name in [m for m in sys.modules if m.startswith("headwater.log.kafka")]:
-        monkeypatch.delitem(sys.modules, name)
-    with pytest.raises(MissingExtraError) as caught:
-        importlib.import_module("headwater.log.kafka")
-    assert str(caught.value) == (
+    error = import_without(monkeypatch, "headwater.log.kafka", "confluent_kafka")
+    assert str(error) == (
         "The Kafka log backend needs the 'confluent-kafka' package: "
         "pip install 'headwater[kafka]'"
     )
-    assert caught.value.extra == "kafka"
+    assert error.extra == "kafka"
     from headwater.log import open_backend
 
     with pytest.raises(MissingExtraError, match=r"headwater\[kafka\]"):

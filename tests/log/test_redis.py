@@ -6,8 +6,6 @@ without it (and fail in CI, see ``harness.unavailable``).
 
 from __future__ import annotations
 
-import importlib
-import sys
 import threading
 import time
 import uuid
@@ -17,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pytest
 
-from headwater.errors import BackendError, MissingExtraError, OffsetOutOfRangeError
+from headwater.errors import BackendError, OffsetOutOfRangeError
 from headwater.log import OFFSET, Log, Retention
 from headwater.testing import ManualClock
+from tests.extras import import_without
 from tests.log.harness import REDIS_URL, START_US, unavailable
 from tests.log.test_contract import SCHEMA, SECOND, events
 
@@ -66,21 +65,12 @@ def connect(clock: ManualClock) -> Iterator[Connect]:
 
 
 def test_missing_redis_py_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    before = set(sys.modules)
-    for name in [n for n in sys.modules if n.startswith("headwater.log.redis")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "redis", None)  # makes `import redis` fail
-    try:
-        with pytest.raises(MissingExtraError) as raised:
-            importlib.import_module("headwater.log.redis")
-    finally:
-        for name in set(sys.modules) - before:
-            del sys.modules[name]
-    assert str(raised.value) == (
+    error = import_without(monkeypatch, "headwater.log.redis", "redis")
+    assert str(error) == (
         "The Redis log backend needs the 'redis' package: pip install 'headwater[redis]'"
     )
-    assert raised.value.extra == "redis"
-    assert isinstance(raised.value, ImportError)
+    assert error.extra == "redis"
+    assert isinstance(error, ImportError)
 
 
 def test_an_unreachable_server_raises_backend_error() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 import headwater.models
 from headwater.errors import MissingExtraError
+from tests.extras import import_without
 
 PUBLIC = ["FORMATS", "FeatureSchema", "Features", "LinearRegression", "LogisticRegression",
           "Model", "from_arrow", "load_model"]
@@ -39,13 +40,10 @@ def test_importing_models_imports_neither_river_nor_sklearn(
 ])
 def test_a_missing_extra_names_what_to_install(monkeypatch: pytest.MonkeyPatch, module: str,
                                                missing: str, message: str) -> None:
-    monkeypatch.setitem(sys.modules, missing, None)  # makes `import <missing>` fail
-    monkeypatch.delitem(sys.modules, module, raising=False)
-    with pytest.raises(MissingExtraError) as raised:
-        importlib.import_module(module)
-    assert str(raised.value) == message
-    assert raised.value.extra == module.rsplit(".", 1)[1]
-    assert isinstance(raised.value, ImportError)
+    error = import_without(monkeypatch, module, missing)
+    assert str(error) == message
+    assert error.extra == module.rsplit(".", 1)[1]
+    assert isinstance(error, ImportError)
 
 
 def test_loading_a_river_artifact_without_river(monkeypatch: pytest.MonkeyPatch,

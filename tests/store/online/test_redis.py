@@ -6,8 +6,6 @@ without it (and fail in CI, see ``tests.log.harness.unavailable``).
 
 from __future__ import annotations
 
-import importlib
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from headwater.errors import BackendError, ConfigError, MissingExtraError, ValidationError
+from headwater.errors import BackendError, ConfigError, ValidationError
+from tests.extras import import_without
 from tests.store.online.harness import REDIS_URL, unavailable
 
 if TYPE_CHECKING:
@@ -56,20 +55,11 @@ def connect() -> Iterator[Connect]:
 
 
 def test_missing_redis_py_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    before = set(sys.modules)
-    for name in [n for n in sys.modules if n.startswith("headwater.store.online.redis")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "redis", None)  # makes `import redis` fail
-    try:
-        with pytest.raises(MissingExtraError) as raised:
-            importlib.import_module("headwater.store.online.redis")
-    finally:
-        for name in set(sys.modules) - before:
-            del sys.modules[name]
-    assert str(raised.value) == (
+    error = import_without(monkeypatch, "headwater.store.online.redis", "redis")
+    assert str(error) == (
         "The Redis online store needs the 'redis' package: pip install 'headwater[redis]'"
     )
-    assert raised.value.extra == "redis"
+    assert error.extra == "redis"
 
 
 def test_an_unreachable_server_raises_backend_error() -> None:
