@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -91,6 +92,21 @@ class _Session:
         return self._connection.execute(sql, params).fetchall()
 
 
+def _use_wal(connection: sqlite3.Connection, timeout_s: float) -> None:
+    """Switch to write-ahead logging. Two processes opening a new database at once can
+    race on the switch, and SQLite reports that as "locked" without waiting on the busy
+    timeout, so wait here, up to the same timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class SqliteRegistryBackend(SqlBackend):
     """The registry backend in the SQLite file ``path`` (created with its directory)."""
 
@@ -103,7 +119,7 @@ class SqliteRegistryBackend(SqlBackend):
             self._connection = sqlite3.connect(self._path, timeout=timeout_s,
                                                isolation_level=None, check_same_thread=False)
             self._connection.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-            self._connection.execute("PRAGMA journal_mode = WAL")
+            _use_wal(self._connection, timeout_s)
             self._connection.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             self._connection.execute("PRAGMA foreign_keys = ON")
             self._connection.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
