@@ -1,0 +1,72 @@
+"""The topics of the label loop: outcomes in, training examples and late outcomes out.
+
+An **outcome** is something that happened after a prediction and says how it went: a
+click, a purchase, or an explicit label. It names the entity and, when the producer
+knows it, the request id of the prediction it answers; ``label`` holds an explicit
+label value (null for an event such as a click, whose label the window rule decides).
+
+A **training example** is one logged prediction joined with its label: the features
+exactly as served, which model version scored them and how, the label, when the
+prediction was made and when the label became known (``label_time``, the event time:
+a model that trains on the topic never sees a label before it was known). ``source``
+says how the label was decided:
+
+- ``"outcome"``: an outcome arrived within the window (a positive, or the outcome's
+  explicit label);
+- ``"timeout"``: no outcome by the end of the window (a negative, at the window end);
+- ``"explicit"``: an explicit label joined by request id or by entity and time.
+
+A prediction scored by several versions (one served, the others shadowed) gives one
+example per version; training reads the served ones, evaluation compares them all.
+
+A **late outcome** came after its prediction's window had closed (the prediction is
+already a negative) or matched no prediction at all; it is kept on the late topic with
+the reason, never dropped.
+
+>>> TRAINING_EXAMPLES_SCHEMA.event_time, TRAINING_EXAMPLES_SCHEMA.key
+('label_time', 'entity')
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from headwater.log import Schema
+
+__all__ = [
+    "LATE_OUTCOMES_SCHEMA",
+    "LATE_OUTCOMES_TOPIC",
+    "OUTCOMES_SCHEMA",
+    "OUTCOMES_TOPIC",
+    "TRAINING_EXAMPLES_SCHEMA",
+    "TRAINING_EXAMPLES_TOPIC",
+    "LabelSource",
+]
+
+#: The default topic of outcomes.
+OUTCOMES_TOPIC: Final = "outcomes"
+#: The default topic of training examples.
+TRAINING_EXAMPLES_TOPIC: Final = "training_examples"
+#: The default topic of outcomes that came too late or matched no prediction.
+LATE_OUTCOMES_TOPIC: Final = "outcomes.late"
+
+LabelSource = Literal["outcome", "timeout", "explicit"]
+
+#: Outcomes: ``request_id`` and ``label`` may be null (see the module docstring).
+OUTCOMES_SCHEMA: Final = Schema.of(
+    {"request_id": "string", "entity": "string", "label": "float64", "ts": "timestamp"},
+    key="entity", event_time="ts", nullable=("request_id", "label"))
+
+#: One logged prediction joined with its label.
+TRAINING_EXAMPLES_SCHEMA: Final = Schema.of(
+    {"request_id": "string", "entity": "string", "features": "binary", "model": "string",
+     "version": "int64", "score": "float64", "arm": "string", "served": "bool",
+     "label": "float64", "source": "string", "prediction_time": "timestamp",
+     "label_time": "timestamp"},
+    key="entity", event_time="label_time")
+
+#: An outcome kept aside: too late for its prediction's window, or matched nothing.
+LATE_OUTCOMES_SCHEMA: Final = Schema.of(
+    {"request_id": "string", "entity": "string", "label": "float64", "ts": "timestamp",
+     "reason": "string", "prediction_time": "timestamp"},
+    key="entity", event_time="ts", nullable=("request_id", "label", "prediction_time"))
