@@ -9,7 +9,7 @@ from typer.core import TyperGroup
 
 from headwater.cli import (
     consume,
-    demo,
+    demos,
     features,
     models,
     produce,
@@ -68,7 +68,7 @@ app.command("produce")(produce.produce)
 app.command("consume")(consume.consume)
 app.command("tail")(tail.tail)
 app.command("replay")(replay.replay)
-app.command("demo")(demo.demo)
+app.add_typer(demos.app, name="demo")
 app.command("serve")(serve.serve)
 
 
