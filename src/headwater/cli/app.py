@@ -11,12 +11,15 @@ from headwater.cli import (
     consume,
     demos,
     features,
+    labels,
     models,
     produce,
     replay,
+    run,
     serve,
     tail,
     topics,
+    train,
 )
 from headwater.cli.common import EXIT_FAILURE, CliState, exit_code, print_error
 from headwater.config import Settings
@@ -70,6 +73,9 @@ app.command("tail")(tail.tail)
 app.command("replay")(replay.replay)
 app.add_typer(demos.app, name="demo")
 app.command("serve")(serve.serve)
+app.add_typer(labels.app, name="labels")
+app.command("train")(train.train)
+app.command("run")(run.run)
 
 
 def main() -> None:
