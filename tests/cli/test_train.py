@@ -92,3 +92,18 @@ def test_run_dry_run_lists_the_four_components(cli: Cli) -> None:
     names = [line.split(":")[0] for line in result.stdout.splitlines()]
     assert names == ["features", "server", "labels", "trainer"]
     assert "--volume 100" in result.stdout
+
+
+def test_report_compares_arms_and_trainers(cli: Cli, tmp_path: object) -> None:
+    env = {"HEADWATER_HOME": str(cli.root)}
+    log_traffic(cli, 0, 300)
+    assert cli.run("labels", "run", "--window", "2m", "--idle-timeout", "0",
+                   env=env).exit_code == 0
+    assert cli.run("train", "--model", "m", env=env).exit_code == 0
+    html = cli.root / "report.html"
+    result = cli.run("report", "--model", "m", "--html", str(html), env=env)
+    assert result.exit_code == 0, result.output
+    assert "champion" in result.stdout
+    assert "stateless-cli" in result.stdout
+    assert "no change" in result.stdout
+    assert "<table" in html.read_text()

@@ -15,6 +15,7 @@ from headwater.cli import (
     models,
     produce,
     replay,
+    report,
     run,
     serve,
     tail,
@@ -76,6 +77,7 @@ app.command("serve")(serve.serve)
 app.add_typer(labels.app, name="labels")
 app.command("train")(train.train)
 app.command("run")(run.run)
+app.command("report")(report.report)
 
 
 def main() -> None:
