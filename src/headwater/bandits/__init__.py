@@ -5,11 +5,33 @@ model versions (alias names): :class:`BetaThompson`, :class:`GaussianThompson` a
 :class:`UCB1` move traffic towards the version that earns the most, and forget old
 rewards (``discount`` or ``window``) so they follow drift. :class:`ABTest` is the
 fixed split and test they are measured against, on :func:`simulate`.
+
+A *contextual policy* chooses an action for a context and returns a :class:`Decision`
+with the action's propensity: :class:`EpsilonGreedy`, :class:`LinUCB` and
+:class:`LinearThompson`, each with a forgetting (``discount``) variant for drift.
+:class:`DecisionLog` records decisions on the ``decisions`` topic, off the hot path.
+:func:`ips`, :func:`snips` and :func:`doubly_robust` estimate, with confidence
+intervals, what another policy would have earned on those logs.
 """
 
 from headwater.bandits.abtest import ABTest, FixedHorizonTest, SequentialTest, StoppingRule
 from headwater.bandits.arms import ArmStatistics
+from headwater.bandits.decision import Context, ContextEncoder, ContextualPolicy, Decision
+from headwater.bandits.elec2 import bandit as elec2_bandit
+from headwater.bandits.epsilon import EpsilonGreedy
+from headwater.bandits.linear import LinearPolicy
+from headwater.bandits.linear_thompson import LinearThompson, win_probabilities
+from headwater.bandits.linucb import LinUCB
+from headwater.bandits.offpolicy import (
+    Estimate,
+    doubly_robust,
+    ips,
+    progressive_rewards,
+    snips,
+)
 from headwater.bandits.policy import ArmDecision, BanditPolicy
+from headwater.bandits.replay import BanditData, PlayedRun, play
+from headwater.bandits.ridge import Ridge
 from headwater.bandits.simulation import (
     DriftingBernoulli,
     LearningPolicy,
@@ -24,14 +46,33 @@ __all__ = [
     "ABTest",
     "ArmDecision",
     "ArmStatistics",
+    "BanditData",
     "BanditPolicy",
     "BetaThompson",
+    "Context",
+    "ContextEncoder",
+    "ContextualPolicy",
+    "Decision",
     "DriftingBernoulli",
+    "EpsilonGreedy",
+    "Estimate",
     "FixedHorizonTest",
     "GaussianThompson",
     "LearningPolicy",
+    "LinUCB",
+    "LinearPolicy",
+    "LinearThompson",
+    "PlayedRun",
+    "Ridge",
     "SequentialTest",
     "SimulationRun",
     "StoppingRule",
+    "doubly_robust",
+    "elec2_bandit",
+    "ips",
+    "play",
+    "progressive_rewards",
     "simulate",
+    "snips",
+    "win_probabilities",
 ]
