@@ -17,6 +17,13 @@ intervals, what another policy would have earned on those logs.
 from headwater.bandits.abtest import ABTest, FixedHorizonTest, SequentialTest, StoppingRule
 from headwater.bandits.arms import ArmStatistics
 from headwater.bandits.decision import Context, ContextEncoder, ContextualPolicy, Decision
+from headwater.bandits.decision_log import (
+    DECISIONS_SCHEMA,
+    DECISIONS_TOPIC,
+    DecisionLog,
+    read_decisions,
+)
+from headwater.bandits.decision_log import ensure_topic as ensure_decisions_topic
 from headwater.bandits.elec2 import bandit as elec2_bandit
 from headwater.bandits.epsilon import EpsilonGreedy
 from headwater.bandits.linear import LinearPolicy
@@ -42,6 +49,8 @@ from headwater.bandits.thompson import BetaThompson, GaussianThompson
 from headwater.bandits.ucb import UCB1
 
 __all__ = [
+    "DECISIONS_SCHEMA",
+    "DECISIONS_TOPIC",
     "UCB1",
     "ABTest",
     "ArmDecision",
@@ -53,6 +62,7 @@ __all__ = [
     "ContextEncoder",
     "ContextualPolicy",
     "Decision",
+    "DecisionLog",
     "DriftingBernoulli",
     "EpsilonGreedy",
     "Estimate",
@@ -69,9 +79,11 @@ __all__ = [
     "StoppingRule",
     "doubly_robust",
     "elec2_bandit",
+    "ensure_decisions_topic",
     "ips",
     "play",
     "progressive_rewards",
+    "read_decisions",
     "simulate",
     "snips",
     "win_probabilities",

@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from headwater.errors import BanditStateError, ValidationError
 
-__all__ = ["ArmStatistics", "check_rewards"]
+__all__ = ["ArmStatistics"]
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from headwater.errors import ValidationError
 
-__all__ = ["Context", "ContextEncoder", "ContextualPolicy", "Decision", "check_actions"]
+__all__ = ["Context", "ContextEncoder", "ContextualPolicy", "Decision"]
 
 FloatArray = npt.NDArray[np.float64]
 #: A context: a vector of ``dim`` numbers, or feature names mapped to numbers.
