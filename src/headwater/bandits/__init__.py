@@ -11,7 +11,9 @@ with the action's propensity: :class:`EpsilonGreedy`, :class:`LinUCB` and
 :class:`LinearThompson`, each with a forgetting (``discount``) variant for drift.
 :class:`DecisionLog` records decisions on the ``decisions`` topic, off the hot path.
 :func:`ips`, :func:`snips` and :func:`doubly_robust` estimate, with confidence
-intervals, what another policy would have earned on those logs.
+intervals, what another policy would have earned on those logs (:func:`join_rewards`
+joins logged decisions with their outcomes). :func:`html_report` renders an evaluation
+as one self-contained page.
 """
 
 from headwater.bandits.abtest import ABTest, FixedHorizonTest, SequentialTest, StoppingRule
@@ -29,6 +31,7 @@ from headwater.bandits.epsilon import EpsilonGreedy
 from headwater.bandits.linear import LinearPolicy
 from headwater.bandits.linear_thompson import LinearThompson, win_probabilities
 from headwater.bandits.linucb import LinUCB
+from headwater.bandits.logged import LoggedDecisions, fixed_action_values, join_rewards
 from headwater.bandits.offpolicy import (
     Estimate,
     doubly_robust,
@@ -38,6 +41,7 @@ from headwater.bandits.offpolicy import (
 )
 from headwater.bandits.policy import ArmDecision, BanditPolicy
 from headwater.bandits.replay import BanditData, PlayedRun, play
+from headwater.bandits.report import html_report, line_chart
 from headwater.bandits.ridge import Ridge
 from headwater.bandits.simulation import (
     DriftingBernoulli,
@@ -72,6 +76,7 @@ __all__ = [
     "LinUCB",
     "LinearPolicy",
     "LinearThompson",
+    "LoggedDecisions",
     "PlayedRun",
     "Ridge",
     "SequentialTest",
@@ -80,7 +85,11 @@ __all__ = [
     "doubly_robust",
     "elec2_bandit",
     "ensure_decisions_topic",
+    "fixed_action_values",
+    "html_report",
     "ips",
+    "join_rewards",
+    "line_chart",
     "play",
     "progressive_rewards",
     "read_decisions",
