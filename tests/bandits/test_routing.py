@@ -58,6 +58,20 @@ def test_a_discounted_batch_equals_its_single_updates(obs: list[tuple[int, float
                                    rtol=1e-9, atol=1e-9)
 
 
+@given(observations, st.floats(0.5, 1.0))
+def test_discounted_statistics_equal_the_weighted_sums_recomputed(
+        obs: list[tuple[int, float]], discount: float) -> None:
+    stats = ArmStatistics(3, discount=discount)
+    for arm, reward in obs:
+        stats.update(arm, [reward])
+    t = len(obs)
+    for arm in range(3):
+        weights = [(discount ** (t - 1 - i), r) for i, (a, r) in enumerate(obs) if a == arm]
+        assert stats.n[arm] == pytest.approx(sum(w for w, _ in weights), abs=1e-9)
+        assert stats.s[arm] == pytest.approx(sum(w * r for w, r in weights), abs=1e-9)
+        assert stats.q[arm] == pytest.approx(sum(w * r * r for w, r in weights), abs=1e-9)
+
+
 @given(observations, st.integers(1, 20))
 def test_a_window_equals_the_statistics_recomputed_from_it(obs: list[tuple[int, float]],
                                                            window: int) -> None:

@@ -14,6 +14,8 @@ from known probabilities, and its propensity (the probability of the chosen arm)
 exact: :meth:`~BanditPolicy.decide` returns it with the route, for the prediction log.
 
 Routing is per request, not sticky per entity: a bandit must be free to move traffic.
+Requests may be routed from many threads while one thread updates: an update swaps in
+a whole new plan, so a choice is always drawn from one set of probabilities.
 
 ``explore`` mixes a uniform share into the probabilities, so every arm keeps a
 propensity of at least ``explore / arms`` (what off-policy estimates need).
