@@ -116,7 +116,7 @@ def _simulate_report(runs: dict[str, SimulationRun], tests: dict[str, ABTest],
     for name, run in runs.items():
         test = tests.get(name)
         last = max(len(run.rewards) // 10, 1)
-        rows.append([name, run.reward, run.reward / len(run.rewards),
+        rows.append([name, int(run.reward), round(run.reward / len(run.rewards), 4),
                      round(run.regret_vs_best_fixed, 1), round(run.regret_vs_oracle, 1),
                      round(run.share("challenger", last=last), 3),
                      (test.winner or "undecided") if test else "",
@@ -125,7 +125,7 @@ def _simulate_report(runs: dict[str, SimulationRun], tests: dict[str, ABTest],
     for h in header:
         table.add_column(h, justify="left" if h == "policy" else "right")
     for row in rows:
-        table.add_row(*(f"{c:.4g}" if isinstance(c, float) else str(c) for c in row))
+        table.add_row(*(str(c) for c in row))
     out().print(table)
     if html is not None:
         chart = line_chart({n: r.cumulative_regret() for n, r in runs.items()},
