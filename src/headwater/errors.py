@@ -11,7 +11,8 @@ server and CLI layers, not of these classes::
     ├── ValidationError              bad input at an edge (names field and reason)
     │   ├── SchemaError              an invalid schema definition
     │   ├── TimestampError           naive, unreadable or out-of-range time
-    │   └── PayloadTooLargeError     an event or batch over the size limit
+    │   ├── PayloadTooLargeError     an event or batch over the size limit
+    │   └── BanditStateError         a bandit snapshot that cannot be restored
     ├── LogError                     the event log
     │   ├── UnknownTopicError
     │   ├── TopicExistsError
@@ -42,6 +43,7 @@ __all__ = [
     "ArtifactCorruptError",
     "ArtifactMissingError",
     "BackendError",
+    "BanditStateError",
     "ConfigError",
     "CorruptLogError",
     "HeadwaterError",
@@ -106,6 +108,10 @@ class TimestampError(ValidationError):
 
 class PayloadTooLargeError(ValidationError):
     """An event or a batch over the configured size limit."""
+
+
+class BanditStateError(ValidationError):
+    """A bandit or contextual-policy snapshot that cannot be restored (names the field)."""
 
 
 class LogError(HeadwaterError):
