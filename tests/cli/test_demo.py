@@ -67,3 +67,10 @@ def test_headwater_demo_runs_the_loop_and_writes_the_report(cli: Cli) -> None:
     assert Path(figures["report"]).exists()
     again = cli.ok("demo", "--dir", str(cli.root / "demo"), "--rows", "400")
     assert "continual" in again.stdout
+
+
+def test_headwater_demo_ctr_writes_its_report(cli: Cli) -> None:
+    result = cli.ok("demo", "ctr", "--dir", str(cli.root / "demo"), "--sessions", "60",
+                    "--users", "10")
+    assert "Cold start" in result.stdout
+    assert (cli.root / "demo" / "ctr.html").exists()

@@ -4,8 +4,9 @@ With no subcommand it replays Elec2 as a live stream through the real system on 
 embedded backends (:mod:`headwater.demos.elec2`): events and labels into the log,
 streaming features, predictions through the prediction service, the label joiner and
 four trainers (static, stateless daily, stateful daily, continual). It shows progress,
-prints the scorecard and writes an HTML report with plots. ``headwater demo log`` runs
-the log round trip alone (:mod:`headwater.cli.demo`).
+prints the scorecard and writes an HTML report with plots. ``headwater demo ctr``
+simulates click-through with drifting tastes and cold starts (:mod:`headwater.demos.ctr`);
+``headwater demo log`` runs the log round trip alone (:mod:`headwater.cli.demo`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import typer
 
 from headwater.cli import demo as log_demo
 from headwater.cli.common import format_count, out, state_of, status
+from headwater.demos.ctr import CtrLoop
 from headwater.demos.elec2 import MODEL, STRATEGIES, Elec2Loop, LoopStats
 from headwater.demos.scorecard import build_report, score_strategies
 from headwater.reports import render
@@ -45,7 +47,7 @@ def elec2(
     rows: Annotated[int | None, typer.Option(
         min=400, help="Replay only the first N rows of Elec2 (default: all 45,312).")] = None,
     train_every: Annotated[int, typer.Option(
-        min=1, help="Join labels and train every N rows (the iteration cycle).")] = 4,
+        min=1, help="Join labels and train every N rows (the iteration cycle).")] = 8,
     html: Annotated[Path | None, typer.Option(
         "--html", help="Where to write the HTML report (default: <dir>/report.html).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object of figures.")
@@ -87,5 +89,35 @@ def elec2(
                       "cpu_s": s.cost.cpu_s} for s in scores.strategies},
             scores.no_change_accuracy)).decode())
         return
+    render(report, out())
+    status().print(f"report written to {target}")
+
+
+@app.command("ctr")
+def ctr(
+    ctx: typer.Context,
+    directory: Annotated[Path | None, typer.Option(
+        "--dir", help="Where the demo keeps its data (default: <home>/demo).")] = None,
+    sessions: Annotated[int, typer.Option(min=50, help="Sessions to simulate.")] = 1500,
+    users: Annotated[int, typer.Option(min=10, help="Returning users.")] = 120,
+    seed: Annotated[int, typer.Option(help="The simulation's seed.")] = 7,
+    html: Annotated[Path | None, typer.Option(
+        "--html", help="Where to write the HTML report (default: <dir>/ctr.html).")] = None,
+) -> None:
+    """Click-through with drifting tastes, clicks as natural labels, cold-start users."""
+    state = state_of(ctx)
+    workspace = directory or Path(state.settings.home) / "demo"
+    log_demo.workspace(workspace, fresh=False)
+    loop = CtrLoop(workspace / "ctr", sessions=sessions, users=users, seed=seed)
+    try:
+        with status().status("simulating sessions") as shown:
+            loop.run(lambda s: shown.update(
+                f"{format_count(s.impressions)} impressions, {format_count(s.clicks)} clicks, "
+                f"{s.versions} versions, {s.wall_s:.0f} s"))
+        report = loop.report()
+        target = html or workspace / "ctr.html"
+        report.write(target)
+    finally:
+        loop.close()
     render(report, out())
     status().print(f"report written to {target}")

@@ -18,7 +18,8 @@ clock set to each row's time) through the real components, in one process:
    model store, each under its own alias (the deployment hot-swaps them):
 
    - ``static``: trained once, from scratch, on the first week;
-   - ``stateless``: retrained from scratch on every example so far, daily;
+   - ``stateless``: retrained from scratch daily on the last ``history_days`` of
+     examples (8 weeks by default);
    - ``stateful``: the previous version updated on the day's examples, daily;
    - ``continual``: learns every batch of examples as it arrives; publishes every
      ``publish_every`` (and on drift when River is installed).
@@ -121,8 +122,9 @@ class LoopStats:
 class Elec2Loop:
     """The demo's components, wired on embedded backends under ``directory``."""
 
-    def __init__(self, directory: Path, *, rows: int | None = None, train_every: int = 4,
-                 publish_every: int = 6 * HOUR, static_days: int = 7) -> None:
+    def __init__(self, directory: Path, *, rows: int | None = None, train_every: int = 8,
+                 publish_every: int = 12 * HOUR, static_days: int = 7,
+                 history_days: int = 56) -> None:
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
         self.directory = directory
@@ -152,7 +154,7 @@ class Elec2Loop:
                                    log=self.predictions, clock=self.clock)
         self.joiner = LabelJoiner(self.log, JoinRule(window=HOUR, timeout_label=None),
                                   state_dir=directory / "joiner", clock=self.clock, fsync=False)
-        self.trainers = self._trainers(publish_every)
+        self.trainers = self._trainers(publish_every, history_days * DAY)
         self.stats = LoopStats()
         self._columns = {c: self.table.column(c).to_numpy() for c in REQUEST_COLUMNS}
         self._labels = self.table.column("label").to_numpy()
@@ -173,13 +175,14 @@ class Elec2Loop:
                                   reason="the initial version")
         shutil.rmtree(path)
 
-    def _trainers(self, publish_every: int) -> dict[str, Trainer]:
+    def _trainers(self, publish_every: int, history: int) -> dict[str, Trainer]:
         fs = self.features.version
 
         def make(alias: str, strategy: str, trigger: Trigger | None) -> Trainer:
             return Trainer(self.log, self.registry, MODEL, LogisticRegression,
                            strategy=strategy,  # type: ignore[arg-type]
                            alias=alias, arm=alias, trigger=trigger, trainer=alias,
+                           history=history if alias == "stateless" else None,
                            gate=Gate("log_loss", margin=0.02, window=96), feature_set=fs,
                            clock=self.clock)
 
