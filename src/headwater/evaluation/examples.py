@@ -16,7 +16,7 @@ are the JSON object served (:meth:`Examples.from_training_examples`).
 ...          label_time=np.array([4]))
 Traceback (most recent call last):
 ...
-headwater.errors.ValidationError: label_time[0]: the label is known at 4, before its prediction at 5
+headwater.errors.LeakageError: label_time[0]: the label is known at 4, before its prediction at 5
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from headwater.errors import ValidationError
+from headwater.errors import LeakageError, ValidationError
 from headwater.models.features import Features, batch_length
 
 __all__ = ["Examples", "int64_column"]
@@ -87,7 +87,7 @@ class Examples:
         early = np.flatnonzero(known < predicted)
         if len(early):
             i = int(early[0])
-            raise ValidationError(f"label_time[{i}]", f"the label is known at {known[i]}, "
+            raise LeakageError(f"label_time[{i}]", f"the label is known at {known[i]}, "
                                   f"before its prediction at {predicted[i]}")
         object.__setattr__(self, "features", dict(features))
         object.__setattr__(self, "y", labels)
