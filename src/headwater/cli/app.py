@@ -18,6 +18,7 @@ from headwater.cli import (
     tail,
     topics,
 )
+from headwater.cli import eval as evaluation
 from headwater.cli.common import EXIT_FAILURE, CliState, exit_code, print_error
 from headwater.config import Settings
 from headwater.errors import HeadwaterError
@@ -64,6 +65,7 @@ def _root(
 app.add_typer(topics.app, name="topics")
 app.add_typer(models.app, name="models")
 app.add_typer(features.app, name="features")
+app.add_typer(evaluation.app, name="eval")
 app.command("produce")(produce.produce)
 app.command("consume")(consume.consume)
 app.command("tail")(tail.tail)

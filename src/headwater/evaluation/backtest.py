@@ -47,7 +47,7 @@ from headwater.evaluation.prequential import Learner, prequential
 from headwater.features.definitions import Feature
 from headwater.features.pointintime import Mode, Queries, Sources, point_in_time
 from headwater.reports import Report
-from headwater.time import format_micros
+from headwater.time import format_micros, from_micros
 
 __all__ = [
     "BacktestResult",
@@ -193,8 +193,8 @@ class BacktestResult:
         names = list(self.pooled)
         report.table(["fold", "train from", "test from", "test to", "train", "test",
                       "unlabelled", *names],
-                     [[i + 1, format_micros(r.fold.train_start), format_micros(r.fold.test_start),
-                       format_micros(r.fold.test_end), r.train, r.test, r.unlabelled,
+                     [[i + 1, _short(r.fold.train_start), _short(r.fold.test_start),
+                       _short(r.fold.test_end), r.train, r.test, r.unlabelled,
                        *(r.metrics[n] for n in names)] for i, r in enumerate(self.folds)])
         report.table(["metric", "pooled over the test periods"],
                      [[n, v] for n, v in self.pooled.items()])
@@ -202,6 +202,10 @@ class BacktestResult:
         report.line_plot({n: (x, [r.metrics[n] for r in self.folds]) for n in names},
                          title=f"{model}: test metrics by fold", xlabel="fold", ylabel="metric")
         return report
+
+
+def _short(us: int) -> str:
+    return from_micros(us).strftime("%Y-%m-%d %H:%M")
 
 
 def backtest(make_model: Callable[[], Learner], examples: Examples, folds: Sequence[Fold], *,

@@ -44,7 +44,7 @@ from headwater.evaluation.guardrails import ArmWindow, Check, Guardrails
 from headwater.registry import AliasMove, ModelRegistry
 from headwater.reports import Report
 from headwater.serving.policies import Canary, ChampionOnly, Policy
-from headwater.time import Clock, SystemClock, format_micros
+from headwater.time import Clock, SystemClock, from_micros
 
 __all__ = [
     "DEFAULT_STEPS",
@@ -221,8 +221,8 @@ class CanaryReplay:
         for note in self.notes:
             report.text(note)
         report.table(["window end", "at %", "decision", "next %", "reason"],
-                     [[format_micros(s.at), s.percent, s.action, s.next_percent, s.reason]
-                      for s in self.steps])
+                     [[from_micros(s.at).strftime("%Y-%m-%d %H:%M"), s.percent, s.action,
+                       s.next_percent, s.reason] for s in self.steps])
         if self.steps:
             names = [c.name for c in self.steps[0].checks]
             x = [float(i + 1) for i in range(len(self.steps))]

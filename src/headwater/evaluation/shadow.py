@@ -149,8 +149,9 @@ class ShadowResult:
         report.table(["measure", "value", f"{conf:.0%} low", f"{conf:.0%} high"],
                      [["agreement", self.agreement, self.agreement_low, self.agreement_high],
                       ["mean |score difference|", self.mean_abs_difference, None, None]])
-        report.table(["metric", "champion", "challenger", "challenger - champion", "low",
-                      "high", "interval"],
+        report.text("Differences are the challenger's value minus the champion's.")
+        report.table(["metric", "champion", "challenger", "difference", "low", "high",
+                      "interval"],
                      [[d.metric, d.b, d.a, d.difference, d.low, d.high, d.method]
                       for d in self.deltas])
         for d in self.deltas:
