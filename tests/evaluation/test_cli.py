@@ -87,6 +87,8 @@ def test_prequential(home: Cli) -> None:
     assert "Prequential evaluation of fraud v1" in result.stdout
     assert "roc_auc" in result.stdout
     assert "fraud v1: roc_auc over time" in _html(home, "preq.html")
+    home.ok("eval", "prequential", "fraud", "--registry", str(home.root / "registry"),
+            "--learn-every", "1h")
 
 
 def test_backtest(home: Cli) -> None:

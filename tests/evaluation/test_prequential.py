@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,6 +12,7 @@ from headwater.errors import ValidationError
 from headwater.evaluation.examples import Examples
 from headwater.evaluation.prequential import compare, compare_scores, prequential
 from headwater.models import LogisticRegression
+from headwater.models.features import Features
 from tests.evaluation.models import Constant, Recorder
 
 STREAMS = st.lists(st.tuples(st.integers(0, 30), st.integers(0, 10), st.integers(0, 1)),
@@ -102,3 +104,38 @@ def test_examples_refuse_a_label_known_before_its_prediction() -> None:
     with pytest.raises(ValidationError, match=r"label_time\[1\]"):
         Examples({"x": np.zeros(2)}, np.zeros(2), prediction_time=np.array([1, 5]),
                  label_time=np.array([1, 4]))
+
+
+@given(STREAMS, st.integers(1, 7))
+def test_micro_batches_learn_each_label_at_the_next_tick(rows: list[tuple[int, int, int]],
+                                                         tick: int) -> None:
+    ex = _examples(rows)
+    result = prequential(Recorder(), ex, metrics=("accuracy",), learn_every=tick)
+    for i in range(len(ex)):
+        ticks = (ex.label_time // tick + 1) * tick
+        before = int((ticks <= ex.prediction_time[i]).sum())
+        assert result.scores[i] == before / (before + 1.0)
+        assert before <= int((ex.label_time < ex.prediction_time[i]).sum())
+
+
+def test_without_delay_one_predict_learn_call_equals_the_loop() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=600)
+    y = (x + rng.normal(scale=0.3, size=600) > 0).astype(int)
+    ex = Examples({"x": x}, y, prediction_time=np.arange(600))
+    fast = prequential(LogisticRegression(), ex, metrics=("log_loss",))
+    assert fast.learnt == 600
+
+    class Plain:  # the same model without predict_learn: the general loop
+        def __init__(self) -> None:
+            self.inner = LogisticRegression()
+
+        def predict(self, batch: Features) -> npt.NDArray[np.float64]:
+            return self.inner.predict(batch)
+
+        def learn(self, batch: Features, y: npt.ArrayLike,
+                  sample_weight: npt.ArrayLike | None = None) -> None:
+            self.inner.learn(batch, y)
+
+    loop = prequential(Plain(), ex, metrics=("log_loss",))
+    np.testing.assert_allclose(fast.scores, loop.scores, rtol=1e-9, atol=1e-12)

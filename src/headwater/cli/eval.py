@@ -176,6 +176,9 @@ def prequential_(
     ctx: typer.Context, model: ModelArg,
     version: Annotated[str, typer.Option(help="The version: a number or an alias.")] = "champion",
     window: Annotated[int, typer.Option(help="Examples in the windowed metrics.")] = 1_000,
+    learn_every: Annotated[str | None, typer.Option(
+        help="Learn in micro-batches: each label at the next multiple of this duration "
+        "(e.g. 1h) after it is known.")] = None,
     metrics: MetricsOpt = "accuracy,log_loss,roc_auc,kappa_t",
     topic: TopicOpt = TRAINING_EXAMPLES_TOPIC, registry: RegistryOpt = None,
     since: SinceOpt = None, until: UntilOpt = None, html: HtmlOpt = None,
@@ -183,7 +186,9 @@ def prequential_(
     """Test-then-train a version over the served examples, labels learnt when known."""
     loaded, label = _load(ctx, registry, model, version)
     examples = Examples.from_training_examples(_served(_rows(ctx, topic, since, until)))
-    result = prequential(loaded, examples, metrics=_names(metrics, "--metrics"), window=window)
+    tick = None if learn_every is None else parse_duration(learn_every, field="--learn-every")
+    result = prequential(loaded, examples, metrics=_names(metrics, "--metrics"), window=window,
+                         learn_every=tick)
     _finish(result.report(Report(f"Prequential evaluation of {label}"), model=label), html)
 
 

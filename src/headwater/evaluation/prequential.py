@@ -108,21 +108,39 @@ def _learn_order(ex: Examples) -> I64:
 
 def prequential(model: Learner, examples: Examples, *,
                 metrics: tuple[str, ...] = _DEFAULT_METRICS, window: int = 1_000,
-                every: int | None = None, learn: bool = True) -> PrequentialResult:
+                every: int | None = None, learn: bool = True,
+                learn_every: int | None = None) -> PrequentialResult:
     """Test-then-train ``model`` over ``examples`` (see the module docstring).
 
     The model is updated in place. ``learn=False`` only scores (a frozen model).
-    ``every`` defaults to about 200 points over the stream.
+    ``every`` defaults to about 200 points over the stream. ``learn_every`` (µs) learns
+    in micro-batches, as a trainer on a schedule does: a label known at ``l`` is
+    learnt at the next multiple of ``learn_every`` after ``l`` — later, never earlier,
+    and much faster on long streams.
     """
     if not len(examples):
         raise ValidationError("examples", "nothing to evaluate")
+    if learn_every is not None and (isinstance(learn_every, bool) or learn_every <= 0):
+        raise ValidationError("learn_every", f"expected a positive duration in µs, got "
+                              f"{learn_every!r}")
     for name in metrics:
         make_metric(name)
     order = np.argsort(examples.prediction_time, kind="stable")
     predicted = examples.prediction_time[order]
     learn_order = _learn_order(examples)
     known = examples.label_time[learn_order]
+    if learn_every is not None:  # learnt at the tick after: "known before t" = tick <= t
+        known = (known // learn_every + 1) * learn_every - 1
     n = len(examples)
+    columns = examples.features
+    fast = getattr(model, "predict_learn", None)
+    if (learn and learn_every is None and callable(fast) and (order == learn_order).all()
+            and (examples.label_time == examples.prediction_time).all()
+            and (np.diff(predicted) > 0).all()):
+        # no delay and no ties: each row is scored then learnt, in one call
+        scores = np.asarray(fast({c: v[order] for c, v in columns.items()},
+                                 examples.y[order]), np.float64)
+        return _measure(examples, scores, learn_order, metrics, window, every, n)
     scores = np.empty(n)
     done = j = learnt = 0
     while done < n:
@@ -130,8 +148,7 @@ def prequential(model: Learner, examples: Examples, *,
             k = int(np.searchsorted(known, predicted[done], side="left"))  # labels < t
             if k > j:
                 rows = learn_order[j:k]
-                model.learn({c: v[rows] for c, v in examples.features.items()},
-                            examples.y[rows])
+                model.learn({c: v[rows] for c, v in columns.items()}, examples.y[rows])
                 learnt += k - j
                 j = k
             upto = known[j] if j < n else np.iinfo(np.int64).max
@@ -139,11 +156,11 @@ def prequential(model: Learner, examples: Examples, *,
         else:
             end = n
         rows = order[done:end]
-        scores[rows] = model.predict({c: v[rows] for c, v in examples.features.items()})
+        scores[rows] = model.predict({c: v[rows] for c, v in columns.items()})
         done = end
     if learn and j < n:  # the labels that arrive after the last prediction
         rows = learn_order[j:]
-        model.learn({c: v[rows] for c, v in examples.features.items()}, examples.y[rows])
+        model.learn({c: v[rows] for c, v in columns.items()}, examples.y[rows])
         learnt += n - j
     return _measure(examples, scores, learn_order, metrics, window, every, learnt)
 
