@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -93,6 +94,23 @@ def test_at_100_percent_the_last_champion_window_is_the_reference() -> None:
     assert ramp.evaluate(_healthy(), _healthy()).action == "advance"
     step = ramp.evaluate(_healthy(), ArmWindow(0))
     assert step.action == "promote"
+
+
+def test_snapshot_restore_continue_equals_an_uninterrupted_ramp() -> None:
+    windows = [(_healthy(), _healthy()), (_healthy(), _healthy()), (_healthy(), ArmWindow(0)),
+               (_healthy(errors=30), ArmWindow(0))]
+    whole = CanaryRamp(guardrails=FAST)
+    want = [whole.evaluate(a, b).action for a, b in windows]
+    for cut in range(len(windows)):
+        first = CanaryRamp(guardrails=FAST)
+        got = [first.evaluate(a, b).action for a, b in windows[:cut]]
+        resumed = CanaryRamp.restore(json.loads(json.dumps(first.snapshot())))
+        got += [resumed.evaluate(a, b).action for a, b in windows[cut:]]
+        assert got == want
+        assert ([(h.action, h.percent, h.reason) for h in resumed.history]
+                == [(h.action, h.percent, h.reason) for h in whole.history])
+        assert (resumed.status, resumed.percent) == (whole.status, whole.percent)
+    assert want == ["advance", "advance", "advance", "rollback"]
 
 
 def test_bad_settings() -> None:

@@ -12,7 +12,7 @@ PUBLIC = [
     "StreamingMetric", "Verdict", "ab_test", "assign", "backtest", "check_features",
     "check_fold", "compare", "compare_scores", "examples_at", "higher_is_better", "ks",
     "make_metric", "pair", "paired_difference", "prequential", "psi", "replay_canary",
-    "shadow_compare", "walk_forward",
+    "restore_metric", "shadow_compare", "walk_forward",
 ]
 
 

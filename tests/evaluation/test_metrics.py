@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import numpy as np
@@ -22,6 +23,7 @@ from headwater.evaluation.metrics import (
     log_loss,
     mae,
     make_metric,
+    restore_metric,
     rmse,
     roc_auc,
 )
@@ -117,3 +119,20 @@ def test_every_metric_is_a_streaming_metric_and_clones_empty() -> None:
         fresh = metric.clone()
         assert (fresh.count, fresh.window) == (0, 5)
         assert math.isnan(fresh.value)
+
+
+@pytest.mark.parametrize("name", list(METRICS))
+@given(data=EXAMPLES, cut=st.integers(0, 60), window=WINDOWS)
+def test_snapshot_restore_continue_equals_an_uninterrupted_run(
+        name: str, data: list[tuple[int, float]], cut: int, window: int | None) -> None:
+    y = np.array([label for label, _ in data], np.float64)
+    s = np.array([score for _, score in data], np.float64)
+    whole = make_metric(name, window=window)
+    whole.update(y, s)
+    first = make_metric(name, window=window)
+    first.update(y[:cut], s[:cut])
+    snapshot = json.loads(json.dumps(first.snapshot()))  # JSON-able all the way
+    resumed = restore_metric(snapshot)
+    resumed.update(y[cut:], s[cut:])
+    assert _same(resumed.value, whole.value)
+    assert resumed.count == whole.count

@@ -59,6 +59,7 @@ from headwater.evaluation.metrics import (
     StreamingMetric,
     higher_is_better,
     make_metric,
+    restore_metric,
 )
 from headwater.evaluation.prequential import (
     Learner,
@@ -118,6 +119,7 @@ __all__ = [
     "prequential",
     "psi",
     "replay_canary",
+    "restore_metric",
     "shadow_compare",
     "walk_forward",
 ]

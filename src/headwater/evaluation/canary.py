@@ -29,11 +29,12 @@ logged, labelled traffic, window by window: what the controller would have decid
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -128,6 +129,39 @@ class CanaryRamp:
         step = Step(at, percent, action, self.percent, checks, reason)
         self.history.append(step)
         return step
+
+    def snapshot(self) -> dict[str, Any]:
+        """The ramp's whole state as plain values (:meth:`restore` reads it back), so a
+        controller that restarts resumes at the step it was on."""
+        ref = self._reference
+        return {
+            "steps": list(self.steps), "guardrails": dataclasses.asdict(self.guardrails),
+            "index": self.index, "status": self.status,
+            "history": [dataclasses.asdict(s) for s in self.history],
+            "reference": None if ref is None else {
+                "requests": ref.requests, "errors": ref.errors,
+                **{name: getattr(ref, name).tolist()
+                   for name in ("latency_ms", "scores", "y", "y_scores")}},
+        }
+
+    @classmethod
+    def restore(cls, snapshot: dict[str, Any]) -> CanaryRamp:
+        """The ramp in the state of ``snapshot``."""
+        ramp = cls(snapshot["steps"], Guardrails(**snapshot["guardrails"]))
+        ramp.index = int(snapshot["index"])
+        status = snapshot["status"]
+        if status not in ("ramping", "promoted", "rolled_back"):
+            raise ValidationError("snapshot.status", f"unknown status {status!r}")
+        ramp.status = status
+        ramp.history = [Step(**{**s, "checks": tuple(Check(**c) for c in s["checks"])})
+                        for s in snapshot["history"]]
+        ref = snapshot["reference"]
+        if ref is not None:
+            ramp._reference = ArmWindow(
+                ref["requests"], ref["errors"],
+                *(np.asarray(ref[name], np.float64)
+                  for name in ("latency_ms", "scores", "y", "y_scores")))
+        return ramp
 
 
 class CanaryController:

@@ -34,6 +34,8 @@ prove it on random streams.
 0.5
 >>> make_metric("rmse", window=100).name, higher_is_better("log_loss")
 ('rmse', False)
+>>> restore_metric(kappa.snapshot()).value  # a snapshot restores the whole state
+0.5
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ __all__ = [
     "log_loss",
     "mae",
     "make_metric",
+    "restore_metric",
     "rmse",
     "roc_auc",
 ]
@@ -161,6 +164,13 @@ class _Columns:
         if len(rows) > grew:  # overwrote the oldest rows
             self._head = (at + len(rows)) % window
 
+    def load(self, rows: Any) -> None:
+        """Hold ``rows`` (oldest first) instead of what was held."""
+        self._data, self._size, self._head = np.empty((0, self.width)), 0, 0
+        data = np.asarray(rows, np.float64).reshape(-1, self.width)
+        if len(data):
+            self.push(data)
+
     def rows(self) -> F64:
         """The rows held, oldest first."""
         if self.window is None or self._size < self.window or self._head == 0:
@@ -199,6 +209,15 @@ class StreamingMetric(Protocol):
 
     def clone(self) -> Self:
         """The same metric and settings, with no example."""
+        ...
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as JSON-able values (:meth:`restore` reads it back)."""
+        ...
+
+    @classmethod
+    def restore(cls, snapshot: dict[str, Any]) -> Self:
+        """The metric in the state of ``snapshot``."""
         ...
 
 
@@ -251,6 +270,17 @@ class _Mean:
 
     def clone(self) -> Self:
         return type(self)(window=self._window, **self._settings())
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"metric": self.name, "window": self._window, "settings": self._settings(),
+                "sum": self._sum, "n": self._n, "rows": self._columns.rows().tolist()}
+
+    @classmethod
+    def restore(cls, snapshot: dict[str, Any]) -> Self:
+        metric = cls(window=snapshot["window"], **snapshot["settings"])
+        metric._sum, metric._n = float(snapshot["sum"]), int(snapshot["n"])
+        metric._columns.load(snapshot["rows"])
+        return metric
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(window={self._window}, value={self.value:.6g})"
@@ -363,6 +393,21 @@ class KappaTemporal:
     def clone(self) -> Self:
         return type(self)(window=self._window, threshold=self.threshold)
 
+    def snapshot(self) -> dict[str, Any]:
+        return {"metric": self.name, "window": self._window,
+                "settings": {"threshold": self.threshold}, "hits": list(self._hits),
+                "n": self._n, "previous": self._previous, "rows": self._columns.rows().tolist()}
+
+    @classmethod
+    def restore(cls, snapshot: dict[str, Any]) -> Self:
+        metric = cls(window=snapshot["window"], **snapshot["settings"])
+        metric._hits = [int(h) for h in snapshot["hits"]]
+        metric._n = int(snapshot["n"])
+        previous = snapshot["previous"]
+        metric._previous = None if previous is None else bool(previous)
+        metric._columns.load(snapshot["rows"])
+        return metric
+
     def __repr__(self) -> str:
         return f"KappaTemporal(window={self._window}, value={self.value:.6g})"
 
@@ -402,6 +447,16 @@ class ROCAUC:
     def clone(self) -> Self:
         return type(self)(window=self._window)
 
+    def snapshot(self) -> dict[str, Any]:
+        return {"metric": self.name, "window": self._window, "settings": {},
+                "rows": self._columns.rows().tolist()}
+
+    @classmethod
+    def restore(cls, snapshot: dict[str, Any]) -> Self:
+        metric = cls(window=snapshot["window"])
+        metric._columns.load(snapshot["rows"])
+        return metric
+
     def __repr__(self) -> str:
         return f"ROCAUC(window={self._window}, value={self.value:.6g})"
 
@@ -419,6 +474,16 @@ def make_metric(name: str, *, window: int | None = None) -> StreamingMetric:
     if kind is None:
         raise ValidationError("metric", f"expected one of {', '.join(METRICS)}, got {name!r}")
     return kind(window=window)  # type: ignore[call-arg]
+
+
+def restore_metric(snapshot: dict[str, Any]) -> StreamingMetric:
+    """The metric a :meth:`~StreamingMetric.snapshot` was taken of, in the same state."""
+    if not isinstance(snapshot, dict) or "metric" not in snapshot:
+        raise ValidationError("snapshot", "expected a metric snapshot (a dict with 'metric')")
+    kind = METRICS.get(snapshot["metric"])
+    if kind is None:
+        raise ValidationError("snapshot.metric", f"unknown metric {snapshot['metric']!r}")
+    return kind.restore(snapshot)
 
 
 def higher_is_better(name: str) -> bool:
