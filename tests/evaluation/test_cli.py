@@ -11,10 +11,14 @@ import pytest
 
 from headwater.config import Settings
 from headwater.evaluation import assign
+from headwater.features import Entity, Feature, Lifetime, StreamSource
+from headwater.features.timetravel import values_at_times
 from headwater.labels import TRAINING_EXAMPLES_SCHEMA, TRAINING_EXAMPLES_TOPIC
+from headwater.log import Schema, open_log
 from headwater.models import LogisticRegression
 from headwater.registry import open_registry
 from headwater.serving import Split
+from headwater.time import ManualClock
 from tests.cli.helpers import Cli
 
 HOUR = 3_600_000_000
@@ -139,3 +143,56 @@ def test_an_empty_topic_and_an_empty_period(home: Cli) -> None:
     _append(home, _traffic("shadow", n=100))
     late = home.fails(1, "eval", "shadow", "--since", "2100-01-01T00:00:00+00:00")
     assert "period" in late.stderr
+
+
+PROJECT = '''
+from headwater.features import Entity, Feature, FeatureSet, Lifetime, StreamSource
+
+user = Entity("user", key="entity")
+payments = StreamSource.of("payments")
+spend = Feature.of("spend", user, payments, "sum", column="amount", window=Lifetime())
+count = Feature.of("payments", user, payments, "count", window=Lifetime())
+checkout = FeatureSet("checkout", (spend, count))
+'''
+
+
+def test_backtest_with_features_recomputed_as_known_at_prediction_time(home: Cli) -> None:
+    """Payments appended (known) one to two hours after they happened: the features a
+    backtest recomputes are those known at each prediction time."""
+    traffic = _traffic("shadow", n=1_000)
+    _append(home, traffic)
+    (home.root / "features.py").write_text(PROJECT)
+    rng = np.random.default_rng(4)
+    times = START + np.sort(rng.integers(0, 48 * HOUR, size=2_000))
+    users = np.array([f"u{k}" for k in rng.integers(0, 500, size=2_000)])
+    appended = (times // HOUR + 2) * HOUR
+    clock = ManualClock(START)
+    with open_log(str(home.log_dir), settings=Settings(), clock=clock) as log:
+        log.create_topic("payments", Schema.of(
+            {"entity": "string", "amount": "float64", "ts": "timestamp"}, key="entity",
+            event_time="ts"))
+        for at in np.unique(appended).tolist():  # each hour's payments, known later
+            clock.advance(at - clock.now_us())
+            hour = appended == at
+            log.append("payments", pa.table({
+                "entity": users[hour], "amount": np.ones(hour.sum()),
+                "ts": pa.array(times[hour], pa.timestamp("us", "UTC"))}))
+    result = home.ok("eval", "backtest", "fraud", "--registry", str(home.root / "registry"),
+                     "--train", "12h", "--test", "12h", "--feature-set", "checkout",
+                     "--project", str(home.root / "features.py"))
+    assert "Backtest of fraud v1" in result.stdout
+    # what the backtest reads: each count as known at the prediction time
+    rows = traffic.filter(pa.array(np.asarray(traffic.column("served"), bool)))
+    predicted = np.asarray(rows.column("prediction_time").cast(pa.int64()))[::37]
+    entity = rows.column("entity").to_pylist()[::37]
+    with open_log(str(home.log_dir), settings=Settings()) as log:
+        frame = values_at_times(log, [COUNT], entity, predicted.tolist())
+    got = [v or 0 for v in frame.column("payments").to_pylist()]
+    want = [int(((users == u) & (appended <= t)).sum()) for u, t in zip(entity, predicted,
+                                                                       strict=True)]
+    assert got == want
+    assert any(want)
+
+
+COUNT = Feature.of("payments", Entity("user", key="entity"), StreamSource.of("payments"),
+                   "count", window=Lifetime())
