@@ -48,9 +48,10 @@ def test_walk_forward_folds_tile_the_period(start: int, length: int, train: int,
             assert f.test_start - folds[i - 1].test_start == (step or test)
 
 
-@given(st.lists(st.tuples(st.integers(0, 99), st.integers(0, 40)), min_size=1, max_size=60))
+@given(st.lists(st.tuples(st.integers(0, 99), st.integers(0, 40)), min_size=1, max_size=60),
+       st.booleans())
 def test_each_fold_learns_exactly_the_labels_known_before_its_test(
-        rows: list[tuple[int, int]]) -> None:
+        rows: list[tuple[int, int]], update: bool) -> None:
     t = np.array([r[0] for r in rows])
     ex = Examples({"id": np.arange(len(rows), dtype=np.float64)}, np.arange(len(rows)) % 2,
                   prediction_time=t, label_time=t + np.array([r[1] for r in rows]))
@@ -62,13 +63,19 @@ def test_each_fold_learns_exactly_the_labels_known_before_its_test(
 
     folds = [Fold(0, 50, 75), Fold(25, 75, 100)]
     try:
-        result = backtest(make, ex, folds, metrics=("accuracy",))
+        result = backtest(make, ex, folds, metrics=("accuracy",), update=update)
     except EvaluationError:
         return  # a fold without training or test examples
     for fold, model, fold_result in zip(folds, models, result.folds, strict=True):
         start, end = fold.train_start, fold.test_start
         want = [i for i in range(len(rows)) if start <= t[i] < end and ex.label_time[i] < end]
-        assert sorted(model.learnt) == want
+        assert sorted(model.learnt[:len(want)]) == want
+        if update:  # then every label of the period and of the test, each when known
+            tested = [i for i in range(len(rows)) if end <= t[i] < fold.test_end]
+            late = [i for i in range(len(rows)) if start <= t[i] < end and i not in want]
+            assert sorted(model.learnt[len(want):]) == sorted(late + tested)
+        else:
+            assert len(model.learnt) == len(want)
         in_period = ((t >= fold.train_start) & (t < fold.test_start)).sum()
         assert fold_result.unlabelled == in_period - len(want)
         assert fold_result.test == ((t >= fold.test_start) & (t < fold.test_end)).sum()

@@ -204,6 +204,15 @@ class BacktestResult:
         return report
 
 
+def _concat(first: Examples, second: Examples) -> Examples:
+    return Examples({c: np.concatenate([v, second.features[c]])
+                     for c, v in first.features.items()},
+                    np.concatenate([first.y, second.y]),
+                    prediction_time=np.concatenate([first.prediction_time,
+                                                    second.prediction_time]),
+                    label_time=np.concatenate([first.label_time, second.label_time]))
+
+
 def _short(us: int) -> str:
     return from_micros(us).strftime("%Y-%m-%d %H:%M")
 
@@ -212,7 +221,8 @@ def backtest(make_model: Callable[[], Learner], examples: Examples, folds: Seque
              metrics: Sequence[str] = _DEFAULT_METRICS, update: bool = False) -> BacktestResult:
     """Train a fresh ``make_model()`` per fold and test it (see the module docstring).
 
-    ``update=True`` lets the model learn in the test period, each label at its time."""
+    ``update=True`` lets the model learn in the test period, each label at its time
+    (including the labels of training examples that arrive then)."""
     if not folds:
         raise ValidationError("folds", "no fold to run")
     for name in metrics:
@@ -231,8 +241,10 @@ def backtest(make_model: Callable[[], Learner], examples: Examples, folds: Seque
         model = make_model()
         order = np.lexsort((np.arange(len(train)), train.label_time))
         model.learn({c: v[order] for c, v in train.features.items()}, train.y[order])
-        if update:
-            scores = prequential(model, test, metrics=(metrics[0],)).scores
+        if update:  # training rows whose labels arrive in the test period are learnt then
+            late = period.take(~known)
+            stream = _concat(late, test)
+            scores = prequential(model, stream, metrics=(metrics[0],)).scores[len(late):]
         else:
             scores = model.predict(test.features)
         values = {}
