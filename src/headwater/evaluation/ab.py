@@ -104,14 +104,19 @@ class ABResult:
                         "split was not sticky for them (a changed split or salt?).", tone="bad")
         x = [float(n) for n in self.looks]
         report.line_plot({"estimate": (x, self.path_estimate),
-                          "low": (x, [max(v, -1e300) for v in self.path_low]),
-                          "high": (x, [min(v, 1e300) for v in self.path_high])},
+                          "low": (x, [_finite(v) for v in self.path_low]),
+                          "high": (x, [_finite(v) for v in self.path_high])},
                          title="Difference and its confidence sequence",
                          xlabel="labelled requests", ylabel=f"difference in {self.outcome}",
                          hlines={"no difference": 0.0})
         report.line_plot({"p-value": (x, self.path_p)}, title="Always-valid p-value",
                          xlabel="labelled requests", ylabel="p", hlines={"alpha": self.alpha})
         return report
+
+
+def _finite(value: float) -> float:
+    """Infinite bounds (before the test can start) are not drawn."""
+    return value if math.isfinite(value) else math.nan
 
 
 def _outcomes(outcome: str, y: F64, scores: F64) -> F64:
