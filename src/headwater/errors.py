@@ -12,6 +12,7 @@ server and CLI layers, not of these classes::
     │   ├── SchemaError              an invalid schema definition
     │   ├── TimestampError           naive, unreadable or out-of-range time
     │   ├── PayloadTooLargeError     an event or batch over the size limit
+    │   ├── BanditStateError         a bandit snapshot that cannot be restored
     │   └── LeakageError             a label or feature visible before it could be known
     ├── LogError                     the event log
     │   ├── UnknownTopicError
@@ -44,6 +45,7 @@ __all__ = [
     "ArtifactCorruptError",
     "ArtifactMissingError",
     "BackendError",
+    "BanditStateError",
     "ConfigError",
     "CorruptLogError",
     "EvaluationError",
@@ -110,6 +112,10 @@ class TimestampError(ValidationError):
 
 class PayloadTooLargeError(ValidationError):
     """An event or a batch over the configured size limit."""
+
+
+class BanditStateError(ValidationError):
+    """A bandit or contextual-policy snapshot that cannot be restored (names the field)."""
 
 
 class LeakageError(ValidationError):

@@ -9,14 +9,18 @@ from typer.core import TyperGroup
 
 from headwater.cli import (
     consume,
-    demo,
+    demos,
     features,
+    labels,
     models,
     produce,
     replay,
+    report,
+    run,
     serve,
     tail,
     topics,
+    train,
 )
 from headwater.cli import eval as evaluation
 from headwater.cli.common import EXIT_FAILURE, CliState, exit_code, print_error
@@ -70,8 +74,12 @@ app.command("produce")(produce.produce)
 app.command("consume")(consume.consume)
 app.command("tail")(tail.tail)
 app.command("replay")(replay.replay)
-app.command("demo")(demo.demo)
+app.add_typer(demos.app, name="demo")
 app.command("serve")(serve.serve)
+app.add_typer(labels.app, name="labels")
+app.command("train")(train.train)
+app.command("run")(run.run)
+app.command("report")(report.report)
 
 
 def main() -> None:
