@@ -196,3 +196,8 @@ def test_backtest_with_features_recomputed_as_known_at_prediction_time(home: Cli
 
 COUNT = Feature.of("payments", Entity("user", key="entity"), StreamSource.of("payments"),
                    "count", window=Lifetime())
+
+
+def test_the_bandit_command_is_in_the_group(home: Cli) -> None:
+    result = home.ok("eval", "bandit", "--steps", "2000", "--drift-at", "1000", "--batch", "50")
+    assert "ucb1" in result.stdout

@@ -16,6 +16,8 @@ Each command reads labelled traffic — the ``training_examples`` topic by defau
 - ``shadow``: the challenger's shadow rows against the served answers.
 - ``ab``: the arms of a split, with the mixture SPRT.
 - ``canary``: the ramp replayed over logged windows (``--window``); a dry run.
+- ``bandit``: routing bandits simulated against A/B tests, or logged decisions replayed
+  (:mod:`headwater.cli.bandits`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import typer
 
+from headwater.cli import bandits
 from headwater.cli.common import out, state_of, status
 from headwater.errors import EvaluationError, ValidationError
 from headwater.evaluation import (
@@ -266,3 +269,6 @@ def canary(
                            ramp=CanaryRamp(ladder, guardrails), canary=canary_arm,
                            champion=stable)
     _finish(result.report(), html)
+
+
+app.command("bandit")(bandits.bandit)
