@@ -11,7 +11,7 @@ from rich.console import Console
 
 import headwater.reports
 from headwater.errors import ValidationError
-from headwater.reports import Report, render, sparkline, to_html
+from headwater.reports import LinePlot, Report, render, sparkline, to_html
 
 PUBLIC = ["Block", "Cell", "LinePlot", "Report", "Section", "Series", "Table", "Text",
           "format_cell", "line_plot_svg", "render", "sparkline", "to_html", "write_html"]
@@ -61,6 +61,16 @@ def test_terminal_rendering() -> None:
     assert "Metrics" in text
     assert "challenger" in text
     assert "AUC over time" in text
+
+
+def test_positional_plot_labels_and_render_on_the_report() -> None:
+    report = Report("r").line_plot({"a": ([0, 1], [1, 2])}, "title", "x", "y")
+    plot = report.sections[-1].blocks[-1]
+    assert isinstance(plot, LinePlot)
+    assert (plot.title, plot.xlabel, plot.ylabel) == ("title", "x", "y")
+    console = Console(width=80, record=True, color_system=None)
+    report.render(console)
+    assert "title" in console.export_text()
 
 
 def test_bad_input_names_the_field() -> None:

@@ -22,6 +22,7 @@ from headwater.cli import (
     topics,
     train,
 )
+from headwater.cli import eval as evaluation
 from headwater.cli.common import EXIT_FAILURE, CliState, exit_code, print_error
 from headwater.config import Settings
 from headwater.errors import HeadwaterError
@@ -68,6 +69,7 @@ def _root(
 app.add_typer(topics.app, name="topics")
 app.add_typer(models.app, name="models")
 app.add_typer(features.app, name="features")
+app.add_typer(evaluation.app, name="eval")
 app.command("produce")(produce.produce)
 app.command("consume")(consume.consume)
 app.command("tail")(tail.tail)

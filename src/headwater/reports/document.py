@@ -138,8 +138,8 @@ class Report:
         self.sections[-1].blocks.append(Table(names, body))
         return self
 
-    def line_plot(self, series: Mapping[str, Series], *, title: str = "", xlabel: str = "",
-                  ylabel: str = "", hlines: Mapping[str, float] | None = None) -> Self:
+    def line_plot(self, series: Mapping[str, Series], title: str = "", xlabel: str = "",
+                  ylabel: str = "", *, hlines: Mapping[str, float] | None = None) -> Self:
         """A line plot: ``{name: (x, y)}``; ``hlines`` adds labelled horizontal lines."""
         lines: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {}
         for name, (x, y) in series.items():
@@ -163,6 +163,12 @@ class Report:
         from headwater.reports.html import write_html
 
         write_html(self, path)
+
+    def render(self, console: Any = None) -> None:
+        """Print the report in the terminal (a Rich ``Console``; default: standard output)."""
+        from headwater.reports.terminal import render
+
+        render(self, console)
 
     def __repr__(self) -> str:
         return f"Report({self.title!r}, sections={len(self.sections)})"
