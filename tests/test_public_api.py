@@ -24,10 +24,10 @@ PUBLIC: dict[object, list[str]] = {
                         "MemoryRegistryBackend"],
     headwater.labels: ["LATE_OUTCOMES_SCHEMA", "LATE_OUTCOMES_TOPIC", "OUTCOMES_SCHEMA",
                        "OUTCOMES_TOPIC", "TRAINING_EXAMPLES_SCHEMA", "TRAINING_EXAMPLES_TOPIC",
-                       "LabelSource"],
+                       "LabelSource", "decode_features"],
     headwater.learning: ["AnyOf", "Cost", "Daily", "Drift", "Every", "Examples", "Fire", "Gate",
                          "Observation", "Performance", "Published", "RateLimited", "Strategy",
-                         "Trainer", "Trigger", "Verdict", "Volume", "decode_features",
+                         "Trainer", "Trigger", "Volume",
                          "examples_hash", "read_examples", "slice_end"],
     headwater.orchestrator: ["Component", "Supervisor"],
 }

@@ -108,7 +108,7 @@ def test_bad_settings_are_named() -> None:
     with pytest.raises(ValidationError, match="detector"):
         Drift("nope")
     with pytest.raises(ValidationError, match="metric"):
-        Gate("f1")  # type: ignore[arg-type]
+        Gate("f1")
 
 
 def test_gate_orients_log_loss_and_passes_without_a_champion() -> None:

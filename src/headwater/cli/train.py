@@ -36,7 +36,6 @@ from headwater.learning import (
     Volume,
 )
 from headwater.learning.trainer import Strategy
-from headwater.learning.triggers import Metric
 from headwater.models import Model
 from headwater.registry import open_registry
 from headwater.time import format_micros, parse_duration, parse_timestamp
@@ -125,7 +124,8 @@ def train(
     rate_limit: Annotated[str, typer.Option(
         "--rate-limit", help="At most one drift-triggered version per interval.")] = "1h",
     gate_metric: Annotated[str, typer.Option(
-        "--gate-metric", help="log_loss, accuracy or auc.")] = "log_loss",
+        "--gate-metric", help="log_loss, accuracy, roc_auc, kappa_t, mae or rmse.")
+    ] = "log_loss",
     margin: Annotated[float, typer.Option(
         min=0.0, help="How much worse than the champion a candidate may be.")] = 0.0,
     gate_window: Annotated[int, typer.Option(
@@ -152,7 +152,7 @@ def train(
             raise ValidationError("--from", "a slice (--from/--to) is one run: no trigger")
         window = (parse_timestamp(start, field="--from") if start else -(1 << 62),
                   parse_timestamp(stop, field="--to") if stop else (1 << 62) - 1)
-    gate = Gate(cast("Metric", gate_metric), margin=margin, window=gate_window)
+    gate = Gate(gate_metric, margin=margin, window=gate_window)
     with state.open_log() as log, open_registry(settings=state.settings) as registry:
         trainer = Trainer(log, registry, model, make_factory(model_class),
                           strategy=cast("Strategy", strategy), alias=alias, trigger=trigger,

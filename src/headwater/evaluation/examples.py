@@ -23,21 +23,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
-import msgspec
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
 from headwater.errors import LeakageError, ValidationError
+from headwater.labels.served import decode_features
 from headwater.models.features import Features, batch_length
 
 __all__ = ["Examples", "int64_column"]
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
-_DECODE: Final = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 def int64_column(table: pa.Table, name: str) -> I64:
@@ -140,17 +139,7 @@ class Examples:
         """Examples from rows of the ``training_examples`` topic (features decoded from
         the JSON object as served); the caller picks the rows (one version's, or the
         served ones)."""
-        rows = [_DECODE(b) for b in table.column("features").to_pylist()]
-        names = sorted({k for row in rows for k in row})
-        columns: dict[str, npt.NDArray[Any]] = {}
-        for name in names:
-            values = [row.get(name) for row in rows]
-            if any(isinstance(v, str) for v in values):
-                columns[name] = np.asarray(["" if v is None else str(v) for v in values],
-                                           dtype=np.str_)
-            else:
-                columns[name] = np.asarray([np.nan if v is None else v for v in values],
-                                           dtype=np.float64)
+        columns = decode_features(table.column("features").to_pylist())
         if not columns:
             columns = {"_": np.zeros(table.num_rows)}
         return cls(columns, _labels(table, "label"),

@@ -8,12 +8,11 @@ serve (not worse than the champion on recent examples, judged prequentially).
 
 from headwater.learning.examples import (
     Examples,
-    decode_features,
     examples_hash,
     read_examples,
     slice_end,
 )
-from headwater.learning.gate import Gate, Verdict
+from headwater.learning.gate import Gate
 from headwater.learning.trainer import Cost, Published, Strategy, Trainer
 from headwater.learning.triggers import (
     AnyOf,
@@ -44,9 +43,7 @@ __all__ = [
     "Strategy",
     "Trainer",
     "Trigger",
-    "Verdict",
     "Volume",
-    "decode_features",
     "examples_hash",
     "read_examples",
     "slice_end",

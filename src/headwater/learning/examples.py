@@ -1,42 +1,33 @@
 """Training examples read back from the log: a slice becomes columns, labels and lineage.
 
 The training-examples topic (:mod:`headwater.labels.schema`) holds each prediction's
-input *as served*, as a JSON object. :func:`decode_features` turns those objects into
-the columnar batch every model reads — one column per name seen, numbers as float64,
-strings as ``str``; a value some rows lack is NaN (numbers) or ``""`` (strings) — and
-:func:`read_examples` reads a slice (offset ranges per partition) in the log's order,
-with the :class:`~headwater.registry.TrainingSlice` that records exactly what was read:
-offsets, event-time range, count and a content hash of the examples. Training and
-reproducing a version call the same two functions, so they see the same rows.
-
->>> cols = decode_features([b'{"x": 1.5, "c": "a"}', b'{"x": 2}'])
->>> cols["x"].tolist(), cols["c"].tolist()
-([1.5, 2.0], ['a', ''])
+input *as served*, as a JSON object, which :func:`headwater.labels.decode_features`
+turns into the columnar batch every model reads. :func:`read_examples` reads a slice
+(offset ranges per partition) in the log's order, with the
+:class:`~headwater.registry.TrainingSlice` that records exactly what was read: offsets,
+event-time range, count and a content hash of the examples. Training and reproducing a
+version call the same functions, so they see the same rows.
 """
 
 from __future__ import annotations
 
 import builtins
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
-import msgspec
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute
 
-from headwater.errors import ValidationError
 from headwater.labels.schema import TRAINING_EXAMPLES_TOPIC
+from headwater.labels.served import decode_features
 from headwater.log import Log
 from headwater.registry import OffsetRange, TopicSlice, TrainingSlice
 
-__all__ = ["Examples", "decode_features", "examples_hash", "read_examples", "slice_end"]
-
-_DECODE: Final = msgspec.json.Decoder(dict[str, Any]).decode
-
+__all__ = ["Examples", "examples_hash", "read_examples", "slice_end"]
 
 @dataclass(frozen=True)
 class Examples:
@@ -58,28 +49,6 @@ class Examples:
         return Examples({k: v[rows] for k, v in self.features.items()}, self.y[rows],
                         self.scores[rows], self.versions[rows], self.label_time[rows],
                         self.prediction_time[rows], self.slice)
-
-
-def decode_features(values: Iterable[bytes]) -> dict[str, npt.NDArray[Any]]:
-    """Columns from JSON objects (see the module docstring); a value that is neither a
-    number, a bool nor a string raises :class:`~headwater.errors.ValidationError`."""
-    rows = [_DECODE(v) for v in values]
-    names: dict[str, None] = {}
-    for row in rows:
-        names.update(dict.fromkeys(row))
-    out: dict[str, npt.NDArray[Any]] = {}
-    for name in names:
-        column = [row.get(name) for row in rows]
-        kinds = {type(v) for v in column if v is not None}
-        if kinds <= {int, float, bool}:
-            out[name] = np.array([np.nan if v is None else v for v in column], np.float64)
-        elif kinds == {str}:
-            out[name] = np.array(["" if v is None else v for v in column], np.str_)
-        else:
-            raise ValidationError(f"features.{name}",
-                                  f"holds {sorted(k.__name__ for k in kinds)}: expected "
-                                  "numbers or strings")
-    return out
 
 
 def examples_hash(request_ids: Sequence[str], versions: Sequence[int], labels: Sequence[float],

@@ -3,9 +3,10 @@
 Both are judged on the same recent examples. The candidate's scores are *prequential*
 — each example was scored before the candidate learnt it — so a candidate is never
 judged on data it was trained on; the champion's are its predictions on the same rows.
-The candidate passes when ``candidate >= champion - margin`` (every metric oriented so
-that higher is better: log loss is compared negated). The verdict keeps both values and
-the reason, which the model store records with the version.
+The candidate passes when it is not worse than the champion by more than ``margin``
+(for log loss: ``candidate <= champion + margin``). The verdict
+(:class:`headwater.evaluation.Verdict`) keeps both values and the reason, which the
+model store records with the version.
 
 >>> gate = Gate("accuracy", margin=0.01, window=4)
 >>> y = np.array([1.0, 0.0, 1.0, 0.0])
@@ -18,40 +19,30 @@ True
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from headwater.errors import ValidationError
-from headwater.learning.triggers import Metric, metric_value
+from headwater.evaluation.metrics import higher_is_better
+from headwater.evaluation.prequential import Verdict
+from headwater.learning.triggers import metric_value
 
-__all__ = ["Gate", "Verdict"]
-
-
-class Verdict(NamedTuple):
-    """The gate's decision, with the two metric values it compared (higher is better)."""
-
-    promote: bool
-    metric: str
-    candidate: float
-    champion: float | None
-    examples: int
-    reason: str
+__all__ = ["Gate"]
 
 
 class Gate:
     """Compares a candidate's prequential scores with the champion's on the last ``window``
     examples; see the module docstring."""
 
-    def __init__(self, metric: Metric = "log_loss", *, margin: float = 0.0,
+    def __init__(self, metric: str = "log_loss", *, margin: float = 0.0,
                  window: int = 1000) -> None:
-        if margin < 0:
-            raise ValidationError("margin", "must not be negative")
+        if not (math.isfinite(margin) and margin >= 0):
+            raise ValidationError("margin", f"expected a finite number >= 0, got {margin!r}")
         if window <= 0:
             raise ValidationError("window", "must be positive")
-        metric_value(metric, np.array([0.0, 1.0]), np.array([0.2, 0.8]))  # checks the name
-        self.metric: Metric = metric
+        higher_is_better(metric)  # checks the name
+        self.metric = metric
         self.margin = margin
         self.window = window
 
@@ -60,20 +51,21 @@ class Gate:
         """The verdict on the last ``window`` rows of ``y`` and the two score arrays
         (``champion`` is ``None`` when nothing serves yet: the candidate passes)."""
         y, candidate = y[-self.window:], candidate[-self.window:]
-        name = self.metric
-        if not len(y):
-            return Verdict(False, name, math.nan, None, 0, "no examples to judge on")
-        ours = metric_value(name, y, candidate)
+        name, margin, n = self.metric, self.margin, len(y)
+        if not n:
+            return Verdict(name, math.nan, math.nan, margin, False, "no examples to judge on", 0)
+        sign = 1.0 if higher_is_better(name) else -1.0
+        ours = sign * metric_value(name, y, candidate)  # as the metric reads
         if champion is None:
-            return Verdict(True, name, ours, None, len(y), "no champion yet")
-        theirs = metric_value(name, y, champion[-self.window:])
-        shown = (-ours, -theirs) if name == "log_loss" else (ours, theirs)
+            return Verdict(name, ours, math.nan, margin, True, "no champion yet", n)
+        theirs = sign * metric_value(name, y, champion[-self.window:])
         if math.isnan(ours) or math.isnan(theirs):
-            return Verdict(True, name, ours, theirs, len(y),
-                           f"{name} undefined on these examples (one class only)")
-        if ours >= theirs - self.margin:
-            return Verdict(True, name, ours, theirs, len(y),
-                           f"{name} {shown[0]:.4f} against the champion's {shown[1]:.4f}")
-        return Verdict(False, name, ours, theirs, len(y),
-                       f"{name} {shown[0]:.4f} is worse than the champion {shown[1]:.4f} "
-                       f"by more than {self.margin}")
+            return Verdict(name, ours, theirs, margin, True,
+                           f"{name} undefined on these {n} examples (one class only)", n)
+        gain = sign * (ours - theirs)
+        if gain >= -margin:
+            return Verdict(name, ours, theirs, margin, True,
+                           f"{name} {ours:.4f} against the champion's {theirs:.4f}", n)
+        return Verdict(name, ours, theirs, margin, False,
+                       f"{name} {ours:.4f} is worse than the champion {theirs:.4f} by more "
+                       f"than {margin}", n)

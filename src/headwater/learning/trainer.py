@@ -39,9 +39,10 @@ import numpy as np
 import numpy.typing as npt
 
 from headwater.errors import UnknownAliasError, ValidationError
+from headwater.evaluation.prequential import Verdict
 from headwater.labels.schema import TRAINING_EXAMPLES_TOPIC
 from headwater.learning.examples import Examples, read_examples, slice_end
-from headwater.learning.gate import Gate, Verdict
+from headwater.learning.gate import Gate
 from headwater.learning.triggers import Fire, Observation, Trigger
 from headwater.log import Log
 from headwater.models import Model, load_model

@@ -30,13 +30,13 @@ from __future__ import annotations
 import importlib
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from headwater.errors import MissingExtraError, ValidationError
-from headwater.models.metrics import accuracy, log_loss, roc_auc
+from headwater.evaluation.metrics import higher_is_better, make_metric
 from headwater.registry import TriggerKind
 
 __all__ = [
@@ -54,7 +54,6 @@ __all__ = [
 
 _EMPTY: Final = np.zeros(0)
 _DAY: Final = 86_400_000_000
-Metric = Literal["accuracy", "auc", "log_loss"]
 
 
 class Fire(NamedTuple):
@@ -144,16 +143,12 @@ class Volume:
         self.seen = 0
 
 
-def metric_value(metric: Metric, y: npt.NDArray[Any], scores: npt.NDArray[Any]) -> float:
-    """``metric`` of ``scores`` against ``y``, oriented so that higher is better
-    (log loss is negated)."""
-    if metric == "accuracy":
-        return accuracy(y, scores)
-    if metric == "auc":
-        return roc_auc(y, scores)
-    if metric == "log_loss":
-        return -log_loss(y, scores)
-    raise ValidationError("metric", f"unknown metric {metric!r}; use accuracy, auc or log_loss")
+def metric_value(metric: str, y: npt.NDArray[Any], scores: npt.NDArray[Any]) -> float:
+    """``metric`` (a name of :data:`headwater.evaluation.METRICS`) of ``scores`` against
+    ``y``, oriented so that higher is better (log loss, MAE and RMSE are negated)."""
+    measure = make_metric(metric)
+    measure.update(y, scores)
+    return float(measure.value) if higher_is_better(metric) else -float(measure.value)
 
 
 class Performance:
@@ -161,12 +156,12 @@ class Performance:
     ``threshold`` or below the trainer's own (prequential) metric by more than ``margin``.
     Higher is better for every metric (log loss is compared negated)."""
 
-    def __init__(self, metric: Metric = "accuracy", *, window: int = 500,
+    def __init__(self, metric: str = "accuracy", *, window: int = 500,
                  threshold: float | None = None, margin: float | None = None) -> None:
         if threshold is None and margin is None:
             raise ValidationError("threshold", "give a threshold, a margin or both")
-        metric_value(metric, np.array([0.0, 1.0]), np.array([0.2, 0.8]))  # checks the name
-        self.metric: Metric = metric
+        higher_is_better(metric)  # checks the name
+        self.metric = metric
         self.window = window
         self.threshold = threshold
         self.margin = margin
