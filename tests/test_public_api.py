@@ -25,7 +25,7 @@ PUBLIC: dict[object, list[str]] = {
     headwater.labels: ["LATE_OUTCOMES_SCHEMA", "LATE_OUTCOMES_TOPIC", "OUTCOMES_SCHEMA",
                        "OUTCOMES_TOPIC", "TRAINING_EXAMPLES_SCHEMA", "TRAINING_EXAMPLES_TOPIC",
                        "LabelSource", "decode_features"],
-    headwater.learning: ["AnyOf", "Cost", "Daily", "Drift", "Every", "Examples", "Fire", "Gate",
+    headwater.learning: ["AnyOf", "Cost", "Daily", "Drift", "Every", "ExampleSlice", "Fire", "Gate",
                          "Observation", "Performance", "Published", "RateLimited", "Strategy",
                          "Trainer", "Trigger", "Volume",
                          "examples_hash", "read_examples", "slice_end"],

@@ -7,7 +7,7 @@ serve (not worse than the champion on recent examples, judged prequentially).
 """
 
 from headwater.learning.examples import (
-    Examples,
+    ExampleSlice,
     examples_hash,
     read_examples,
     slice_end,
@@ -33,7 +33,7 @@ __all__ = [
     "Daily",
     "Drift",
     "Every",
-    "Examples",
+    "ExampleSlice",
     "Fire",
     "Gate",
     "Observation",

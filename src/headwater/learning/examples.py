@@ -27,10 +27,10 @@ from headwater.labels.served import decode_features
 from headwater.log import Log
 from headwater.registry import OffsetRange, TopicSlice, TrainingSlice
 
-__all__ = ["Examples", "examples_hash", "read_examples", "slice_end"]
+__all__ = ["ExampleSlice", "examples_hash", "read_examples", "slice_end"]
 
 @dataclass(frozen=True)
-class Examples:
+class ExampleSlice:
     """A slice of training examples, columnar, in the order they were read."""
 
     features: dict[str, npt.NDArray[Any]]
@@ -44,9 +44,9 @@ class Examples:
     def __len__(self) -> int:
         return len(self.y)
 
-    def take(self, rows: npt.NDArray[Any] | builtins.slice) -> Examples:
+    def take(self, rows: npt.NDArray[Any] | builtins.slice) -> ExampleSlice:
         """The examples at ``rows`` (the slice record is kept as it is)."""
-        return Examples({k: v[rows] for k, v in self.features.items()}, self.y[rows],
+        return ExampleSlice({k: v[rows] for k, v in self.features.items()}, self.y[rows],
                         self.scores[rows], self.versions[rows], self.label_time[rows],
                         self.prediction_time[rows], self.slice)
 
@@ -65,7 +65,7 @@ def examples_hash(request_ids: Sequence[str], versions: Sequence[int], labels: S
 
 def read_examples(log: Log, start: Mapping[int, int] | None = None,
                   stop: Mapping[int, int] | None = None, *,
-                  topic: str = TRAINING_EXAMPLES_TOPIC, arm: str | None = None) -> Examples:
+                  topic: str = TRAINING_EXAMPLES_TOPIC, arm: str | None = None) -> ExampleSlice:
     """The examples of ``topic`` in ``[start[p], stop[p])`` of each partition ``p``
     (defaults: from the first kept offset, to the end), partition after partition.
 
@@ -104,7 +104,7 @@ def read_examples(log: Log, start: Mapping[int, int] | None = None,
         examples=len(y),
         examples_sha256=examples_hash(request_ids, versions.tolist(), y.tolist(), features),
     )
-    return Examples(decode_features(features), y.astype(np.float64),
+    return ExampleSlice(decode_features(features), y.astype(np.float64),
                     table.column("score").to_numpy().astype(np.float64),
                     versions.astype(np.int64), label_time,
                     table.column("prediction_time").cast(pa.int64()).to_numpy(), examples_slice)

@@ -41,7 +41,7 @@ import numpy.typing as npt
 from headwater.errors import UnknownAliasError, ValidationError
 from headwater.evaluation.prequential import Verdict
 from headwater.labels.schema import TRAINING_EXAMPLES_TOPIC
-from headwater.learning.examples import Examples, read_examples, slice_end
+from headwater.learning.examples import ExampleSlice, read_examples, slice_end
 from headwater.learning.gate import Gate
 from headwater.learning.triggers import Fire, Observation, Trigger
 from headwater.log import Log
@@ -249,7 +249,7 @@ class Trainer:
 
     # -- helpers -----------------------------------------------------------------
 
-    def _learn(self, model: Model, examples: Examples
+    def _learn(self, model: Model, examples: ExampleSlice
                ) -> tuple[npt.NDArray[np.float64], Cost]:
         """Test-then-train over ``examples`` in batches: the scores before learning."""
         cpu0, wall0 = self._cpu(), time.perf_counter()
@@ -264,7 +264,7 @@ class Trainer:
                 model.learn(part.features, part.y)
         return scores, Cost(len(examples), self._cpu() - cpu0, time.perf_counter() - wall0)
 
-    def _remember(self, examples: Examples, own: npt.NDArray[np.float64],
+    def _remember(self, examples: ExampleSlice, own: npt.NDArray[np.float64],
                   recent: _Recent | None = None) -> None:
         recent = recent if recent is not None else self._recent
         keep = recent.size
@@ -299,7 +299,7 @@ class Trainer:
     def _load(self, version: ModelVersion) -> Model:
         return load_model(self.registry.checkout(self.name, version.version), trusted=True)
 
-    def _read(self, start: Mapping[int, int], stop: Mapping[int, int] | None) -> Examples:
+    def _read(self, start: Mapping[int, int], stop: Mapping[int, int] | None) -> ExampleSlice:
         return read_examples(self.log, start, stop, topic=self.topic, arm=self.arm)
 
     def _start_of(self, version: ModelVersion | None) -> dict[int, int]:
