@@ -18,6 +18,13 @@
   from the log of an epsilon-greedy policy (epsilon 0.2), of two fixed rules, next to
   their on-policy value.
 
+- ``canary_breach_to_rollback_ms`` (median; ``_p99_ms`` too, over ``--canary-repeats``):
+  a :class:`~headwater.evaluation.CanaryController` on an embedded SQLite model store
+  and a live :class:`~headwater.serving.Deployment` is handed a window whose error rate
+  breaks its guardrail; the time from that call to the end of the rollback (guardrails
+  checked, the policy at 0% swapped into the deployment, the alias moved back and
+  recorded), by the controller's clock.
+
 Usage: ``python benchmarks/evaluation.py [--repeats 5] [--calls 200000] [--rows N]``.
 """
 
@@ -31,8 +38,11 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse
 import json
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,7 +70,11 @@ from headwater.bandits import (
     snips,
 )
 from headwater.bandits.simulation import LearningPolicy
-from headwater.serving import Canary, ChampionOnly, Shadow, Split
+from headwater.config import Settings
+from headwater.evaluation import ArmWindow, CanaryController, CanaryRamp, Guardrails
+from headwater.models import LogisticRegression
+from headwater.registry import ModelRegistry, open_registry
+from headwater.serving import Canary, ChampionOnly, Deployment, Shadow, Split
 from headwater.serving.policies import Route
 
 ARMS = ("champion", "challenger")
@@ -204,11 +218,58 @@ def offpolicy(data: BanditData) -> dict[str, Any]:
     return out
 
 
+def _window(rng: np.random.Generator, n: int, errors: int = 0) -> ArmWindow:
+    y = rng.integers(0, 2, size=n).astype(float)
+    scores = np.clip(0.3 + 0.4 * y + rng.normal(scale=0.1, size=n), 0.01, 0.99)
+    return ArmWindow.of(scores, errors=errors, latency_ms=rng.normal(2.0, 0.1, size=n), y=y,
+                        y_scores=scores)
+
+
+def _register(registry: ModelRegistry, root: Path, versions: int) -> None:
+    for i in range(versions):
+        model = LogisticRegression()
+        x = np.linspace(-1.0, 1.0, 200)
+        model.learn({"x": x}, (x > 0.1 * i).astype(int))
+        model.save(root / f"m{i}")
+        registry.register("bench", root / f"m{i}")
+    registry.promote("bench", 1, actor="bench", reason="the first champion")
+    registry.promote("bench", 2, "challenger", actor="bench", reason="an earlier experiment")
+
+
+def rollback_times(repeats: int) -> list[float]:
+    """Milliseconds from a breaching window to the end of the rollback, per repeat."""
+    rng = np.random.default_rng(0)
+    guardrails = Guardrails(min_requests=100, min_labels=100)
+    healthy, champion = _window(rng, 2_000), _window(rng, 5_000)
+    breach = _window(rng, 2_000, errors=200)
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        registry = open_registry(str(root / "registry"), settings=Settings())
+        _register(registry, root, 3)
+        deployment = Deployment(registry, "bench", ChampionOnly())
+        deployment.reload()
+        for i in range(repeats):
+            controller = CanaryController(registry, "bench", 3, apply=deployment.reload,
+                                          ramp=CanaryRamp(guardrails=guardrails),
+                                          salt=f"run-{i}")
+            controller.start()
+            controller.observe(healthy, champion)  # 1% -> 5%
+            step = controller.observe(breach, champion)
+            assert step.action == "rollback", step
+            assert controller.breach_to_rollback_us is not None
+            assert registry.aliases("bench")["challenger"] == 2
+            times.append(controller.breach_to_rollback_us / 1000.0)
+        registry.close()
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--calls", type=int, default=200_000)
     parser.add_argument("--rows", type=int, default=None, help="Elec2 rows (default: all)")
+    parser.add_argument("--canary-repeats", type=int, default=30)
     args = parser.parse_args()
     started = time.perf_counter()
     bandit, ab = regrets()
@@ -220,6 +281,10 @@ def main() -> None:
         "cb_elec2_reward": cb,
         "offpolicy_elec2": offpolicy(elec2_bandit(limit=args.rows)),
     }
+    print("timing canary rollbacks…", file=sys.stderr)
+    times = rollback_times(args.canary_repeats)
+    figures["canary_breach_to_rollback_ms"] = round(float(np.percentile(times, 50)), 3)
+    figures["canary_breach_to_rollback_p99_ms"] = round(float(np.percentile(times, 99)), 3)
     figures["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(figures))
 
