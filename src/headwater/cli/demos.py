@@ -48,6 +48,10 @@ def elec2(
         min=400, help="Replay only the first N rows of Elec2 (default: all 45,312).")] = None,
     train_every: Annotated[int, typer.Option(
         min=1, help="Join labels and train every N rows (the iteration cycle).")] = 8,
+    price_means: Annotated[bool, typer.Option(
+        "--price-means/--no-price-means", help="Use the rolling price and demand means "
+        "(Elec2's label is defined against the 24-hour price mean), or the label history "
+        "alone.")] = True,
     html: Annotated[Path | None, typer.Option(
         "--html", help="Where to write the HTML report (default: <dir>/report.html).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object of figures.")
@@ -59,7 +63,8 @@ def elec2(
     state = state_of(ctx)
     workspace = directory or Path(state.settings.home) / "demo"
     log_demo.workspace(workspace, fresh=False)
-    loop = Elec2Loop(workspace / "elec2", rows=rows, train_every=train_every)
+    loop = Elec2Loop(workspace / "elec2", rows=rows, train_every=train_every,
+                     price_means=price_means)
     try:
         console = status()
         with console.status("replaying Elec2") as shown:

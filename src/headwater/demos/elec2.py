@@ -87,22 +87,32 @@ SCHEMA: Final = Schema.of({"region": "string", **dict.fromkeys(REQUEST_COLUMNS, 
                            "ts": "timestamp"}, key="region", event_time="ts")
 
 
-def feature_set() -> FeatureSet:
-    """The streaming features of the demo (entity ``region``)."""
+def feature_set(*, price_means: bool = True) -> FeatureSet:
+    """The streaming features of the demo (entity ``region``).
+
+    Elec2's label says whether the price is above its mean over the last 24 hours, so
+    the rolling price means (``price_means``) let a model approach the label's own
+    definition from values known at prediction time; without them the features are the
+    label history alone (the last known label, the share of "up" over the last day).
+    """
     region = Entity("region", key="region")
     rows = StreamSource.of("elec2")
     labels = StreamSource.of(OUTCOMES_TOPIC, "entity")
-    half_hour = "30m"
+    history = (
+        Feature.of("last_label", region, labels, "last", column="label", window=Lifetime()),
+        Feature.of("up_share_1d", region, labels, "mean", column="label",
+                   window=Sliding.of("1d", hop="2h")),
+    )
+    if not price_means:
+        return FeatureSet("elec2_labels", history)
     return FeatureSet("elec2", (
         Feature.of("price_mean_2h", region, rows, "mean", column="nswprice",
-                   window=Sliding.of("2h", hop=half_hour)),
+                   window=Sliding.of("2h", hop="30m")),
         Feature.of("price_mean_1d", region, rows, "mean", column="nswprice",
                    window=Sliding.of("1d", hop="2h")),
         Feature.of("demand_mean_1d", region, rows, "mean", column="nswdemand",
                    window=Sliding.of("1d", hop="2h")),
-        Feature.of("last_label", region, labels, "last", column="label", window=Lifetime()),
-        Feature.of("up_share_1d", region, labels, "mean", column="label",
-                   window=Sliding.of("1d", hop="2h")),
+        *history,
     ))
 
 
@@ -124,7 +134,7 @@ class Elec2Loop:
 
     def __init__(self, directory: Path, *, rows: int | None = None, train_every: int = 8,
                  publish_every: int = 12 * HOUR, static_days: int = 7,
-                 history_days: int = 56) -> None:
+                 history_days: int = 56, price_means: bool = True) -> None:
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
         self.directory = directory
@@ -136,7 +146,7 @@ class Elec2Loop:
         self.log = Log(EmbeddedBackend(directory / "log", fsync="never"), clock=self.clock)
         self.log.create_topic("elec2", SCHEMA)
         ensure_topic(self.log, OUTCOMES_TOPIC, OUTCOMES_SCHEMA)
-        self.features = feature_set()
+        self.features = feature_set(price_means=price_means)
         self.online = EmbeddedOnlineStore(directory / "online", fsync="never")
         self.engine = FeatureEngine(self.log, [f for f in self.features.features
                                                if isinstance(f, Feature)],
