@@ -12,8 +12,7 @@ with the action's propensity: :class:`EpsilonGreedy`, :class:`LinUCB` and
 :class:`DecisionLog` records decisions on the ``decisions`` topic, off the hot path.
 :func:`ips`, :func:`snips` and :func:`doubly_robust` estimate, with confidence
 intervals, what another policy would have earned on those logs (:func:`join_rewards`
-joins logged decisions with their outcomes). :func:`html_report` renders an evaluation
-as one self-contained page.
+joins logged decisions with their outcomes).
 """
 
 from headwater.bandits.abtest import ABTest, FixedHorizonTest, SequentialTest, StoppingRule
@@ -41,7 +40,6 @@ from headwater.bandits.offpolicy import (
 )
 from headwater.bandits.policy import ArmDecision, BanditPolicy
 from headwater.bandits.replay import BanditData, PlayedRun, play
-from headwater.bandits.report import html_report, line_chart
 from headwater.bandits.ridge import Ridge
 from headwater.bandits.simulation import (
     DriftingBernoulli,
@@ -86,10 +84,8 @@ __all__ = [
     "elec2_bandit",
     "ensure_decisions_topic",
     "fixed_action_values",
-    "html_report",
     "ips",
     "join_rewards",
-    "line_chart",
     "play",
     "progressive_rewards",
     "read_decisions",

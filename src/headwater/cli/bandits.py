@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import typer
-from rich.table import Table
 
 from headwater.bandits import (
     UCB1,
@@ -40,7 +40,6 @@ from headwater.bandits import (
     simulate,
 )
 from headwater.bandits.decision_log import DECISIONS_TOPIC
-from headwater.bandits.report import html_report, line_chart
 from headwater.bandits.simulation import LearningPolicy
 from headwater.cli.common import (
     CliState,
@@ -53,6 +52,7 @@ from headwater.config import Settings
 from headwater.errors import HeadwaterError, ValidationError
 from headwater.labels.schema import OUTCOMES_TOPIC
 from headwater.log import Log, open_log
+from headwater.reports import Cell, Report
 
 __all__ = ["app", "bandit"]
 
@@ -108,11 +108,23 @@ def _simulation(steps: int, batch: int, seed: int, rates: tuple[float, float],
     return runs, tests
 
 
+def _thin(values: npt.ArrayLike, points: int = 400) -> tuple[list[float], list[float]]:
+    """``(x, y)`` of a long series, at most ``points`` of them, for a plot."""
+    y = np.asarray(values, dtype=np.float64)
+    keep = np.unique(np.linspace(0, len(y) - 1, min(points, len(y))).astype(np.int64))
+    return (keep + 1).astype(np.float64).tolist(), y[keep].tolist()
+
+
+def _show(report: Report, html: Path | None) -> None:
+    report.render(out())
+    if html is not None:
+        report.write(html)
+        status().print(f"wrote {html}")
+
+
 def _simulate_report(runs: dict[str, SimulationRun], tests: dict[str, ABTest],
                      html: Path | None) -> None:
-    header = ["policy", "reward", "mean", "regret vs best fixed", "regret vs oracle",
-              "challenger share (last 10%)", "A/B winner", "decided at"]
-    rows: list[list[object]] = []
+    rows: list[list[Cell]] = []
     for name, run in runs.items():
         test = tests.get(name)
         last = max(len(run.rewards) // 10, 1)
@@ -121,21 +133,18 @@ def _simulate_report(runs: dict[str, SimulationRun], tests: dict[str, ABTest],
                      round(run.share("challenger", last=last), 3),
                      (test.winner or "undecided") if test else "",
                      (test.decided_at or "") if test else ""])
-    table = Table(title="Bandits against A/B tests (expected regret)")
-    for h in header:
-        table.add_column(h, justify="left" if h == "policy" else "right")
-    for row in rows:
-        table.add_row(*(str(c) for c in row))
-    out().print(table)
-    if html is not None:
-        chart = line_chart({n: r.cumulative_regret() for n, r in runs.items()},
-                           title="cumulative regret against the best fixed arm")
-        oracle = line_chart({n: r.cumulative_regret(against="oracle")
-                             for n, r in runs.items()},
-                            title="cumulative regret against the oracle")
-        html.write_text(html_report("Bandit evaluation: simulation",
-                                    [("Runs", header, rows)], [chart, oracle]))
-        status().print(f"wrote {html}")
+    report = Report("Bandit evaluation: simulation")
+    report.section("Bandits against A/B tests (expected regret)")
+    report.table(["policy", "reward", "mean", "regret vs best fixed", "regret vs oracle",
+                  "challenger share (last 10%)", "A/B winner", "decided at"], rows)
+    report.line_plot({n: _thin(r.cumulative_regret()) for n, r in runs.items()},
+                     title="Cumulative regret against the best fixed arm", xlabel="request",
+                     ylabel="regret")
+    report.line_plot({n: _thin(r.cumulative_regret(against="oracle"))
+                      for n, r in runs.items()},
+                     title="Cumulative regret against the oracle", xlabel="request",
+                     ylabel="regret")
+    _show(report, html)
 
 
 def _log_report(log: Log, decisions_topic: str, outcomes_topic: str, html: Path | None
@@ -147,33 +156,26 @@ def _log_report(log: Log, decisions_topic: str, outcomes_topic: str, html: Path 
     logged = join_rewards(decisions, pa.Table.from_batches(batches))
     values = fixed_action_values(logged)
     mean = float(logged.rewards.mean())
-    out().print(f"{len(logged):,} decisions with a reward ({logged.unjoined:,} without); "
-                f"logged policy value {mean:.4f}")
-    header = ["target policy", "taken", "ips", "ips 95% CI", "snips", "snips 95% CI", "dr",
-              "dr 95% CI"]
-    rows: list[list[object]] = []
+    rows: list[list[Cell]] = []
     for action, estimates in values.items():
-        row: list[object] = [f"always {action}", int((logged.actions == action).sum())]
+        row: list[Cell] = [f"always {action}", int((logged.actions == action).sum())]
         for e in estimates:
             row += [round(e.value, 4), f"[{e.lower:.4f}, {e.upper:.4f}]"]
         rows.append(row)
-    table = Table(title="Off-policy estimates")
-    for h in header:
-        table.add_column(h, justify="left" if h == "target policy" else "right")
-    for row in rows:
-        table.add_row(*(str(c) for c in row))
-    out().print(table)
-    if html is not None:
-        steps = np.arange(1, len(logged) + 1)
-        chart = line_chart({"logged policy": np.cumsum(logged.rewards) / steps},
-                           title="running mean reward of the logged policy",
-                           x_label="decision")
-        summary: list[tuple[str, list[str], list[list[object]]]] = [
-            ("Logged policy", ["decisions", "without reward", "value"],
-             [[len(logged), logged.unjoined, round(mean, 4)]]),
-            ("Off-policy estimates", header, rows)]
-        html.write_text(html_report("Bandit evaluation: logged decisions", summary, [chart]))
-        status().print(f"wrote {html}")
+    report = Report("Bandit evaluation: logged decisions")
+    report.text(f"{len(logged):,} decisions with a reward ({logged.unjoined:,} without); "
+                f"logged policy value {mean:.4f}")
+    report.section("Logged policy")
+    report.table(["decisions", "without reward", "value"],
+                 [[len(logged), logged.unjoined, round(mean, 4)]])
+    report.section("Off-policy estimates")
+    report.table(["target policy", "taken", "ips", "ips 95% CI", "snips", "snips 95% CI",
+                  "dr", "dr 95% CI"], rows)
+    steps = np.arange(1, len(logged) + 1)
+    report.line_plot({"logged policy": _thin(np.cumsum(logged.rewards) / steps)},
+                     title="Running mean reward of the logged policy", xlabel="decision",
+                     ylabel="mean reward")
+    _show(report, html)
 
 
 @app.command("bandit")
