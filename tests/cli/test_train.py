@@ -8,7 +8,6 @@ import numpy as np
 import pyarrow as pa
 
 from headwater.labels import OUTCOMES_SCHEMA, OUTCOMES_TOPIC
-from headwater.labels.joiner import ensure_topic
 from headwater.log.schema import TIMESTAMP
 from headwater.registry import open_registry
 from headwater.serving.prediction_log import PREDICTIONS_SCHEMA, PREDICTIONS_TOPIC
@@ -25,8 +24,8 @@ def log_traffic(cli: Cli, start: int, count: int) -> None:
     ids = [f"r{start + i}" for i in range(count)]
     times = [T0 + (start + i) * MINUTE for i in range(count)]
     with cli.open() as log:
-        ensure_topic(log, PREDICTIONS_TOPIC, PREDICTIONS_SCHEMA)
-        ensure_topic(log, OUTCOMES_TOPIC, OUTCOMES_SCHEMA)
+        log.ensure_topic(PREDICTIONS_TOPIC, PREDICTIONS_SCHEMA)
+        log.ensure_topic(OUTCOMES_TOPIC, OUTCOMES_SCHEMA)
         log.append(PREDICTIONS_TOPIC, pa.record_batch({
             "request_id": ids, "entity": ["u"] * count,
             "features": [msgspec.json.encode({"x1": a, "x2": b}) for a, b in x.tolist()],

@@ -19,7 +19,7 @@ import pytest
 
 from headwater.labels import OUTCOMES_SCHEMA, TRAINING_EXAMPLES_TOPIC
 from headwater.labels.join import JoinRule
-from headwater.labels.joiner import LabelJoiner, ensure_topic
+from headwater.labels.joiner import LabelJoiner
 from headwater.log import Log
 from headwater.log.embedded import EmbeddedBackend
 from headwater.log.schema import TIMESTAMP
@@ -51,8 +51,8 @@ def outcomes(rids: list[str | None], entities: list[str], labels: list[float | N
 
 
 def setup_topics(log: Log) -> None:
-    ensure_topic(log, PREDICTIONS_TOPIC, PREDICTIONS_SCHEMA)
-    ensure_topic(log, "outcomes", OUTCOMES_SCHEMA, partitions=2)
+    log.ensure_topic(PREDICTIONS_TOPIC, PREDICTIONS_SCHEMA)
+    log.ensure_topic("outcomes", OUTCOMES_SCHEMA, partitions=2)
 
 
 def examples(log: Log) -> list[dict[str, object]]:

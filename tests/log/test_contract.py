@@ -76,6 +76,14 @@ def test_create_is_idempotent_but_not_silently_redefined(log: Log) -> None:
         log.create_topic("orders", SCHEMA, partitions=3)
 
 
+def test_ensure_topic_creates_once_and_checks_the_schema(log: Log) -> None:
+    assert log.ensure_topic("orders", SCHEMA, partitions=2).partitions == 2
+    assert log.ensure_topic("orders", SCHEMA).partitions == 2  # kept as it is
+    other = Schema.of({"k": "string", "ts": "timestamp"}, key="k", event_time="ts")
+    with pytest.raises(TopicExistsError, match="orders"):
+        log.ensure_topic("orders", other)
+
+
 def test_unknown_topic_and_partition(log: Log) -> None:
     with pytest.raises(UnknownTopicError, match="nope"):
         log.append("nope", events(1))

@@ -20,7 +20,6 @@ import pyarrow as pa
 import pytest
 
 from headwater.labels import OUTCOMES_SCHEMA, OUTCOMES_TOPIC
-from headwater.labels.joiner import ensure_topic
 from headwater.log import Log, Schema
 from headwater.log.embedded import EmbeddedBackend
 from headwater.log.schema import TIMESTAMP
@@ -72,7 +71,7 @@ def test_headwater_run_keeps_the_loop_going_through_a_crash(tmp_path: Path) -> N
     log = Log(EmbeddedBackend(home / "log", fsync="never"))
     log.create_topic("events", Schema.of({"user": "string", "x": "float64",
                                           "ts": "timestamp"}, key="user", event_time="ts"))
-    ensure_topic(log, OUTCOMES_TOPIC, OUTCOMES_SCHEMA)
+    log.ensure_topic(OUTCOMES_TOPIC, OUTCOMES_SCHEMA)
     LogisticRegression().save(tmp_path / "initial")
     with open_registry(home / "registry") as registry:
         registry.register("m", tmp_path / "initial")

@@ -37,7 +37,6 @@ import numpy as np
 import pyarrow as pa
 
 from headwater.bandits.decision import Context, Decision
-from headwater.errors import TopicExistsError, UnknownTopicError
 from headwater.log import Log, Schema
 
 __all__ = ["DECISIONS_SCHEMA", "DECISIONS_TOPIC", "DecisionLog", "ensure_topic",
@@ -63,14 +62,7 @@ def _jsonable(context: Context) -> Any:
 
 def ensure_topic(log: Log, topic: str = DECISIONS_TOPIC, *, partitions: int = 1) -> None:
     """Create the decisions topic if it is missing (an existing one must match)."""
-    try:
-        info = log.topic(topic)
-    except UnknownTopicError:
-        log.create_topic(topic, DECISIONS_SCHEMA, partitions=partitions)
-        return
-    if info.schema != DECISIONS_SCHEMA:
-        raise TopicExistsError(f"topic {topic!r} exists with another schema than the "
-                               "decisions schema")
+    log.ensure_topic(topic, DECISIONS_SCHEMA, partitions=partitions)
 
 
 def read_decisions(log: Log, topic: str = DECISIONS_TOPIC) -> pa.Table:

@@ -48,7 +48,7 @@ from headwater.features.engine import FeatureEngine
 from headwater.features.online import FeatureReader
 from headwater.labels import OUTCOMES_SCHEMA, OUTCOMES_TOPIC, TRAINING_EXAMPLES_TOPIC
 from headwater.labels.join import JoinRule
-from headwater.labels.joiner import LabelJoiner, ensure_topic
+from headwater.labels.joiner import LabelJoiner
 from headwater.learning import Every, Fire, Gate, Trainer
 from headwater.log import Log, Schema
 from headwater.log.embedded import EmbeddedBackend
@@ -139,7 +139,7 @@ class CtrLoop:
         self.log = Log(EmbeddedBackend(directory / "log", fsync="never"), clock=self.clock)
         for name in ("impressions", "clicks"):
             self.log.create_topic(name, EVENTS)
-        ensure_topic(self.log, OUTCOMES_TOPIC, OUTCOMES_SCHEMA)
+        self.log.ensure_topic(OUTCOMES_TOPIC, OUTCOMES_SCHEMA)
         self.features = feature_set()
         self.online = EmbeddedOnlineStore(directory / "online", fsync="never")
         self.engine = FeatureEngine(self.log, [f for f in self.features.features

@@ -51,7 +51,7 @@ from headwater.features.engine import FeatureEngine
 from headwater.features.online import FeatureReader
 from headwater.labels import OUTCOMES_SCHEMA, OUTCOMES_TOPIC
 from headwater.labels.join import JoinRule
-from headwater.labels.joiner import LabelJoiner, ensure_topic
+from headwater.labels.joiner import LabelJoiner
 from headwater.learning import (
     AnyOf,
     Daily,
@@ -145,7 +145,7 @@ class Elec2Loop:
         self.clock = ManualClock(elec2.START_US)
         self.log = Log(EmbeddedBackend(directory / "log", fsync="never"), clock=self.clock)
         self.log.create_topic("elec2", SCHEMA)
-        ensure_topic(self.log, OUTCOMES_TOPIC, OUTCOMES_SCHEMA)
+        self.log.ensure_topic(OUTCOMES_TOPIC, OUTCOMES_SCHEMA)
         self.features = feature_set(price_means=price_means)
         self.online = EmbeddedOnlineStore(directory / "online", fsync="never")
         self.engine = FeatureEngine(self.log, [f for f in self.features.features

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 import msgspec
 import pyarrow as pa
 
-from headwater.errors import CorruptLogError, TopicExistsError, UnknownTopicError
+from headwater.errors import CorruptLogError
 from headwater.fsync import fsync_dir
 from headwater.labels.join import Example, JoinRule, JoinState, Late, Outcome, Prediction
 from headwater.labels.schema import (
@@ -36,7 +36,7 @@ from headwater.labels.schema import (
     TRAINING_EXAMPLES_SCHEMA,
     TRAINING_EXAMPLES_TOPIC,
 )
-from headwater.log import Log, Schema
+from headwater.log import Log
 from headwater.serving.prediction_log import PREDICTIONS_TOPIC
 from headwater.serving.prediction_log import ensure_topic as ensure_predictions
 from headwater.time import Clock, SystemClock
@@ -44,7 +44,7 @@ from headwater.time import Clock, SystemClock
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["JoinStep", "LabelJoiner", "ensure_topic"]
+__all__ = ["JoinStep", "LabelJoiner"]
 
 _CHECKPOINT: Final = "joiner.ckpt"
 _TS: Final = pa.timestamp("us", tz="UTC")
@@ -73,17 +73,6 @@ class _Checkpoint(msgspec.Struct, array_like=True):
     late: bytes | None = None
 
 
-def ensure_topic(log: Log, topic: str, schema: Schema, *, partitions: int = 1) -> None:
-    """Create ``topic`` with ``schema`` unless it exists (an existing one must match)."""
-    try:
-        info = log.topic(topic)
-    except UnknownTopicError:
-        log.create_topic(topic, schema, partitions=partitions)
-        return
-    if info.schema != schema:
-        raise TopicExistsError(f"topic {topic!r} exists with another schema than expected")
-
-
 class LabelJoiner:
     """Joins ``predictions`` with ``outcomes`` into ``training_examples`` (see the module)."""
 
@@ -103,9 +92,9 @@ class LabelJoiner:
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         ensure_predictions(log, predictions)
-        ensure_topic(log, outcomes, OUTCOMES_SCHEMA)
-        ensure_topic(log, examples, TRAINING_EXAMPLES_SCHEMA)
-        ensure_topic(log, late, LATE_OUTCOMES_SCHEMA)
+        log.ensure_topic(outcomes, OUTCOMES_SCHEMA)
+        log.ensure_topic(examples, TRAINING_EXAMPLES_SCHEMA)
+        log.ensure_topic(late, LATE_OUTCOMES_SCHEMA)
         self.state = JoinState(rule)
         self.sequence = 0
         self.positions = {t: [0] * log.topic(t).partitions for t in self.topics}

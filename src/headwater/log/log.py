@@ -32,7 +32,9 @@ import pyarrow as pa
 
 from headwater.errors import (
     PayloadTooLargeError,
+    TopicExistsError,
     UnknownPartitionError,
+    UnknownTopicError,
     ValidationError,
 )
 from headwater.log.backend import LogBackend, Producer
@@ -104,6 +106,19 @@ class Log:
         )
         if not name.endswith(DEAD_LETTER_SUFFIX):
             self.backend.create_topic(TopicInfo(dead_letter_topic(name), 1, DEAD_LETTER_SCHEMA))
+        return info
+
+    def ensure_topic(self, name: str, schema: Schema, *, partitions: int = 1) -> TopicInfo:
+        """The topic ``name``, created with ``schema`` and ``partitions`` if it is missing.
+        An existing topic is kept whatever its partition count, but its schema must be
+        ``schema`` (:class:`~headwater.errors.TopicExistsError` otherwise): what a
+        component calls at start-up for the topics it writes."""
+        try:
+            info = self.backend.topic(name)
+        except UnknownTopicError:
+            return self.create_topic(name, schema, partitions=partitions)
+        if info.schema != schema:
+            raise TopicExistsError(f"topic {name!r} exists with another schema than expected")
         return info
 
     def delete_topic(self, name: str) -> None:
