@@ -11,6 +11,9 @@ point-in-time join, so no path has its own implementation:
 - ``combine(a, b)``: merge two partials row by row (``b`` is the later one);
 - ``finalize(partial)``: the feature values (``NaN`` where the value is null).
 
+``accumulate`` (running merges along the tiles of each entity, for online entries) is
+derived from ``combine``; the sums and extremes override it with one NumPy call.
+
 >>> agg = make("mean")
 >>> p = agg.lift(np.array([1.0, 2.0, 6.0]), np.array([1, 2, 3]), np.array([0, 1, 2]))
 >>> agg.finalize(agg.reduce(p, np.array([0]))).tolist()
@@ -79,6 +82,24 @@ class Aggregation(ABC):
             first = self.combine(first, {k: v[:, i] for k, v in partial.items()})
         return first
 
+    def accumulate(self, partial: Partial) -> Partial:
+        """Running merges along the second axis (the tiles of each entity, newest
+        first): column ``d`` merges columns ``0 … d``, each older tile combined in
+        before the newer ones, starting from the identity.
+
+        >>> make("max").accumulate({"n": np.array([[1, 0, 2]]),
+        ...                         "v": np.array([[3.0, -np.inf, 5.0]])})["v"].tolist()
+        [[3.0, 3.0, 5.0]]
+        """
+        rows, n = next(iter(partial.values())).shape[:2]
+        acc = self.empty(rows)
+        out = {k: np.empty_like(v) for k, v in partial.items()}
+        for d in range(n):
+            acc = self.combine({k: v[:, d] for k, v in partial.items()}, acc)
+            for k, v in out.items():
+                v[:, d] = acc[k]
+        return out
+
     #: Whether the result depends on the order of events (then folding sorts them).
     ordered: ClassVar[bool] = True
 
@@ -112,6 +133,9 @@ class Count(Aggregation):
     def combine(self, a: Partial, b: Partial) -> Partial:
         return {"n": a["n"] + b["n"]}
 
+    def accumulate(self, partial: Partial) -> Partial:
+        return {"n": np.cumsum(partial["n"], axis=1)}
+
     def finalize(self, partial: Partial) -> F64:
         return partial["n"].astype(np.float64)
 
@@ -139,6 +163,10 @@ class Sum(Aggregation):
 
     def combine(self, a: Partial, b: Partial) -> Partial:
         return {k: a[k] + b[k] for k in a}
+
+    def accumulate(self, partial: Partial) -> Partial:
+        # Adding is commutative in floating point too: the same sums as ``combine``.
+        return {k: np.cumsum(v, axis=1) for k, v in partial.items()}
 
     def finalize(self, partial: Partial) -> F64:
         return partial["sum"].astype(np.float64)
@@ -179,6 +207,10 @@ class Min(Aggregation):
 
     def combine(self, a: Partial, b: Partial) -> Partial:
         return {"n": a["n"] + b["n"], "v": self._ufunc(a["v"], b["v"])}
+
+    def accumulate(self, partial: Partial) -> Partial:
+        return {"n": np.cumsum(partial["n"], axis=1),
+                "v": self._ufunc.accumulate(partial["v"], axis=1)}
 
     def finalize(self, partial: Partial) -> F64:
         return np.where(partial["n"] > 0, partial["v"], np.nan)

@@ -8,7 +8,9 @@ partition, in log order, it
    the largest event time applied so far) and sends them to the dead-letter topic with
    the reason ``late``;
 2. maps entity keys to dense ids and folds the other events into each feature's tile
-   state (:class:`~headwater.features.state.FeatureState`);
+   state (:class:`~headwater.features.state.FeatureState`), placing them once per
+   :class:`~headwater.features.state.TileRing` (features of one window and filter
+   share a ring);
 3. returns the online entries of the entities that changed, and keeps the applied events
    for the feature history until the next checkpoint.
 
@@ -29,14 +31,16 @@ import pyarrow.compute as pc
 
 from headwater.errors import ValidationError
 from headwater.features.checkpoint import Checkpoint
-from headwater.features.definitions import Feature
-from headwater.features.state import NO_TIME, FeatureState
+from headwater.features.definitions import Feature, Filter
+from headwater.features.state import NO_TIME, FeatureState, TileRing
+from headwater.features.windows import Window
 from headwater.log import APPEND_TIME, OFFSET, Log, Rejection, TopicInfo
 from headwater.store.history import rows as history_rows
 
 __all__ = ["FeatureTask", "Update", "late_dead_letters", "late_events"]
 
 I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
 Update = tuple[list[str], dict[str, list[bytes]]]
 """Online entries that changed, in columns: entity keys (as text) and, per feature, one
 entry per entity (features that changed the same entities share one update)."""
@@ -65,9 +69,20 @@ class FeatureTask:
             raise ValidationError("source.entity_key", f"{topic.name!r} has no key column")
         self.key = key
         self.event_time = topic.schema.event_time
-        self.states = {f.name: FeatureState(f) for f in self.features}
+        # Features of the same window and filter read the same events into the same
+        # tiles: they share one ring, so its bookkeeping is done once a batch.
+        self.rings: dict[tuple[TileRing, Filter | None], list[Feature]] = {}
+        by_window: dict[tuple[Window, Filter | None], TileRing] = {}
+        self.states: dict[str, FeatureState] = {}
+        for f in self.features:
+            ring = by_window.get((f.window, f.where))
+            if ring is None:
+                ring = by_window[(f.window, f.where)] = TileRing(f.window)
+            self.states[f.name] = FeatureState(f, ring=ring)
+            self.rings.setdefault((ring, f.where), []).append(f)
         self.key_type = topic.schema.arrow_schema().field(self.key).type
         self.keys: list[Any] = []
+        self._texts: npt.NDArray[np.object_] = np.empty(0, object)  # the keys as text
         self._known = pa.array([], self.key_type)
         self.watermark = NO_TIME
         self.position = 0
@@ -102,48 +117,78 @@ class FeatureTask:
         ids, every = self._ids(applied.column(self.key))
         times = np.asarray(applied.column(self.event_time).cast(pa.int64()), np.int64)
         offsets = np.asarray(applied.column(OFFSET), np.int64)
-        changed: dict[str, I64] = {}
-        for f in self.features:
-            mask = f.where.mask(applied) if f.where is not None else None
-            if f.column is not None:
-                values = np.asarray(pc.cast(applied.column(f.column), pa.float64())
-                                    .fill_null(np.nan), np.float64)
-            else:
-                values = np.zeros(applied.num_rows)
-            f_ids, f_times, f_offsets = ids, times, offsets
+        columns: dict[str | None, F64] = {}
+        changed: list[tuple[I64, TileRing, list[Feature]]] = []
+        for (ring, where), features in self.rings.items():
+            mask = where.mask(applied) if where is not None else None
+            g_ids, g_times, g_offsets = ids, times, offsets
             if mask is not None:
-                f_ids, f_times, f_offsets, values = (ids[mask], times[mask], offsets[mask],
-                                                     values[mask])
-            self.states[f.name].apply(f_ids, f_times, f_offsets, values)
-            changed[f.name] = every if mask is None else np.flatnonzero(np.bincount(f_ids))
+                g_ids, g_times, g_offsets = ids[mask], times[mask], offsets[mask]
+            if not len(g_ids):
+                continue
+            placed = ring.place(g_ids, g_times)
+            if placed.keep is not None:
+                g_times, g_offsets = g_times[placed.keep], g_offsets[placed.keep]
+            kept: dict[str | None, F64] = {}  # each column read and restricted once per ring
+            for f in features:
+                values = kept.get(f.column)
+                if values is None:
+                    values = self._values(applied, f.column, columns)
+                    if mask is not None:
+                        values = values[mask]
+                    if placed.keep is not None:
+                        values = values[placed.keep]
+                    kept[f.column] = values
+                self.states[f.name].fold(placed, g_times, g_offsets, values)
+            group = every if mask is None else np.flatnonzero(np.bincount(g_ids))
+            changed.append((group, ring, features))
         self.pending.append(applied.select(self.history_columns))
         return self._updates(changed), late_batch
+
+    @staticmethod
+    def _values(batch: pa.RecordBatch, column: str | None, cache: dict[str | None, F64]
+                ) -> F64:
+        """A column as float64 (null as ``NaN``; zeros for ``count``), read once a batch."""
+        values = cache.get(column)
+        if values is None:
+            if column is None:
+                values = np.zeros(batch.num_rows)
+            else:
+                values = np.asarray(pc.cast(batch.column(column), pa.float64())
+                                    .fill_null(np.nan), np.float64)
+            cache[column] = values
+        return values
 
     def _ids(self, keys: pa.Array) -> tuple[I64, I64]:
         """Dense ids of the keys (new keys get the next ids), and the distinct ids."""
         found = pc.index_in(keys, value_set=self._known)
         if found.null_count:
             new = pc.unique(keys.filter(pc.is_null(found)))
-            self.keys.extend(new.to_pylist())
+            self._add_keys(new.to_pylist())
             self._known = pa.concat_arrays([self._known, new.cast(self.key_type)])
             found = pc.index_in(keys, value_set=self._known)
         ids = np.asarray(found, np.int64)
         return ids, np.flatnonzero(np.bincount(ids, minlength=len(self.keys)))
 
-    def _updates(self, changed: dict[str, I64]) -> list[Update]:
+    def _add_keys(self, keys: list[Any]) -> None:
+        self.keys.extend(keys)
+        texts = np.empty(len(keys), object)
+        texts[:] = [str(k) for k in keys]
+        self._texts = np.concatenate([self._texts, texts])
+
+    def _updates(self, changed: list[tuple[I64, TileRing, list[Feature]]]) -> list[Update]:
+        """The online entries of the entities that changed, one update per distinct set
+        of entities (features of one ring, and rings of unfiltered features, share one)."""
         groups: list[tuple[I64, dict[str, list[bytes]]]] = []
-        for name, ids in changed.items():
-            if not len(ids):
-                continue
-            entries = self.states[name].encode(ids)
-            for group_ids, columns in groups:
-                if np.array_equal(group_ids, ids):
-                    columns[name] = entries
-                    break
-            else:
-                groups.append((ids, {name: entries}))
-        keys = self.keys
-        return [([str(keys[i]) for i in ids.tolist()], columns) for ids, columns in groups]
+        for ids, ring, features in changed:
+            ages = ring.ages(ids)  # worked out once for the features sharing the ring
+            columns = next((c for g, c in groups if g is ids or np.array_equal(g, ids)), None)
+            if columns is None:
+                columns = {}
+                groups.append((ids, columns))
+            for f in features:
+                columns[f.name] = self.states[f.name].encode(ids, ages)
+        return [(self._texts[ids].tolist(), columns) for ids, columns in groups]
 
     def take_history(self) -> pa.Table | None:
         """The applied events since the last call, as feature-history rows
@@ -177,7 +222,9 @@ class FeatureTask:
                 "features", f"{self.name}: the checkpoint was computed for other feature "
                 "definitions; backfill the changed features instead of resuming"
             )
-        self.keys = keys.to_pylist()
+        self.keys = []
+        self._texts = np.empty(0, object)
+        self._add_keys(keys.to_pylist())
         self._known = keys.cast(self.key_type)
         for name, state in self.states.items():
             prefix = f"{name}/"
