@@ -169,7 +169,7 @@ class Sum(Aggregation):
         return {k: np.cumsum(v, axis=1) for k, v in partial.items()}
 
     def finalize(self, partial: Partial) -> F64:
-        return partial["sum"].astype(np.float64)
+        return partial["sum"].astype(np.float64, copy=False)
 
 
 class Mean(Sum):
@@ -178,8 +178,9 @@ class Mean(Sum):
 
     def finalize(self, partial: Partial) -> F64:
         n = partial["n"]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(n > 0, partial["sum"] / np.maximum(n, 1), np.nan)
+        out = np.full(n.shape, np.nan)
+        np.divide(partial["sum"], n, out=out, where=n > 0)
+        return out
 
 
 class Min(Aggregation):

@@ -78,13 +78,11 @@ class Placement(NamedTuple):
 class Ages(NamedTuple):
     """For some entities, where their tiles are, newest first."""
 
-    ids: I64
     newest: I64
     """The newest tile ``B`` of each entity."""
     slots: I64
-    """``(m, n)``: the slot of tile ``B - d`` in column ``d``."""
-    valid: Mask | None
-    """``(m, n)``: whether that slot holds tile ``B - d`` (``None``: all do)."""
+    """``(m, n)``: the flat slot holding tile ``B - d`` in column ``d``, or ``-1`` where
+    no slot holds it (a feature's partials keep an identity there)."""
 
 
 class TileRing:
@@ -100,6 +98,9 @@ class TileRing:
         self.capacity = 0
         self.tiles = np.zeros((0, self.n), np.int64)
         self.last = np.zeros(0, np.int64)
+        back = np.arange(self.n)
+        self._back = back  # d, for tile B - d
+        self._slots = np.mod(back[:, None] - back, self.n)  # [B mod n, d]: slot of B - d
         self.grow(capacity)
 
     def grow(self, capacity: int) -> None:
@@ -135,16 +136,16 @@ class TileRing:
 
     def ages(self, ids: I64) -> Ages:
         """Where the tiles of entities ``ids`` are, from their newest back."""
-        tiles = self.tiles[ids]
-        newest = tiles.max(axis=1)
-        if self.n == 1:
-            return Ages(ids, newest, np.zeros((len(ids), 1), np.int64), None)
-        wanted = newest[:, None] - np.arange(self.n)  # tile B - d
-        slots = np.mod(wanted, self.n)
-        valid: Mask | None = np.take_along_axis(tiles, slots, axis=1) == wanted
-        if valid is not None and valid.all():
-            valid = None
-        return Ages(ids, newest, slots, valid)
+        n = self.n
+        if n == 1:
+            return Ages(self.tiles[ids, 0], ids[:, None])
+        newest = self.tiles[ids].max(axis=1)
+        index = self._slots[np.mod(newest, n)]
+        index += (ids * n)[:, None]
+        gone = self.tiles.reshape(-1).take(index) != newest[:, None] - self._back
+        if gone.any():
+            np.putmask(index, gone, -1)
+        return Ages(newest, index)
 
     def restore(self, tiles: I64, last: I64) -> None:
         size = len(last)
@@ -170,6 +171,8 @@ class FeatureState:
         self.n = self.ring.n
         self.capacity = 0
         self.partial: Partial = {}
+        """One row per entity, one column per slot."""
+        self._flat: Partial = {}  # the same, one row per slot, then one identity row
         self._grow(self.ring.capacity)
 
     @property
@@ -186,11 +189,11 @@ class FeatureState:
         old = self.capacity
         if capacity <= old:
             return
-        empty = self.agg.empty(capacity * self.n)
-        partial = {k: v.reshape(capacity, self.n, *v.shape[1:]) for k, v in empty.items()}
+        flat = self.agg.empty(capacity * self.n + 1)
+        partial = {k: v[:-1].reshape(capacity, self.n, *v.shape[1:]) for k, v in flat.items()}
         for k, v in self.partial.items():
             partial[k][:old] = v
-        self.partial, self.capacity = partial, capacity
+        self.partial, self._flat, self.capacity = partial, flat, capacity
 
     def apply(self, ids: I64, times: I64, offsets: I64, values: F64) -> None:
         """Fold events (entity ids, event times, offsets, values) into the rings."""
@@ -205,7 +208,7 @@ class FeatureState:
         """Fold the kept events of a placement by the ring (their times, offsets and
         values, already restricted to ``placed.keep``) into the partials."""
         self._grow(self.ring.capacity)
-        flat_view = {k: v.reshape(-1, *v.shape[2:]) for k, v in self.partial.items()}
+        flat_view = {k: v[:-1] for k, v in self._flat.items()}
         if len(placed.reset):  # a slot that moves to a newer tile starts empty
             identity = self.agg.empty(1)
             for k, v in flat_view.items():
@@ -234,23 +237,14 @@ class FeatureState:
             ages = self.ring.ages(ids)
         self._grow(self.ring.capacity)
         m, n = len(ids), self.n
-        rows = ids[:, None]
-        by_age = {k: v[rows, ages.slots] for k, v in self.partial.items()}  # newest first
-        if ages.valid is not None:
-            identity = self.agg.empty(1)
-            gone = ~ages.valid
-            for k, v in by_age.items():
-                v[gone] = identity[k][0]
+        # Newest first; a tile no slot holds reads the identity row at the end (-1).
+        by_age = {k: v.take(ages.slots, axis=0) for k, v in self._flat.items()}
         acc = self.agg.accumulate(by_age)  # tiles B … B - d in column d
-        out = self._finalize({k: v.reshape(m * n, *v.shape[2:]) for k, v in acc.items()})
+        # An empty window finalizes to the aggregation's empty value (0 for the counting
+        # ones, NaN for the others): every aggregation's finalize sees to it.
+        out = self.agg.finalize({k: v.reshape(m * n, *v.shape[2:]) for k, v in acc.items()})
         out = out.reshape(m, n, *out.shape[1:])
         return ages.newest, out[:, ::-1]
-
-    def _finalize(self, partial: Partial) -> npt.NDArray[np.float64]:
-        out = self.agg.finalize(partial)
-        if out.ndim == 1:
-            out = np.where(partial["n"] > 0, out, self.agg.empty_value)
-        return out
 
     def encode(self, ids: I64, ages: Ages | None = None) -> list[bytes]:
         """The online entries of entities ``ids`` (layout: :data:`ENTRY_HEADER`)."""
