@@ -104,7 +104,8 @@ class Aggregation(ABC):
     ordered: ClassVar[bool] = True
 
     def fold(self, state: Partial, slots: I64, values: F64) -> None:
-        """Add events into ``state`` rows ``slots`` (repeats allowed), in place.
+        """Add events into ``state`` rows ``slots`` (repeats allowed), in place, one
+        event at a time in their order (``ufunc.at``: no array as large as the state).
 
         Only for order-free aggregations (``ordered = False``); the others are folded by
         sorting, lifting, reducing and combining.
@@ -118,8 +119,7 @@ class Count(Aggregation):
     ordered = False
 
     def fold(self, state: Partial, slots: I64, values: F64) -> None:
-        size = len(state["n"])
-        state["n"] += np.bincount(slots, minlength=size)[:size]
+        np.add.at(state["n"], slots, 1)
 
     def empty(self, size: int) -> Partial:
         return {"n": np.zeros(size, np.int64)}
@@ -146,9 +146,8 @@ class Sum(Aggregation):
     ordered = False
 
     def fold(self, state: Partial, slots: I64, values: F64) -> None:
-        size = len(state["n"])
-        state["n"] += np.bincount(slots, minlength=size)[:size]
-        state["sum"] += np.bincount(slots, weights=values, minlength=size)[:size]
+        np.add.at(state["n"], slots, 1)
+        np.add.at(state["sum"], slots, values)
 
     def empty(self, size: int) -> Partial:
         return {"n": np.zeros(size, np.int64), "sum": np.zeros(size)}
@@ -190,8 +189,7 @@ class Min(Aggregation):
     _identity: ClassVar[float] = np.inf
 
     def fold(self, state: Partial, slots: I64, values: F64) -> None:
-        size = len(state["n"])
-        state["n"] += np.bincount(slots, minlength=size)[:size]
+        np.add.at(state["n"], slots, 1)
         self._ufunc.at(state["v"], slots, values)
 
     def empty(self, size: int) -> Partial:
