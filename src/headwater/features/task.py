@@ -41,6 +41,10 @@ __all__ = ["FeatureTask", "Update", "late_dead_letters", "late_events"]
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
+FOLD_CHUNK = 1 << 16
+"""Events placed and folded together (a few MB of arrays, whatever the batch size)."""
+ENCODE_CHUNK = 1 << 13
+"""Entities encoded together (their tiles fill a few MB, whatever the batch size)."""
 Update = tuple[list[str], dict[str, list[bytes]]]
 """Online entries that changed, in columns: entity keys (as text) and, per feature, one
 entry per entity (features that changed the same entities share one update)."""
@@ -126,24 +130,31 @@ class FeatureTask:
                 g_ids, g_times, g_offsets = ids[mask], times[mask], offsets[mask]
             if not len(g_ids):
                 continue
-            placed = ring.place(g_ids, g_times)
-            if placed.keep is not None:
-                g_times, g_offsets = g_times[placed.keep], g_offsets[placed.keep]
-            kept: dict[str | None, F64] = {}  # each column read and restricted once per ring
+            g_values: dict[str | None, F64] = {}  # each column read once per ring
             for f in features:
-                values = kept.get(f.column)
-                if values is None:
+                if f.column not in g_values:
                     values = self._values(applied, f.column, columns)
-                    if mask is not None:
-                        values = values[mask]
-                    if placed.keep is not None:
-                        values = values[placed.keep]
-                    kept[f.column] = values
-                self.states[f.name].fold(placed, g_times, g_offsets, values)
+                    g_values[f.column] = values if mask is None else values[mask]
+            # Events in chunks, in log order (the state is the same as from one pass):
+            # the arrays of a chunk stay small, reused from the heap and the cache.
+            for start in range(0, len(g_ids), FOLD_CHUNK):
+                part = slice(start, start + FOLD_CHUNK)
+                self._fold(ring, features, g_ids[part], g_times[part], g_offsets[part],
+                           {c: v[part] for c, v in g_values.items()})
             group = every if mask is None else np.flatnonzero(np.bincount(g_ids))
             changed.append((group, ring, features))
         self.pending.append(applied.select(self.history_columns))
         return self._updates(changed), late_batch
+
+    def _fold(self, ring: TileRing, features: list[Feature], ids: I64, times: I64,
+              offsets: I64, values: dict[str | None, F64]) -> None:
+        """Fold events into the features of one ring, placed once for all of them."""
+        placed = ring.place(ids, times)
+        if placed.keep is not None:
+            times, offsets = times[placed.keep], offsets[placed.keep]
+            values = {c: v[placed.keep] for c, v in values.items()}
+        for f in features:
+            self.states[f.name].fold(placed, times, offsets, values[f.column])
 
     @staticmethod
     def _values(batch: pa.RecordBatch, column: str | None, cache: dict[str | None, F64]
@@ -181,13 +192,19 @@ class FeatureTask:
         of entities (features of one ring, and rings of unfiltered features, share one)."""
         groups: list[tuple[I64, dict[str, list[bytes]]]] = []
         for ids, ring, features in changed:
-            ages = ring.ages(ids)  # worked out once for the features sharing the ring
             columns = next((c for g, c in groups if g is ids or np.array_equal(g, ids)), None)
             if columns is None:
                 columns = {}
                 groups.append((ids, columns))
-            for f in features:
-                columns[f.name] = self.states[f.name].encode(ids, ages)
+            entries: list[list[bytes]] = [[] for _ in features]
+            # Entities in chunks: the arrays of a chunk (entities x tiles) stay small, so
+            # they are reused from the heap and the cache rather than fresh each batch.
+            for start in range(0, len(ids), ENCODE_CHUNK):
+                chunk = ids[start:start + ENCODE_CHUNK]
+                ages = ring.ages(chunk)  # worked out once for the features sharing the ring
+                for f, out in zip(features, entries, strict=True):
+                    out.extend(self.states[f.name].encode(chunk, ages))
+            columns.update(zip((f.name for f in features), entries, strict=True))
         return [(self._texts[ids].tolist(), columns) for ids, columns in groups]
 
     def take_history(self) -> pa.Table | None:
