@@ -104,11 +104,12 @@ class TileRing:
         self.grow(capacity)
 
     def grow(self, capacity: int) -> None:
-        """Make room for entities ``0 … capacity-1`` (at least doubling)."""
+        """Make room for entities ``0 … capacity-1`` (at least doubling, to a power of
+        two: a few more entities than the first batch's fit without copying it all)."""
         old = self.capacity
         if capacity <= old:
             return
-        size = max(capacity, 2 * old)
+        size = max(1 << (capacity - 1).bit_length(), 2 * old)
         tiles = np.empty((size, self.n), np.int64)
         tiles[:old] = self.tiles
         tiles[old:] = _NO_TILE

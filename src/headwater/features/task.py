@@ -123,6 +123,8 @@ class FeatureTask:
         offsets = np.asarray(applied.column(OFFSET), np.int64)
         columns: dict[str | None, F64] = {}
         changed: list[tuple[I64, TileRing, list[Feature]]] = []
+        for ring, _ in self.rings:  # room for every entity at once, not chunk by chunk
+            ring.grow(len(self.keys))
         for (ring, where), features in self.rings.items():
             mask = where.mask(applied) if where is not None else None
             g_ids, g_times, g_offsets = ids, times, offsets
