@@ -91,7 +91,7 @@ class FeatureTask:
         self.watermark = NO_TIME
         self.position = 0
         self.checkpoint_id = 0
-        self.pending: list[pa.RecordBatch] = []
+        self.pending: list[pa.Table] = []
         columns = {self.key, self.event_time, APPEND_TIME, OFFSET}
         for f in self.features:
             columns.update(c for c in (f.column, f.where.column if f.where else None) if c)
@@ -99,8 +99,10 @@ class FeatureTask:
 
     # -- processing -----------------------------------------------------------------
 
-    def process(self, batch: pa.RecordBatch) -> tuple[list[Update], pa.RecordBatch]:
-        """Apply one batch (the next events of the partition, in order).
+    def process(self, batch: pa.RecordBatch | pa.Table
+                ) -> tuple[list[Update], pa.RecordBatch | pa.Table]:
+        """Apply one batch (the next events of the partition, in order): a record batch,
+        or a table of several read one after the other (never copied into one).
 
         Returns the online updates and the late events (for the dead-letter topic).
         """
@@ -145,7 +147,9 @@ class FeatureTask:
                            {c: v[part] for c, v in g_values.items()})
             group = every if mask is None else np.flatnonzero(np.bincount(g_ids))
             changed.append((group, ring, features))
-        self.pending.append(applied.select(self.history_columns))
+        history = applied.select(self.history_columns)
+        self.pending.append(history if isinstance(history, pa.Table)
+                            else pa.Table.from_batches([history]))
         return self._updates(changed), late_batch
 
     def _fold(self, ring: TileRing, features: list[Feature], ids: I64, times: I64,
@@ -159,8 +163,8 @@ class FeatureTask:
             self.states[f.name].fold(placed, times, offsets, values[f.column])
 
     @staticmethod
-    def _values(batch: pa.RecordBatch, column: str | None, cache: dict[str | None, F64]
-                ) -> F64:
+    def _values(batch: pa.RecordBatch | pa.Table, column: str | None,
+                cache: dict[str | None, F64]) -> F64:
         """A column as float64 (null as ``NaN``; zeros for ``count``), read once a batch."""
         values = cache.get(column)
         if values is None:
@@ -172,7 +176,7 @@ class FeatureTask:
             cache[column] = values
         return values
 
-    def _ids(self, keys: pa.Array) -> tuple[I64, I64]:
+    def _ids(self, keys: pa.Array | pa.ChunkedArray) -> tuple[I64, I64]:
         """Dense ids of the keys (new keys get the next ids), and the distinct ids."""
         found = pc.index_in(keys, value_set=self._known)
         if found.null_count:
@@ -215,7 +219,7 @@ class FeatureTask:
         ``_append_time``, ``_partition``, ``_offset`` and the columns features read)."""
         if not self.pending:
             return None
-        table = pa.Table.from_batches(self.pending)
+        table = pa.concat_tables(self.pending)
         self.pending = []
         names = {self.key: history_rows.ENTITY, self.event_time: history_rows.EVENT_TIME}
         table = table.rename_columns([names.get(n, n) for n in table.schema.names])
@@ -263,7 +267,8 @@ def late_events(times: I64, watermark: int, lateness: int) -> tuple[npt.NDArray[
     return late, max(watermark, int(times.max())) if len(times) else watermark
 
 
-def late_dead_letters(log: Log, task: FeatureTask, late: pa.RecordBatch) -> None:
+def late_dead_letters(log: Log, task: FeatureTask, late: pa.RecordBatch | pa.Table
+                      ) -> None:
     """Keep late events in the topic's dead-letter topic, idempotently (a task that
     resumes after a crash and meets the same late events records them once)."""
     if not late.num_rows:
