@@ -179,12 +179,18 @@ class FeatureTask:
     def _ids(self, keys: pa.Array | pa.ChunkedArray) -> tuple[I64, I64]:
         """Dense ids of the keys (new keys get the next ids), and the distinct ids."""
         found = pc.index_in(keys, value_set=self._known)
-        if found.null_count:
-            new = pc.unique(keys.filter(pc.is_null(found)))
+        if not found.null_count:
+            ids = np.asarray(found, np.int64)
+        else:  # look up only the new keys again, among themselves
+            absent = pc.is_null(found)
+            unknown = keys.filter(absent)
+            new = pc.unique(unknown)
+            first = len(self.keys)
             self._add_keys(new.to_pylist())
             self._known = pa.concat_arrays([self._known, new.cast(self.key_type)])
-            found = pc.index_in(keys, value_set=self._known)
-        ids = np.asarray(found, np.int64)
+            ids = np.asarray(found.fill_null(0), np.int64)
+            ids[np.asarray(absent)] = first + np.asarray(pc.index_in(unknown, value_set=new),
+                                                         np.int64)
         return ids, np.flatnonzero(np.bincount(ids, minlength=len(self.keys)))
 
     def _add_keys(self, keys: list[Any]) -> None:
