@@ -44,6 +44,7 @@ from typing import Any, Final, NamedTuple, cast
 import numpy as np
 import numpy.typing as npt
 
+from headwater.errors import ValidationError
 from headwater.features.aggregations import Aggregation, Partial
 from headwater.features.definitions import Feature
 from headwater.features.windows import Window
@@ -165,7 +166,7 @@ class FeatureState:
     def __init__(self, feature: Feature, capacity: int = 1024, *,
                  ring: TileRing | None = None) -> None:
         if ring is not None and ring.window != feature.window:
-            raise ValueError(f"{feature.name}: the ring is for another window")
+            raise ValidationError("ring", f"{feature.name}: the ring is for another window")
         self.feature = feature
         self.agg: Aggregation = feature.aggregator
         self.ring = TileRing(feature.window, capacity) if ring is None else ring
