@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from headwater.features.definitions import Feature
 from headwater.features.online import value_at
-from headwater.features.state import FeatureState
+from headwater.features.state import FeatureState, TileRing
 from headwater.features.windows import Window
 from tests.features.oracle import Event, oracle
 from tests.features.test_pointintime import KINDS, SOURCE, USER, WINDOWS, same, streams
@@ -68,3 +68,32 @@ def test_snapshot_and_restore_then_continue_equals_an_uninterrupted_run() -> Non
     resumed.apply(ids[150:], times[150:], offsets[150:], values[150:])
     everyone = np.arange(50)
     assert resumed.encode(everyone) == whole.encode(everyone)
+
+
+@given(streams(), st.lists(st.integers(1, 12), max_size=6), st.sampled_from(WINDOWS))
+def test_features_sharing_a_ring_equal_features_with_rings_of_their_own(
+    events: list[Event], cuts: list[int], window: Window
+) -> None:
+    features = [Feature.of(kind, USER, SOURCE, kind, column=None if kind == "count" else "x",
+                           window=window, n=3 if kind == "last_n" else None) for kind in KINDS]
+    ring = TileRing(window, capacity=1)
+    shared = [FeatureState(f, ring=ring) for f in features]
+    alone = [FeatureState(f, capacity=1) for f in features]
+    ids = np.array([ENTITIES.index(e.entity) for e in events], np.int64)
+    times = np.array([e.time for e in events], np.int64)
+    offsets = np.array([e.offset for e in events], np.int64)
+    values = np.array([e.value for e in events], np.float64)
+    bounds = sorted({0, len(events), *[min(c, len(events)) for c in np.cumsum(cuts).tolist()]})
+    for lo, hi in itertools.pairwise(bounds):
+        if hi == lo:
+            continue
+        placed = ring.place(ids[lo:hi], times[lo:hi])  # once for every feature of the ring
+        keep = slice(None) if placed.keep is None else placed.keep
+        for state in shared:
+            state.fold(placed, times[lo:hi][keep], offsets[lo:hi][keep], values[lo:hi][keep])
+        for state in alone:
+            state.apply(ids[lo:hi], times[lo:hi], offsets[lo:hi], values[lo:hi])
+    seen = np.array(sorted(set(ids.tolist())), np.int64)
+    ages = ring.ages(seen)
+    for one, other in zip(shared, alone, strict=True):
+        assert one.encode(seen, ages) == other.encode(seen)

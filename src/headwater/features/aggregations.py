@@ -11,6 +11,9 @@ point-in-time join, so no path has its own implementation:
 - ``combine(a, b)``: merge two partials row by row (``b`` is the later one);
 - ``finalize(partial)``: the feature values (``NaN`` where the value is null).
 
+``accumulate`` (running merges along the tiles of each entity, for online entries) is
+derived from ``combine``; the sums and extremes override it with one NumPy call.
+
 >>> agg = make("mean")
 >>> p = agg.lift(np.array([1.0, 2.0, 6.0]), np.array([1, 2, 3]), np.array([0, 1, 2]))
 >>> agg.finalize(agg.reduce(p, np.array([0]))).tolist()
@@ -79,11 +82,30 @@ class Aggregation(ABC):
             first = self.combine(first, {k: v[:, i] for k, v in partial.items()})
         return first
 
+    def accumulate(self, partial: Partial) -> Partial:
+        """Running merges along the second axis (the tiles of each entity, newest
+        first): column ``d`` merges columns ``0 … d``, each older tile combined in
+        before the newer ones, starting from the identity.
+
+        >>> make("max").accumulate({"n": np.array([[1, 0, 2]]),
+        ...                         "v": np.array([[3.0, -np.inf, 5.0]])})["v"].tolist()
+        [[3.0, 3.0, 5.0]]
+        """
+        rows, n = next(iter(partial.values())).shape[:2]
+        acc = self.empty(rows)
+        out = {k: np.empty_like(v) for k, v in partial.items()}
+        for d in range(n):
+            acc = self.combine({k: v[:, d] for k, v in partial.items()}, acc)
+            for k, v in out.items():
+                v[:, d] = acc[k]
+        return out
+
     #: Whether the result depends on the order of events (then folding sorts them).
     ordered: ClassVar[bool] = True
 
     def fold(self, state: Partial, slots: I64, values: F64) -> None:
-        """Add events into ``state`` rows ``slots`` (repeats allowed), in place.
+        """Add events into ``state`` rows ``slots`` (repeats allowed), in place, one
+        event at a time in their order (``ufunc.at``: no array as large as the state).
 
         Only for order-free aggregations (``ordered = False``); the others are folded by
         sorting, lifting, reducing and combining.
@@ -97,8 +119,7 @@ class Count(Aggregation):
     ordered = False
 
     def fold(self, state: Partial, slots: I64, values: F64) -> None:
-        size = len(state["n"])
-        state["n"] += np.bincount(slots, minlength=size)[:size]
+        np.add.at(state["n"], slots, 1)
 
     def empty(self, size: int) -> Partial:
         return {"n": np.zeros(size, np.int64)}
@@ -112,6 +133,9 @@ class Count(Aggregation):
     def combine(self, a: Partial, b: Partial) -> Partial:
         return {"n": a["n"] + b["n"]}
 
+    def accumulate(self, partial: Partial) -> Partial:
+        return {"n": np.cumsum(partial["n"], axis=1)}
+
     def finalize(self, partial: Partial) -> F64:
         return partial["n"].astype(np.float64)
 
@@ -122,9 +146,8 @@ class Sum(Aggregation):
     ordered = False
 
     def fold(self, state: Partial, slots: I64, values: F64) -> None:
-        size = len(state["n"])
-        state["n"] += np.bincount(slots, minlength=size)[:size]
-        state["sum"] += np.bincount(slots, weights=values, minlength=size)[:size]
+        np.add.at(state["n"], slots, 1)
+        np.add.at(state["sum"], slots, values)
 
     def empty(self, size: int) -> Partial:
         return {"n": np.zeros(size, np.int64), "sum": np.zeros(size)}
@@ -140,8 +163,12 @@ class Sum(Aggregation):
     def combine(self, a: Partial, b: Partial) -> Partial:
         return {k: a[k] + b[k] for k in a}
 
+    def accumulate(self, partial: Partial) -> Partial:
+        # Adding is commutative in floating point too: the same sums as ``combine``.
+        return {k: np.cumsum(v, axis=1) for k, v in partial.items()}
+
     def finalize(self, partial: Partial) -> F64:
-        return partial["sum"].astype(np.float64)
+        return partial["sum"].astype(np.float64, copy=False)
 
 
 class Mean(Sum):
@@ -150,8 +177,9 @@ class Mean(Sum):
 
     def finalize(self, partial: Partial) -> F64:
         n = partial["n"]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(n > 0, partial["sum"] / np.maximum(n, 1), np.nan)
+        out = np.full(n.shape, np.nan)
+        np.divide(partial["sum"], n, out=out, where=n > 0)
+        return out
 
 
 class Min(Aggregation):
@@ -161,8 +189,7 @@ class Min(Aggregation):
     _identity: ClassVar[float] = np.inf
 
     def fold(self, state: Partial, slots: I64, values: F64) -> None:
-        size = len(state["n"])
-        state["n"] += np.bincount(slots, minlength=size)[:size]
+        np.add.at(state["n"], slots, 1)
         self._ufunc.at(state["v"], slots, values)
 
     def empty(self, size: int) -> Partial:
@@ -179,6 +206,10 @@ class Min(Aggregation):
 
     def combine(self, a: Partial, b: Partial) -> Partial:
         return {"n": a["n"] + b["n"], "v": self._ufunc(a["v"], b["v"])}
+
+    def accumulate(self, partial: Partial) -> Partial:
+        return {"n": np.cumsum(partial["n"], axis=1),
+                "v": self._ufunc.accumulate(partial["v"], axis=1)}
 
     def finalize(self, partial: Partial) -> F64:
         return np.where(partial["n"] > 0, partial["v"], np.nan)

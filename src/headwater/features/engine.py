@@ -132,7 +132,8 @@ class FeatureEngine:
                 got += batch.num_rows
             if not batches:
                 continue
-            batch = batches[0] if len(batches) == 1 else pa.concat_batches(batches)
+            # Several reads go on as one table of their batches: no copy into one batch.
+            batch = batches[0] if len(batches) == 1 else pa.Table.from_batches(batches)
             updates, late = task.process(batch)
             late_dead_letters(self.log, task, late)
             self._write(task, updates)

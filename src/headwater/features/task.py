@@ -8,7 +8,9 @@ partition, in log order, it
    the largest event time applied so far) and sends them to the dead-letter topic with
    the reason ``late``;
 2. maps entity keys to dense ids and folds the other events into each feature's tile
-   state (:class:`~headwater.features.state.FeatureState`);
+   state (:class:`~headwater.features.state.FeatureState`), placing them once per
+   :class:`~headwater.features.state.TileRing` (features of one window and filter
+   share a ring);
 3. returns the online entries of the entities that changed, and keeps the applied events
    for the feature history until the next checkpoint.
 
@@ -29,14 +31,20 @@ import pyarrow.compute as pc
 
 from headwater.errors import ValidationError
 from headwater.features.checkpoint import Checkpoint
-from headwater.features.definitions import Feature
-from headwater.features.state import NO_TIME, FeatureState
+from headwater.features.definitions import Feature, Filter
+from headwater.features.state import NO_TIME, FeatureState, TileRing
+from headwater.features.windows import Window
 from headwater.log import APPEND_TIME, OFFSET, Log, Rejection, TopicInfo
 from headwater.store.history import rows as history_rows
 
 __all__ = ["FeatureTask", "Update", "late_dead_letters", "late_events"]
 
 I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+FOLD_CHUNK = 1 << 16
+"""Events placed and folded together (a few MB of arrays, whatever the batch size)."""
+ENCODE_CHUNK = 1 << 13
+"""Entities encoded together (their tiles fill a few MB, whatever the batch size)."""
 Update = tuple[list[str], dict[str, list[bytes]]]
 """Online entries that changed, in columns: entity keys (as text) and, per feature, one
 entry per entity (features that changed the same entities share one update)."""
@@ -65,14 +73,25 @@ class FeatureTask:
             raise ValidationError("source.entity_key", f"{topic.name!r} has no key column")
         self.key = key
         self.event_time = topic.schema.event_time
-        self.states = {f.name: FeatureState(f) for f in self.features}
+        # Features of the same window and filter read the same events into the same
+        # tiles: they share one ring, so its bookkeeping is done once a batch.
+        self.rings: dict[tuple[TileRing, Filter | None], list[Feature]] = {}
+        by_window: dict[tuple[Window, Filter | None], TileRing] = {}
+        self.states: dict[str, FeatureState] = {}
+        for f in self.features:
+            ring = by_window.get((f.window, f.where))
+            if ring is None:
+                ring = by_window[(f.window, f.where)] = TileRing(f.window)
+            self.states[f.name] = FeatureState(f, ring=ring)
+            self.rings.setdefault((ring, f.where), []).append(f)
         self.key_type = topic.schema.arrow_schema().field(self.key).type
         self.keys: list[Any] = []
+        self._texts: npt.NDArray[np.object_] = np.empty(0, object)  # the keys as text
         self._known = pa.array([], self.key_type)
         self.watermark = NO_TIME
         self.position = 0
         self.checkpoint_id = 0
-        self.pending: list[pa.RecordBatch] = []
+        self.pending: list[pa.Table] = []
         columns = {self.key, self.event_time, APPEND_TIME, OFFSET}
         for f in self.features:
             columns.update(c for c in (f.column, f.where.column if f.where else None) if c)
@@ -80,8 +99,10 @@ class FeatureTask:
 
     # -- processing -----------------------------------------------------------------
 
-    def process(self, batch: pa.RecordBatch) -> tuple[list[Update], pa.RecordBatch]:
-        """Apply one batch (the next events of the partition, in order).
+    def process(self, batch: pa.RecordBatch | pa.Table
+                ) -> tuple[list[Update], pa.RecordBatch | pa.Table]:
+        """Apply one batch (the next events of the partition, in order): a record batch,
+        or a table of several read one after the other (never copied into one).
 
         Returns the online updates and the late events (for the dead-letter topic).
         """
@@ -102,48 +123,101 @@ class FeatureTask:
         ids, every = self._ids(applied.column(self.key))
         times = np.asarray(applied.column(self.event_time).cast(pa.int64()), np.int64)
         offsets = np.asarray(applied.column(OFFSET), np.int64)
-        changed: dict[str, I64] = {}
-        for f in self.features:
-            mask = f.where.mask(applied) if f.where is not None else None
-            if f.column is not None:
-                values = np.asarray(pc.cast(applied.column(f.column), pa.float64())
-                                    .fill_null(np.nan), np.float64)
-            else:
-                values = np.zeros(applied.num_rows)
-            f_ids, f_times, f_offsets = ids, times, offsets
+        columns: dict[str | None, F64] = {}
+        changed: list[tuple[I64, TileRing, list[Feature]]] = []
+        for ring, _ in self.rings:  # room for every entity at once, not chunk by chunk
+            ring.grow(len(self.keys))
+        for (ring, where), features in self.rings.items():
+            mask = where.mask(applied) if where is not None else None
+            g_ids, g_times, g_offsets = ids, times, offsets
             if mask is not None:
-                f_ids, f_times, f_offsets, values = (ids[mask], times[mask], offsets[mask],
-                                                     values[mask])
-            self.states[f.name].apply(f_ids, f_times, f_offsets, values)
-            changed[f.name] = every if mask is None else np.flatnonzero(np.bincount(f_ids))
-        self.pending.append(applied.select(self.history_columns))
+                g_ids, g_times, g_offsets = ids[mask], times[mask], offsets[mask]
+            if not len(g_ids):
+                continue
+            g_values: dict[str | None, F64] = {}  # each column read once per ring
+            for f in features:
+                if f.column not in g_values:
+                    values = self._values(applied, f.column, columns)
+                    g_values[f.column] = values if mask is None else values[mask]
+            # Events in chunks, in log order (the state is the same as from one pass):
+            # the arrays of a chunk stay small, reused from the heap and the cache.
+            for start in range(0, len(g_ids), FOLD_CHUNK):
+                part = slice(start, start + FOLD_CHUNK)
+                self._fold(ring, features, g_ids[part], g_times[part], g_offsets[part],
+                           {c: v[part] for c, v in g_values.items()})
+            group = every if mask is None else np.flatnonzero(np.bincount(g_ids))
+            changed.append((group, ring, features))
+        history = applied.select(self.history_columns)
+        self.pending.append(history if isinstance(history, pa.Table)
+                            else pa.Table.from_batches([history]))
         return self._updates(changed), late_batch
 
-    def _ids(self, keys: pa.Array) -> tuple[I64, I64]:
+    def _fold(self, ring: TileRing, features: list[Feature], ids: I64, times: I64,
+              offsets: I64, values: dict[str | None, F64]) -> None:
+        """Fold events into the features of one ring, placed once for all of them."""
+        placed = ring.place(ids, times)
+        if placed.keep is not None:
+            times, offsets = times[placed.keep], offsets[placed.keep]
+            values = {c: v[placed.keep] for c, v in values.items()}
+        for f in features:
+            self.states[f.name].fold(placed, times, offsets, values[f.column])
+
+    @staticmethod
+    def _values(batch: pa.RecordBatch | pa.Table, column: str | None,
+                cache: dict[str | None, F64]) -> F64:
+        """A column as float64 (null as ``NaN``; zeros for ``count``), read once a batch."""
+        values = cache.get(column)
+        if values is None:
+            if column is None:
+                values = np.zeros(batch.num_rows)
+            else:
+                values = np.asarray(pc.cast(batch.column(column), pa.float64())
+                                    .fill_null(np.nan), np.float64)
+            cache[column] = values
+        return values
+
+    def _ids(self, keys: pa.Array | pa.ChunkedArray) -> tuple[I64, I64]:
         """Dense ids of the keys (new keys get the next ids), and the distinct ids."""
         found = pc.index_in(keys, value_set=self._known)
-        if found.null_count:
-            new = pc.unique(keys.filter(pc.is_null(found)))
-            self.keys.extend(new.to_pylist())
+        if not found.null_count:
+            ids = np.asarray(found, np.int64)
+        else:  # look up only the new keys again, among themselves
+            absent = pc.is_null(found)
+            unknown = keys.filter(absent)
+            new = pc.unique(unknown)
+            first = len(self.keys)
+            self._add_keys(new.to_pylist())
             self._known = pa.concat_arrays([self._known, new.cast(self.key_type)])
-            found = pc.index_in(keys, value_set=self._known)
-        ids = np.asarray(found, np.int64)
+            ids = np.asarray(found.fill_null(0), np.int64)
+            ids[np.asarray(absent)] = first + np.asarray(pc.index_in(unknown, value_set=new),
+                                                         np.int64)
         return ids, np.flatnonzero(np.bincount(ids, minlength=len(self.keys)))
 
-    def _updates(self, changed: dict[str, I64]) -> list[Update]:
+    def _add_keys(self, keys: list[Any]) -> None:
+        self.keys.extend(keys)
+        texts = np.empty(len(keys), object)
+        texts[:] = [str(k) for k in keys]
+        self._texts = np.concatenate([self._texts, texts])
+
+    def _updates(self, changed: list[tuple[I64, TileRing, list[Feature]]]) -> list[Update]:
+        """The online entries of the entities that changed, one update per distinct set
+        of entities (features of one ring, and rings of unfiltered features, share one)."""
         groups: list[tuple[I64, dict[str, list[bytes]]]] = []
-        for name, ids in changed.items():
-            if not len(ids):
-                continue
-            entries = self.states[name].encode(ids)
-            for group_ids, columns in groups:
-                if np.array_equal(group_ids, ids):
-                    columns[name] = entries
-                    break
-            else:
-                groups.append((ids, {name: entries}))
-        keys = self.keys
-        return [([str(keys[i]) for i in ids.tolist()], columns) for ids, columns in groups]
+        for ids, ring, features in changed:
+            columns = next((c for g, c in groups if g is ids or np.array_equal(g, ids)), None)
+            if columns is None:
+                columns = {}
+                groups.append((ids, columns))
+            entries: list[list[bytes]] = [[] for _ in features]
+            # Entities in chunks: the arrays of a chunk (entities x tiles) stay small, so
+            # they are reused from the heap and the cache rather than fresh each batch.
+            for start in range(0, len(ids), ENCODE_CHUNK):
+                chunk = ids[start:start + ENCODE_CHUNK]
+                ages = ring.ages(chunk)  # worked out once for the features sharing the ring
+                for f, out in zip(features, entries, strict=True):
+                    out.extend(self.states[f.name].encode(chunk, ages))
+            columns.update(zip((f.name for f in features), entries, strict=True))
+        return [(self._texts[ids].tolist(), columns) for ids, columns in groups]
 
     def take_history(self) -> pa.Table | None:
         """The applied events since the last call, as feature-history rows
@@ -151,7 +225,7 @@ class FeatureTask:
         ``_append_time``, ``_partition``, ``_offset`` and the columns features read)."""
         if not self.pending:
             return None
-        table = pa.Table.from_batches(self.pending)
+        table = pa.concat_tables(self.pending)
         self.pending = []
         names = {self.key: history_rows.ENTITY, self.event_time: history_rows.EVENT_TIME}
         table = table.rename_columns([names.get(n, n) for n in table.schema.names])
@@ -177,7 +251,9 @@ class FeatureTask:
                 "features", f"{self.name}: the checkpoint was computed for other feature "
                 "definitions; backfill the changed features instead of resuming"
             )
-        self.keys = keys.to_pylist()
+        self.keys = []
+        self._texts = np.empty(0, object)
+        self._add_keys(keys.to_pylist())
         self._known = keys.cast(self.key_type)
         for name, state in self.states.items():
             prefix = f"{name}/"
@@ -197,7 +273,8 @@ def late_events(times: I64, watermark: int, lateness: int) -> tuple[npt.NDArray[
     return late, max(watermark, int(times.max())) if len(times) else watermark
 
 
-def late_dead_letters(log: Log, task: FeatureTask, late: pa.RecordBatch) -> None:
+def late_dead_letters(log: Log, task: FeatureTask, late: pa.RecordBatch | pa.Table
+                      ) -> None:
     """Keep late events in the topic's dead-letter topic, idempotently (a task that
     resumes after a crash and meets the same late events records them once)."""
     if not late.num_rows:

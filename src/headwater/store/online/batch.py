@@ -18,7 +18,8 @@ headwater.errors.ValidationError: rows[0][1]['clicks']: expected bytes, got int
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from itertools import repeat
 from typing import Any, Final
 
 import msgspec
@@ -116,19 +117,20 @@ def columns_batch(
     if not _is_sequence(entities):
         raise ValidationError("entities", f"expected a sequence of entity keys, "
                                           f"got {_kind(entities)}")
-    if not all(type(e) is str and e for e in entities):
+    n = len(entities)
+    # Whole columns are checked with C-level passes (set(map(type, ...)), all(...)).
+    if n and (set(map(type, entities)) != {str} or not all(entities)):
         check_entities(entities)  # names the first bad one
     if not isinstance(columns, Mapping):
         raise ValidationError("columns", f"expected a mapping of feature names to blobs, "
                                          f"got {_kind(columns)}")
-    n = len(entities)
     for name, blobs in columns.items():
         if not isinstance(name, str) or not name:
             raise ValidationError("columns", f"names must be non-empty strings, got {name!r}")
         if not _is_sequence(blobs) or len(blobs) != n:
             raise ValidationError(f"columns[{name!r}]", f"expected {n} blobs, one per entity")
-        if not all(type(b) is bytes for b in blobs):
-            bad = next(i for i, b in enumerate(blobs) if not isinstance(b, bytes))
+        if n and set(map(type, blobs)) != {bytes}:
+            bad = next((i for i, b in enumerate(blobs) if type(b) is not bytes), 0)
             raise ValidationError(f"columns[{name!r}][{bad}]",
                                   f"expected bytes, got {_kind(blobs[bad])}")
     if version is not None and (
@@ -139,8 +141,10 @@ def columns_batch(
     names = list(columns)
     rows: dict[str, dict[str, bytes]] = {}
     if names:
-        rows = {e: dict(zip(names, blobs, strict=True))
-                for e, blobs in zip(entities, zip(*columns.values(), strict=True), strict=True)}
+        # One dict per entity, built without a Python-level loop.
+        per_entity: Iterator[tuple[bytes, ...]] = zip(*columns.values(), strict=True)
+        features: Iterator[dict[str, bytes]] = map(dict, map(zip, repeat(names), per_entity))
+        rows = dict(zip(entities, features, strict=True))
         if len(rows) != n:  # an entity named twice: its rows merge, later ones winning
             rows = {}
             for e, blobs in zip(entities, zip(*columns.values(), strict=True), strict=True):

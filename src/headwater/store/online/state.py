@@ -123,7 +123,10 @@ class OnlineState:
         check_version(batch, None if ns is None else ns.version)
 
     def apply(self, batch: Batch) -> None:
-        """Apply a checked batch (deletes, then rows, then version and metadata)."""
+        """Apply a checked batch (deletes, then rows, then version and metadata).
+
+        The state keeps the batch's feature dicts: a batch is not changed once applied.
+        """
         ns = self.namespaces.get(batch.namespace)
         if ns is None:
             if not batch.rows and batch.version is None and not batch.meta:
@@ -132,10 +135,15 @@ class OnlineState:
         entities = ns.entities
         for entity in batch.deletes:
             entities.pop(entity, None)
+        get = entities.get
         for entity, features in batch.rows.items():
-            current = entities.get(entity)
-            # Replace, never mutate: concurrent readers copy a dict nobody changes.
-            entities[entity] = features.copy() if current is None else current | features
+            current = get(entity)
+            # Replace, never mutate: concurrent readers copy a dict nobody changes. A
+            # batch's dicts are its own (built when it was checked), so the state takes
+            # them as they are unless features it does not name must be kept.
+            if current is not None and not current.keys() <= features.keys():
+                features = current | features
+            entities[entity] = features
         if batch.version is not None:
             ns.version = batch.version
         if batch.meta:
