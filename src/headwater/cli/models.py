@@ -1,8 +1,9 @@
 """``headwater models``: list, show, lineage, promote, rollback and history.
 
 The model store is ``--registry LOCATION`` (a directory, ``postgresql://…``), by
-default ``<$HEADWATER_HOME or .headwater>/registry``; ``--artifacts`` moves the
-artifacts elsewhere (a directory or an fsspec URL). A version is given by number
+default ``$HEADWATER_REGISTRY_URL`` or ``<$HEADWATER_HOME or .headwater>/registry``;
+``--artifacts`` (default ``$HEADWATER_ARTIFACTS_URL``) moves the artifacts elsewhere
+(a directory or an fsspec URL). A version is given by number
 (``3`` or ``v3``) or by alias (``champion``).
 
 >>> _metrics({"logloss": 0.312345, "auc": 0.8})
@@ -55,12 +56,12 @@ def _models(
     ctx: typer.Context,
     registry: Annotated[str | None, typer.Option(
         "--registry", metavar="LOCATION",
-        help="The model store: a directory or postgresql://…. "
-        "Default: <$HEADWATER_HOME or .headwater>/registry.")] = None,
+        help="The model store: a directory or postgresql://…. Default: "
+        "$HEADWATER_REGISTRY_URL or <$HEADWATER_HOME or .headwater>/registry.")] = None,
     artifacts: Annotated[str | None, typer.Option(
         "--artifacts", metavar="LOCATION",
         help="Where the artifacts are: a directory or an fsspec URL. "
-        "Default: <registry>/artifacts.")] = None,
+        "Default: $HEADWATER_ARTIFACTS_URL or <registry>/artifacts.")] = None,
 ) -> None:
     ctx.obj = _Where(registry, artifacts)
 
