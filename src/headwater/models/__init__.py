@@ -18,6 +18,7 @@ Importing this package imports neither River nor scikit-learn.
 [0.02, 0.97]
 """
 
+from headwater.models.examples import Examples, examples_from_batch, examples_sha256, train_on
 from headwater.models.features import Features, FeatureSchema, from_arrow
 from headwater.models.formats import FORMATS, load_model
 from headwater.models.linear import LinearRegression, LogisticRegression
@@ -25,11 +26,15 @@ from headwater.models.protocol import Model
 
 __all__ = [
     "FORMATS",
+    "Examples",
     "FeatureSchema",
     "Features",
     "LinearRegression",
     "LogisticRegression",
     "Model",
+    "examples_from_batch",
+    "examples_sha256",
     "from_arrow",
     "load_model",
+    "train_on",
 ]

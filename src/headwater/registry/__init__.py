@@ -25,6 +25,11 @@ or in memory. Artifacts live on local disk or at any fsspec URL
         v = registry.register("churn", "out/model", lineage=Lineage(parent=3))
         registry.promote("churn", v.version, actor="ci", reason="logloss 0.31 < 0.33")
         path = registry.checkout("churn", "champion")    # verified, read-only
+
+A version's lineage names the slice of the log it learned from: a trainer reads it with
+:func:`training_slice` (the examples and the slice to record), and :func:`reproduce`
+replays it later and says whether the same version comes out
+(``headwater models reproduce``).
 """
 
 from headwater.registry.artifacts import ArtifactStore, LocalArtifacts
@@ -54,6 +59,14 @@ from headwater.registry.records import (
     VersionStatus,
 )
 from headwater.registry.registry import CheckedOut, ModelRegistry
+from headwater.registry.reproduce import (
+    Check,
+    Reproduction,
+    judge,
+    reproduce,
+    training_metrics,
+)
+from headwater.registry.slices import SliceData, read_slice, training_slice
 from headwater.registry.sqlite import SqliteRegistryBackend
 from headwater.registry.tree import Line, LineageTree
 
@@ -61,6 +74,7 @@ __all__ = [
     "AliasMove",
     "Artifact",
     "ArtifactStore",
+    "Check",
     "CheckedOut",
     "CodeVersion",
     "Creator",
@@ -75,6 +89,8 @@ __all__ = [
     "MoveKind",
     "OffsetRange",
     "RegistryBackend",
+    "Reproduction",
+    "SliceData",
     "SqliteRegistryBackend",
     "TopicSlice",
     "TrainingSlice",
@@ -85,6 +101,11 @@ __all__ = [
     "detect_code_version",
     "encode_lineage",
     "hash_directory",
+    "judge",
     "open_artifacts",
     "open_registry",
+    "read_slice",
+    "reproduce",
+    "training_metrics",
+    "training_slice",
 ]
