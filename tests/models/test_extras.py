@@ -87,3 +87,18 @@ def test_sklearn_without_skops_pickles_and_needs_trust(monkeypatch: pytest.Monke
         headwater.models.load_model(Path(str(tmp_path)))
     loaded = headwater.models.load_model(Path(str(tmp_path)), trusted=True)
     np.testing.assert_array_equal(loaded.predict(features), model.predict(features))
+
+
+def test_loading_a_torch_artifact_without_torch(monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: object) -> None:
+    import json
+    from pathlib import Path
+
+    directory = Path(str(tmp_path))
+    (directory / "headwater-model.json").write_text(json.dumps({
+        "format": "torch-safetensors", "format_version": 1, "adapter": "TorchModel",
+        "params": {}, "features": None}))
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.delitem(sys.modules, "headwater.models.torch", raising=False)
+    with pytest.raises(MissingExtraError, match=r"headwater\[torch\]"):
+        headwater.models.load_model(directory)

@@ -39,6 +39,14 @@ def test_a_head_waits_for_its_body_or_the_end_of_the_response() -> None:
     assert wire.closed
 
 
+def test_after_switching_protocols_writes_go_out_as_they_come() -> None:
+    wire = _Wire()
+    transport = ResponseWrites(wire)  # type: ignore[arg-type]
+    transport.write(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+    transport.write(b"\x81\x02hi")
+    assert wire.writes == [b"HTTP/1.1 101 Switching Protocols\r\n\r\n", b"\x81\x02hi"]
+
+
 def _exchange(port: int, raw: bytes, responses: int) -> list[bytes]:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(raw)

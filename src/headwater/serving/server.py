@@ -39,6 +39,7 @@ class ResponseWrites(asyncio.Transport):
     The first write of a response (other than an informational ``1xx`` one) is its head;
     it is held until the next write, :meth:`response_complete` (a response without a
     body, e.g. to ``HEAD``) or :meth:`close`, so nothing is reordered or left behind.
+    After ``101 Switching Protocols`` every write goes out as it comes.
 
     >>> class Wire:
     ...     def __init__(self): self.writes = []
@@ -68,10 +69,14 @@ class ResponseWrites(asyncio.Transport):
         if head is not None:
             self._head = None
             self._transport.write(head + data)
-        elif self._expect_head and data[9:10] != b"1":  # b"HTTP/1.1 1xx" goes out at once
+        elif not self._expect_head:
+            self._transport.write(data)
+        elif data[9:10] != b"1":  # an informational b"HTTP/1.1 1xx" goes out at once
             self._expect_head = False
             self._head = bytes(data)
         else:
+            if data[9:12] == b"101":  # switching protocols: no more HTTP responses here
+                self._expect_head = False
             self._transport.write(data)
 
     def response_complete(self) -> None:
