@@ -87,3 +87,15 @@ def test_expect_continue_gets_its_interim_response(app: ServingApp) -> None:
         while not data.endswith(b"}"):
             data += sock.recv(65536)
     assert data.startswith(b"HTTP/1.1 200")
+
+
+def test_the_server_does_no_per_request_work_it_does_not_need(app: ServingApp) -> None:
+    from headwater.serving.server import server_config
+
+    config = server_config(app)
+    assert config.http is OneWriteProtocol
+    assert config.loop == "uvloop"
+    assert not config.access_log
+    assert not config.proxy_headers
+    assert not config.server_header
+    assert not config.date_header
