@@ -22,12 +22,12 @@ from headwater.registry import (
     ModelRegistry,
     ModelVersion,
     TrainingSlice,
+    flatten_params,
     open_registry,
     reproduce,
     training_metrics,
     training_slice,
 )
-from headwater.registry.reproduce import flatten_params
 from headwater.testing import MemoryBackend
 from headwater.time import ManualClock
 from tests.registry.harness import START_US
@@ -76,7 +76,7 @@ def train(registry: ModelRegistry, log: Log, model: Model, ranges: Ranges, tmp: 
     """What a trainer does: read the slice, train, record the slice with the version."""
     training, batch = training_slice(log, ranges)
     train_on(model, batch, from_scratch=parent is None)
-    directory = tmp / f"{name}-{len(registry.versions(name)) if registry.models() else 0}"
+    directory = tmp / f"{name}-{len(list(tmp.glob(f'{name}-*')))}"
     model.save(directory)
     return registry.register(name, directory, lineage=Lineage(
         parent=parent, training=training, hyperparameters=flatten_params(model.params()),
@@ -254,3 +254,30 @@ def test_the_reproduce_command(tmp_path: Path) -> None:
     assert as_json["verdict"] == "mismatch"
     assert {c["name"] for c in as_json["checks"] if not c["ok"]} >= {"examples_sha256"}
     assert run("1", "--mode", "sometimes").exit_code == 2
+
+
+def test_a_torch_version_from_a_parent_reproduces_by_its_metrics(registry: ModelRegistry,
+                                                                 tmp_path: Path) -> None:
+    from tests.models.adapters import require
+
+    require("torch")
+    from headwater.models.torch import TorchModel
+
+    log = Log(MemoryBackend())
+    log.create_topic("numbers", Schema.of({"user": "string", "x": "float64", "n": "int64",
+                                           "label": "float64", "ts": "timestamp"},
+                                          key="user", event_time="ts"))
+    rows = []
+    for row in examples(160, 5):
+        served = msgspec.json.decode(row["features"])
+        rows.append({"user": row["entity"], "x": served["x"], "n": served["n"],
+                     "label": row["label"], "ts": row["label_time"]})
+    log.append("numbers", rows)
+    model = TorchModel(hidden=[4], lr=0.05, batch_size=16)
+    train(registry, log, model, {"numbers": {0: (0, 80)}}, tmp_path, parent=None, name="net")
+    parent = load_model(registry.checkout("net", 1))
+    train(registry, log, parent, {"numbers": {0: (80, 160)}}, tmp_path, parent=1, name="net")
+    result = reproduce(registry, log, "net", 2, tolerance=1e-9)
+    assert result.mode == "metrics"
+    assert result.verdict == "match", result.failed
+    assert "hyperparameter hidden" in {c.name for c in result.checks}

@@ -27,9 +27,10 @@ or in memory. Artifacts live on local disk or at any fsspec URL
         path = registry.checkout("churn", "champion")    # verified, read-only
 
 A version's lineage names the slice of the log it learned from: a trainer reads it with
-:func:`training_slice` (the examples and the slice to record), and :func:`reproduce`
-replays it later and says whether the same version comes out
-(``headwater models reproduce``).
+:func:`training_slice` (the examples and the slice to record), trains with
+:func:`headwater.models.train_on` and records :func:`flatten_params` of the model and
+its :func:`training_metrics`; :func:`reproduce` replays the slice later and says
+whether the same version comes out (``headwater models reproduce``).
 """
 
 from headwater.registry.artifacts import ArtifactStore, LocalArtifacts
@@ -62,6 +63,7 @@ from headwater.registry.registry import CheckedOut, ModelRegistry
 from headwater.registry.reproduce import (
     Check,
     Reproduction,
+    flatten_params,
     judge,
     reproduce,
     training_metrics,
@@ -100,6 +102,7 @@ __all__ = [
     "decode_lineage",
     "detect_code_version",
     "encode_lineage",
+    "flatten_params",
     "hash_directory",
     "judge",
     "open_artifacts",
