@@ -9,7 +9,10 @@ import pytest
 
 import headwater
 import headwater.errors
+import headwater.labels
+import headwater.learning
 import headwater.log
+import headwater.orchestrator
 import headwater.testing
 import headwater.time
 from headwater.errors import ConfigError, MissingExtraError
@@ -19,6 +22,14 @@ PUBLIC: dict[object, list[str]] = {
                 "__version__", "open_log"],
     headwater.testing: ["ManualClock", "MemoryBackend", "MemoryOnlineStore",
                         "MemoryRegistryBackend"],
+    headwater.labels: ["LATE_OUTCOMES_SCHEMA", "LATE_OUTCOMES_TOPIC", "OUTCOMES_SCHEMA",
+                       "OUTCOMES_TOPIC", "TRAINING_EXAMPLES_SCHEMA", "TRAINING_EXAMPLES_TOPIC",
+                       "LabelSource", "decode_features"],
+    headwater.learning: ["AnyOf", "Cost", "Daily", "Drift", "Every", "ExampleSlice", "Fire", "Gate",
+                         "Observation", "Performance", "Published", "RateLimited", "Strategy",
+                         "Trainer", "Trigger", "Volume",
+                         "examples_hash", "read_examples", "slice_end"],
+    headwater.orchestrator: ["Component", "Supervisor"],
 }
 
 
@@ -28,7 +39,8 @@ def test_exported_members(module: object) -> None:
 
 
 @pytest.mark.parametrize("module", [headwater, headwater.log, headwater.errors, headwater.time,
-                                    headwater.testing], ids=lambda m: m.__name__)
+                                    headwater.testing, headwater.labels, headwater.learning,
+                                    headwater.orchestrator], ids=lambda m: m.__name__)
 def test_all_names_exist_and_are_documented(module: object) -> None:
     assert module.__doc__
     for name in module.__all__:  # type: ignore[attr-defined]

@@ -11,7 +11,9 @@ server and CLI layers, not of these classes::
     ├── ValidationError              bad input at an edge (names field and reason)
     │   ├── SchemaError              an invalid schema definition
     │   ├── TimestampError           naive, unreadable or out-of-range time
-    │   └── PayloadTooLargeError     an event or batch over the size limit
+    │   ├── PayloadTooLargeError     an event or batch over the size limit
+    │   ├── BanditStateError         a bandit snapshot that cannot be restored
+    │   └── LeakageError             a label or feature visible before it could be known
     ├── LogError                     the event log
     │   ├── UnknownTopicError
     │   ├── TopicExistsError
@@ -29,6 +31,7 @@ server and CLI layers, not of these classes::
     │   │   └── UnknownAliasError    the alias points at no version
     │   ├── ArtifactMissingError     a recorded artifact is not in the artifact store
     │   └── ArtifactCorruptError     an artifact whose content hash is not the recorded one
+    ├── EvaluationError              an evaluation that cannot be made (names what and why)
     ├── ModelError                   a model adapter failed (see ``__cause__``)
     │   └── ModelArtifactError       a saved model that cannot be loaded (names file, reason)
     │       └── UntrustedArtifactError  a pickle-based model loaded without trusted=True
@@ -42,9 +45,12 @@ __all__ = [
     "ArtifactCorruptError",
     "ArtifactMissingError",
     "BackendError",
+    "BanditStateError",
     "ConfigError",
     "CorruptLogError",
+    "EvaluationError",
     "HeadwaterError",
+    "LeakageError",
     "LogError",
     "MissingExtraError",
     "ModelArtifactError",
@@ -106,6 +112,16 @@ class TimestampError(ValidationError):
 
 class PayloadTooLargeError(ValidationError):
     """An event or a batch over the configured size limit."""
+
+
+class BanditStateError(ValidationError):
+    """A bandit or contextual-policy snapshot that cannot be restored (names the field)."""
+
+
+class LeakageError(ValidationError):
+    """Training or test data that shows a model something it could not have known then:
+    a label before its prediction time or before the test period, a feature value from
+    after the prediction. ``field`` names the column and row."""
 
 
 class LogError(HeadwaterError):
@@ -227,6 +243,11 @@ class ArtifactCorruptError(RegistryError):
         super().__init__(message)
         self.expected = expected
         self.actual = actual
+
+
+class EvaluationError(HeadwaterError):
+    """An evaluation that cannot be made: no examples in a period, an arm with no label,
+    a ramp with nothing to promote (:mod:`headwater.evaluation`)."""
 
 
 class ModelError(HeadwaterError):

@@ -1,17 +1,22 @@
-"""``headwater demo``: Elec2 through the embedded log, with every check passing."""
+"""``headwater demo``: the continual-learning loop with its report; ``headwater demo log``:
+Elec2 through the embedded log, with every check passing."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import msgspec
 
 from headwater.cli.demo import Figures
+from headwater.demos.elec2 import STRATEGIES
 from tests.cli.helpers import Cli
 
 ALL_PASS = {"exactly_once": True, "no_dead_letters": True, "no_lag": True, "seek": True}
 
 
 def _figures(cli: Cli, *args: str) -> Figures:
-    result = cli.ok("demo", "--dir", str(cli.root / "demo"), "--json", *args)
+    result = cli.ok("demo", "log", "--dir", str(cli.root / "demo"), "--json", *args)
     return msgspec.json.decode(result.stdout, type=Figures)
 
 
@@ -39,7 +44,7 @@ def test_demo_keep_is_idempotent_and_fresh_starts_over(cli: Cli) -> None:
 
 
 def test_demo_table(cli: Cli) -> None:
-    result = cli.ok("demo", "--dir", str(cli.root / "demo"), "--limit", "300")
+    result = cli.ok("demo", "log", "--dir", str(cli.root / "demo"), "--limit", "300")
     assert "exactly once" in result.stdout
     assert "✓" in result.stdout
     assert "✗" not in result.stdout
@@ -49,6 +54,23 @@ def test_demo_refuses_a_directory_it_did_not_make(cli: Cli) -> None:
     other = cli.root / "mine"
     other.mkdir()
     (other / "notes.txt").write_text("keep me")
-    result = cli.fails(2, "demo", "--dir", str(other), "--limit", "10")
+    result = cli.fails(2, "demo", "log", "--dir", str(other), "--limit", "10")
     assert "not made by headwater demo" in result.stderr
     assert (other / "notes.txt").read_text() == "keep me"
+
+
+def test_headwater_demo_runs_the_loop_and_writes_the_report(cli: Cli) -> None:
+    result = cli.ok("demo", "--dir", str(cli.root / "demo"), "--rows", "700", "--json")
+    figures = json.loads(result.stdout)
+    assert figures["rows"] == 700
+    assert set(figures["strategies"]) == set(STRATEGIES)
+    assert Path(figures["report"]).exists()
+    again = cli.ok("demo", "--dir", str(cli.root / "demo"), "--rows", "400")
+    assert "continual" in again.stdout
+
+
+def test_headwater_demo_ctr_writes_its_report(cli: Cli) -> None:
+    result = cli.ok("demo", "ctr", "--dir", str(cli.root / "demo"), "--sessions", "60",
+                    "--users", "10")
+    assert "Cold start" in result.stdout
+    assert (cli.root / "demo" / "ctr.html").exists()

@@ -109,3 +109,11 @@ def test_derived_features_agree_online_and_offline(tmp_path: Path) -> None:
     assert served[2]["spend"] is None
     with pytest.raises(ValidationError, match=r"entities\.user"):
         reader.read({}, 5)
+
+
+def test_a_filter_with_an_unknown_operator_is_refused_when_defined() -> None:
+    from headwater.errors import ValidationError as _ValidationError
+    from headwater.features import Filter
+
+    with pytest.raises(_ValidationError, match=r"filter\.topic\.op"):
+        Filter("topic", "eq", 1)  # type: ignore[arg-type]

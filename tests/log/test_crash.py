@@ -257,3 +257,19 @@ def test_a_reader_process_sees_only_whole_batches_while_a_writer_appends(tmp_pat
             time.sleep(0.001)
     assert writer.wait(timeout=60) == 0
     assert seen == [(k, i) for k in range(300) for i in range(1 + k % 17)]
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc (Linux)")
+def test_a_reader_following_a_busy_tail_keeps_few_maps_of_the_segment(tmp_path: Path) -> None:
+    log = Log(EmbeddedBackend(tmp_path / "log", fsync="never"))
+    log.create_topic("t", Schema.of({"k": "string", "ts": "timestamp"}, key="k",
+                                    event_time="ts"))
+    kept = []  # batches still referenced, as a feature task's history buffer holds them
+    for i in range(2_000):
+        log.append("t", pa.record_batch({"k": ["a"], "ts": pa.array([i], pa.int64()).cast(
+            pa.timestamp("us", tz="UTC"))}))
+        kept.append(log.read("t", 0, i).batch)
+    maps = [line for line in Path("/proc/self/maps").read_text().splitlines()
+            if line.endswith(".seg") and str(tmp_path) in line]
+    assert len(maps) <= 20  # about log2 of the segment's size, not one per read
+    assert sum(b.num_rows for b in kept) == 2_000

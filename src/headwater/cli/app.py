@@ -9,15 +9,20 @@ from typer.core import TyperGroup
 
 from headwater.cli import (
     consume,
-    demo,
+    demos,
     features,
+    labels,
     models,
     produce,
     replay,
+    report,
+    run,
     serve,
     tail,
     topics,
+    train,
 )
+from headwater.cli import eval as evaluation
 from headwater.cli.common import EXIT_FAILURE, CliState, exit_code, print_error
 from headwater.config import Settings
 from headwater.errors import HeadwaterError
@@ -64,12 +69,17 @@ def _root(
 app.add_typer(topics.app, name="topics")
 app.add_typer(models.app, name="models")
 app.add_typer(features.app, name="features")
+app.add_typer(evaluation.app, name="eval")
 app.command("produce")(produce.produce)
 app.command("consume")(consume.consume)
 app.command("tail")(tail.tail)
 app.command("replay")(replay.replay)
-app.command("demo")(demo.demo)
+app.add_typer(demos.app, name="demo")
 app.command("serve")(serve.serve)
+app.add_typer(labels.app, name="labels")
+app.command("train")(train.train)
+app.command("run")(run.run)
+app.command("report")(report.report)
 
 
 def main() -> None:

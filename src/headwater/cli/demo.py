@@ -36,7 +36,7 @@ from headwater.errors import ConfigError, LogError
 from headwater.log import Log, Schema, open_log
 from headwater.time import format_micros
 
-__all__ = ["Figures", "SeekFigures", "demo", "elec2_events"]
+__all__ = ["Figures", "SeekFigures", "demo", "elec2_events", "workspace"]
 
 TOPIC: Final = "elec2"
 REGION: Final = "NSW"
@@ -61,7 +61,7 @@ def demo(
 ) -> None:
     """Run the Elec2 stream through the embedded log and show the figures."""
     state = state_of(ctx)
-    log_dir = _workspace(directory or Path(state.settings.home) / "demo", fresh=fresh)
+    log_dir = workspace(directory or Path(state.settings.home) / "demo", fresh=fresh)
     figures = _log_round_trip(state, log_dir, elec2_events(limit), partitions=partitions,
                               batch_size=batch_size)
     if as_json:
@@ -79,7 +79,7 @@ def elec2_events(limit: int | None = None) -> pa.Table:
     return table.add_column(2, pa.field("region", pa.string(), nullable=False), region)
 
 
-def _workspace(directory: Path, *, fresh: bool) -> Path:
+def workspace(directory: Path, *, fresh: bool) -> Path:
     """The demo's log directory; with ``fresh``, emptied first (only if the demo made it)."""
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"--dir {directory}: not a directory")

@@ -132,6 +132,12 @@ class Filter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     op: FilterOp
     value: float | int | str | bool | tuple[float | int | str, ...] | None = None
 
+    def __post_init__(self) -> None:
+        if self.op not in (*_OPS, "in", "not_null"):
+            raise ValidationError(f"filter.{self.column}.op",
+                                  f"unknown operator {self.op!r}; use one of "
+                                  f"{', '.join((*_OPS, 'in', 'not_null'))}")
+
     def mask(self, batch: pa.RecordBatch | pa.Table) -> npt.NDArray[np.bool_]:
         """The events of ``batch`` that pass, as a boolean array (null never passes)."""
         if self.column not in batch.schema.names:

@@ -15,6 +15,7 @@ from headwater.labels.schema import (
     TRAINING_EXAMPLES_TOPIC,
     LabelSource,
 )
+from headwater.labels.served import decode_features
 
 __all__ = [
     "LATE_OUTCOMES_SCHEMA",
@@ -24,4 +25,5 @@ __all__ = [
     "TRAINING_EXAMPLES_SCHEMA",
     "TRAINING_EXAMPLES_TOPIC",
     "LabelSource",
+    "decode_features",
 ]

@@ -291,9 +291,29 @@ class Partition:
     def _load_frame(self, i: int) -> pa.RecordBatch:
         base, position = self._frame_segment[i], self._frame_position[i]
         end = position + self._frame_bytes[i]
-        data = self._buffer(base, end)
-        message = data.slice(position + FRAME_HEADER_SIZE, end - position - FRAME_HEADER_SIZE)
+        start, length = position + FRAME_HEADER_SIZE, end - position - FRAME_HEADER_SIZE
+        mapped = self._maps.get(base)
+        if (mapped is not None and mapped.size < end and base == self._last
+                and end < 2 * mapped.size):
+            # The segment being written grew past its map. A new map per growth would pin
+            # one mapping of the whole segment per batch still referenced (a consumer
+            # following a busy tail reads after almost every append), so the segment is
+            # mapped again only once it has doubled, and a frame past the map in between
+            # is copied: at most log2(size) maps per segment; replays stay zero-copy.
+            return pa.ipc.read_record_batch(pa.py_buffer(self._pread(base, start, length)),
+                                            self._stored)
+        message = self._buffer(base, end).slice(start, length)
         return pa.ipc.read_record_batch(message, self._stored)
+
+    def _pread(self, base: int, position: int, length: int) -> bytes:
+        fd = os.open(self._seg_path(base), os.O_RDONLY)
+        try:
+            data = os.pread(fd, length, position)
+        finally:
+            os.close(fd)
+        if len(data) != length:
+            raise CorruptLogError(f"{self.path}: segment {base} ends inside a frame")
+        return data
 
     def read(self, offset: int, max_events: int) -> pa.RecordBatch:
         with self._lock:

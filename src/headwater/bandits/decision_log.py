@@ -1,0 +1,177 @@
+"""Decision logging: every contextual decision is an event on the ``decisions`` topic.
+
+An event holds the request id, the entity, the context the policy saw (JSON in the
+binary ``context`` column: an object for a named context, an array for a vector), the
+actions it could choose from (a JSON array), the action chosen, its propensity, the
+policy's name and the time. With the rewards that come later (joined by request id),
+these events are what off-policy estimates (:mod:`headwater.bandits.offpolicy`) read.
+
+Logging is off the hot path, as for predictions
+(:class:`~headwater.serving.prediction_log.PredictionLog`): :meth:`DecisionLog.record`
+appends a tuple to a bounded queue and returns; a background thread appends the queue
+to the log as one Arrow batch every ``flush_ms`` or once ``batch_events`` wait. A full
+queue drops the event and counts it (``dropped``); a failed append counts its events
+(``failed``); :meth:`DecisionLog.close` flushes what is left. :func:`read_decisions`
+reads the topic back as columns.
+
+>>> from headwater.log import Log
+>>> from headwater.testing import ManualClock, MemoryBackend
+>>> from headwater.bandits.decision import Decision
+>>> log = Log(MemoryBackend(clock=ManualClock(0)))
+>>> with DecisionLog(log) as decisions:
+...     decisions.record("r-1", "user-1", {"hour": 3.0},
+...                      Decision("up", 0.9, "linucb", ("down", "up"), (0.1, 0.9)), ts=0)
+>>> read_decisions(log).column("propensity").to_pylist()
+[0.9]
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Mapping
+from typing import Any, Final
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+
+from headwater.bandits.decision import Context, Decision
+from headwater.errors import TopicExistsError, UnknownTopicError
+from headwater.log import Log, Schema
+
+__all__ = ["DECISIONS_SCHEMA", "DECISIONS_TOPIC", "DecisionLog", "ensure_topic",
+           "read_decisions"]
+
+#: The default topic of decision events.
+DECISIONS_TOPIC: Final = "decisions"
+#: One event per decision.
+DECISIONS_SCHEMA: Final = Schema.of(
+    {"request_id": "string", "entity": "string", "context": "binary", "actions": "binary",
+     "action": "string", "propensity": "float64", "policy": "string", "ts": "timestamp"},
+    key="entity", event_time="ts")
+
+_ENCODE: Final = msgspec.json.Encoder().encode
+_Event = tuple[str, str, Context, tuple[str, ...], str, float, str, int]
+
+
+def _jsonable(context: Context) -> Any:
+    if isinstance(context, Mapping):
+        return {str(k): float(v) for k, v in context.items()}
+    return np.asarray(context, dtype=np.float64).tolist()
+
+
+def ensure_topic(log: Log, topic: str = DECISIONS_TOPIC, *, partitions: int = 1) -> None:
+    """Create the decisions topic if it is missing (an existing one must match)."""
+    try:
+        info = log.topic(topic)
+    except UnknownTopicError:
+        log.create_topic(topic, DECISIONS_SCHEMA, partitions=partitions)
+        return
+    if info.schema != DECISIONS_SCHEMA:
+        raise TopicExistsError(f"topic {topic!r} exists with another schema than the "
+                               "decisions schema")
+
+
+def read_decisions(log: Log, topic: str = DECISIONS_TOPIC) -> pa.Table:
+    """Every decision on ``topic``, partition after partition, as one table."""
+    batches = [fetched.batch for fetched in log.replay(topic)]
+    if not batches:
+        return DECISIONS_SCHEMA.arrow_schema().empty_table()
+    return pa.Table.from_batches(batches).select(list(DECISIONS_SCHEMA.arrow_schema().names))
+
+
+class DecisionLog:
+    """Appends decision events to ``topic`` in batches from a background thread."""
+
+    def __init__(self, log: Log, topic: str = DECISIONS_TOPIC, *, capacity: int = 100_000,
+                 batch_events: int = 1_000, flush_ms: float = 50.0) -> None:
+        ensure_topic(log, topic)
+        self.log = log
+        self.topic = topic
+        self.capacity = capacity
+        self.batch_events = batch_events
+        self.flush_s = flush_ms / 1000.0
+        self.dropped = 0
+        self.failed = 0
+        self.logged = 0
+        self._queue: deque[_Event] = deque()
+        self._wake = threading.Event()
+        self._closed = False
+        self._flush_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="headwater-decision-log",
+                                        daemon=True)
+        self._thread.start()
+
+    def record(self, request_id: str, entity: str, context: Context, decision: Decision,
+               ts: int) -> None:
+        """Queue one decision; never blocks. ``context`` must not change afterwards."""
+        queue = self._queue
+        if len(queue) >= self.capacity or self._closed:
+            self.dropped += 1
+            return
+        queue.append((request_id, entity, context, decision.actions, decision.action,
+                      decision.propensity, decision.policy, ts))
+        if len(queue) == self.batch_events:
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        """Decisions queued and not yet appended."""
+        return len(self._queue)
+
+    def flush(self) -> int:
+        """Append every queued decision now (from any thread); the number appended."""
+        total = 0
+        with self._flush_lock:
+            while self._queue:
+                events: list[_Event] = []
+                pop = self._queue.popleft
+                try:
+                    for _ in range(max(self.batch_events, 1)):
+                        events.append(pop())
+                except IndexError:
+                    pass
+                total += self._append(events)
+        return total
+
+    def _append(self, events: list[_Event]) -> int:
+        try:
+            columns = list(zip(*events, strict=True))
+            batch = pa.record_batch([
+                pa.array(columns[0], pa.string()),
+                pa.array(columns[1], pa.string()),
+                pa.array([_ENCODE(_jsonable(c)) for c in columns[2]], pa.binary()),
+                pa.array([_ENCODE(list(a)) for a in columns[3]], pa.binary()),
+                pa.array(columns[4], pa.string()),
+                pa.array(columns[5], pa.float64()),
+                pa.array(columns[6], pa.string()),
+                pa.array(columns[7], pa.timestamp("us", tz="UTC")),
+            ], schema=DECISIONS_SCHEMA.arrow_schema())
+            self.log.append(self.topic, batch)
+        except Exception:  # the log is away, or an event would not encode: count the loss
+            self.failed += len(events)
+            return 0
+        self.logged += len(events)
+        return len(events)
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.flush_s)
+            self._wake.clear()
+            self.flush()
+
+    def close(self) -> None:
+        """Stop the thread after flushing what is queued."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        self._thread.join()
+        self.flush()
+
+    def __enter__(self) -> DecisionLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,274 @@
+"""``headwater eval``: backtest, prequential, shadow, A/B and canary reports from the log.
+
+Each command reads labelled traffic — the ``training_examples`` topic by default
+(``--topic``): each logged prediction joined with its label — evaluates it with
+:mod:`headwater.evaluation`, prints the report in the terminal and, with
+``--html PATH``, writes it as one self-contained HTML file. ``--since`` and
+``--until`` keep the rows predicted in ``[since, until)``.
+
+- ``backtest MODEL``: walk-forward folds (``--train``, ``--test``, ``--step``), a fresh
+  copy of the model's hyper-parameters per fold; ``--feature-set`` recomputes the
+  features as known at each prediction time from the log instead of reading them as
+  served.
+- ``prequential MODEL``: test-then-train a version (``--version``, default
+  ``champion``) over the served examples, each label learnt when it became known;
+  the registry is not changed.
+- ``shadow``: the challenger's shadow rows against the served answers.
+- ``ab``: the arms of a split, with the mixture SPRT.
+- ``canary``: the ramp replayed over logged windows (``--window``); a dry run.
+- ``bandit``: routing bandits simulated against A/B tests, or logged decisions replayed
+  (:mod:`headwater.cli.bandits`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+import numpy as np
+import pyarrow as pa
+import typer
+
+from headwater.cli import bandits
+from headwater.cli.common import out, state_of, status
+from headwater.errors import EvaluationError, ValidationError
+from headwater.evaluation import (
+    CanaryRamp,
+    Examples,
+    Guardrails,
+    ab_test,
+    backtest,
+    pair,
+    prequential,
+    replay_canary,
+    shadow_compare,
+    walk_forward,
+)
+from headwater.evaluation.examples import int64_column
+from headwater.labels import TRAINING_EXAMPLES_TOPIC
+from headwater.models import Model, load_model
+from headwater.registry import open_registry
+from headwater.registry.names import check_model_name, parse_ref
+from headwater.reports import Report, render
+from headwater.time import parse_duration, parse_timestamp
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Evaluate models on logged, labelled traffic; write reports.",
+                  no_args_is_help=True)
+
+_SPLIT_METRICS: Final = "accuracy,log_loss,roc_auc"
+
+TopicOpt = Annotated[str, typer.Option("--topic", help="The topic of training examples.")]
+HtmlOpt = Annotated[Path | None, typer.Option(
+    "--html", metavar="PATH", help="Also write the report as a self-contained HTML file.")]
+SinceOpt = Annotated[str | None, typer.Option(
+    "--since", metavar="TIME", help="Only rows predicted at or after TIME (ISO 8601).")]
+UntilOpt = Annotated[str | None, typer.Option(
+    "--until", metavar="TIME", help="Only rows predicted before TIME (ISO 8601).")]
+MetricsOpt = Annotated[str, typer.Option("--metrics", help="Comma-separated metric names.")]
+ModelArg = Annotated[str, typer.Argument(help="The model's name.", show_default=False)]
+RegistryOpt = Annotated[str | None, typer.Option(
+    "--registry", metavar="LOCATION", help="The model store. Default: <home>/registry.")]
+
+
+def _names(text: str, option: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise ValidationError(option, f"expected comma-separated names, got {text!r}")
+    return names
+
+
+def _rows(ctx: typer.Context, topic: str, since: str | None, until: str | None) -> pa.Table:
+    """Every row of ``topic`` predicted in [since, until), in log order."""
+    with state_of(ctx).open_log() as log:
+        schema = log.topic(topic).schema.stored_schema()
+        table = pa.Table.from_batches([f.batch for f in log.replay(topic)], schema=schema)
+    if not table.num_rows:
+        raise EvaluationError(f"topic {topic!r} is empty")
+    if "prediction_time" in table.column_names and (since or until):
+        times = int64_column(table, "prediction_time")
+        keep = np.ones(len(times), bool)
+        if since:
+            keep &= times >= parse_timestamp(since, field="--since")
+        if until:
+            keep &= times < parse_timestamp(until, field="--until")
+        table = table.filter(pa.array(keep))
+        if not table.num_rows:
+            raise EvaluationError(f"no row of {topic!r} was predicted in the chosen period")
+    return table
+
+
+def _served(table: pa.Table) -> pa.Table:
+    return table.filter(pa.array(np.asarray(table.column("served"), bool)))
+
+
+def _finish(report: Report, html: Path | None) -> None:
+    render(report, out())
+    if html is not None:
+        report.write(html)
+        status().print(f"report written to {html}")
+
+
+def _load(ctx: typer.Context, registry: str | None, name: str, ref: str) -> tuple[Model, str]:
+    with open_registry(registry, settings=state_of(ctx).settings) as store:
+        checked = store.open(check_model_name(name, field="MODEL"),
+                             parse_ref(ref, field="--version"))
+        return load_model(checked.path), f"{name} v{checked.version.version}"
+
+
+@app.command("backtest")
+def backtest_(
+    ctx: typer.Context, model: ModelArg,
+    train: Annotated[str, typer.Option(help="Length of each training period (e.g. 7d).")],
+    test: Annotated[str, typer.Option(help="Length of each test period (e.g. 1d).")],
+    step: Annotated[str | None, typer.Option(help="Between folds (default: --test).")] = None,
+    expanding: Annotated[bool, typer.Option(help="Train from the start every time.")] = False,
+    update: Annotated[bool, typer.Option(help="Keep learning in the test period.")] = False,
+    version: Annotated[str, typer.Option(
+        help="The version whose hyper-parameters each fold uses.")] = "champion",
+    feature_set: Annotated[str | None, typer.Option(
+        "--feature-set", help="Recompute this feature set's features as known at each "
+        "prediction time (from --project) instead of reading them as served.")] = None,
+    project: Annotated[str | None, typer.Option("--project", metavar="FILE",
+                                                help="The module of definitions.")] = None,
+    metrics: MetricsOpt = _SPLIT_METRICS, topic: TopicOpt = TRAINING_EXAMPLES_TOPIC,
+    registry: RegistryOpt = None, since: SinceOpt = None, until: UntilOpt = None,
+    html: HtmlOpt = None,
+) -> None:
+    """Walk-forward backtest: train on each period, test on the next."""
+    loaded, label = _load(ctx, registry, model, version)
+    rows = _served(_rows(ctx, topic, since, until))
+    examples = Examples.from_training_examples(rows)
+    if feature_set is not None:
+        examples = _point_in_time(ctx, rows, examples, feature_set, project)
+    start = int(examples.prediction_time.min())
+    end = int(examples.prediction_time.max()) + 1
+    folds = walk_forward(start, end, train=parse_duration(train, field="--train"),
+                         test=parse_duration(test, field="--test"),
+                         step=None if step is None else parse_duration(step, field="--step"),
+                         expanding=expanding)
+    result = backtest(loaded.clone, examples, folds, metrics=_names(metrics, "--metrics"),
+                      update=update)
+    _finish(result.report(Report(f"Backtest of {label}"), model=label), html)
+
+
+def _point_in_time(ctx: typer.Context, rows: pa.Table, examples: Examples, name: str,
+                   project: str | None) -> Examples:
+    from headwater.features.definitions import DerivedFeature, Feature
+    from headwater.features.pointintime import with_derived
+    from headwater.features.project import load_project
+    from headwater.features.timetravel import values_at_times
+
+    state = state_of(ctx)
+    features = load_project(project or state.settings.project).feature_set(name).features
+    with state.open_log() as log:
+        frame = values_at_times(log, [f for f in features if isinstance(f, Feature)],
+                                rows.column("entity").to_pylist(),
+                                examples.prediction_time.tolist(), mode="known_at")
+    frame = with_derived([f for f in features if isinstance(f, DerivedFeature)], frame)
+    columns: dict[str, Any] = {
+        n: np.asarray(frame.column(n).cast(pa.float64()).fill_null(0.0), np.float64)
+        for n in frame.column_names}
+    return Examples(columns, examples.y, prediction_time=examples.prediction_time,
+                    label_time=examples.label_time)
+
+
+@app.command("prequential")
+def prequential_(
+    ctx: typer.Context, model: ModelArg,
+    version: Annotated[str, typer.Option(help="The version: a number or an alias.")] = "champion",
+    window: Annotated[int, typer.Option(help="Examples in the windowed metrics.")] = 1_000,
+    learn_every: Annotated[str | None, typer.Option(
+        help="Learn in micro-batches: each label at the next multiple of this duration "
+        "(e.g. 1h) after it is known.")] = None,
+    metrics: MetricsOpt = "accuracy,log_loss,roc_auc,kappa_t",
+    topic: TopicOpt = TRAINING_EXAMPLES_TOPIC, registry: RegistryOpt = None,
+    since: SinceOpt = None, until: UntilOpt = None, html: HtmlOpt = None,
+) -> None:
+    """Test-then-train a version over the served examples, labels learnt when known."""
+    loaded, label = _load(ctx, registry, model, version)
+    examples = Examples.from_training_examples(_served(_rows(ctx, topic, since, until)))
+    tick = None if learn_every is None else parse_duration(learn_every, field="--learn-every")
+    result = prequential(loaded, examples, metrics=_names(metrics, "--metrics"), window=window,
+                         learn_every=tick)
+    _finish(result.report(Report(f"Prequential evaluation of {label}"), model=label), html)
+
+
+@app.command("shadow")
+def shadow(
+    ctx: typer.Context,
+    challenger: Annotated[str | None, typer.Option(
+        help="The shadow arm (needed when there are several).")] = None,
+    method: Annotated[str, typer.Option(help="Intervals: bootstrap or normal.")] = "bootstrap",
+    confidence: Annotated[float, typer.Option(help="Of the intervals.")] = 0.95,
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1_000,
+    metrics: MetricsOpt = _SPLIT_METRICS, topic: TopicOpt = TRAINING_EXAMPLES_TOPIC,
+    since: SinceOpt = None, until: UntilOpt = None, html: HtmlOpt = None,
+) -> None:
+    """Compare a shadow arm with the served answers of the same requests."""
+    if method not in ("bootstrap", "normal"):
+        raise ValidationError("--method", f"expected bootstrap or normal, got {method!r}")
+    paired = pair(_rows(ctx, topic, since, until), challenger=challenger)
+    result = shadow_compare(paired, metrics=_names(metrics, "--metrics"),
+                            method="normal" if method == "normal" else "bootstrap",
+                            confidence=confidence, resamples=resamples)
+    _finish(result.report(), html)
+
+
+@app.command("ab")
+def ab(
+    ctx: typer.Context,
+    control: Annotated[str, typer.Option(help="The control arm.")] = "champion",
+    treatment: Annotated[str, typer.Option(help="The treatment arm.")] = "challenger",
+    outcome: Annotated[str, typer.Option(
+        help="What to compare: label (its mean), accuracy, log_loss or mae.")] = "label",
+    alpha: Annotated[float, typer.Option(help="The test's level.")] = 0.05,
+    tau: Annotated[float, typer.Option(
+        help="The effect size worth finding, in the outcome's units.")] = 0.05,
+    max_samples: Annotated[int | None, typer.Option(
+        help="Stop with 'no difference' at this many requests per arm.")] = None,
+    metrics: MetricsOpt = _SPLIT_METRICS, topic: TopicOpt = TRAINING_EXAMPLES_TOPIC,
+    since: SinceOpt = None, until: UntilOpt = None, html: HtmlOpt = None,
+) -> None:
+    """Compare the arms of an A/B split with a sequential test safe to peek at."""
+    result = ab_test(_rows(ctx, topic, since, until), control=control, treatment=treatment,
+                     outcome=outcome, alpha=alpha, tau=tau, max_samples=max_samples,
+                     metrics=_names(metrics, "--metrics"))
+    _finish(result.report(), html)
+
+
+@app.command("canary")
+def canary(
+    ctx: typer.Context,
+    window: Annotated[str, typer.Option(help="The length of each window (e.g. 1h).")] = "1h",
+    steps: Annotated[str, typer.Option(help="The ramp, in percent.")] = "1,5,25,100",
+    canary_arm: Annotated[str, typer.Option("--canary", help="The canary arm.")] = "challenger",
+    stable: Annotated[str, typer.Option(help="The stable arm.")] = "champion",
+    max_error_rate: Annotated[float, typer.Option(help="Guardrail.")] = 0.01,
+    max_p99_ratio: Annotated[float, typer.Option(help="Guardrail, against the champion.")] = 1.5,
+    metric: Annotated[str, typer.Option(help="The metric guardrail ('none': off).")] = "log_loss",
+    max_metric_loss: Annotated[float, typer.Option(help="Guardrail.")] = 0.02,
+    max_psi: Annotated[float, typer.Option(help="Guardrail on the score distribution.")] = 0.2,
+    min_requests: Annotated[int, typer.Option(help="Canary requests before a step.")] = 200,
+    min_labels: Annotated[int, typer.Option(help="Labels per arm for the metric.")] = 100,
+    topic: TopicOpt = TRAINING_EXAMPLES_TOPIC, since: SinceOpt = None, until: UntilOpt = None,
+    html: HtmlOpt = None,
+) -> None:
+    """Replay logged windows of a canary through the ramp and its guardrails (dry run)."""
+    try:
+        ladder = [float(s) for s in _names(steps, "--steps")]
+    except ValueError:
+        raise ValidationError("--steps", f"expected percentages, got {steps!r}") from None
+    guardrails = Guardrails(max_error_rate=max_error_rate, max_p99_ratio=max_p99_ratio,
+                            metric=None if metric == "none" else metric,
+                            max_metric_loss=max_metric_loss, max_psi=max_psi,
+                            min_requests=min_requests, min_labels=min_labels)
+    result = replay_canary(_rows(ctx, topic, since, until),
+                           window_us=parse_duration(window, field="--window"),
+                           ramp=CanaryRamp(ladder, guardrails), canary=canary_arm,
+                           champion=stable)
+    _finish(result.report(), html)
+
+
+app.command("bandit")(bandits.bandit)

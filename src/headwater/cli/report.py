@@ -1,0 +1,79 @@
+"""``headwater report``: how each way of training a model did, and what it cost.
+
+Quality comes from the training-examples topic: each routing arm's logged predictions
+joined with their labels (prequential: every prediction was made before its label was
+known). Compute comes from the model store: every version's lineage records the rows
+its trainer learnt and the CPU and wall seconds spent, summed per trainer. Together
+they answer whether continual learning costs less for the quality it gives.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import typer
+
+from headwater.cli.common import out, state_of, status
+from headwater.demos.scorecard import score_strategies
+from headwater.labels import TRAINING_EXAMPLES_TOPIC
+from headwater.learning import Cost
+from headwater.registry import ModelRegistry, open_registry
+from headwater.reports import Cell, Report, render
+from headwater.time import parse_timestamp
+
+__all__ = ["costs_by_trainer", "report"]
+
+
+def costs_by_trainer(registry: ModelRegistry, model: str) -> dict[str, tuple[int, int, Cost]]:
+    """Per trainer: versions made, versions rejected, and the summed cost."""
+    out: dict[str, tuple[int, int, Cost]] = {}
+    for v in registry.versions(model):
+        made, rejected, cost = out.get(v.lineage.created_by.trainer, (0, 0, Cost()))
+        m = v.lineage.metrics
+        cost.add(Cost(int(m.get("rows", 0)), m.get("cpu_s", 0.0), m.get("wall_s", 0.0)))
+        out[v.lineage.created_by.trainer] = (made + 1, rejected + (v.status == "rejected"),
+                                             cost)
+    return out
+
+
+def report(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option("--model", help="The model's name in the store.",
+                                       show_default=False)],
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Judge predictions made from this time (ISO 8601).")] = None,
+    topic: Annotated[str, typer.Option(help="The training-examples topic.")
+    ] = TRAINING_EXAMPLES_TOPIC,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write an HTML report.")
+    ] = None,
+) -> None:
+    """Compare the arms of MODEL on quality and its trainers on compute."""
+    state = state_of(ctx)
+    start = parse_timestamp(since, field="--since") if since else -(1 << 62)
+    with state.open_log() as log, open_registry(settings=state.settings) as registry:
+        rows = pa.Table.from_batches([f.batch for f in log.replay(topic)],
+                                     schema=log.topic(topic).schema.stored_schema())
+        arms = sorted(set(pc.unique(rows.column("arm")).to_pylist()))
+        scores = score_strategies(log, registry, model, arms, {}, start=start, topic=topic)
+        costs = costs_by_trainer(registry, model)
+    doc = Report(f"{model}: quality and cost")
+    doc.section("Quality per arm (prequential, from the logged predictions)")
+    quality: list[list[Cell]] = [
+        [s.name, s.examples, round(s.accuracy, 4), round(s.auc, 4), round(s.log_loss, 4),
+         round(s.kappa_temporal, 4)] for s in scores.strategies]
+    quality.append(["no change", scores.strategies[0].examples if scores.strategies else 0,
+                    round(scores.no_change_accuracy, 4), round(scores.no_change_auc, 4),
+                    None, 0.0])
+    doc.table(["arm", "predictions", "accuracy", "ROC AUC", "log loss", "kappa temporal"],
+              quality)
+    doc.section("Compute per trainer (from the versions' lineage)")
+    doc.table(["trainer", "versions", "rejected", "rows learnt", "CPU s", "wall s"],
+              [[name, made, rejected, cost.rows, round(cost.cpu_s, 3), round(cost.wall_s, 3)]
+               for name, (made, rejected, cost) in sorted(costs.items())])
+    render(doc, out())
+    if html is not None:
+        doc.write(html)
+        status().print(f"report written to {html}")

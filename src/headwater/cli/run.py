@@ -1,0 +1,91 @@
+"""``headwater run``: the whole loop as supervised processes.
+
+It starts four components, each a ``headwater`` command in its own process, and
+restarts any that stops (:class:`~headwater.orchestrator.Supervisor`):
+
+- ``features``: ``headwater features run`` (the feature engine);
+- ``server``: ``headwater serve`` (the prediction service, logging predictions);
+- ``labels``: ``headwater labels run`` (outcomes joined to predictions);
+- ``trainer``: ``headwater train`` (by default a continual trainer).
+
+Each writes its output to ``<home>/run/<name>.log``. Training never blocks serving:
+the server hot-swaps a version when the trainer moves the alias.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from headwater.cli.common import out, state_of, status
+from headwater.orchestrator import Component, Supervisor
+
+__all__ = ["components", "run"]
+
+
+def components(model: str, *, project: str | None, feature_set: str | None, host: str,
+               port: int, window: str, timeout_label: str, strategy: str, every: str | None,
+               volume: int | None, drift: str | None) -> list[Component]:
+    """The four components' command lines."""
+    base = (sys.executable, "-m", "headwater")
+    project_args = ("--project", project) if project else ()
+    fs_args = ("--feature-set", feature_set) if feature_set else ()
+    trigger: tuple[str, ...] = ()
+    if every:
+        trigger += ("--every", every)
+    if volume:
+        trigger += ("--volume", str(volume))
+    if drift:
+        trigger += ("--drift", drift)
+    return [
+        Component("features", (*base, "features", "run", *project_args)),
+        Component("server", (*base, "serve", "--model", model, "--host", host, "--port",
+                             str(port), *project_args, *fs_args)),
+        Component("labels", (*base, "labels", "run", "--window", window, "--timeout-label",
+                             timeout_label)),
+        Component("trainer", (*base, "train", "--model", model, "--strategy", strategy,
+                              *trigger)),
+    ]
+
+
+def run(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option("--model", help="The model to serve and train.",
+                                       show_default=False)],
+    project: Annotated[str | None, typer.Option(
+        "--project", metavar="FILE", help="The module of definitions.")] = None,
+    feature_set: Annotated[str | None, typer.Option(
+        "--feature-set", help="The feature set the model reads.")] = None,
+    host: Annotated[str, typer.Option(help="The address the server binds.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="The server's port.")] = 8000,
+    window: Annotated[str, typer.Option(help="The label window (e.g. 10m).")] = "10m",
+    timeout_label: Annotated[str, typer.Option(
+        "--timeout-label", help="The label of no outcome in the window ('none': none).")
+    ] = "0",
+    strategy: Annotated[str, typer.Option(help="The trainer's strategy.")] = "continual",
+    every: Annotated[str | None, typer.Option(help="Publish every interval.")] = "1h",
+    volume: Annotated[int | None, typer.Option(help="… or every N examples.")] = None,
+    drift: Annotated[str | None, typer.Option(help="… or on drift (adwin, …).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the commands only.")
+    ] = False,
+) -> None:
+    """Run the feature engine, the server, the label joiner and a trainer, supervised."""
+    state = state_of(ctx)
+    parts = components(model, project=project, feature_set=feature_set, host=host, port=port,
+                       window=window, timeout_label=timeout_label, strategy=strategy,
+                       every=every, volume=volume, drift=drift)
+    env = {"HEADWATER_LOG_URL": state.location}
+    parts = [Component(c.name, c.argv, env) for c in parts]
+    if dry_run:
+        for c in parts:
+            out().print(f"{c.name}: {' '.join(c.argv)}", markup=False, soft_wrap=True)
+        return
+    logs = Path(state.settings.home) / "run"
+    supervisor = Supervisor(parts, log_dir=logs,
+                            on_event=lambda name, what: status().print(f"{name}: {what}"))
+    status().print(f"running {len(parts)} components (logs in {logs}); Ctrl-C stops them")
+    supervisor.run()
+    status().print("stopped")

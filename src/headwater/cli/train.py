@@ -1,0 +1,180 @@
+"""``headwater train``: train a version from a slice of the log, or keep training.
+
+- ``headwater train --model M --from T0 --to T1``: one stateless run on the examples
+  labelled in ``[T0, T1)`` (stage 1: manual, from scratch).
+- ``--strategy stateful``: one run updating the alias's version on what came since
+  (stage 3 by hand).
+- With a trigger (``--every``, ``--daily-at``, ``--volume``, ``--drift``) the command
+  keeps running: scheduled retraining (stages 2 and 3) or, with ``--strategy
+  continual``, a trainer that learns every batch and publishes when a trigger fires
+  (stage 4). Every version is gated and recorded with its lineage and cost.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from typing import Annotated, cast
+
+import typer
+
+from headwater.cli.common import out, state_of, status
+from headwater.errors import ValidationError
+from headwater.labels import TRAINING_EXAMPLES_TOPIC
+from headwater.learning import (
+    AnyOf,
+    Daily,
+    Drift,
+    Every,
+    Gate,
+    Published,
+    RateLimited,
+    Trainer,
+    Trigger,
+    Volume,
+)
+from headwater.learning.trainer import Strategy
+from headwater.models import Model
+from headwater.registry import open_registry
+from headwater.time import format_micros, parse_duration, parse_timestamp
+
+__all__ = ["make_factory", "train", "trigger_of"]
+
+
+def make_factory(spec: str) -> Callable[[], Model]:
+    """The model class named ``module:Class`` (its constructor builds a fresh model)."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValidationError("--model-class", f"expected module:Class, got {spec!r}")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValidationError("--model-class", f"cannot import {spec!r}: {exc}") from None
+    if not callable(factory):
+        raise ValidationError("--model-class", f"{spec!r} is not callable")
+    return cast("Callable[[], Model]", factory)
+
+
+def trigger_of(every: str | None, daily_at: str | None, volume: int | None,
+               drift: str | None, rate_limit: str) -> Trigger | None:
+    """The trigger the options describe (several: the first that fires)."""
+    triggers: list[Trigger] = []
+    if every is not None:
+        triggers.append(Every(parse_duration(every, field="--every")))
+    if daily_at is not None:
+        hours, _, minutes = daily_at.partition(":")
+        try:
+            at = (int(hours) * 60 + int(minutes or 0)) * 60_000_000
+        except ValueError:
+            raise ValidationError("--daily-at", f"expected HH:MM, got {daily_at!r}") from None
+        triggers.append(Daily(at))
+    if volume is not None:
+        triggers.append(Volume(volume))
+    if drift is not None:
+        triggers.append(RateLimited(Drift(drift), parse_duration(rate_limit,
+                                                                 field="--rate-limit")))
+    if not triggers:
+        return None
+    return triggers[0] if len(triggers) == 1 else AnyOf(*triggers)
+
+
+def _show(done: Published | None) -> None:
+    if done is None:
+        status().print("nothing to learn in that slice")
+        return
+    v = done.version
+    training = v.lineage.training
+    verdict = "promoted" if done.verdict.promote else "rejected"
+    span = ""
+    if training is not None and training.event_time_start is not None:
+        assert training.event_time_end is not None
+        span = (f" on {training.examples} examples labelled "
+                f"{format_micros(training.event_time_start)} .. "
+                f"{format_micros(training.event_time_end)}")
+    out().print(f"{v.model} v{v.version} (parent: {v.lineage.parent or 'none'}){span}: "
+                f"{verdict} — {done.verdict.reason}; {done.cost.rows} rows, "
+                f"{done.cost.cpu_s:.3f} CPU s")
+
+
+def train(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option("--model", help="The model's name in the store.",
+                                       show_default=False)],
+    start: Annotated[str | None, typer.Option(
+        "--from", help="Train on examples labelled from this time (ISO 8601).")] = None,
+    stop: Annotated[str | None, typer.Option(
+        "--to", help="… up to this time (exclusive).")] = None,
+    strategy: Annotated[str, typer.Option(
+        help="stateless (from scratch), stateful (from the alias's version) or continual.")
+    ] = "stateless",
+    alias: Annotated[str, typer.Option(help="The alias the gate moves.")] = "champion",
+    model_class: Annotated[str, typer.Option(
+        "--model-class", help="module:Class of a fresh model.")
+    ] = "headwater.models:LogisticRegression",
+    every: Annotated[str | None, typer.Option(help="Publish every interval (e.g. 1h).")] = None,
+    daily_at: Annotated[str | None, typer.Option(
+        "--daily-at", help="Publish daily at HH:MM UTC.")] = None,
+    volume: Annotated[int | None, typer.Option(min=1, help="Publish every N examples.")
+    ] = None,
+    drift: Annotated[str | None, typer.Option(
+        help="Publish on drift of the served model's errors: adwin, page_hinkley, kswin.")
+    ] = None,
+    rate_limit: Annotated[str, typer.Option(
+        "--rate-limit", help="At most one drift-triggered version per interval.")] = "1h",
+    gate_metric: Annotated[str, typer.Option(
+        "--gate-metric", help="log_loss, accuracy, roc_auc, kappa_t, mae or rmse.")
+    ] = "log_loss",
+    margin: Annotated[float, typer.Option(
+        min=0.0, help="How much worse than the champion a candidate may be.")] = 0.0,
+    gate_window: Annotated[int, typer.Option(
+        "--gate-window", min=1, help="Recent examples the gate compares on.")] = 1000,
+    topic: Annotated[str, typer.Option(help="The training-examples topic.")
+    ] = TRAINING_EXAMPLES_TOPIC,
+    poll: Annotated[float, typer.Option(help="Seconds between looks at the topic.")] = 1.0,
+    idle_timeout: Annotated[float | None, typer.Option(
+        help="Stop after this many seconds with no new example (default: run until "
+        "stopped).")] = None,
+) -> None:
+    """Train versions of MODEL from the training-examples topic, with lineage."""
+    state = state_of(ctx)
+    if strategy not in ("stateless", "stateful", "continual"):
+        raise ValidationError("--strategy", f"expected stateless, stateful or continual, got "
+                              f"{strategy!r}")
+    trigger = trigger_of(every, daily_at, volume, drift, rate_limit)
+    if strategy == "continual" and trigger is None:
+        raise ValidationError("--strategy", "a continual trainer needs a trigger: --every, "
+                              "--daily-at, --volume or --drift")
+    window = None
+    if start is not None or stop is not None:
+        if trigger is not None:
+            raise ValidationError("--from", "a slice (--from/--to) is one run: no trigger")
+        window = (parse_timestamp(start, field="--from") if start else -(1 << 62),
+                  parse_timestamp(stop, field="--to") if stop else (1 << 62) - 1)
+    gate = Gate(gate_metric, margin=margin, window=gate_window)
+    with state.open_log() as log, open_registry(settings=state.settings) as registry:
+        trainer = Trainer(log, registry, model, make_factory(model_class),
+                          strategy=cast("Strategy", strategy), alias=alias, trigger=trigger,
+                          gate=gate, trainer=f"{strategy}-cli", topic=topic)
+        if trigger is None:
+            _show(trainer.train(event_time=window))
+            return
+        status().print(f"{strategy} trainer of {model} running; Ctrl-C stops it")
+        idle_since = time.monotonic()
+        with suppress(KeyboardInterrupt):
+            while True:
+                before = dict(trainer.position)
+                done = trainer.step()
+                if done is not None:
+                    _show(done)
+                if trainer.position != before or done is not None:
+                    idle_since = time.monotonic()
+                elif idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
+                    break
+                else:
+                    time.sleep(poll)
+    status().print(f"trainer stopped: {trainer.cost.rows} rows learnt, "
+                   f"{trainer.cost.cpu_s:.2f} CPU s")
+
+

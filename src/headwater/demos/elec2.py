@@ -1,0 +1,283 @@
+"""Elec2 as a live stream through the whole system, comparing four ways of training.
+
+:class:`Elec2Loop` replays the packaged Elec2 stream at accelerated time (a manual
+clock set to each row's time) through the real components, in one process:
+
+1. each half hour, the row's event is appended to the ``elec2`` topic and the label of
+   the previous row — known now, 30 minutes after its prediction — to ``outcomes``;
+2. the :class:`~headwater.features.engine.FeatureEngine` turns both topics into
+   streaming features in the embedded online store: rolling means of the NSW price and
+   demand, the last known label and the share of "up" labels over the last day;
+3. the :class:`~headwater.serving.Predictor` answers a request for region ``NSW``
+   carrying the row's own values: the ``continual`` version answers, the ``static``,
+   ``stateless`` and ``stateful`` versions are scored in the shadow, and every score is
+   logged to ``predictions``;
+4. the :class:`~headwater.labels.LabelJoiner` joins outcomes to predictions into
+   ``training_examples``;
+5. four :class:`~headwater.learning.Trainer` s publish versions with lineage to the
+   model store, each under its own alias (the deployment hot-swaps them):
+
+   - ``static``: trained once, from scratch, on the first week;
+   - ``stateless``: retrained from scratch daily on the last ``history_days`` of
+     examples (8 weeks by default);
+   - ``stateful``: the previous version updated on the day's examples, daily;
+   - ``continual``: learns every batch of examples as it arrives; publishes every
+     ``publish_every`` (and on drift when River is installed).
+
+Every strategy is judged on the same predictions, from the log: the training examples
+of its arm are its prequential record (each prediction was made before its label was
+known). Joining and training run every ``train_every`` rows (the iteration cycle is a
+knob); features and predictions run every row.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from headwater.config import Settings
+from headwater.datasets import elec2
+from headwater.features import Entity, Feature, FeatureSet, Lifetime, Sliding, StreamSource
+from headwater.features.engine import FeatureEngine
+from headwater.features.online import FeatureReader
+from headwater.labels import OUTCOMES_SCHEMA, OUTCOMES_TOPIC
+from headwater.labels.join import JoinRule
+from headwater.labels.joiner import LabelJoiner, ensure_topic
+from headwater.learning import (
+    AnyOf,
+    Daily,
+    Drift,
+    Every,
+    Fire,
+    Gate,
+    RateLimited,
+    Trainer,
+    Trigger,
+)
+from headwater.log import Log, Schema
+from headwater.log.embedded import EmbeddedBackend
+from headwater.models import LogisticRegression
+from headwater.registry import Creator, Lineage, ModelRegistry, open_registry
+from headwater.serving.deployment import Deployment
+from headwater.serving.policies import Shadow
+from headwater.serving.prediction_log import PredictionLog
+from headwater.serving.predictor import Predictor
+from headwater.store.online import EmbeddedOnlineStore
+from headwater.time import ManualClock
+
+__all__ = ["MODEL", "STRATEGIES", "Elec2Loop", "LoopStats", "feature_set"]
+
+MODEL: Final = "elec2"
+#: The strategies compared, each an alias of the model and a routing arm.
+STRATEGIES: Final = ("static", "stateless", "stateful", "continual")
+HOUR: Final = 3_600_000_000
+DAY: Final = 24 * HOUR
+REQUEST_COLUMNS: Final = ("date", "day", "period", "nswprice", "nswdemand", "vicprice",
+                          "vicdemand", "transfer")
+SCHEMA: Final = Schema.of({"region": "string", **dict.fromkeys(REQUEST_COLUMNS, "float64"),
+                           "ts": "timestamp"}, key="region", event_time="ts")
+
+
+def feature_set(*, price_means: bool = True) -> FeatureSet:
+    """The streaming features of the demo (entity ``region``).
+
+    Elec2's label says whether the price is above its mean over the last 24 hours, so
+    the rolling price means (``price_means``) let a model approach the label's own
+    definition from values known at prediction time; without them the features are the
+    label history alone (the last known label, the share of "up" over the last day).
+    """
+    region = Entity("region", key="region")
+    rows = StreamSource.of("elec2")
+    labels = StreamSource.of(OUTCOMES_TOPIC, "entity")
+    history = (
+        Feature.of("last_label", region, labels, "last", column="label", window=Lifetime()),
+        Feature.of("up_share_1d", region, labels, "mean", column="label",
+                   window=Sliding.of("1d", hop="2h")),
+    )
+    if not price_means:
+        return FeatureSet("elec2_labels", history)
+    return FeatureSet("elec2", (
+        Feature.of("price_mean_2h", region, rows, "mean", column="nswprice",
+                   window=Sliding.of("2h", hop="30m")),
+        Feature.of("price_mean_1d", region, rows, "mean", column="nswprice",
+                   window=Sliding.of("1d", hop="2h")),
+        Feature.of("demand_mean_1d", region, rows, "mean", column="nswdemand",
+                   window=Sliding.of("1d", hop="2h")),
+        *history,
+    ))
+
+
+@dataclass
+class LoopStats:
+    """What the loop did, for the progress display and the report."""
+
+    rows: int = 0
+    predictions: int = 0
+    examples: int = 0
+    late: int = 0
+    versions: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STRATEGIES, 0))
+    rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STRATEGIES, 0))
+    wall_s: float = 0.0
+
+
+class Elec2Loop:
+    """The demo's components, wired on embedded backends under ``directory``."""
+
+    def __init__(self, directory: Path, *, rows: int | None = None, train_every: int = 8,
+                 publish_every: int = 12 * HOUR, static_days: int = 7,
+                 history_days: int = 56, price_means: bool = True) -> None:
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        self.directory = directory
+        self.table = elec2.load(limit=rows)
+        self.rows = self.table.num_rows
+        self.train_every = train_every
+        self.static_until = elec2.START_US + static_days * DAY
+        self.clock = ManualClock(elec2.START_US)
+        self.log = Log(EmbeddedBackend(directory / "log", fsync="never"), clock=self.clock)
+        self.log.create_topic("elec2", SCHEMA)
+        ensure_topic(self.log, OUTCOMES_TOPIC, OUTCOMES_SCHEMA)
+        self.features = feature_set(price_means=price_means)
+        self.online = EmbeddedOnlineStore(directory / "online", fsync="never")
+        self.engine = FeatureEngine(self.log, [f for f in self.features.features
+                                               if isinstance(f, Feature)],
+                                    self.online, state_dir=directory / "engine")
+        self.registry: ModelRegistry = open_registry(
+            directory / "registry", clock=self.clock, settings=Settings(home=str(directory),
+                                                                        fsync="never"))
+        self._bootstrap()
+        self.deployment = Deployment(self.registry, MODEL,
+                                     Shadow("continual", ("static", "stateless", "stateful")),
+                                     clock=self.clock)
+        self.deployment.reload()
+        self.predictions = PredictionLog(self.log, flush_ms=60_000.0)
+        self.predictor = Predictor(FeatureReader(self.online, self.features), self.deployment,
+                                   log=self.predictions, clock=self.clock)
+        self.joiner = LabelJoiner(self.log, JoinRule(window=HOUR, timeout_label=None),
+                                  state_dir=directory / "joiner", clock=self.clock, fsync=False)
+        self.trainers = self._trainers(publish_every, history_days * DAY)
+        self.stats = LoopStats()
+        self._columns = {c: self.table.column(c).to_numpy() for c in REQUEST_COLUMNS}
+        self._labels = self.table.column("label").to_numpy()
+        self._times = self.table.column("event_time").cast(pa.int64()).to_numpy()
+
+    def _bootstrap(self) -> None:
+        """Version 1: a model that has learnt nothing, behind every alias, so each arm
+        is scored (and logged) from the first request."""
+        model = LogisticRegression()
+        path = self.directory / "initial"
+        model.save(path)
+        version = self.registry.register(MODEL, path, lineage=Lineage(
+            hyperparameters=dict(model.params()),
+            created_by=Creator(trainer="demo", trigger="initial",
+                               reason="nothing learnt yet: answers 0.5")))
+        for alias in STRATEGIES:
+            self.registry.promote(MODEL, version.version, alias, actor="demo",
+                                  reason="the initial version")
+        shutil.rmtree(path)
+
+    def _trainers(self, publish_every: int, history: int) -> dict[str, Trainer]:
+        fs = self.features.version
+
+        def make(alias: str, strategy: str, trigger: Trigger | None) -> Trainer:
+            return Trainer(self.log, self.registry, MODEL, LogisticRegression,
+                           strategy=strategy,  # type: ignore[arg-type]
+                           alias=alias, arm=alias, trigger=trigger, trainer=alias,
+                           history=history if alias == "stateless" else None,
+                           gate=Gate("log_loss", margin=0.02, window=96), feature_set=fs,
+                           clock=self.clock)
+
+        continual: Trigger = Every(publish_every)
+        if importlib.util.find_spec("river") is not None:
+            continual = AnyOf(continual, RateLimited(Drift("adwin", on="error"), 12 * HOUR))
+        return {
+            "static": make("static", "stateless", None),
+            "stateless": make("stateless", "stateless", Daily()),
+            "stateful": make("stateful", "stateful", Daily()),
+            "continual": make("continual", "continual", continual),
+        }
+
+    # -- the loop ---------------------------------------------------------------
+
+    def run(self, on_progress: Callable[[LoopStats], None] | None = None,
+            every: int = 480) -> LoopStats:
+        """Replay every row; ``on_progress`` is called every ``every`` rows."""
+        started = time.perf_counter()
+        for i in range(self.rows):
+            self.step(i)
+            if on_progress is not None and (i % every == 0 or i == self.rows - 1):
+                self.stats.wall_s = time.perf_counter() - started
+                on_progress(self.stats)
+        self._train()  # the last labels
+        self.predictions.close()
+        self.stats.wall_s = time.perf_counter() - started
+        return self.stats
+
+    def step(self, i: int) -> None:
+        """Row ``i``'s half hour: events in, features, a prediction, and every
+        ``train_every`` rows the label join and the trainers."""
+        now = int(self._times[i])
+        self.clock.set(now)
+        if i > 0:
+            self.log.append(OUTCOMES_TOPIC, pa.record_batch(
+                {"request_id": [f"elec2-{i - 1}"], "entity": ["NSW"],
+                 "label": [float(self._labels[i - 1])],
+                 "ts": pa.array([now], pa.int64()).cast(pa.timestamp("us", tz="UTC"))},
+                schema=OUTCOMES_SCHEMA.arrow_schema()))
+        request = {c: float(v[i]) for c, v in self._columns.items()}
+        self.log.append("elec2", pa.record_batch(
+            {"region": ["NSW"], **{c: [v] for c, v in request.items()},
+             "ts": pa.array([now], pa.int64()).cast(pa.timestamp("us", tz="UTC"))},
+            schema=SCHEMA.arrow_schema()))
+        self.engine.step()
+        self.predictor.predict({"region": "NSW"}, request, request_id=f"elec2-{i}")
+        self.stats.rows = i + 1
+        self.stats.predictions += 1
+        if i % self.train_every == self.train_every - 1:
+            self._train()
+
+    def _train(self) -> None:
+        self.predictions.flush()
+        joined = self.joiner.step()
+        self.stats.examples += joined.examples
+        self.stats.late += joined.late
+        now = self.clock.now_us()
+        changed = False
+        for alias, trainer in self.trainers.items():
+            if alias == "static":
+                if now >= self.static_until and not trainer.published:
+                    start = elec2.START_US
+                    done = trainer.train(event_time=(start, self.static_until),
+                                         fire=Fire("manual", "the first week, once"))
+                else:
+                    done = None
+            else:
+                done = trainer.step()
+            if done is not None:
+                changed = True
+                self.stats.versions[alias] += 1
+                if not done.verdict.promote:
+                    self.stats.rejected[alias] += 1
+        if changed:
+            self.deployment.reload()
+
+    def labels(self) -> npt.NDArray[np.float64]:
+        """The label of every row replayed, in order."""
+        labels: npt.NDArray[np.float64] = self._labels.astype(np.float64)
+        return labels
+
+    def close(self) -> None:
+        self.predictions.close()
+        self.engine.close()
+        self.online.close()
+        self.registry.close()
+        self.log.close()

@@ -1,0 +1,277 @@
+"""The label join, sans I/O: logged predictions + outcomes → training examples.
+
+:class:`JoinState` holds the open predictions (waiting for their outcome) and applies
+events in event-time order. The rule (:class:`JoinRule`):
+
+- A prediction made at ``t`` is *open* until its deadline ``t + window``.
+- An outcome at ``ts`` matches by ``request_id`` when it carries one, otherwise the
+  latest open prediction of its entity made at or before ``ts``. A match inside the
+  window (``ts <= deadline``) closes the prediction and makes one example per scored
+  version: with the outcome's ``label`` when it has one (source ``"explicit"``), else
+  ``positive`` (source ``"outcome"``, e.g. a click).
+- A prediction still open when time passes its deadline becomes an example labelled
+  ``timeout_label`` (source ``"timeout"``, e.g. "no click within 10 minutes"), at the
+  deadline; with ``timeout_label=None`` it closes without an example and is counted as
+  ``expired``.
+- An outcome that matches nothing open is *late*, never dropped: ``"window_closed"``
+  when its prediction already closed by timeout, ``"already_labelled"`` when another
+  outcome closed it, ``"before_prediction"`` when it is older than the prediction it
+  names, ``"unmatched"`` otherwise (an outcome past a deadline finds its prediction
+  closed: time reached the outcome's, so the window had closed).
+
+Order. Events are applied by (time, kind, arrival) with predictions before outcomes at
+equal times, and a prediction expires when an event with a *later* time is applied or
+the watermark passes its deadline: so an outcome exactly at the deadline still counts,
+and the result depends only on the events and the watermark, never on how they were
+batched. Closed predictions are remembered for one more window, so a late outcome can be
+told from one that matched nothing.
+
+>>> rule = JoinRule(window=10)
+>>> state = JoinState(rule)
+>>> state.add_predictions([Prediction("r1", "u", b"{}", "m", 1, 0.7, "champion", True, 100)])
+>>> done = state.apply([Outcome("r1", "u", None, 105)], watermark=105)
+>>> [(e.request_id, e.label, e.source, e.label_time) for e in done.examples]
+[('r1', 1.0, 'outcome', 105)]
+>>> state.add_predictions([Prediction("r2", "u", b"{}", "m", 1, 0.2, "champion", True, 120)])
+>>> [(e.request_id, e.label, e.source) for e in state.apply([], watermark=131).examples]
+[('r2', 0.0, 'timeout')]
+>>> [(x.request_id, x.reason) for x in state.apply([Outcome("r2", "u", None, 129)], 131).late]
+[('r2', 'window_closed')]
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+import msgspec
+
+from headwater.errors import ValidationError
+
+__all__ = ["Example", "JoinRule", "JoinState", "Joined", "Late", "Outcome", "Prediction"]
+
+
+class JoinRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How outcomes become labels (see the module docstring).
+
+    ``lateness`` (µs) is how long after the joiner's clock an outcome may still be
+    appended: an idle outcomes topic advances the watermark to ``now - lateness``.
+    """
+
+    window: int
+    positive: float = 1.0
+    timeout_label: float | None = 0.0
+    lateness: int = 0
+
+    def __post_init__(self) -> None:
+        if self.window <= 0:
+            raise ValidationError("window", "must be a positive duration")
+        if self.lateness < 0:
+            raise ValidationError("lateness", "must not be negative")
+
+
+class Prediction(NamedTuple):
+    """One logged prediction event (one scored version of a request)."""
+
+    request_id: str
+    entity: str
+    features: bytes
+    model: str
+    version: int
+    score: float
+    arm: str
+    served: bool
+    ts: int
+
+
+class Outcome(NamedTuple):
+    """One outcome event; ``request_id`` and ``label`` may be ``None``."""
+
+    request_id: str | None
+    entity: str
+    label: float | None
+    ts: int
+
+
+class Example(NamedTuple):
+    """A prediction joined with its label (a row of the training-examples topic)."""
+
+    request_id: str
+    entity: str
+    features: bytes
+    model: str
+    version: int
+    score: float
+    arm: str
+    served: bool
+    label: float
+    source: str
+    prediction_time: int
+    label_time: int
+
+
+class Late(NamedTuple):
+    """An outcome that matched no open prediction, with the reason."""
+
+    request_id: str | None
+    entity: str
+    label: float | None
+    ts: int
+    reason: str
+    prediction_time: int | None
+
+
+class Joined(NamedTuple):
+    """What one :meth:`JoinState.apply` produced."""
+
+    examples: list[Example]
+    late: list[Late]
+    expired: int
+
+
+class _Open(msgspec.Struct, array_like=True):
+    time: int
+    rows: list[Prediction]
+
+
+class _Snapshot(msgspec.Struct, array_like=True):
+    rule: JoinRule
+    watermark: int
+    open: dict[str, _Open]
+    closed: dict[str, tuple[int, str]]
+    expired: int
+
+
+class JoinState:
+    """Open predictions and recently closed ones; see the module docstring."""
+
+    def __init__(self, rule: JoinRule) -> None:
+        self.rule = rule
+        self.watermark = -(1 << 62)
+        self.expired = 0
+        self._open: dict[str, _Open] = {}
+        self._by_entity: dict[str, list[tuple[int, str]]] = {}
+        self._deadlines: list[tuple[int, str]] = []
+        self._closed: dict[str, tuple[int, str]] = {}  # request id -> (prediction time, how)
+        self._forget: list[tuple[int, str]] = []
+
+    @property
+    def open(self) -> int:
+        """Requests waiting for their outcome."""
+        return len(self._open)
+
+    def add_predictions(self, rows: Iterable[Prediction]) -> None:
+        """Open the requests of ``rows`` (rows of one request gather, served or shadow)."""
+        window = self.rule.window
+        for row in rows:
+            entry = self._open.get(row.request_id)
+            if entry is not None:
+                entry.rows.append(row)
+                continue
+            if row.request_id in self._closed:
+                continue  # a re-logged version of a request already closed
+            self._open[row.request_id] = _Open(row.ts, [row])
+            self._by_entity.setdefault(row.entity, []).append((row.ts, row.request_id))
+            heapq.heappush(self._deadlines, (row.ts + window, row.request_id))
+
+    def apply(self, outcomes: Sequence[Outcome], watermark: int) -> Joined:
+        """Apply ``outcomes`` in time order, then expire up to ``watermark``."""
+        examples: list[Example] = []
+        late: list[Late] = []
+        expired = self.expired
+        for outcome in sorted(outcomes, key=lambda o: o.ts):
+            self._expire(outcome.ts - 1, examples)
+            self._match(outcome, examples, late)
+        self._expire(watermark - 1, examples)
+        if watermark > self.watermark:
+            self.watermark = watermark
+        self._forget_closed()
+        return Joined(examples, late, self.expired - expired)
+
+    def _match(self, outcome: Outcome, examples: list[Example], late: list[Late]) -> None:
+        rid = outcome.request_id
+        if rid is None:
+            rid = self._latest_open(outcome.entity, outcome.ts)
+            if rid is None:
+                late.append(Late(*outcome, "unmatched", None))
+                return
+        entry = self._open.get(rid)
+        if entry is None:
+            closed = self._closed.get(rid)
+            if closed is None:
+                late.append(Late(*outcome, "unmatched", None))
+            else:
+                late.append(Late(*outcome, closed[1], closed[0]))
+            return
+        if outcome.ts < entry.time:
+            late.append(Late(*outcome, "before_prediction", entry.time))
+            return
+        label, source = ((self.rule.positive, "outcome") if outcome.label is None
+                         else (float(outcome.label), "explicit"))
+        self._close(rid, entry, "already_labelled")
+        examples.extend(Example(*row[:8], label, source, entry.time, outcome.ts)
+                        for row in entry.rows)
+
+    def _latest_open(self, entity: str, ts: int) -> str | None:
+        found: tuple[int, str] | None = None
+        for made, rid in self._by_entity.get(entity, ()):
+            if made <= ts and rid in self._open and (found is None or made >= found[0]):
+                found = (made, rid)
+        return None if found is None else found[1]
+
+    def _expire(self, until: int, examples: list[Example]) -> None:
+        """Close, by timeout, every open prediction whose deadline is at or before ``until``."""
+        deadlines = self._deadlines
+        timeout = self.rule.timeout_label
+        while deadlines and deadlines[0][0] <= until:
+            deadline, rid = heapq.heappop(deadlines)
+            entry = self._open.get(rid)
+            if entry is None:
+                continue
+            self._close(rid, entry, "window_closed")
+            if timeout is None:
+                self.expired += 1
+                continue
+            examples.extend(Example(*row[:8], timeout, "timeout", entry.time, deadline)
+                            for row in entry.rows)
+
+    def _close(self, rid: str, entry: _Open, how: str) -> None:
+        del self._open[rid]
+        made = self._by_entity.get(entry.rows[0].entity)
+        if made is not None:
+            made.remove((entry.time, rid))
+            if not made:
+                del self._by_entity[entry.rows[0].entity]
+        self._closed[rid] = (entry.time, how)
+        heapq.heappush(self._forget, (entry.time + 2 * self.rule.window, rid))
+
+    def _forget_closed(self) -> None:
+        """Drop closed requests two windows after they were made (the watermark passed)."""
+        forget = self._forget
+        while forget and forget[0][0] < self.watermark:
+            self._closed.pop(heapq.heappop(forget)[1], None)
+
+    # -- snapshot and restore ----------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """The state as bytes (MessagePack): :meth:`restore` continues from it exactly."""
+        return msgspec.msgpack.encode(_Snapshot(self.rule, self.watermark, self._open,
+                                                self._closed, self.expired))
+
+    @classmethod
+    def restore(cls, data: bytes) -> JoinState:
+        snap = msgspec.msgpack.decode(data, type=_Snapshot)
+        state = cls(snap.rule)
+        state.watermark = snap.watermark
+        state.expired = snap.expired
+        for rid, entry in sorted(snap.open.items(), key=lambda kv: (kv[1].time, kv[0])):
+            entry.rows = [Prediction(*row) for row in entry.rows]
+            state._open[rid] = entry
+            state._by_entity.setdefault(entry.rows[0].entity, []).append((entry.time, rid))
+            heapq.heappush(state._deadlines, (entry.time + snap.rule.window, rid))
+        window = snap.rule.window
+        for rid, (made, how) in sorted(snap.closed.items(), key=lambda kv: kv[1][0]):
+            state._closed[rid] = (made, how)
+            heapq.heappush(state._forget, (made + 2 * window, rid))
+        return state

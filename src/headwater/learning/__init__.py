@@ -1,0 +1,50 @@
+"""Learning: trainers for the four stages of continual learning, their triggers and gate.
+
+A trainer reads the training-examples topic (predictions joined with their labels),
+learns, and publishes versions with lineage to the model store; a trigger decides when
+(time, volume, performance, drift), and the gate decides whether a new version may
+serve (not worse than the champion on recent examples, judged prequentially).
+"""
+
+from headwater.learning.examples import (
+    ExampleSlice,
+    examples_hash,
+    read_examples,
+    slice_end,
+)
+from headwater.learning.gate import Gate
+from headwater.learning.trainer import Cost, Published, Strategy, Trainer
+from headwater.learning.triggers import (
+    AnyOf,
+    Daily,
+    Drift,
+    Every,
+    Fire,
+    Observation,
+    Performance,
+    RateLimited,
+    Trigger,
+    Volume,
+)
+
+__all__ = [
+    "AnyOf",
+    "Cost",
+    "Daily",
+    "Drift",
+    "Every",
+    "ExampleSlice",
+    "Fire",
+    "Gate",
+    "Observation",
+    "Performance",
+    "Published",
+    "RateLimited",
+    "Strategy",
+    "Trainer",
+    "Trigger",
+    "Volume",
+    "examples_hash",
+    "read_examples",
+    "slice_end",
+]

@@ -1,0 +1,349 @@
+"""Trainers: the four stages of continual learning over the training-examples topic.
+
+One :class:`Trainer` reads the examples topic and publishes versions of one model to the
+model store, under one alias. Its ``strategy`` is the stage:
+
+- ``"stateless"``: each run fits a fresh model on the examples of a window (all of them
+  by default, or the last ``history`` µs of label time); no parent. Run by hand
+  (:meth:`Trainer.train`, ``headwater train --from --to``) it is stage 1; on a schedule
+  (``trigger=Daily()`` or ``Every(...)``) stage 2.
+- ``"stateful"``: each run loads the alias's version and updates it on the examples
+  since that version's slice ended; lineage records the parent (stage 3).
+- ``"continual"``: the trainer keeps a live model, learns every batch of examples as it
+  arrives, and publishes it when the trigger fires (stage 4).
+
+Every learning pass is test-then-train: each batch is scored before it is learnt, so the
+trainer always holds honest (prequential) scores for its model. Publishing saves the
+model, registers it with its lineage (parent, the exact slice read, hyper-parameters,
+metrics, cost, trainer and trigger), then asks the :class:`~headwater.learning.gate.Gate`
+— the candidate's prequential scores against the champion's predictions on the same
+recent examples — and either moves the alias (recorded with the reason) or marks the
+version rejected, keeping it. Cost accounting: each version records the rows it learnt
+(``rows``), CPU seconds (``cpu_s``) and wall seconds (``wall_s``) spent learning them.
+
+Resuming needs no checkpoint: the model store is one. A trainer started again loads the
+alias's version and reads on from where its slice ended.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from headwater.errors import UnknownAliasError, ValidationError
+from headwater.evaluation.prequential import Verdict
+from headwater.labels.schema import TRAINING_EXAMPLES_TOPIC
+from headwater.learning.examples import ExampleSlice, read_examples, slice_end
+from headwater.learning.gate import Gate
+from headwater.learning.triggers import Fire, Observation, Trigger
+from headwater.log import Log
+from headwater.models import Model, load_model
+from headwater.registry import (
+    Creator,
+    Lineage,
+    ModelRegistry,
+    ModelVersion,
+    OffsetRange,
+    TopicSlice,
+    TrainingSlice,
+)
+from headwater.time import Clock, SystemClock
+
+__all__ = ["Cost", "Published", "Strategy", "Trainer"]
+
+Strategy = Literal["stateless", "stateful", "continual"]
+_STRATEGIES = ("stateless", "stateful", "continual")
+
+
+@dataclass
+class Cost:
+    """Rows learnt and the CPU and wall seconds spent learning them."""
+
+    rows: int = 0
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+
+    def add(self, other: Cost) -> None:
+        self.rows += other.rows
+        self.cpu_s += other.cpu_s
+        self.wall_s += other.wall_s
+
+
+@dataclass(frozen=True)
+class Published:
+    """A version a trainer registered, and what the gate said."""
+
+    version: ModelVersion
+    verdict: Verdict
+    fire: Fire
+    cost: Cost
+
+
+@dataclass
+class _Recent:
+    """The last examples seen, with the trainer's prequential scores, for the gate."""
+
+    size: int
+    y: deque[float] = field(default_factory=deque)
+    own: deque[float] = field(default_factory=deque)
+    rows: deque[dict[str, Any]] = field(default_factory=deque)
+
+
+class Trainer:
+    """Publishes versions of model ``name`` under ``alias``; see the module docstring.
+
+    ``make_model`` builds a fresh model (stateless runs and the first version).
+    ``arm`` chooses the examples read: the rows scored by that routing arm (a shadow
+    arm's rows carry the same features and label); ``None`` reads the served rows.
+    """
+
+    def __init__(self, log: Log, registry: ModelRegistry, name: str,
+                 make_model: Callable[[], Model], *, strategy: Strategy,
+                 alias: str = "champion", trigger: Trigger | None = None,
+                 gate: Gate | None = None, trainer: str | None = None,
+                 topic: str = TRAINING_EXAMPLES_TOPIC, arm: str | None = None,
+                 history: int | None = None, batch_rows: int = 4096,
+                 feature_set: str | None = None, clock: Clock | None = None,
+                 cpu_time: Callable[[], float] = time.process_time) -> None:
+        if strategy not in _STRATEGIES:
+            raise ValidationError("strategy", f"unknown strategy {strategy!r}; use "
+                                  f"{', '.join(_STRATEGIES)}")
+        self.log = log
+        self.registry = registry
+        self.name = name
+        self.make_model = make_model
+        self.strategy: Strategy = strategy
+        self.alias = alias
+        self.trigger = trigger
+        self.gate = gate or Gate()
+        self.trainer = trainer or f"{strategy}-trainer"
+        self.topic = topic
+        self.arm = arm
+        self.history = history
+        self.batch_rows = batch_rows
+        self.feature_set = feature_set
+        self.clock: Clock = clock or SystemClock()
+        self._cpu = cpu_time
+        self.published: list[Published] = []
+        self.cost = Cost()  # everything this trainer learnt, published or not
+        self._pending = Cost()  # learnt into the live model since its last version
+        self._recent = _Recent(self.gate.window)
+        self._models: dict[int, Model] = {}
+        self.parent: ModelVersion | None = self._current()
+        start = self._start_of(self.parent)
+        self.position: dict[int, int] = dict(start)  # examples read (triggers have seen them)
+        self.model: Model | None = None
+        self._slice_start = dict(start)
+        if strategy == "continual":
+            self.model = (self._load(self.parent) if self.parent is not None
+                          else make_model())
+
+    # -- one step of the loop ------------------------------------------------------
+
+    def step(self, max_examples: int = 100_000) -> Published | None:
+        """Read the new examples (learning them when continual), show them to the
+        trigger, and publish when it fires."""
+        stop = self._stop(max_examples)
+        fresh = self._read(self.position, stop)
+        self.position = stop
+        if not len(fresh):
+            fired = self._observe(Observation(now=self.clock.now_us()))
+            return self._run(fired) if fired is not None else None
+        own = None
+        if self.strategy == "continual":
+            assert self.model is not None
+            own, cost = self._learn(self.model, fresh)
+            self._pending.add(cost)
+            self.cost.add(cost)
+            self._remember(fresh, own)
+        obs = Observation(now=self.clock.now_us(), y=fresh.y, served=fresh.scores,
+                          own=own if own is not None else np.zeros(0), features=fresh.features)
+        fired = self._observe(obs)
+        return self._run(fired) if fired is not None else None
+
+    def _observe(self, obs: Observation) -> Fire | None:
+        return None if self.trigger is None else self.trigger.observe(obs)
+
+    def _run(self, fired: Fire) -> Published | None:
+        if self.strategy == "continual":
+            return self._publish_live(fired)
+        return self.train(stop=self.position, fire=fired)
+
+    # -- training runs ----------------------------------------------------------
+
+    def train(self, start: Mapping[int, int] | None = None, stop: Mapping[int, int] | None = None,
+              *, fire: Fire | None = None, event_time: tuple[int, int] | None = None
+              ) -> Published | None:
+        """One stateless or stateful run over ``[start, stop)`` (offsets per partition;
+        by default the strategy's window), or over the examples whose label time is in
+        ``event_time``; publishes and gates the result. ``None`` when there was nothing
+        to learn."""
+        fire = fire or Fire("manual", "trained by hand")
+        if event_time is not None:
+            start, stop = self._offsets_at(event_time[0]), self._offsets_at(event_time[1])
+        parent = self._current() if self.strategy == "stateful" else None
+        if start is None:
+            start = self._start_of(parent) if self.strategy == "stateful" else self._window()
+        examples = self._read(start, stop)
+        if not len(examples):
+            return None
+        model = self._load(parent) if parent is not None else self.make_model()
+        own, cost = self._learn(model, examples)
+        self.cost.add(cost)
+        recent = _Recent(self.gate.window)
+        self._remember(examples, own, recent)
+        published = self._publish(model, parent, examples.slice, fire, cost, recent)
+        if self.trigger is not None:
+            self.trigger.reset(self.clock.now_us())
+        return published
+
+    def _publish_live(self, fired: Fire) -> Published | None:
+        assert self.model is not None
+        if self._pending.rows == 0:
+            return None
+        examples_slice = self._slice(self._slice_start, self.position)
+        published = self._publish(self.model, self.parent, examples_slice, fired,
+                                   self._pending, self._recent)
+        self.parent = published.version
+        self._slice_start = dict(self.position)
+        self._pending = Cost()
+        if self.trigger is not None:
+            self.trigger.reset(self.clock.now_us())
+        return published
+
+    def _publish(self, model: Model, parent: ModelVersion | None, examples_slice: TrainingSlice,
+                 fire: Fire, cost: Cost, recent: _Recent) -> Published:
+        y = np.array(recent.y)
+        own = np.array(recent.own)
+        champion = self._champion_scores(list(recent.rows))
+        verdict = self.gate.judge(y, own, champion)
+        metrics = {"rows": float(cost.rows), "cpu_s": cost.cpu_s, "wall_s": cost.wall_s,
+                   "gate_examples": float(verdict.examples)}
+        if verdict.candidate == verdict.candidate:  # not NaN
+            metrics[f"prequential_{verdict.metric}"] = verdict.candidate
+        lineage = Lineage(
+            parent=parent.version if parent is not None else None,
+            training=examples_slice, feature_set=self.feature_set,
+            hyperparameters=_flat(model.params()), metrics=metrics,
+            created_by=Creator(trainer=self.trainer, trigger=fire.kind, reason=fire.reason))
+        with tempfile.TemporaryDirectory(prefix="headwater-train-") as tmp:
+            model.save(Path(tmp) / "model")
+            version = self.registry.register(self.name, Path(tmp) / "model", lineage=lineage)
+        if verdict.promote:
+            self.registry.promote(self.name, version.version, self.alias, actor=self.trainer,
+                                  reason=f"{fire.kind}: {fire.reason}; gate: {verdict.reason}")
+        else:
+            version = self.registry.reject(self.name, version.version,
+                                           reason=f"gate: {verdict.reason}")
+        published = Published(version, verdict, fire, cost)
+        self.published.append(published)
+        return published
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _learn(self, model: Model, examples: ExampleSlice
+               ) -> tuple[npt.NDArray[np.float64], Cost]:
+        """Test-then-train over ``examples`` in batches: the scores before learning."""
+        cpu0, wall0 = self._cpu(), time.perf_counter()
+        scores = np.empty(len(examples))
+        predict_learn = getattr(model, "predict_learn", None)
+        for lo in range(0, len(examples), self.batch_rows):
+            part = examples.take(slice(lo, lo + self.batch_rows))
+            if predict_learn is not None:
+                scores[lo:lo + len(part)] = predict_learn(part.features, part.y)
+            else:
+                scores[lo:lo + len(part)] = model.predict(part.features)
+                model.learn(part.features, part.y)
+        return scores, Cost(len(examples), self._cpu() - cpu0, time.perf_counter() - wall0)
+
+    def _remember(self, examples: ExampleSlice, own: npt.NDArray[np.float64],
+                  recent: _Recent | None = None) -> None:
+        recent = recent if recent is not None else self._recent
+        keep = recent.size
+        tail = examples.take(slice(max(0, len(examples) - keep), None))
+        names = list(tail.features)
+        for i in range(len(tail)):
+            recent.rows.append({n: tail.features[n][i] for n in names})
+        recent.y.extend(tail.y.tolist())
+        recent.own.extend(own[-keep:].tolist())
+        while len(recent.y) > keep:
+            recent.y.popleft()
+            recent.own.popleft()
+            recent.rows.popleft()
+
+    def _champion_scores(self, rows: list[dict[str, Any]]) -> npt.NDArray[np.float64] | None:
+        current = self._current()
+        if current is None or not rows:
+            return None
+        model = self._models.get(current.version)
+        if model is None:
+            model = self._models[current.version] = self._load(current)
+        names = list(rows[0])
+        batch = {n: np.array([r[n] for r in rows]) for n in names}
+        return np.asarray(model.predict(batch), dtype=np.float64)
+
+    def _current(self) -> ModelVersion | None:
+        try:
+            return self.registry.get(self.name, self.alias)
+        except (UnknownAliasError, KeyError):
+            return None
+
+    def _load(self, version: ModelVersion) -> Model:
+        return load_model(self.registry.checkout(self.name, version.version), trusted=True)
+
+    def _read(self, start: Mapping[int, int], stop: Mapping[int, int] | None) -> ExampleSlice:
+        return read_examples(self.log, start, stop, topic=self.topic, arm=self.arm)
+
+    def _start_of(self, version: ModelVersion | None) -> dict[int, int]:
+        if version is not None and version.lineage.training is not None:
+            end = slice_end(version.lineage.training, self.topic)
+            if end:
+                return end
+        return dict(enumerate(self.log.start_offsets(self.topic)))
+
+    def _window(self) -> dict[int, int]:
+        if self.history is None:
+            return dict(enumerate(self.log.start_offsets(self.topic)))
+        return self._offsets_at(self.clock.now_us() - self.history)
+
+    def _offsets_at(self, event_time: int) -> dict[int, int]:
+        partitions = self.log.topic(self.topic).partitions
+        return {p: self.log.seek(self.topic, p, event_time=event_time) for p in range(partitions)}
+
+    def _stop(self, max_examples: int) -> dict[int, int]:
+        ends = self.log.end_offsets(self.topic)
+        return {p: min(end, self.position.get(p, 0) + max_examples) for p, end in enumerate(ends)}
+
+    def _slice(self, start: Mapping[int, int], stop: Mapping[int, int]) -> TrainingSlice:
+        """The record of a continual version's slice: every example read since the last
+        version (the hash is recomputed by reading them again, in order)."""
+        examples = self._read(start, stop)
+        ranges = tuple(OffsetRange(partition=p, start=start.get(p, 0), end=end)
+                       for p, end in sorted(stop.items()) if end > start.get(p, 0))
+        return TrainingSlice(topics=(TopicSlice(topic=self.topic, ranges=ranges),),
+                             event_time_start=examples.slice.event_time_start,
+                             event_time_end=examples.slice.event_time_end,
+                             examples=len(examples),
+                             examples_sha256=examples.slice.examples_sha256)
+
+
+def _flat(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Hyper-parameters with nested settings flattened to dotted names."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flat(value, name + "."))
+        elif isinstance(value, tuple):
+            out[name] = list(value)
+        else:
+            out[name] = value
+    return out

@@ -1,0 +1,109 @@
+"""``headwater labels run`` and ``headwater train``: from logged predictions and outcomes
+to versions with lineage; ``headwater run --dry-run`` shows the supervised commands."""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+
+from headwater.labels import OUTCOMES_SCHEMA, OUTCOMES_TOPIC
+from headwater.labels.joiner import ensure_topic
+from headwater.log.schema import TIMESTAMP
+from headwater.registry import open_registry
+from headwater.serving.prediction_log import PREDICTIONS_SCHEMA, PREDICTIONS_TOPIC
+from tests.cli.helpers import Cli
+
+T0 = 946_684_800_000_000  # 2000-01-01T00:00Z
+MINUTE = 60_000_000
+
+
+def log_traffic(cli: Cli, start: int, count: int) -> None:
+    """``count`` predictions a minute apart; a click within 2 minutes when x1 + x2 > 0."""
+    rng = np.random.default_rng(start)
+    x = rng.normal(size=(count, 2))
+    ids = [f"r{start + i}" for i in range(count)]
+    times = [T0 + (start + i) * MINUTE for i in range(count)]
+    with cli.open() as log:
+        ensure_topic(log, PREDICTIONS_TOPIC, PREDICTIONS_SCHEMA)
+        ensure_topic(log, OUTCOMES_TOPIC, OUTCOMES_SCHEMA)
+        log.append(PREDICTIONS_TOPIC, pa.record_batch({
+            "request_id": ids, "entity": ["u"] * count,
+            "features": [msgspec.json.encode({"x1": a, "x2": b}) for a, b in x.tolist()],
+            "model": ["m"] * count, "version": pa.array([1] * count, pa.int64()),
+            "score": [0.5] * count, "arm": ["champion"] * count, "served": [True] * count,
+            "missing": [""] * count, "ts": pa.array(times, pa.int64()).cast(TIMESTAMP),
+        }, schema=PREDICTIONS_SCHEMA.arrow_schema()))
+        clicked = [i for i in range(count) if x[i, 0] + x[i, 1] > 0]
+        log.append(OUTCOMES_TOPIC, pa.record_batch({
+            "request_id": [ids[i] for i in clicked], "entity": ["u"] * len(clicked),
+            "label": pa.array([None] * len(clicked), pa.float64()),
+            "ts": pa.array([times[i] + MINUTE for i in clicked], pa.int64()).cast(TIMESTAMP),
+        }, schema=OUTCOMES_SCHEMA.arrow_schema()))
+
+
+def test_join_then_train_by_hand_then_statefully(cli: Cli) -> None:
+    env = {"HEADWATER_HOME": str(cli.root)}
+    log_traffic(cli, 0, 400)
+    joined = cli.run("labels", "run", "--window", "2m", "--idle-timeout", "0", env=env)
+    assert joined.exit_code == 0, joined.output
+    examples = cli.events("training_examples")
+    assert examples.num_rows == 400  # the clock is past every window: silence is a 0
+    assert set(examples.column("source").to_pylist()) == {"outcome", "timeout"}
+
+    first = cli.run("train", "--model", "m", "--from", "2000-01-01T00:00:00Z", "--to",
+                    "2000-01-01T03:00:00Z", env=env)
+    assert first.exit_code == 0, first.output
+    assert "m v1 (parent: none)" in first.stdout
+    assert "promoted" in first.stdout
+    log_traffic(cli, 400, 200)
+    assert cli.run("labels", "run", "--window", "2m", "--idle-timeout", "0",
+                   env=env).exit_code == 0
+    second = cli.run("train", "--model", "m", "--strategy", "stateful", "--margin", "0.5",
+                     env=env)
+    assert second.exit_code == 0, second.output
+    assert "m v2 (parent: 1)" in second.stdout
+    with open_registry(cli.root / "registry") as registry:
+        v1, v2 = registry.versions("m")
+        assert v1.lineage.training is not None
+        assert v2.lineage.training is not None
+        assert v1.lineage.training.event_time_end is not None
+        assert v1.lineage.training.event_time_end <= T0 + 180 * MINUTE
+        assert v1.lineage.created_by.trainer == "stateless-cli"
+        assert v2.lineage.training.topics[0].ranges[0].start > 0
+        assert registry.aliases("m")["champion"] == 2
+
+
+def test_bad_training_options_are_named(cli: Cli) -> None:
+    env = {"HEADWATER_HOME": str(cli.root)}
+    result = cli.run("train", "--model", "m", "--strategy", "continual", env=env)
+    assert result.exit_code == 2
+    assert "--strategy" in result.output
+    result = cli.run("train", "--model", "m", "--model-class", "nowhere:Model", env=env)
+    assert result.exit_code == 2
+    assert "--model-class" in result.output
+    result = cli.run("labels", "run", "--timeout-label", "maybe", env=env)
+    assert result.exit_code == 2
+    assert "--timeout-label" in result.output
+
+
+def test_run_dry_run_lists_the_four_components(cli: Cli) -> None:
+    result = cli.ok("run", "--model", "m", "--dry-run", "--volume", "100")
+    names = [line.split(":")[0] for line in result.stdout.splitlines()]
+    assert names == ["features", "server", "labels", "trainer"]
+    assert "--volume 100" in result.stdout
+
+
+def test_report_compares_arms_and_trainers(cli: Cli, tmp_path: object) -> None:
+    env = {"HEADWATER_HOME": str(cli.root)}
+    log_traffic(cli, 0, 300)
+    assert cli.run("labels", "run", "--window", "2m", "--idle-timeout", "0",
+                   env=env).exit_code == 0
+    assert cli.run("train", "--model", "m", env=env).exit_code == 0
+    html = cli.root / "report.html"
+    result = cli.run("report", "--model", "m", "--html", str(html), env=env)
+    assert result.exit_code == 0, result.output
+    assert "champion" in result.stdout
+    assert "stateless-cli" in result.stdout
+    assert "no change" in result.stdout
+    assert "<table" in html.read_text()
