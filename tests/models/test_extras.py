@@ -12,9 +12,8 @@ import headwater.models
 from headwater.errors import MissingExtraError
 from tests.extras import import_without
 
-PUBLIC = ["FORMATS", "Examples", "FeatureSchema", "Features", "LinearRegression",
-          "LogisticRegression", "Model", "examples_from_batch", "examples_sha256", "from_arrow",
-          "load_model", "train_on"]
+PUBLIC = ["FORMATS", "FeatureSchema", "Features", "LinearRegression", "LogisticRegression",
+          "Model", "from_arrow", "load_model"]
 
 
 def test_exported_members() -> None:

@@ -36,7 +36,7 @@ from headwater.registry import (
     reproduce,
 )
 from headwater.registry.names import check_model_name, parse_ref
-from headwater.registry.reproduce import Mode
+from headwater.registry.reproduce import BATCH_ROWS, Mode
 from headwater.time import from_micros
 
 __all__ = ["app"]
@@ -151,6 +151,9 @@ def reproduce_(
     tolerance: Annotated[float, typer.Option(
         help="The largest difference allowed between a recorded and a recomputed "
         "metric.")] = 1e-6,
+    batch_rows: Annotated[int, typer.Option(
+        help="Examples learnt per step, as the trainer that made the version did.")
+    ] = BATCH_ROWS,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Replay a version's training slice from the log and check the same version comes
@@ -159,7 +162,7 @@ def reproduce_(
     with _open(ctx) as registry, state.open_log() as log:
         result = reproduce(registry, log, check_model_name(name, field="NAME"),
                            parse_ref(version, field="VERSION"), mode=_mode(mode),
-                           tolerance=tolerance)
+                           tolerance=tolerance, batch_rows=batch_rows)
     if as_json:
         typer.echo(_ENCODER.encode({**result._asdict(), "checks": [
             c._asdict() for c in result.checks]}).decode())

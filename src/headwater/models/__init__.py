@@ -9,7 +9,6 @@ implements :class:`Model`: ``predict`` / ``learn`` / ``fit`` on columnar batches
 for serving, ``save`` / ``load`` / ``clone`` / ``params``. A saved model is a directory
 with ``headwater-model.json``; :func:`load_model` reads any format in :data:`FORMATS`.
 Importing this package imports none of River, scikit-learn and PyTorch.
-:mod:`headwater.models.examples` turns rows of the log into the batch a model learns.
 
 >>> import numpy as np, tempfile
 >>> model = LogisticRegression()
@@ -20,7 +19,6 @@ Importing this package imports none of River, scikit-learn and PyTorch.
 [0.02, 0.97]
 """
 
-from headwater.models.examples import Examples, examples_from_batch, examples_sha256, train_on
 from headwater.models.features import Features, FeatureSchema, from_arrow
 from headwater.models.formats import FORMATS, load_model
 from headwater.models.linear import LinearRegression, LogisticRegression
@@ -28,15 +26,11 @@ from headwater.models.protocol import Model
 
 __all__ = [
     "FORMATS",
-    "Examples",
     "FeatureSchema",
     "Features",
     "LinearRegression",
     "LogisticRegression",
     "Model",
-    "examples_from_batch",
-    "examples_sha256",
     "from_arrow",
     "load_model",
-    "train_on",
 ]

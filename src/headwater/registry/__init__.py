@@ -26,11 +26,10 @@ or in memory. Artifacts live on local disk or at any fsspec URL
         registry.promote("churn", v.version, actor="ci", reason="logloss 0.31 < 0.33")
         path = registry.checkout("churn", "champion")    # verified, read-only
 
-A version's lineage names the slice of the log it learned from: a trainer reads it with
-:func:`training_slice` (the examples and the slice to record), trains with
-:func:`headwater.models.train_on` and records :func:`flatten_params` of the model and
-its :func:`training_metrics`; :func:`reproduce` replays the slice later and says
-whether the same version comes out (``headwater models reproduce``).
+A version's lineage names the slice of the log it learned from (a trainer of
+:mod:`headwater.learning` records it); :func:`reproduce` replays the slice later, as the
+trainer learnt it, and says whether the same version comes out (``headwater models
+reproduce``).
 """
 
 from headwater.registry.artifacts import ArtifactStore, LocalArtifacts
@@ -60,15 +59,7 @@ from headwater.registry.records import (
     VersionStatus,
 )
 from headwater.registry.registry import CheckedOut, ModelRegistry
-from headwater.registry.reproduce import (
-    Check,
-    Reproduction,
-    flatten_params,
-    judge,
-    reproduce,
-    training_metrics,
-)
-from headwater.registry.slices import SliceData, read_slice, training_slice
+from headwater.registry.reproduce import Check, Reproduction, judge, reproduce
 from headwater.registry.sqlite import SqliteRegistryBackend
 from headwater.registry.tree import Line, LineageTree
 
@@ -92,7 +83,6 @@ __all__ = [
     "OffsetRange",
     "RegistryBackend",
     "Reproduction",
-    "SliceData",
     "SqliteRegistryBackend",
     "TopicSlice",
     "TrainingSlice",
@@ -102,13 +92,9 @@ __all__ = [
     "decode_lineage",
     "detect_code_version",
     "encode_lineage",
-    "flatten_params",
     "hash_directory",
     "judge",
     "open_artifacts",
     "open_registry",
-    "read_slice",
     "reproduce",
-    "training_metrics",
-    "training_slice",
 ]

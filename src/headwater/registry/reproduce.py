@@ -1,21 +1,24 @@
 """Reproduce a model version from its lineage, and say whether it comes out the same.
 
-:func:`reproduce` replays the version's recorded training slice from the log
-(:func:`~headwater.registry.slices.read_slice`) into the recorded parent, or, for a
-version trained from scratch, into a fresh model with the version's hyper-parameters
-(the clone of its own artifact, whose hyper-parameters are checked against the
-recorded ones). It trains as trainers do (:func:`headwater.models.examples.train_on`:
-one batch, ``learn`` from a parent, ``fit`` from scratch), saves the result and
-compares:
+:func:`reproduce` replays the version's recorded training slice the way the trainers of
+:mod:`headwater.learning` learnt it: the examples are read with
+:func:`headwater.learning.read_examples` (the served rows of each recorded offset range,
+features decoded by :func:`headwater.labels.decode_features`, the content hash by
+:func:`headwater.learning.examples_hash`), and learnt test-then-train in batches of
+``batch_rows`` (the trainers' default, 4096) by the recorded parent, or, for a version
+trained from scratch, by a fresh model with the version's hyper-parameters (the clone of
+its own artifact, whose hyper-parameters are checked against the recorded ones). The
+result is saved and compared with the record:
 
-- the examples: their number, content hash and event-time range against the record
-  (a different log gives different examples);
+- the examples: their number, content hash and event-time range (a different log gives
+  different examples);
 - the hyper-parameters recorded against the model's;
 - for a deterministic model (the adapter's class says ``deterministic = True``, as the
-  built-in linear models do) the artifact's SHA-256 against the recorded one; for any
-  other, the recorded metrics against the same metrics, on the slice's examples
-  (:func:`training_metrics`), of the reproduced model and of the stored artifact,
-  within ``tolerance``.
+  built-in linear models do) the artifact's SHA-256; for any other the recorded metrics
+  that can be recomputed from the replay — ``rows`` and the gate's
+  ``prequential_<metric>`` over the last ``gate_examples`` examples — within
+  ``tolerance``, and the scores of the stored artifact against those of the replayed
+  model on the slice (a stored artifact that is not the replayed one differs there).
 
 :func:`judge` is the comparison on plain values, without I/O:
 
@@ -25,7 +28,7 @@ compares:
 ...     lineage=Lineage(parent=1, training=TrainingSlice(examples=3, examples_sha256="cd" * 32)))
 >>> found = Found(examples=3, examples_sha256="cd" * 32, event_time_start=None,
 ...               event_time_end=None, artifact_sha256="ab" * 32, params={}, metrics={},
-...               stored_metrics={})
+...               score_gap=0.0)
 >>> judge(version, found, deterministic=True).verdict
 'match'
 >>> found = found._replace(examples_sha256="ef" * 32, artifact_sha256="00" * 32)
@@ -38,7 +41,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal, NamedTuple
 
@@ -47,17 +50,13 @@ import numpy.typing as npt
 
 from headwater.errors import ValidationError
 from headwater.log import Log
-from headwater.models import load_model
-from headwater.models.examples import Examples, train_on
-from headwater.models.metrics import accuracy, log_loss, roc_auc
-from headwater.models.protocol import Model
+from headwater.models import Model, load_model
 from headwater.registry.hashing import hash_directory
 from headwater.registry.records import ModelVersion
 from headwater.registry.registry import ModelRegistry
-from headwater.registry.slices import read_slice
 
 __all__ = [
-    "METRICS",
+    "BATCH_ROWS",
     "Check",
     "Found",
     "Mode",
@@ -65,8 +64,8 @@ __all__ = [
     "Verdict",
     "flatten_params",
     "judge",
+    "replay",
     "reproduce",
-    "training_metrics",
 ]
 
 Mode = Literal["auto", "artifact", "metrics"]
@@ -74,23 +73,11 @@ Mode = Literal["auto", "artifact", "metrics"]
 metrics, within the tolerance) or ``auto`` (``artifact`` for deterministic models)."""
 Verdict = Literal["match", "mismatch", "unverifiable"]
 """``unverifiable``: nothing decisive could be compared (metrics mode and no recorded
-metric Headwater knows how to recompute)."""
+metric that the replay can recompute)."""
 
-
-def _mse(y: npt.ArrayLike, scores: npt.ArrayLike) -> float:
-    return float(np.mean((np.asarray(y, dtype=np.float64) - np.asarray(scores)) ** 2))
-
-
-def _mae(y: npt.ArrayLike, scores: npt.ArrayLike) -> float:
-    return float(np.mean(np.abs(np.asarray(y, dtype=np.float64) - np.asarray(scores))))
-
-
-#: The metrics :func:`training_metrics` computes, by the names a lineage records them under.
-METRICS: Final[Mapping[str, Callable[[npt.ArrayLike, npt.ArrayLike], float]]] = {
-    "auc": roc_auc, "roc_auc": roc_auc, "accuracy": accuracy, "logloss": log_loss,
-    "log_loss": log_loss, "mse": _mse, "mae": _mae,
-    "rmse": lambda y, s: math.sqrt(_mse(y, s)),
-}
+#: The trainers' default batch: a slice is learnt ``BATCH_ROWS`` examples at a time.
+BATCH_ROWS: Final = 4096
+_PREQUENTIAL: Final = "prequential_"
 
 
 class Check(NamedTuple):
@@ -105,7 +92,9 @@ class Check(NamedTuple):
 
 
 class Found(NamedTuple):
-    """What a replay produced, as plain values."""
+    """What a replay produced, as plain values. ``metrics`` are the recorded metrics the
+    replay could recompute; ``score_gap`` the largest difference between the scores of
+    the stored artifact and of the replayed model on the slice."""
 
     examples: int
     examples_sha256: str
@@ -114,7 +103,7 @@ class Found(NamedTuple):
     artifact_sha256: str
     params: dict[str, Any]
     metrics: dict[str, float]
-    stored_metrics: dict[str, float]
+    score_gap: float
 
 
 class Reproduction(NamedTuple):
@@ -137,25 +126,10 @@ class Reproduction(NamedTuple):
         return [c for c in self.checks if c.decisive and not c.ok]
 
 
-def training_metrics(model: Model, examples: Examples,
-                     names: tuple[str, ...] = ("auc", "logloss")) -> dict[str, float]:
-    """The metrics ``names`` (keys of :data:`METRICS`) of ``model`` on ``examples``: what
-    a trainer records, and what :func:`reproduce` recomputes for a model that is not
-    deterministic."""
-    unknown = [n for n in names if n not in METRICS]
-    if unknown:
-        raise ValidationError("names", f"unknown metric {unknown[0]!r}; known: "
-                                       f"{sorted(METRICS)}")
-    if not examples.rows:
-        return {}
-    scores = model.predict(examples.features)
-    return {name: METRICS[name](examples.y, scores) for name in names}
-
-
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested hyper-parameters as dotted names, lists of scalars kept (the lineage form).
+    """Nested hyper-parameters as dotted names, tuples as lists (the lineage form).
 
-    >>> flatten_params({"lr": 0.1, "optimizer": {"name": "sgd", "betas": [0.9, 0.99]}})
+    >>> flatten_params({"lr": 0.1, "optimizer": {"name": "sgd", "betas": (0.9, 0.99)}})
     {'lr': 0.1, 'optimizer.name': 'sgd', 'optimizer.betas': [0.9, 0.99]}
     """
     flat: dict[str, Any] = {}
@@ -187,11 +161,9 @@ def judge(version: ModelVersion, found: Found, *, deterministic: bool, mode: Mod
                                 training.examples_sha256 == found.examples_sha256))
         start, end = training.event_time_start, training.event_time_end
         if start is not None or end is not None:
-            inside = found.event_time_start is None or (
-                (start is None or found.event_time_start >= start)
-                and (end is None or (found.event_time_end or 0) <= end))
             checks.append(Check("event_time", f"[{start}, {end})",
-                                f"[{found.event_time_start}, {found.event_time_end})", inside))
+                                f"[{found.event_time_start}, {found.event_time_end})",
+                                (start, end) == (found.event_time_start, found.event_time_end)))
     params = flatten_params(found.params)
     for key, value in sorted(lineage.hyperparameters.items()):
         have = params.get(key, "<absent>")
@@ -201,17 +173,18 @@ def judge(version: ModelVersion, found: Found, *, deterministic: bool, mode: Mod
                         decisive=decided == "artifact"))
     compared = 0
     for name, recorded in sorted(lineage.metrics.items()):
-        for label, metrics in (("metric", found.metrics), ("stored metric", found.stored_metrics)):
-            value = metrics.get(name)
-            if value is None:
-                checks.append(Check(f"{label} {name}", f"{recorded:.6g}", "not recomputed",
-                                    True, decisive=False))
-                continue
-            compared += 1
-            close = math.isclose(value, recorded, rel_tol=0.0, abs_tol=tolerance) or (
-                math.isnan(value) and math.isnan(recorded))
-            checks.append(Check(f"{label} {name}", f"{recorded:.6g}", f"{value:.6g}", close,
-                                decisive=decided == "metrics"))
+        value = found.metrics.get(name)
+        if value is None:
+            checks.append(Check(f"metric {name}", f"{recorded:.6g}", "not recomputed", True,
+                                decisive=False))
+            continue
+        compared += 1
+        close = math.isclose(value, recorded, rel_tol=0.0, abs_tol=tolerance) or (
+            math.isnan(value) and math.isnan(recorded))
+        checks.append(Check(f"metric {name}", f"{recorded:.6g}", f"{value:.6g}", close,
+                            decisive=decided == "metrics"))
+    checks.append(Check("stored scores", f"within {tolerance:g}", f"{found.score_gap:.3g}",
+                        found.score_gap <= tolerance, decisive=decided == "metrics"))
     verdict: Verdict
     if any(c.decisive and not c.ok for c in checks):
         verdict = "mismatch"
@@ -223,40 +196,111 @@ def judge(version: ModelVersion, found: Found, *, deterministic: bool, mode: Mod
                         tuple(checks))
 
 
+def replay(model: Model, features: Mapping[str, npt.NDArray[Any]], y: npt.NDArray[Any], *,
+           batch_rows: int = BATCH_ROWS) -> npt.NDArray[np.float64]:
+    """Learn the examples test-then-train, ``batch_rows`` at a time, as the trainers do;
+    return each example's score from before it was learnt."""
+    n = len(y)
+    scores = np.empty(n)
+    predict_learn = getattr(model, "predict_learn", None)
+    for lo in range(0, n, batch_rows):
+        part = {k: v[lo:lo + batch_rows] for k, v in features.items()}
+        if predict_learn is not None:
+            scores[lo:lo + batch_rows] = predict_learn(part, y[lo:lo + batch_rows])
+        else:
+            scores[lo:lo + batch_rows] = model.predict(part)
+            model.learn(part, y[lo:lo + batch_rows])
+    return scores
+
+
 def reproduce(registry: ModelRegistry, log: Log, name: str, ref: int | str, *,
-              mode: Mode = "auto", tolerance: float = 1e-6, label: str = "label",
+              mode: Mode = "auto", tolerance: float = 1e-6, batch_rows: int = BATCH_ROWS,
               workdir: str | Path | None = None) -> Reproduction:
     """Replay version ``ref`` of ``name`` from its recorded slice and judge the result.
 
     Artifacts are checked out verified from the store (so loading them trusts their
     format). A version without a recorded slice is a
     :class:`~headwater.errors.ValidationError` naming ``lineage.training``; a slice the
-    log no longer holds an :class:`~headwater.errors.OffsetOutOfRangeError`.
+    log no longer holds whole is a mismatch of the examples.
     """
+    from headwater.learning.examples import examples_hash, read_examples
+
     if mode not in ("auto", "artifact", "metrics"):
         raise ValidationError("mode", f"expected auto, artifact or metrics, got {mode!r}")
     if not (isinstance(tolerance, int | float) and tolerance >= 0):
         raise ValidationError("tolerance", f"expected a number >= 0, got {tolerance!r}")
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
+        raise ValidationError("batch_rows", f"expected an int >= 1, got {batch_rows!r}")
     version = registry.get(name, ref)
     training = version.lineage.training
     if training is None:
         raise ValidationError("lineage.training", f"{name} v{version.version} recorded no "
                               "training slice: there is nothing to replay")
-    data = read_slice(log, training, label=label)
-    parent = version.lineage.parent
+    parts = []
+    for topic in training.topics:
+        partitions = log.topic(topic.topic).partitions
+        start = dict.fromkeys(range(partitions), 0)  # unrecorded partitions: nothing
+        stop = dict.fromkeys(range(partitions), 0)
+        for r in topic.ranges:
+            start[r.partition], stop[r.partition] = r.start, r.end
+        parts.append(read_examples(log, start, stop, topic=topic.topic))
+    features = _concat([p.features for p in parts])
+    y = np.concatenate([p.y for p in parts]) if parts else np.zeros(0)
+    times = np.concatenate([p.label_time for p in parts]) if parts else np.zeros(0, np.int64)
+    digest = (parts[0].slice.examples_sha256 if len(parts) == 1 else
+              examples_hash([], [], [], []) if not parts else _joint_hash(parts))
     stored = load_model(registry.checkout(name, version.version), trusted=True)
-    if parent is None:
-        model = stored.clone()
-    else:
-        model = load_model(registry.checkout(name, parent), trusted=True)
-    train_on(model, data.examples, from_scratch=parent is None)
-    names = tuple(n for n in version.lineage.metrics if n in METRICS)
+    parent = version.lineage.parent
+    model = (stored.clone() if parent is None
+             else load_model(registry.checkout(name, parent), trusted=True))
+    prequential = replay(model, features, y, batch_rows=batch_rows)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         model.save(Path(tmp) / "model")
         artifact, _ = hash_directory(Path(tmp) / "model")
-    found = Found(data.examples.rows, data.examples_sha256, data.event_time_start,
-                  data.event_time_end, artifact.sha256, model.params(),
-                  training_metrics(model, data.examples, names),
-                  training_metrics(stored, data.examples, names))
+    gap = 0.0
+    if len(y):
+        gap = float(np.max(np.abs(stored.predict(features) - model.predict(features))))
+    found = Found(len(y), digest or "", int(times.min()) if len(times) else None,
+                  int(times.max()) + 1 if len(times) else None, artifact.sha256,
+                  model.params(), _metrics(version.lineage.metrics, y, prequential), gap)
     return judge(version, found, deterministic=bool(getattr(type(model), "deterministic", False)),
                  mode=mode, tolerance=tolerance)
+
+
+def _metrics(recorded: Mapping[str, float], y: npt.NDArray[Any],
+             scores: npt.NDArray[np.float64]) -> dict[str, float]:
+    """The recorded metrics the replay can recompute, as the trainers computed them."""
+    from headwater.evaluation.metrics import higher_is_better
+    from headwater.learning.triggers import metric_value
+
+    out: dict[str, float] = {}
+    if "rows" in recorded:
+        out["rows"] = float(len(y))
+    window = int(recorded.get("gate_examples", len(y)))
+    for key in recorded:
+        if not key.startswith(_PREQUENTIAL) or window > len(y) or not window:
+            continue
+        metric = key[len(_PREQUENTIAL):]
+        try:
+            sign = 1.0 if higher_is_better(metric) else -1.0
+        except ValidationError:
+            continue
+        out[key] = sign * metric_value(metric, y[-window:], scores[-window:])
+    return out
+
+
+def _concat(columns: list[dict[str, npt.NDArray[Any]]]) -> dict[str, npt.NDArray[Any]]:
+    if len(columns) == 1:
+        return columns[0]
+    names = {n: None for c in columns for n in c}
+    return {n: np.concatenate([c[n] for c in columns]) for n in names}
+
+
+def _joint_hash(parts: list[Any]) -> str:
+    """Several topics: the hash of their hashes, in the slice's order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update((part.slice.examples_sha256 or "").encode())
+    return digest.hexdigest()
