@@ -6,7 +6,12 @@
 - ``http_*``: a server in a second process (uvicorn, httptools, uvloop) on 127.0.0.1,
   loaded by an asyncio generator here over 32 keep-alive connections for a fixed time;
   ``server_cpu_us_per_request`` is the server process's CPU time (``/proc``) divided by
-  the requests answered.
+  the requests answered, ``prediction_log_cpu_us_per_request`` the part of it spent by
+  the prediction log's thread.
+- ``floor_cpu_us_per_request``: the same server configuration around a trivial ASGI app
+  that answers a fixed prediction-shaped body: what uvicorn, the event loop and the
+  kernel cost per request whatever the app does; ``app_cpu_us_per_request`` is ours
+  minus that floor, and ``server_cpu_vs_floor`` their ratio.
 - ``http_vs_fastapi``: our requests per second divided by those of a FastAPI app doing
   the same work (decode, predict, encode) under the same server settings (``null``
   when FastAPI is not installed).
@@ -142,6 +147,24 @@ def fastapi_app(predictor: Predictor) -> Any:
     return app
 
 
+FIXED = (b'{"request_id":"1a2b3c4d-1","score":0.5,"model":"bench","version":1,'
+         b'"arm":"champion","unknown_entity":false,"missing":[],"fallback":false}')
+
+
+async def floor_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The least an ASGI app can do: read the body, answer a fixed one."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await receive()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", b"%d" % len(FIXED))]})
+    await send({"type": "http.response.body", "body": FIXED})
+
+
 def run_server(kind: str) -> None:
     import uvicorn
 
@@ -151,17 +174,19 @@ def run_server(kind: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         predictor, deployment, registry = build(Path(tmp))
         ours = ServingApp(predictor, deployment, registry=registry, admin_token=TOKEN)
-        app = ours if kind == "ours" else fastapi_app(predictor)
+        app: Any = {"ours": ours, "floor": floor_app}.get(kind) or fastapi_app(predictor)
         config = server_config(ours, "127.0.0.1", 0)
         config.app = app
         server = uvicorn.Server(config)
+        assert predictor.log is not None
+        log_thread = predictor.log._thread.native_id
 
         async def main() -> None:
             task = asyncio.create_task(server.serve())
             while not server.started:
                 await asyncio.sleep(0.01)
             port = server.servers[0].sockets[0].getsockname()[1]
-            print(port, flush=True)
+            print(port, log_thread, flush=True)
             await task
 
         try:
@@ -243,8 +268,9 @@ def load(port: int, seconds: float, swaps: int = 0) -> tuple[list[float], list[i
     return latencies, failures, elapsed
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    where = f"/proc/{pid}" if thread is None else f"/proc/{pid}/task/{thread}"
+    fields = Path(f"{where}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -253,15 +279,17 @@ def measure(kind: str, seconds: float, swaps: int = 0) -> dict[str, float]:
                                stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
-        port = int(process.stdout.readline())
+        port, log_thread = map(int, process.stdout.readline().split())
         load(port, 0.5)  # warm up
-        before = cpu_seconds(process.pid)
+        before = cpu_seconds(process.pid), cpu_seconds(process.pid, log_thread)
         latencies, failures, elapsed = load(port, seconds)
-        cpu = cpu_seconds(process.pid) - before
+        cpu = cpu_seconds(process.pid) - before[0]
+        log_cpu = cpu_seconds(process.pid, log_thread) - before[1]
         ms = np.array(latencies) * 1e3
         result = {"rps": len(latencies) / elapsed, "p50": float(np.percentile(ms, 50)),
                   "p99": float(np.percentile(ms, 99)), "max": float(ms.max()),
-                  "cpu_us": cpu / len(latencies) * 1e6, "failed": float(len(failures))}
+                  "cpu_us": cpu / len(latencies) * 1e6, "failed": float(len(failures)),
+                  "log_cpu_us": log_cpu / len(latencies) * 1e6}
         if swaps:
             latencies, failures, _ = load(port, max(seconds, swaps * 0.015), swaps)
             result["swap_failed"] = float(len(failures))
@@ -275,7 +303,7 @@ def measure(kind: str, seconds: float, swaps: int = 0) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--serve", choices=("ours", "fastapi"))
+    parser.add_argument("--serve", choices=("ours", "fastapi", "floor"))
     args = parser.parse_args()
     if args.serve:
         run_server(args.serve)
@@ -290,7 +318,12 @@ def main() -> None:
     result |= {"http_rps": round(ours["rps"]), "http_p50_ms": round(ours["p50"], 3),
                "http_p99_ms": round(ours["p99"], 3), "http_max_ms": round(ours["max"], 3),
                "server_cpu_us_per_request": round(ours["cpu_us"], 1),
+               "prediction_log_cpu_us_per_request": round(ours["log_cpu_us"], 1),
                "http_failed_requests": int(ours["failed"])}
+    floor = measure("floor", args.seconds)
+    result["floor_cpu_us_per_request"] = round(floor["cpu_us"], 1)
+    result["app_cpu_us_per_request"] = round(ours["cpu_us"] - floor["cpu_us"], 1)
+    result["server_cpu_vs_floor"] = round(ours["cpu_us"] / floor["cpu_us"], 2)
     try:
         if importlib.util.find_spec("fastapi") is None:
             raise ImportError("fastapi")

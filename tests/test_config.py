@@ -20,3 +20,11 @@ def test_bad_settings_are_config_errors() -> None:
         Settings.from_env({"HEADWATER_FSYNC": "sometimes"})
     with pytest.raises(ConfigError, match="segment_bytes"):
         Settings.from_env({"HEADWATER_SEGMENT_BYTES": "big"})
+
+
+def test_the_model_store_locations() -> None:
+    assert Settings.from_env({"HEADWATER_HOME": "/h"}).registry_location == "/h/registry"
+    settings = Settings.from_env({"HEADWATER_REGISTRY_URL": "postgresql://db/m",
+                                  "HEADWATER_ARTIFACTS_URL": "s3://bucket/models"})
+    assert settings.registry_location == "postgresql://db/m"
+    assert settings.artifacts_url == "s3://bucket/models"

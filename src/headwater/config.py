@@ -2,6 +2,10 @@
 
 >>> Settings.from_env({"HEADWATER_HOME": "/tmp/hw", "HEADWATER_FSYNC": "always"}).fsync
 'always'
+>>> Settings.from_env({"HEADWATER_HOME": "/tmp/hw"}).registry_location
+'/tmp/hw/registry'
+>>> Settings.from_env({"HEADWATER_REGISTRY_URL": "postgresql://db/models"}).registry_location
+'postgresql://db/models'
 """
 
 from __future__ import annotations
@@ -34,6 +38,13 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     online_url: str | None = None
     """The online store: a path (embedded), ``redis://…`` or ``memory://``. Defaults to
     ``<home>/online``."""
+    registry_url: str | None = None
+    """The model store's records: a directory (SQLite), ``postgresql://…`` or ``memory://``.
+    Defaults to ``<home>/registry``."""
+    artifacts_url: str | None = None
+    """Where the model store keeps artifacts: a directory or an fsspec URL (``s3://…``).
+    Defaults to ``<registry>/artifacts`` for a directory registry; a server registry
+    needs it."""
     project: str = "features.py"
     """The Python module (a file) holding the feature definitions."""
     admin_token: str | None = None
@@ -50,6 +61,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     @property
     def online_location(self) -> str:
         return self.online_url or str(Path(self.home) / "online")
+
+    @property
+    def registry_location(self) -> str:
+        """The model store's records (``registry_url``, or ``<home>/registry``)."""
+        return self.registry_url or str(Path(self.home) / "registry")
 
     @property
     def features_dir(self) -> Path:

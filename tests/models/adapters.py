@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,8 +47,25 @@ def _sklearn() -> Model:
     return SklearnModel(SGDClassifier(loss="log_loss", random_state=0))
 
 
+def _torch() -> Model:
+    from headwater.models.torch import TorchModel
+
+    return TorchModel(hidden=[8], lr=0.05, epochs=5, batch_size=8)
+
+
+def _torch_regression() -> Model:
+    from headwater.models.torch import TorchModel
+
+    return TorchModel(task="regression", optimizer="sgd", lr=0.005, momentum=0.5, epochs=10,
+                      batch_size=2)
+
+
+#: Set in CI: an optional extra that is not installed fails its tests instead of skipping.
+REQUIRE_EXTRAS = os.environ.get("HEADWATER_REQUIRE_EXTRAS") == "1"
+
+
 def _has(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
+    return REQUIRE_EXTRAS or importlib.util.find_spec(module) is not None
 
 
 ADAPTERS = [
@@ -64,6 +82,14 @@ ADAPTERS = [
                  id="sklearn-sgd",
                  marks=pytest.mark.skipif(not _has("sklearn"),
                                           reason="scikit-learn not installed")),
+    pytest.param(Adapter("torch-mlp", _torch, classifier=True, row_equivalent=False,
+                         categorical=False),
+                 id="torch-mlp",
+                 marks=pytest.mark.skipif(not _has("torch"), reason="torch not installed")),
+    pytest.param(Adapter("torch-regression", _torch_regression, classifier=False,
+                         row_equivalent=False, categorical=False),
+                 id="torch-regression",
+                 marks=pytest.mark.skipif(not _has("torch"), reason="torch not installed")),
 ]
 
 
@@ -87,3 +113,12 @@ def target(features: dict[str, npt.NDArray[Any]], classifier: bool) -> npt.NDArr
 
 def rows(features: dict[str, npt.NDArray[Any]], start: int, stop: int) -> dict[str, Any]:
     return {k: v[start:stop] for k, v in features.items()}
+
+
+def require(module: str) -> None:
+    """Skip the test when ``module`` is not installed, or fail it under
+    ``HEADWATER_REQUIRE_EXTRAS=1``."""
+    if REQUIRE_EXTRAS:
+        importlib.import_module(module)
+    else:
+        pytest.importorskip(module)

@@ -169,7 +169,7 @@ def test_a_pickle_artifact_needs_trust_before_anything_is_unpickled(tmp_path: Pa
 
 def test_the_formats_are_a_fixed_table() -> None:
     assert sorted(FORMATS) == ["headwater-linear", "river-pickle", "sklearn-pickle",
-                               "sklearn-skops"]
+                               "sklearn-skops", "torch-safetensors"]
     with pytest.raises(TypeError):
         FORMATS["mine"] = FORMATS["headwater-linear"]  # type: ignore[index]
 

@@ -1,5 +1,5 @@
-"""Optional extras: River and scikit-learn are imported only when used, and a missing
-one says which extra to install. The package's public surface is pinned."""
+"""Optional extras: River, scikit-learn and PyTorch are imported only when used, and a
+missing one says which extra to install. The package's public surface is pinned."""
 
 from __future__ import annotations
 
@@ -22,13 +22,13 @@ def test_exported_members() -> None:
         assert hasattr(headwater.models, name), name
 
 
-def test_importing_models_imports_neither_river_nor_sklearn(
+def test_importing_models_imports_no_optional_library(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [m for m in sys.modules if m.startswith(("river", "sklearn", "skops",
-                                                         "headwater.models"))]:
+    libraries = ("river", "sklearn", "skops", "torch", "safetensors")
+    for name in [m for m in sys.modules if m.startswith((*libraries, "headwater.models"))]:
         monkeypatch.delitem(sys.modules, name)
     importlib.import_module("headwater.models")
-    assert not any(m.startswith(("river", "sklearn", "skops")) for m in sys.modules)
+    assert not any(m.startswith(libraries) for m in sys.modules)
 
 
 @pytest.mark.parametrize(("module", "missing", "message"), [
@@ -37,6 +37,8 @@ def test_importing_models_imports_neither_river_nor_sklearn(
     ("headwater.models.sklearn", "sklearn",
      "The scikit-learn model adapter needs the 'scikit-learn' package: "
      "pip install 'headwater[sklearn]'"),
+    ("headwater.models.torch", "torch",
+     "The PyTorch model adapter needs the 'torch' package: pip install 'headwater[torch]'"),
 ])
 def test_a_missing_extra_names_what_to_install(monkeypatch: pytest.MonkeyPatch, module: str,
                                                missing: str, message: str) -> None:
@@ -84,3 +86,18 @@ def test_sklearn_without_skops_pickles_and_needs_trust(monkeypatch: pytest.Monke
         headwater.models.load_model(Path(str(tmp_path)))
     loaded = headwater.models.load_model(Path(str(tmp_path)), trusted=True)
     np.testing.assert_array_equal(loaded.predict(features), model.predict(features))
+
+
+def test_loading_a_torch_artifact_without_torch(monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: object) -> None:
+    import json
+    from pathlib import Path
+
+    directory = Path(str(tmp_path))
+    (directory / "headwater-model.json").write_text(json.dumps({
+        "format": "torch-safetensors", "format_version": 1, "adapter": "TorchModel",
+        "params": {}, "features": None}))
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.delitem(sys.modules, "headwater.models.torch", raising=False)
+    with pytest.raises(MissingExtraError, match=r"headwater\[torch\]"):
+        headwater.models.load_model(directory)

@@ -152,3 +152,25 @@ def test_the_default_store_is_under_home(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["models", "list"], env={"HEADWATER_HOME": str(home)})
     assert result.exit_code == 0
     assert "churn" in result.stdout
+
+
+def test_the_store_and_artifacts_come_from_the_settings(tmp_path: Path) -> None:
+    source = tmp_path / "model"
+    source.mkdir()
+    (source / "w").write_text("w")
+    where = tmp_path / "elsewhere"
+    artifacts = tmp_path / "blobs"
+    settings = Settings(home=str(tmp_path / "home"), fsync="never", registry_url=str(where),
+                        artifacts_url=str(artifacts))
+    with open_registry(settings=settings) as registry:
+        registry.register("churn", source)
+    assert (where / "registry.db").exists()
+    assert any(artifacts.iterdir())
+    env = {"HEADWATER_HOME": str(tmp_path / "home"), "HEADWATER_REGISTRY_URL": str(where),
+           "HEADWATER_ARTIFACTS_URL": str(artifacts)}
+    result = CliRunner().invoke(app, ["models", "show", "churn", "1", "--verify"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "verified" in result.stderr
+    del env["HEADWATER_ARTIFACTS_URL"]  # <registry>/artifacts holds nothing
+    assert CliRunner().invoke(app, ["models", "show", "churn", "1", "--verify"],
+                              env=env).exit_code == 1

@@ -11,6 +11,7 @@ PUBLIC = [
     "SqliteRegistryBackend", "TopicSlice", "TrainingSlice", "TriggerKind", "VersionStatus",
     "check_lineage", "decode_lineage", "detect_code_version", "encode_lineage",
     "hash_directory", "open_artifacts", "open_registry",
+    "Check", "Reproduction", "judge", "reproduce",
 ]
 
 

@@ -17,6 +17,7 @@ from headwater.log import Log, Schema
 from headwater.models import LogisticRegression
 from headwater.registry import ModelRegistry, open_registry
 from headwater.serving import ChampionOnly, Deployment, Policy, PredictionLog, Predictor
+from headwater.serving.app import ServingApp
 from headwater.store.online.memory import MemoryOnlineStore
 from headwater.testing import ManualClock, MemoryBackend
 
@@ -98,3 +99,12 @@ def world(tmp_path: Path) -> Iterator[World]:
     models.mkdir()
     yield World(clock, log, online, registry, FeatureReader(online, FEATURES), models)
     registry.close()
+
+
+@pytest.fixture
+def app(world: World) -> ServingApp:
+    """The HTTP app over fraud v1 as champion, admin token ``s3cret``."""
+    world.register(train(1), "champion")
+    deployment = world.deployment()
+    return ServingApp(world.predictor(deployment), deployment, registry=world.registry,
+                      admin_token="s3cret")

@@ -50,14 +50,6 @@ def error_of(response: Response) -> tuple[int, str, str]:
     return status, error["field"], error["reason"]
 
 
-@pytest.fixture
-def app(world: World) -> ServingApp:
-    world.register(train(1), "champion")
-    deployment = world.deployment()
-    return ServingApp(world.predictor(deployment), deployment, registry=world.registry,
-                      admin_token="s3cret")
-
-
 def test_predict_one(app: ServingApp, world: World) -> None:
     status, headers, body = call(app, "POST", "/predict", {
         "entities": {"user": "u1"}, "request": {"price": 2.5, "device": "ios"},

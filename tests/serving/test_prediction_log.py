@@ -129,3 +129,14 @@ def test_the_topic_is_created_once_and_checked() -> None:
     log.create_topic("other", Schema.of({"ts": "timestamp"}, event_time="ts"))
     with pytest.raises(TopicExistsError):
         ensure_topic(log, "other")
+
+
+def test_the_features_are_those_at_record_time() -> None:
+    log = Log(MemoryBackend())
+    plog = PredictionLog(log, flush_ms=10_000)
+    row: dict[str, Any] = {"x": 1.0, "city": "oslo"}
+    plog.record("r", "e", row, "m", 1, 0.5, "champion", True, (), NOW)
+    row["x"] = 2.0  # a caller reusing its dict changes nothing logged
+    plog.close()
+    [event] = events(log)
+    assert msgspec.json.decode(event["features"]) == {"x": 1.0, "city": "oslo"}

@@ -1,9 +1,12 @@
-"""``headwater models``: list, show, lineage, promote, rollback and history.
+"""``headwater models``: list, show, lineage, reproduce, promote, rollback and history.
 
 The model store is ``--registry LOCATION`` (a directory, ``postgresql://…``), by
-default ``<$HEADWATER_HOME or .headwater>/registry``; ``--artifacts`` moves the
-artifacts elsewhere (a directory or an fsspec URL). A version is given by number
-(``3`` or ``v3``) or by alias (``champion``).
+default ``$HEADWATER_REGISTRY_URL`` or ``<$HEADWATER_HOME or .headwater>/registry``;
+``--artifacts`` (default ``$HEADWATER_ARTIFACTS_URL``) moves the artifacts elsewhere
+(a directory or an fsspec URL). A version is given by number
+(``3`` or ``v3``) or by alias (``champion``). ``reproduce`` replays a version's
+training slice from the log (the global ``--log``) and exits 1 unless the same version
+comes out.
 
 >>> _metrics({"logloss": 0.312345, "auc": 0.8})
 'auc=0.8 logloss=0.3123'
@@ -12,8 +15,9 @@ artifacts elsewhere (a directory or an fsspec URL). A version is given by number
 from __future__ import annotations
 
 import os
+import typing
 from dataclasses import dataclass
-from typing import Annotated, Final
+from typing import Annotated, Final, cast
 
 import msgspec
 import typer
@@ -21,10 +25,18 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from headwater.cli.common import format_count, out, state_of, status
-from headwater.errors import UnknownModelError
-from headwater.registry import LineageTree, ModelRegistry, ModelVersion, open_registry
+from headwater.cli.common import EXIT_FAILURE, format_count, out, state_of, status
+from headwater.errors import UnknownModelError, ValidationError
+from headwater.registry import (
+    LineageTree,
+    ModelRegistry,
+    ModelVersion,
+    Reproduction,
+    open_registry,
+    reproduce,
+)
 from headwater.registry.names import check_model_name, parse_ref
+from headwater.registry.reproduce import BATCH_ROWS, Mode
 from headwater.time import from_micros
 
 __all__ = ["app"]
@@ -55,12 +67,12 @@ def _models(
     ctx: typer.Context,
     registry: Annotated[str | None, typer.Option(
         "--registry", metavar="LOCATION",
-        help="The model store: a directory or postgresql://…. "
-        "Default: <$HEADWATER_HOME or .headwater>/registry.")] = None,
+        help="The model store: a directory or postgresql://…. Default: "
+        "$HEADWATER_REGISTRY_URL or <$HEADWATER_HOME or .headwater>/registry.")] = None,
     artifacts: Annotated[str | None, typer.Option(
         "--artifacts", metavar="LOCATION",
         help="Where the artifacts are: a directory or an fsspec URL. "
-        "Default: <registry>/artifacts.")] = None,
+        "Default: $HEADWATER_ARTIFACTS_URL or <registry>/artifacts.")] = None,
 ) -> None:
     ctx.obj = _Where(registry, artifacts)
 
@@ -127,6 +139,39 @@ def lineage(
     out().print(draw_tree(tree))
 
 
+@app.command("reproduce")
+def reproduce_(
+    ctx: typer.Context,
+    name: NameArg,
+    version: Annotated[str, typer.Argument(help="The version (a number or an alias).",
+                                           show_default=False)],
+    mode: Annotated[str, typer.Option(
+        help="What decides: artifact (same SHA-256), metrics (recorded metrics within "
+        "--tolerance) or auto (artifact for deterministic models).")] = "auto",
+    tolerance: Annotated[float, typer.Option(
+        help="The largest difference allowed between a recorded and a recomputed "
+        "metric.")] = 1e-6,
+    batch_rows: Annotated[int, typer.Option(
+        help="Examples learnt per step, as the trainer that made the version did.")
+    ] = BATCH_ROWS,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Replay a version's training slice from the log and check the same version comes
+    out (exit code 1 if not)."""
+    state = state_of(ctx)
+    with _open(ctx) as registry, state.open_log() as log:
+        result = reproduce(registry, log, check_model_name(name, field="NAME"),
+                           parse_ref(version, field="VERSION"), mode=_mode(mode),
+                           tolerance=tolerance, batch_rows=batch_rows)
+    if as_json:
+        typer.echo(_ENCODER.encode({**result._asdict(), "checks": [
+            c._asdict() for c in result.checks]}).decode())
+    else:
+        _print_reproduction(result)
+    if not result.matches:
+        raise typer.Exit(EXIT_FAILURE)
+
+
 @app.command("promote")
 def promote(
     ctx: typer.Context,
@@ -185,6 +230,36 @@ def history(
                       _number(move.from_version), _number(move.to_version), move.actor,
                       move.reason)
     out().print(table)
+
+
+def _mode(mode: str) -> Mode:
+    for known in typing.get_args(Mode):
+        if mode == known:
+            return cast(Mode, known)
+    raise ValidationError("--mode", f"expected auto, artifact or metrics, got {mode!r}")
+
+
+def _print_reproduction(result: Reproduction) -> None:
+    table = Table("check", "recorded", "replayed", "")
+    for check in result.checks:
+        mark = Text("ok", style="green") if check.ok else Text(
+            "differs", style="bold red" if check.decisive else "yellow")
+        table.add_row(check.name + ("" if check.decisive else " (informative)"),
+                      check.recorded, check.found, mark)
+    console = out()
+    console.print(f"{result.model} v{result.version}: replayed its training slice into "
+                  + (f"v{result.parent}" if result.parent else "a fresh model")
+                  + f", compared by {result.mode}")
+    console.print(table)
+    if result.verdict == "match":
+        console.print(Text(f"reproduced: {result.model} v{result.version} comes out the same "
+                           f"({result.mode})", style="bold green"))
+    elif result.verdict == "unverifiable":
+        console.print(Text("cannot verify: the version records no metric that can be "
+                           "recomputed; try --mode artifact", style="bold yellow"))
+    else:
+        console.print(Text(f"MISMATCH: {', '.join(c.name for c in result.failed)} "
+                           "differ from the record", style="bold red"))
 
 
 def draw_tree(tree: LineageTree) -> Tree:

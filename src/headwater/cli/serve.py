@@ -2,7 +2,8 @@
 
 It reads the feature set from the project (``--project``, default
 ``$HEADWATER_PROJECT`` or ``features.py``), the online store and the log from the
-settings, follows the model's aliases in the model store (``--registry``) every
+settings, follows the model's aliases in the model store (``--registry``, default
+``$HEADWATER_REGISTRY_URL``; ``--artifacts``, default ``$HEADWATER_ARTIFACTS_URL``) every
 ``--poll-ms``, logs every prediction to the ``predictions`` topic, and binds
 127.0.0.1 unless ``--host`` says otherwise. The admin endpoints need a bearer token
 read from ``--admin-token-file`` or ``$HEADWATER_ADMIN_TOKEN``; without one they are
@@ -83,9 +84,10 @@ def serve(
     port: Annotated[int, typer.Option(help="The port to bind.")] = 8000,
     registry: Annotated[str | None, typer.Option(
         "--registry", metavar="LOCATION", help="The model store. Default: "
-        "<$HEADWATER_HOME or .headwater>/registry.")] = None,
+        "$HEADWATER_REGISTRY_URL or <$HEADWATER_HOME or .headwater>/registry.")] = None,
     artifacts: Annotated[str | None, typer.Option(
-        "--artifacts", metavar="LOCATION", help="Where the artifacts are.")] = None,
+        "--artifacts", metavar="LOCATION", help="Where the artifacts are. Default: "
+        "$HEADWATER_ARTIFACTS_URL or <registry>/artifacts.")] = None,
     policy: Annotated[PolicyName, typer.Option(help="How traffic meets versions.")] = "champion",
     challenger: Annotated[str, typer.Option(help="The alias of the other arm.")] = "challenger",
     percent: Annotated[float, typer.Option(

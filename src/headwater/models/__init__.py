@@ -1,13 +1,14 @@
-"""Models: one adapter protocol, a fast built-in online linear model, River and sklearn.
+"""Models: one adapter protocol, a fast built-in online linear model, River, sklearn, PyTorch.
 
 Every model — the built-in :class:`LogisticRegression` and :class:`LinearRegression`,
 a River estimator (:mod:`headwater.models.river`, ``pip install 'headwater[river]'``),
-a scikit-learn estimator (:mod:`headwater.models.sklearn`, ``headwater[sklearn]``) —
+a scikit-learn estimator (:mod:`headwater.models.sklearn`, ``headwater[sklearn]``), a
+PyTorch network (:mod:`headwater.models.torch`, ``headwater[torch]``) —
 implements :class:`Model`: ``predict`` / ``learn`` / ``fit`` on columnar batches
 (:data:`Features`, a mapping of column name to NumPy array), ``predict_one`` on a dict
 for serving, ``save`` / ``load`` / ``clone`` / ``params``. A saved model is a directory
 with ``headwater-model.json``; :func:`load_model` reads any format in :data:`FORMATS`.
-Importing this package imports neither River nor scikit-learn.
+Importing this package imports none of River, scikit-learn and PyTorch.
 
 >>> import numpy as np, tempfile
 >>> model = LogisticRegression()

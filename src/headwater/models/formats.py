@@ -3,12 +3,13 @@
 :func:`load_model` reads ``headwater-model.json``, looks its ``format`` up in
 :data:`FORMATS` and hands the directory to that format's loader. The table is part of
 the code: an artifact chooses among these loaders, it never names a module or a class
-to import. Loaders of optional extras (River, scikit-learn) are imported only when an
-artifact of theirs is loaded, and raise :class:`~headwater.errors.MissingExtraError`
+to import. Loaders of optional extras (River, scikit-learn, PyTorch) are imported only
+when an artifact of theirs is loaded, and raise :class:`~headwater.errors.MissingExtraError`
 when the extra is missing.
 
->>> sorted(FORMATS)
-['headwater-linear', 'river-pickle', 'sklearn-pickle', 'sklearn-skops']
+>>> sorted(FORMATS)  # doctest: +NORMALIZE_WHITESPACE
+['headwater-linear', 'river-pickle', 'sklearn-pickle', 'sklearn-skops',
+ 'torch-safetensors']
 """
 
 from __future__ import annotations
@@ -45,12 +46,19 @@ def _sklearn(directory: PathArg, trusted: bool) -> Model:
     return SklearnModel.load(directory, trusted=trusted)
 
 
+def _torch(directory: PathArg, trusted: bool) -> Model:
+    from headwater.models.torch import TorchModel
+
+    return TorchModel.load(directory, trusted=trusted)
+
+
 #: Every artifact format Headwater loads, and its loader.
 FORMATS: Final[Mapping[str, Loader]] = MappingProxyType({
     "headwater-linear": _linear,
     "river-pickle": _river,
     "sklearn-skops": _sklearn,
     "sklearn-pickle": _sklearn,
+    "torch-safetensors": _torch,
 })
 
 

@@ -64,6 +64,8 @@ class _Linear:
     """What the two linear models share; they differ by the link (logistic or identity)."""
 
     format: ClassVar[str] = FORMAT
+    #: The same data in the same order gives the same artifact, byte for byte.
+    deterministic: ClassVar[bool] = True
     _logistic: ClassVar[bool]
 
     def __init__(self, *, alpha: float = 1.0, beta: float = 1.0, l1: float = 0.0,

@@ -21,6 +21,10 @@ The verbs:
 
 Bad input raises :class:`~headwater.errors.ValidationError` naming the column.
 
+An adapter whose class sets ``deterministic = True`` promises that learning the same
+batches from the same state saves the same bytes; ``headwater models reproduce`` then
+compares artifact hashes rather than metrics.
+
 >>> from headwater.models import LogisticRegression
 >>> isinstance(LogisticRegression(), Model)
 True

@@ -25,6 +25,11 @@ or in memory. Artifacts live on local disk or at any fsspec URL
         v = registry.register("churn", "out/model", lineage=Lineage(parent=3))
         registry.promote("churn", v.version, actor="ci", reason="logloss 0.31 < 0.33")
         path = registry.checkout("churn", "champion")    # verified, read-only
+
+A version's lineage names the slice of the log it learned from (a trainer of
+:mod:`headwater.learning` records it); :func:`reproduce` replays the slice later, as the
+trainer learnt it, and says whether the same version comes out (``headwater models
+reproduce``).
 """
 
 from headwater.registry.artifacts import ArtifactStore, LocalArtifacts
@@ -54,6 +59,7 @@ from headwater.registry.records import (
     VersionStatus,
 )
 from headwater.registry.registry import CheckedOut, ModelRegistry
+from headwater.registry.reproduce import Check, Reproduction, judge, reproduce
 from headwater.registry.sqlite import SqliteRegistryBackend
 from headwater.registry.tree import Line, LineageTree
 
@@ -61,6 +67,7 @@ __all__ = [
     "AliasMove",
     "Artifact",
     "ArtifactStore",
+    "Check",
     "CheckedOut",
     "CodeVersion",
     "Creator",
@@ -75,6 +82,7 @@ __all__ = [
     "MoveKind",
     "OffsetRange",
     "RegistryBackend",
+    "Reproduction",
     "SqliteRegistryBackend",
     "TopicSlice",
     "TrainingSlice",
@@ -85,6 +93,8 @@ __all__ = [
     "detect_code_version",
     "encode_lineage",
     "hash_directory",
+    "judge",
     "open_artifacts",
     "open_registry",
+    "reproduce",
 ]

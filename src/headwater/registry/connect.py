@@ -38,9 +38,13 @@ __all__ = ["open_artifacts", "open_registry"]
 def open_registry(location: str | Path | None = None, *, artifacts: str | Path | None = None,
                   cache: str | Path | None = None, settings: Settings | None = None,
                   clock: Clock | None = None) -> ModelRegistry:
-    """Open the model store at ``location`` (default ``<home>/registry``)."""
+    """Open the model store at ``location`` (default: the settings' ``registry_url``, or
+    ``<home>/registry``), its artifacts at ``artifacts`` (default: the settings'
+    ``artifacts_url``, or ``<registry>/artifacts`` for a directory registry)."""
     settings = settings or Settings.from_env()
-    where = str(location) if location is not None else str(Path(settings.home) / "registry")
+    where = str(location) if location is not None else settings.registry_location
+    if artifacts is None:
+        artifacts = settings.artifacts_url
     fsync = settings.fsync != "never"
     scheme = urlsplit(where).scheme if "://" in where else ""
     backend: RegistryBackend

@@ -120,13 +120,10 @@ class ServingApp:
             "/models": self._models, "/openapi.json": lambda: (200, _JSON, self._openapi)}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "lifespan":
-            await self._lifespan(receive, send)
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await self._lifespan(receive, send)
+            return
         started = time.perf_counter()  # a duration, not a timestamp: no Clock needed
         method, path = scope["method"], scope["path"]
         try:
@@ -147,7 +144,7 @@ class ServingApp:
         status, content_type, body = response
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", content_type),
-                                (b"content-length", str(len(body)).encode())]})
+                                (b"content-length", b"%d" % len(body))]})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
         self.metrics.observe(path if path in _KNOWN else "other", status,
                              time.perf_counter() - started)
@@ -155,6 +152,8 @@ class ServingApp:
     async def _body(self, receive: Receive) -> bytes:
         message = await receive()
         body: bytes = message.get("body", b"")
+        if not message.get("more_body", False) and len(body) <= self.max_body_bytes:
+            return body
         while message.get("more_body", False):
             message = await receive()
             body += message.get("body", b"")

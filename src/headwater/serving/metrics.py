@@ -1,16 +1,22 @@
 """The service's Prometheus metrics, in a registry of its own (not the global one).
 
 Counted by the HTTP app: requests by endpoint and status, and a latency histogram by
-endpoint. Read from the serving objects at scrape time (their counters are plain ints,
-so the hot path pays nothing for them): predictions, fallbacks, model errors, shadow
-errors, prediction-log events appended, dropped (queue full) and failed (append
-raised), swaps and model load errors, and the generation of the snapshot serving.
+endpoint. A request adds to plain ints (a dict entry and a histogram bucket found by
+bisection): prometheus-client's ``Counter`` and ``Histogram`` take a lock and walk
+their objects per observation, several microseconds of a request that costs tens, so
+they are built only at scrape time from these counts. The counts are touched by the
+event loop's thread only. Read from the serving objects at scrape time too (their
+counters are plain ints, so the hot path pays nothing for them): predictions,
+fallbacks, model errors, shadow errors, prediction-log events appended, dropped (queue
+full) and failed (append raised), swaps and model load errors, and the generation of
+the snapshot serving.
 
 Needs ``prometheus-client`` (``pip install 'headwater[serve]'``).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator
 from typing import Final
 
@@ -19,8 +25,13 @@ from headwater.serving.deployment import Deployment
 from headwater.serving.predictor import Predictor
 
 try:
-    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+        Metric,
+    )
     from prometheus_client.registry import Collector
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise MissingExtraError("The serving metrics", "serve", "prometheus-client") from exc
@@ -70,28 +81,66 @@ class _Counters(Collector):
                                 value=d.snapshot.generation)
 
 
+class _Requests(Collector):
+    """The request counts and latency histograms, as Prometheus families at scrape time."""
+
+    def __init__(self, metrics: ServingMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        counts = CounterMetricFamily("headwater_http_requests",
+                                     "HTTP requests by endpoint and status.",
+                                     labels=["endpoint", "status"])
+        for (endpoint, code), value in sorted(self.metrics.requests.items()):
+            counts.add_metric([endpoint, str(code)], value)
+        yield counts
+        latency = HistogramMetricFamily("headwater_http_request_seconds",
+                                        "HTTP request latency in the app, by endpoint.",
+                                        labels=["endpoint"])
+        bounds = [*(repr(float(b)) for b in _BUCKETS), "+Inf"]
+        for endpoint, (buckets, total) in sorted(self.metrics.latency.items()):
+            cumulative, running = [], 0
+            for bound, count in zip(bounds, buckets, strict=True):
+                running += count
+                cumulative.append((bound, running))
+            latency.add_metric([endpoint], cumulative, sum_value=total[0])
+        yield latency
+
+
 class ServingMetrics:
-    """Request counters and latencies, plus the serving objects' counters."""
+    """Request counters and latencies, plus the serving objects' counters.
+
+    >>> from types import SimpleNamespace as Fake
+    >>> metrics = ServingMetrics(
+    ...     Fake(predictions=1, fallbacks=0, model_errors=0, shadow_errors=0, log=None),
+    ...     Fake(swaps=1, load_errors=0, snapshot=Fake(generation=1)))
+    >>> metrics.observe("/predict", 200, 0.0003)
+    >>> text = metrics.render().decode()
+    >>> 'headwater_http_request_seconds_bucket{endpoint="/predict",le="0.0005"} 1.0' in text
+    True
+    >>> 'headwater_http_requests_total{endpoint="/predict",status="200"} 1.0' in text
+    True
+    """
 
     def __init__(self, predictor: Predictor, deployment: Deployment) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter("headwater_http_requests", "HTTP requests by endpoint and status.",
-                                ["endpoint", "status"], registry=self.registry)
-        self.latency = Histogram("headwater_http_request_seconds",
-                                 "HTTP request latency in the app, by endpoint.", ["endpoint"],
-                                 buckets=_BUCKETS, registry=self.registry)
+        #: Requests by (endpoint, status).
+        self.requests: dict[tuple[str, int], int] = {}
+        #: By endpoint: the count of each bucket of ``_BUCKETS`` (and +Inf), and [the sum].
+        self.latency: dict[str, tuple[list[int], list[float]]] = {}
+        self.registry.register(_Requests(self))
         self.registry.register(_Counters(predictor, deployment))
-        self._children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, endpoint: str, status: int, seconds: float) -> None:
         """Count one request and its latency."""
-        children = self._children.get((endpoint, status))
-        if children is None:
-            children = (self.requests.labels(endpoint, str(status)),
-                        self.latency.labels(endpoint))
-            self._children[(endpoint, status)] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        key = (endpoint, status)
+        requests = self.requests
+        requests[key] = requests.get(key, 0) + 1
+        latency = self.latency.get(endpoint)
+        if latency is None:
+            latency = self.latency[endpoint] = ([0] * (len(_BUCKETS) + 1), [0.0])
+        latency[0][bisect_left(_BUCKETS, seconds)] += 1
+        latency[1][0] += seconds
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""
