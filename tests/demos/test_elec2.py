@@ -89,3 +89,14 @@ def test_the_scorecard_is_what_the_log_recorded(loop: Elec2Loop, tmp_path: Path)
     assert "<svg" in page
     assert "continual" in page
 
+
+
+def test_a_stateful_version_of_the_loop_reproduces_from_the_log(loop: Elec2Loop) -> None:
+    from headwater.registry import reproduce
+
+    versions = [v for v in loop.registry.versions(MODEL)
+                if v.lineage.created_by.trainer == "stateful" and v.lineage.parent is not None]
+    version = versions[-1]
+    assert version.lineage.created_by.arm == "stateful"
+    result = reproduce(loop.registry, loop.log, MODEL, version.version)
+    assert result.matches, result.failed

@@ -36,7 +36,7 @@ from headwater.registry import (
     reproduce,
 )
 from headwater.registry.names import check_model_name, parse_ref
-from headwater.registry.reproduce import BATCH_ROWS, Mode
+from headwater.registry.reproduce import Mode
 from headwater.time import from_micros
 
 __all__ = ["app"]
@@ -151,9 +151,9 @@ def reproduce_(
     tolerance: Annotated[float, typer.Option(
         help="The largest difference allowed between a recorded and a recomputed "
         "metric.")] = 1e-6,
-    batch_rows: Annotated[int, typer.Option(
-        help="Examples learnt per step, as the trainer that made the version did.")
-    ] = BATCH_ROWS,
+    batch_rows: Annotated[int | None, typer.Option(
+        help="Examples learnt per step (default: what the version's trainer recorded, "
+        "else 4096).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Replay a version's training slice from the log and check the same version comes

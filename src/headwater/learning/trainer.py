@@ -55,6 +55,7 @@ from headwater.registry import (
     TopicSlice,
     TrainingSlice,
 )
+from headwater.registry.reproduce import BATCH_ROWS, flatten_params, replay
 from headwater.time import Clock, SystemClock
 
 __all__ = ["Cost", "Published", "Strategy", "Trainer"]
@@ -110,7 +111,7 @@ class Trainer:
                  alias: str = "champion", trigger: Trigger | None = None,
                  gate: Gate | None = None, trainer: str | None = None,
                  topic: str = TRAINING_EXAMPLES_TOPIC, arm: str | None = None,
-                 history: int | None = None, batch_rows: int = 4096,
+                 history: int | None = None, batch_rows: int = BATCH_ROWS,
                  feature_set: str | None = None, clock: Clock | None = None,
                  cpu_time: Callable[[], float] = time.process_time) -> None:
         if strategy not in _STRATEGIES:
@@ -232,8 +233,9 @@ class Trainer:
         lineage = Lineage(
             parent=parent.version if parent is not None else None,
             training=examples_slice, feature_set=self.feature_set,
-            hyperparameters=_flat(model.params()), metrics=metrics,
-            created_by=Creator(trainer=self.trainer, trigger=fire.kind, reason=fire.reason))
+            hyperparameters=flatten_params(model.params()), metrics=metrics,
+            created_by=Creator(trainer=self.trainer, trigger=fire.kind, reason=fire.reason,
+                               arm=self.arm, batch_rows=self.batch_rows))
         with tempfile.TemporaryDirectory(prefix="headwater-train-") as tmp:
             model.save(Path(tmp) / "model")
             version = self.registry.register(self.name, Path(tmp) / "model", lineage=lineage)
@@ -253,15 +255,7 @@ class Trainer:
                ) -> tuple[npt.NDArray[np.float64], Cost]:
         """Test-then-train over ``examples`` in batches: the scores before learning."""
         cpu0, wall0 = self._cpu(), time.perf_counter()
-        scores = np.empty(len(examples))
-        predict_learn = getattr(model, "predict_learn", None)
-        for lo in range(0, len(examples), self.batch_rows):
-            part = examples.take(slice(lo, lo + self.batch_rows))
-            if predict_learn is not None:
-                scores[lo:lo + len(part)] = predict_learn(part.features, part.y)
-            else:
-                scores[lo:lo + len(part)] = model.predict(part.features)
-                model.learn(part.features, part.y)
+        scores = replay(model, examples.features, examples.y, batch_rows=self.batch_rows)
         return scores, Cost(len(examples), self._cpu() - cpu0, time.perf_counter() - wall0)
 
     def _remember(self, examples: ExampleSlice, own: npt.NDArray[np.float64],
@@ -334,16 +328,3 @@ class Trainer:
                              examples=len(examples),
                              examples_sha256=examples.slice.examples_sha256)
 
-
-def _flat(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Hyper-parameters with nested settings flattened to dotted names."""
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(_flat(value, name + "."))
-        elif isinstance(value, tuple):
-            out[name] = list(value)
-        else:
-            out[name] = value
-    return out

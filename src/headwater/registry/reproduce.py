@@ -2,10 +2,11 @@
 
 :func:`reproduce` replays the version's recorded training slice the way the trainers of
 :mod:`headwater.learning` learnt it: the examples are read with
-:func:`headwater.learning.read_examples` (the served rows of each recorded offset range,
-features decoded by :func:`headwater.labels.decode_features`, the content hash by
-:func:`headwater.learning.examples_hash`), and learnt test-then-train in batches of
-``batch_rows`` (the trainers' default, 4096) by the recorded parent, or, for a version
+:func:`headwater.learning.read_examples` (the rows of the recorded routing arm — the
+served ones when none is recorded — of each recorded offset range, features decoded by
+:func:`headwater.labels.decode_features`, the content hash by
+:func:`headwater.learning.examples_hash`), and learnt test-then-train by :func:`replay` in
+the recorded steps of ``batch_rows`` (default 4096) by the recorded parent, or, for a version
 trained from scratch, by a fresh model with the version's hyper-parameters (the clone of
 its own artifact, whose hyper-parameters are checked against the recorded ones). The
 result is saved and compared with the record:
@@ -214,7 +215,7 @@ def replay(model: Model, features: Mapping[str, npt.NDArray[Any]], y: npt.NDArra
 
 
 def reproduce(registry: ModelRegistry, log: Log, name: str, ref: int | str, *,
-              mode: Mode = "auto", tolerance: float = 1e-6, batch_rows: int = BATCH_ROWS,
+              mode: Mode = "auto", tolerance: float = 1e-6, batch_rows: int | None = None,
               workdir: str | Path | None = None) -> Reproduction:
     """Replay version ``ref`` of ``name`` from its recorded slice and judge the result.
 
@@ -229,9 +230,12 @@ def reproduce(registry: ModelRegistry, log: Log, name: str, ref: int | str, *,
         raise ValidationError("mode", f"expected auto, artifact or metrics, got {mode!r}")
     if not (isinstance(tolerance, int | float) and tolerance >= 0):
         raise ValidationError("tolerance", f"expected a number >= 0, got {tolerance!r}")
+    version = registry.get(name, ref)
+    creator = version.lineage.created_by
+    if batch_rows is None:
+        batch_rows = creator.batch_rows or BATCH_ROWS
     if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
         raise ValidationError("batch_rows", f"expected an int >= 1, got {batch_rows!r}")
-    version = registry.get(name, ref)
     training = version.lineage.training
     if training is None:
         raise ValidationError("lineage.training", f"{name} v{version.version} recorded no "
@@ -243,7 +247,7 @@ def reproduce(registry: ModelRegistry, log: Log, name: str, ref: int | str, *,
         stop = dict.fromkeys(range(partitions), 0)
         for r in topic.ranges:
             start[r.partition], stop[r.partition] = r.start, r.end
-        parts.append(read_examples(log, start, stop, topic=topic.topic))
+        parts.append(read_examples(log, start, stop, topic=topic.topic, arm=creator.arm))
     features = _concat([p.features for p in parts])
     y = np.concatenate([p.y for p in parts]) if parts else np.zeros(0)
     times = np.concatenate([p.label_time for p in parts]) if parts else np.zeros(0, np.int64)
