@@ -67,3 +67,16 @@ def test_describe_is_json_ready() -> None:
                                                                                 "b": 0.25},
                                                    "salt": ""}
     assert Canary(5).describe()["percent"] == 5.0
+
+
+@pytest.mark.parametrize("policy", [ChampionOnly(), Shadow("champion", ("b",)),
+                                    Split({"champion": 3.0, "b": 1.0}, salt="p"),
+                                    Canary(20.0, salt="p")], ids=lambda p: p.describe()["kind"])
+def test_propensities_are_the_routing_frequencies(policy: Policy) -> None:
+    keys = [f"user-{i}" for i in range(20_000)]
+    chosen = [policy.choose(k).arm for k in keys]
+    served = [arm for arm in policy.arms if policy.propensity(arm) > 0]
+    assert sum(policy.propensity(arm) for arm in policy.arms) == pytest.approx(1.0)
+    for arm in served:
+        assert chosen.count(arm) / len(keys) == pytest.approx(policy.propensity(arm), abs=0.01)
+    assert policy.propensity("nobody") == 0.0

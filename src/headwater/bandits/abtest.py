@@ -172,3 +172,9 @@ class ABTest:
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "arms": list(self._arms), "winner": self.winner,
                 "decided_at": self.decided_at}
+
+    def propensity(self, arm: str) -> float:
+        """0.5 per arm until the test decides, then 1 for the winner."""
+        if self.winner is not None:
+            return 1.0 if arm == self.winner else 0.0
+        return 0.5 if arm in self._arms else 0.0

@@ -62,6 +62,11 @@ class Policy(Protocol):
         """The policy as JSON-able values (for ``GET /models``)."""
         ...
 
+    def propensity(self, arm: str) -> float:
+        """The probability that a request is routed to ``arm`` (logged with every
+        prediction, so an off-policy estimate can be made from the log later)."""
+        ...
+
 
 def bucket(key: str, salt: str = "") -> float:
     """A stable position of ``key`` in [0, 1): BLAKE2b-64 of ``salt`` and ``key``.
@@ -97,6 +102,9 @@ class ChampionOnly:
     def describe(self) -> dict[str, Any]:
         return {"kind": "champion", "arm": self._route.arm}
 
+    def propensity(self, arm: str) -> float:
+        return 1.0 if arm == self._route.arm else 0.0
+
 
 class Shadow:
     """``arm`` answers; each of ``shadows`` is scored on the same input and logged."""
@@ -118,6 +126,9 @@ class Shadow:
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "shadow", "arm": self._route.arm, "shadows": list(self._route.shadows)}
+
+    def propensity(self, arm: str) -> float:
+        return 1.0 if arm == self._route.arm else 0.0
 
 
 class Split:
@@ -159,6 +170,9 @@ class Split:
     def describe(self) -> dict[str, Any]:
         return {"kind": "split", "weights": dict(self.weights), "salt": self.salt}
 
+    def propensity(self, arm: str) -> float:
+        return self.weights.get(arm, 0.0)
+
 
 class Canary:
     """``percent`` % of entities (sticky) go to ``canary``, the rest to ``stable``."""
@@ -186,3 +200,8 @@ class Canary:
     def describe(self) -> dict[str, Any]:
         return {"kind": "canary", "percent": self.percent, "canary": self._canary.arm,
                 "stable": self._stable.arm, "salt": self.salt}
+
+    def propensity(self, arm: str) -> float:
+        if arm == self._canary.arm:
+            return self._fraction
+        return 1.0 - self._fraction if arm == self._stable.arm else 0.0

@@ -92,7 +92,7 @@ class Predictor:
         log = self.log
         if log is not None:
             log.record(rid, key, row, model.name, model.version, score, route.arm, True,
-                       missing, now)
+                       missing, now, snap.policy.propensity(route.arm))
         if route.shadows:
             self._shadow(snap, route.shadows, values, request, rid, key, now)
         return Prediction(rid, score, model.name, model.version, route.arm, unknown, missing,
@@ -209,7 +209,7 @@ class Predictor:
                                     missing, fallback)
                 if self.log is not None:
                     self.log.record(rid, key, row, model_i.name, model_i.version, score, arm,
-                                    True, missing, now)
+                                    True, missing, now, snap.policy.propensity(arm))
                 shadows = snap.policy.choose(key).shadows
                 if shadows:
                     self._shadow(snap, shadows, got, asked, rid, key, now)
