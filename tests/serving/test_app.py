@@ -111,7 +111,7 @@ def test_health_ready_models_openapi(app: ServingApp, world: World) -> None:
     spec = json.loads(call(app, "GET", "/openapi.json")[2])
     assert spec["openapi"].startswith("3.")
     assert {"/predict", "/health", "/ready", "/metrics", "/models", "/openapi.json",
-            "/admin/promote", "/admin/rollback"} == set(spec["paths"])
+            "/admin/promote", "/admin/rollback", "/admin/policy"} == set(spec["paths"])
     assert "PredictBody" in spec["components"]["schemas"]
     empty = world.deployment(Split({"champion": 1, "nobody": 1}))
     empty.snapshot = type(empty.snapshot)(empty.snapshot.policy, {})
@@ -161,6 +161,27 @@ def test_admin_needs_the_token_and_moves_the_alias(app: ServingApp, world: World
     assert app.predictor.predict({"user": "u1"}).version == 1
     app.admin_token = None
     assert error_of(call(app, "POST", "/admin/rollback", {"reason": "x"}, headers=good))[0] == 403
+
+
+def test_the_policy_changes_live_through_the_admin_api(app: ServingApp, world: World) -> None:
+    world.register(train(2), "challenger")
+    good = {"authorization": "Bearer s3cret"}
+    body = {"policy": {"kind": "thompson", "arms": ["champion", "challenger"], "seed": 1},
+            "reason": "let the traffic decide"}
+    assert error_of(call(app, "PUT", "/admin/policy", body))[0] == 401
+    bad = {"policy": {"kind": "thompson", "arms": ["champion"]}, "reason": "x"}
+    assert error_of(call(app, "PUT", "/admin/policy", bad, headers=good))[:2] == (
+        422, "policy.arms")
+    unknown = {"policy": {"kind": "coin"}, "reason": "x"}
+    assert error_of(call(app, "PUT", "/admin/policy", unknown, headers=good))[:2] == (
+        422, "policy.kind")
+    status, _, out = call(app, "PUT", "/admin/policy", body, headers=good)
+    assert status == 200
+    assert json.loads(out)["models"]["arms"] == {"champion": 1, "challenger": 2}
+    arms = {app.predictor.predict({"user": f"u{i}"}).arm for i in range(200)}
+    assert arms == {"champion", "challenger"}
+    assert app.policy_changes[-1][:2] == ("headwater-serve", "let the traffic decide")
+    assert call(app, "GET", "/admin/policy")[0] == 405
 
 
 def test_real_uvicorn_on_an_ephemeral_port(app: ServingApp) -> None:

@@ -9,7 +9,8 @@ fixed split and test they are measured against, on :func:`simulate`.
 A *contextual policy* chooses an action for a context and returns a :class:`Decision`
 with the action's propensity: :class:`EpsilonGreedy`, :class:`LinUCB` and
 :class:`LinearThompson`, each with a forgetting (``discount``) variant for drift.
-:class:`DecisionLog` records decisions on the ``decisions`` topic, off the hot path.
+:class:`RewardFeed` feeds a routing bandit serving live the rewards of its arms from the
+joined labels. :class:`DecisionLog` records decisions on the ``decisions`` topic, off the hot path.
 :func:`ips`, :func:`snips` and :func:`doubly_robust` estimate, with confidence
 intervals, what another policy would have earned on those logs (:func:`join_rewards`
 joins logged decisions with their outcomes).
@@ -27,6 +28,7 @@ from headwater.bandits.decision_log import (
 from headwater.bandits.decision_log import ensure_topic as ensure_decisions_topic
 from headwater.bandits.elec2 import bandit as elec2_bandit
 from headwater.bandits.epsilon import EpsilonGreedy
+from headwater.bandits.feedback import Reward, RewardFeed, rewards_of
 from headwater.bandits.linear import LinearPolicy
 from headwater.bandits.linear_thompson import LinearThompson, win_probabilities
 from headwater.bandits.linucb import LinUCB
@@ -76,6 +78,8 @@ __all__ = [
     "LinearThompson",
     "LoggedDecisions",
     "PlayedRun",
+    "Reward",
+    "RewardFeed",
     "Ridge",
     "SequentialTest",
     "SimulationRun",
@@ -89,6 +93,7 @@ __all__ = [
     "play",
     "progressive_rewards",
     "read_decisions",
+    "rewards_of",
     "simulate",
     "snips",
     "win_probabilities",

@@ -13,6 +13,7 @@ from headwater.cli import (
     features,
     labels,
     models,
+    policy,
     produce,
     replay,
     report,
@@ -76,6 +77,7 @@ app.command("tail")(tail.tail)
 app.command("replay")(replay.replay)
 app.add_typer(demos.app, name="demo")
 app.command("serve")(serve.serve)
+app.add_typer(policy.app, name="policy")
 app.add_typer(labels.app, name="labels")
 app.command("train")(train.train)
 app.command("run")(run.run)

@@ -17,15 +17,17 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 import typer
 
+from headwater.bandits.feedback import Reward, RewardFeed
 from headwater.cli.common import state_of, status
 from headwater.errors import ValidationError
 from headwater.features.definitions import FeatureSet
 from headwater.features.online import FeatureReader
 from headwater.features.project import load_project
+from headwater.labels import TRAINING_EXAMPLES_SCHEMA, TRAINING_EXAMPLES_TOPIC
 from headwater.registry import open_registry
 from headwater.serving import (
     Canary,
@@ -36,12 +38,14 @@ from headwater.serving import (
     Predictor,
     Shadow,
     Split,
+    policy_from_spec,
 )
 from headwater.store.online import open_online_store
 
 __all__ = ["serve"]
 
-PolicyName = Literal["champion", "shadow", "split", "canary"]
+PolicyName = Literal["champion", "shadow", "split", "canary", "thompson", "gaussian_thompson",
+                     "ucb1"]
 
 
 def _policy(kind: str, challenger: str, percent: float) -> Policy:
@@ -56,7 +60,10 @@ def _policy(kind: str, challenger: str, percent: float) -> Policy:
         return Split({"champion": 100.0 - percent, challenger: percent}, salt="headwater")
     if kind == "canary":
         return Canary(percent, canary=challenger)
-    raise ValidationError("--policy", f"expected champion, shadow, split or canary, got {kind!r}")
+    if kind in ("thompson", "gaussian_thompson", "ucb1"):
+        return policy_from_spec({"kind": kind, "arms": ["champion", challenger]})
+    raise ValidationError("--policy", f"expected champion, shadow, split, canary, thompson, "
+                          f"gaussian_thompson or ucb1, got {kind!r}")
 
 
 def _feature_set(project: str, name: str | None) -> FeatureSet:
@@ -99,6 +106,9 @@ def serve(
     log_predictions: Annotated[bool, typer.Option(
         "--log-predictions/--no-log-predictions",
         help="Append every prediction to the predictions topic.")] = True,
+    reward: Annotated[str, typer.Option(
+        help="What a bandit policy learns from, read from the joined labels: accuracy, "
+        "likelihood or label.")] = "accuracy",
 ) -> None:
     """Serve predictions of MODEL over HTTP, with fresh features and hot swaps."""
     from headwater.serving.app import ServingApp
@@ -121,8 +131,21 @@ def serve(
             prediction_log = PredictionLog(log)
             stack.callback(prediction_log.close)
         predictor = Predictor(FeatureReader(store, chosen), deployment, log=prediction_log)
+        # Bandit policies (set now or later through the admin API) learn from the rewards
+        # of the joined labels, fed from a background thread.
+        feed_log = stack.enter_context(state.open_log())
+        feed_log.ensure_topic(TRAINING_EXAMPLES_TOPIC, TRAINING_EXAMPLES_SCHEMA)
+        feed = RewardFeed(feed_log, deployment, reward=cast("Reward", reward))
+
+        def startup() -> None:
+            deployment.start(poll_ms)
+            feed.start()
+
+        def shutdown() -> None:
+            feed.stop()
+            deployment.stop()
+
         app = ServingApp(predictor, deployment, registry=models, admin_token=token,
-                         on_startup=lambda: deployment.start(poll_ms),
-                         on_shutdown=deployment.stop)
+                         on_startup=startup, on_shutdown=shutdown)
         status().print(f"serving {model} ({policy}) with {chosen.name} on http://{host}:{port}")
         run(app, host, port)

@@ -21,6 +21,7 @@ from headwater.serving.deployment import Deployment, LoadedModel, Snapshot, Vers
 from headwater.serving.inputs import InputSpec, neutral_defaults
 from headwater.serving.messages import BatchResponse, Prediction, PredictRequest
 from headwater.serving.policies import Canary, ChampionOnly, Policy, Route, Shadow, Split, bucket
+from headwater.serving.policy_spec import policy_from_spec
 from headwater.serving.prediction_log import (
     PREDICTIONS_SCHEMA,
     PREDICTIONS_TOPIC,
@@ -51,4 +52,5 @@ __all__ = [
     "bucket",
     "ensure_topic",
     "neutral_defaults",
+    "policy_from_spec",
 ]

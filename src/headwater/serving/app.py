@@ -3,7 +3,8 @@
 Endpoints: ``POST /predict`` (one request, or ``{"requests": [...]}``), ``GET /health``,
 ``GET /ready`` (503 until a version of the policy's first arm is loaded), ``GET /metrics``
 (Prometheus text), ``GET /models``, ``GET /openapi.json``, and ``POST /admin/promote`` and
-``POST /admin/rollback``, which need ``Authorization: Bearer <token>`` and are refused
+``POST /admin/rollback`` and ``PUT /admin/policy`` (route with another policy, live),
+which need ``Authorization: Bearer <token>`` and are refused
 (403) when no token is configured.
 
 Errors are ``{"error": {"field": ..., "reason": ...}}``; this layer, and only this one,
@@ -44,6 +45,7 @@ from headwater.errors import (
 from headwater.registry import ModelRegistry
 from headwater.serving.deployment import Deployment
 from headwater.serving.messages import (
+    AdminPolicy,
     AdminPromote,
     AdminRollback,
     BatchResponse,
@@ -53,6 +55,7 @@ from headwater.serving.messages import (
 )
 from headwater.serving.metrics import CONTENT_TYPE, ServingMetrics
 from headwater.serving.openapi import openapi
+from headwater.serving.policy_spec import policy_from_spec
 from headwater.serving.predictor import Predictor
 
 __all__ = ["Scope", "ServingApp", "field_of"]
@@ -68,6 +71,7 @@ _ENCODE: Final = msgspec.json.Encoder().encode
 _BODY: Final = msgspec.json.Decoder(PredictBody)
 _PROMOTE: Final = msgspec.json.Decoder(AdminPromote)
 _ROLLBACK: Final = msgspec.json.Decoder(AdminRollback)
+_POLICY: Final = msgspec.json.Decoder(AdminPolicy)
 _AT: Final = re.compile(r" - at `\$(.*)`$")
 _NAMED: Final = re.compile(r"field `([^`]*)`")
 
@@ -110,6 +114,8 @@ class ServingApp:
         self.deployment = deployment
         self.registry = registry
         self.admin_token = admin_token or None
+        #: Every live change of the routing policy: who, why, and the policy set.
+        self.policy_changes: list[tuple[str, str, dict[str, Any]]] = []
         self.metrics = metrics or ServingMetrics(predictor, deployment)
         self.max_body_bytes = max_body_bytes
         self.on_startup = on_startup
@@ -131,7 +137,8 @@ class ServingApp:
                 response = self._predict(await self._body(receive))
             elif path in self._get and method in ("GET", "HEAD"):
                 response = self._get[path]()
-            elif path in ("/admin/promote", "/admin/rollback") and method == "POST":
+            elif ((path in ("/admin/promote", "/admin/rollback") and method == "POST")
+                  or (path == "/admin/policy" and method == "PUT")):
                 response = await self._admin(path, scope, await self._body(receive))
             elif path in self._get or path == "/predict" or path.startswith("/admin/"):
                 response = _error(405, "method", f"{method} is not allowed on {path}")
@@ -230,6 +237,12 @@ class ServingApp:
         if not hmac.compare_digest(given, expected):
             return _error(401, "authorization", "a valid bearer token is required")
         registry, name = self.registry, self.deployment.name
+        if path == "/admin/policy":
+            change = _POLICY.decode(body)
+            policy = policy_from_spec(change.policy)
+            await asyncio.to_thread(self.deployment.reload, policy)
+            self.policy_changes.append((change.actor, change.reason, policy.describe()))
+            return 200, _JSON, _ENCODE({"models": self.deployment.snapshot.describe()})
         if path == "/admin/promote":
             promote = _PROMOTE.decode(body)
             move = await asyncio.to_thread(registry.promote, name, promote.version,
@@ -265,4 +278,5 @@ class _TooLargeError(Exception):
 
 
 _KNOWN: Final = frozenset({"/predict", "/health", "/ready", "/metrics", "/models",
-                           "/openapi.json", "/admin/promote", "/admin/rollback"})
+                           "/openapi.json", "/admin/promote", "/admin/rollback",
+                           "/admin/policy"})

@@ -12,9 +12,12 @@ PredictRequest(entities={'user': 'u1'}, request={'amount': 3.5}, request_id=None
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 __all__ = [
+    "AdminPolicy",
     "AdminPromote",
     "AdminRollback",
     "BatchResponse",
@@ -93,6 +96,15 @@ class AdminPromote(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     version: int
     reason: str
     alias: str = "champion"
+    actor: str = "headwater-serve"
+
+
+class AdminPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``PUT /admin/policy``: route with the policy ``policy`` describes from now on
+    (:func:`headwater.serving.policy_spec.policy_from_spec`)."""
+
+    policy: dict[str, Any]
+    reason: str
     actor: str = "headwater-serve"
 
 

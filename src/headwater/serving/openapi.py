@@ -5,7 +5,7 @@ of :mod:`headwater.serving.messages`, so they cannot drift from what the app dec
 
 >>> spec = openapi()
 >>> spec["openapi"], sorted(spec["paths"])[:3]
-('3.1.0', ['/admin/promote', '/admin/rollback', '/health'])
+('3.1.0', ['/admin/policy', '/admin/promote', '/admin/rollback'])
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from headwater.serving.messages import (
+    AdminPolicy,
     AdminPromote,
     AdminRollback,
     BatchResponse,
@@ -40,7 +41,8 @@ def openapi(title: str = "Headwater prediction service", version: str = "0.1.0"
             ) -> dict[str, Any]:
     """The OpenAPI document, as JSON-able values."""
     _, components = msgspec.json.schema_components(
-        (PredictBody, Prediction, BatchResponse, ErrorBody, AdminPromote, AdminRollback),
+        (PredictBody, Prediction, BatchResponse, ErrorBody, AdminPromote, AdminRollback,
+         AdminPolicy),
         ref_template=_REF)
     text = {"text/plain": {"schema": {"type": "string"}}}
     status = {"application/json": {"schema": {"type": "object"}}}
@@ -85,6 +87,14 @@ def openapi(title: str = "Headwater prediction service", version: str = "0.1.0"
                 "requestBody": {"required": True, "content": _json("AdminPromote")},
                 "responses": {"200": {"description": "The move and the deployment.",
                                       "content": status}, **admin_errors}}},
+            "/admin/policy": {"put": {
+                "summary": "Route with another policy from now on (champion, shadow, split, "
+                           "canary, or a bandit: thompson, gaussian_thompson, ucb1).",
+                "security": [{"bearer": []}],
+                "requestBody": {"required": True, "content": _json("AdminPolicy")},
+                "responses": {"200": {"description": "The deployment.", "content": status},
+                              "422": _error("The policy is invalid (field named)."),
+                              **admin_errors}}},
             "/admin/rollback": {"post": {
                 "summary": "Undo the latest move of an alias (recorded), then reload.",
                 "security": [{"bearer": []}],

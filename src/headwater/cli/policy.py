@@ -1,0 +1,114 @@
+"""``headwater policy``: see or change, live, how a running prediction server routes.
+
+``headwater policy show`` prints the server's deployment (``GET /models``);
+``headwater policy set KIND …`` sends ``PUT /admin/policy`` with the admin token, and the
+server routes with the new policy from its next request (champion, shadow, split,
+canary, or a bandit: thompson, gaussian_thompson, ucb1). The change is recorded by the
+server with who and why.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from headwater.cli.common import out, split_names, state_of
+from headwater.errors import ConfigError, ValidationError
+from headwater.serving.policy_spec import KINDS, policy_from_spec
+
+__all__ = ["app", "spec_of"]
+
+app = typer.Typer(help="See or change how a running prediction server routes requests.",
+                  no_args_is_help=True)
+
+
+def spec_of(kind: str, *, arms: list[str], percent: float | None, weights: list[float],
+            discount: float | None, seed: int | None) -> dict[str, Any]:
+    """The JSON policy the options describe (checked by building it once)."""
+    spec: dict[str, Any] = {"kind": kind}
+    if kind == "champion":
+        spec["arm"] = arms[0] if arms else "champion"
+    elif kind == "shadow":
+        spec.update(arm=arms[0] if arms else "champion", shadows=arms[1:] or ["challenger"])
+    elif kind == "split":
+        chosen = arms or ["champion", "challenger"]
+        if weights and len(weights) != len(chosen):
+            raise ValidationError("--weights", f"{len(weights)} weights for {len(chosen)} arms")
+        spec["weights"] = dict(zip(chosen, weights or [1.0] * len(chosen), strict=True))
+    elif kind == "canary":
+        spec.update(percent=5.0 if percent is None else percent,
+                    canary=arms[1] if len(arms) > 1 else "challenger",
+                    stable=arms[0] if arms else "champion")
+    else:
+        spec["arms"] = arms or ["champion", "challenger"]
+        if discount is not None:
+            spec["discount"] = discount
+        if seed is not None:
+            spec["seed"] = seed
+    policy_from_spec(spec)
+    return spec
+
+
+def _call(method: str, url: str, body: dict[str, Any] | None = None,
+          token: str | None = None) -> dict[str, Any]:
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        raise ValidationError("server", f"{exc.code}: {detail}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the server at {url}: {exc}") from None
+
+
+UrlOption = Annotated[str, typer.Option("--url", help="The prediction server.")]
+
+
+@app.command("show")
+def show(url: UrlOption = "http://127.0.0.1:8000") -> None:
+    """Print the server's versions, aliases and routing policy."""
+    out().print_json(data=_call("GET", f"{url.rstrip('/')}/models"))
+
+
+@app.command("set")
+def set_(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument(help=f"One of {', '.join(KINDS)}.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded by the server).",
+                                        show_default=False)],
+    arms: Annotated[str | None, typer.Option(
+        help="Comma-separated aliases (the first is the champion or stable arm).")] = None,
+    percent: Annotated[float | None, typer.Option(help="The canary's share.")] = None,
+    weights: Annotated[str | None, typer.Option(help="A split's weights, one per arm.")
+    ] = None,
+    discount: Annotated[float | None, typer.Option(help="A bandit's forgetting factor.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="A bandit's seed.")] = None,
+    url: UrlOption = "http://127.0.0.1:8000",
+    token_file: Annotated[Path | None, typer.Option(
+        "--token-file", help="A file holding the admin token (default: "
+        "$HEADWATER_ADMIN_TOKEN).")] = None,
+) -> None:
+    """Route with another policy from the server's next request."""
+    try:
+        numbers = [float(w) for w in split_names(weights, option="--weights")]
+    except ValueError:
+        raise ValidationError("--weights", f"expected numbers, got {weights!r}") from None
+    spec = spec_of(kind, arms=list(split_names(arms, option="--arms")), percent=percent,
+                   weights=numbers, discount=discount, seed=seed)
+    token = (token_file.read_text().strip() if token_file
+             else state_of(ctx).settings.admin_token)
+    answer = _call("PUT", f"{url.rstrip('/')}/admin/policy",
+                   {"policy": spec, "reason": reason, "actor": "headwater-cli"}, token)
+    out().print_json(data=answer["models"]["policy"])

@@ -1,0 +1,47 @@
+"""``headwater policy``: the routing policy of a running server, seen and changed live."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from headwater.cli import app as cli
+from headwater.errors import ValidationError
+from headwater.serving.app import ServingApp
+from headwater.serving.server import BackgroundServer
+from tests.serving.conftest import World, train
+
+
+def test_set_a_bandit_live_then_show_it(app: ServingApp, world: World, tmp_path: Path) -> None:
+    world.register(train(2), "challenger")
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    with BackgroundServer(app, "127.0.0.1", 0) as server:
+        url = f"http://127.0.0.1:{server.port}"
+        result = CliRunner().invoke(cli, ["policy", "set", "thompson", "--reason", "explore",
+                                          "--seed", "3", "--url", url, "--token-file",
+                                          str(token)])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["kind"] == "thompson-beta"
+        shown = CliRunner().invoke(cli, ["policy", "show", "--url", url])
+        assert shown.exit_code == 0, shown.output
+        assert json.loads(shown.stdout)["arms"] == {"champion": 1, "challenger": 2}
+        refused = CliRunner().invoke(cli, ["policy", "set", "canary", "--reason", "x",
+                                           "--percent", "5", "--url", url])
+        assert refused.exit_code == 2  # no token: the server says 401
+        assert "401" in refused.output
+    assert app.policy_changes[-1][:2] == ("headwater-cli", "explore")
+
+
+def test_bad_options_are_named_before_anything_is_sent() -> None:
+    from headwater.cli.policy import spec_of
+
+    with pytest.raises(ValidationError, match="--weights"):
+        spec_of("split", arms=["a", "b"], percent=None, weights=[1.0], discount=None, seed=None)
+    with pytest.raises(ValidationError, match=r"policy\.kind"):
+        spec_of("coin", arms=[], percent=None, weights=[], discount=None, seed=None)
+    assert spec_of("canary", arms=[], percent=None, weights=[], discount=None,
+                   seed=None)["percent"] == 5.0
