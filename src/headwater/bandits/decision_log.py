@@ -27,8 +27,6 @@ reads the topic back as columns.
 
 from __future__ import annotations
 
-import threading
-from collections import deque
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -38,6 +36,7 @@ import pyarrow as pa
 
 from headwater.bandits.decision import Context, Decision
 from headwater.log import Log, Schema
+from headwater.log.appender import BatchAppender
 
 __all__ = ["DECISIONS_SCHEMA", "DECISIONS_TOPIC", "DecisionLog", "ensure_topic",
            "read_decisions"]
@@ -73,94 +72,33 @@ def read_decisions(log: Log, topic: str = DECISIONS_TOPIC) -> pa.Table:
     return pa.Table.from_batches(batches).select(list(DECISIONS_SCHEMA.arrow_schema().names))
 
 
-class DecisionLog:
+class DecisionLog(BatchAppender[_Event]):
     """Appends decision events to ``topic`` in batches from a background thread."""
 
     def __init__(self, log: Log, topic: str = DECISIONS_TOPIC, *, capacity: int = 100_000,
                  batch_events: int = 1_000, flush_ms: float = 50.0) -> None:
         ensure_topic(log, topic)
-        self.log = log
-        self.topic = topic
-        self.capacity = capacity
-        self.batch_events = batch_events
-        self.flush_s = flush_ms / 1000.0
-        self.dropped = 0
-        self.failed = 0
-        self.logged = 0
-        self._queue: deque[_Event] = deque()
-        self._wake = threading.Event()
-        self._closed = False
-        self._flush_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="headwater-decision-log",
-                                        daemon=True)
-        self._thread.start()
+        super().__init__(log, topic, capacity=capacity, batch_events=batch_events,
+                         flush_ms=flush_ms, name="headwater-decision-log")
 
     def record(self, request_id: str, entity: str, context: Context, decision: Decision,
                ts: int) -> None:
         """Queue one decision; never blocks. ``context`` must not change afterwards."""
-        queue = self._queue
-        if len(queue) >= self.capacity or self._closed:
-            self.dropped += 1
-            return
-        queue.append((request_id, entity, context, decision.actions, decision.action,
-                      decision.propensity, decision.policy, ts))
-        if len(queue) == self.batch_events:
-            self._wake.set()
+        self._put((request_id, entity, context, decision.actions, decision.action,
+                   decision.propensity, decision.policy, ts))
 
-    @property
-    def pending(self) -> int:
-        """Decisions queued and not yet appended."""
-        return len(self._queue)
-
-    def flush(self) -> int:
-        """Append every queued decision now (from any thread); the number appended."""
-        total = 0
-        with self._flush_lock:
-            while self._queue:
-                events: list[_Event] = []
-                pop = self._queue.popleft
-                try:
-                    for _ in range(max(self.batch_events, 1)):
-                        events.append(pop())
-                except IndexError:
-                    pass
-                total += self._append(events)
-        return total
-
-    def _append(self, events: list[_Event]) -> int:
-        try:
-            columns = list(zip(*events, strict=True))
-            batch = pa.record_batch([
-                pa.array(columns[0], pa.string()),
-                pa.array(columns[1], pa.string()),
-                pa.array([_ENCODE(_jsonable(c)) for c in columns[2]], pa.binary()),
-                pa.array([_ENCODE(list(a)) for a in columns[3]], pa.binary()),
-                pa.array(columns[4], pa.string()),
-                pa.array(columns[5], pa.float64()),
-                pa.array(columns[6], pa.string()),
-                pa.array(columns[7], pa.timestamp("us", tz="UTC")),
-            ], schema=DECISIONS_SCHEMA.arrow_schema())
-            self.log.append(self.topic, batch)
-        except Exception:  # the log is away, or an event would not encode: count the loss
-            self.failed += len(events)
-            return 0
-        self.logged += len(events)
-        return len(events)
-
-    def _run(self) -> None:
-        while not self._closed:
-            self._wake.wait(self.flush_s)
-            self._wake.clear()
-            self.flush()
-
-    def close(self) -> None:
-        """Stop the thread after flushing what is queued."""
-        if self._closed:
-            return
-        self._closed = True
-        self._wake.set()
-        self._thread.join()
-        self.flush()
+    def encode(self, events: list[_Event]) -> pa.RecordBatch:
+        columns = list(zip(*events, strict=True))
+        return pa.record_batch([
+            pa.array(columns[0], pa.string()),
+            pa.array(columns[1], pa.string()),
+            pa.array([_ENCODE(_jsonable(c)) for c in columns[2]], pa.binary()),
+            pa.array([_ENCODE(list(a)) for a in columns[3]], pa.binary()),
+            pa.array(columns[4], pa.string()),
+            pa.array(columns[5], pa.float64()),
+            pa.array(columns[6], pa.string()),
+            pa.array(columns[7], pa.timestamp("us", tz="UTC")),
+        ], schema=DECISIONS_SCHEMA.arrow_schema())
 
     def __enter__(self) -> DecisionLog:
         return self

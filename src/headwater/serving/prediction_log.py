@@ -23,16 +23,14 @@ are flushed.
 
 from __future__ import annotations
 
-import threading
-from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
 import pyarrow as pa
 
-from headwater.errors import TopicExistsError, UnknownTopicError
 from headwater.log import Log, Schema
+from headwater.log.appender import BatchAppender
 
 __all__ = ["PREDICTIONS_SCHEMA", "PREDICTIONS_TOPIC", "PredictionLog", "ensure_topic"]
 
@@ -51,41 +49,22 @@ _Event = tuple[str, str, bytes, str, int, float, str, bool, Sequence[str], int, 
 
 def ensure_topic(log: Log, topic: str = PREDICTIONS_TOPIC, *, partitions: int = 1) -> None:
     """Create the predictions topic if it is missing (an existing one must match)."""
-    try:
-        info = log.topic(topic)
-    except UnknownTopicError:
-        log.create_topic(topic, PREDICTIONS_SCHEMA, partitions=partitions)
-        return
-    if info.schema != PREDICTIONS_SCHEMA:
-        raise TopicExistsError(f"topic {topic!r} exists with another schema than the "
-                               "predictions schema")
+    log.ensure_topic(topic, PREDICTIONS_SCHEMA, partitions=partitions)
 
 
-class PredictionLog:
+class PredictionLog(BatchAppender[_Event]):
     """Appends prediction events to ``topic`` in batches from a background thread.
 
     ``capacity`` bounds the queue (events beyond it are dropped and counted);
-    ``batch_events`` and ``flush_ms`` set how often the thread appends.
+    ``batch_events`` and ``flush_ms`` set how often the thread appends
+    (:class:`~headwater.log.appender.BatchAppender`).
     """
 
     def __init__(self, log: Log, topic: str = PREDICTIONS_TOPIC, *, capacity: int = 100_000,
                  batch_events: int = 1_000, flush_ms: float = 50.0) -> None:
         ensure_topic(log, topic)
-        self.log = log
-        self.topic = topic
-        self.capacity = capacity
-        self.batch_events = batch_events
-        self.flush_s = flush_ms / 1000.0
-        self.dropped = 0
-        self.failed = 0
-        self.logged = 0
-        self._queue: deque[_Event] = deque()
-        self._wake = threading.Event()
-        self._closed = False
-        self._flush_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="headwater-prediction-log",
-                                        daemon=True)
-        self._thread.start()
+        super().__init__(log, topic, capacity=capacity, batch_events=batch_events,
+                         flush_ms=flush_ms, name="headwater-prediction-log")
 
     def record(self, request_id: str, entity: str, features: Mapping[str, Any], model: str,
                version: int, score: float, arm: str, served: bool, missing: Sequence[str],
@@ -101,29 +80,9 @@ class PredictionLog:
         if len(queue) == self.batch_events:
             self._wake.set()
 
-    @property
-    def pending(self) -> int:
-        """Events queued and not yet appended."""
-        return len(self._queue)
-
-    def flush(self) -> int:
-        """Append every queued event now (from any thread); the number appended."""
-        total = 0
-        with self._flush_lock:
-            while self._queue:
-                events: list[_Event] = []
-                pop = self._queue.popleft
-                try:
-                    for _ in range(max(self.batch_events, 1)):
-                        events.append(pop())
-                except IndexError:
-                    pass
-                total += self._append(events)
-        return total
-
-    def _append(self, events: list[_Event]) -> int:
+    def encode(self, events: list[_Event]) -> pa.RecordBatch:
         columns = list(zip(*events, strict=True))
-        batch = pa.record_batch([
+        return pa.record_batch([
             pa.array(columns[0], pa.string()),
             pa.array(columns[1], pa.string()),
             pa.array(columns[2], pa.binary()),
@@ -136,28 +95,6 @@ class PredictionLog:
             pa.array(columns[9], pa.timestamp("us", tz="UTC")),
             pa.array(columns[10], pa.float64()),
         ], schema=PREDICTIONS_SCHEMA.arrow_schema())
-        try:
-            self.log.append(self.topic, batch)
-        except Exception:  # the log is away: count the loss, keep serving
-            self.failed += len(events)
-            return 0
-        self.logged += len(events)
-        return len(events)
-
-    def _run(self) -> None:
-        while not self._closed:
-            self._wake.wait(self.flush_s)
-            self._wake.clear()
-            self.flush()
-
-    def close(self) -> None:
-        """Stop the thread after flushing what is queued."""
-        if self._closed:
-            return
-        self._closed = True
-        self._wake.set()
-        self._thread.join()
-        self.flush()
 
     def __enter__(self) -> PredictionLog:
         return self
