@@ -271,4 +271,64 @@ def canary(
     _finish(result.report(), html)
 
 
+@app.command("rollout")
+def rollout(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="The model's name.")],
+    version: Annotated[int, typer.Argument(help="The version to release.")],
+    url: Annotated[str, typer.Option(help="The running prediction server.")
+    ] = "http://127.0.0.1:8000",
+    token_file: Annotated[Path | None, typer.Option(
+        "--token-file", help="The admin token (default: $HEADWATER_ADMIN_TOKEN).")] = None,
+    window: Annotated[int, typer.Option(min=1, help="Canary requests per decision.")] = 500,
+    steps: Annotated[str, typer.Option(help="The ramp, in percent.")] = "1,5,25,100",
+    max_error_rate: Annotated[float, typer.Option(help="Guardrail.")] = 0.01,
+    metric: Annotated[str, typer.Option(help="The metric guardrail ('none': off).")] = "log_loss",
+    max_metric_loss: Annotated[float, typer.Option(help="Guardrail.")] = 0.02,
+    max_psi: Annotated[float, typer.Option(help="Guardrail on the score distribution.")] = 0.2,
+    min_labels: Annotated[int, typer.Option(help="Labels per arm for the metric.")] = 100,
+    poll: Annotated[float, typer.Option(help="Seconds between looks at the log.")] = 1.0,
+    timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")
+    ] = None,
+) -> None:
+    """Release VERSION live as a canary: ramp it up through a running server, promote it
+    at the end, or roll it back on a breached guardrail (exit code 1)."""
+    import time
+
+    from headwater.evaluation.canary import CanaryController
+    from headwater.evaluation.canary_watch import CanaryWatch, apply_over_http
+
+    state = state_of(ctx)
+    try:
+        ladder = [float(s) for s in _names(steps, "--steps")]
+    except ValueError:
+        raise ValidationError("--steps", f"expected percentages, got {steps!r}") from None
+    guardrails = Guardrails(max_error_rate=max_error_rate,
+                            metric=None if metric == "none" else metric,
+                            max_metric_loss=max_metric_loss, max_psi=max_psi,
+                            min_requests=window, min_labels=min_labels)
+    token = token_file.read_text().strip() if token_file else state.settings.admin_token
+    with state.open_log() as log, open_registry(settings=state.settings) as registry:
+        controller = CanaryController(registry, model, version,
+                                      apply=apply_over_http(url, token),
+                                      ramp=CanaryRamp(ladder, guardrails), actor="rollout")
+        watch = CanaryWatch(log, controller, window=window)
+        controller.start()
+        status().print(f"{model} v{version}: canary at {controller.ramp.percent:g}%")
+        started = time.monotonic()
+        while not watch.done:
+            if timeout is not None and time.monotonic() - started > timeout:
+                raise EvaluationError(f"the canary of v{version} did not finish in "
+                                      f"{timeout:g} s (at {controller.ramp.percent:g}%)")
+            step = watch.step()
+            if step is not None and step.action != "hold":
+                status().print(f"{step.action}: {step.reason}")
+            time.sleep(poll)
+    verdict = controller.ramp.status
+    out().print(f"{model} v{version}: {verdict.replace('_', ' ')}", markup=False)
+    if controller.breach_to_rollback_us is not None:
+        out().print(f"breach to full rollback: {controller.breach_to_rollback_us / 1000:.1f} ms")
+        raise typer.Exit(1)
+
+
 app.command("bandit")(bandits.bandit)

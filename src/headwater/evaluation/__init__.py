@@ -14,6 +14,8 @@ describe itself as a :class:`~headwater.reports.Report`:
   champion: agreement and metric differences with intervals;
 - :mod:`~headwater.evaluation.ab`: a sticky A/B split with a sequential test
   (:mod:`~headwater.evaluation.sequential`) that is safe to peek at;
+- :mod:`~headwater.evaluation.canary_watch`: a canary watched live from the log, driving a
+  running server through its admin API (``headwater eval rollout``);
 - :mod:`~headwater.evaluation.canary`: a ramp with guardrails
   (:mod:`~headwater.evaluation.guardrails`, :mod:`~headwater.evaluation.drift`) and
   automatic rollback through the registry and the serving policy.
@@ -44,6 +46,7 @@ from headwater.evaluation.canary import (
     Step,
     replay_canary,
 )
+from headwater.evaluation.canary_watch import CanaryWatch, apply_over_http
 from headwater.evaluation.drift import ks, psi
 from headwater.evaluation.examples import Examples
 from headwater.evaluation.guardrails import ArmWindow, Check, Guardrails
@@ -86,6 +89,7 @@ __all__ = [
     "CanaryController",
     "CanaryRamp",
     "CanaryReplay",
+    "CanaryWatch",
     "Check",
     "Decision",
     "Examples",
@@ -104,6 +108,7 @@ __all__ = [
     "StreamingMetric",
     "Verdict",
     "ab_test",
+    "apply_over_http",
     "assign",
     "backtest",
     "check_features",

@@ -1,0 +1,141 @@
+"""A canary watched live: windows of traffic read from the log, decided by the controller.
+
+:class:`CanaryWatch` follows the ``predictions`` topic (each served prediction: its arm
+and the version that actually answered) and the ``training_examples`` topic (the same
+predictions joined with their labels). It gathers, per arm, the scores of served
+requests, the *errors* — requests of the canary arm answered by another version because
+the canary's version raised (the predictor fell back) — and the labelled scores. Once
+the canary's window holds ``window`` requests it hands both windows to the
+:class:`~headwater.evaluation.canary.CanaryController`, which advances the ramp, promotes
+at the end, or rolls back on a breached guardrail, and starts new windows.
+
+Latency is not in the log, so the p99 guardrail stays off here; the error-rate, model
+metric and score-drift guardrails apply. The controller's ``apply`` decides where the
+policy goes: :func:`apply_over_http` sets it on a running server through its admin API.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from headwater.errors import ConfigError, ValidationError
+from headwater.evaluation.canary import CanaryController, Step
+from headwater.evaluation.guardrails import ArmWindow
+from headwater.labels import TRAINING_EXAMPLES_SCHEMA, TRAINING_EXAMPLES_TOPIC
+from headwater.log import Log
+from headwater.serving.policies import Policy
+from headwater.serving.prediction_log import PREDICTIONS_SCHEMA, PREDICTIONS_TOPIC
+
+__all__ = ["CanaryWatch", "apply_over_http"]
+
+
+@dataclass
+class _Window:
+    scores: list[float] = field(default_factory=list)
+    errors: int = 0
+    y: list[float] = field(default_factory=list)
+    y_scores: list[float] = field(default_factory=list)
+
+    def arm_window(self) -> ArmWindow:
+        return ArmWindow.of(np.array(self.scores), errors=self.errors, y=np.array(self.y),
+                            y_scores=np.array(self.y_scores))
+
+
+class CanaryWatch:
+    """Feeds ``controller`` windows of live traffic read from ``log`` (see the module)."""
+
+    def __init__(self, log: Log, controller: CanaryController, *, window: int = 500,
+                 predictions: str = PREDICTIONS_TOPIC,
+                 examples: str = TRAINING_EXAMPLES_TOPIC) -> None:
+        if window < 1:
+            raise ValidationError("window", "must be at least one request")
+        self.log = log
+        self.controller = controller
+        self.window = window
+        self.topics = (predictions, examples)
+        log.ensure_topic(predictions, PREDICTIONS_SCHEMA)
+        log.ensure_topic(examples, TRAINING_EXAMPLES_SCHEMA)
+        self.positions = {t: dict(enumerate(log.end_offsets(t))) for t in self.topics}
+        self.steps: list[Step] = []
+        self._windows = {controller.canary_arm: _Window(), controller.stable_arm: _Window()}
+
+    @property
+    def done(self) -> bool:
+        """Whether the ramp has ended (promoted or rolled back)."""
+        return self.controller.ramp.status in ("promoted", "rolled_back")
+
+    def _read(self, topic: str) -> pa.Table | None:
+        batches = []
+        where = self.positions[topic]
+        for p in range(self.log.topic(topic).partitions):
+            fetched = self.log.read(topic, p, where.get(p, 0), 100_000)
+            if fetched.batch.num_rows:
+                batches.append(fetched.batch)
+                where[p] = fetched.next_offset
+        if not batches:
+            return None
+        table = pa.Table.from_batches(batches)
+        return table.filter(table.column("served"))
+
+    def step(self) -> Step | None:
+        """Read what is new; decide when the canary's window is full."""
+        canary_arm = self.controller.canary_arm
+        predictions = self._read(self.topics[0])
+        if predictions is not None:
+            for arm, version, score in zip(predictions.column("arm").to_pylist(),
+                                           predictions.column("version").to_pylist(),
+                                           predictions.column("score").to_pylist(),
+                                           strict=True):
+                window = self._windows.get(arm)
+                if window is None:
+                    continue
+                window.scores.append(score)
+                if arm == canary_arm and version != self.controller.version:
+                    window.errors += 1  # the canary's version failed: another one answered
+        examples = self._read(self.topics[1])
+        if examples is not None:
+            for arm, label, score in zip(examples.column("arm").to_pylist(),
+                                         examples.column("label").to_pylist(),
+                                         examples.column("score").to_pylist(), strict=True):
+                window = self._windows.get(arm)
+                if window is not None:
+                    window.y.append(label)
+                    window.y_scores.append(score)
+        if self.done or len(self._windows[canary_arm].scores) < self.window:
+            return None
+        step = self.controller.observe(self._windows[canary_arm].arm_window(),
+                                       self._windows[self.controller.stable_arm].arm_window())
+        self.steps.append(step)
+        if step.action != "hold":
+            self._windows = {arm: _Window() for arm in self._windows}
+        return step
+
+
+def apply_over_http(url: str, token: str | None, *, actor: str = "canary"
+                    ) -> Callable[[Policy], None]:
+    """An ``apply`` for the controller: ``PUT /admin/policy`` on the server at ``url``."""
+
+    def apply(policy: Policy) -> None:
+        body = json.dumps({"policy": policy.describe(), "reason": "canary ramp",
+                           "actor": actor}).encode()
+        headers = {"content-type": "application/json"}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(f"{url.rstrip('/')}/admin/policy", data=body,
+                                         method="PUT", headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10):
+                pass
+        except urllib.error.HTTPError as exc:
+            raise ValidationError("server", f"{exc.code}: {exc.read().decode()}") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot reach the server at {url}: {exc}") from None
+
+    return apply
