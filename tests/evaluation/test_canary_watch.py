@@ -13,7 +13,7 @@ from headwater.evaluation.guardrails import Guardrails
 from headwater.serving import PredictionLog
 from tests.serving.conftest import World, train, world  # noqa: F401
 
-GUARDS = Guardrails(min_requests=20, metric=None, max_psi=float("inf"))
+GUARDS = Guardrails(min_requests=20, metric=None, max_psi=float("inf"), max_p99_ratio=float("inf"))
 
 
 class Broken:
@@ -23,16 +23,32 @@ class Broken:
         raise RuntimeError("boom")
 
 
-def drive(world: World, broken: bool) -> tuple[CanaryWatch, CanaryController]:  # noqa: F811
+class Slow:
+    """The champion's model, three milliseconds slower per prediction."""
+
+    def __init__(self) -> None:
+        self.model = train(2)
+        self.feature_names = self.model.feature_names
+
+    def predict_one(self, row: Any) -> float:
+        import time
+
+        time.sleep(0.003)
+        return self.model.predict_one(row)
+
+
+def drive(world: World, broken: bool, *, canary: Any = None,  # noqa: F811
+          guards: Guardrails = GUARDS) -> tuple[CanaryWatch, CanaryController]:
     world.register(train(1), "champion")
     v2 = world.register(train(2))
     deployment = world.deployment()
     plog = PredictionLog(world.log, flush_ms=60_000)
     predictor = world.predictor(deployment, plog)
-    if broken:
-        deployment.loader = lambda path: Broken()  # type: ignore[assignment,return-value]
+    if broken or canary is not None:
+        made = canary if canary is not None else Broken()
+        deployment.loader = lambda path: made  # type: ignore[assignment,return-value]
     controller = CanaryController(world.registry, "fraud", v2, apply=deployment.reload,
-                                  ramp=CanaryRamp((10.0, 50.0, 100.0), GUARDS), salt="t")
+                                  ramp=CanaryRamp((10.0, 50.0, 100.0), guards), salt="t")
     watch = CanaryWatch(world.log, controller, window=20)
     controller.start()
     for round_ in range(40):
@@ -59,6 +75,15 @@ def test_a_failing_canary_is_rolled_back_from_its_errors(world: World) -> None: 
     assert "error_rate" in watch.steps[-1].reason
     assert controller.breach_to_rollback_us is not None
     assert "challenger" not in world.registry.aliases("fraud")
+    assert world.registry.aliases("fraud")["champion"] == 1
+
+
+def test_a_slow_canary_breaches_the_latency_guardrail(world: World) -> None:  # noqa: F811
+    guards = Guardrails(min_requests=20, metric=None, max_psi=float("inf"), max_p99_ms=2.0,
+                        max_p99_ratio=float("inf"))
+    watch, _ = drive(world, False, canary=Slow(), guards=guards)
+    assert watch.steps[-1].action == "rollback"
+    assert "p99_latency" in watch.steps[-1].reason
     assert world.registry.aliases("fraud")["champion"] == 1
 
 

@@ -39,7 +39,7 @@ def predictions(rids: list[str], entities: list[str], times: list[int],
         "model": ["m"] * n, "version": pa.array(versions, pa.int64()),
         "score": [0.5] * n, "arm": ["champion"] * n, "served": [True] * n,
         "missing": [""] * n, "ts": pa.array(times, pa.int64()).cast(TIMESTAMP),
-        "propensity": [1.0] * n,
+        "propensity": [1.0] * n, "latency_ms": [0.1] * n,
     }, schema=PREDICTIONS_SCHEMA.arrow_schema())
 
 

@@ -283,6 +283,10 @@ def rollout(
     window: Annotated[int, typer.Option(min=1, help="Canary requests per decision.")] = 500,
     steps: Annotated[str, typer.Option(help="The ramp, in percent.")] = "1,5,25,100",
     max_error_rate: Annotated[float, typer.Option(help="Guardrail.")] = 0.01,
+    max_p99_ms: Annotated[float, typer.Option(
+        help="Guardrail: the canary's p99 latency in the service.")] = float("inf"),
+    max_p99_ratio: Annotated[float, typer.Option(
+        help="Guardrail: the canary's p99 latency against the champion's.")] = 1.5,
     metric: Annotated[str, typer.Option(help="The metric guardrail ('none': off).")] = "log_loss",
     max_metric_loss: Annotated[float, typer.Option(help="Guardrail.")] = 0.02,
     max_psi: Annotated[float, typer.Option(help="Guardrail on the score distribution.")] = 0.2,
@@ -303,7 +307,8 @@ def rollout(
         ladder = [float(s) for s in _names(steps, "--steps")]
     except ValueError:
         raise ValidationError("--steps", f"expected percentages, got {steps!r}") from None
-    guardrails = Guardrails(max_error_rate=max_error_rate,
+    guardrails = Guardrails(max_error_rate=max_error_rate, max_p99_ms=max_p99_ms,
+                            max_p99_ratio=max_p99_ratio,
                             metric=None if metric == "none" else metric,
                             max_metric_loss=max_metric_loss, max_psi=max_psi,
                             min_requests=window, min_labels=min_labels)

@@ -4,14 +4,16 @@
 and the version that actually answered) and the ``training_examples`` topic (the same
 predictions joined with their labels). It gathers, per arm, the scores of served
 requests, the *errors* — requests of the canary arm answered by another version because
-the canary's version raised (the predictor fell back) — and the labelled scores. Once
+the canary's version raised (the predictor fell back) — their latencies, and the
+labelled scores. Once
 the canary's window holds ``window`` requests it hands both windows to the
 :class:`~headwater.evaluation.canary.CanaryController`, which advances the ramp, promotes
 at the end, or rolls back on a breached guardrail, and starts new windows.
 
-Latency is not in the log, so the p99 guardrail stays off here; the error-rate, model
-metric and score-drift guardrails apply. The controller's ``apply`` decides where the
-policy goes: :func:`apply_over_http` sets it on a running server through its admin API.
+Every logged prediction carries its latency in the service, so the p99-latency guardrail
+applies with the error-rate, model-metric and score-drift ones. The controller's
+``apply`` decides where the policy goes: :func:`apply_over_http` sets it on a running
+server through its admin API.
 """
 
 from __future__ import annotations
@@ -39,12 +41,14 @@ __all__ = ["CanaryWatch", "apply_over_http"]
 @dataclass
 class _Window:
     scores: list[float] = field(default_factory=list)
+    latency_ms: list[float] = field(default_factory=list)
     errors: int = 0
     y: list[float] = field(default_factory=list)
     y_scores: list[float] = field(default_factory=list)
 
     def arm_window(self) -> ArmWindow:
-        return ArmWindow.of(np.array(self.scores), errors=self.errors, y=np.array(self.y),
+        return ArmWindow.of(np.array(self.scores), errors=self.errors,
+                            latency_ms=np.array(self.latency_ms), y=np.array(self.y),
                             y_scores=np.array(self.y_scores))
 
 
@@ -89,14 +93,16 @@ class CanaryWatch:
         canary_arm = self.controller.canary_arm
         predictions = self._read(self.topics[0])
         if predictions is not None:
-            for arm, version, score in zip(predictions.column("arm").to_pylist(),
-                                           predictions.column("version").to_pylist(),
-                                           predictions.column("score").to_pylist(),
-                                           strict=True):
+            for arm, version, score, latency in zip(
+                    predictions.column("arm").to_pylist(),
+                    predictions.column("version").to_pylist(),
+                    predictions.column("score").to_pylist(),
+                    predictions.column("latency_ms").to_pylist(), strict=True):
                 window = self._windows.get(arm)
                 if window is None:
                     continue
                 window.scores.append(score)
+                window.latency_ms.append(latency)
                 if arm == canary_arm and version != self.controller.version:
                     window.errors += 1  # the canary's version failed: another one answered
         examples = self._read(self.topics[1])

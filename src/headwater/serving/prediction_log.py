@@ -4,7 +4,8 @@ An event holds the request id, the entity, the model input *as served* (a JSON o
 in the binary ``features`` column: feature values, request values and defaults that
 filled gaps), the model version, the score, the policy arm, whether the score was
 returned or only shadowed, the names of the inputs filled by default, the time, and the
-propensity: the probability the routing policy gave the arm (for off-policy estimates).
+propensity: the probability the routing policy gave the arm (for off-policy estimates),
+and the latency of the prediction in the service (for canary guardrails).
 Labels are later joined to these events, and a training set rebuilt from them sees
 exactly what the model saw.
 
@@ -40,11 +41,12 @@ PREDICTIONS_TOPIC: Final = "predictions"
 PREDICTIONS_SCHEMA: Final = Schema.of(
     {"request_id": "string", "entity": "string", "features": "binary", "model": "string",
      "version": "int64", "score": "float64", "arm": "string", "served": "bool",
-     "missing": "string", "ts": "timestamp", "propensity": "float64"},
+     "missing": "string", "ts": "timestamp", "propensity": "float64",
+     "latency_ms": "float64"},
     key="entity", event_time="ts")
 
 _ENCODE: Final = msgspec.json.Encoder().encode
-_Event = tuple[str, str, bytes, str, int, float, str, bool, Sequence[str], int, float]
+_Event = tuple[str, str, bytes, str, int, float, str, bool, Sequence[str], int, float, float]
 
 
 def ensure_topic(log: Log, topic: str = PREDICTIONS_TOPIC, *, partitions: int = 1) -> None:
@@ -68,15 +70,17 @@ class PredictionLog(BatchAppender[_Event]):
 
     def record(self, request_id: str, entity: str, features: Mapping[str, Any], model: str,
                version: int, score: float, arm: str, served: bool, missing: Sequence[str],
-               ts: int, propensity: float = 1.0) -> None:
+               ts: int, propensity: float = 1.0, latency_ms: float = 0.0) -> None:
         """Queue one event (``features`` encoded now); never blocks. ``propensity`` is the
-        probability the routing policy gave ``arm`` (1 for a shadow: always scored)."""
+        probability the routing policy gave ``arm`` (1 for a shadow: always scored);
+        ``latency_ms`` how long the prediction took in the service (features, routing,
+        scoring)."""
         queue = self._queue
         if len(queue) >= self.capacity or self._closed:
             self.dropped += 1
             return
         queue.append((request_id, entity, _ENCODE(features), model, version, score, arm,
-                      served, missing, ts, propensity))
+                      served, missing, ts, propensity, latency_ms))
         if len(queue) == self.batch_events:
             self._wake.set()
 
@@ -94,6 +98,7 @@ class PredictionLog(BatchAppender[_Event]):
             pa.array([",".join(m) for m in columns[8]], pa.string()),
             pa.array(columns[9], pa.timestamp("us", tz="UTC")),
             pa.array(columns[10], pa.float64()),
+            pa.array(columns[11], pa.float64()),
         ], schema=PREDICTIONS_SCHEMA.arrow_schema())
 
     def __enter__(self) -> PredictionLog:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import itertools
 import secrets
 from collections.abc import Mapping, Sequence
+from time import perf_counter  # a duration, not a timestamp: no Clock needed
 from typing import Any
 
 import numpy as np
@@ -82,6 +83,7 @@ class Predictor:
         snap = self.deployment.snapshot
         now = self.clock.now_us()
         request = request or _EMPTY
+        started = perf_counter()
         values = self.reader.read(entities, now, request)
         rid = request_id or f"{self._prefix}-{next(self._ids)}"
         key = entities.get(self.route_by, rid) if self.route_by else rid
@@ -92,7 +94,8 @@ class Predictor:
         log = self.log
         if log is not None:
             log.record(rid, key, row, model.name, model.version, score, route.arm, True,
-                       missing, now, snap.policy.propensity(route.arm))
+                       missing, now, snap.policy.propensity(route.arm),
+                       (perf_counter() - started) * 1e3)
         if route.shadows:
             self._shadow(snap, route.shadows, values, request, rid, key, now)
         return Prediction(rid, score, model.name, model.version, route.arm, unknown, missing,
@@ -159,6 +162,7 @@ class Predictor:
             model = snap.arms.get(arm)
             if model is None:
                 continue
+            started = perf_counter()
             row, missing = model.inputs.build(values, request)
             try:
                 score = float(model.model.predict_one(row))
@@ -167,7 +171,7 @@ class Predictor:
                 continue
             if self.log is not None:
                 self.log.record(rid, key, row, model.name, model.version, score, arm, False,
-                                missing, now)
+                                missing, now, 1.0, (perf_counter() - started) * 1e3)
 
     def predict_batch(self, requests: Sequence[PredictRequest]) -> list[Prediction]:
         """Score many requests: one store read per entity and request, then each
@@ -175,6 +179,7 @@ class Predictor:
         the field named ``requests[i].…``."""
         snap = self.deployment.snapshot
         now = self.clock.now_us()
+        started = perf_counter()
         reads: list[tuple[str, str, Mapping[str, Any], Mapping[str, Any], bool, str]] = []
         for i, r in enumerate(requests):
             try:
@@ -209,7 +214,8 @@ class Predictor:
                                     missing, fallback)
                 if self.log is not None:
                     self.log.record(rid, key, row, model_i.name, model_i.version, score, arm,
-                                    True, missing, now, snap.policy.propensity(arm))
+                                    True, missing, now, snap.policy.propensity(arm),
+                                    (perf_counter() - started) * 1e3)
                 shadows = snap.policy.choose(key).shadows
                 if shadows:
                     self._shadow(snap, shadows, got, asked, rid, key, now)
