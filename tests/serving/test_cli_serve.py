@@ -35,6 +35,24 @@ def test_the_command_documents_its_options() -> None:
 def test_the_public_surface_is_pinned() -> None:
     assert sorted(headwater.serving.__all__) == sorted(
         name for name in vars(headwater.serving) if not name.startswith("_")
-        and name not in {"deployment", "inputs", "messages", "policies", "policy_spec",
+        and name not in {"actions", "deployment", "inputs", "messages", "policies", "policy_spec",
                          "prediction_log",
                          "predictor", "app", "metrics", "openapi", "server"})
+
+
+def test_decide_options_build_a_contextual_bandit_or_name_the_problem() -> None:
+    from headwater.cli.serve import _action_service
+    from headwater.log import Log
+    from headwater.testing import MemoryBackend
+
+    log = Log(MemoryBackend())
+    reader = None
+    with pytest.raises(ValidationError, match="--decide"):
+        _action_service("coin", "x", "10m", log, reader)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="--context"):
+        _action_service("linucb", None, "10m", log, reader)  # type: ignore[arg-type]
+    service = _action_service("thompson", "x, y", "5m", log, reader)  # type: ignore[arg-type]
+    assert service.rule.window == 300_000_000
+    assert service.decide(["a", "b"], {"x": 1.0, "y": 2.0})[1].action in ("a", "b")
+    assert service.log is not None
+    service.log.close()

@@ -22,12 +22,14 @@ from typing import Annotated, Literal, cast
 import typer
 
 from headwater.bandits.feedback import Reward, RewardFeed
-from headwater.cli.common import state_of, status
+from headwater.cli.common import split_names, state_of, status
 from headwater.errors import ValidationError
 from headwater.features.definitions import FeatureSet
 from headwater.features.online import FeatureReader
 from headwater.features.project import load_project
 from headwater.labels import TRAINING_EXAMPLES_SCHEMA, TRAINING_EXAMPLES_TOPIC
+from headwater.labels.join import JoinRule
+from headwater.log import Log
 from headwater.registry import open_registry
 from headwater.serving import (
     Canary,
@@ -40,7 +42,9 @@ from headwater.serving import (
     Split,
     policy_from_spec,
 )
+from headwater.serving.actions import ActionService
 from headwater.store.online import open_online_store
+from headwater.time import parse_duration
 
 __all__ = ["serve"]
 
@@ -64,6 +68,37 @@ def _policy(kind: str, challenger: str, percent: float) -> Policy:
         return policy_from_spec({"kind": kind, "arms": ["champion", challenger]})
     raise ValidationError("--policy", f"expected champion, shadow, split, canary, thompson, "
                           f"gaussian_thompson or ucb1, got {kind!r}")
+
+
+def _action_service(kind: str, context: str | None, window: str, log: Log,
+                    reader: FeatureReader) -> ActionService:
+    """The contextual bandit ``--decide`` names, over the ``--context`` features."""
+    import numpy as np
+
+    from headwater.bandits import (
+        ContextualPolicy,
+        DecisionLog,
+        EpsilonGreedy,
+        LinearThompson,
+        LinUCB,
+    )
+
+    names = split_names(context, option="--context")
+    if not names:
+        raise ValidationError("--context", "name the context's features (comma-separated)")
+    rng = np.random.default_rng()
+    policy: ContextualPolicy
+    if kind == "epsilon":
+        policy = EpsilonGreedy(list(names), rng=rng)
+    elif kind == "linucb":
+        policy = LinUCB(list(names), rng=rng)
+    elif kind == "thompson":
+        policy = LinearThompson(list(names), rng=rng)
+    else:
+        raise ValidationError("--decide", f"expected epsilon, linucb or thompson, got {kind!r}")
+    return ActionService(policy, rule=JoinRule(window=parse_duration(window,
+                                                                     field="--decide-window")),
+                         log=DecisionLog(log), reader=reader)
 
 
 def _feature_set(project: str, name: str | None) -> FeatureSet:
@@ -109,6 +144,15 @@ def serve(
     reward: Annotated[str, typer.Option(
         help="What a bandit policy learns from, read from the joined labels: accuracy, "
         "likelihood or label.")] = "accuracy",
+    decide: Annotated[str | None, typer.Option(
+        help="Serve POST /decide with a contextual bandit: epsilon, linucb or thompson.")
+    ] = None,
+    context: Annotated[str | None, typer.Option(
+        help="The context's feature names, comma-separated (request values and the "
+        "feature set's online features).")] = None,
+    decide_window: Annotated[str, typer.Option(
+        "--decide-window", help="How long after a decision an outcome is its reward; none "
+        "by then is a reward of 0.")] = "10m",
 ) -> None:
     """Serve predictions of MODEL over HTTP, with fresh features and hot swaps."""
     from headwater.serving.app import ServingApp
@@ -145,7 +189,16 @@ def serve(
             feed.stop()
             deployment.stop()
 
+        actions = None
+        if decide is not None:
+            actions = _action_service(decide, context, decide_window, feed_log,
+                                      FeatureReader(store, chosen))
+            stack.callback(actions.stop)
+            if actions.log is not None:
+                stack.callback(actions.log.close)
+            actions.start(feed_log)
+
         app = ServingApp(predictor, deployment, registry=models, admin_token=token,
-                         on_startup=startup, on_shutdown=shutdown)
+                         on_startup=startup, on_shutdown=shutdown, actions=actions)
         status().print(f"serving {model} ({policy}) with {chosen.name} on http://{host}:{port}")
         run(app, host, port)

@@ -161,6 +161,10 @@ class JoinState:
         """Requests waiting for their outcome."""
         return len(self._open)
 
+    def is_open(self, request_id: str) -> bool:
+        """Whether ``request_id`` still waits for its outcome."""
+        return request_id in self._open
+
     def add_predictions(self, rows: Iterable[Prediction]) -> None:
         """Open the requests of ``rows`` (rows of one request gather, served or shadow)."""
         window = self.rule.window

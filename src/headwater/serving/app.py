@@ -1,11 +1,12 @@
 """The HTTP interface: a lean ASGI app, no framework, msgspec for JSON.
 
-Endpoints: ``POST /predict`` (one request, or ``{"requests": [...]}``), ``GET /health``,
+Endpoints: ``POST /predict`` (one request, or ``{"requests": [...]}``), ``POST /decide``
+(a contextual bandit's action for a context, when the app serves one), ``GET /health``,
 ``GET /ready`` (503 until a version of the policy's first arm is loaded), ``GET /metrics``
-(Prometheus text), ``GET /models``, ``GET /openapi.json``, and ``POST /admin/promote`` and
+(Prometheus text), ``GET /models``, ``GET /openapi.json``, and ``POST /admin/promote``,
 ``POST /admin/rollback`` and ``PUT /admin/policy`` (route with another policy, live),
-which need ``Authorization: Bearer <token>`` and are refused
-(403) when no token is configured.
+which need ``Authorization: Bearer <token>`` and are refused (403) when no token is
+configured.
 
 Errors are ``{"error": {"field": ..., "reason": ...}}``; this layer, and only this one,
 maps them to status codes: a body that is not JSON is 400; a field of the wrong type,
@@ -28,7 +29,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
@@ -49,6 +50,8 @@ from headwater.serving.messages import (
     AdminPromote,
     AdminRollback,
     BatchResponse,
+    DecideBody,
+    Decided,
     ErrorBody,
     ErrorDetail,
     PredictBody,
@@ -57,6 +60,9 @@ from headwater.serving.metrics import CONTENT_TYPE, ServingMetrics
 from headwater.serving.openapi import openapi
 from headwater.serving.policy_spec import policy_from_spec
 from headwater.serving.predictor import Predictor
+
+if TYPE_CHECKING:
+    from headwater.serving.actions import ActionService
 
 __all__ = ["Scope", "ServingApp", "field_of"]
 
@@ -72,6 +78,7 @@ _BODY: Final = msgspec.json.Decoder(PredictBody)
 _PROMOTE: Final = msgspec.json.Decoder(AdminPromote)
 _ROLLBACK: Final = msgspec.json.Decoder(AdminRollback)
 _POLICY: Final = msgspec.json.Decoder(AdminPolicy)
+_DECIDE: Final = msgspec.json.Decoder(DecideBody)
 _AT: Final = re.compile(r" - at `\$(.*)`$")
 _NAMED: Final = re.compile(r"field `([^`]*)`")
 
@@ -109,8 +116,10 @@ class ServingApp:
                  registry: ModelRegistry | None = None, admin_token: str | None = None,
                  metrics: ServingMetrics | None = None, max_body_bytes: int = 1 << 20,
                  on_startup: Callable[[], None] | None = None,
-                 on_shutdown: Callable[[], None] | None = None) -> None:
+                 on_shutdown: Callable[[], None] | None = None,
+                 actions: ActionService | None = None) -> None:
         self.predictor = predictor
+        self.actions = actions
         self.deployment = deployment
         self.registry = registry
         self.admin_token = admin_token or None
@@ -135,12 +144,15 @@ class ServingApp:
         try:
             if path == "/predict" and method == "POST":
                 response = self._predict(await self._body(receive))
+            elif path == "/decide" and method == "POST":
+                response = self._decide(await self._body(receive))
             elif path in self._get and method in ("GET", "HEAD"):
                 response = self._get[path]()
             elif ((path in ("/admin/promote", "/admin/rollback") and method == "POST")
                   or (path == "/admin/policy" and method == "PUT")):
                 response = await self._admin(path, scope, await self._body(receive))
-            elif path in self._get or path == "/predict" or path.startswith("/admin/"):
+            elif (path in self._get or path in ("/predict", "/decide")
+                  or path.startswith("/admin/")):
                 response = _error(405, "method", f"{method} is not allowed on {path}")
             else:
                 response = _error(404, "path", f"no endpoint {path}")
@@ -169,6 +181,16 @@ class ServingApp:
         if len(body) > self.max_body_bytes:
             raise _TooLargeError
         return body
+
+    def _decide(self, body: bytes) -> _Response:
+        if self.actions is None:
+            return _error(404, "path", "no contextual policy is served here (/decide is off)")
+        decoded = _DECIDE.decode(body)
+        rid, decision = self.actions.decide(decoded.actions, decoded.context,
+                                            entities=decoded.entities,
+                                            request_id=decoded.request_id)
+        return 200, _JSON, _ENCODE(Decided(rid, decision.action, decision.propensity,
+                                           decision.policy))
 
     def _predict(self, body: bytes) -> _Response:
         decoded = _BODY.decode(body)
@@ -277,6 +299,6 @@ class _TooLargeError(Exception):
     """The request body is over the limit."""
 
 
-_KNOWN: Final = frozenset({"/predict", "/health", "/ready", "/metrics", "/models",
+_KNOWN: Final = frozenset({"/predict", "/decide", "/health", "/ready", "/metrics", "/models",
                            "/openapi.json", "/admin/promote", "/admin/rollback",
                            "/admin/policy"})

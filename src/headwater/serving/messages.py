@@ -21,6 +21,8 @@ __all__ = [
     "AdminPromote",
     "AdminRollback",
     "BatchResponse",
+    "DecideBody",
+    "Decided",
     "ErrorBody",
     "ErrorDetail",
     "PredictBody",
@@ -97,6 +99,26 @@ class AdminPromote(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reason: str
     alias: str = "champion"
     actor: str = "headwater-serve"
+
+
+class DecideBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``POST /decide``: choose one of ``actions`` for this context (the entities' online
+    features join the context when the server has a feature set)."""
+
+    actions: list[str]
+    context: dict[str, Any] = {}  # numbers, checked by name when decided
+    entities: dict[str, str] = {}
+    request_id: str | None = None
+
+
+class Decided(msgspec.Struct, frozen=True):
+    """The answer of ``POST /decide``: the action and the probability it was chosen with
+    (logged on the decisions topic under ``request_id``; send outcomes with that id)."""
+
+    request_id: str
+    action: str
+    propensity: float
+    policy: str
 
 
 class AdminPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -19,6 +19,8 @@ from headwater.serving.messages import (
     AdminPromote,
     AdminRollback,
     BatchResponse,
+    DecideBody,
+    Decided,
     ErrorBody,
     PredictBody,
     Prediction,
@@ -42,7 +44,7 @@ def openapi(title: str = "Headwater prediction service", version: str = "0.1.0"
     """The OpenAPI document, as JSON-able values."""
     _, components = msgspec.json.schema_components(
         (PredictBody, Prediction, BatchResponse, ErrorBody, AdminPromote, AdminRollback,
-         AdminPolicy),
+         AdminPolicy, DecideBody, Decided),
         ref_template=_REF)
     text = {"text/plain": {"schema": {"type": "string"}}}
     status = {"application/json": {"schema": {"type": "object"}}}
@@ -68,6 +70,14 @@ def openapi(title: str = "Headwater prediction service", version: str = "0.1.0"
                     "422": _error("A field is invalid (named in the error)."),
                     "503": _error("No model version can answer."),
                 }}},
+            "/decide": {"post": {
+                "summary": "A contextual bandit's action for a context, with its propensity "
+                           "(logged on the decisions topic).",
+                "requestBody": {"required": True, "content": _json("DecideBody")},
+                "responses": {"200": {"description": "The decision.",
+                                      "content": _json("Decided")},
+                              "404": _error("No contextual policy is served here."),
+                              "422": _error("A field is invalid (named in the error).")}}},
             "/health": {"get": {"summary": "The process is up.",
                                 "responses": {"200": {"description": "Up.", "content": status}}}},
             "/ready": {"get": {"summary": "Models and features are loaded.", "responses": {
