@@ -111,7 +111,7 @@ def test_health_ready_models_openapi(app: ServingApp, world: World) -> None:
     spec = json.loads(call(app, "GET", "/openapi.json")[2])
     assert spec["openapi"].startswith("3.")
     assert {"/predict", "/health", "/ready", "/metrics", "/models", "/openapi.json",
-            "/admin/promote", "/admin/rollback", "/admin/policy"} == set(spec["paths"])
+            "/admin/promote", "/admin/rollback", "/admin/policy", "/decide"} == set(spec["paths"])
     assert "PredictBody" in spec["components"]["schemas"]
     empty = world.deployment(Split({"champion": 1, "nobody": 1}))
     empty.snapshot = type(empty.snapshot)(empty.snapshot.policy, {})
