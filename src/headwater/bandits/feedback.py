@@ -17,16 +17,16 @@ A policy without ``update`` (a fixed split) is left alone; the feed still moves 
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
 
 from headwater.errors import ValidationError
 from headwater.labels import TRAINING_EXAMPLES_TOPIC
 from headwater.log import Log
+from headwater.log.follow import TopicFollower
+from headwater.repeat import Repeater
 
 if TYPE_CHECKING:
     from headwater.serving.deployment import Deployment
@@ -70,22 +70,19 @@ class RewardFeed:
         self.reward: Reward = reward
         self.topic = topic
         self.fed: dict[str, int] = {}
-        offsets = log.start_offsets(topic) if from_start else log.end_offsets(topic)
-        self.positions = dict(enumerate(offsets))
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._follower = TopicFollower(log, topic, start="start" if from_start else "end")
+        self._repeater: Repeater | None = None
+
+    @property
+    def positions(self) -> dict[int, int]:
+        """Where the feed reads on, per partition."""
+        return self._follower.positions
 
     def step(self, max_events: int = 100_000) -> int:
         """Read what is new and feed it; the number of rewards fed."""
-        batches = []
-        for p in range(self.log.topic(self.topic).partitions):
-            fetched = self.log.read(self.topic, p, self.positions.get(p, 0), max_events)
-            if fetched.batch.num_rows:
-                batches.append(fetched.batch)
-                self.positions[p] = fetched.next_offset
-        if not batches:
+        table = self._follower.read(max_events)
+        if table is None:
             return 0
-        table = pa.Table.from_batches(batches)
         table = table.filter(table.column("served"))
         policy = self.deployment.snapshot.policy
         update = getattr(policy, "update", None)
@@ -105,23 +102,10 @@ class RewardFeed:
 
     def start(self, poll_s: float = 1.0) -> None:
         """Feed from a background thread every ``poll_s`` seconds until :meth:`stop`."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-
-        def loop() -> None:
-            while not self._stop.wait(poll_s):
-                try:
-                    self.step()
-                except Exception:  # the log is away: try again next time
-                    continue
-
-        self._thread = threading.Thread(target=loop, name="headwater-reward-feed",
-                                        daemon=True)
-        self._thread.start()
+        if self._repeater is None:
+            self._repeater = Repeater(self.step, poll_s, name="headwater-reward-feed")
+        self._repeater.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self._repeater is not None:
+            self._repeater.stop()

@@ -32,6 +32,7 @@ from headwater.evaluation.canary import CanaryController, Step
 from headwater.evaluation.guardrails import ArmWindow
 from headwater.labels import TRAINING_EXAMPLES_SCHEMA, TRAINING_EXAMPLES_TOPIC
 from headwater.log import Log
+from headwater.log.follow import TopicFollower
 from headwater.serving.policies import Policy
 from headwater.serving.prediction_log import PREDICTIONS_SCHEMA, PREDICTIONS_TOPIC
 
@@ -66,7 +67,7 @@ class CanaryWatch:
         self.topics = (predictions, examples)
         log.ensure_topic(predictions, PREDICTIONS_SCHEMA)
         log.ensure_topic(examples, TRAINING_EXAMPLES_SCHEMA)
-        self.positions = {t: dict(enumerate(log.end_offsets(t))) for t in self.topics}
+        self._followers = {t: TopicFollower(log, t) for t in self.topics}
         self.steps: list[Step] = []
         self._windows = {controller.canary_arm: _Window(), controller.stable_arm: _Window()}
 
@@ -76,17 +77,8 @@ class CanaryWatch:
         return self.controller.ramp.status in ("promoted", "rolled_back")
 
     def _read(self, topic: str) -> pa.Table | None:
-        batches = []
-        where = self.positions[topic]
-        for p in range(self.log.topic(topic).partitions):
-            fetched = self.log.read(topic, p, where.get(p, 0), 100_000)
-            if fetched.batch.num_rows:
-                batches.append(fetched.batch)
-                where[p] = fetched.next_offset
-        if not batches:
-            return None
-        table = pa.Table.from_batches(batches)
-        return table.filter(table.column("served"))
+        table = self._followers[topic].read()
+        return None if table is None else table.filter(table.column("served"))
 
     def step(self) -> Step | None:
         """Read what is new; decide when the canary's window is full."""

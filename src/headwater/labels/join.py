@@ -46,10 +46,21 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import msgspec
+import pyarrow as pa
 
 from headwater.errors import ValidationError
 
-__all__ = ["Example", "JoinRule", "JoinState", "Joined", "Late", "Outcome", "Prediction"]
+__all__ = [
+    "Example",
+    "JoinRule",
+    "JoinState",
+    "Joined",
+    "Late",
+    "Outcome",
+    "Prediction",
+    "outcomes_of",
+    "predictions_of",
+]
 
 
 class JoinRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -120,6 +131,21 @@ class Late(NamedTuple):
     ts: int
     reason: str
     prediction_time: int | None
+
+
+def predictions_of(batch: pa.RecordBatch | pa.Table) -> list[Prediction]:
+    """The rows of a batch of the predictions topic."""
+    cols = [batch.column(n).to_pylist() for n in
+            ("request_id", "entity", "features", "model", "version", "score", "arm", "served")]
+    ts = batch.column("ts").cast(pa.int64()).to_pylist()
+    return [Prediction(*row) for row in zip(*cols, ts, strict=True)]
+
+
+def outcomes_of(batch: pa.RecordBatch | pa.Table) -> list[Outcome]:
+    """The rows of a batch of an outcomes topic."""
+    cols = [batch.column(n).to_pylist() for n in ("request_id", "entity", "label")]
+    ts = batch.column("ts").cast(pa.int64()).to_pylist()
+    return [Outcome(*row) for row in zip(*cols, ts, strict=True)]
 
 
 class Joined(NamedTuple):

@@ -27,7 +27,15 @@ import pyarrow as pa
 
 from headwater.errors import CorruptLogError
 from headwater.fsync import fsync_dir
-from headwater.labels.join import Example, JoinRule, JoinState, Late, Outcome, Prediction
+from headwater.labels.join import (
+    Example,
+    JoinRule,
+    JoinState,
+    Late,
+    Outcome,
+    outcomes_of,
+    predictions_of,
+)
 from headwater.labels.schema import (
     LATE_OUTCOMES_SCHEMA,
     LATE_OUTCOMES_TOPIC,
@@ -110,8 +118,8 @@ class LabelJoiner:
         positions = {t: list(p) for t, p in self.positions.items()}
         predictions = self._read(predictions_topic, positions, max_events)
         outcome_batches = self._read(outcomes_topic, positions, max_events)
-        pred_rows = [row for b in predictions for row in _predictions(b)]
-        read = [row for b in outcome_batches for row in _outcomes(b)]
+        pred_rows = [row for b in predictions for row in predictions_of(b)]
+        read = [row for b in outcome_batches for row in outcomes_of(b)]
         if pred_rows:
             self._prediction_time = max(self._prediction_time, max(p.ts for p in pred_rows))
         if read:
@@ -219,19 +227,6 @@ class LabelJoiner:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
-
-
-def _predictions(batch: pa.RecordBatch) -> list[Prediction]:
-    cols = [batch.column(n).to_pylist() for n in
-            ("request_id", "entity", "features", "model", "version", "score", "arm", "served")]
-    ts = batch.column("ts").cast(pa.int64()).to_pylist()
-    return [Prediction(*row) for row in zip(*cols, ts, strict=True)]
-
-
-def _outcomes(batch: pa.RecordBatch) -> list[Outcome]:
-    cols = [batch.column(n).to_pylist() for n in ("request_id", "entity", "label")]
-    ts = batch.column("ts").cast(pa.int64()).to_pylist()
-    return [Outcome(*row) for row in zip(*cols, ts, strict=True)]
 
 
 def _batch(rows: list[Example] | list[Late], schema: pa.Schema) -> pa.RecordBatch:

@@ -29,9 +29,11 @@ from headwater.bandits.decision import ContextualPolicy, Decision
 from headwater.bandits.decision_log import DecisionLog
 from headwater.errors import ValidationError
 from headwater.features.online import FeatureReader
-from headwater.labels.join import JoinRule, JoinState, Outcome, Prediction
+from headwater.labels.join import JoinRule, JoinState, Outcome, Prediction, outcomes_of
 from headwater.labels.schema import OUTCOMES_SCHEMA, OUTCOMES_TOPIC
 from headwater.log import Log
+from headwater.log.follow import TopicFollower
+from headwater.repeat import Repeater
 from headwater.time import Clock, SystemClock
 
 __all__ = ["ActionService"]
@@ -55,8 +57,7 @@ class ActionService:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._prefix = secrets.token_hex(4)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._repeater: Repeater | None = None
 
     def decide(self, actions: Sequence[str], context: Mapping[str, Any] | None = None, *,
                entities: Mapping[str, str] | None = None,
@@ -108,39 +109,19 @@ class ActionService:
 
     def start(self, log: Log, *, topic: str = OUTCOMES_TOPIC, poll_s: float = 1.0) -> None:
         """Follow ``topic`` from its end and learn from a background thread."""
-        if self._thread is not None:
+        if self._repeater is not None:
             return
         log.ensure_topic(topic, OUTCOMES_SCHEMA)
-        positions = dict(enumerate(log.end_offsets(topic)))
+        follower = TopicFollower(log, topic)
 
         def step() -> None:
-            outcomes: list[Outcome] = []
-            for p in range(log.topic(topic).partitions):
-                fetched = log.read(topic, p, positions.get(p, 0), 100_000)
-                positions[p] = fetched.next_offset
-                batch = fetched.batch
-                if batch.num_rows:
-                    outcomes += [Outcome(*row) for row in zip(
-                        batch.column("request_id").to_pylist(),
-                        batch.column("entity").to_pylist(),
-                        batch.column("label").to_pylist(),
-                        batch.column("ts").cast("int64").to_pylist(), strict=True)]
+            table = follower.read()
+            outcomes = outcomes_of(table) if table is not None else []
             self.learn(outcomes, self.clock.now_us() - self.rule.lateness)
 
-        def loop() -> None:
-            while not self._stop.wait(poll_s):
-                try:
-                    step()
-                except Exception:  # the log is away: try again next time
-                    continue
-
-        self._stop.clear()
-        self._thread = threading.Thread(target=loop, name="headwater-action-rewards",
-                                        daemon=True)
-        self._thread.start()
+        self._repeater = Repeater(step, poll_s, name="headwater-action-rewards")
+        self._repeater.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self._repeater is not None:
+            self._repeater.stop()

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from headwater.errors import HeadwaterError, UnknownModelError
 from headwater.models import Model, load_model
 from headwater.registry import CheckedOut
+from headwater.repeat import Repeater
 from headwater.serving.inputs import InputSpec
 from headwater.serving.policies import Policy
 from headwater.time import Clock, SystemClock
@@ -109,8 +110,7 @@ class Deployment:
         self.load_errors = 0
         self.last_error: str | None = None
         self._reload_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller: Repeater | None = None
 
     def reload(self, policy: Policy | None = None) -> bool:
         """Load what the aliases point at now and swap it in; ``True`` if anything changed.
@@ -164,25 +164,22 @@ class Deployment:
 
     def start(self, poll_ms: float = 1000.0) -> None:
         """Reload now, then every ``poll_ms`` in a daemon thread until :meth:`stop`."""
-        if self._thread is not None:
+        if self._poller is not None:
             return
         self.reload()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._poll, args=(poll_ms / 1000.0,),
-                                        name=f"headwater-deployment-{self.name}", daemon=True)
-        self._thread.start()
+        self._poller = Repeater(self.reload, poll_ms / 1000.0,
+                                name=f"headwater-deployment-{self.name}",
+                                on_error=self._poll_failed)
+        self._poller.start()
 
-    def _poll(self, interval_s: float) -> None:
-        while not self._stop.wait(interval_s):
-            try:
-                self.reload()
-            except HeadwaterError as exc:  # the registry is away: keep serving, retry
-                self.load_errors += 1
-                self.last_error = f"aliases: {type(exc).__name__}: {exc}"
+    def _poll_failed(self, exc: Exception) -> None:
+        if not isinstance(exc, HeadwaterError):
+            raise exc
+        self.load_errors += 1  # the registry is away: keep serving, retry
+        self.last_error = f"aliases: {type(exc).__name__}: {exc}"
 
     def stop(self) -> None:
         """Stop polling (the loaded versions keep serving)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self._poller is not None:
+            self._poller.stop()
+            self._poller = None
