@@ -22,7 +22,6 @@ falling as the session features fill in.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from headwater.config import Settings
+from headwater.demos.system import DemoSystem
 from headwater.features import (
     DerivedFeature,
     Entity,
@@ -44,24 +43,13 @@ from headwater.features import (
     Sliding,
     StreamSource,
 )
-from headwater.features.engine import FeatureEngine
-from headwater.features.online import FeatureReader
 from headwater.labels import OUTCOMES_SCHEMA, OUTCOMES_TOPIC, TRAINING_EXAMPLES_TOPIC
 from headwater.labels.join import JoinRule
-from headwater.labels.joiner import LabelJoiner
 from headwater.learning import Every, Fire, Gate, Trainer
-from headwater.log import Log, Schema
-from headwater.log.embedded import EmbeddedBackend
+from headwater.log import Schema
 from headwater.models import LogisticRegression
 from headwater.models.metrics import log_loss, roc_auc
-from headwater.registry import Creator, Lineage, open_registry
 from headwater.reports import Cell, Report
-from headwater.serving.deployment import Deployment
-from headwater.serving.policies import Shadow
-from headwater.serving.prediction_log import PredictionLog
-from headwater.serving.predictor import Predictor
-from headwater.store.online import EmbeddedOnlineStore
-from headwater.time import ManualClock
 
 __all__ = ["CtrLoop", "CtrStats", "feature_set"]
 
@@ -119,14 +107,12 @@ class CtrStats:
     wall_s: float = 0.0
 
 
-class CtrLoop:
-    """The click-through simulation on embedded backends under ``directory`` (cleared)."""
+class CtrLoop(DemoSystem):
+    """The click-through simulation over the demo system in ``directory`` (cleared)."""
 
     def __init__(self, directory: Path, *, sessions: int = 1500, impressions: int = 6,
                  users: int = 400, new_share: float = 0.3, seed: int = 7,
                  train_every: int = 60) -> None:
-        shutil.rmtree(directory, ignore_errors=True)
-        directory.mkdir(parents=True)
         self.rng = np.random.default_rng(seed)
         self.sessions, self.per_session, self.new_share = sessions, impressions, new_share
         self.train_every = train_every
@@ -135,32 +121,10 @@ class CtrLoop:
         self.items = 40
         self.item_topic = self.rng.integers(0, TOPICS, self.items)
         self.item_bias = self.rng.normal(0.0, 0.3, self.items)
-        self.clock = ManualClock(START)
-        self.log = Log(EmbeddedBackend(directory / "log", fsync="never"), clock=self.clock)
-        for name in ("impressions", "clicks"):
-            self.log.create_topic(name, EVENTS)
-        self.log.ensure_topic(OUTCOMES_TOPIC, OUTCOMES_SCHEMA)
-        self.features = feature_set()
-        self.online = EmbeddedOnlineStore(directory / "online", fsync="never")
-        self.engine = FeatureEngine(self.log, [f for f in self.features.features
-                                               if isinstance(f, Feature)],
-                                    self.online, state_dir=directory / "engine")
-        self.registry = open_registry(directory / "registry", clock=self.clock,
-                                      settings=Settings(home=str(directory), fsync="never"))
-        model = LogisticRegression()
-        model.save(directory / "initial")
-        first = self.registry.register(MODEL, directory / "initial", lineage=Lineage(
-            created_by=Creator(trainer="demo", trigger="initial", reason="nothing learnt")))
-        for alias in ("continual", "static"):
-            self.registry.promote(MODEL, first.version, alias, actor="demo", reason="initial")
-        self.deployment = Deployment(self.registry, MODEL, Shadow("continual", ("static",)),
-                                     clock=self.clock)
-        self.deployment.reload()
-        self.predictions = PredictionLog(self.log, flush_ms=60_000.0)
-        self.predictor = Predictor(FeatureReader(self.online, self.features), self.deployment,
-                                   log=self.predictions, clock=self.clock)
-        self.joiner = LabelJoiner(self.log, JoinRule(window=2 * MINUTE, timeout_label=0.0),
-                                  state_dir=directory / "joiner", clock=self.clock, fsync=False)
+        super().__init__(directory, model=MODEL, start_us=START,
+                         topics={"impressions": EVENTS, "clicks": EVENTS},
+                         features=feature_set(), arms=("continual", "static"),
+                         rule=JoinRule(window=2 * MINUTE, timeout_label=0.0))
         gate = Gate("log_loss", margin=0.01, window=300)
         self.trainer = Trainer(self.log, self.registry, MODEL, LogisticRegression,
                                strategy="continual", alias="continual", arm="continual",
@@ -171,7 +135,6 @@ class CtrLoop:
                               trainer="static", clock=self.clock)
         self.stats = CtrStats()
         self._pending: list[tuple[int, str, str, int, str]] = []  # clicks yet to happen
-        self.first_session: dict[str, int] = {}  # new user -> first request index
         self.positions: list[tuple[str, int, bool]] = []  # request id, position, new user
         self._drifted = False
 
@@ -303,10 +266,3 @@ class CtrLoop:
         out.line_plot(cold, title="Log loss by position in the session (served model)",
                       xlabel="impression in the session", ylabel="log loss")
         return out
-
-    def close(self) -> None:
-        self.predictions.close()
-        self.engine.close()
-        self.online.close()
-        self.registry.close()
-        self.log.close()

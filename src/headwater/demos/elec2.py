@@ -33,7 +33,6 @@ knob); features and predictions run every row.
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,14 +43,11 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from headwater.config import Settings
 from headwater.datasets import elec2
+from headwater.demos.system import DemoSystem
 from headwater.features import Entity, Feature, FeatureSet, Lifetime, Sliding, StreamSource
-from headwater.features.engine import FeatureEngine
-from headwater.features.online import FeatureReader
 from headwater.labels import OUTCOMES_SCHEMA, OUTCOMES_TOPIC
 from headwater.labels.join import JoinRule
-from headwater.labels.joiner import LabelJoiner
 from headwater.learning import (
     AnyOf,
     Daily,
@@ -63,16 +59,8 @@ from headwater.learning import (
     Trainer,
     Trigger,
 )
-from headwater.log import Log, Schema
-from headwater.log.embedded import EmbeddedBackend
+from headwater.log import Schema
 from headwater.models import LogisticRegression
-from headwater.registry import Creator, Lineage, ModelRegistry, open_registry
-from headwater.serving.deployment import Deployment
-from headwater.serving.policies import Shadow
-from headwater.serving.prediction_log import PredictionLog
-from headwater.serving.predictor import Predictor
-from headwater.store.online import EmbeddedOnlineStore
-from headwater.time import ManualClock
 
 __all__ = ["MODEL", "STRATEGIES", "Elec2Loop", "LoopStats", "feature_set"]
 
@@ -129,61 +117,25 @@ class LoopStats:
     wall_s: float = 0.0
 
 
-class Elec2Loop:
-    """The demo's components, wired on embedded backends under ``directory``."""
+class Elec2Loop(DemoSystem):
+    """The Elec2 replay over the demo system in ``directory`` (cleared)."""
 
     def __init__(self, directory: Path, *, rows: int | None = None, train_every: int = 8,
                  publish_every: int = 12 * HOUR, static_days: int = 7,
                  history_days: int = 56, price_means: bool = True) -> None:
-        shutil.rmtree(directory, ignore_errors=True)
-        directory.mkdir(parents=True)
-        self.directory = directory
         self.table = elec2.load(limit=rows)
         self.rows = self.table.num_rows
         self.train_every = train_every
         self.static_until = elec2.START_US + static_days * DAY
-        self.clock = ManualClock(elec2.START_US)
-        self.log = Log(EmbeddedBackend(directory / "log", fsync="never"), clock=self.clock)
-        self.log.create_topic("elec2", SCHEMA)
-        self.log.ensure_topic(OUTCOMES_TOPIC, OUTCOMES_SCHEMA)
-        self.features = feature_set(price_means=price_means)
-        self.online = EmbeddedOnlineStore(directory / "online", fsync="never")
-        self.engine = FeatureEngine(self.log, [f for f in self.features.features
-                                               if isinstance(f, Feature)],
-                                    self.online, state_dir=directory / "engine")
-        self.registry: ModelRegistry = open_registry(
-            directory / "registry", clock=self.clock, settings=Settings(home=str(directory),
-                                                                        fsync="never"))
-        self._bootstrap()
-        self.deployment = Deployment(self.registry, MODEL,
-                                     Shadow("continual", ("static", "stateless", "stateful")),
-                                     clock=self.clock)
-        self.deployment.reload()
-        self.predictions = PredictionLog(self.log, flush_ms=60_000.0)
-        self.predictor = Predictor(FeatureReader(self.online, self.features), self.deployment,
-                                   log=self.predictions, clock=self.clock)
-        self.joiner = LabelJoiner(self.log, JoinRule(window=HOUR, timeout_label=None),
-                                  state_dir=directory / "joiner", clock=self.clock, fsync=False)
+        super().__init__(directory, model=MODEL, start_us=elec2.START_US,
+                         topics={"elec2": SCHEMA}, features=feature_set(price_means=price_means),
+                         arms=("continual", "static", "stateless", "stateful"),
+                         rule=JoinRule(window=HOUR, timeout_label=None))
         self.trainers = self._trainers(publish_every, history_days * DAY)
         self.stats = LoopStats()
         self._columns = {c: self.table.column(c).to_numpy() for c in REQUEST_COLUMNS}
         self._labels = self.table.column("label").to_numpy()
         self._times = self.table.column("event_time").cast(pa.int64()).to_numpy()
-
-    def _bootstrap(self) -> None:
-        """Version 1: a model that has learnt nothing, behind every alias, so each arm
-        is scored (and logged) from the first request."""
-        model = LogisticRegression()
-        path = self.directory / "initial"
-        model.save(path)
-        version = self.registry.register(MODEL, path, lineage=Lineage(
-            hyperparameters=dict(model.params()),
-            created_by=Creator(trainer="demo", trigger="initial",
-                               reason="nothing learnt yet: answers 0.5")))
-        for alias in STRATEGIES:
-            self.registry.promote(MODEL, version.version, alias, actor="demo",
-                                  reason="the initial version")
-        shutil.rmtree(path)
 
     def _trainers(self, publish_every: int, history: int) -> dict[str, Trainer]:
         fs = self.features.version
@@ -274,10 +226,3 @@ class Elec2Loop:
         """The label of every row replayed, in order."""
         labels: npt.NDArray[np.float64] = self._labels.astype(np.float64)
         return labels
-
-    def close(self) -> None:
-        self.predictions.close()
-        self.engine.close()
-        self.online.close()
-        self.registry.close()
-        self.log.close()
