@@ -12,7 +12,8 @@ import pytest
 
 from headwater.datasets import elec2
 from headwater.demos.elec2 import MODEL, STRATEGIES, Elec2Loop
-from headwater.demos.scorecard import build_report, score_strategies
+from headwater.demos.scorecard import build_report
+from headwater.evaluation.arms import score_strategies
 from headwater.labels import TRAINING_EXAMPLES_TOPIC
 from headwater.models.metrics import accuracy
 

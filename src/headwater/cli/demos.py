@@ -21,7 +21,8 @@ from headwater.cli import demo as log_demo
 from headwater.cli.common import format_count, out, state_of, status
 from headwater.demos.ctr import CtrLoop
 from headwater.demos.elec2 import MODEL, STRATEGIES, Elec2Loop, LoopStats
-from headwater.demos.scorecard import build_report, score_strategies
+from headwater.demos.scorecard import build_report
+from headwater.evaluation.arms import score_strategies
 from headwater.reports import render
 
 __all__ = ["app"]

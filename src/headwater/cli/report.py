@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import typer
 
 from headwater.cli.common import out, state_of, status
-from headwater.demos.scorecard import score_strategies
+from headwater.evaluation.arms import score_strategies
 from headwater.labels import TRAINING_EXAMPLES_TOPIC
 from headwater.learning import Cost
 from headwater.registry import ModelRegistry, open_registry
