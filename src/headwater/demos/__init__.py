@@ -7,3 +7,5 @@
 - :mod:`headwater.demos.system`: the components both drive, wired on embedded backends;
 - :mod:`headwater.demos.scorecard`: each strategy scored from its logged predictions.
 """
+
+__all__: list[str] = []
