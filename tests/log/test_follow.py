@@ -33,3 +33,16 @@ def test_a_follower_reads_what_is_new_on_every_partition() -> None:
     assert everything is not None
     assert sorted(everything.column("k").to_pylist()) == ["a", "b", "c", "d", "e"]
     assert sum(late.positions.values()) == 5
+
+
+def test_skip_moves_to_the_end_without_reading() -> None:
+    log = Log(MemoryBackend())
+    log.create_topic("t", SCHEMA)
+    follower = TopicFollower(log, "t", start="start")
+    log.append("t", events("a", "b"))
+    follower.skip()
+    assert follower.read() is None
+    log.append("t", events("c"))
+    new = follower.read()
+    assert new is not None
+    assert new.column("k").to_pylist() == ["c"]

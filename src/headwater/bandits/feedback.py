@@ -80,13 +80,16 @@ class RewardFeed:
 
     def step(self, max_events: int = 100_000) -> int:
         """Read what is new and feed it; the number of rewards fed."""
+        policy = self.deployment.snapshot.policy
+        update = getattr(policy, "update", None)
+        if update is None:  # nothing learns: skip, never decode rewards nobody uses
+            self._follower.skip()
+            return 0
         table = self._follower.read(max_events)
         if table is None:
             return 0
         table = table.filter(table.column("served"))
-        policy = self.deployment.snapshot.policy
-        update = getattr(policy, "update", None)
-        if update is None or not table.num_rows:
+        if not table.num_rows:
             return 0
         arms = np.asarray(table.column("arm").to_pylist(), dtype=object)
         rewards = rewards_of(self.reward, table.column("label").to_numpy(),

@@ -169,17 +169,16 @@ def serve(
         models = stack.enter_context(open_registry(registry, artifacts=artifacts,
                                                    settings=settings))
         deployment = Deployment(models, model, _policy(policy, challenger, percent))
+        log = stack.enter_context(state.open_log())
         prediction_log = None
         if log_predictions:
-            log = stack.enter_context(state.open_log())
             prediction_log = PredictionLog(log)
             stack.callback(prediction_log.close)
         predictor = Predictor(FeatureReader(store, chosen), deployment, log=prediction_log)
         # Bandit policies (set now or later through the admin API) learn from the rewards
         # of the joined labels, fed from a background thread.
-        feed_log = stack.enter_context(state.open_log())
-        feed_log.ensure_topic(TRAINING_EXAMPLES_TOPIC, TRAINING_EXAMPLES_SCHEMA)
-        feed = RewardFeed(feed_log, deployment, reward=cast("Reward", reward))
+        log.ensure_topic(TRAINING_EXAMPLES_TOPIC, TRAINING_EXAMPLES_SCHEMA)
+        feed = RewardFeed(log, deployment, reward=cast("Reward", reward))
 
         def startup() -> None:
             deployment.start(poll_ms)
@@ -191,12 +190,12 @@ def serve(
 
         actions = None
         if decide is not None:
-            actions = _action_service(decide, context, decide_window, feed_log,
+            actions = _action_service(decide, context, decide_window, log,
                                       FeatureReader(store, chosen))
             stack.callback(actions.stop)
             if actions.log is not None:
                 stack.callback(actions.log.close)
-            actions.start(feed_log)
+            actions.start(log)
 
         app = ServingApp(predictor, deployment, registry=models, admin_token=token,
                          on_startup=startup, on_shutdown=shutdown, actions=actions)

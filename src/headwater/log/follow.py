@@ -27,6 +27,10 @@ class TopicFollower:
         offsets = log.end_offsets(topic) if start == "end" else log.start_offsets(topic)
         self.positions: dict[int, int] = dict(enumerate(offsets))
 
+    def skip(self) -> None:
+        """Move to the end of every partition without reading what lies between."""
+        self.positions = dict(enumerate(self.log.end_offsets(self.topic)))
+
     def read(self, max_events: int = 100_000) -> pa.Table | None:
         """The events appended since the last read (at most ``max_events`` a partition)."""
         batches = []
