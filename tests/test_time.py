@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -13,6 +14,8 @@ from headwater.time import (
     Clock,
     ManualClock,
     SystemClock,
+    describe_instant,
+    format_duration,
     format_micros,
     from_micros,
     parse_duration,
@@ -65,6 +68,25 @@ def test_bad_durations(text: str | int) -> None:
     with pytest.raises(TimestampError, match="retention") as info:
         parse_duration(text, field="retention")
     assert info.value.field == "retention"
+
+
+@given(st.integers(0, 1 << 62))
+def test_formatted_durations_read_back(us: int) -> None:
+    assert parse_duration(format_duration(us)) == us
+    assert parse_duration(format_duration(-us).removeprefix("-")) == us
+    short = format_duration(us, exact=False)
+    assert parse_duration(short) <= us  # cut off, never rounded up
+    assert format_duration(us).startswith(short)
+    if us:  # what is cut off is less than one of the smallest unit written
+        assert us - parse_duration(short) < parse_duration("1" + re.findall("[a-z]+", short)[-1])
+
+
+def test_messages_name_instants_in_human_units() -> None:
+    assert describe_instant(0) == "1970-01-01T00:00:00.000000+00:00"
+    nanoseconds = to_micros(datetime(2024, 1, 1, tzinfo=UTC)) * 1_000
+    assert describe_instant(nanoseconds).endswith("(about year 55969: nanoseconds?)")
+    with pytest.raises(TimestampError, match=r"2300-01-01T00:00:00\.000000\+00:00 is outside"):
+        parse_timestamp("2300-01-01T00:00:00Z")
 
 
 def test_clocks() -> None:

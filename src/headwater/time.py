@@ -12,6 +12,8 @@ Code never reads the wall clock directly: it takes a :class:`Clock`.
 831427200000000
 >>> format_micros(831427200000000)
 '1996-05-07T00:00:00.000000+00:00'
+>>> format_duration(parse_duration("1h30m")), format_duration(32_417, exact=False)
+('1h30m', '32ms')
 >>> clock = ManualClock(10)
 >>> clock.advance(5)
 15
@@ -33,6 +35,8 @@ __all__ = [
     "Clock",
     "ManualClock",
     "SystemClock",
+    "describe_instant",
+    "format_duration",
     "format_micros",
     "from_micros",
     "parse_duration",
@@ -48,6 +52,9 @@ MAX_MICROS: Final = 7_258_118_400_000_000
 
 _MICROS_PER: Final = {"us": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000,
                       "h": 3_600_000_000, "d": 86_400_000_000, "w": 604_800_000_000}
+#: The units :func:`format_duration` writes, largest first (weeks read better as days).
+_UNITS: Final = tuple((unit, _MICROS_PER[unit]) for unit in ("d", "h", "m", "s", "ms", "us"))
+_MICROS_PER_YEAR: Final = 31_556_952_000_000  # the mean Gregorian year
 
 
 def to_micros(value: datetime, *, field: str = "timestamp") -> int:
@@ -101,7 +108,25 @@ def parse_timestamp(value: object, *, field: str = "timestamp") -> int:
 def check_range(us: int, *, field: str = "timestamp") -> None:
     """Raise :class:`~headwater.errors.TimestampError` outside the accepted range."""
     if not MIN_MICROS <= us < MAX_MICROS:
-        raise TimestampError(field, f"{us} is outside the accepted range 1900..2200")
+        raise TimestampError(field, f"{describe_instant(us)} is outside the accepted range "
+                             "1900..2200")
+
+
+def describe_instant(us: int) -> str:
+    """An instant for a message: ISO 8601 text when it is a date, else the number with the
+    year it would be (a nanosecond timestamp read as microseconds lands near year 55000).
+
+    >>> describe_instant(0)
+    '1970-01-01T00:00:00.000000+00:00'
+    >>> describe_instant(1_700_000_000_000_000_000)
+    '1700000000000000000 µs since the epoch (about year 55840: nanoseconds?)'
+    """
+    try:
+        return format_micros(us)
+    except OverflowError:
+        year = 1970 + us // _MICROS_PER_YEAR
+        hint = ": nanoseconds?" if MIN_MICROS <= us // 1_000 < MAX_MICROS else ""
+        return f"{us} µs since the epoch (about year {year}{hint})"
 
 
 def parse_duration(text: str | int, *, field: str = "duration") -> int:
@@ -134,6 +159,32 @@ def parse_duration(text: str | int, *, field: str = "duration") -> int:
     if number:
         raise TimestampError(field, f"duration {text!r} lacks a unit (us, ms, s, m, h, d, w)")
     return total
+
+
+def format_duration(us: int, *, exact: bool = True) -> str:
+    """A duration in microseconds as text :func:`parse_duration` reads back.
+
+    ``exact=False`` keeps the largest unit, and the next one from minutes up, for
+    messages about spans of data (the rest is cut off, never rounded up).
+
+    >>> format_duration(604_800_000_000), format_duration(5_400_000_000), format_duration(0)
+    ('7d', '1h30m', '0s')
+    >>> format_duration(93_784_005_006), format_duration(93_784_005_006, exact=False)
+    ('1d2h3m4s5ms6us', '1d2h')
+    >>> format_duration(-1_500_000), format_duration(-1_500_000, exact=False)
+    ('-1s500ms', '-1s')
+    """
+    if us == 0:
+        return "0s"
+    sign, rest = ("-", -us) if us < 0 else ("", us)
+    parts = []
+    for unit, size in _UNITS:
+        count, rest = divmod(rest, size)
+        if count:
+            parts.append(f"{count}{unit}")
+            if not exact and (len(parts) == 2 or size < _MICROS_PER["m"]):
+                break
+    return sign + "".join(parts)
 
 
 @runtime_checkable

@@ -22,6 +22,7 @@ from headwater.features.definitions import Entity, Feature, StreamSource
 from headwater.features.pointintime import Sources
 from headwater.features.windows import Lifetime
 from headwater.models import LogisticRegression
+from headwater.time import parse_duration
 from tests.evaluation.models import Recorder
 
 USER = Entity("user", key="user")
@@ -158,3 +159,9 @@ def test_bad_folds() -> None:
         walk_forward(0, 10, train=0, test=5)
     with pytest.raises(EvaluationError, match="no whole fold"):
         walk_forward(0, 10, train=8, test=5)
+    day = parse_duration("1d")
+    with pytest.raises(EvaluationError, match=r"7d \+ 1d needed, the data spans 32ms "
+                       r"\(1970-01-01T00:00:00\.000000\+00:00 \.\. "):
+        walk_forward(0, 32_417, train=7 * day, test=day)
+    with pytest.raises(ValidationError, match="expected a positive duration, got -1h"):
+        walk_forward(0, 10, train=-parse_duration("1h"), test=5)

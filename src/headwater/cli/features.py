@@ -27,7 +27,7 @@ from headwater.features.tables import load_table
 from headwater.features.timetravel import values_at_times
 from headwater.store.history import FeatureHistory
 from headwater.store.online import open_online_store
-from headwater.time import SystemClock, format_micros, parse_timestamp
+from headwater.time import SystemClock, format_duration, format_micros, parse_timestamp
 
 __all__ = ["app"]
 
@@ -49,7 +49,7 @@ def _window(feature: Feature) -> str:
     if kind == "lifetime":
         return "lifetime"
     length = getattr(window, "length_us", 0)
-    return f"{kind} {length // 1_000_000}s / hop {window.hop_us // 1_000_000}s"
+    return f"{kind} {format_duration(length)} / hop {format_duration(window.hop_us)}"
 
 
 @app.command("apply")
@@ -89,7 +89,7 @@ def list_(ctx: typer.Context) -> None:
             table.add_row(f.name, "", "derived", f"f({', '.join(f.inputs)})", "", "",
                           f.digest[:12])
             continue
-        ttl = f"{d.ttl_us // 1_000_000}s" if d.ttl_us else ""
+        ttl = format_duration(d.ttl_us) if d.ttl_us else ""
         table.add_row(f.name, d.entity.name, d.source.topic,
                       f"{d.aggregation}({d.column or ''})", _window(d), ttl, f.digest[:12])
     out().print(table)

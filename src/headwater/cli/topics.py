@@ -10,7 +10,6 @@ from rich.table import Table
 
 from headwater.cli.common import (
     format_count,
-    format_duration,
     out,
     split_names,
     state_of,
@@ -20,7 +19,7 @@ from headwater.cli.sources import infer_schema, open_source
 from headwater.errors import ValidationError
 from headwater.log import Log, Retention, Schema, TopicInfo, dead_letter_topic
 from headwater.log.schema import FieldType
-from headwater.time import parse_duration
+from headwater.time import format_duration, parse_duration
 
 __all__ = ["app", "parse_schema"]
 

@@ -47,7 +47,7 @@ from headwater.evaluation.prequential import Learner, prequential
 from headwater.features.definitions import Feature
 from headwater.features.pointintime import Mode, Queries, Sources, point_in_time
 from headwater.reports import Report
-from headwater.time import format_micros, from_micros
+from headwater.time import describe_instant, format_duration, format_micros, from_micros
 
 __all__ = [
     "BacktestResult",
@@ -75,7 +75,9 @@ class Fold:
     def __post_init__(self) -> None:
         if not self.train_start < self.test_start < self.test_end:
             raise ValidationError("fold", "expected train_start < test_start < test_end, got "
-                                  f"{self.train_start}, {self.test_start}, {self.test_end}")
+                                  f"{describe_instant(self.train_start)}, "
+                                  f"{describe_instant(self.test_start)}, "
+                                  f"{describe_instant(self.test_end)}")
 
 
 def walk_forward(start: int, end: int, *, train: int, test: int, step: int | None = None,
@@ -85,15 +87,18 @@ def walk_forward(start: int, end: int, *, train: int, test: int, step: int | Non
     ``test``) later. Only whole folds are kept."""
     for name, value in (("train", train), ("test", test), ("step", step or test)):
         if not isinstance(value, int) or value <= 0:
-            raise ValidationError(name, f"expected a positive duration in µs, got {value!r}")
+            shown = format_duration(value) if type(value) is int else repr(value)
+            raise ValidationError(name, f"expected a positive duration, got {shown}")
     folds = []
     at = start + train
     while at + test <= end:
         folds.append(Fold(start if expanding else at - train, at, at + test))
         at += step or test
     if not folds:
-        raise EvaluationError(f"no whole fold of {train} µs training and {test} µs test fits "
-                              f"in [{start}, {end})")
+        raise EvaluationError(
+            f"no whole fold fits: {format_duration(train)} + {format_duration(test)} needed, "
+            f"the data spans {format_duration(max(end - start, 0), exact=False)} "
+            f"({describe_instant(start)} .. {describe_instant(end)})")
     return folds
 
 
@@ -104,12 +109,14 @@ def check_fold(train: Examples, test: Examples, fold: Fold) -> None:
     for field, rows, why in (
         ("train.prediction_time", (train.prediction_time < fold.train_start)
          | (train.prediction_time >= fold.test_start),
-         f"outside the training period [{fold.train_start}, {fold.test_start})"),
+         f"outside the training period [{describe_instant(fold.train_start)}, "
+         f"{describe_instant(fold.test_start)})"),
         ("train.label_time", train.label_time >= fold.test_start,
-         f"not before the test period starts at {fold.test_start}"),
+         f"not before the test period starts at {describe_instant(fold.test_start)}"),
         ("test.prediction_time", (test.prediction_time < fold.test_start)
          | (test.prediction_time >= fold.test_end),
-         f"outside the test period [{fold.test_start}, {fold.test_end})"),
+         f"outside the test period [{describe_instant(fold.test_start)}, "
+         f"{describe_instant(fold.test_end)})"),
     ):
         bad = np.flatnonzero(rows)
         if len(bad):
@@ -118,7 +125,7 @@ def check_fold(train: Examples, test: Examples, fold: Fold) -> None:
                      else train.prediction_time if field.startswith("train")
                      else test.prediction_time)[i]
             what = "the label is known at" if field.endswith("label_time") else "predicted at"
-            raise LeakageError(f"{field}[{i}]", f"{what} {value}, {why}")
+            raise LeakageError(f"{field}[{i}]", f"{what} {describe_instant(int(value))}, {why}")
 
 
 def examples_at(labels: pa.Table, features: Sequence[Feature], source: Sources, *,
@@ -158,7 +165,7 @@ def check_features(examples: Examples, features: Sequence[Feature], source: Sour
             i = int(bad[0])
             raise LeakageError(f"{name}[{i}]", f"is {float(got[i])!r} but was "
                                f"{float(want[i])!r} as known at its prediction time "
-                               f"{examples.prediction_time[i]}")
+                               f"{describe_instant(int(examples.prediction_time[i]))}")
 
 
 @dataclass(frozen=True)

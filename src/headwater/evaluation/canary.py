@@ -45,7 +45,7 @@ from headwater.evaluation.guardrails import ArmWindow, Check, Guardrails
 from headwater.registry import AliasMove, ModelRegistry
 from headwater.reports import Report
 from headwater.serving.policies import Canary, ChampionOnly, Policy
-from headwater.time import Clock, SystemClock, from_micros
+from headwater.time import Clock, SystemClock, format_duration, from_micros
 
 __all__ = [
     "DEFAULT_STEPS",
@@ -292,7 +292,8 @@ def replay_canary(table: pa.Table, *, window_us: int, ramp: CanaryRamp | None = 
     Each decision reads the traffic since the current step began; labels count once
     known (``label_time`` before the window's end)."""
     if window_us <= 0:
-        raise ValidationError("window_us", f"expected a positive duration, got {window_us!r}")
+        raise ValidationError("window_us", "expected a positive duration, got "
+                              f"{format_duration(window_us)}")
     ramp = ramp or CanaryRamp()
     for name in ("arm", "score"):
         if name not in table.column_names:

@@ -32,6 +32,7 @@ import pyarrow as pa
 from headwater.errors import LeakageError, ValidationError
 from headwater.labels.served import decode_features
 from headwater.models.features import Features, batch_length
+from headwater.time import describe_instant
 
 __all__ = ["Examples", "int64_column"]
 
@@ -86,8 +87,9 @@ class Examples:
         early = np.flatnonzero(known < predicted)
         if len(early):
             i = int(early[0])
-            raise LeakageError(f"label_time[{i}]", f"the label is known at {known[i]}, "
-                                  f"before its prediction at {predicted[i]}")
+            raise LeakageError(f"label_time[{i}]", "the label is known at "
+                               f"{describe_instant(int(known[i]))}, before its prediction at "
+                               f"{describe_instant(int(predicted[i]))}")
         object.__setattr__(self, "features", dict(features))
         object.__setattr__(self, "y", labels)
         object.__setattr__(self, "prediction_time", predicted)

@@ -42,6 +42,7 @@ from headwater.evaluation.examples import Examples
 from headwater.evaluation.metrics import higher_is_better, make_metric
 from headwater.models.features import Features
 from headwater.reports import Report
+from headwater.time import format_duration
 
 __all__ = ["Learner", "PrequentialResult", "Verdict", "compare", "compare_scores",
            "prequential"]
@@ -121,8 +122,8 @@ def prequential(model: Learner, examples: Examples, *,
     if not len(examples):
         raise ValidationError("examples", "nothing to evaluate")
     if learn_every is not None and (isinstance(learn_every, bool) or learn_every <= 0):
-        raise ValidationError("learn_every", f"expected a positive duration in µs, got "
-                              f"{learn_every!r}")
+        shown = format_duration(learn_every) if type(learn_every) is int else repr(learn_every)
+        raise ValidationError("learn_every", f"expected a positive duration, got {shown}")
     for name in metrics:
         make_metric(name)
     order = np.argsort(examples.prediction_time, kind="stable")

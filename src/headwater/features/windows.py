@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from headwater.errors import ValidationError
-from headwater.time import parse_duration
+from headwater.time import format_duration, parse_duration
 
 __all__ = ["Lifetime", "Sliding", "Tumbling", "Window"]
 
@@ -37,9 +37,13 @@ class Sliding(msgspec.Struct, frozen=True, tag="sliding", forbid_unknown_fields=
 
     def __post_init__(self) -> None:
         if self.hop_us <= 0 or self.length_us <= 0:
-            raise ValidationError("window", "length and hop must be positive")
+            raise ValidationError("window", "length and hop must be positive, got "
+                                  f"{format_duration(self.length_us)} and "
+                                  f"{format_duration(self.hop_us)}")
         if self.length_us % self.hop_us:
-            raise ValidationError("window.hop", "the length must be a whole number of hops")
+            raise ValidationError("window.hop", "the length must be a whole number of hops, got "
+                                  f"{format_duration(self.length_us)} by "
+                                  f"{format_duration(self.hop_us)}")
 
     @classmethod
     def of(cls, length: str | int, *, hop: str | int) -> Sliding:

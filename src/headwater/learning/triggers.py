@@ -38,6 +38,7 @@ import numpy.typing as npt
 from headwater.errors import MissingExtraError, ValidationError
 from headwater.evaluation.metrics import higher_is_better, make_metric
 from headwater.registry import TriggerKind
+from headwater.time import format_duration
 
 __all__ = [
     "AnyOf",
@@ -97,7 +98,8 @@ class Every:
         if self._since is None:
             self._since = obs.now
         if obs.now - self._since >= self.interval:
-            return Fire("time", f"{(obs.now - self._since) / 1e6:g} s since the last version")
+            return Fire("time", f"{format_duration(obs.now - self._since, exact=False)} since "
+                        "the last version")
         return None
 
     def reset(self, now: int) -> None:

@@ -34,7 +34,7 @@ import pyarrow as pa
 
 from headwater.errors import SchemaError, TimestampError, ValidationError
 from headwater.log.schema import APPEND_TIME, OFFSET
-from headwater.time import MAX_MICROS, MIN_MICROS
+from headwater.time import MAX_MICROS, MIN_MICROS, describe_instant
 
 __all__ = [
     "APPEND_TIME",
@@ -131,8 +131,9 @@ def normalize(batch: pa.RecordBatch | pa.Table) -> pa.Table:
         times = np.asarray(columns[EVENT_TIME], dtype=np.int64)
         low, high = int(times.min()), int(times.max())
         if low < MIN_MICROS or high >= MAX_MICROS:
-            raise TimestampError(EVENT_TIME, f"{low if low < MIN_MICROS else high} µs is "
-                                 "outside 1900-01-01 .. 2200-01-01")
+            bad = low if low < MIN_MICROS else high
+            raise TimestampError(EVENT_TIME, f"{describe_instant(bad)} is outside "
+                                 "1900-01-01 .. 2200-01-01")
     return pa.table(columns)
 
 
