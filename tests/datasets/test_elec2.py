@@ -13,7 +13,7 @@ from headwater.errors import ValidationError
 
 
 def test_public_surface() -> None:
-    assert headwater.datasets.__all__ == ["elec2"]
+    assert headwater.datasets.__all__ == ["elec2", "payments"]
 
 
 def test_raw_file_is_the_published_one() -> None:

@@ -9,6 +9,7 @@ from typer.core import TyperGroup
 
 from headwater.cli import (
     consume,
+    datasets,
     demos,
     features,
     labels,
@@ -70,6 +71,7 @@ def _root(
 app.add_typer(topics.app, name="topics")
 app.add_typer(models.app, name="models")
 app.add_typer(features.app, name="features")
+app.add_typer(datasets.app, name="datasets")
 app.add_typer(evaluation.app, name="eval")
 app.command("produce")(produce.produce)
 app.command("consume")(consume.consume)

@@ -20,12 +20,14 @@ from __future__ import annotations
 import gzip
 import io
 from importlib import resources
+from pathlib import Path
 from typing import Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
+from headwater.datasets.files import write_csv
 from headwater.errors import ValidationError
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "START_US",
     "load",
     "raw_csv",
+    "write",
 ]
 
 #: The number of rows (half hours) in the stream.
@@ -93,3 +96,14 @@ def load(limit: int | None = None) -> pa.Table:
         .add_column(1, pa.field("event_time", _TIMESTAMP, nullable=False), times)
         .append_column(pa.field("label", pa.int64(), nullable=False), labels)
     )
+
+
+def write(directory: str | Path, *, limit: int | None = None) -> list[Path]:
+    """Write the stream as :func:`load` gives it to ``elec2.csv`` in ``directory``
+    (created if needed); return the path in a list, as every data set's ``write`` does."""
+    table = load(limit)
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "elec2.csv"
+    write_csv(table, path)
+    return [path]

@@ -1,0 +1,41 @@
+"""Writing a data set's tables as files users open anywhere (CSV)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Final
+
+import pyarrow as pa
+
+from headwater.time import from_micros
+
+__all__ = ["write_csv"]
+
+_SECOND: Final = 1_000_000
+
+
+def write_csv(table: pa.Table, path: Path) -> None:
+    """``table`` as CSV: a header, then one line per row; timestamps as ISO 8601 in UTC
+    with a ``Z``, floats as Python writes them, nulls as empty fields. The file appears
+    whole or not at all (written aside, then renamed)."""
+    columns: list[list[object]] = []
+    for column in table.itercolumns():
+        if pa.types.is_timestamp(column.type):
+            us = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()
+            columns.append([None if v is None else _iso(v) for v in us])
+        else:
+            columns.append(column.to_pylist())
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file, lineterminator="\n")
+        writer.writerow(table.column_names)
+        writer.writerows(zip(*columns, strict=True))
+    tmp.replace(path)
+
+
+def _iso(us: int) -> str:
+    moment = from_micros(us)
+    if us % _SECOND:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
