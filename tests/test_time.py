@@ -19,6 +19,7 @@ from headwater.time import (
     format_micros,
     from_micros,
     parse_duration,
+    parse_time,
     parse_timestamp,
     to_micros,
 )
@@ -87,6 +88,27 @@ def test_messages_name_instants_in_human_units() -> None:
     assert describe_instant(nanoseconds).endswith("(about year 55969: nanoseconds?)")
     with pytest.raises(TimestampError, match=r"2300-01-01T00:00:00\.000000\+00:00 is outside"):
         parse_timestamp("2300-01-01T00:00:00Z")
+
+
+@pytest.mark.parametrize(
+    ("text", "offset"),
+    [("now", 0), ("NOW", 0), ("now-7d", -604_800_000_000), ("now - 1h30m", -5_400_000_000),
+     ("now+30s", 30_000_000)],
+)
+def test_times_relative_to_now(text: str, offset: int) -> None:
+    clock = ManualClock(parse_timestamp("2024-05-08T00:00:00Z"))
+    assert parse_time(text, clock=clock) == clock.now_us() + offset
+    assert parse_time("2024-05-01T00:00:00Z", clock=clock) == parse_timestamp(
+        "2024-05-01T00:00:00Z")
+
+
+@pytest.mark.parametrize(("text", "reason"), [("now*2", "now-7d"), ("now-", "duration"),
+                                              ("now-7 days", "cannot read duration"),
+                                              ("now-1000000d", "range"), ("later", "ISO 8601")])
+def test_bad_relative_times(text: str, reason: str) -> None:
+    with pytest.raises(TimestampError, match=reason) as info:
+        parse_time(text, clock=ManualClock(0), field="--from")
+    assert info.value.field == "--from"
 
 
 def test_clocks() -> None:

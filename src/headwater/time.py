@@ -40,6 +40,7 @@ __all__ = [
     "format_micros",
     "from_micros",
     "parse_duration",
+    "parse_time",
     "parse_timestamp",
     "to_micros",
 ]
@@ -101,6 +102,31 @@ def parse_timestamp(value: object, *, field: str = "timestamp") -> int:
         us = to_micros(parsed, field=field)
     else:
         raise TimestampError(field, f"expected a timestamp, got {type(value).__name__}")
+    check_range(us, field=field)
+    return us
+
+
+def parse_time(value: str, *, clock: Clock, field: str = "time") -> int:
+    """Read a time given by a person: ISO 8601 with an offset, or relative to the clock's
+    now: ``now``, ``now-7d``, ``now+30m`` (durations as :func:`parse_duration` reads them).
+
+    >>> clock = ManualClock(parse_timestamp("2024-05-08T00:00:00Z"))
+    >>> format_micros(parse_time("now-7d", clock=clock))
+    '2024-05-01T00:00:00.000000+00:00'
+    >>> parse_time("2024-05-01T00:00:00Z", clock=clock) == parse_timestamp("2024-05-01T00:00:00Z")
+    True
+    """
+    text = value.strip() if isinstance(value, str) else value
+    if not isinstance(text, str) or not text.lower().startswith("now"):
+        return parse_timestamp(value, field=field)
+    rest = text[3:].strip()
+    if not rest:
+        us = clock.now_us()
+    elif rest[0] in "+-":
+        delta = parse_duration(rest[1:].strip(), field=field)
+        us = clock.now_us() + (delta if rest[0] == "+" else -delta)
+    else:
+        raise TimestampError(field, f"cannot read {value!r}: use ISO 8601, now, now-7d or now+1h")
     check_range(us, field=field)
     return us
 

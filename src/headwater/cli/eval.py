@@ -50,7 +50,7 @@ from headwater.models import Model, load_model
 from headwater.registry import open_registry
 from headwater.registry.names import check_model_name, parse_ref
 from headwater.reports import Report, render
-from headwater.time import parse_duration, parse_timestamp
+from headwater.time import SystemClock, parse_duration, parse_time
 
 __all__ = ["app"]
 
@@ -63,9 +63,9 @@ TopicOpt = Annotated[str, typer.Option("--topic", help="The topic of training ex
 HtmlOpt = Annotated[Path | None, typer.Option(
     "--html", metavar="PATH", help="Also write the report as a self-contained HTML file.")]
 SinceOpt = Annotated[str | None, typer.Option(
-    "--since", metavar="TIME", help="Only rows predicted at or after TIME (ISO 8601).")]
+    "--since", metavar="TIME", help="Only rows predicted at or after TIME (ISO 8601, or now-1d).")]
 UntilOpt = Annotated[str | None, typer.Option(
-    "--until", metavar="TIME", help="Only rows predicted before TIME (ISO 8601).")]
+    "--until", metavar="TIME", help="Only rows predicted before TIME (ISO 8601, or now).")]
 MetricsOpt = Annotated[str, typer.Option("--metrics", help="Comma-separated metric names.")]
 ModelArg = Annotated[str, typer.Argument(help="The model's name.", show_default=False)]
 RegistryOpt = Annotated[str | None, typer.Option(
@@ -90,9 +90,9 @@ def _rows(ctx: typer.Context, topic: str, since: str | None, until: str | None) 
         times = int64_column(table, "prediction_time")
         keep = np.ones(len(times), bool)
         if since:
-            keep &= times >= parse_timestamp(since, field="--since")
+            keep &= times >= parse_time(since, clock=SystemClock(), field="--since")
         if until:
-            keep &= times < parse_timestamp(until, field="--until")
+            keep &= times < parse_time(until, clock=SystemClock(), field="--until")
         table = table.filter(pa.array(keep))
         if not table.num_rows:
             raise EvaluationError(f"no row of {topic!r} was predicted in the chosen period")

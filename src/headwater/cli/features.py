@@ -27,7 +27,7 @@ from headwater.features.tables import load_table
 from headwater.features.timetravel import values_at_times
 from headwater.store.history import FeatureHistory
 from headwater.store.online import open_online_store
-from headwater.time import SystemClock, format_duration, format_micros, parse_timestamp
+from headwater.time import SystemClock, format_duration, format_micros, parse_time
 
 __all__ = ["app"]
 
@@ -153,7 +153,7 @@ def get(
     project: ProjectOption = None,
     feature_set: Annotated[str | None, typer.Option("--set", help="A feature set's name "
                                                     "(default: every feature).")] = None,
-    at: Annotated[str | None, typer.Option(help="Read as of this time (ISO 8601); "
+    at: Annotated[str | None, typer.Option(help="Read as of this time (ISO 8601, or now-2d); "
                                            "default: now.")] = None,
     request: Annotated[str | None, typer.Option(help="Request values as a JSON object, "
                                                 "for derived features.")] = None,
@@ -168,7 +168,7 @@ def get(
     loaded = _project(ctx, project)
     chosen = (loaded.feature_set(feature_set) if feature_set
               else FeatureSet("all", (*loaded.features, *loaded.derived)))
-    now = parse_timestamp(at, field="--at") if at else SystemClock().now_us()
+    now = parse_time(at, clock=SystemClock(), field="--at") if at else SystemClock().now_us()
     values: dict[str, Any] = json.loads(request) if request else {}
     if not isinstance(values, dict):
         raise ValidationError("--request", "expected a JSON object")

@@ -22,7 +22,7 @@ from headwater.cli.sinks import Sink, open_sink
 from headwater.errors import ValidationError
 from headwater.log import Log, TopicInfo
 from headwater.log.schema import TIMESTAMP
-from headwater.time import format_micros, parse_timestamp
+from headwater.time import SystemClock, format_micros, parse_time
 
 __all__ = ["replay"]
 
@@ -37,9 +37,10 @@ def replay(
     from_offset: Annotated[int | None, typer.Option(
         "--from-offset", min=0, help="Start at this offset in each partition.")] = None,
     from_time: Annotated[str | None, typer.Option(
-        "--from-time", help="Start at this event time (ISO 8601 with an offset).")] = None,
+        "--from-time", help="Start at this event time (ISO 8601 with an offset, or now-1d).")
+    ] = None,
     to_time: Annotated[str | None, typer.Option(
-        "--to-time", help="Keep events before this event time (ISO 8601 with an offset).")
+        "--to-time", help="Keep events before this event time (ISO 8601 with an offset, or now).")
     ] = None,
     out_path: Annotated[str | None, typer.Option(
         "--out", metavar="FILE", help="Write the events to a .parquet, .csv or .jsonl file.")
@@ -48,8 +49,9 @@ def replay(
         "--format", help="Format of --out (default: from its extension).")] = None,
 ) -> None:
     """Replay the events of TOPIC, into a file or as a count."""
-    lower = None if from_time is None else parse_timestamp(from_time, field="--from-time")
-    upper = None if to_time is None else parse_timestamp(to_time, field="--to-time")
+    clock = SystemClock()
+    lower = None if from_time is None else parse_time(from_time, clock=clock, field="--from-time")
+    upper = None if to_time is None else parse_time(to_time, clock=clock, field="--to-time")
     started = time.perf_counter()
     with state_of(ctx).open_log() as log:
         info = log.topic(topic)

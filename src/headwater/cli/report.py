@@ -22,7 +22,7 @@ from headwater.labels import TRAINING_EXAMPLES_TOPIC
 from headwater.learning import Cost
 from headwater.registry import ModelRegistry, open_registry
 from headwater.reports import Cell, Report, render
-from headwater.time import parse_timestamp
+from headwater.time import SystemClock, parse_time
 
 __all__ = ["costs_by_trainer", "report"]
 
@@ -44,7 +44,7 @@ def report(
     model: Annotated[str, typer.Option("--model", help="The model's name in the store.",
                                        show_default=False)],
     since: Annotated[str | None, typer.Option(
-        "--since", help="Judge predictions made from this time (ISO 8601).")] = None,
+        "--since", help="Judge predictions made from this time (ISO 8601, or now-1d).")] = None,
     topic: Annotated[str, typer.Option(help="The training-examples topic.")
     ] = TRAINING_EXAMPLES_TOPIC,
     html: Annotated[Path | None, typer.Option("--html", help="Also write an HTML report.")
@@ -52,7 +52,7 @@ def report(
 ) -> None:
     """Compare the arms of MODEL on quality and its trainers on compute."""
     state = state_of(ctx)
-    start = parse_timestamp(since, field="--since") if since else -(1 << 62)
+    start = parse_time(since, clock=SystemClock(), field="--since") if since else -(1 << 62)
     with state.open_log() as log, open_registry(settings=state.settings) as registry:
         rows = pa.Table.from_batches([f.batch for f in log.replay(topic)],
                                      schema=log.topic(topic).schema.stored_schema())

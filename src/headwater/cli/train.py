@@ -38,7 +38,7 @@ from headwater.learning import (
 from headwater.learning.trainer import Strategy
 from headwater.models import Model
 from headwater.registry import open_registry
-from headwater.time import format_micros, parse_duration, parse_timestamp
+from headwater.time import SystemClock, format_micros, parse_duration, parse_time
 
 __all__ = ["make_factory", "train", "trigger_of"]
 
@@ -103,7 +103,7 @@ def train(
     model: Annotated[str, typer.Option("--model", help="The model's name in the store.",
                                        show_default=False)],
     start: Annotated[str | None, typer.Option(
-        "--from", help="Train on examples labelled from this time (ISO 8601).")] = None,
+        "--from", help="Train on examples labelled from this time (ISO 8601, or now-7d).")] = None,
     stop: Annotated[str | None, typer.Option(
         "--to", help="… up to this time (exclusive).")] = None,
     strategy: Annotated[str, typer.Option(
@@ -150,8 +150,9 @@ def train(
     if start is not None or stop is not None:
         if trigger is not None:
             raise ValidationError("--from", "a slice (--from/--to) is one run: no trigger")
-        window = (parse_timestamp(start, field="--from") if start else -(1 << 62),
-                  parse_timestamp(stop, field="--to") if stop else (1 << 62) - 1)
+        clock = SystemClock()
+        window = (parse_time(start, clock=clock, field="--from") if start else -(1 << 62),
+                  parse_time(stop, clock=clock, field="--to") if stop else (1 << 62) - 1)
     gate = Gate(gate_metric, margin=margin, window=gate_window)
     with state.open_log() as log, open_registry(settings=state.settings) as registry:
         trainer = Trainer(log, registry, model, make_factory(model_class),
