@@ -9,6 +9,7 @@ import pytest
 
 import headwater
 import headwater.errors
+import headwater.features
 import headwater.labels
 import headwater.learning
 import headwater.log
@@ -30,6 +31,10 @@ PUBLIC: dict[object, list[str]] = {
                          "Trainer", "Trigger", "Volume",
                          "examples_hash", "read_examples", "slice_end"],
     headwater.orchestrator: ["Component", "Supervisor"],
+    headwater.features: ["Aggregation", "DerivedFeature", "Entity", "Feature", "FeatureSet",
+                         "Filter", "Lifetime", "Queries", "RequestSource", "Sliding", "Sources",
+                         "StreamSource", "TableSource", "Tumbling", "Window", "feature_values",
+                         "make", "point_in_time", "training_frame"],
 }
 
 
@@ -40,7 +45,8 @@ def test_exported_members(module: object) -> None:
 
 @pytest.mark.parametrize("module", [headwater, headwater.log, headwater.errors, headwater.time,
                                     headwater.testing, headwater.labels, headwater.learning,
-                                    headwater.orchestrator], ids=lambda m: m.__name__)
+                                    headwater.orchestrator, headwater.features],
+                         ids=lambda m: m.__name__)
 def test_all_names_exist_and_are_documented(module: object) -> None:
     assert module.__doc__
     for name in module.__all__:  # type: ignore[attr-defined]

@@ -4,7 +4,9 @@ A feature aggregates a source's events per entity over a window of tiles (slidin
 tumbling or lifetime), with an optional filter and TTL. The same aggregation monoids
 (:mod:`headwater.features.aggregations`) are folded by the live engine and reduced by the
 point-in-time join (:mod:`headwater.features.pointintime`), so training data and serving
-cannot disagree. The rules are in ``docs/design/features.md``.
+cannot disagree. :func:`training_frame` joins them to a pandas DataFrame of entity
+keys and times (``pip install 'headwater[pandas]'``). The rules are in
+``docs/design/features.md``.
 """
 
 from headwater.features.aggregations import Aggregation, make
@@ -18,6 +20,7 @@ from headwater.features.definitions import (
     StreamSource,
     TableSource,
 )
+from headwater.features.frames import training_frame
 from headwater.features.pointintime import Queries, Sources, feature_values, point_in_time
 from headwater.features.windows import Lifetime, Sliding, Tumbling, Window
 
@@ -40,4 +43,5 @@ __all__ = [
     "feature_values",
     "make",
     "point_in_time",
+    "training_frame",
 ]

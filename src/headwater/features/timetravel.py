@@ -9,18 +9,23 @@ store answered at ``T``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TypeAlias
 
 import numpy as np
 import pyarrow as pa
 
+from headwater.errors import ValidationError
 from headwater.features.definitions import Feature
-from headwater.features.pointintime import Mode, Queries, Sources, point_in_time
+from headwater.features.pointintime import I64, Mode, Queries, Sources, point_in_time
 from headwater.features.state import NO_TIME
 from headwater.features.task import late_events
 from headwater.log import Log
 
-__all__ = ["applied_events", "values_at_times"]
+__all__ = ["Keys", "applied_events", "values_at_times"]
+
+#: Entity keys, one per row: a sequence of values or an Arrow array.
+Keys: TypeAlias = Sequence[str | int] | pa.Array | pa.ChunkedArray
 
 
 def applied_events(log: Log, topic: str, lateness: int) -> pa.Table:
@@ -36,20 +41,50 @@ def applied_events(log: Log, topic: str, lateness: int) -> pa.Table:
     return pa.Table.from_batches(kept, info.schema.stored_schema())
 
 
-def values_at_times(log: Log, features: Sequence[Feature], entities: Sequence[str],
-                    times: Sequence[int], *, mode: Mode = "known_at") -> pa.Table:
-    """One row per (entity, time): each feature as known at (or as of) that time."""
+def values_at_times(log: Log, features: Sequence[Feature],
+                    entities: Keys | Mapping[str, Keys], times: Sequence[int] | I64, *,
+                    mode: Mode = "known_at") -> pa.Table:
+    """One row per (entity, time): each feature as known at (or as of) that time.
+
+    ``entities`` holds one key per row: the same keys for every feature, or a mapping
+    of entity name to keys when the features describe several entities. Keys are read
+    as the source topic's key type; a key that cannot be is an error naming the entity.
+    """
+    at = np.asarray(times, dtype=np.int64)
     out: dict[str, pa.Array] = {}
-    by_topic: dict[str, list[Feature]] = {}
+    groups: dict[tuple[str, str], list[Feature]] = {}
     for f in features:
-        by_topic.setdefault(f.source.topic, []).append(f)
-    for topic, group in by_topic.items():
+        groups.setdefault((f.source.topic, f.entity.name), []).append(f)
+    applied: dict[str, pa.Table] = {}
+    for (topic, entity), group in groups.items():
         info = log.topic(topic)
-        events = applied_events(log, topic, group[0].source.allowed_lateness_us)
+        if topic not in applied:
+            applied[topic] = applied_events(log, topic, group[0].source.allowed_lateness_us)
         key = group[0].source.entity_key or info.schema.key
         assert key is not None
-        keys = pa.array(list(entities)).cast(info.schema.arrow_schema().field(key).type)
-        frame = point_in_time(group, Sources(events, key, info.schema.event_time),
-                              Queries(keys, np.asarray(times, np.int64)), mode=mode)
+        rows = entities.get(entity) if isinstance(entities, Mapping) else entities
+        if rows is None:
+            raise ValidationError(f"entities.{entity}", f"no keys given for the entity of "
+                                  f"{', '.join(f.name for f in group)}")
+        keys = _keys(rows, info.schema.arrow_schema().field(key).type, entity)
+        if len(keys) != len(at):
+            raise ValidationError(f"entities.{entity}", f"{len(keys)} keys but {len(at)} times")
+        frame = point_in_time(group, Sources(applied[topic], key, info.schema.event_time),
+                              Queries(keys, at), mode=mode)
         out.update({name: frame.column(name).combine_chunks() for name in frame.schema.names})
-    return pa.table(out)
+    return pa.table({f.name: out[f.name] for f in features})
+
+
+def _keys(rows: Keys, key_type: pa.DataType, entity: str) -> pa.Array:
+    array = rows if isinstance(rows, pa.Array | pa.ChunkedArray) else pa.array(list(rows))
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if len(array) and pa.types.is_floating(array.type) and not pa.types.is_floating(key_type):
+        # 42.0 would become "42.0" and match nothing: a silent miss, so refuse it
+        raise ValidationError(f"entities.{entity}", f"keys of type {array.type} for the "
+                              f"topic's {key_type} key: give them as int or str")
+    try:
+        return array.cast(key_type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise ValidationError(f"entities.{entity}", f"keys of type {array.type} cannot be read "
+                              f"as the topic's {key_type} key: {exc}") from None
