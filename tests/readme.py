@@ -52,6 +52,8 @@ from typing import Any, Final
 
 from markdown_it import MarkdownIt
 
+from headwater.log import Log
+
 __all__ = ["Block", "Stop", "Tour", "steps"]
 
 _DIRECTIVE: Final = re.compile(r"^\s*<!--\s*readme:\s*(.*?)\s*-->\s*$", re.DOTALL)
@@ -313,11 +315,14 @@ class Tour:
         _interrupt(job.process)
 
     def close(self) -> None:
-        """Stop whatever still runs in the background."""
+        """Stop whatever still runs in the background; close the logs the blocks opened."""
         for job in self.background.values():
             if job.process.poll() is None:
                 _interrupt(job.process)
         self.background.clear()
+        for value in self.namespace.values():
+            if isinstance(value, Log):
+                value.close()
 
 
 def _interrupt(process: subprocess.Popen[bytes]) -> None:

@@ -16,6 +16,7 @@ from markdown_it import MarkdownIt
 from typer.main import get_command
 
 from headwater.cli import app
+from tests.models.adapters import require
 from tests.readme import Block, ReadmeError, Stop, Tour, steps
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -24,6 +25,8 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_the_readme_runs_as_written(tmp_path: Path) -> None:
+    for module in ("uvicorn", "pandas", "river"):  # the tour's extras: serve, pandas, river
+        require(module)
     tour_dir = tmp_path / "tour"
     tour_dir.mkdir()
     tour = Tour(tour_dir)
