@@ -1,6 +1,7 @@
 """The server follows the feature engine: ``headwater features run`` and ``headwater serve``
 as separate processes, HTTP on loopback, on the embedded default and on Redis. A value
-the engine writes after the server started is the one served and logged."""
+the engine writes after the server started is the one served and logged; an outcome
+sent over HTTP is in the log once."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import numpy as np
 import pytest
 
 from headwater.config import Settings
+from headwater.labels import OUTCOMES_TOPIC
 from headwater.log import Schema, open_log
 from headwater.models import LinearRegression
 from headwater.registry import open_registry
@@ -179,6 +181,16 @@ def test_a_value_written_after_the_server_started_is_served(
                         if rid in ids:
                             logged[rid] = msgspec.json.decode(features)
         assert logged == ids
+        # the outcome of ada's prediction, sent over HTTP, is in the log once
+        outcome = {"request_id": ada["request_id"], "entity": "ada", "label": 1.0}
+        assert post(f"{base}/outcomes", outcome) == (200, {"appended": 1, "duplicates": 0})
+        assert post(f"{base}/outcomes", outcome) == (200, {"appended": 0, "duplicates": 1})
+        with open_log(settings=settings) as log:
+            sent = [(rid, entity, label) for fetched in log.replay(OUTCOMES_TOPIC)
+                    for rid, entity, label in zip(*(fetched.batch.column(c).to_pylist() for c in
+                                                    ("request_id", "entity", "label")),
+                                                  strict=True)]
+        assert sent == [(ada["request_id"], "ada", 1.0)]
     finally:
         stop(server)
         stop(engine)

@@ -5,7 +5,8 @@ It reads the feature set from the project (``--project``, default
 settings, follows the model's aliases in the model store (``--registry``, default
 ``$HEADWATER_REGISTRY_URL``; ``--artifacts``, default ``$HEADWATER_ARTIFACTS_URL``) every
 ``--poll-ms``, logs every prediction to the ``predictions`` topic, and binds
-127.0.0.1 unless ``--host`` says otherwise. The admin endpoints need a bearer token
+127.0.0.1 unless ``--host`` says otherwise. ``POST /outcomes`` appends outcomes to the
+``outcomes`` topic, where the label joiner reads them. The admin endpoints need a bearer token
 read from ``--admin-token-file`` or ``$HEADWATER_ADMIN_TOKEN``; without one they are
 refused.
 
@@ -48,6 +49,7 @@ from headwater.serving import (
     policy_from_spec,
 )
 from headwater.serving.actions import ActionService
+from headwater.serving.outcomes import OutcomeSink
 from headwater.store.online import StoreFollower, open_online_store
 from headwater.time import parse_duration
 
@@ -227,6 +229,13 @@ def serve(
             actions.start(log)
 
         app = ServingApp(predictor, deployment, registry=models, admin_token=token,
-                         on_startup=startup, on_shutdown=shutdown, actions=actions)
+                         on_startup=startup, on_shutdown=shutdown, actions=actions,
+                         outcomes=OutcomeSink(log),
+                         max_batch=settings.serve_max_batch if max_batch is None
+                         else int(_positive("--max-batch", max_batch)))
         status().print(f"serving {model} ({policy}) with {chosen.name} on http://{host}:{port}")
-        run(app, host, port)
+        run(app, host, port,
+            read_timeout_s=_positive("--read-timeout", settings.serve_read_timeout_s
+                                     if read_timeout is None else read_timeout),
+            max_connections=settings.serve_max_connections if max_connections is None
+            else int(_positive("--max-connections", max_connections)))
