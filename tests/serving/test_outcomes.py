@@ -181,3 +181,25 @@ def test_outcomes_over_http_become_the_labels_of_the_served_predictions(
     assert {e["request_id"]: e["label"] for e in examples} == labels
     assert all(e["source"] == "explicit" for e in examples)
     assert joiner.state.repeated == 0
+
+
+def test_two_servers_may_append_a_retry_twice_and_the_joiner_labels_once(
+        world: World, tmp_path: Path) -> None:
+    """Two servers do not share what they remember: the label joiner is what makes a
+    retry that reached the other one harmless."""
+    world.register(train(1), "champion")
+    deployment = world.deployment()
+    with PredictionLog(world.log, flush_ms=5) as plog:
+        world.predictor(deployment, plog).predict({"user": "u1"}, request_id="r1")
+    one, two = (OutcomeSink(world.log, clock=world.clock) for _ in range(2))
+    outcome = OutcomeRequest("u1", request_id="r1", label=1.0)
+    assert one.append([outcome]).appended == 1
+    assert two.append([outcome]).appended == 1  # it had read back nothing of it
+    assert len(outcomes_in(world.log)) == 2
+    joiner = LabelJoiner(world.log, JoinRule(window=600_000_000, timeout_label=None),
+                         state_dir=tmp_path / "joiner", clock=world.clock, fsync=False)
+    step = joiner.step()
+    assert (step.examples, step.late) == (1, 1)
+    late = [row for f in world.log.replay("outcomes.late")
+            for row in pa.Table.from_batches([f.batch]).to_pylist()]
+    assert [(r["request_id"], r["reason"]) for r in late] == [("r1", "already_labelled")]
