@@ -28,7 +28,8 @@ def test_the_command_documents_its_options() -> None:
     result = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     for option in ("--model", "--feature-set", "--host", "--port", "--policy",
-                   "--admin-token-file"):
+                   "--admin-token-file", "--refresh-ms", "--max-batch", "--read-timeout",
+                   "--max-connections"):
         assert option in result.output
 
 
