@@ -7,6 +7,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
+from headwater.time import SystemClock
 from tests.cli.helpers import Cli, json_lines
 
 HOUR = 3_600_000_000
@@ -69,3 +70,20 @@ def test_replay_bad_inputs(payments: Cli) -> None:
     assert bad_out.stderr.startswith("error: --out")
     partition = payments.fails(2, "replay", "payments", "--partition", "5")
     assert partition.stderr.startswith("error: --partition: 'payments' has partitions 0..1")
+
+
+def test_replay_between_times_relative_to_now(payments: Cli) -> None:
+    """``now-2h`` is read against the wall clock, as a user means it."""
+    now = SystemClock().now_us()
+    table = pa.table({
+        "user": ["a", "b", "c"], "amount": [1.0, 2.0, 3.0],
+        "ts": pa.array([now - 5 * HOUR, now - HOUR, now + HOUR], pa.timestamp("us", "UTC")),
+    })
+    pq.write_table(table, payments.root / "recent.parquet")
+    payments.ok("produce", "payments", str(payments.root / "recent.parquet"))
+    out = payments.root / "recent.jsonl"
+    payments.ok("replay", "payments", "--from-time", "now-2h", "--to-time", "now",
+                "--out", str(out))
+    assert [r["amount"] for r in json_lines(out.read_text())] == [2.0]
+    bad = payments.fails(2, "replay", "payments", "--from-time", "now-2 hours")
+    assert "--from-time: cannot read duration" in bad.stderr
