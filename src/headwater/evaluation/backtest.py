@@ -26,8 +26,9 @@ value that differs (a value from the future, or from the latest snapshot).
 >>> try:
 ...     check_fold(train, train.take(np.array([], int)), Fold(0, 40, 60))
 ... except LeakageError as leak:
-...     print(leak.field, "-", leak.reason)
-train.label_time[1] - the label is known at 50, not before the test period starts at 40
+...     print(leak.field, "-", leak.reason)  # doctest: +NORMALIZE_WHITESPACE
+train.label_time[1] - the label is known at 1970-01-01T00:00:00.000050+00:00, not before
+the test period starts at 1970-01-01T00:00:00.000040+00:00
 """
 
 from __future__ import annotations

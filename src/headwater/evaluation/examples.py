@@ -13,10 +13,11 @@ are the JSON object served (:meth:`Examples.from_training_examples`).
 >>> len(ex), ex.take(np.array([2, 0])).label_time.tolist()
 (3, [30, 15])
 >>> Examples({"x": np.array([1.0])}, np.array([1]), prediction_time=np.array([5]),
-...          label_time=np.array([4]))
+...          label_time=np.array([4]))  # doctest: +NORMALIZE_WHITESPACE
 Traceback (most recent call last):
 ...
-headwater.errors.LeakageError: label_time[0]: the label is known at 4, before its prediction at 5
+headwater.errors.LeakageError: label_time[0]: the label is known at
+1970-01-01T00:00:00.000004+00:00, before its prediction at 1970-01-01T00:00:00.000005+00:00
 """
 
 from __future__ import annotations
