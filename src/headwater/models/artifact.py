@@ -119,10 +119,11 @@ def read_file(directory: PathArg, manifest: Manifest, name: str) -> bytes:
 def require_trusted(directory: PathArg, manifest: Manifest, trusted: bool) -> None:
     """Refuse a format that runs code on load unless the caller vouches for the artifact."""
     if not trusted:
+        risk = f"format {manifest.format!r} is loaded with pickle, which can run code"
         raise UntrustedArtifactError(
             str(Path(directory) / MANIFEST),
-            f"format {manifest.format!r} is loaded with pickle, which can run code: load it "
-            "with trusted=True only if it comes from a store that verified its hash")
+            f"{risk}: load it with trusted=True only if you trust whoever wrote it",
+            risk=risk)
 
 
 def save_arrays(arrays: Mapping[str, np.ndarray]) -> bytes:
