@@ -7,7 +7,10 @@ settings, follows the model's aliases in the model store (``--registry``, defaul
 ``--poll-ms``, logs every prediction to the ``predictions`` topic, and binds
 127.0.0.1 unless ``--host`` says otherwise. The admin endpoints need a bearer token
 read from ``--admin-token-file`` or ``$HEADWATER_ADMIN_TOKEN``; without one they are
-refused.
+refused. Why a version cannot be served (an alias not set, an artifact that fails
+verification, a pickle-based format the registry does not trust) is printed on standard
+error when the server starts and whenever it changes, and again every minute while a
+version still cannot load.
 
 >>> _policy("canary", "challenger", 5.0).describe()["percent"]
 5.0
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Annotated, Literal, cast
 
 import typer
+from rich.text import Text
 
 from headwater.bandits.feedback import Reward, RewardFeed
 from headwater.cli.common import split_names, state_of, status
@@ -101,6 +105,11 @@ def _action_service(kind: str, context: str | None, window: str, log: Log,
                          log=DecisionLog(log), reader=reader)
 
 
+def _warn(problem: str) -> None:
+    """A serving problem, as one yellow line on standard error."""
+    status().print(Text(f"warning: {problem}", style="yellow"), soft_wrap=True)
+
+
 def _feature_set(project: str, name: str | None) -> FeatureSet:
     loaded = load_project(project)
     if name is not None:
@@ -168,7 +177,8 @@ def serve(
         stack.callback(store.close)
         models = stack.enter_context(open_registry(registry, artifacts=artifacts,
                                                    settings=settings))
-        deployment = Deployment(models, model, _policy(policy, challenger, percent))
+        deployment = Deployment(models, model, _policy(policy, challenger, percent),
+                                on_problem=_warn)
         log = stack.enter_context(state.open_log())
         prediction_log = None
         if log_predictions:

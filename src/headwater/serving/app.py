@@ -12,8 +12,9 @@ Errors are ``{"error": {"field": ..., "reason": ...}}``; this layer, and only th
 maps them to status codes: a body that is not JSON is 400; a field of the wrong type,
 missing or unknown is 422 naming its path (``entities.user``,
 ``requests[0].entities``); a body over ``max_body_bytes`` is 413; an unknown model,
-version or alias 404; an alias move that cannot be made 409; no version able to answer
-503.
+version or alias 404; an alias move that cannot be made 409 (a target version that
+would not load, too: the reason says why); no version able to answer 503, with the
+reason each arm does not serve its alias's version (``GET /ready`` gives it too).
 
 Predictions run inline on the event loop: the path is tens of microseconds of CPU with
 an in-process online store, less than handing it to a thread would cost. (A store
@@ -212,7 +213,7 @@ class ServingApp:
         if isinstance(exc, msgspec.DecodeError):
             return _error(400, "body", str(exc))
         if isinstance(exc, ModelError) and not isinstance(exc, ValidationError):
-            return _error(503, "model", str(exc))
+            return _error(503, "model", self._explained(str(exc)))
         if isinstance(exc, ValidationError):
             return _error(422, exc.field, exc.reason)
         if isinstance(exc, UnknownModelError | UnknownVersionError | UnknownAliasError):
@@ -230,8 +231,16 @@ class ServingApp:
     def _ready(self) -> _Response:
         if self.predictor.ready:
             return 200, _JSON, b'{"ready":true}'
-        return 503, _JSON, _ENCODE({"ready": False, "reason": self.deployment.last_error
-                                    or "no model version loaded yet"})
+        deployment = self.deployment
+        first = deployment.snapshot.policy.arms[0]
+        return 503, _JSON, _ENCODE({"ready": False, "reason": deployment.problems.get(first)
+                                    or deployment.last_error or "no model version loaded yet",
+                                    "problems": deployment.problems})
+
+    def _explained(self, reason: str) -> str:
+        """``reason``, followed by why arms do not serve their aliases' versions."""
+        problems = dict.fromkeys(self.deployment.problems.values())
+        return f"{reason}: {'; '.join(problems)}" if problems else reason
 
     def _metrics(self) -> _Response:
         return 200, CONTENT_TYPE.encode(), self.metrics.render()
