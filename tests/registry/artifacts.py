@@ -17,7 +17,8 @@ import numpy as np
 from headwater.models import LogisticRegression
 from headwater.models.artifact import Manifest, write_artifact
 
-__all__ = ["gradient_boosting", "linear", "malicious_artifact", "river_pipeline", "rows"]
+__all__ = ["gradient_boosting", "linear", "malicious_artifact", "malicious_pickle",
+           "river_pipeline", "rows"]
 
 
 def rows(n: int = 200, seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -72,10 +73,14 @@ class _Payload:
         return exec, (self.code,)
 
 
+def malicious_pickle(marker: Path) -> bytes:
+    """A pickle whose unpickling writes ``marker``."""
+    return pickle.dumps(_Payload(f"open({str(marker)!r}, 'w').write('the pickle ran')"))
+
+
 def malicious_artifact(directory: Path, marker: Path) -> Path:
     """A well-formed ``river-pickle`` artifact whose unpickling writes ``marker``."""
-    code = f"open({str(marker)!r}, 'w').write('the pickle ran')"
     write_artifact(directory, Manifest("river-pickle", 1, "RiverModel", {"learn_many": False},
                                        ["amount", "age"], metadata={"categorical": []}),
-                   {"estimator.pkl": pickle.dumps(_Payload(code))})
+                   {"estimator.pkl": malicious_pickle(marker)})
     return directory

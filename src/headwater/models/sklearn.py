@@ -291,8 +291,15 @@ def _unpickle(data: bytes, path: str) -> Any:
 
 
 def _jsonable(value: Any) -> Any:
+    """A hyper-parameter as lineage keeps it: a scalar, a list of scalars, else its repr
+    (a pipeline's steps, say).
+
+    >>> _jsonable((1, "a")), _jsonable([("scale", None)])
+    ([1, 'a'], "[('scale', None)]")
+    """
     if value is None or isinstance(value, bool | int | float | str):
         return value
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+    if isinstance(value, list | tuple) and all(
+            v is None or isinstance(v, bool | int | float | str) for v in value):
+        return list(value)
     return repr(value)
