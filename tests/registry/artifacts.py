@@ -9,6 +9,7 @@ whose unpickling writes ``marker`` — so a test can tell whether it ever ran.
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -16,9 +17,10 @@ import numpy as np
 
 from headwater.models import LogisticRegression
 from headwater.models.artifact import Manifest, write_artifact
+from headwater.registry import ModelRegistry
 
 __all__ = ["gradient_boosting", "linear", "malicious_artifact", "malicious_pickle",
-           "river_pipeline", "rows"]
+           "river_pipeline", "rows", "tamper"]
 
 
 def rows(n: int = 200, seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -84,3 +86,12 @@ def malicious_artifact(directory: Path, marker: Path) -> Path:
                                        ["amount", "age"], metadata={"categorical": []}),
                    {"estimator.pkl": malicious_pickle(marker)})
     return directory
+
+
+def tamper(registry: ModelRegistry, name: str, version: int, file: str) -> None:
+    """Change one byte of a stored artifact, as a disk fault or an intruder would."""
+    path = registry.artifacts.checkout(registry.get(name, version)) / file
+    os.chmod(path, 0o600)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))

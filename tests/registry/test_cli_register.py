@@ -14,8 +14,7 @@ from headwater.models import LogisticRegression, load_model
 from headwater.registry import hash_directory, open_registry
 from tests.models.adapters import require
 from tests.processes import headwater
-from tests.registry.artifacts import linear, malicious_pickle, rows
-from tests.registry.test_trust import tamper
+from tests.registry.artifacts import linear, malicious_pickle, rows, tamper
 
 
 def test_register_an_untrained_builtin_model_and_promote_it(tmp_path: Path) -> None:

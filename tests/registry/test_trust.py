@@ -4,7 +4,6 @@ that load."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -26,18 +25,10 @@ from tests.registry.artifacts import (
     malicious_artifact,
     river_pipeline,
     rows,
+    tamper,
 )
 from tests.registry.conftest import MakeArtifact
 from tests.registry.harness import START_US, Harness
-
-
-def tamper(registry: ModelRegistry, name: str, version: int, file: str) -> None:
-    """Change one byte of a stored artifact, as a disk fault or an intruder would."""
-    path = registry.artifacts.checkout(registry.get(name, version)) / file
-    os.chmod(path, 0o600)
-    data = bytearray(path.read_bytes())
-    data[-1] ^= 1
-    path.write_bytes(bytes(data))
 
 
 def test_trust_is_granted_once_recorded_and_revocable(registry: ModelRegistry,

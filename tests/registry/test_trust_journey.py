@@ -6,6 +6,7 @@ the marker is a real witness."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -75,9 +76,9 @@ def test_a_malicious_pickle_runs_in_no_component_without_the_opt_in(tmp_path: Pa
             model="evil", alias="champion", from_version=None, to_version=version.version,
             kind="promote", actor="mallory", reason="trust me", at=registry.clock.now_us()))
 
-    def refused(done: object, what: str) -> None:
-        assert getattr(done, "returncode") == 1, (what, done)
-        stderr = str(getattr(done, "stderr"))
+    def refused(done: subprocess.CompletedProcess[str], what: str) -> None:
+        assert done.returncode == 1, (what, done)
+        stderr = done.stderr
         assert "version 1 of evil cannot load: format 'river-pickle' is loaded with pickle" \
             in stderr, (what, stderr)
         assert TRUST in stderr, (what, stderr)
