@@ -6,7 +6,9 @@ directory whose save was interrupted has no manifest, or one whose hashes do not
 and loading it fails with :class:`~headwater.errors.ModelArtifactError` naming the
 file and the reason — never with a half-loaded model. The manifest names a *format*
 from a fixed list (:data:`headwater.models.FORMATS`); no class path or code is ever
-read from an artifact. Formats that need pickle load only with ``trusted=True``.
+read from an artifact. Formats that need pickle load only with ``trusted=True`` (which a
+model store gives only when its operator has opted in: see
+:meth:`headwater.registry.ModelRegistry.load`).
 
 >>> import tempfile
 >>> directory = tempfile.mkdtemp()

@@ -19,8 +19,10 @@ a constant of its own.
 Saving. River estimators have no declared, code-free format, so a River artifact is
 the pickled estimator (format ``river-pickle``) next to its manifest. Unpickling can
 run arbitrary code: :meth:`RiverModel.load` refuses unless called with
-``trusted=True``, which is for artifacts a model store has verified by hash. The
-manifest records the sha256 of the pickle and it is checked before unpickling.
+``trusted=True``. The model store passes it only when its operator has opted in to
+pickle-based artifacts (:meth:`headwater.registry.ModelRegistry.load`); a hash proves
+the bytes are the registered ones, not who registered them. The manifest records the
+sha256 of the pickle and it is checked before unpickling.
 
 >>> import numpy as np
 >>> from river import linear_model

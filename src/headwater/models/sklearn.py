@@ -20,7 +20,8 @@ Saving. With skops installed (part of the ``sklearn`` extra) the estimator is sa
 skops' format (``sklearn-skops``), which loads without running code and refuses types
 outside skops' trusted list unless ``trusted=True``. Without skops it is pickled
 (``sklearn-pickle``) and, as for River, loads only with ``trusted=True`` after the
-manifest's sha256 check.
+manifest's sha256 check. A model store passes ``trusted=True`` only when its operator
+has opted in (:meth:`headwater.registry.ModelRegistry.load`).
 
 >>> import numpy as np
 >>> from sklearn.linear_model import SGDClassifier
