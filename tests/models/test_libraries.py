@@ -263,3 +263,43 @@ def test_given_river_features_survive_save_load_and_learning(tmp_path: Path) -> 
     assert isinstance(learnt, RiverModel)
     np.testing.assert_array_equal(learnt.predict(data), fresh.predict(data))
     assert learnt.clone().features == ("a", "b")
+
+
+class _Pretrained:
+    """One River pipeline trained the River way, built once for the property test."""
+
+    def __init__(self) -> None:
+        self._pipeline: Any = None
+
+    def get(self) -> Any:
+        if self._pipeline is None:
+            require("river")
+            from river import compose, linear_model, preprocessing
+
+            pipeline = compose.Pipeline(preprocessing.StandardScaler(),
+                                        linear_model.LogisticRegression())
+            table, y = _table_and_labels(seed=3)
+            for a, b, label in zip(table["amount"].to_pylist(), table["age"].to_pylist(),
+                                   y.tolist(), strict=True):
+                pipeline.learn_one({"amount": a, "age": b}, bool(label))
+            self._pipeline = pipeline
+        return self._pipeline
+
+
+_PRETRAINED = _Pretrained()
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.lists(st.tuples(st.floats(0, 500), st.floats(18, 90)), min_size=1,
+                     max_size=20),
+       given_names=st.booleans())
+def test_a_pretrained_river_estimator_agrees_with_itself_on_any_rows(
+        rows: list[tuple[float, float]], given_names: bool) -> None:
+    from headwater.models.river import RiverModel
+
+    pipeline = _PRETRAINED.get()
+    model = RiverModel(pipeline, features=["amount", "age"] if given_names else None)
+    expected = [pipeline.predict_proba_one({"amount": a, "age": b})[True] for a, b in rows]
+    batch_ = {"age": np.array([b for _, b in rows]), "amount": np.array([a for a, _ in rows])}
+    assert model.predict(batch_).tolist() == expected
+    assert [model.predict_one({"age": b, "amount": a}) for a, b in rows] == expected
