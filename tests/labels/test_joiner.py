@@ -67,8 +67,8 @@ def test_outcomes_become_examples_and_silence_becomes_negatives(tmp_path: Path) 
     log = Log(EmbeddedBackend(tmp_path / "log", fsync="never"))
     setup_topics(log)
     clock = ManualClock(T0)
-    joiner = LabelJoiner(log, JoinRule(window=10 * SECOND), state_dir=tmp_path / "j",
-                         clock=clock, fsync=False)
+    joiner = LabelJoiner(log, JoinRule(window=10 * SECOND, timeout_label=0.0),
+                         state_dir=tmp_path / "j", clock=clock, fsync=False)
     log.append(PREDICTIONS_TOPIC, predictions(["a", "b", "c"], ["u", "v", "w"],
                                               [T0, T0 + SECOND, T0 + 2 * SECOND]))
     log.append("outcomes", outcomes(["a", None], ["u", "v"], [None, 0.0],
@@ -135,7 +135,7 @@ CHILD = textwrap.dedent(
     from headwater.log.embedded import EmbeddedBackend
     root, state = sys.argv[1], sys.argv[2]
     log = Log(EmbeddedBackend(root + "/log", fsync="never"))
-    joiner = LabelJoiner(log, JoinRule(window=30_000_000, lateness=0), state_dir=state)
+    joiner = LabelJoiner(log, JoinRule(window=30_000_000, timeout_label=0.0), state_dir=state)
     print("ready", flush=True)
     while joiner.step(max_events=int(sys.argv[3])).predictions or joiner.step(
             max_events=int(sys.argv[3])).outcomes:
@@ -169,7 +169,8 @@ def fill(log: Log, n: int) -> None:
 def test_sigkill_at_random_points_ends_like_an_uninterrupted_run(tmp_path: Path) -> None:
     log = Log(EmbeddedBackend(tmp_path / "log", fsync="never"))
     fill(log, 3_000)
-    reference = LabelJoiner(log, JoinRule(window=30 * SECOND), state_dir=tmp_path / "ref",
+    reference = LabelJoiner(log, JoinRule(window=30 * SECOND, timeout_label=0.0),
+                            state_dir=tmp_path / "ref",
                             examples="reference", late="reference.late")
     while reference.step(max_events=41).predictions or reference.step(max_events=41).outcomes:
         pass

@@ -96,9 +96,8 @@ def _action_service(kind: str, context: str | None, window: str, log: Log,
         policy = LinearThompson(list(names), rng=rng)
     else:
         raise ValidationError("--decide", f"expected epsilon, linucb or thompson, got {kind!r}")
-    return ActionService(policy, rule=JoinRule(window=parse_duration(window,
-                                                                     field="--decide-window")),
-                         log=DecisionLog(log), reader=reader)
+    rule = JoinRule(window=parse_duration(window, field="--decide-window"), timeout_label=0.0)
+    return ActionService(policy, rule=rule, log=DecisionLog(log), reader=reader)
 
 
 def _feature_set(project: str, name: str | None) -> FeatureSet:
