@@ -20,7 +20,7 @@ import pytest
 from headwater.labels import OUTCOMES_SCHEMA, TRAINING_EXAMPLES_TOPIC
 from headwater.labels.join import JoinRule
 from headwater.labels.joiner import LabelJoiner
-from headwater.log import Log
+from headwater.log import Log, Schema
 from headwater.log.embedded import EmbeddedBackend
 from headwater.log.schema import TIMESTAMP
 from headwater.serving.prediction_log import PREDICTIONS_SCHEMA, PREDICTIONS_TOPIC
@@ -39,7 +39,7 @@ def predictions(rids: list[str], entities: list[str], times: list[int],
         "model": ["m"] * n, "version": pa.array(versions, pa.int64()),
         "score": [0.5] * n, "arm": ["champion"] * n, "served": [True] * n,
         "missing": [""] * n, "ts": pa.array(times, pa.int64()).cast(TIMESTAMP),
-        "propensity": [1.0] * n, "latency_ms": [0.1] * n,
+        "propensity": [1.0] * n, "latency_ms": [0.1] * n, "defaulted": [""] * n,
     }, schema=PREDICTIONS_SCHEMA.arrow_schema())
 
 
@@ -86,6 +86,20 @@ def test_outcomes_become_examples_and_silence_becomes_negatives(tmp_path: Path) 
     assert joiner.step().late == 1
     late = log.read("outcomes.late", 0).batch.to_pylist()
     assert [(r["request_id"], r["reason"]) for r in late] == [("c", "window_closed")]
+
+
+def test_a_predictions_topic_of_an_earlier_version_is_still_joined(tmp_path: Path) -> None:
+    log = Log(EmbeddedBackend(tmp_path / "log", fsync="never"))
+    fields = {f.name: f.type for f in PREDICTIONS_SCHEMA.fields if f.name != "defaulted"}
+    earlier = Schema.of(fields, key="entity", event_time="ts")
+    log.create_topic(PREDICTIONS_TOPIC, earlier)
+    log.ensure_topic("outcomes", OUTCOMES_SCHEMA)
+    log.append(PREDICTIONS_TOPIC, predictions(["a"], ["u"], [T0]).drop_columns(["defaulted"]))
+    log.append("outcomes", outcomes(["a"], ["u"], [1.0], [T0 + SECOND]))
+    joiner = LabelJoiner(log, JoinRule(window=10 * SECOND), state_dir=tmp_path / "j",
+                         clock=ManualClock(T0), fsync=False)
+    assert joiner.step().examples == 1
+    assert [(r["request_id"], r["label"]) for r in examples(log)] == [("a", 1.0)]
 
 
 def test_an_outcome_read_before_its_prediction_waits_for_it(tmp_path: Path) -> None:

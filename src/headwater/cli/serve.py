@@ -43,6 +43,7 @@ from headwater.serving import (
     policy_from_spec,
 )
 from headwater.serving.actions import ActionService
+from headwater.serving.prediction_log import PREDICTIONS_TOPIC
 from headwater.store.online import open_online_store
 from headwater.time import parse_duration
 
@@ -140,6 +141,9 @@ def serve(
     log_predictions: Annotated[bool, typer.Option(
         "--log-predictions/--no-log-predictions",
         help="Append every prediction to the predictions topic.")] = True,
+    predictions_topic: Annotated[str, typer.Option(
+        "--predictions-topic", help="The topic predictions are logged to.")
+    ] = PREDICTIONS_TOPIC,
     reward: Annotated[str, typer.Option(
         help="What a bandit policy learns from, read from the joined labels: accuracy, "
         "likelihood or label.")] = "accuracy",
@@ -171,7 +175,7 @@ def serve(
         log = stack.enter_context(state.open_log())
         prediction_log = None
         if log_predictions:
-            prediction_log = PredictionLog(log)
+            prediction_log = PredictionLog(log, predictions_topic)
             stack.callback(prediction_log.close)
         predictor = Predictor(FeatureReader(store, chosen), deployment, log=prediction_log)
         # Bandit policies (set now or later through the admin API) learn from the rewards

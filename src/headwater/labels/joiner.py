@@ -52,7 +52,7 @@ from headwater.labels.schema import (
 )
 from headwater.log import Log
 from headwater.serving.prediction_log import PREDICTIONS_TOPIC
-from headwater.serving.prediction_log import ensure_topic as ensure_predictions
+from headwater.serving.prediction_log import ensure_readable as ensure_predictions
 from headwater.time import Clock, SystemClock
 
 if TYPE_CHECKING:
