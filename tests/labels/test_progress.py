@@ -34,12 +34,12 @@ def test_late_labels_are_said_at_once_then_once_a_period_with_the_counts() -> No
     assert warnings[2].startswith("1 label arrived")
     assert "(6 so far)" in warnings[2]
     assert statuses == [
-        "labels: read 3 predictions, 3 outcomes; 0 examples (0 joined, 0 timed out); 3 late; "
-        "0 expired; 0 open",
-        "labels: read 3 predictions, 5 outcomes; 0 examples (0 joined, 0 timed out); 5 late; "
-        "0 expired; 0 open",
-        "labels: read 3 predictions, 6 outcomes; 0 examples (0 joined, 0 timed out); 6 late; "
-        "0 expired; 0 open",
+        "labels: read 3 predictions, 3 outcomes; 0 examples (0 joined, 0 timed out); 3 late "
+        "(3 labels after the window); 0 expired; 0 open",
+        "labels: read 3 predictions, 5 outcomes; 0 examples (0 joined, 0 timed out); 5 late "
+        "(5 labels after the window); 0 expired; 0 open",
+        "labels: read 3 predictions, 6 outcomes; 0 examples (0 joined, 0 timed out); 6 late "
+        "(6 labels after the window); 0 expired; 0 open",
     ]
 
 

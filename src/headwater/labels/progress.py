@@ -27,7 +27,7 @@ late, predictions expired without an example, and requests still open.
 >>> said[0].split(":")[0]
 "2 labels arrived after their prediction's 10m window had closed (2 so far)"
 >>> said[1]  # doctest: +ELLIPSIS
-'labels: read 4 predictions, 3 outcomes; 1 example (1 joined, 0 timed out); 2 late; ...'
+'labels: read 4 predictions, 3 outcomes; 1 example (1 joined, 0 timed out); 2 late ...'
 """
 
 from __future__ import annotations
@@ -131,10 +131,13 @@ class JoinProgress:
     def status(self) -> str:
         """One line: what was read and what became of it, since the start."""
         c = self.counts
+        late = f"{c.late:,} late"
+        if c.late_labels:
+            late += f" ({c.late_labels:,} labels after the window)"
         return (f"labels: read {_plural(c.predictions, 'prediction')}, "
                 f"{_plural(c.outcomes, 'outcome')}; {_plural(c.examples, 'example')} "
                 f"({c.examples - c.timeouts:,} joined, {c.timeouts:,} timed out); "
-                f"{c.late:,} late; {c.expired:,} expired; {self.open_requests:,} open")
+                f"{late}; {c.expired:,} expired; {self.open_requests:,} open")
 
     def _warn(self, now_us: int, *, force: bool = False) -> None:
         if self.on_warning is None:
