@@ -90,6 +90,28 @@ def test_explicit_labels_hours_late_are_never_turned_into_zeros(tmp_path: Path) 
     assert f"read {N} predictions, {N} outcomes; 0 examples" in done.stderr  # the status
 
 
+def test_labels_after_the_joiner_closed_their_window_are_said(tmp_path: Path) -> None:
+    # The joiner runs while the labels are not there yet; they come in later.
+    home = tmp_path / "live"
+    predict_then_label(home, delay=3 * HOUR, explicit=True)
+    log = Log(EmbeddedBackend(home / "log", fsync="never"))
+    held = [r for f in log.replay(OUTCOMES_TOPIC) for r in f.batch.to_pylist()]
+    log.delete_topic(OUTCOMES_TOPIC)
+    log.close()
+    first = labels_run(home)
+    assert first.returncode == 0, first.stderr
+    assert "warning" not in first.stderr
+    assert f"read {N} predictions, 0 outcomes; 0 examples" in first.stderr
+    log = Log(EmbeddedBackend(home / "log", fsync="never"))
+    log.append(OUTCOMES_TOPIC, held)
+    log.close()
+    second = labels_run(home)
+    assert second.returncode == 0, second.stderr
+    assert f"warning: {N} labels arrived after their prediction's 10m window" in second.stderr
+    assert rows(home, TRAINING_EXAMPLES_TOPIC) == []
+    assert len(rows(home, "outcomes.late")) == N
+
+
 def test_a_timeout_label_asked_for_is_said_to_invert_late_labels(tmp_path: Path) -> None:
     home = tmp_path / "timeout"
     predict_then_label(home, delay=3 * HOUR, explicit=True)

@@ -24,8 +24,8 @@ late, predictions expired without an example, and requests still open.
 >>> progress = JoinProgress(JoinRule(window=600_000_000), late_topic="outcomes.late",
 ...                         on_warning=said.append, on_status=said.append, every_us=10)
 >>> progress.update(JoinStep(4, 3, 1, 2, 0, late_labels=2), open_requests=1, now_us=0)
->>> said[0].split(":")[0]
-"2 labels arrived after their prediction's 10m window had closed (2 so far)"
+>>> said[0].split(",")[0]
+"2 labels arrived after their prediction's 10m window had closed"
 >>> said[1]  # doctest: +ELLIPSIS
 'labels: read 4 predictions, 3 outcomes; 1 example (1 joined, 0 timed out); 2 late ...'
 """
@@ -152,9 +152,9 @@ class JoinProgress:
                         f"{self.rule.timeout_label:g} by the timeout label instead")
             self.on_warning(
                 f"{_plural(new, 'label')} arrived after their prediction's {window} window "
-                f"had closed ({c.late_labels:,} so far): they are in {self.late_topic}, not "
-                f"in the training examples{inverted}; raise --window to the delay of your "
-                "labels")
+                "had closed, or for a request the joiner does not know "
+                f"({c.late_labels:,} so far): they are in {self.late_topic}, not in the "
+                f"training examples{inverted}; raise --window to the delay of your labels")
             self._warned["late_labels"], self._warned_at["late_labels"] = c, now_us
         since = self._warned["silent"]
         silent = self.silent
