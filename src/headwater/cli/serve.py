@@ -5,12 +5,18 @@ It reads the feature set from the project (``--project``, default
 settings, follows the model's aliases in the model store (``--registry``, default
 ``$HEADWATER_REGISTRY_URL``; ``--artifacts``, default ``$HEADWATER_ARTIFACTS_URL``) every
 ``--poll-ms``, logs every prediction to the ``predictions`` topic, and binds
-127.0.0.1 unless ``--host`` says otherwise. The admin endpoints need a bearer token
+127.0.0.1 unless ``--host`` says otherwise. ``POST /outcomes`` appends outcomes to the
+``outcomes`` topic, where the label joiner reads them. The admin endpoints need a bearer token
 read from ``--admin-token-file`` or ``$HEADWATER_ADMIN_TOKEN``; without one they are
 refused. Why a version cannot be served (an alias not set, an artifact that fails
 verification, a pickle-based format the registry does not trust) is printed on standard
 error when the server starts and whenever it changes, and again every minute while a
 version still cannot load.
+
+It follows the feature engine's writes: an embedded online store is re-read every
+``--refresh-ms`` (:class:`~headwater.store.online.StoreFollower`); Redis is read live.
+``--max-batch``, ``--read-timeout`` and ``--max-connections`` bound what one client can
+hold (defaults from the settings: ``HEADWATER_SERVE_MAX_BATCH`` and so on).
 
 >>> _policy("canary", "challenger", 5.0).describe()["percent"]
 5.0
@@ -47,7 +53,9 @@ from headwater.serving import (
     policy_from_spec,
 )
 from headwater.serving.actions import ActionService
-from headwater.store.online import open_online_store
+from headwater.serving.outcomes import OutcomeSink
+from headwater.serving.prediction_log import PREDICTIONS_TOPIC
+from headwater.store.online import StoreFollower, open_online_store
 from headwater.time import parse_duration
 
 __all__ = ["serve"]
@@ -100,9 +108,14 @@ def _action_service(kind: str, context: str | None, window: str, log: Log,
         policy = LinearThompson(list(names), rng=rng)
     else:
         raise ValidationError("--decide", f"expected epsilon, linucb or thompson, got {kind!r}")
-    return ActionService(policy, rule=JoinRule(window=parse_duration(window,
-                                                                     field="--decide-window")),
-                         log=DecisionLog(log), reader=reader)
+    rule = JoinRule(window=parse_duration(window, field="--decide-window"), timeout_label=0.0)
+    return ActionService(policy, rule=rule, log=DecisionLog(log), reader=reader)
+
+
+def _positive(option: str, value: float) -> float:
+    if not value > 0:
+        raise ValidationError(option, f"expected a positive number, got {value}")
+    return value
 
 
 def _warn(problem: str) -> None:
@@ -150,6 +163,9 @@ def serve(
     log_predictions: Annotated[bool, typer.Option(
         "--log-predictions/--no-log-predictions",
         help="Append every prediction to the predictions topic.")] = True,
+    predictions_topic: Annotated[str, typer.Option(
+        "--predictions-topic", help="The topic predictions are logged to.")
+    ] = PREDICTIONS_TOPIC,
     reward: Annotated[str, typer.Option(
         help="What a bandit policy learns from, read from the joined labels: accuracy, "
         "likelihood or label.")] = "accuracy",
@@ -162,6 +178,19 @@ def serve(
     decide_window: Annotated[str, typer.Option(
         "--decide-window", help="How long after a decision an outcome is its reward; none "
         "by then is a reward of 0.")] = "10m",
+    refresh_ms: Annotated[float | None, typer.Option(
+        "--refresh-ms", help="How often to catch up with the feature engine's writes to an "
+        "embedded online store. Default: $HEADWATER_ONLINE_REFRESH_MS or 5.")] = None,
+    max_batch: Annotated[int | None, typer.Option(
+        "--max-batch", help="The most requests or outcomes one batch may hold. Default: "
+        "$HEADWATER_SERVE_MAX_BATCH or 1000.")] = None,
+    read_timeout: Annotated[float | None, typer.Option(
+        "--read-timeout", help="Seconds a connection has to send a whole request (from its "
+        "opening or the previous response) before it is closed. Default: "
+        "$HEADWATER_SERVE_READ_TIMEOUT_S or 10.")] = None,
+    max_connections: Annotated[int | None, typer.Option(
+        "--max-connections", help="Connections kept open at once; one more is answered 503. "
+        "Default: $HEADWATER_SERVE_MAX_CONNECTIONS or 1000.")] = None,
 ) -> None:
     """Serve predictions of MODEL over HTTP, with fresh features and hot swaps."""
     from headwater.serving.app import ServingApp
@@ -173,8 +202,11 @@ def serve(
     token = (admin_token_file.read_text().strip() if admin_token_file
              else state_of(ctx).settings.admin_token)
     with ExitStack() as stack:
-        store = open_online_store(settings.online_location, settings=settings, read_only=True)
+        store = open_online_store(settings.online_location, settings=settings, read_only=True,
+                                  create=True)
         stack.callback(store.close)
+        follower = StoreFollower(store, every_ms=_positive(
+            "--refresh-ms", settings.online_refresh_ms if refresh_ms is None else refresh_ms))
         models = stack.enter_context(open_registry(registry, artifacts=artifacts,
                                                    settings=settings))
         deployment = Deployment(models, model, _policy(policy, challenger, percent),
@@ -182,7 +214,7 @@ def serve(
         log = stack.enter_context(state.open_log())
         prediction_log = None
         if log_predictions:
-            prediction_log = PredictionLog(log)
+            prediction_log = PredictionLog(log, predictions_topic)
             stack.callback(prediction_log.close)
         predictor = Predictor(FeatureReader(store, chosen), deployment, log=prediction_log)
         # Bandit policies (set now or later through the admin API) learn from the rewards
@@ -191,12 +223,14 @@ def serve(
         feed = RewardFeed(log, deployment, reward=cast("Reward", reward))
 
         def startup() -> None:
+            follower.start()
             deployment.start(poll_ms)
             feed.start()
 
         def shutdown() -> None:
             feed.stop()
             deployment.stop()
+            follower.stop()
 
         actions = None
         if decide is not None:
@@ -208,6 +242,13 @@ def serve(
             actions.start(log)
 
         app = ServingApp(predictor, deployment, registry=models, admin_token=token,
-                         on_startup=startup, on_shutdown=shutdown, actions=actions)
+                         on_startup=startup, on_shutdown=shutdown, actions=actions,
+                         outcomes=OutcomeSink(log),
+                         max_batch=settings.serve_max_batch if max_batch is None
+                         else int(_positive("--max-batch", max_batch)))
         status().print(f"serving {model} ({policy}) with {chosen.name} on http://{host}:{port}")
-        run(app, host, port)
+        run(app, host, port,
+            read_timeout_s=_positive("--read-timeout", settings.serve_read_timeout_s
+                                     if read_timeout is None else read_timeout),
+            max_connections=settings.serve_max_connections if max_connections is None
+            else int(_positive("--max-connections", max_connections)))
