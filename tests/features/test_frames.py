@@ -162,16 +162,19 @@ def log() -> Log:
 
 SPEND = Feature.of("spend", USER, ON_TIME, "sum", column="amount")
 COUNT = Feature.of("n", USER, ON_TIME, "count", window=Sliding.of("10m", hop="1m"))
+AVERAGE = Feature.of("average", USER, ON_TIME, "mean", column="amount")
 
 
 def test_one_row_per_input_row_in_order_with_every_column_kept(log: Log) -> None:
     entity_df = frame(user=["a", "z", "a", "a", "b"], ts=at(90, 90, 30, 90, 10),
                       label=[1, 0, 0, 1, 0], note=["x", "y", "z", "w", "v"])
-    got = training_frame(entity_df, FeatureSet("checkout", (SPEND, COUNT)), log=log)
-    assert got["spend"].tolist()[2:] == [5.0, 12.0, 1.0]
-    assert math.isnan(got["spend"][1])  # an entity never seen: NaN, not 0, not dropped
-    assert got["spend"][0] == 12.0  # duplicates are kept
-    assert got["n"].tolist()[2:] == [1.0, 2.0, 1.0]
+    got = training_frame(entity_df, FeatureSet("checkout", (SPEND, COUNT, AVERAGE)), log=log)
+    assert got["spend"].tolist() == [12.0, 0.0, 5.0, 12.0, 1.0]  # duplicates kept
+    assert got["n"].tolist() == [2.0, 0.0, 1.0, 2.0, 1.0]
+    # an entity never seen is not dropped: counts and sums are 0, as serving reads them,
+    # and a mean has no value
+    assert math.isnan(got["average"][1])
+    assert got["average"][0] == 6.0
     assert got[["user", "ts", "label", "note"]].equals(entity_df)
     assert entity_df.columns.tolist() == ["user", "ts", "label", "note"]  # the input is kept
 
@@ -255,6 +258,15 @@ def test_features_of_two_entities_and_derived_features_with_request_values() -> 
     assert got["share"].tolist() == [1.0, 2.0]
     assert got.columns.tolist() == ["user", "shop", "ts", "amount", "spend", "shop_mean",
                                     "share"]
+
+
+def test_a_feature_sets_helpers_feed_derived_features_and_are_left_out(log: Log) -> None:
+    share: Callable[[Any], npt.NDArray[Any]] = lambda c: c["amount"] / c["spend"]  # noqa: E731
+    ratio = DerivedFeature("share", ("amount", "spend"), share)
+    checkout = FeatureSet("checkout", (SPEND, COUNT, ratio), helpers=("spend",))
+    got = training_frame(frame(user=["a"], ts=at(90), amount=[24.0]), checkout, log=log)
+    assert got.columns.tolist() == ["user", "ts", "amount", "n", "share"]
+    assert got["share"].tolist() == [2.0]
 
 
 def test_late_events_are_left_out_as_the_engine_leaves_them_out() -> None:

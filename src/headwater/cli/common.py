@@ -29,6 +29,7 @@ from rich.text import Text
 from headwater.config import Settings
 from headwater.errors import ConfigError, HeadwaterError, ValidationError
 from headwater.log import Log, open_log
+from headwater.time import format_duration
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -36,6 +37,7 @@ __all__ = [
     "CliState",
     "exit_code",
     "format_count",
+    "format_duration",
     "out",
     "print_error",
     "progress_bar",

@@ -21,7 +21,13 @@ from headwater.features.definitions import (
     TableSource,
 )
 from headwater.features.frames import training_frame
-from headwater.features.pointintime import Queries, Sources, feature_values, point_in_time
+from headwater.features.pointintime import (
+    Queries,
+    Sources,
+    feature_values,
+    model_inputs,
+    point_in_time,
+)
 from headwater.features.windows import Lifetime, Sliding, Tumbling, Window
 
 __all__ = [
@@ -42,6 +48,7 @@ __all__ = [
     "Window",
     "feature_values",
     "make",
+    "model_inputs",
     "point_in_time",
     "training_frame",
 ]

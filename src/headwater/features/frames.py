@@ -6,8 +6,10 @@ The DataFrame holds one row per example: a column per entity, named as the entit
 values), which is carried through. The result is the same DataFrame (same index, same
 order, every row kept, duplicates too) with one column per feature, recomputed from the
 log by :func:`~headwater.features.pointintime.point_in_time`, the one implementation of
-the rules; derived features run on those values and on the DataFrame's columns, as
-serving runs them on the online values and the request.
+the rules (a feature with no value gets its default, as in serving); derived features
+run on those values and on the DataFrame's columns, as serving runs them on the online
+values and the request. Given a :class:`~headwater.features.FeatureSet`, the columns are
+the model's inputs: its helpers are computed for the derived features, then left out.
 
 Two modes (``docs/design/features.md``):
 
@@ -53,7 +55,8 @@ def training_frame(entity_df: pd.DataFrame,
                    time: str = "ts", mode: Mode = "event_time",
                    timezone: str | None = None) -> pd.DataFrame:
     """``entity_df`` with each feature's value at each row's ``time`` (see the module
-    docstring). A feature with no value then (no event yet, or past its TTL) is NaN.
+    docstring). A feature with no value then (no event yet, or past its TTL) is its
+    default: 0 for counts and sums, NaN for the others unless the definition sets one.
 
     Raises :class:`~headwater.errors.ValidationError` naming the column (a missing entity
     or time column, a null key, a feature named like a column) and
@@ -67,6 +70,7 @@ def training_frame(entity_df: pd.DataFrame,
         raise ValidationError("entity_df", f"expected a pandas DataFrame, got "
                               f"{type(entity_df).__name__}")
     chosen = list(features.features if isinstance(features, FeatureSet) else features)
+    helpers = set(features.helpers) if isinstance(features, FeatureSet) else set()
     plain = [f for f in chosen if isinstance(f, Feature)]
     derived = [f for f in chosen if isinstance(f, DerivedFeature)]
     clash = [f.name for f in chosen if f.name in entity_df.columns]
@@ -87,7 +91,7 @@ def training_frame(entity_df: pd.DataFrame,
         frame = with_derived(derived, frame).drop_columns(extra)
     # by position, never by index label: an index may repeat
     return entity_df.assign(**{f.name: frame.column(f.name).to_pandas().to_numpy()
-                               for f in chosen})
+                               for f in chosen if f.name not in helpers})
 
 
 def _require_pandas() -> None:
