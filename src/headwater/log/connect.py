@@ -44,9 +44,10 @@ def open_backend(location: str, *, settings: Settings | None = None,
         return MemoryBackend(clock=clock)
     if scheme in ("redis", "rediss"):
         from headwater.log.redis import RedisBackend
+        from headwater.log.redis.backend import DEFAULT_PREFIX
 
         url, prefix = pop_query(location, "prefix")
-        return RedisBackend(url, prefix=prefix or "headwater", clock=clock)
+        return RedisBackend(url, prefix=prefix or DEFAULT_PREFIX, clock=clock)
     if scheme in ("kafka", "kafka+mock"):
         from headwater.log.kafka import KafkaBackend
 

@@ -44,7 +44,10 @@ from headwater.log.redis.membership import GroupMembership
 from headwater.log.redis.scripts import APPEND, SEEK_APPEND_TIME, TRIM
 from headwater.time import Clock, SystemClock
 
-__all__ = ["RedisBackend"]
+__all__ = ["DEFAULT_PREFIX", "RedisBackend"]
+
+#: The key prefix of a log opened without one.
+DEFAULT_PREFIX: Final = "headwater"
 
 #: Index entries fetched per round trip when scanning for an event time.
 _SCAN_FRAMES: Final = 1024
@@ -64,7 +67,7 @@ class RedisBackend:
         self,
         url: str,
         *,
-        prefix: str = "headwater",
+        prefix: str = DEFAULT_PREFIX,
         clock: Clock | None = None,
         session_timeout_s: float = 10.0,
     ) -> None:
