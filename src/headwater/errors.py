@@ -13,6 +13,7 @@ server and CLI layers, not of these classes::
     │   ├── TimestampError           naive, unreadable or out-of-range time
     │   ├── PayloadTooLargeError     an event or batch over the size limit
     │   ├── BanditStateError         a bandit snapshot that cannot be restored
+    │   ├── UnknownArmError          a routing policy's arm that is no alias of the model
     │   └── LeakageError             a label or feature visible before it could be known
     ├── LogError                     the event log
     │   ├── UnknownTopicError
@@ -63,6 +64,7 @@ __all__ = [
     "TimestampError",
     "TopicExistsError",
     "UnknownAliasError",
+    "UnknownArmError",
     "UnknownConsumerGroupError",
     "UnknownModelError",
     "UnknownPartitionError",
@@ -116,6 +118,15 @@ class PayloadTooLargeError(ValidationError):
 
 class BanditStateError(ValidationError):
     """A bandit or contextual-policy snapshot that cannot be restored (names the field)."""
+
+
+class UnknownArmError(ValidationError):
+    """A routing policy names an arm that is not an alias of the model: requests routed
+    to it would fall back to another version. ``arm`` is the name."""
+
+    def __init__(self, field: str, arm: str, reason: str) -> None:
+        super().__init__(field, reason)
+        self.arm = arm
 
 
 class LeakageError(ValidationError):
