@@ -21,8 +21,15 @@ def test_set_a_bandit_live_then_show_it(app: ServingApp, world: World, tmp_path:
     world.register(train(2), "challenger")
     token = tmp_path / "token"
     token.write_text("s3cret\n")
+    token.chmod(0o644)
     with BackgroundServer(app, "127.0.0.1", 0) as server:
         url = f"http://127.0.0.1:{server.port}"
+        exposed = CliRunner().invoke(cli, ["policy", "set", "thompson", "--reason", "explore",
+                                           "--url", url, "--token-file", str(token)])
+        assert exposed.exit_code == 2
+        assert f"readable or writable by other users (mode 0644): chmod 600 {token}" in " ".join(
+            exposed.output.split())
+        token.chmod(0o600)
         result = CliRunner().invoke(cli, ["policy", "set", "thompson", "--reason", "explore",
                                           "--seed", "3", "--url", url, "--token-file",
                                           str(token)])

@@ -9,7 +9,9 @@ and exit code 2 for bad input (:class:`~headwater.errors.ValidationError`,
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final, Literal
 
 import typer
@@ -40,6 +42,7 @@ __all__ = [
     "out",
     "print_error",
     "progress_bar",
+    "read_token_file",
     "split_names",
     "state_of",
     "status",
@@ -107,6 +110,22 @@ def progress_bar(console: Console, *, unit: Literal["bytes", "events"]) -> Progr
         transient=True,
         disable=not console.is_terminal,
     )
+
+
+def read_token_file(path: Path) -> str:
+    """The admin token in ``path``; refused (:class:`ConfigError`) when other users may
+    read or write the file, since the token moves aliases and routing."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError(f"token file {path}: no such file") from None
+    if mode & 0o006:
+        raise ConfigError(f"token file {path} is readable or writable by other users "
+                          f"(mode {stat.S_IMODE(mode):04o}): chmod 600 {path}")
+    token = path.read_text().strip()
+    if not token:
+        raise ConfigError(f"token file {path} is empty")
+    return token
 
 
 def split_names(text: str | None, *, option: str) -> tuple[str, ...]:

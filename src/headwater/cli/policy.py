@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from headwater.cli.common import out, split_names, state_of
+from headwater.cli.common import out, read_token_file, split_names, state_of
 from headwater.errors import ConfigError, ValidationError
 from headwater.serving.policy_spec import KINDS, check_arms, policy_from_spec
 
@@ -108,8 +108,7 @@ def set_(
         raise ValidationError("--weights", f"expected numbers, got {weights!r}") from None
     spec = spec_of(kind, arms=list(split_names(arms, option="--arms")), percent=percent,
                    weights=numbers, discount=discount, seed=seed)
-    token = (token_file.read_text().strip() if token_file
-             else state_of(ctx).settings.admin_token)
+    token = read_token_file(token_file) if token_file else state_of(ctx).settings.admin_token
     served = _call("GET", f"{url.rstrip('/')}/models")
     check_arms(policy_from_spec(spec), served.get("aliases") or {}, model=str(served["model"]))
     answer = _call("PUT", f"{url.rstrip('/')}/admin/policy",

@@ -22,7 +22,7 @@ from typing import Annotated, Literal, cast
 import typer
 
 from headwater.bandits.feedback import Reward, RewardFeed
-from headwater.cli.common import split_names, state_of, status
+from headwater.cli.common import read_token_file, split_names, state_of, status
 from headwater.errors import ValidationError
 from headwater.features.definitions import FeatureSet
 from headwater.features.online import FeatureReader
@@ -161,7 +161,7 @@ def serve(
     state = state_of(ctx)
     settings = state.settings
     chosen = _feature_set(project or settings.project, feature_set)
-    token = (admin_token_file.read_text().strip() if admin_token_file
+    token = (read_token_file(admin_token_file) if admin_token_file
              else state_of(ctx).settings.admin_token)
     with ExitStack() as stack:
         store = open_online_store(settings.online_location, settings=settings, read_only=True)
