@@ -36,17 +36,22 @@ server and CLI layers, not of these classes::
     ├── ModelError                   a model adapter failed (see ``__cause__``)
     │   └── ModelArtifactError       a saved model that cannot be loaded (names file, reason)
     │       └── UntrustedArtifactError  a pickle-based model loaded without trusted=True
-    └── BackendError                 a server backend failed (Redis, Kafka)
+    ├── BackendError                 a server backend failed (Redis, Kafka)
+    └── OrchestrationError           supervised components (``headwater run``)
+        ├── AlreadyRunningError      another supervisor holds this home (names its pid)
+        └── ComponentFailedError     a component failed the same way again and again
 """
 
 from __future__ import annotations
 
 __all__ = [
     "AliasError",
+    "AlreadyRunningError",
     "ArtifactCorruptError",
     "ArtifactMissingError",
     "BackendError",
     "BanditStateError",
+    "ComponentFailedError",
     "ConfigError",
     "CorruptLogError",
     "EvaluationError",
@@ -57,6 +62,7 @@ __all__ = [
     "ModelArtifactError",
     "ModelError",
     "OffsetOutOfRangeError",
+    "OrchestrationError",
     "PayloadTooLargeError",
     "RegistryError",
     "SchemaError",
@@ -282,3 +288,31 @@ class UntrustedArtifactError(ModelArtifactError):
 
 class BackendError(HeadwaterError):
     """A server backend (Redis, Kafka, PostgreSQL) failed; see ``__cause__``."""
+
+
+class OrchestrationError(HeadwaterError):
+    """A failure of supervised components (:mod:`headwater.orchestrator`)."""
+
+
+class AlreadyRunningError(OrchestrationError):
+    """Another supervisor is running on the same home; ``pid`` is its process id (or
+    ``None`` when it could not be read)."""
+
+    def __init__(self, message: str, pid: int | None) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
+class ComponentFailedError(OrchestrationError):
+    """A component failed the same way several times in a row, each time soon after it
+    started, and is not restarted again. ``component`` names it, ``exit_codes`` are its
+    last exits and ``output`` the last lines it wrote."""
+
+    def __init__(self, component: str, exit_codes: list[int], output: str) -> None:
+        lines = f"; its last output:\n{output}" if output else " (no output kept)"
+        super().__init__(f"component {component!r} failed {len(exit_codes)} times in a row "
+                         f"soon after starting (exit code {exit_codes[-1]}); not restarted"
+                         f"{lines}")
+        self.component = component
+        self.exit_codes = exit_codes
+        self.output = output

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from contextlib import suppress
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from headwater.cli.common import state_of, status
+from headwater.cli.signals import stop_requested
 from headwater.errors import ValidationError
 from headwater.labels import LATE_OUTCOMES_TOPIC, OUTCOMES_TOPIC, TRAINING_EXAMPLES_TOPIC
 from headwater.labels.join import JoinRule
@@ -67,7 +67,8 @@ def run(
                              examples=examples, late=LATE_OUTCOMES_TOPIC
                              if outcomes == OUTCOMES_TOPIC else f"{outcomes}.late",
                              fsync=state.settings.fsync != "never")
-        status().print(f"joining {outcomes} to {predictions} into {examples}; Ctrl-C stops it")
-        with suppress(KeyboardInterrupt):
-            joiner.run(idle_timeout_s=idle_timeout, poll_s=0.2)
+        status().print(f"joining {outcomes} to {predictions} into {examples}; Ctrl-C or "
+                       "SIGTERM stops it")
+        with stop_requested() as stop:
+            joiner.run(idle_timeout_s=idle_timeout, poll_s=0.2, stop=stop)
     status().print("label joiner stopped; its state is checkpointed")

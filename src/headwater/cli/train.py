@@ -15,12 +15,12 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from typing import Annotated, cast
 
 import typer
 
 from headwater.cli.common import out, state_of, status
+from headwater.cli.signals import stop_requested
 from headwater.errors import ValidationError
 from headwater.labels import TRAINING_EXAMPLES_TOPIC
 from headwater.learning import (
@@ -168,10 +168,10 @@ def train(
         if trigger is None:
             _show(trainer.train(event_time=window), gate)
             return
-        status().print(f"{strategy} trainer of {model} running; Ctrl-C stops it")
+        status().print(f"{strategy} trainer of {model} running; Ctrl-C or SIGTERM stops it")
         idle_since = time.monotonic()
-        with suppress(KeyboardInterrupt):
-            while True:
+        with stop_requested() as stopping:
+            while not stopping.is_set():
                 before = dict(trainer.position)
                 done = trainer.step()
                 if done is not None:
@@ -181,7 +181,7 @@ def train(
                 elif idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
                     break
                 else:
-                    time.sleep(poll)
+                    stopping.wait(poll)
     status().print(f"trainer stopped: {trainer.cost.rows} rows learnt, "
                    f"{trainer.cost.cpu_s:.2f} CPU s")
 

@@ -18,6 +18,7 @@ the topic once.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, NamedTuple
@@ -152,17 +153,20 @@ class LabelJoiner:
         return JoinStep(len(pred_rows), len(read), len(joined.examples), len(joined.late),
                         joined.expired)
 
-    def run(self, *, idle_timeout_s: float | None = None, poll_s: float = 0.05) -> None:
-        """Step until idle for ``idle_timeout_s`` (forever when ``None``)."""
+    def run(self, *, idle_timeout_s: float | None = None, poll_s: float = 0.05,
+            stop: threading.Event | None = None) -> None:
+        """Step until idle for ``idle_timeout_s`` (forever when ``None``) or until ``stop``
+        is set (checked between steps, never inside one)."""
+        stop = stop or threading.Event()
         idle_since = time.monotonic()
-        while True:
+        while not stop.is_set():
             done = self.step()
             if done.predictions or done.outcomes or done.examples:
                 idle_since = time.monotonic()
             elif idle_timeout_s is not None and time.monotonic() - idle_since >= idle_timeout_s:
                 return
             else:
-                time.sleep(poll_s)
+                stop.wait(poll_s)
 
     def _caught_up(self, topic: str, positions: dict[str, list[int]]) -> bool:
         return all(positions[topic][p] >= end
