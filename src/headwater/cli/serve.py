@@ -15,6 +15,8 @@ refused.
 
 from __future__ import annotations
 
+import os
+import signal
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Literal, cast
@@ -23,6 +25,7 @@ import typer
 
 from headwater.bandits.feedback import Reward, RewardFeed
 from headwater.cli.common import read_token_file, split_names, state_of, status
+from headwater.cli.signals import stop_requested
 from headwater.errors import ValidationError
 from headwater.features.definitions import FeatureSet
 from headwater.features.online import FeatureReader
@@ -200,4 +203,10 @@ def serve(
         app = ServingApp(predictor, deployment, registry=models, admin_token=token,
                          on_startup=startup, on_shutdown=shutdown, actions=actions)
         status().print(f"serving {model} ({policy}) with {chosen.name} on http://{host}:{port}")
-        run(app, host, port)
+        # uvicorn stops on SIGTERM and SIGINT, then raises the signal again to the handler
+        # it found: ours only records it, so the process goes on to flush the prediction
+        # log instead of dying with it. A hang-up stops the server the same way.
+        with stop_requested():
+            signal.signal(signal.SIGHUP, lambda signum, frame: os.kill(os.getpid(),
+                                                                       signal.SIGTERM))
+            run(app, host, port)

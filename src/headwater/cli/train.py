@@ -22,7 +22,7 @@ import typer
 from headwater.cli.common import out, state_of, status
 from headwater.cli.signals import stop_requested
 from headwater.errors import ValidationError
-from headwater.labels import TRAINING_EXAMPLES_TOPIC
+from headwater.labels import TRAINING_EXAMPLES_SCHEMA, TRAINING_EXAMPLES_TOPIC
 from headwater.learning import (
     AnyOf,
     Daily,
@@ -162,6 +162,8 @@ def train(
                   parse_timestamp(stop, field="--to") if stop else (1 << 62) - 1)
     gate = Gate(gate_metric, margin=margin, window=gate_window, min_examples=gate_min_examples)
     with state.open_log() as log, open_registry(settings=state.settings) as registry:
+        if trigger is not None:  # a trainer started before the joiner waits for examples
+            log.ensure_topic(topic, TRAINING_EXAMPLES_SCHEMA)
         trainer = Trainer(log, registry, model, make_factory(model_class),
                           strategy=cast("Strategy", strategy), alias=alias, trigger=trigger,
                           gate=gate, trainer=f"{strategy}-cli", topic=topic)

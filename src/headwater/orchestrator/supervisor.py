@@ -74,6 +74,7 @@ class _Running:
     exits: list[int] = field(default_factory=list)
     quick_failures: int = 0
     failure: ComponentFailedError | None = None
+    output_from: int = 0  # where the current process's output starts in its log file
 
 
 class Supervisor:
@@ -111,6 +112,7 @@ class Supervisor:
             handle = open(self._log_path(run), "ab")  # noqa: SIM115
             self._logs.append(handle)
             output = handle
+            run.output_from = handle.seek(0, os.SEEK_END)
         run.process = subprocess.Popen(run.component.argv, stdout=output, stderr=output,
                                        env={**os.environ, **run.component.env},
                                        start_new_session=True,
@@ -171,12 +173,12 @@ class Supervisor:
         return restarted
 
     def _tail(self, run: _Running) -> str:
-        """The last lines the component wrote (none kept without a log directory)."""
+        """The last lines its last process wrote (none kept without a log directory)."""
         if self.log_dir is None:
             return ""
         try:
             with open(self._log_path(run), "rb") as f:
-                f.seek(max(0, f.seek(0, os.SEEK_END) - _TAIL_BYTES))
+                f.seek(max(run.output_from, f.seek(0, os.SEEK_END) - _TAIL_BYTES))
                 text = f.read().decode(errors="replace")
         except FileNotFoundError:
             return ""
@@ -218,7 +220,9 @@ class Supervisor:
                 with suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-        for run in self.running.values():
+        for name, run in self.running.items():
+            if run.process is not None:
+                self.on_event(name, f"stopped (exit {run.process.returncode})")
             run.process = None
         for handle in self._logs:
             handle.close()
