@@ -46,6 +46,7 @@ __all__ = [
     "split_names",
     "state_of",
     "status",
+    "warn_unbounded",
 ]
 
 #: Exit code for bad input: arguments, files, settings.
@@ -126,6 +127,18 @@ def read_token_file(path: Path) -> str:
     if not token:
         raise ConfigError(f"token file {path} is empty")
     return token
+
+
+def warn_unbounded(log: Log, topics: list[str]) -> None:
+    """A warning for each of ``topics`` (ones a command is about to write) that keeps
+    every event, so grows without bound."""
+    for name in topics:
+        kept = log.topic(name).retention
+        if kept.max_age_us is None and kept.max_bytes is None:
+            status().print(Text(
+                f"warning: topic {name!r} keeps every event and grows without bound; give it "
+                f"a retention: headwater topics retention {name} --retention 7d",
+                style="yellow"), soft_wrap=True)
 
 
 def split_names(text: str | None, *, option: str) -> tuple[str, ...]:

@@ -7,12 +7,13 @@ from typing import Annotated
 
 import typer
 
-from headwater.cli.common import state_of, status
+from headwater.cli.common import format_duration, state_of, status
 from headwater.cli.signals import stop_requested
 from headwater.errors import ValidationError
 from headwater.labels import LATE_OUTCOMES_TOPIC, OUTCOMES_TOPIC, TRAINING_EXAMPLES_TOPIC
 from headwater.labels.join import JoinRule
 from headwater.labels.joiner import LabelJoiner
+from headwater.log import Log
 from headwater.serving.prediction_log import PREDICTIONS_TOPIC
 from headwater.time import parse_duration
 
@@ -34,6 +35,21 @@ def rule_of(window: str, timeout_label: str, positive: float, lateness: str) -> 
                                   f"{timeout_label!r}") from None
     return JoinRule(window=parse_duration(window, field="--window"), positive=positive,
                     timeout_label=timeout, lateness=parse_duration(lateness, field="--lateness"))
+
+
+def _warn_short_retention(log: Log, rule: JoinRule, topics: list[str]) -> None:
+    """Warn when a topic the joiner reads keeps events for less than an outcome may take
+    to come: a joiner that falls that far behind would find them gone (and stop)."""
+    needed = rule.window + rule.lateness
+    for name in topics:
+        kept = log.topic(name).retention.max_age_us
+        if kept is not None and kept < needed:
+            status().print(
+                f"warning: topic {name!r} keeps events {format_duration(kept)}, less than the "
+                f"label window plus lateness ({format_duration(needed)}): a joiner that falls "
+                f"that far behind finds them deleted; raise it: headwater topics retention "
+                f"{name} --retention {format_duration(needed)}", style="yellow",
+                soft_wrap=True)
 
 
 @app.command("run")
@@ -67,6 +83,7 @@ def run(
                              examples=examples, late=LATE_OUTCOMES_TOPIC
                              if outcomes == OUTCOMES_TOPIC else f"{outcomes}.late",
                              fsync=state.settings.fsync != "never")
+        _warn_short_retention(log, rule, [predictions, outcomes])
         status().print(f"joining {outcomes} to {predictions} into {examples}; Ctrl-C or "
                        "SIGTERM stops it")
         with stop_requested() as stop:

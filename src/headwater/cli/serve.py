@@ -24,7 +24,13 @@ from typing import Annotated, Literal, cast
 import typer
 
 from headwater.bandits.feedback import Reward, RewardFeed
-from headwater.cli.common import read_token_file, split_names, state_of, status
+from headwater.cli.common import (
+    read_token_file,
+    split_names,
+    state_of,
+    status,
+    warn_unbounded,
+)
 from headwater.cli.signals import stop_requested
 from headwater.errors import ValidationError
 from headwater.features.definitions import FeatureSet
@@ -202,6 +208,9 @@ def serve(
 
         app = ServingApp(predictor, deployment, registry=models, admin_token=token,
                          on_startup=startup, on_shutdown=shutdown, actions=actions)
+        written = [prediction_log.topic] if prediction_log is not None else []
+        written += [actions.log.topic] if actions is not None and actions.log is not None else []
+        warn_unbounded(log, written)
         status().print(f"serving {model} ({policy}) with {chosen.name} on http://{host}:{port}")
         # uvicorn stops on SIGTERM and SIGINT, then raises the signal again to the handler
         # it found: ours only records it, so the process goes on to flush the prediction
