@@ -96,10 +96,13 @@ def test_bad_training_options_are_named(cli: Cli) -> None:
 
 
 def test_run_dry_run_lists_the_four_components(cli: Cli) -> None:
-    result = cli.ok("run", "--model", "m", "--dry-run", "--volume", "100")
+    result = cli.ok("run", "--model", "m", "--dry-run", "--volume", "100",
+                    "--gate-min-examples", "50")
     names = [line.split(":")[0] for line in result.stdout.splitlines()]
     assert names == ["features", "server", "labels", "trainer"]
-    assert "--volume 100" in result.stdout
+    trainer = result.stdout.splitlines()[-1]
+    assert "--volume 100" in trainer
+    assert "--gate-min-examples 50" in trainer
 
 
 def test_report_compares_arms_and_trainers(cli: Cli, tmp_path: object) -> None:
