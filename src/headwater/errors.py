@@ -14,6 +14,7 @@ server and CLI layers, not of these classes::
     │   ├── PayloadTooLargeError     an event or batch over the size limit
     │   ├── BanditStateError         a bandit snapshot that cannot be restored
     │   ├── UnknownArmError          a routing policy's arm that is no alias of the model
+    │   ├── ConflictError            input contradicting what was accepted (a reused id)
     │   └── LeakageError             a label or feature visible before it could be known
     ├── LogError                     the event log
     │   ├── UnknownTopicError
@@ -53,6 +54,7 @@ __all__ = [
     "BanditStateError",
     "ComponentFailedError",
     "ConfigError",
+    "ConflictError",
     "CorruptLogError",
     "EvaluationError",
     "HeadwaterError",
@@ -133,6 +135,11 @@ class UnknownArmError(ValidationError):
     def __init__(self, field: str, arm: str, reason: str) -> None:
         super().__init__(field, reason)
         self.arm = arm
+
+
+class ConflictError(ValidationError):
+    """Input that contradicts what was accepted before: a request id sent again with
+    another request, or a second outcome for one prediction that says otherwise."""
 
 
 class LeakageError(ValidationError):
