@@ -8,7 +8,10 @@ settings, follows the model's aliases in the model store (``--registry``, defaul
 127.0.0.1 unless ``--host`` says otherwise. ``POST /outcomes`` appends outcomes to the
 ``outcomes`` topic, where the label joiner reads them. The admin endpoints need a bearer token
 read from ``--admin-token-file`` or ``$HEADWATER_ADMIN_TOKEN``; without one they are
-refused.
+refused. Why a version cannot be served (an alias not set, an artifact that fails
+verification, a pickle-based format the registry does not trust) is printed on standard
+error when the server starts and whenever it changes, and again every minute while a
+version still cannot load.
 
 It follows the feature engine's writes: an embedded online store is re-read every
 ``--refresh-ms`` (:class:`~headwater.store.online.StoreFollower`); Redis is read live.
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Annotated, Literal, cast
 
 import typer
+from rich.text import Text
 
 from headwater.bandits.feedback import Reward, RewardFeed
 from headwater.cli.common import (
@@ -123,6 +127,11 @@ def _positive(option: str, value: float) -> float:
     return value
 
 
+def _warn(problem: str) -> None:
+    """A serving problem, as one yellow line on standard error."""
+    status().print(Text(f"warning: {problem}", style="yellow"), soft_wrap=True)
+
+
 def _feature_set(project: str, name: str | None) -> FeatureSet:
     loaded = load_project(project)
     if name is not None:
@@ -209,7 +218,8 @@ def serve(
             "--refresh-ms", settings.online_refresh_ms if refresh_ms is None else refresh_ms))
         models = stack.enter_context(open_registry(registry, artifacts=artifacts,
                                                    settings=settings))
-        deployment = Deployment(models, model, _policy(policy, challenger, percent))
+        deployment = Deployment(models, model, _policy(policy, challenger, percent),
+                                on_problem=_warn)
         log = stack.enter_context(state.open_log())
         prediction_log = None
         if log_predictions:
