@@ -30,11 +30,11 @@ PUBLIC: dict[object, list[str]] = {
                          "Observation", "Performance", "Published", "RateLimited", "Strategy",
                          "Trainer", "Trigger", "Volume",
                          "examples_hash", "read_examples", "slice_end"],
-    headwater.orchestrator: ["Component", "Supervisor"],
+    headwater.orchestrator: ["Component", "RunLock", "Supervisor"],
     headwater.features: ["Aggregation", "DerivedFeature", "Entity", "Feature", "FeatureSet",
                          "Filter", "Lifetime", "Queries", "RequestSource", "Sliding", "Sources",
                          "StreamSource", "TableSource", "Tumbling", "Window", "feature_values",
-                         "make", "point_in_time", "training_frame"],
+                         "make", "model_inputs", "point_in_time", "training_frame"],
 }
 
 
