@@ -99,14 +99,16 @@ I64 = npt.NDArray[np.int64]
 
 
 class Progress(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """How far in the log a task's rows reach: its checkpoint ``checkpoint`` holds every
-    event it applied before offset ``position`` of its partition, whose watermark (the
-    largest event time before it) was then ``watermark``."""
+    """How far in the log a task's rows reach: its checkpoints up to ``checkpoint`` hold
+    every event it applied before offset ``position`` of its partition, whose watermark
+    (the largest event time before it) was then ``watermark``; events more than
+    ``lateness`` behind the watermark were left out as late."""
 
     task: str
     checkpoint: int
     position: int
     watermark: int
+    lateness: int
 
 
 class _Layout(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -318,16 +320,19 @@ class FeatureHistory:
                                  ProgressFile(task, checkpoint).name)
 
     def write(self, source: str, batch: pa.RecordBatch | pa.Table, *, checkpoint: int,
-              task: str, position: int | None = None, watermark: int | None = None) -> None:
+              task: str, position: int | None = None, watermark: int | None = None,
+              lateness: int | None = None) -> None:
         """Store the rows of checkpoint ``checkpoint`` of ``task``, replacing what an earlier
         write of the same checkpoint stored. Columns are described in
-        :mod:`~headwater.store.history.rows`. With ``position`` (and ``watermark``), record
-        how far in the log the task's rows now reach (:class:`Progress`)."""
+        :mod:`~headwater.store.history.rows`. With ``position``, ``watermark`` and
+        ``lateness``, record how far in the log the task's rows now reach
+        (:class:`Progress`)."""
         check_source(source)
         check_task(task)
         checkpoint = _check_checkpoint(checkpoint)
-        if (position is None) != (watermark is None):
-            raise ValidationError("position", "give position and watermark together")
+        given = [v is not None for v in (position, watermark, lateness)]
+        if any(given) and not all(given):
+            raise ValidationError("position", "give position, watermark and lateness together")
         rows = normalize(batch)
         known = self._schemas.get(source)
         merged = merge_schemas(known, rows.schema)  # a type change fails before any I/O
@@ -350,8 +355,8 @@ class FeatureHistory:
             for temp, _ in staged:
                 self.storage.delete(temp)
             raise
-        if position is not None and watermark is not None:
-            progress = Progress(task, checkpoint, int(position), int(watermark))
+        if position is not None and watermark is not None and lateness is not None:
+            progress = Progress(task, checkpoint, int(position), int(watermark), int(lateness))
             self.storage.makedirs(self.storage.join(self._dir(source), _PROGRESS))
             self.storage.write_bytes(self._progress_path(source, task, checkpoint),
                                      msgspec.json.encode(progress))
