@@ -33,7 +33,8 @@ def test_write_then_scan_returns_the_rows(history: FeatureHistory) -> None:
     assert records(got) == records(batch)
     assert history.sources() == ["payments"]
     assert data_files(history.root) == [
-        f"source=payments/bucket=0/day=1970-01-0{d}/payments-0-000000000000-0.parquet" for d in (1, 2, 3)]
+        f"source=payments/bucket=0/day=1970-01-0{d}/payments-0-000000000000-0.parquet"
+        for d in (1, 2, 3)]
 
 
 def test_a_record_batch_with_timestamps_and_small_ints_is_normalized(
@@ -106,7 +107,8 @@ def test_scans_prune_partitions_by_event_time(history: FeatureHistory) -> None:
     history.write("s", rows(["a"] * 5, times, list(range(5))), checkpoint=0, task="s-0")
     # corrupt the first and last days: a scan that opened them would fail
     for day in ("1970-01-01", "1970-01-03"):
-        (history.root / f"source=s/bucket=0/day={day}/s-0-000000000000-0.parquet").write_bytes(b"junk")
+        folder = history.root / f"source=s/bucket=0/day={day}"
+        (folder / "s-0-000000000000-0.parquet").write_bytes(b"junk")
     got = history.scan("s", start=DAY, end=2 * DAY)
     assert got.column("_event_time").to_pylist() == [DAY, DAY + HOUR]
     assert history.scan("s", start=DAY + 1, end=DAY + HOUR + 1).column("_offset").to_pylist() == [3]

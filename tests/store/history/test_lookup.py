@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from headwater.features.engine import FeatureEngine
 from headwater.features.pointintime import Mode, Queries, Sources, point_in_time
 from headwater.features.timetravel import values_at_times as replayed
-from headwater.log import Log, Schema
+from headwater.log import Log
 from headwater.log.partitioner import partition_of
 from headwater.log.schema import TIMESTAMP
 from headwater.store.history import FeatureHistory
@@ -173,7 +173,8 @@ def test_the_history_on_an_fsspec_filesystem_answers_as_a_local_one(tmp_path: Pa
     compare(remote.values_at(FEATURES, "clicks", queries, mode="known_at"), want, "remote")
     assert remote.progress("clicks") == local.progress("clicks")
     assert remote.progress("clicks")["clicks-0"].position == 5
-    assert remote.sources() == ["clicks"] and remote.buckets("clicks") == 4
+    assert remote.sources() == ["clicks"]
+    assert remote.buckets("clicks") == 4
     with pytest.raises(ConfigError, match="object storage has no lock"):
         remote.compact("clicks")
     assert remote.compact("clicks", exclusive=True) == local.compact("clicks") > 0

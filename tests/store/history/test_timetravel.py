@@ -135,8 +135,8 @@ def test_a_known_entity_with_an_empty_window_is_zero_not_null(history: FeatureHi
 
 
 def test_with_a_ttl_the_scan_skips_older_partitions(history: FeatureHistory) -> None:
-    (history.root / "source=events/bucket=0/day=1970-01-01/events-0-000000000000-0.parquet").write_bytes(
-        b"never read")
+    folder = history.root / "source=events/bucket=0/day=1970-01-01"
+    (folder / "events-0-000000000000-0.parquet").write_bytes(b"never read")
     latest = Feature.of("latest", USER, EVENTS, "last", column="x", ttl="2d")
     # the scan starts at 3 days - 2 days: a's last event (day 1, 1 h) is still in it
     assert values(history, [latest], ["a", "b"], [3 * DAY, 6 * DAY]) == {
