@@ -29,9 +29,12 @@ server and CLI layers, not of these classes::
     │   ├── UnknownVersionError
     │   ├── VersionExistsError       versions are immutable: a number is registered once
     │   ├── AliasError               an alias move that cannot be made (e.g. nothing to roll back)
-    │   │   └── UnknownAliasError    the alias points at no version
+    │   │   ├── UnknownAliasError    the alias points at no version
+    │   │   └── AliasTargetError     a move to a version that cannot be loaded (names why)
     │   ├── ArtifactMissingError     a recorded artifact is not in the artifact store
-    │   └── ArtifactCorruptError     an artifact whose content hash is not the recorded one
+    │   ├── ArtifactCorruptError     an artifact whose content hash is not the recorded one
+    │   └── VersionLoadError         a version that cannot be loaded (names model, version, why)
+    │       └── UntrustedVersionError  it can run code on load; the registry has not opted in
     ├── EvaluationError              an evaluation that cannot be made (names what and why)
     ├── ModelError                   a model adapter failed (see ``__cause__``)
     │   └── ModelArtifactError       a saved model that cannot be loaded (names file, reason)
@@ -43,6 +46,7 @@ from __future__ import annotations
 
 __all__ = [
     "AliasError",
+    "AliasTargetError",
     "ArtifactCorruptError",
     "ArtifactMissingError",
     "BackendError",
@@ -71,8 +75,10 @@ __all__ = [
     "UnknownTopicError",
     "UnknownVersionError",
     "UntrustedArtifactError",
+    "UntrustedVersionError",
     "ValidationError",
     "VersionExistsError",
+    "VersionLoadError",
     "WriterConflictError",
 ]
 
@@ -236,6 +242,12 @@ class UnknownAliasError(AliasError, KeyError):
         return str(self.args[0])
 
 
+class AliasTargetError(AliasError):
+    """An alias move refused because its target version cannot be loaded: its artifact
+    fails verification, cannot be read, or can run code and the registry has not opted
+    in. The :class:`VersionLoadError` is the ``__cause__``."""
+
+
 class ArtifactMissingError(RegistryError):
     """The artifact of a recorded version is not in the artifact store."""
 
@@ -250,6 +262,24 @@ class ArtifactCorruptError(RegistryError):
         super().__init__(message)
         self.expected = expected
         self.actual = actual
+
+
+class VersionLoadError(RegistryError):
+    """A version whose model cannot be loaded here: the message says which and why (a
+    missing or altered artifact, an unreadable model, a missing extra, an untrusted
+    format); the original error is the ``__cause__``."""
+
+    def __init__(self, model: str, version: int, reason: str) -> None:
+        super().__init__(f"version {version} of {model} cannot load: {reason}")
+        self.model = model
+        self.version = version
+        self.reason = reason
+
+
+class UntrustedVersionError(VersionLoadError):
+    """A version whose artifact can run code when loaded (pickle, or skops types outside
+    skops' trusted list), in a registry whose operator has not opted in to such
+    artifacts (:meth:`headwater.registry.ModelRegistry.trust`)."""
 
 
 class EvaluationError(HeadwaterError):
@@ -273,7 +303,13 @@ class ModelArtifactError(ModelError, ValidationError):
 
 
 class UntrustedArtifactError(ModelArtifactError):
-    """A model whose format runs code on load (pickle) was loaded without ``trusted=True``."""
+    """A model whose format runs code on load (pickle) was loaded without ``trusted=True``.
+
+    ``risk`` says what in the artifact can run code (the format, or the types found)."""
+
+    def __init__(self, path: str, reason: str, *, risk: str = "") -> None:
+        super().__init__(path, reason)
+        self.risk = risk or reason
 
 
 class BackendError(HeadwaterError):

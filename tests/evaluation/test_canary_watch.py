@@ -11,7 +11,7 @@ from headwater.evaluation.canary import CanaryController, CanaryRamp
 from headwater.evaluation.canary_watch import CanaryWatch
 from headwater.evaluation.guardrails import Guardrails
 from headwater.serving import PredictionLog
-from tests.serving.conftest import World, train, world  # noqa: F401
+from tests.serving.conftest import World, Wrapped, train, world  # noqa: F401
 
 GUARDS = Guardrails(min_requests=20, metric=None, max_psi=float("inf"), max_p99_ratio=float("inf"))
 
@@ -46,7 +46,7 @@ def drive(world: World, broken: bool, *, canary: Any = None,  # noqa: F811
     predictor = world.predictor(deployment, plog)
     if broken or canary is not None:
         made = canary if canary is not None else Broken()
-        deployment.loader = lambda path: made  # type: ignore[assignment,return-value]
+        deployment.source = Wrapped(world.registry, lambda model: made)
     controller = CanaryController(world.registry, "fraud", v2, apply=deployment.reload,
                                   ramp=CanaryRamp((10.0, 50.0, 100.0), guards), salt="t")
     watch = CanaryWatch(world.log, controller, window=20)

@@ -11,7 +11,7 @@ import pytest
 
 from headwater.errors import ModelError, ValidationError
 from headwater.serving import PredictRequest, neutral_defaults
-from tests.serving.conftest import COLUMNS, World, train, training_batch
+from tests.serving.conftest import COLUMNS, World, Wrapped, train, training_batch
 
 
 def test_the_score_is_the_model_s_on_the_same_inputs(world: World) -> None:
@@ -31,16 +31,19 @@ def test_the_score_is_the_model_s_on_the_same_inputs(world: World) -> None:
     assert not got.fallback
 
 
-def test_an_unknown_entity_is_flagged_and_filled_with_the_model_s_defaults(world: World) -> None:
+def test_an_unknown_entity_is_flagged_and_filled_with_the_defaults(world: World) -> None:
     model = train(1)
     world.register(model, "champion")
     predictor = world.predictor(world.deployment())
     got = predictor.predict({"user": "nobody"}, {"price": 12.0, "device": "ios"})
     assert got.unknown_entity
-    assert got.missing == ("spend", "txns", "biggest")
+    # the sum and the count of an entity never seen are 0 (their feature default), not
+    # the model's running means; the max has no value, so the model's default fills it
+    assert got.missing == ("biggest",)
     defaults: Mapping[str, Any] = neutral_defaults(model)
-    row = {"spend": defaults["spend"], "txns": defaults["txns"], "biggest": defaults["biggest"],
-           "price": 12.0, "device": "ios"}
+    assert defaults["txns"] > 1.0
+    row = {"spend": 0.0, "txns": 0.0, "biggest": defaults["biggest"], "price": 12.0,
+           "device": "ios"}
     assert got.score == model.predict_one(row)
     # a missing request value is filled and reported too; NaN counts as missing
     partial = predictor.predict({"user": "u1"}, {"price": math.nan})
@@ -103,7 +106,7 @@ def test_a_model_that_raises_falls_back_to_the_previous_version(world: World) ->
     first = deployment.snapshot.arms["champion"]
     v2 = world.register(train(2))
     world.registry.promote("fraud", v2, actor="test", reason="test")
-    deployment.loader = lambda path: Broken()  # type: ignore[assignment,return-value]
+    deployment.source = Wrapped(world.registry, lambda model: Broken())
     assert deployment.reload()
     assert deployment.snapshot.arms["champion"].version == v2
     got = predictor.predict({"user": "u1"}, {"price": 3.0, "device": "web"})

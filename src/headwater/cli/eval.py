@@ -46,7 +46,7 @@ from headwater.evaluation import (
 )
 from headwater.evaluation.examples import int64_column
 from headwater.labels import TRAINING_EXAMPLES_TOPIC
-from headwater.models import Model, load_model
+from headwater.models import Model
 from headwater.registry import open_registry
 from headwater.registry.names import check_model_name, parse_ref
 from headwater.reports import Report, render
@@ -112,9 +112,9 @@ def _finish(report: Report, html: Path | None) -> None:
 
 def _load(ctx: typer.Context, registry: str | None, name: str, ref: str) -> tuple[Model, str]:
     with open_registry(registry, settings=state_of(ctx).settings) as store:
-        checked = store.open(check_model_name(name, field="MODEL"),
-                             parse_ref(ref, field="--version"))
-        return load_model(checked.path), f"{name} v{checked.version.version}"
+        loaded = store.load(check_model_name(name, field="MODEL"),
+                            parse_ref(ref, field="--version"))
+        return loaded.model, f"{name} v{loaded.version.version}"
 
 
 @app.command("backtest")

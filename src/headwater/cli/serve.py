@@ -8,7 +8,10 @@ settings, follows the model's aliases in the model store (``--registry``, defaul
 127.0.0.1 unless ``--host`` says otherwise. ``POST /outcomes`` appends outcomes to the
 ``outcomes`` topic, where the label joiner reads them. The admin endpoints need a bearer token
 read from ``--admin-token-file`` or ``$HEADWATER_ADMIN_TOKEN``; without one they are
-refused.
+refused. Why a version cannot be served (an alias not set, an artifact that fails
+verification, a pickle-based format the registry does not trust) is printed on standard
+error when the server starts and whenever it changes, and again every minute while a
+version still cannot load.
 
 It follows the feature engine's writes: an embedded online store is re-read every
 ``--refresh-ms`` (:class:`~headwater.store.online.StoreFollower`); Redis is read live.
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Annotated, Literal, cast
 
 import typer
+from rich.text import Text
 
 from headwater.bandits.feedback import Reward, RewardFeed
 from headwater.cli.common import split_names, state_of, status
@@ -50,6 +54,7 @@ from headwater.serving import (
 )
 from headwater.serving.actions import ActionService
 from headwater.serving.outcomes import OutcomeSink
+from headwater.serving.prediction_log import PREDICTIONS_TOPIC
 from headwater.store.online import StoreFollower, open_online_store
 from headwater.time import parse_duration
 
@@ -103,15 +108,19 @@ def _action_service(kind: str, context: str | None, window: str, log: Log,
         policy = LinearThompson(list(names), rng=rng)
     else:
         raise ValidationError("--decide", f"expected epsilon, linucb or thompson, got {kind!r}")
-    return ActionService(policy, rule=JoinRule(window=parse_duration(window,
-                                                                     field="--decide-window")),
-                         log=DecisionLog(log), reader=reader)
+    rule = JoinRule(window=parse_duration(window, field="--decide-window"), timeout_label=0.0)
+    return ActionService(policy, rule=rule, log=DecisionLog(log), reader=reader)
 
 
 def _positive(option: str, value: float) -> float:
     if not value > 0:
         raise ValidationError(option, f"expected a positive number, got {value}")
     return value
+
+
+def _warn(problem: str) -> None:
+    """A serving problem, as one yellow line on standard error."""
+    status().print(Text(f"warning: {problem}", style="yellow"), soft_wrap=True)
 
 
 def _feature_set(project: str, name: str | None) -> FeatureSet:
@@ -154,6 +163,9 @@ def serve(
     log_predictions: Annotated[bool, typer.Option(
         "--log-predictions/--no-log-predictions",
         help="Append every prediction to the predictions topic.")] = True,
+    predictions_topic: Annotated[str, typer.Option(
+        "--predictions-topic", help="The topic predictions are logged to.")
+    ] = PREDICTIONS_TOPIC,
     reward: Annotated[str, typer.Option(
         help="What a bandit policy learns from, read from the joined labels: accuracy, "
         "likelihood or label.")] = "accuracy",
@@ -197,11 +209,12 @@ def serve(
             "--refresh-ms", settings.online_refresh_ms if refresh_ms is None else refresh_ms))
         models = stack.enter_context(open_registry(registry, artifacts=artifacts,
                                                    settings=settings))
-        deployment = Deployment(models, model, _policy(policy, challenger, percent))
+        deployment = Deployment(models, model, _policy(policy, challenger, percent),
+                                on_problem=_warn)
         log = stack.enter_context(state.open_log())
         prediction_log = None
         if log_predictions:
-            prediction_log = PredictionLog(log)
+            prediction_log = PredictionLog(log, predictions_topic)
             stack.callback(prediction_log.close)
         predictor = Predictor(FeatureReader(store, chosen), deployment, log=prediction_log)
         # Bandit policies (set now or later through the admin API) learn from the rewards
