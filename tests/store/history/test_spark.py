@@ -85,9 +85,13 @@ def test_timestamps_and_integer_keys(spark: Any, tmp_path: Any) -> None:
                                  [0, 1, 2], x=[1.0, 2.0, 4.0]), checkpoint=0, task="clicks-0")
     at = datetime(2024, 5, 1, 0, 0, 6, tzinfo=UTC)
     frame = spark.createDataFrame([(7, at), (8, at), (9, at)], "user long, at timestamp")
-    got = values_at(frame, str(tmp_path), FEATURES[:1], "clicks", entity="user",
+    chosen = [FEATURES[0], FEATURES[3]]  # count, last(x)
+    got = values_at(frame, str(tmp_path), chosen, "clicks", entity="user",
                     time="at").toArrow().sort_by("user")
-    assert got.column("n_total").to_pylist() == [2.0, None, None]
+    assert got.column("last_x").to_pylist() == [2.0, None, None]
+    want = history.values_at(chosen, "clicks", Queries(pa.array([7, 8, 9]),
+                                                       np.full(3, start + 6 * second)))
+    assert got.column("n_total").to_pylist() == want.column("n_total").to_pylist()
     with pytest.raises(ValidationError, match="no column 'when'"):
         values_at(frame, str(tmp_path), FEATURES, "clicks", entity="user", time="when")
 
