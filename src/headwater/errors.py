@@ -13,6 +13,7 @@ server and CLI layers, not of these classes::
     │   ├── TimestampError           naive, unreadable or out-of-range time
     │   ├── PayloadTooLargeError     an event or batch over the size limit
     │   ├── BanditStateError         a bandit snapshot that cannot be restored
+    │   ├── UnknownArmError          a routing policy's arm that is no alias of the model
     │   ├── ConflictError            input contradicting what was accepted (a reused id)
     │   └── LeakageError             a label or feature visible before it could be known
     ├── LogError                     the event log
@@ -39,7 +40,10 @@ server and CLI layers, not of these classes::
     ├── ModelError                   a model adapter failed (see ``__cause__``)
     │   └── ModelArtifactError       a saved model that cannot be loaded (names file, reason)
     │       └── UntrustedArtifactError  a pickle-based model loaded without trusted=True
-    └── BackendError                 a server backend failed (Redis, Kafka)
+    ├── BackendError                 a server backend failed (Redis, Kafka)
+    └── OrchestrationError           supervised components (``headwater run``)
+        ├── AlreadyRunningError      another supervisor holds this home (names its pid)
+        └── ComponentFailedError     a component failed the same way again and again
 """
 
 from __future__ import annotations
@@ -47,10 +51,12 @@ from __future__ import annotations
 __all__ = [
     "AliasError",
     "AliasTargetError",
+    "AlreadyRunningError",
     "ArtifactCorruptError",
     "ArtifactMissingError",
     "BackendError",
     "BanditStateError",
+    "ComponentFailedError",
     "ConfigError",
     "ConflictError",
     "CorruptLogError",
@@ -62,6 +68,7 @@ __all__ = [
     "ModelArtifactError",
     "ModelError",
     "OffsetOutOfRangeError",
+    "OrchestrationError",
     "PayloadTooLargeError",
     "RegistryError",
     "SchemaError",
@@ -69,6 +76,7 @@ __all__ = [
     "TimestampError",
     "TopicExistsError",
     "UnknownAliasError",
+    "UnknownArmError",
     "UnknownConsumerGroupError",
     "UnknownModelError",
     "UnknownPartitionError",
@@ -124,6 +132,15 @@ class PayloadTooLargeError(ValidationError):
 
 class BanditStateError(ValidationError):
     """A bandit or contextual-policy snapshot that cannot be restored (names the field)."""
+
+
+class UnknownArmError(ValidationError):
+    """A routing policy names an arm that is not an alias of the model: requests routed
+    to it would fall back to another version. ``arm`` is the name."""
+
+    def __init__(self, field: str, arm: str, reason: str) -> None:
+        super().__init__(field, reason)
+        self.arm = arm
 
 
 class ConflictError(ValidationError):
@@ -314,3 +331,31 @@ class UntrustedArtifactError(ModelArtifactError):
 
 class BackendError(HeadwaterError):
     """A server backend (Redis, Kafka, PostgreSQL) failed; see ``__cause__``."""
+
+
+class OrchestrationError(HeadwaterError):
+    """A failure of supervised components (:mod:`headwater.orchestrator`)."""
+
+
+class AlreadyRunningError(OrchestrationError):
+    """Another supervisor is running on the same home; ``pid`` is its process id (or
+    ``None`` when it could not be read)."""
+
+    def __init__(self, message: str, pid: int | None) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
+class ComponentFailedError(OrchestrationError):
+    """A component failed the same way several times in a row, each time soon after it
+    started, and is not restarted again. ``component`` names it, ``exit_codes`` are its
+    last exits and ``output`` the last lines it wrote."""
+
+    def __init__(self, component: str, exit_codes: list[int], output: str) -> None:
+        lines = f"; its last output:\n{output}" if output else " (no output kept)"
+        super().__init__(f"component {component!r} failed {len(exit_codes)} times in a row "
+                         f"soon after starting (exit code {exit_codes[-1]}); not restarted"
+                         f"{lines}")
+        self.component = component
+        self.exit_codes = exit_codes
+        self.output = output

@@ -10,7 +10,7 @@ under ``<home>/features``, the feature history at ``$HEADWATER_HISTORY_URL`` or
 from __future__ import annotations
 
 import json
-from contextlib import closing, suppress
+from contextlib import closing
 from typing import Annotated, Any
 
 import pyarrow as pa
@@ -18,6 +18,7 @@ import typer
 from rich.table import Table
 
 from headwater.cli.common import format_count, out, state_of, status
+from headwater.cli.signals import stop_requested
 from headwater.errors import ValidationError
 from headwater.features.definitions import DerivedFeature, Feature, FeatureSet, TableSource
 from headwater.features.engine import FeatureEngine, backfill
@@ -128,9 +129,10 @@ def run(
                                state_dir=state.settings.features_dir / "state",
                                history=FeatureHistory(state.settings.history_location),
                                ) as engine:
-        status().print(f"engine running ({len(loaded.features)} features); Ctrl-C stops it")
-        with suppress(KeyboardInterrupt):
-            engine.run(idle_timeout_s=idle_timeout, poll_timeout_s=0.2)
+        status().print(f"engine running ({len(loaded.features)} features); Ctrl-C or "
+                       "SIGTERM stops it")
+        with stop_requested() as stop:
+            engine.run(idle_timeout_s=idle_timeout, poll_timeout_s=0.2, stop=stop)
     status().print("engine stopped; its state is checkpointed")
 
 

@@ -70,7 +70,7 @@ from headwater.serving.messages import (
 )
 from headwater.serving.metrics import CONTENT_TYPE, ServingMetrics
 from headwater.serving.openapi import openapi
-from headwater.serving.policy_spec import policy_from_spec
+from headwater.serving.policy_spec import check_arms, policy_from_spec
 from headwater.serving.predictor import Predictor
 
 if TYPE_CHECKING:
@@ -308,6 +308,7 @@ class ServingApp:
         if path == "/admin/policy":
             change = decode(_POLICY, body)
             policy = policy_from_spec(change.policy)
+            check_arms(policy, await asyncio.to_thread(registry.aliases, name), model=name)
             await asyncio.to_thread(self.deployment.reload, policy)
             self.policy_changes.append((change.actor, change.reason, policy.describe()))
             return 200, _JSON, _ENCODE({"models": self.deployment.snapshot.describe()})
