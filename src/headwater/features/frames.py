@@ -168,6 +168,8 @@ def _localize(column: pd.Series[Any], timezone: str, field: str) -> pd.Series[An
         local: pd.Series[Any] = column.dt.tz_localize(timezone, ambiguous="raise",
                                                       nonexistent="raise")
         return local
-    except (ValueError, KeyError) as exc:  # an unknown zone; a skipped or repeated wall time
+    # An unknown zone, or a wall time it skips or repeats: pandas 3 raises ValueErrors and
+    # KeyErrors, pandas 2 pytz's own exceptions, so whatever it raises is named here.
+    except Exception as exc:
         raise TimestampError(field, f"cannot read the naive times in {timezone!r}: "
                              f"{type(exc).__name__}: {exc}") from None
