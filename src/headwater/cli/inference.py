@@ -5,17 +5,17 @@ give it the type that almost all of its values have, so one odd value (``"1,5"``
 column of amounts) does not turn the column into text. The rule, per column, over the
 values read (nulls aside):
 
-- ``int64`` when at least :data:`MAJORITY` of them are integers and none is a number
-  with a fraction; else ``float64`` when at least that share are numbers (``nan`` and
-  ``inf`` count: the schema then refuses them, unless allowed); else ``bool`` when at
-  least that share are ``true``/``false``; else ``string``;
+- ``int64`` when more than :data:`MAJORITY` of them are integers and no more are
+  numbers; else ``float64`` when more than that share are numbers (``nan`` and ``inf``
+  count: the schema then refuses them, unless allowed); else ``bool`` when more than
+  that share are ``true``/``false``; else ``string``;
 - the key column is ``int64`` or ``string`` (a key is never a float);
 - the values that disagree with the chosen type are counted, reported with an example,
   and the rows holding them are rejected at append into the dead-letter topic.
 
 >>> votes = vote("amount", pa.array(["1.5", "2", "1,5", None]), np.array([2, 3, 4, 5]))
->>> votes.type, votes.disagree, votes.example
-('float64', 1, (4, '1,5'))
+>>> votes.type, votes.values, votes.disagree, votes.example
+('float64', 3, 1, (4, '1,5'))
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ from rich.table import Table
 
 __all__ = ["MAJORITY", "Votes", "count_votes", "vote", "votes_table"]
 
-#: The share of a column's values that must agree on a type for the column to take it.
-MAJORITY: Final = 0.9
+#: The share of a column's values that must be passed for the column to take their type.
+#: A simple majority: what disagrees is reported and rejected, never silently kept.
+MAJORITY: Final = 0.5
 _PATTERNS: Final = {
     "int64": r"^-?\d{1,18}$",
     "float64": r"^[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|(?i:nan|inf|infinity))$",
@@ -71,12 +72,12 @@ class _Tally:
         need = MAJORITY * self.values
         if not self.values:
             return "string"
-        if matches["int64"] >= need and matches["int64"] >= matches["float64"]:
+        if matches["int64"] > need and matches["int64"] >= matches["float64"]:
             return "int64"
         if key:
             return "string"
         for name in ("float64", "bool"):
-            if matches[name] >= need:
+            if matches[name] > need:
                 return name
         return "string"
 

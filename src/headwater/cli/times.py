@@ -105,7 +105,7 @@ class TimeReader:
         """Integer times in µs, and which of them are in the accepted range."""
         values = values.astype(np.int64, copy=False)
         multiply, divide = _PER_UNIT[self.unit_for(values, field)]
-        limit = MAX_MICROS // multiply
+        limit = MAX_MICROS * divide // multiply  # beyond it, the product could overflow
         ok = (values < limit) & (values > -limit)
         micros = np.where(ok, values, 0) * multiply // divide
         ok &= (micros >= MIN_MICROS) & (micros < MAX_MICROS)
