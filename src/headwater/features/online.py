@@ -22,7 +22,25 @@ from headwater.features.state import ENTRY_HEADER
 if TYPE_CHECKING:
     from headwater.store.online.protocol import OnlineStore
 
-__all__ = ["FeatureReader", "value_at", "values_at"]
+__all__ = ["EntityKey", "FeatureReader", "entity_key", "value_at", "values_at"]
+
+EntityKey = str | int
+"""An entity's key as a caller gives it: text, or an integer."""
+
+
+def entity_key(key: EntityKey, *, field: str = "entities") -> str:
+    """The key as the online store holds it: an integer is its decimal text, which is how
+    the engine stores the keys of an integer key column, so ``42`` and ``"42"`` name the
+    same entity.
+
+    >>> entity_key(42), entity_key("42"), entity_key("ada")
+    ('42', '42', 'ada')
+    """
+    if isinstance(key, str):
+        return key
+    if isinstance(key, int) and not isinstance(key, bool):
+        return str(key)
+    raise ValidationError(field, f"an entity key is text or an integer, not {key!r}")
 
 _DOUBLE: Final = struct.Struct("<d")
 _LIFETIME_HOP: Final = 1 << 62  # a lifetime window is one tile: its tile is always 0
@@ -51,7 +69,8 @@ class FeatureReader:
     """Reads a feature set for serving: one store read per entity, then the derived
     features, computed from the values and the request exactly as offline.
 
-    ``entities`` maps an entity name to its key; ``request`` holds request values.
+    ``entities`` maps an entity name to its key (:func:`entity_key`: text or an integer);
+    ``request`` holds request values.
     """
 
     def __init__(self, online: OnlineStore, feature_set: FeatureSet) -> None:
@@ -68,14 +87,14 @@ class FeatureReader:
         self._plans = {entity: [_Plan.of(f) for f in features]
                        for entity, features in self.by_entity.items()}
 
-    def read(self, entities: Mapping[str, str], now: int,
+    def read(self, entities: Mapping[str, EntityKey], now: int,
              request: Mapping[str, Any] | None = None) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for entity, plans in self._plans.items():
             key = entities.get(entity)
             if key is None:
                 raise ValidationError(f"entities.{entity}", "missing: the feature set needs it")
-            entries = self.online.read(entity, key)
+            entries = self.online.read(entity, entity_key(key, field=f"entities.{entity}"))
             for plan in plans:
                 values[plan.name] = plan.value(entries.get(plan.name), now)
         if self.derived:

@@ -36,10 +36,11 @@ RequestValue = float | int | str | bool | None
 
 
 class PredictRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One prediction request: the entity keys (entity name → key), the request values
-    and an optional request id (one is made up when it is missing)."""
+    """One prediction request: the entity keys (entity name → key; an integer key is the
+    same as its decimal text), the request values and an optional request id (one is made
+    up when it is missing)."""
 
-    entities: dict[str, str]
+    entities: dict[str, str | int]
     request: dict[str, RequestValue] = {}
     request_id: str | None = None
 
@@ -47,7 +48,7 @@ class PredictRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class PredictBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The body of ``POST /predict``: one request, or a batch in ``requests``."""
 
-    entities: dict[str, str] | None = None
+    entities: dict[str, str | int] | None = None
     request: dict[str, RequestValue] = {}
     request_id: str | None = None
     requests: list[PredictRequest] | None = None
@@ -107,7 +108,7 @@ class DecideBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     actions: list[str]
     context: dict[str, Any] = {}  # numbers, checked by name when decided
-    entities: dict[str, str] = {}
+    entities: dict[str, str | int] = {}
     request_id: str | None = None
 
 

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from headwater.errors import ModelError, ValidationError
-from headwater.features.online import FeatureReader
+from headwater.features.online import EntityKey, FeatureReader, entity_key
 from headwater.serving.deployment import Deployment, LoadedModel, Snapshot
 from headwater.serving.messages import Prediction, PredictRequest
 from headwater.serving.prediction_log import PredictionLog
@@ -77,7 +77,8 @@ class Predictor:
         """Whether a model version is loaded for the policy's first arm."""
         return self.deployment.snapshot.ready
 
-    def predict(self, entities: Mapping[str, str], request: Mapping[str, Any] | None = None,
+    def predict(self, entities: Mapping[str, EntityKey],
+                request: Mapping[str, Any] | None = None,
                 *, request_id: str | None = None) -> Prediction:
         """Score one request (see the module docstring for the steps)."""
         snap = self.deployment.snapshot
@@ -86,7 +87,7 @@ class Predictor:
         started = perf_counter()
         values = self.reader.read(entities, now, request)
         rid = request_id or f"{self._prefix}-{next(self._ids)}"
-        key = entities.get(self.route_by, rid) if self.route_by else rid
+        key = entity_key(entities.get(self.route_by, rid)) if self.route_by else rid
         route = snap.policy.choose(key)
         unknown = self._unknown(values)
         model, score, row, missing, fallback = self._score(snap, route.arm, values, request)
@@ -187,7 +188,7 @@ class Predictor:
             except ValidationError as exc:
                 raise ValidationError(f"requests[{i}].{exc.field}", exc.reason) from None
             rid = r.request_id or f"{self._prefix}-{next(self._ids)}"
-            key = r.entities.get(self.route_by, rid) if self.route_by else rid
+            key = entity_key(r.entities.get(self.route_by, rid)) if self.route_by else rid
             reads.append((rid, key, values, r.request, self._unknown(values),
                           snap.policy.choose(key).arm))
         groups: dict[int, list[int]] = {}
