@@ -204,3 +204,52 @@ def test_integer_times_too_small_to_tell_need_the_unit(headwater: Headwater) -> 
     assert explicit.code == 0, explicit
     assert sorted(to_micros(e["ts"]) for e in headwater.events("small")) == [
         25_000_000, 1_709_280_000_000]
+
+
+FEATURES = """
+from headwater.features import Entity, Feature, FeatureSet, StreamSource
+
+carrier = Entity("carrier", key="carrier")
+payments = StreamSource.of("payments")
+notes = FeatureSet("notes", (
+    Feature.of("last_note", carrier, payments, "last", column="note"),
+    Feature.of("distinct_notes", carrier, payments, "approx_distinct", column="note"),
+    Feature.of("total", carrier, payments, "sum", column="amount"),
+))
+"""
+
+
+def test_features_are_checked_against_the_topic_and_text_aggregates(
+        headwater: Headwater) -> None:
+    text = (b"carrier,amount,ts,note\n"
+            b"42,1.5,2024-03-01T08:00:00Z,late\n"
+            b"42,2.5,2024-03-01T09:00:00Z,on time\n"
+            b"42,NaN,2024-03-01T09:30:00Z,\n"
+            b"7,4.0,2024-03-01T10:00:00Z,late\n")
+    path = headwater.write("payments.csv", text)
+    produced = headwater("produce", "payments", path, "--create", "--key", "carrier",
+                         "--event-time", "ts", "--allow-non-finite", "amount")
+    assert produced.code == 0, produced
+    wrong = headwater.write("wrong.py", FEATURES.encode() + b"\nbad = Feature.of('note_total',"
+                            b" carrier, payments, 'sum', column='note')\n")
+    refused = headwater("features", "apply", "--project", wrong)
+    assert refused.code == 2
+    assert refused.stderr.strip() == (
+        "error: note_total.column: sum cannot aggregate 'note', a string field of payments "
+        "(over string: count, approx_distinct, last)")
+    project = headwater.write("features.py", FEATURES.encode())
+    assert headwater("features", "apply", "--project", project).code == 0
+    ran = headwater("features", "run", "--project", project, "--idle-timeout", "1")
+    assert ran.code == 0, ran
+    got = headwater("features", "get", "42", "--project", project, "--set", "notes",
+                    "--at", "2024-03-02T00:00:00Z")
+    assert got.code == 0, got
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
+            for line in got.stdout.splitlines() if line.count("│") == 3}
+    # the NaN amount is skipped; the null note is not a value of last or distinct
+    assert rows == {"last_note": "on time", "distinct_notes": "2.0", "total": "4.0"}
+    online = headwater("features", "get", "42", "--project", project, "--set", "notes")
+    assert online.code == 0, online
+    now = {line.split("│")[1].strip(): line.split("│")[2].strip()
+           for line in online.stdout.splitlines() if line.count("│") == 3}
+    assert now == rows  # the online store answers as the log does

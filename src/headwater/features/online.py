@@ -12,6 +12,7 @@ import struct
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
@@ -109,7 +110,7 @@ class FeatureReader:
 class _Plan:
     """One feature's read, with everything but the entry and the time precomputed."""
 
-    __slots__ = ("empty", "hop", "last_n", "name", "offset", "tiles", "ttl")
+    __slots__ = ("empty", "hop", "last_n", "name", "offset", "text", "tiles", "ttl")
 
     def __init__(self, feature: Feature) -> None:
         self.name = feature.name
@@ -119,6 +120,7 @@ class _Plan:
         self.last_n = feature.n if feature.aggregation == "last_n" else None
         self.empty: Any = [] if self.last_n else _empty(feature)
         self.offset = ENTRY_HEADER.size
+        self.text = feature.aggregation == "last"  # over a text column, its entries are text
 
     @classmethod
     def of(cls, feature: Feature) -> _Plan:
@@ -135,6 +137,9 @@ class _Plan:
             k = 0
         elif k >= self.tiles:
             return self.empty
+        if self.text and len(entry) & 7:  # a text entry (see ENTRY_HEADER)
+            texts: list[str | None] = msgspec.json.decode(entry[self.offset:])
+            return texts[k]
         if self.last_n:
             m = self.last_n
             found = struct.unpack_from(f"<{m}d", entry, self.offset + 8 * m * k)
