@@ -119,6 +119,8 @@ def test_a_user_csv_is_appended_or_dead_lettered_row_by_row(headwater: Headwater
     assert dead[9]["payload"] == b"7,2.5,2024-03-02 12:00:00,caf\xe9"
     assert dead[10]["field"] == "ts"
     assert "never happened in Europe/Paris" in str(dead[10]["reason"])
+    assert msgspec.json.decode(dead[10]["payload"]) == {  # the row as the file has it
+        "carrier": "42", "amount": "8", "ts": "2024-03-31 02:30:00", "note": "skipped hour"}
     # The summary numbers rows the same way.
     for line in (4, 5, 7, 9, 10):
         assert f"│ {line} " in run.stdout, run.stdout

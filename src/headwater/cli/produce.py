@@ -232,6 +232,7 @@ def _prepare(events: pa.RecordBatch | list[Any], rows: npt.NDArray[np.int64],
     if renames:
         events = events.rename_columns([renames.get(n, n) for n in events.schema.names])
     refused: dict[int, tuple[str, str]] = {}
+    given = events
     for name in timestamps:
         pos = events.schema.get_field_index(name)
         if pos < 0:
@@ -242,7 +243,8 @@ def _prepare(events: pa.RecordBatch | list[Any], rows: npt.NDArray[np.int64],
             refused.setdefault(i, (name, reason))
     if not refused:
         return events, rows, []
-    original = events.to_pylist()
+    at = sorted(refused)
+    original = dict(zip(at, given.take(pa.array(at)).to_pylist(), strict=True))
     bad = [Unreadable(int(rows[i]), reason, _payload(original[i]), field=name)
            for i, (name, reason) in sorted(refused.items())]
     keep = np.ones(events.num_rows, bool)

@@ -220,10 +220,16 @@ def _cast_column(col: pa.Array, f: Field, rejects: _Rejects) -> pa.Array:
 
 def _check_finite(col: pa.Array, name: str, rejects: _Rejects) -> None:
     """Reject NaN and ±infinity in a float field that does not allow them."""
-    finite = pc.is_finite(col)
-    if finite.null_count == len(col) or pc.all(finite).as_py() is not False:
-        return
-    bad = np.flatnonzero(~np.asarray(pc.fill_null(finite, True)))
+    if not col.null_count:  # the common case: one pass over the values, no copy
+        finite = np.isfinite(col.to_numpy(zero_copy_only=True))
+        if finite.all():
+            return
+        bad = np.flatnonzero(~finite)
+    else:
+        checked = pc.is_finite(col)
+        if checked.null_count == len(col) or pc.all(checked).as_py() is not False:
+            return
+        bad = np.flatnonzero(~np.asarray(pc.fill_null(checked, True)))
     values = np.asarray(col.take(pa.array(bad)).fill_null(0.0), np.float64)
     for i, value in zip(bad.tolist(), values.tolist(), strict=True):
         rejects.add_one(i, name, non_finite_reason(value))
