@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -25,6 +25,9 @@ FsyncPolicy = Literal["always", "group", "never"]
 """When the embedded log calls fsync: after every append, every ``group_commit_ms``
 (appends wait for it), or never (the OS decides; survives a process crash, not a power
 cut)."""
+
+_Positive = Annotated[float, msgspec.Meta(gt=0)]
+_Count = Annotated[int, msgspec.Meta(ge=1)]
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -53,6 +56,17 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     group_commit_ms: float = 2.0
     segment_bytes: int = 128 << 20
     max_event_bytes: int = 1 << 20
+    online_refresh_ms: _Positive = 5.0
+    """How often a reader of the embedded online store (the prediction server) catches up
+    with its writer (the feature engine): the most a served value lags the store."""
+    serve_max_batch: _Count = 1_000
+    """The most requests (or outcomes) one batch sent to the prediction server may hold."""
+    serve_read_timeout_s: _Positive = 10.0
+    """How long the prediction server waits for a whole request (headers and body) on a
+    connection, from its opening or from the previous response, before closing it."""
+    serve_max_connections: _Count = 1_000
+    """Connections the prediction server keeps open at once; one more is answered 503
+    and closed."""
 
     @property
     def log_location(self) -> str:

@@ -13,6 +13,7 @@ server and CLI layers, not of these classes::
     │   ├── TimestampError           naive, unreadable or out-of-range time
     │   ├── PayloadTooLargeError     an event or batch over the size limit
     │   ├── BanditStateError         a bandit snapshot that cannot be restored
+    │   ├── ConflictError            input contradicting what was accepted (a reused id)
     │   └── LeakageError             a label or feature visible before it could be known
     ├── LogError                     the event log
     │   ├── UnknownTopicError
@@ -47,6 +48,7 @@ __all__ = [
     "BackendError",
     "BanditStateError",
     "ConfigError",
+    "ConflictError",
     "CorruptLogError",
     "EvaluationError",
     "HeadwaterError",
@@ -116,6 +118,11 @@ class PayloadTooLargeError(ValidationError):
 
 class BanditStateError(ValidationError):
     """A bandit or contextual-policy snapshot that cannot be restored (names the field)."""
+
+
+class ConflictError(ValidationError):
+    """Input that contradicts what was accepted before: a request id sent again with
+    another request, or a second outcome for one prediction that says otherwise."""
 
 
 class LeakageError(ValidationError):

@@ -133,3 +133,20 @@ def test_closed_requests_are_forgotten_after_two_windows() -> None:
     assert state.apply([Outcome("a", "u", None, 12)], 12).late[0].reason == "window_closed"
     state.apply([], watermark=100)
     assert state.apply([Outcome("a", "u", None, 101)], 101).late[0].reason == "unmatched"
+
+
+def test_a_repeated_request_id_labels_the_first_prediction_only() -> None:
+    """The server answers a repeated id with its first answer; beyond its memory, a repeat
+    is logged again, and the joiner keeps the first prediction of the id, as served."""
+    state = JoinState(JoinRule(window=10))
+    first = Prediction("r", "u", b'{"x":1.0}', "m", 1, 0.25, "champion", True, 5)
+    again = Prediction("r", "u", b'{"x":2.0}', "m", 2, 0.75, "champion", True, 6)
+    shadow_again = Prediction("r", "u", b'{"x":2.0}', "m", 3, 0.5, "challenger", False, 6)
+    state.add_predictions([first, again, shadow_again])
+    done = state.apply([Outcome("r", "u", 1.0, 8)], watermark=8)
+    assert [(e.features, e.version, e.score, e.label) for e in done.examples] == [
+        (b'{"x":1.0}', 1, 0.25, 1.0)]
+    state.add_predictions([again])  # after the request closed
+    assert state.repeated == 2
+    restored = JoinState.restore(state.snapshot())
+    assert restored.repeated == 2

@@ -74,17 +74,17 @@ def test_predict_batch(app: ServingApp) -> None:
     assert len(predictions) == 5
     assert all(p["missing"] == ["device"] for p in predictions)
     assert error_of(call(app, "POST", "/predict", {"requests": [{"entities": {"user": 1.5}}]}))[
-        :2] == (422, "requests[0].entities[...]")
+        :2] == (422, "requests[0].entities.user")
 
 
 @pytest.mark.parametrize(("body", "field"), [
-    ({"entities": {"user": 3.5}}, "entities[...]"),
+    ({"entities": {"user": 3.5}}, "entities.user"),
     ({"entities": "u1"}, "entities"),
     ({"request": {"price": 1.0}}, "entities"),
     ({"entities": {"user": "u1"}, "extra": 1}, "extra"),
-    ({"entities": {"user": "u1"}, "request": {"price": [1]}}, "request[...]"),
+    ({"entities": {"user": "u1"}, "request": {"price": [1]}}, "request.price"),
     ({"entities": {"account": "u1"}}, "entities.user"),
-    ({"entities": {"user": "u1"}, "request": {"price": "dear"}}, "price"),
+    ({"entities": {"user": "u1"}, "request": {"price": "dear"}}, "request.price"),
     ({"entities": {"user": "u1"}, "requests": []}, "requests"),
 ])
 def test_bad_requests_name_the_field(app: ServingApp, body: Any, field: str) -> None:
@@ -110,9 +110,10 @@ def test_health_ready_models_openapi(app: ServingApp, world: World) -> None:
     assert models["policy"]["kind"] == "champion"
     spec = json.loads(call(app, "GET", "/openapi.json")[2])
     assert spec["openapi"].startswith("3.")
-    assert {"/predict", "/health", "/ready", "/metrics", "/models", "/openapi.json",
-            "/admin/promote", "/admin/rollback", "/admin/policy", "/decide"} == set(spec["paths"])
-    assert "PredictBody" in spec["components"]["schemas"]
+    assert {"/predict", "/outcomes", "/health", "/ready", "/metrics", "/models",
+            "/openapi.json", "/admin/promote", "/admin/rollback", "/admin/policy",
+            "/decide"} == set(spec["paths"])
+    assert "PredictRequest" in spec["components"]["schemas"]
     empty = world.deployment(Split({"champion": 1, "nobody": 1}))
     empty.snapshot = type(empty.snapshot)(empty.snapshot.policy, {})
     unready = ServingApp(world.predictor(empty), empty)
@@ -199,3 +200,128 @@ def test_real_uvicorn_on_an_ephemeral_port(app: ServingApp) -> None:
         assert response.status == 200
         assert json.loads(response.read()) == {"ready": True}
         connection.close()
+
+
+def test_a_method_not_taken_is_405_with_allow(app: ServingApp) -> None:
+    status, headers, _ = call(app, "GET", "/predict")
+    assert (status, headers["allow"]) == (405, "POST")
+    status, headers, _ = call(app, "DELETE", "/health")
+    assert (status, headers["allow"]) == (405, "GET, HEAD")
+    assert call(app, "POST", "/admin/policy")[1]["allow"] == "PUT"
+    assert call(app, "GET", "/admin/nothing")[0] == 404
+
+
+@pytest.mark.parametrize(("body", "field", "reason"), [
+    ({"entities": {"user": "u1"}, "request_id": "r" * 900_000}, "request_id",
+     "Expected `str` of length <= 128"),
+    ({"entities": {"user": "u" * 900_000}}, "entities.user", "Expected `str` of length <= 256"),
+    ({"entities": {"user": "u1"}, "request": {"device": "x" * 2000}}, "request.device",
+     "Expected `str` of length <= 1024"),
+    ({"entities": {"user": "u1", "k" * 500: "v"}}, "entities",
+     "Expected `str` of length <= 128"),
+    ({"requests": [{"entities": {"user": "u1"}},
+                   {"entities": {"user": "u1"}, "request_id": "r" * 129}]},
+     "requests[1].request_id", "Expected `str` of length <= 128"),
+    ({"entities": {"user": ""}}, "entities.user", "Expected `str` of length >= 1"),
+])
+def test_keys_ids_and_strings_are_capped(app: ServingApp, body: Any, field: str,
+                                         reason: str) -> None:
+    status, got, why = error_of(call(app, "POST", "/predict", body))
+    assert (status, got) == (422, field)
+    assert reason in why
+    assert len(why) < 300  # the value is not echoed
+
+
+def test_client_errors_are_422_naming_the_value_never_a_model_error(app: ServingApp) -> None:
+    raw = b'{"entities": {"user": "u1"}, "request": {"price": ' + b"9" * 401 + b"}}"
+    status, field, reason = error_of(call(app, "POST", "/predict", raw=raw))
+    assert (status, field) == (422, "request.price")
+    assert "out of range" in reason
+    raw = b'{"entities": {"user": "u1"}, "request": {"price": 1e999}}'
+    assert error_of(call(app, "POST", "/predict", raw=raw))[:2] == (422, "request.price")
+    # the model's declared kinds: price is numeric, device categorical
+    for request, field, why in [({"price": True}, "request.price", "got a boolean"),
+                                ({"price": "3"}, "request.price", "got a string"),
+                                ({"device": 7}, "request.device", "got a number"),
+                                ({"device": False}, "request.device", "got a boolean")]:
+        status, got, reason = error_of(call(app, "POST", "/predict", {
+            "entities": {"user": "u1"}, "request": request}))
+        assert (status, got) == (422, field), reason
+        assert why in reason
+    batch = {"requests": [{"entities": {"user": "u1"}, "request": {"price": 1.0}},
+                          {"entities": {"user": "u2"}, "request": {"price": True}}]}
+    assert error_of(call(app, "POST", "/predict", batch))[:2] == (
+        422, "requests[1].request.price")
+    assert app.predictor.model_errors == 0
+    assert call(app, "POST", "/predict", {"entities": {"user": "u1"},
+                                          "request": {"price": 3, "device": "ios"}})[0] == 200
+
+
+def test_a_body_with_a_duplicate_key_is_refused(app: ServingApp) -> None:
+    for raw in (b'{"entities": {"user": "u1", "user": "u2"}}',
+                b'{"entities": {"user": "u1"}, "entities": {"user": "u2"}}',
+                b'{"entities": {"user": "u1", "\\u0075ser": "u2"}}',
+                b'{"requests": [{"entities": {"user": "u1"}, "request": {"price": 1, '
+                b'"price": 2}}]}'):
+        status, field, reason = error_of(call(app, "POST", "/predict", raw=raw))
+        assert (status, field) == (400, "body"), raw
+        assert "duplicate key" in reason
+    batch = {"requests": [{"entities": {"user": f"u{i}"}, "request": {"price": 1.0}}
+                          for i in range(3)]}  # keys repeat across objects: fine
+    assert call(app, "POST", "/predict", batch)[0] == 200
+
+
+def test_a_batch_over_the_cap_is_refused_naming_the_limit(app: ServingApp) -> None:
+    app.max_batch = 3
+    batch = {"requests": [{"entities": {"user": "u1"}}] * 4}
+    status, field, reason = error_of(call(app, "POST", "/predict", batch))
+    assert (status, field) == (422, "requests")
+    assert "at most 3" in reason
+    assert call(app, "POST", "/predict", {"requests": batch["requests"][:3]})[0] == 200
+
+
+def test_a_repeated_request_id_is_a_retry_answered_once(world: World) -> None:
+    world.register(train(1), "champion")
+    deployment = world.deployment()
+    with PredictionLog(world.log, flush_ms=5) as plog:
+        app = ServingApp(world.predictor(deployment, plog), deployment)
+        body = {"entities": {"user": "u1"}, "request": {"price": 2.0}, "request_id": "r1"}
+        first = json.loads(call(app, "POST", "/predict", body)[2])
+        world.clock.advance(1_000_000)  # later: the features may have moved
+        again = json.loads(call(app, "POST", "/predict", body)[2])
+        assert again == first
+        other = {**body, "request": {"price": 3.0}}
+        status, field, reason = error_of(call(app, "POST", "/predict", other))
+        assert (status, field) == (409, "request_id")
+        assert "another request" in reason
+        batch = {"requests": [body, {"entities": {"user": "u2"}, "request_id": "r2"},
+                              {"entities": {"user": "u2"}, "request_id": "r2"}]}
+        answers = json.loads(call(app, "POST", "/predict", batch)[2])["predictions"]
+        assert answers[0] == first
+        assert answers[1] == answers[2]
+        clash = {"requests": [{"entities": {"user": "u2"}, "request_id": "r3"},
+                              {"entities": {"user": "u3"}, "request_id": "r3"}]}
+        assert error_of(call(app, "POST", "/predict", clash))[:2] == (
+            409, "requests[1].request_id")
+        assert app.predictor.repeats == 3
+    logged = [rid for f in world.log.replay("predictions")
+              for rid in f.batch.column("request_id").to_pylist()]
+    assert sorted(logged) == ["r1", "r2"]  # each answered, and logged, once
+
+
+def test_the_openapi_document_marks_required_fields_and_400s(app: ServingApp) -> None:
+    spec = json.loads(call(app, "GET", "/openapi.json")[2])
+    schemas = spec["components"]["schemas"]
+    assert schemas["PredictRequest"]["required"] == ["entities"]
+    assert schemas["PredictBatch"]["required"] == ["requests"]
+    assert schemas["OutcomeRequest"]["required"] == ["entity"]
+    assert schemas["PredictRequest"]["properties"]["request_id"]["anyOf"][0]["maxLength"] == 128
+    body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert {s["$ref"].rsplit("/", 1)[1] for s in body["schema"]["oneOf"]} == {
+        "PredictRequest", "PredictBatch"}
+    for path, method in [("/predict", "post"), ("/outcomes", "post"), ("/decide", "post"),
+                         ("/admin/promote", "post"), ("/admin/policy", "put")]:
+        responses = spec["paths"][path][method]["responses"]
+        assert {"400", "422"} <= set(responses), path
+    assert "409" in spec["paths"]["/predict"]["post"]["responses"]
+    assert "405" in spec["paths"]["/health"]["get"]["responses"]

@@ -28,15 +28,16 @@ def test_the_command_documents_its_options() -> None:
     result = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     for option in ("--model", "--feature-set", "--host", "--port", "--policy",
-                   "--admin-token-file"):
+                   "--admin-token-file", "--refresh-ms", "--max-batch", "--read-timeout",
+                   "--max-connections"):
         assert option in result.output
 
 
 def test_the_public_surface_is_pinned() -> None:
     assert sorted(headwater.serving.__all__) == sorted(
         name for name in vars(headwater.serving) if not name.startswith("_")
-        and name not in {"actions", "deployment", "inputs", "messages", "policies", "policy_spec",
-                         "prediction_log",
+        and name not in {"actions", "bodies", "deployment", "inputs", "messages", "outcomes",
+                         "policies", "policy_spec", "prediction_log",
                          "predictor", "app", "metrics", "openapi", "server"})
 
 

@@ -5,9 +5,15 @@ It reads the feature set from the project (``--project``, default
 settings, follows the model's aliases in the model store (``--registry``, default
 ``$HEADWATER_REGISTRY_URL``; ``--artifacts``, default ``$HEADWATER_ARTIFACTS_URL``) every
 ``--poll-ms``, logs every prediction to the ``predictions`` topic, and binds
-127.0.0.1 unless ``--host`` says otherwise. The admin endpoints need a bearer token
+127.0.0.1 unless ``--host`` says otherwise. ``POST /outcomes`` appends outcomes to the
+``outcomes`` topic, where the label joiner reads them. The admin endpoints need a bearer token
 read from ``--admin-token-file`` or ``$HEADWATER_ADMIN_TOKEN``; without one they are
 refused.
+
+It follows the feature engine's writes: an embedded online store is re-read every
+``--refresh-ms`` (:class:`~headwater.store.online.StoreFollower`); Redis is read live.
+``--max-batch``, ``--read-timeout`` and ``--max-connections`` bound what one client can
+hold (defaults from the settings: ``HEADWATER_SERVE_MAX_BATCH`` and so on).
 
 >>> _policy("canary", "challenger", 5.0).describe()["percent"]
 5.0
@@ -43,7 +49,8 @@ from headwater.serving import (
     policy_from_spec,
 )
 from headwater.serving.actions import ActionService
-from headwater.store.online import open_online_store
+from headwater.serving.outcomes import OutcomeSink
+from headwater.store.online import StoreFollower, open_online_store
 from headwater.time import parse_duration
 
 __all__ = ["serve"]
@@ -101,6 +108,12 @@ def _action_service(kind: str, context: str | None, window: str, log: Log,
                          log=DecisionLog(log), reader=reader)
 
 
+def _positive(option: str, value: float) -> float:
+    if not value > 0:
+        raise ValidationError(option, f"expected a positive number, got {value}")
+    return value
+
+
 def _feature_set(project: str, name: str | None) -> FeatureSet:
     loaded = load_project(project)
     if name is not None:
@@ -153,6 +166,19 @@ def serve(
     decide_window: Annotated[str, typer.Option(
         "--decide-window", help="How long after a decision an outcome is its reward; none "
         "by then is a reward of 0.")] = "10m",
+    refresh_ms: Annotated[float | None, typer.Option(
+        "--refresh-ms", help="How often to catch up with the feature engine's writes to an "
+        "embedded online store. Default: $HEADWATER_ONLINE_REFRESH_MS or 5.")] = None,
+    max_batch: Annotated[int | None, typer.Option(
+        "--max-batch", help="The most requests or outcomes one batch may hold. Default: "
+        "$HEADWATER_SERVE_MAX_BATCH or 1000.")] = None,
+    read_timeout: Annotated[float | None, typer.Option(
+        "--read-timeout", help="Seconds a connection has to send a whole request (from its "
+        "opening or the previous response) before it is closed. Default: "
+        "$HEADWATER_SERVE_READ_TIMEOUT_S or 10.")] = None,
+    max_connections: Annotated[int | None, typer.Option(
+        "--max-connections", help="Connections kept open at once; one more is answered 503. "
+        "Default: $HEADWATER_SERVE_MAX_CONNECTIONS or 1000.")] = None,
 ) -> None:
     """Serve predictions of MODEL over HTTP, with fresh features and hot swaps."""
     from headwater.serving.app import ServingApp
@@ -164,8 +190,11 @@ def serve(
     token = (admin_token_file.read_text().strip() if admin_token_file
              else state_of(ctx).settings.admin_token)
     with ExitStack() as stack:
-        store = open_online_store(settings.online_location, settings=settings, read_only=True)
+        store = open_online_store(settings.online_location, settings=settings, read_only=True,
+                                  create=True)
         stack.callback(store.close)
+        follower = StoreFollower(store, every_ms=_positive(
+            "--refresh-ms", settings.online_refresh_ms if refresh_ms is None else refresh_ms))
         models = stack.enter_context(open_registry(registry, artifacts=artifacts,
                                                    settings=settings))
         deployment = Deployment(models, model, _policy(policy, challenger, percent))
@@ -181,12 +210,14 @@ def serve(
         feed = RewardFeed(log, deployment, reward=cast("Reward", reward))
 
         def startup() -> None:
+            follower.start()
             deployment.start(poll_ms)
             feed.start()
 
         def shutdown() -> None:
             feed.stop()
             deployment.stop()
+            follower.stop()
 
         actions = None
         if decide is not None:
@@ -198,6 +229,13 @@ def serve(
             actions.start(log)
 
         app = ServingApp(predictor, deployment, registry=models, admin_token=token,
-                         on_startup=startup, on_shutdown=shutdown, actions=actions)
+                         on_startup=startup, on_shutdown=shutdown, actions=actions,
+                         outcomes=OutcomeSink(log),
+                         max_batch=settings.serve_max_batch if max_batch is None
+                         else int(_positive("--max-batch", max_batch)))
         status().print(f"serving {model} ({policy}) with {chosen.name} on http://{host}:{port}")
-        run(app, host, port)
+        run(app, host, port,
+            read_timeout_s=_positive("--read-timeout", settings.serve_read_timeout_s
+                                     if read_timeout is None else read_timeout),
+            max_connections=settings.serve_max_connections if max_connections is None
+            else int(_positive("--max-connections", max_connections)))

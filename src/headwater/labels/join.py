@@ -4,6 +4,11 @@
 events in event-time order. The rule (:class:`JoinRule`):
 
 - A prediction made at ``t`` is *open* until its deadline ``t + window``.
+- A request id names one prediction: the rows logged under it at its time (the served
+  version and the shadows) gather; rows logged under an id already taken at another
+  time (a request repeated beyond what the server remembers) are set aside, the served
+  ones counted (``repeated``), so the first prediction logged under an id is the one
+  labelled, as the server answers a repeated id with its first answer.
 - An outcome at ``ts`` matches by ``request_id`` when it carries one, otherwise the
   latest open prediction of its entity made at or before ``ts``. A match inside the
   window (``ts <= deadline``) closes the prediction and makes one example per scored
@@ -167,6 +172,7 @@ class _Snapshot(msgspec.Struct, array_like=True):
     open: dict[str, _Open]
     closed: dict[str, tuple[int, str]]
     expired: int
+    repeated: int = 0
 
 
 class JoinState:
@@ -176,6 +182,8 @@ class JoinState:
         self.rule = rule
         self.watermark = -(1 << 62)
         self.expired = 0
+        #: Served predictions logged again under a request id already taken (set aside).
+        self.repeated = 0
         self._open: dict[str, _Open] = {}
         self._by_entity: dict[str, list[tuple[int, str]]] = {}
         self._deadlines: list[tuple[int, str]] = []
@@ -197,10 +205,14 @@ class JoinState:
         for row in rows:
             entry = self._open.get(row.request_id)
             if entry is not None:
+                if row.ts != entry.time or (row.served and any(r.served for r in entry.rows)):
+                    self.repeated += row.served  # the id again: the first prediction stands
+                    continue
                 entry.rows.append(row)
                 continue
             if row.request_id in self._closed:
-                continue  # a re-logged version of a request already closed
+                self.repeated += row.served  # a request already closed, logged again
+                continue
             self._open[row.request_id] = _Open(row.ts, [row])
             self._by_entity.setdefault(row.entity, []).append((row.ts, row.request_id))
             heapq.heappush(self._deadlines, (row.ts + window, row.request_id))
@@ -287,7 +299,7 @@ class JoinState:
     def snapshot(self) -> bytes:
         """The state as bytes (MessagePack): :meth:`restore` continues from it exactly."""
         return msgspec.msgpack.encode(_Snapshot(self.rule, self.watermark, self._open,
-                                                self._closed, self.expired))
+                                                self._closed, self.expired, self.repeated))
 
     @classmethod
     def restore(cls, data: bytes) -> JoinState:
@@ -295,6 +307,7 @@ class JoinState:
         state = cls(snap.rule)
         state.watermark = snap.watermark
         state.expired = snap.expired
+        state.repeated = snap.repeated
         for rid, entry in sorted(snap.open.items(), key=lambda kv: (kv[1].time, kv[0])):
             entry.rows = [Prediction(*row) for row in entry.rows]
             state._open[rid] = entry

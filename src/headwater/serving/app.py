@@ -1,24 +1,30 @@
 """The HTTP interface: a lean ASGI app, no framework, msgspec for JSON.
 
-Endpoints: ``POST /predict`` (one request, or ``{"requests": [...]}``), ``POST /decide``
-(a contextual bandit's action for a context, when the app serves one), ``GET /health``,
-``GET /ready`` (503 until a version of the policy's first arm is loaded), ``GET /metrics``
-(Prometheus text), ``GET /models``, ``GET /openapi.json``, and ``POST /admin/promote``,
-``POST /admin/rollback`` and ``PUT /admin/policy`` (route with another policy, live),
-which need ``Authorization: Bearer <token>`` and are refused (403) when no token is
-configured.
+Endpoints: ``POST /predict`` (one request, or ``{"requests": [...]}``), ``POST /outcomes``
+(one outcome, or ``{"outcomes": [...]}``, appended to the outcomes topic once each:
+:mod:`headwater.serving.outcomes`), ``POST /decide`` (a contextual bandit's action for a
+context, when the app serves one), ``GET /health``, ``GET /ready`` (503 until a version
+of the policy's first arm is loaded), ``GET /metrics`` (Prometheus text), ``GET
+/models``, ``GET /openapi.json``, and ``POST /admin/promote``, ``POST /admin/rollback``
+and ``PUT /admin/policy`` (route with another policy, live), which need
+``Authorization: Bearer <token>`` and are refused (403) when no token is configured.
 
 Errors are ``{"error": {"field": ..., "reason": ...}}``; this layer, and only this one,
-maps them to status codes: a body that is not JSON is 400; a field of the wrong type,
-missing or unknown is 422 naming its path (``entities.user``,
-``requests[0].entities``); a body over ``max_body_bytes`` is 413; an unknown model,
-version or alias 404; an alias move that cannot be made 409; no version able to answer
-503.
+maps them to status codes: a body that is not JSON, or holds an object with a duplicate
+key, is 400 (:mod:`headwater.serving.bodies`); a field of the wrong type, missing,
+unknown or over its size limit is 422 naming its path (``entities.user``,
+``requests[0].request.amount``), and so is a batch over ``max_batch`` requests; a
+request id reused for another request is 409; a body over ``max_body_bytes`` is 413;
+a method an endpoint does not take is 405 with ``Allow``; an unknown model, version or
+alias 404; an alias move that cannot be made 409; no version able to answer 503.
 
 Predictions run inline on the event loop: the path is tens of microseconds of CPU with
-an in-process online store, less than handing it to a thread would cost. (A store
-behind a network round trip would want a thread pool here.) Admin actions, which touch
-the registry and load models, run in a thread.
+an in-process online store, less than handing it to a thread would cost. A body over
+``offload_bytes`` (a batch of more than a hundred requests or so) is decoded, scored and
+encoded in one worker thread instead, so that a large batch never holds the loop:
+``/health``, ``/ready`` and single requests are answered while batches run, one at a
+time, beside them. Outcomes (an append to the log, which waits for the disk or the
+server) and admin actions (the registry, loading models) run in threads too.
 """
 
 from __future__ import annotations
@@ -26,15 +32,16 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
 from headwater.errors import (
     AliasError,
+    ConflictError,
     HeadwaterError,
     ModelError,
     RegistryError,
@@ -44,6 +51,7 @@ from headwater.errors import (
     ValidationError,
 )
 from headwater.registry import ModelRegistry
+from headwater.serving.bodies import BodyError, decode, field_of
 from headwater.serving.deployment import Deployment
 from headwater.serving.messages import (
     AdminPolicy,
@@ -54,6 +62,8 @@ from headwater.serving.messages import (
     Decided,
     ErrorBody,
     ErrorDetail,
+    OutcomeRequest,
+    OutcomesBody,
     PredictBody,
 )
 from headwater.serving.metrics import CONTENT_TYPE, ServingMetrics
@@ -63,6 +73,7 @@ from headwater.serving.predictor import Predictor
 
 if TYPE_CHECKING:
     from headwater.serving.actions import ActionService
+    from headwater.serving.outcomes import OutcomeSink
 
 __all__ = ["Scope", "ServingApp", "field_of"]
 
@@ -79,27 +90,13 @@ _PROMOTE: Final = msgspec.json.Decoder(AdminPromote)
 _ROLLBACK: Final = msgspec.json.Decoder(AdminRollback)
 _POLICY: Final = msgspec.json.Decoder(AdminPolicy)
 _DECIDE: Final = msgspec.json.Decoder(DecideBody)
-_AT: Final = re.compile(r" - at `\$(.*)`$")
-_NAMED: Final = re.compile(r"field `([^`]*)`")
-
-
-def field_of(exc: msgspec.ValidationError) -> ErrorDetail:
-    """The field path and reason of a msgspec validation error.
-
-    >>> try:
-    ...     msgspec.json.decode(b'{"entities": 3}', type=PredictBody)
-    ... except msgspec.ValidationError as exc:
-    ...     field_of(exc)
-    ErrorDetail(field='entities', reason='Expected `object | null`, got `int`')
-    """
-    text = str(exc)
-    match = _AT.search(text)
-    path = match.group(1).lstrip(".") if match else ""
-    reason = text[: match.start()] if match else text
-    named = _NAMED.search(reason)
-    if named:
-        path = f"{path}.{named.group(1)}" if path else named.group(1)
-    return ErrorDetail(path or "body", reason)
+_OUTCOMES: Final = msgspec.json.Decoder(OutcomesBody)
+#: The methods each endpoint takes (the ``Allow`` header of a 405).
+_ALLOW: Final = {"/predict": b"POST", "/outcomes": b"POST", "/decide": b"POST",
+                 "/health": b"GET, HEAD", "/ready": b"GET, HEAD", "/metrics": b"GET, HEAD",
+                 "/models": b"GET, HEAD", "/openapi.json": b"GET, HEAD",
+                 "/admin/promote": b"POST", "/admin/rollback": b"POST",
+                 "/admin/policy": b"PUT"}
 
 
 def _error(status: int, field: str, reason: str) -> _Response:
@@ -109,7 +106,9 @@ def _error(status: int, field: str, reason: str) -> _Response:
 class ServingApp:
     """The ASGI application around a predictor and its deployment.
 
-    ``registry`` enables the admin endpoints together with ``admin_token``.
+    ``registry`` enables the admin endpoints together with ``admin_token``; ``outcomes``
+    enables ``POST /outcomes``. ``max_batch`` caps the requests (or outcomes) of one
+    batch; a body over ``offload_bytes`` is handled in the worker thread.
     """
 
     def __init__(self, predictor: Predictor, deployment: Deployment, *,
@@ -117,8 +116,13 @@ class ServingApp:
                  metrics: ServingMetrics | None = None, max_body_bytes: int = 1 << 20,
                  on_startup: Callable[[], None] | None = None,
                  on_shutdown: Callable[[], None] | None = None,
-                 actions: ActionService | None = None) -> None:
+                 actions: ActionService | None = None, outcomes: OutcomeSink | None = None,
+                 max_batch: int = 1_000, offload_bytes: int = 16 << 10) -> None:
         self.predictor = predictor
+        self.outcomes = outcomes
+        self.max_batch = max_batch
+        self.offload_bytes = offload_bytes
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="headwater-batch")
         self.actions = actions
         self.deployment = deployment
         self.registry = registry
@@ -143,7 +147,14 @@ class ServingApp:
         method, path = scope["method"], scope["path"]
         try:
             if path == "/predict" and method == "POST":
-                response = self._predict(await self._body(receive))
+                body = await self._body(receive)
+                if len(body) > self.offload_bytes:
+                    response = await asyncio.get_running_loop().run_in_executor(
+                        self._worker, self._predict, body)
+                else:
+                    response = self._predict(body)
+            elif path == "/outcomes" and method == "POST":
+                response = await asyncio.to_thread(self._outcomes, await self._body(receive))
             elif path == "/decide" and method == "POST":
                 response = self._decide(await self._body(receive))
             elif path in self._get and method in ("GET", "HEAD"):
@@ -151,9 +162,9 @@ class ServingApp:
             elif ((path in ("/admin/promote", "/admin/rollback") and method == "POST")
                   or (path == "/admin/policy" and method == "PUT")):
                 response = await self._admin(path, scope, await self._body(receive))
-            elif (path in self._get or path in ("/predict", "/decide")
-                  or path.startswith("/admin/")):
-                response = _error(405, "method", f"{method} is not allowed on {path}")
+            elif path in _ALLOW:
+                response = _error(405, "method", f"{method} is not allowed on {path} (allowed: "
+                                  f"{_ALLOW[path].decode()})")
             else:
                 response = _error(404, "path", f"no endpoint {path}")
         except _TooLargeError:
@@ -161,9 +172,10 @@ class ServingApp:
         except Exception as exc:
             response = self._failure(exc)
         status, content_type, body = response
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", content_type),
-                                (b"content-length", b"%d" % len(body))]})
+        headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
+        if status == 405:
+            headers.append((b"allow", _ALLOW[path]))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
         self.metrics.observe(path if path in _KNOWN else "other", status,
                              time.perf_counter() - started)
@@ -185,7 +197,7 @@ class ServingApp:
     def _decide(self, body: bytes) -> _Response:
         if self.actions is None:
             return _error(404, "path", "no contextual policy is served here (/decide is off)")
-        decoded = _DECIDE.decode(body)
+        decoded = decode(_DECIDE, body)
         rid, decision = self.actions.decide(decoded.actions, decoded.context,
                                             entities=decoded.entities,
                                             request_id=decoded.request_id)
@@ -193,10 +205,13 @@ class ServingApp:
                                            decision.policy))
 
     def _predict(self, body: bytes) -> _Response:
-        decoded = _BODY.decode(body)
+        decoded = decode(_BODY, body)
         if decoded.requests is not None:
             if decoded.entities is not None or decoded.request or decoded.request_id:
                 return _error(422, "requests", "a batch holds its requests only")
+            if len(decoded.requests) > self.max_batch:
+                return _error(422, "requests", f"a batch holds at most {self.max_batch} "
+                              f"requests, got {len(decoded.requests)}: split it")
             batch = self.predictor.predict_batch(decoded.requests)
             return 200, _JSON, _ENCODE(BatchResponse(batch))
         if decoded.entities is None:
@@ -205,14 +220,35 @@ class ServingApp:
                                             request_id=decoded.request_id)
         return 200, _JSON, _ENCODE(prediction)
 
+    def _outcomes(self, body: bytes) -> _Response:
+        if self.outcomes is None:
+            return _error(404, "path", "outcomes are not taken here (/outcomes is off)")
+        decoded = decode(_OUTCOMES, body)
+        if decoded.outcomes is not None:
+            if (decoded.entity is not None or decoded.request_id is not None
+                    or decoded.label is not None or decoded.ts is not None):
+                return _error(422, "outcomes", "a batch holds its outcomes only")
+            if len(decoded.outcomes) > self.max_batch:
+                return _error(422, "outcomes", f"a batch holds at most {self.max_batch} "
+                              f"outcomes, got {len(decoded.outcomes)}: split it")
+            ack = self.outcomes.append(decoded.outcomes)
+        elif decoded.entity is None:
+            return _error(422, "entity", "required (or a batch in outcomes)")
+        else:
+            ack = self.outcomes.append([OutcomeRequest(
+                decoded.entity, decoded.request_id, decoded.label, decoded.ts)], field="")
+        return 200, _JSON, _ENCODE(ack)
+
     def _failure(self, exc: Exception) -> _Response:
         if isinstance(exc, msgspec.ValidationError):  # a DecodeError too: test it first
             detail = field_of(exc)
             return _error(422, detail.field, detail.reason)
-        if isinstance(exc, msgspec.DecodeError):
-            return _error(400, "body", str(exc))
+        if isinstance(exc, msgspec.DecodeError | BodyError):
+            return _error(400, "body", exc.reason if isinstance(exc, BodyError) else str(exc))
         if isinstance(exc, ModelError) and not isinstance(exc, ValidationError):
             return _error(503, "model", str(exc))
+        if isinstance(exc, ConflictError):
+            return _error(409, exc.field, exc.reason)
         if isinstance(exc, ValidationError):
             return _error(422, exc.field, exc.reason)
         if isinstance(exc, UnknownModelError | UnknownVersionError | UnknownAliasError):
@@ -260,18 +296,18 @@ class ServingApp:
             return _error(401, "authorization", "a valid bearer token is required")
         registry, name = self.registry, self.deployment.name
         if path == "/admin/policy":
-            change = _POLICY.decode(body)
+            change = decode(_POLICY, body)
             policy = policy_from_spec(change.policy)
             await asyncio.to_thread(self.deployment.reload, policy)
             self.policy_changes.append((change.actor, change.reason, policy.describe()))
             return 200, _JSON, _ENCODE({"models": self.deployment.snapshot.describe()})
         if path == "/admin/promote":
-            promote = _PROMOTE.decode(body)
+            promote = decode(_PROMOTE, body)
             move = await asyncio.to_thread(registry.promote, name, promote.version,
                                            promote.alias, actor=promote.actor,
                                            reason=promote.reason)
         else:
-            rollback = _ROLLBACK.decode(body)
+            rollback = decode(_ROLLBACK, body)
             move = await asyncio.to_thread(registry.rollback, name, rollback.alias,
                                            actor=rollback.actor, reason=rollback.reason)
         await asyncio.to_thread(self.deployment.reload)
@@ -289,6 +325,7 @@ class ServingApp:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await asyncio.to_thread(self._worker.shutdown)
                 if self.on_shutdown is not None:
                     await asyncio.to_thread(self.on_shutdown)
                 await send({"type": "lifespan.shutdown.complete"})
@@ -299,6 +336,4 @@ class _TooLargeError(Exception):
     """The request body is over the limit."""
 
 
-_KNOWN: Final = frozenset({"/predict", "/decide", "/health", "/ready", "/metrics", "/models",
-                           "/openapi.json", "/admin/promote", "/admin/rollback",
-                           "/admin/policy"})
+_KNOWN: Final = frozenset(_ALLOW)

@@ -17,27 +17,42 @@
 Fallback: when the arm's version raises, its previous version answers; then the
 policy's first arm (the champion) and its previous version. Bad input (a
 :class:`~headwater.errors.ValidationError`, e.g. text where a number is expected) is the
-caller's error and is raised as it is. If no version can answer,
-:class:`~headwater.errors.ModelError` is raised (a 503 over HTTP). A shadow that
-raises is counted (``shadow_errors``) and never affects the answer.
+caller's error and is raised, naming ``request.<name>`` when the value came with the
+request: request values are checked by the rule of :mod:`headwater.serving.inputs`
+before any model sees them, so a client's mistake is never counted as a model error.
+If no version can answer, :class:`~headwater.errors.ModelError` is raised (a 503 over
+HTTP). A shadow that raises is counted (``shadow_errors``) and never affects the answer.
 
 :meth:`Predictor.predict_batch` answers many requests, scoring each version's rows as
 one columnar batch with ``predict``.
+
+A request id names one prediction. The client may give one (else one is made up); it is
+echoed, logged with the prediction, and is what outcomes name to be joined with it.
+Sent again with the same request — a retry, after a timeout say — it gets the answer
+already given, which is neither scored nor logged again (``repeats`` counts these; the
+last ``remember_ids`` ids are remembered). Sent again with another request, it is
+refused (:class:`~headwater.errors.ConflictError`, a 409 over HTTP). Beyond what one
+process remembers (a restart, another server), a repeat is scored and logged again, and
+the label joiner keeps the first prediction logged under the id and sets the others
+aside: what trains is always the first answer.
 """
 
 from __future__ import annotations
 
 import itertools
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from time import perf_counter  # a duration, not a timestamp: no Clock needed
 from typing import Any
 
 import numpy as np
 
-from headwater.errors import ModelError, ValidationError
+from headwater.errors import ConflictError, ModelError, ValidationError
 from headwater.features.online import EntityKey, FeatureReader, entity_key
 from headwater.serving.deployment import Deployment, LoadedModel, Snapshot
+from headwater.serving.inputs import InputSpec
 from headwater.serving.messages import Prediction, PredictRequest
 from headwater.serving.prediction_log import PredictionLog
 from headwater.time import Clock, SystemClock
@@ -45,6 +60,23 @@ from headwater.time import Clock, SystemClock
 __all__ = ["Predictor"]
 
 _EMPTY: Mapping[str, Any] = {}
+_NO_SPEC: InputSpec = InputSpec(None, {})
+
+
+def _named(exc: ValidationError, values: Mapping[str, Any],
+           request: Mapping[str, Any]) -> ValidationError:
+    """A model's complaint about a column, named ``request.<column>`` when the value came
+    with the request (features win over request values of the same name)."""
+    if exc.field in request and values.get(exc.field) is None:
+        return ValidationError(f"request.{exc.field}", exc.reason)
+    return exc
+
+
+def _inputs_of(snap: Snapshot, arm: str) -> InputSpec:
+    """The input spec of the version that answers ``arm`` (one that checks only ranges
+    when none is loaded)."""
+    model = snap.model_for(arm)
+    return _NO_SPEC if model is None else model.inputs
 
 
 class Predictor:
@@ -52,7 +84,7 @@ class Predictor:
 
     def __init__(self, reader: FeatureReader, deployment: Deployment, *,
                  log: PredictionLog | None = None, clock: Clock | None = None,
-                 route_by: str | None = None) -> None:
+                 route_by: str | None = None, remember_ids: int = 10_000) -> None:
         self.reader = reader
         self.deployment = deployment
         self.log = log
@@ -64,6 +96,12 @@ class Predictor:
         self.fallbacks = 0
         self.model_errors = 0
         self.shadow_errors = 0
+        #: Requests answered again from memory (a request id seen before: a retry).
+        self.repeats = 0
+        self.remember_ids = remember_ids
+        self._recent: OrderedDict[str, tuple[Mapping[str, EntityKey], Mapping[str, Any],
+                                             Prediction]] = OrderedDict()
+        self._recent_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._prefix = secrets.token_hex(4)
 
@@ -78,17 +116,26 @@ class Predictor:
         return self.deployment.snapshot.ready
 
     def predict(self, entities: Mapping[str, EntityKey],
-                request: Mapping[str, Any] | None = None,
-                *, request_id: str | None = None) -> Prediction:
-        """Score one request (see the module docstring for the steps)."""
+                request: Mapping[str, Any] | None = None, *,
+                request_id: str | None = None) -> Prediction:
+        """Score one request (see the module docstring for the steps). An integer entity
+        key is its decimal text (:func:`~headwater.features.online.entity_key`)."""
+        if not all(type(v) is str for v in entities.values()):
+            entities = {k: entity_key(v, field=f"entities.{k}") for k, v in entities.items()}
         snap = self.deployment.snapshot
         now = self.clock.now_us()
         request = request or _EMPTY
+        if request_id is not None:
+            answered = self._answered(request_id, entities, request, "request_id")
+            if answered is not None:
+                self.repeats += 1
+                return answered
         started = perf_counter()
         values = self.reader.read(entities, now, request)
         rid = request_id or f"{self._prefix}-{next(self._ids)}"
         key = entity_key(entities.get(self.route_by, rid)) if self.route_by else rid
         route = snap.policy.choose(key)
+        _inputs_of(snap, route.arm).check(request)
         unknown = self._unknown(values)
         model, score, row, missing, fallback = self._score(snap, route.arm, values, request)
         self.predictions += 1
@@ -99,8 +146,11 @@ class Predictor:
                        (perf_counter() - started) * 1e3)
         if route.shadows:
             self._shadow(snap, route.shadows, values, request, rid, key, now)
-        return Prediction(rid, score, model.name, model.version, route.arm, unknown, missing,
-                          fallback)
+        prediction = Prediction(rid, score, model.name, model.version, route.arm, unknown,
+                                missing, fallback)
+        if request_id is not None:
+            self._remember(request_id, entities, request, prediction)
+        return prediction
 
     def predict_request(self, request: PredictRequest) -> Prediction:
         """:meth:`predict` of a decoded :class:`~headwater.serving.messages.PredictRequest`."""
@@ -125,7 +175,7 @@ class Predictor:
                 return primary, float(primary.model.predict_one(row)), row, missing, False
             except ValidationError as exc:
                 if not isinstance(exc, ModelError):
-                    raise
+                    raise _named(exc, values, request) from None
                 self.model_errors += 1
             except Exception:
                 self.model_errors += 1
@@ -146,7 +196,7 @@ class Predictor:
                 score = float(candidate.model.predict_one(row))
             except ValidationError as exc:
                 if not isinstance(exc, ModelError):
-                    raise
+                    raise _named(exc, values, request) from None
                 self.model_errors += 1
                 continue
             except Exception:
@@ -177,34 +227,55 @@ class Predictor:
     def predict_batch(self, requests: Sequence[PredictRequest]) -> list[Prediction]:
         """Score many requests: one store read per entity and request, then each
         version's rows as one batch (``predict``). A bad request fails the batch with
-        the field named ``requests[i].…``."""
+        the field named ``requests[i].…``. A request id answered before, or earlier in
+        the batch, gets that answer again (see :meth:`predict`)."""
         snap = self.deployment.snapshot
         now = self.clock.now_us()
         started = perf_counter()
-        reads: list[tuple[str, str, Mapping[str, Any], Mapping[str, Any], bool, str]] = []
+        repeated: dict[int, Prediction | int] = {}
+        first: dict[str, int] = {}
         for i, r in enumerate(requests):
+            rid = r.request_id
+            if rid is None:
+                continue
+            answered = self._answered(rid, r.entities, r.request, f"requests[{i}].request_id")
+            if answered is not None:
+                repeated[i] = answered
+            elif rid in first:
+                earlier = requests[first[rid]]
+                if (earlier.entities, earlier.request) != (r.entities, r.request):
+                    raise ConflictError(f"requests[{i}].request_id",
+                                        f"{rid!r} names requests[{first[rid]}], another request")
+                repeated[i] = first[rid]
+            else:
+                first[rid] = i
+        reads: list[tuple[int, str, str, Mapping[str, Any], Mapping[str, Any], bool, str]] = []
+        for i, r in enumerate(requests):
+            if i in repeated:
+                continue
             try:
                 values = self.reader.read(r.entities, now, r.request)
             except ValidationError as exc:
                 raise ValidationError(f"requests[{i}].{exc.field}", exc.reason) from None
             rid = r.request_id or f"{self._prefix}-{next(self._ids)}"
             key = entity_key(r.entities.get(self.route_by, rid)) if self.route_by else rid
-            reads.append((rid, key, values, r.request, self._unknown(values),
-                          snap.policy.choose(key).arm))
+            arm = snap.policy.choose(key).arm
+            _inputs_of(snap, arm).check(r.request, f"requests[{i}].request")
+            reads.append((i, rid, key, values, r.request, self._unknown(values), arm))
         groups: dict[int, list[int]] = {}
-        for i, (*_, arm) in enumerate(reads):
-            model = snap.model_for(arm)
+        for k, read in enumerate(reads):
+            model = snap.model_for(read[6])
             if model is None:
                 raise ModelError(f"no version of model {self.deployment.name!r} is loaded")
-            groups.setdefault(id(model), []).append(i)
-        out: list[Prediction | None] = [None] * len(reads)
+            groups.setdefault(id(model), []).append(k)
+        out: dict[int, Prediction] = {}
         for indices in groups.values():
-            model = snap.model_for(reads[indices[0]][5])
+            model = snap.model_for(reads[indices[0]][6])
             assert model is not None
-            built = [model.inputs.build(reads[i][2], reads[i][3]) for i in indices]
+            built = [model.inputs.build(reads[k][3], reads[k][4]) for k in indices]
             scores = self._batch_scores(model, [row for row, _ in built])
-            for j, i in enumerate(indices):
-                rid, key, got, asked, unknown, arm = reads[i]
+            for j, k in enumerate(indices):
+                i, rid, key, got, asked, unknown, arm = reads[k]
                 row, missing = built[j]
                 fallback = snap.arms.get(arm) is not model
                 if scores is None:
@@ -220,8 +291,35 @@ class Predictor:
                 shadows = snap.policy.choose(key).shadows
                 if shadows:
                     self._shadow(snap, shadows, got, asked, rid, key, now)
+        for i, source in repeated.items():
+            out[i] = source if isinstance(source, Prediction) else out[source]
         self.predictions += len(reads)
-        return [p for p in out if p is not None]
+        self.repeats += len(repeated)
+        for rid, i in first.items():
+            self._remember(rid, requests[i].entities, requests[i].request, out[i])
+        return [out[i] for i in range(len(requests))]
+
+    def _answered(self, request_id: str, entities: Mapping[str, EntityKey],
+                  request: Mapping[str, Any], field: str) -> Prediction | None:
+        """The answer already given to ``request_id``, if it is remembered; a
+        :class:`~headwater.errors.ConflictError` if it was another request."""
+        with self._recent_lock:
+            found = self._recent.get(request_id)
+        if found is None:
+            return None
+        if found[0] != entities or found[1] != request:
+            raise ConflictError(field, f"{request_id!r} was the id of another request (other "
+                                "entities or request values); a request id names one "
+                                "prediction")
+        return found[2]
+
+    def _remember(self, request_id: str, entities: Mapping[str, EntityKey],
+                  request: Mapping[str, Any], prediction: Prediction) -> None:
+        with self._recent_lock:
+            recent = self._recent
+            recent[request_id] = (entities, request, prediction)
+            while len(recent) > self.remember_ids:
+                recent.popitem(last=False)
 
     def _batch_scores(self, model: LoadedModel, rows: list[dict[str, Any]]) -> Any:
         """The scores of ``rows`` in one ``predict`` call, or ``None`` to score them one by

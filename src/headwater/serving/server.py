@@ -12,6 +12,12 @@ writes them separately and uvloop sends each at once, so a small response cost t
 ``send`` system calls, the largest single item of a request's CPU time after the
 prediction itself.
 
+The same protocol bounds what one client can hold (:func:`limited_protocol`): a
+connection has ``read_timeout_s`` to deliver each whole request, and past
+``max_connections`` a new connection is answered 503 and closed. What the server
+answers itself — those, and a request httptools cannot parse (uvicorn's plain-text
+400) — has the app's shape, ``{"error": {"field", "reason"}}``.
+
 Needs ``uvicorn``, ``httptools`` and ``uvloop`` (``pip install 'headwater[serve]'``).
 """
 
@@ -19,17 +25,22 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from http import HTTPStatus
 from typing import Any
+
+import msgspec
 
 from headwater.errors import MissingExtraError
 from headwater.serving.app import ServingApp
+from headwater.serving.messages import ErrorBody, ErrorDetail
 
 try:
     import uvicorn
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise MissingExtraError("The prediction server", "serve", "uvicorn") from exc
 
-__all__ = ["BackgroundServer", "OneWriteProtocol", "ResponseWrites", "serve", "server_config"]
+__all__ = ["BackgroundServer", "OneWriteProtocol", "ResponseWrites", "http_error",
+           "limited_protocol", "serve", "server_config"]
 
 
 class ResponseWrites(asyncio.Transport):
@@ -132,6 +143,19 @@ class ResponseWrites(asyncio.Transport):
         return self._transport.can_write_eof()
 
 
+def http_error(status: int, field: str, reason: str) -> bytes:
+    """A whole ``Connection: close`` response carrying ``{"error": {field, reason}}``,
+    for what the server answers itself, before or without the app.
+
+    >>> http_error(408, "request", "late").split(b"\\r\\n")[0]
+    b'HTTP/1.1 408 Request Timeout'
+    """
+    body = msgspec.json.encode(ErrorBody(ErrorDetail(field, reason)))
+    phrase = HTTPStatus(status).phrase.encode()
+    return (b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%s" % (status, phrase, len(body), body))
+
+
 def _one_write_protocol() -> type[asyncio.Protocol] | None:
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -139,16 +163,74 @@ def _one_write_protocol() -> type[asyncio.Protocol] | None:
         return None
 
     class OneWriteProtocol(HttpToolsProtocol):
-        """uvicorn's httptools protocol writing each response in one system call."""
+        """uvicorn's httptools protocol writing each response in one system call, with
+        the connection limits of :func:`limited_protocol` (none on this class)."""
+
+        read_timeout_s: float | None = None
+        max_connections: int | None = None
+        _read_timer: asyncio.TimerHandle | None = None
+        _received = False
+        _refused = False
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            limit = self.max_connections
+            if limit is not None and len(self.server_state.connections) >= limit:
+                self._refused = True
+                self.transport = transport
+                transport.write(http_error(503, "connection", f"the server holds its limit of "
+                                           f"{limit} open connections; retry later"))
+                transport.close()
+                return
             super().connection_made(ResponseWrites(transport))
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return
+            self._received = True
+            super().data_received(data)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            if self._refused:
+                return
+            super().connection_lost(exc)
+
+        def on_message_complete(self) -> None:
+            self._disarm()  # the whole request is in: the app has it
+            super().on_message_complete()
 
         def on_response_complete(self) -> None:
             transport = self.transport
             if isinstance(transport, ResponseWrites):
                 transport.response_complete()
             super().on_response_complete()
+            if not transport.is_closing() and not self.pipeline:
+                self._arm()  # the next request has the same time to arrive whole
+
+        def send_400_response(self, msg: str) -> None:
+            self.transport.write(http_error(400, "request", msg))
+            self.transport.close()
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._received = False
+            if self.read_timeout_s is not None:
+                self._read_timer = self.loop.call_later(self.read_timeout_s, self._timed_out)
+
+        def _disarm(self) -> None:
+            if self._read_timer is not None:
+                self._read_timer.cancel()
+                self._read_timer = None
+
+        def _timed_out(self) -> None:
+            self._read_timer = None
+            if self.transport.is_closing():
+                return
+            if self._received:  # part of a request came: say why it is cut
+                self.transport.write(http_error(408, "request", f"not received whole within "
+                                                f"{self.read_timeout_s:g} s"))
+            self.transport.close()
 
     return OneWriteProtocol
 
@@ -156,6 +238,25 @@ def _one_write_protocol() -> type[asyncio.Protocol] | None:
 #: uvicorn's httptools protocol with each response written at once (``None`` without
 #: httptools).
 OneWriteProtocol = _one_write_protocol()
+
+
+def limited_protocol(read_timeout_s: float | None, max_connections: int | None
+                     ) -> type[asyncio.Protocol] | None:
+    """:data:`OneWriteProtocol` with connection limits (``None`` without httptools).
+
+    ``read_timeout_s``: a connection must deliver a whole request (headers and body)
+    within this time of opening, or of the previous response; otherwise it is closed —
+    with a 408 when part of a request came, silently when nothing did. This is what
+    frees the connections of a slow client (slowloris) or of one that sends nothing;
+    uvicorn's own keep-alive timer starts only after a first response.
+    ``max_connections``: one more connection is answered 503 and closed at once.
+    """
+    if OneWriteProtocol is None:
+        return None
+    return type("LimitedProtocol", (OneWriteProtocol,), {
+        "read_timeout_s": read_timeout_s, "max_connections": max_connections,
+        "__doc__": f"OneWriteProtocol: read timeout {read_timeout_s} s, at most "
+                   f"{max_connections} connections."})
 
 
 def _has(module: str) -> bool:
@@ -166,15 +267,16 @@ def _has(module: str) -> bool:
     return True
 
 
-def server_config(app: ServingApp, host: str = "127.0.0.1", port: int = 8000,
+def server_config(app: ServingApp, host: str = "127.0.0.1", port: int = 8000, *,
+                  read_timeout_s: float | None = 10.0, max_connections: int | None = 1_000,
                   **options: Any) -> uvicorn.Config:
-    """The uvicorn configuration: httptools (:data:`OneWriteProtocol`) and uvloop when
+    """The uvicorn configuration: httptools (:func:`limited_protocol`) and uvloop when
     installed, no access log, no forwarded headers."""
     settings: dict[str, Any] = {
         "host": host, "port": port, "lifespan": "on", "access_log": False,
         "log_level": "warning", "server_header": False, "date_header": False,
         "proxy_headers": False,
-        "http": OneWriteProtocol or "h11",
+        "http": limited_protocol(read_timeout_s, max_connections) or "h11",
         "loop": "uvloop" if _has("uvloop") else "asyncio",
     }
     settings.update(options)

@@ -17,7 +17,8 @@ from tests.store.online.harness import REDIS_URL
 def test_exported_members() -> None:
     module = headwater.store.online
     assert sorted(module.__all__) == [
-        "EmbeddedOnlineStore", "MemoryOnlineStore", "OnlineStore", "Row", "open_online_store",
+        "EmbeddedOnlineStore", "MemoryOnlineStore", "OnlineStore", "Row", "StoreFollower",
+        "open_online_store",
     ]
     assert module.__doc__
     for name in module.__all__:

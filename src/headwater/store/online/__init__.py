@@ -15,12 +15,14 @@ Backends, all passing one contract (``tests/store/test_contract.py``):
 - ``headwater.store.online.redis.RedisOnlineStore``: one Redis hash per entity
   (``pip install 'headwater[redis]'``; imported only when used).
 
-:func:`open_online_store` picks one by location.
+:func:`open_online_store` picks one by location; :class:`StoreFollower` keeps a reader
+in another process than the writer (the prediction server) as current as the writer.
 """
 
 from headwater.store.online.batch import Row
 from headwater.store.online.connect import open_online_store
 from headwater.store.online.embedded import EmbeddedOnlineStore
+from headwater.store.online.follow import StoreFollower
 from headwater.store.online.memory import MemoryOnlineStore
 from headwater.store.online.protocol import OnlineStore
 
@@ -29,5 +31,6 @@ __all__ = [
     "MemoryOnlineStore",
     "OnlineStore",
     "Row",
+    "StoreFollower",
     "open_online_store",
 ]

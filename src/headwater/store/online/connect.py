@@ -11,6 +11,9 @@ MemoryOnlineStore(namespaces=[])
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+from typing import Final
 from urllib.parse import urlsplit
 
 from headwater.config import Settings
@@ -20,15 +23,20 @@ from headwater.store.online.protocol import OnlineStore
 
 __all__ = ["open_online_store"]
 
+_LOG: Final = logging.getLogger("headwater.store.online")
+
 
 def open_online_store(
-    location: str, *, settings: Settings | None = None, read_only: bool = False
+    location: str, *, settings: Settings | None = None, read_only: bool = False,
+    create: bool = False,
 ) -> OnlineStore:
     """The online store at ``location``.
 
     The embedded store uses the settings' fsync policy; ``read_only`` opens it as a
     reader beside another process's writer (the other backends have no such mode:
-    every handle may write).
+    every handle may write). A reader refuses a directory that does not exist, unless
+    ``create`` says to make it: a reader started before its writer (a server started
+    before the feature engine) then reads nothing until the writer writes there.
     """
     settings = settings or Settings()
     scheme = urlsplit(location).scheme if "://" in location else ""
@@ -36,6 +44,10 @@ def open_online_store(
         from headwater.store.online.embedded import EmbeddedOnlineStore
 
         path = urlsplit(location).path if scheme == "file" else location
+        if read_only and create and not Path(path).is_dir():
+            Path(path).mkdir(parents=True)
+            _LOG.warning("no online store at %s yet: made it empty; every entity reads as "
+                         "unknown until its writer (the feature engine) writes there", path)
         return EmbeddedOnlineStore(path, fsync=settings.fsync,
                                    group_commit_ms=settings.group_commit_ms,
                                    read_only=read_only)
