@@ -33,6 +33,7 @@ __all__ = [
     "Clock",
     "ManualClock",
     "SystemClock",
+    "format_duration",
     "format_micros",
     "from_micros",
     "parse_duration",
@@ -102,6 +103,24 @@ def check_range(us: int, *, field: str = "timestamp") -> None:
     """Raise :class:`~headwater.errors.TimestampError` outside the accepted range."""
     if not MIN_MICROS <= us < MAX_MICROS:
         raise TimestampError(field, f"{us} is outside the accepted range 1900..2200")
+
+
+def format_duration(us: int) -> str:
+    """A duration in the units :func:`parse_duration` reads, largest first.
+
+    >>> format_duration(604_800_000_000), format_duration(5_400_000_000), format_duration(0)
+    ('7d', '1h30m', '0s')
+    """
+    if us == 0:
+        return "0s"
+    sign, us = ("-", -us) if us < 0 else ("", us)
+    parts = []
+    for unit, size in (("d", 86_400_000_000), ("h", 3_600_000_000), ("m", 60_000_000),
+                       ("s", 1_000_000), ("ms", 1_000), ("us", 1)):
+        count, us = divmod(us, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return sign + "".join(parts)
 
 
 def parse_duration(text: str | int, *, field: str = "duration") -> int:

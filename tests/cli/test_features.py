@@ -14,13 +14,16 @@ PROJECT = textwrap.dedent(
     """
     from headwater.features import Entity, Feature, FeatureSet, Lifetime, StreamSource, Tumbling
     from headwater.features import DerivedFeature
+    import numpy as np
 
     user = Entity("user", key="user")
     payments = StreamSource.of("payments")
     spend = Feature.of("spend", user, payments, "sum", column="amount", window=Lifetime())
     count = Feature.of("payments_per_day", user, payments, "count", window=Tumbling.of("1d"))
-    share = DerivedFeature("share", ("amount", "spend"), lambda c: c["amount"] / c["spend"])
-    checkout = FeatureSet("checkout", (spend, count, share))
+    biggest = Feature.of("biggest", user, payments, "max", column="amount")
+    share = DerivedFeature("share", ("amount", "spend"),
+                           lambda c: c["amount"] / np.fmax(c["spend"], 1.0))
+    checkout = FeatureSet("checkout", (spend, count, biggest, share), helpers=("spend",))
     """
 )
 
@@ -68,12 +71,19 @@ def test_apply_list_show_run_get(project: Path) -> None:
     known = ok(project, "features", "get", "ada", "--set", "checkout", "--at",
                "2024-05-01T12:00:00Z", "--mode", "known_at", "--request", '{"amount": 20}').stdout
     assert "40.0" not in known
-    assert "null" in known
+    assert "null" in known  # the max
+    assert "20.0" in known  # the share: 20 / max(0, 1), the sum's default being 0
     now = ok(project, "features", "get", "ada", "--request", '{"amount": 20}').stdout
     assert "40.0" in now  # the online store, now
-    unknown = ok(project, "features", "get", "nobody", "--at", "2024-05-01T12:00:00Z",
+    unknown = ok(project, "features", "get", "nobody", "--set", "checkout",
                  "--request", '{"amount": 1}').stdout
-    assert "null" in unknown
+    rows = {line.split("│")[1].strip(): line.split("│")[2:4] for line in unknown.splitlines()
+            if line.count("│") == 4}
+    assert rows["biggest"][0].strip() == "null"
+    assert rows["payments_per_day"][0].strip() == "0.0"
+    assert "default" in rows["payments_per_day"][1]
+    assert "helper" in rows["spend"][1]
+    assert "default" in rows["spend"][1]
     missing = run(project, "features", "get", "ada", "--at", "2024-05-01T12:00:00Z")
     assert missing.exit_code == 2
     assert "share.inputs: missing amount" in missing.stderr

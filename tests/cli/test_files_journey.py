@@ -208,6 +208,12 @@ def test_integer_times_too_small_to_tell_need_the_unit(headwater: Headwater) -> 
         25_000_000, 1_709_280_000_000]
 
 
+def _cells(table: str) -> dict[str, str]:
+    """The feature -> value rows of a printed table."""
+    rows = [line.split("│") for line in table.splitlines() if line.startswith("│")]
+    return {cells[1].strip(): cells[2].strip() for cells in rows}
+
+
 FEATURES = """
 from headwater.features import Entity, Feature, FeatureSet, StreamSource
 
@@ -246,12 +252,10 @@ def test_features_are_checked_against_the_topic_and_text_aggregates(
     got = headwater("features", "get", "42", "--project", project, "--set", "notes",
                     "--at", "2024-03-02T00:00:00Z")
     assert got.code == 0, got
-    rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
-            for line in got.stdout.splitlines() if line.count("│") == 3}
+    rows = _cells(got.stdout)
     # the NaN amount is skipped; the null note is not a value of last or distinct
     assert rows == {"last_note": "on time", "distinct_notes": "2.0", "total": "4.0"}
     online = headwater("features", "get", "42", "--project", project, "--set", "notes")
     assert online.code == 0, online
-    now = {line.split("│")[1].strip(): line.split("│")[2].strip()
-           for line in online.stdout.splitlines() if line.count("│") == 3}
+    now = _cells(online.stdout)
     assert now == rows  # the online store answers as the log does

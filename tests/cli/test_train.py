@@ -33,6 +33,7 @@ def log_traffic(cli: Cli, start: int, count: int) -> None:
             "score": [0.5] * count, "arm": ["champion"] * count, "served": [True] * count,
             "missing": [""] * count, "ts": pa.array(times, pa.int64()).cast(TIMESTAMP),
             "propensity": [1.0] * count, "latency_ms": [0.1] * count,
+            "defaulted": [""] * count,
         }, schema=PREDICTIONS_SCHEMA.arrow_schema()))
         clicked = [i for i in range(count) if x[i, 0] + x[i, 1] > 0]
         log.append(OUTCOMES_TOPIC, pa.record_batch({
@@ -45,7 +46,8 @@ def log_traffic(cli: Cli, start: int, count: int) -> None:
 def test_join_then_train_by_hand_then_statefully(cli: Cli) -> None:
     env = {"HEADWATER_HOME": str(cli.root)}
     log_traffic(cli, 0, 400)
-    joined = cli.run("labels", "run", "--window", "2m", "--idle-timeout", "0", env=env)
+    joined = cli.run("labels", "run", "--window", "2m", "--timeout-label", "0",  # clicks
+                     "--idle-timeout", "0", env=env)
     assert joined.exit_code == 0, joined.output
     examples = cli.events("training_examples")
     assert examples.num_rows == 400  # the clock is past every window: silence is a 0
@@ -57,7 +59,8 @@ def test_join_then_train_by_hand_then_statefully(cli: Cli) -> None:
     assert "m v1 (parent: none)" in first.stdout
     assert "promoted" in first.stdout
     log_traffic(cli, 400, 200)
-    assert cli.run("labels", "run", "--window", "2m", "--idle-timeout", "0",
+    assert cli.run("labels", "run", "--window", "2m", "--timeout-label", "0",
+                   "--idle-timeout", "0",
                    env=env).exit_code == 0
     second = cli.run("train", "--model", "m", "--strategy", "stateful", "--margin", "0.5",
                      env=env)
@@ -97,7 +100,8 @@ def test_run_dry_run_lists_the_four_components(cli: Cli) -> None:
 def test_report_compares_arms_and_trainers(cli: Cli, tmp_path: object) -> None:
     env = {"HEADWATER_HOME": str(cli.root)}
     log_traffic(cli, 0, 300)
-    assert cli.run("labels", "run", "--window", "2m", "--idle-timeout", "0",
+    assert cli.run("labels", "run", "--window", "2m", "--timeout-label", "0",
+                   "--idle-timeout", "0",
                    env=env).exit_code == 0
     assert cli.run("train", "--model", "m", env=env).exit_code == 0
     html = cli.root / "report.html"

@@ -40,6 +40,14 @@ def tile(feature: Feature, t: int) -> int:
 
 def oracle(feature: Feature, events: list[Event], entity: str, t: int, mode: Mode
            ) -> float | str | list[float] | None:
+    """The value by the rules; where they give none, the feature's default (rule 3)."""
+    value = by_the_rules(feature, events, entity, t, mode)
+    return feature.default_value if value is None else value
+
+
+def by_the_rules(feature: Feature, events: list[Event], entity: str, t: int, mode: Mode
+                 ) -> float | str | list[float] | None:
+    """Rules 1 and 2: ``None`` for a missing value."""
     known = [e for e in events if e.entity == entity
              and (e.time <= t if mode == "event_time" else e.append_time <= t)]
     if not known:

@@ -5,15 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from headwater.features.definitions import Entity, Feature, Filter, StreamSource
+from headwater.features.definitions import Entity, Feature, FeatureSet, Filter, StreamSource
 from headwater.features.engine import FeatureEngine, backfill
-from headwater.features.online import values_at
+from headwater.features.online import FeatureReader, values_at
 from headwater.features.pointintime import Queries, Sources, point_in_time
 from headwater.features.windows import Lifetime, Sliding, Tumbling
 from headwater.log import Log, Schema
@@ -37,6 +38,12 @@ FEATURES = [
                where=Filter("x", ">", 0)),
     Feature.of("recent", USER, SOURCE, "last_n", column="x", window=Lifetime(), n=2),
     Feature.of("spread", USER, SOURCE, "std", column="x", window=Sliding(20, 5)),
+    # defaults set by the definition: a number where the rules give null, and null
+    # where a count would be 0 for an entity never seen
+    Feature.of("low_8", USER, SOURCE, "min", column="x", window=Sliding(8, 4), ttl=30,
+               default=-1.5),
+    Feature.of("n_pos", USER, SOURCE, "count", window=Tumbling(10),
+               where=Filter("x", ">", 0), default=None),
 ]
 USERS = ["a", "b", "c", "d"]
 
@@ -96,7 +103,10 @@ def expected(feature: Feature, events: list[Event], user: str, t: int) -> Any:
 
 
 def read(online: MemoryOnlineStore, user: str, t: int) -> dict[str, Any]:
-    return values_at(FEATURES, online.read("user", user), t)
+    """What serving reads (:class:`FeatureReader`), checked against :func:`values_at`."""
+    served = FeatureReader(online, FeatureSet("all", tuple(FEATURES))).read({"user": user}, t)
+    assert served == values_at(FEATURES, online.read("user", user), t)
+    return served
 
 
 @given(appends(), st.lists(st.integers(1, 7), min_size=1, max_size=5))
@@ -192,9 +202,15 @@ def test_changed_definitions_refuse_to_resume(tmp_path: Path) -> None:
         FeatureEngine(log, changed, MemoryOnlineStore(), state_dir=tmp_path).step()
 
 
-def test_a_value_past_its_ttl_is_missing_online_exactly_as_offline(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("default", "past_ttl"), [(msgspec.UNSET, 0.0), (None, None),
+                                                   (-1.0, -1.0)])
+def test_a_value_past_its_ttl_is_the_default_online_exactly_as_offline(
+        tmp_path: Path, default: float | msgspec.UnsetType | None, past_ttl: float | None
+) -> None:
     log, _ = build_log([(100, [("a", 100, 4.0)]), (110, [("a", 110, 6.0)])])
-    ttl = [f for f in FEATURES if f.name == "sum_12"]  # TTL 40 after the latest event (110)
+    # TTL 40 after the latest event (110); a sum's default is 0 unless the definition says
+    ttl = [Feature.of("sum_12", USER, SOURCE, "sum", column="x", window=Sliding(12, 4),
+                      ttl=40, default=default)]
     online = MemoryOnlineStore()
     with FeatureEngine(log, ttl, online, state_dir=tmp_path) as engine:
         engine.run(idle_timeout_s=0)
@@ -205,7 +221,7 @@ def test_a_value_past_its_ttl_is_missing_online_exactly_as_offline(tmp_path: Pat
                .column("sum_12").to_pylist() for mode in ("known_at", "event_time")]
     served = [values_at(ttl, online.read("user", "a"), t)["sum_12"] for t in times]
     # In the window at 111; known but an empty window at 150; past the TTL at 151 on.
-    assert served == offline[0] == offline[1] == [10.0, 0.0, None, None]
+    assert served == offline[0] == offline[1] == [10.0, 0.0, past_ttl, past_ttl]
 
 
 def test_the_history_the_engine_writes_answers_like_the_online_store(tmp_path: Path) -> None:

@@ -221,5 +221,7 @@ def test_an_aggregation_that_cannot_read_its_column_is_refused_before_any_event(
     with pytest.raises(ValidationError, match="has no field 'colour'"):
         check_feature(Feature.of("c", USER, SOURCE, "count", where=Filter("colour", "==", 1)),
                       SCHEMA)
+    with pytest.raises(ValidationError, match="takes no number as its default"):
+        check_feature(Feature.of("t", USER, SOURCE, "last", column="tag", default=0), SCHEMA)
     for feature in FEATURES:
         check_feature(feature, SCHEMA)

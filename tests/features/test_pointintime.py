@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -61,13 +62,15 @@ def same(got: Any, want: Any) -> bool:
     st.sampled_from(WINDOWS),
     st.sampled_from([None, 7, 25]),
     st.sampled_from(["event_time", "known_at"]),
+    st.sampled_from([msgspec.UNSET, None, -2.5]),
 )
 def test_point_in_time_equals_the_oracle(
     events: list[Event], queries: list[tuple[str, int]], kind: str, window: Window,
-    ttl: int | None, mode: Mode,
+    ttl: int | None, mode: Mode, default: float | msgspec.UnsetType | None,
 ) -> None:
     feature = Feature.of("f", USER, SOURCE, kind, column=None if kind == "count" else "x",
-                         window=window, ttl=ttl, n=3 if kind == "last_n" else None)
+                         window=window, ttl=ttl, n=3 if kind == "last_n" else None,
+                         default=msgspec.UNSET if kind == "last_n" else default)
     got = feature_values(
         feature, Sources(table(events), "user", "ts"),
         Queries(pa.array([q[0] for q in queries]), np.array([q[1] for q in queries])), mode=mode,
@@ -78,13 +81,19 @@ def test_point_in_time_equals_the_oracle(
         assert same(g, w), (q, g, w)
 
 
-def test_missing_rows_come_back_as_nulls_and_duplicates_are_kept() -> None:
+def test_missing_rows_come_back_as_the_default_and_duplicates_are_kept() -> None:
     events = [Event("a", 10, 10, 0, 1.0), Event("a", 20, 20, 1, 2.0)]
-    feature = Feature.of("spend", USER, SOURCE, "sum", column="x", window=Lifetime(), ttl=5)
     queries = Queries(pa.array(["a", "a", "b", "a", "a"]), np.array([21, 21, 21, 40, 5]))
-    got = point_in_time([feature], Sources(table(events), "user", "ts"), queries)
+    source = Sources(table(events), "user", "ts")
     # within the TTL, the same row twice, an unknown entity, past the TTL, before any event
-    assert got.column("spend").to_pylist() == [3.0, 3.0, None, None, None]
+    spend = Feature.of("spend", USER, SOURCE, "sum", column="x", window=Lifetime(), ttl=5)
+    assert feature_values(spend, source, queries).to_pylist() == [3.0, 3.0, 0.0, 0.0, 0.0]
+    spend = Feature.of("spend", USER, SOURCE, "sum", column="x", window=Lifetime(), ttl=5,
+                       default=None)
+    assert feature_values(spend, source, queries).to_pylist() == [3.0, 3.0, None, None, None]
+    top = Feature.of("top", USER, SOURCE, "max", column="x", window=Lifetime(), ttl=5)
+    assert point_in_time([top], source, queries).column("top").to_pylist() == [
+        2.0, 2.0, None, None, None]
 
 
 def test_known_at_excludes_what_arrived_later() -> None:
@@ -117,6 +126,10 @@ def test_sliding_windows_decay_between_events() -> None:
 @pytest.mark.parametrize("mode", ["event_time", "known_at"])
 def test_no_events_at_all(mode: Mode) -> None:
     feature = Feature.of("n", USER, SOURCE, "count")
+    got = feature_values(feature, Sources(table([]), "user", "ts"),
+                         Queries(pa.array(["a"]), np.array([1])), mode=mode)
+    assert got.to_pylist() == [0.0]  # nothing happened: a count's default
+    feature = Feature.of("n", USER, SOURCE, "count", default=None)
     got = feature_values(feature, Sources(table([]), "user", "ts"),
                          Queries(pa.array(["a"]), np.array([1])), mode=mode)
     assert got.to_pylist() == [None]

@@ -18,6 +18,7 @@ from headwater.features import (
     Entity,
     Feature,
     FeatureSet,
+    Filter,
     Queries,
     Sources,
     StreamSource,
@@ -26,7 +27,7 @@ from headwater.features import (
 )
 from headwater.features.engine import FeatureEngine
 from headwater.features.online import FeatureReader
-from headwater.features.pointintime import point_in_time, with_derived
+from headwater.features.pointintime import model_inputs, point_in_time, with_derived
 from headwater.features.tables import load_table
 from headwater.log import Log, Schema
 from headwater.store.online.memory import MemoryOnlineStore
@@ -106,9 +107,56 @@ def test_derived_features_agree_online_and_offline(tmp_path: Path) -> None:
                           mode="known_at").append_column("amount", pa.array([20.0] * 3))
     offline = with_derived([share], frame).to_pylist()
     assert [s["share"] for s in served] == [o["share"] for o in offline] == [0.5, 4.0, 20.0]
-    assert served[2]["spend"] is None
+    assert served[2]["spend"] == 0.0  # never seen: a sum's default
+    row = reader.read_row({"user": "c"}, 5, {"amount": 20.0})
+    assert row.defaulted == ("spend",)
+    assert row.unknown == ("user",)
+    assert reader.read_row({"user": "a"}, 5, {"amount": 20.0})[1:] == ((), ())
     with pytest.raises(ValidationError, match=r"entities\.user"):
         reader.read({}, 5)
+
+
+def arrival_share(columns: Mapping[str, npt.NDArray[Any]]) -> npt.NDArray[Any]:
+    return np.asarray(columns["arrivals"] / np.fmax(columns["arrivals"] + columns["departures"],
+                                                    1.0))
+
+
+def test_helpers_feed_derived_features_but_are_no_model_inputs(tmp_path: Path) -> None:
+    schema = Schema.of({"carrier": "int64", "kind": "string", "ts": "timestamp"},
+                       key="carrier", event_time="ts")
+    clock = ManualClock(0)
+    log = Log(MemoryBackend(clock=clock), clock=clock)
+    log.create_topic("flights", schema)
+    for t, (key, kind) in enumerate([(7, "arr"), (7, "dep"), (7, "arr"), (8, "dep")], 1):
+        clock.set(t)
+        log.append("flights", [{"carrier": key, "kind": kind, "ts": t}])
+    carrier = Entity("carrier", key="carrier")
+    flights = StreamSource.of("flights")
+    arrivals = Feature.of("arrivals", carrier, flights, "count", where=Filter("kind", "==", "arr"))
+    departures = Feature.of("departures", carrier, flights, "count",
+                            where=Filter("kind", "==", "dep"))
+    share = DerivedFeature("share", ("arrivals", "departures"), arrival_share)
+    feature_set = FeatureSet("ops", (arrivals, departures, share), helpers=("departures",))
+    assert feature_set.inputs == ["arrivals", "share"]
+    online = MemoryOnlineStore()
+    with FeatureEngine(log, [arrivals, departures], online, state_dir=tmp_path) as engine:
+        engine.run(idle_timeout_s=0)
+    reader = FeatureReader(online, feature_set)
+    served = [reader.read({"carrier": str(c)}, 10) for c in (7, 8, 9)]
+    assert served == [{"arrivals": 2.0, "share": 2 / 3}, {"arrivals": 0.0, "share": 0.0},
+                      {"arrivals": 0.0, "share": 0.0}]
+    assert reader.read_row({"carrier": "9"}, 10, helpers=True) == (
+        {"arrivals": 0.0, "departures": 0.0, "share": 0.0}, ("arrivals", "departures"),
+        ("carrier",))
+    events = pa.Table.from_batches([f.batch for f in log.replay("flights")])
+    frame = point_in_time([arrivals, departures], Sources(events, "carrier", "ts"),
+                          Queries(pa.array([7, 8, 9]), np.array([10, 10, 10])), mode="known_at")
+    assert model_inputs(feature_set, frame).to_pylist() == served
+    with pytest.raises(ValidationError, match="feeds no derived feature"):
+        FeatureSet("ops", (arrivals, departures, share), helpers=("arrivals", "share"))
+    with pytest.raises(ValidationError, match="not a feature of the set"):
+        FeatureSet("ops", (arrivals, share), helpers=("departures",))
+    assert FeatureSet("ops", (arrivals, departures, share)).version != feature_set.version
 
 
 def test_a_filter_with_an_unknown_operator_is_refused_when_defined() -> None:

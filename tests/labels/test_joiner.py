@@ -20,7 +20,7 @@ import pytest
 from headwater.labels import OUTCOMES_SCHEMA, TRAINING_EXAMPLES_TOPIC
 from headwater.labels.join import JoinRule
 from headwater.labels.joiner import LabelJoiner
-from headwater.log import Log
+from headwater.log import Log, Schema
 from headwater.log.embedded import EmbeddedBackend
 from headwater.log.schema import TIMESTAMP
 from headwater.serving.prediction_log import PREDICTIONS_SCHEMA, PREDICTIONS_TOPIC
@@ -39,7 +39,7 @@ def predictions(rids: list[str], entities: list[str], times: list[int],
         "model": ["m"] * n, "version": pa.array(versions, pa.int64()),
         "score": [0.5] * n, "arm": ["champion"] * n, "served": [True] * n,
         "missing": [""] * n, "ts": pa.array(times, pa.int64()).cast(TIMESTAMP),
-        "propensity": [1.0] * n, "latency_ms": [0.1] * n,
+        "propensity": [1.0] * n, "latency_ms": [0.1] * n, "defaulted": [""] * n,
     }, schema=PREDICTIONS_SCHEMA.arrow_schema())
 
 
@@ -67,8 +67,8 @@ def test_outcomes_become_examples_and_silence_becomes_negatives(tmp_path: Path) 
     log = Log(EmbeddedBackend(tmp_path / "log", fsync="never"))
     setup_topics(log)
     clock = ManualClock(T0)
-    joiner = LabelJoiner(log, JoinRule(window=10 * SECOND), state_dir=tmp_path / "j",
-                         clock=clock, fsync=False)
+    joiner = LabelJoiner(log, JoinRule(window=10 * SECOND, timeout_label=0.0),
+                         state_dir=tmp_path / "j", clock=clock, fsync=False)
     log.append(PREDICTIONS_TOPIC, predictions(["a", "b", "c"], ["u", "v", "w"],
                                               [T0, T0 + SECOND, T0 + 2 * SECOND]))
     log.append("outcomes", outcomes(["a", None], ["u", "v"], [None, 0.0],
@@ -86,6 +86,20 @@ def test_outcomes_become_examples_and_silence_becomes_negatives(tmp_path: Path) 
     assert joiner.step().late == 1
     late = log.read("outcomes.late", 0).batch.to_pylist()
     assert [(r["request_id"], r["reason"]) for r in late] == [("c", "window_closed")]
+
+
+def test_a_predictions_topic_of_an_earlier_version_is_still_joined(tmp_path: Path) -> None:
+    log = Log(EmbeddedBackend(tmp_path / "log", fsync="never"))
+    fields = {f.name: f.type for f in PREDICTIONS_SCHEMA.fields if f.name != "defaulted"}
+    earlier = Schema.of(fields, key="entity", event_time="ts")
+    log.create_topic(PREDICTIONS_TOPIC, earlier)
+    log.ensure_topic("outcomes", OUTCOMES_SCHEMA)
+    log.append(PREDICTIONS_TOPIC, predictions(["a"], ["u"], [T0]).drop_columns(["defaulted"]))
+    log.append("outcomes", outcomes(["a"], ["u"], [1.0], [T0 + SECOND]))
+    joiner = LabelJoiner(log, JoinRule(window=10 * SECOND), state_dir=tmp_path / "j",
+                         clock=ManualClock(T0), fsync=False)
+    assert joiner.step().examples == 1
+    assert [(r["request_id"], r["label"]) for r in examples(log)] == [("a", 1.0)]
 
 
 def test_an_outcome_read_before_its_prediction_waits_for_it(tmp_path: Path) -> None:
@@ -135,7 +149,7 @@ CHILD = textwrap.dedent(
     from headwater.log.embedded import EmbeddedBackend
     root, state = sys.argv[1], sys.argv[2]
     log = Log(EmbeddedBackend(root + "/log", fsync="never"))
-    joiner = LabelJoiner(log, JoinRule(window=30_000_000, lateness=0), state_dir=state)
+    joiner = LabelJoiner(log, JoinRule(window=30_000_000, timeout_label=0.0), state_dir=state)
     print("ready", flush=True)
     while joiner.step(max_events=int(sys.argv[3])).predictions or joiner.step(
             max_events=int(sys.argv[3])).outcomes:
@@ -169,7 +183,8 @@ def fill(log: Log, n: int) -> None:
 def test_sigkill_at_random_points_ends_like_an_uninterrupted_run(tmp_path: Path) -> None:
     log = Log(EmbeddedBackend(tmp_path / "log", fsync="never"))
     fill(log, 3_000)
-    reference = LabelJoiner(log, JoinRule(window=30 * SECOND), state_dir=tmp_path / "ref",
+    reference = LabelJoiner(log, JoinRule(window=30 * SECOND, timeout_label=0.0),
+                            state_dir=tmp_path / "ref",
                             examples="reference", late="reference.late")
     while reference.step(max_events=41).predictions or reference.step(max_events=41).outcomes:
         pass

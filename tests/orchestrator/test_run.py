@@ -80,8 +80,9 @@ def test_headwater_run_keeps_the_loop_going_through_a_crash(tmp_path: Path) -> N
     env = {**os.environ, "HEADWATER_HOME": str(home), "HEADWATER_FSYNC": "never"}
     run = subprocess.Popen(
         [sys.executable, "-m", "headwater", "run", "--model", "m", "--project", str(project),
-         "--feature-set", "fs", "--port", str(port), "--window", "2s", "--every", "1s",
-         "--volume", "5"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "--feature-set", "fs", "--port", str(port), "--window", "2s", "--timeout-label", "0",
+         "--every", "1s", "--volume", "5"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []  # what the supervisor says, read as it comes
     stderr = run.stderr
     assert stderr is not None

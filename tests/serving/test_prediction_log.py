@@ -17,6 +17,7 @@ from headwater.serving import (
     Split,
     ensure_topic,
 )
+from headwater.serving.prediction_log import ensure_readable
 from headwater.testing import ManualClock, MemoryBackend
 from tests.serving.conftest import NOW, World, train
 
@@ -41,8 +42,12 @@ def test_events_land_with_the_features_as_served(world: World) -> None:
                                                                   got.score)
     assert event["arm"] == "champion"
     assert event["served"]
-    assert event["missing"] == "spend,txns,biggest"
+    # never seen: the sum and the count are their default, 0, and flagged as filled; the
+    # max has no default, so the model's neutral default fills it
+    assert event["defaulted"] == "spend,txns"
+    assert event["missing"] == "biggest"
     served = msgspec.json.decode(event["features"])
+    assert (served["spend"], served["txns"]) == (0.0, 0.0)
     assert served["price"] == 4.0
     assert served["device"] == "ios"
     assert set(served) == {"spend", "txns", "biggest", "price", "device"}
@@ -129,6 +134,20 @@ def test_the_topic_is_created_once_and_checked() -> None:
     log.create_topic("other", Schema.of({"ts": "timestamp"}, event_time="ts"))
     with pytest.raises(TopicExistsError):
         ensure_topic(log, "other")
+
+
+def test_a_topic_of_an_earlier_version_is_read_but_not_written() -> None:
+    log = Log(MemoryBackend())
+    fields = {f.name: f.type for f in PREDICTIONS_SCHEMA.fields if f.name != "defaulted"}
+    log.create_topic("predictions", Schema.of(fields, key="entity", event_time="ts"))
+    with pytest.raises(TopicExistsError, match=r"earlier version of Headwater.*"
+                       r"--predictions-topic NAME"):
+        PredictionLog(log)
+    ensure_readable(log)  # a reader (the label joiner, a canary watch) still reads it
+    plog = PredictionLog(log, "predictions.v2", flush_ms=10_000)
+    plog.record("r", "e", {"n": 0.0}, "m", 1, 0.5, "champion", True, (), NOW, defaulted=["n"])
+    plog.close()
+    assert events(log, "predictions.v2")[0]["defaulted"] == "n"
 
 
 def test_the_features_are_those_at_record_time() -> None:

@@ -29,6 +29,7 @@ from rich.text import Text
 from headwater.config import Settings
 from headwater.errors import ConfigError, HeadwaterError, ValidationError
 from headwater.log import Log, open_log
+from headwater.time import format_duration
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -50,8 +51,6 @@ EXIT_BAD_INPUT: Final = 2
 #: Exit code for every other failure.
 EXIT_FAILURE: Final = 1
 
-_UNITS: Final = (("d", 86_400_000_000), ("h", 3_600_000_000),
-                 ("m", 60_000_000), ("s", 1_000_000), ("ms", 1_000), ("us", 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,19 +116,6 @@ def split_names(text: str | None, *, option: str) -> tuple[str, ...]:
     if any(not name for name in names):
         raise ValidationError(option, f"expected comma-separated names, got {text!r}")
     return names
-
-
-def format_duration(us: int) -> str:
-    """``604800000000`` -> ``"7d"``, ``5400000000`` -> ``"1h30m"`` (the inverse of
-    :func:`headwater.time.parse_duration`)."""
-    if us == 0:
-        return "0s"
-    parts = []
-    for unit, size in _UNITS:
-        count, us = divmod(us, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts)
 
 
 def format_count(n: int) -> str:

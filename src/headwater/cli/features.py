@@ -177,6 +177,7 @@ def get(
     if not isinstance(values, dict):
         raise ValidationError("--request", "expected a JSON object")
     entities = {f.entity.name for f in chosen.features if isinstance(f, Feature)}
+    defaulted: tuple[str, ...] = ()
     if at:
         with state.open_log() as log:
             past = values_at_times(
@@ -191,8 +192,12 @@ def get(
     else:
         with closing(open_online_store(state.settings.online_location, settings=state.settings,
                                        read_only=True)) as online:
-            got = FeatureReader(online, chosen).read(dict.fromkeys(entities, key), now, values)
-    table = Table("feature", "value", title=f"{key} at {format_micros(now)}")
+            got, defaulted, _ = FeatureReader(online, chosen).read_row(
+                dict.fromkeys(entities, key), now, values, helpers=True)
+    table = Table("feature", "value", "", title=f"{key} at {format_micros(now)}")
     for name, value in got.items():
-        table.add_row(name, "null" if value is None else str(value))
+        notes = [n for n, yes in (("helper: no model input", name in chosen.helpers),
+                                  ("default: no value for the entity", name in defaulted))
+                 if yes]
+        table.add_row(name, "null" if value is None else str(value), "; ".join(notes))
     out().print(table)

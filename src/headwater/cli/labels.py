@@ -1,4 +1,12 @@
-"""``headwater labels run``: the label joiner as a long-running component."""
+"""``headwater labels run``: the label joiner as a long-running component.
+
+What silence means is the user's choice, never assumed: by default a prediction with no
+outcome in its window makes no example (explicit labels that are merely late are not
+turned into zeros); for natural labels such as clicks, where no click is the outcome,
+``--timeout-label 0`` makes silence a negative. The joiner prints a status line as it
+runs (``--quiet`` silences it) and warns the moment the choice does not fit the
+outcomes: explicit labels arriving after the window, or clicks with no timeout label.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from headwater.cli.common import state_of, status
 from headwater.errors import ValidationError
@@ -14,7 +23,7 @@ from headwater.labels import LATE_OUTCOMES_TOPIC, OUTCOMES_TOPIC, TRAINING_EXAMP
 from headwater.labels.join import JoinRule
 from headwater.labels.joiner import LabelJoiner
 from headwater.serving.prediction_log import PREDICTIONS_TOPIC
-from headwater.time import parse_duration
+from headwater.time import format_duration, parse_duration
 
 __all__ = ["app", "rule_of"]
 
@@ -36,14 +45,21 @@ def rule_of(window: str, timeout_label: str, positive: float, lateness: str) -> 
                     timeout_label=timeout, lateness=parse_duration(lateness, field="--lateness"))
 
 
+def _describe(rule: JoinRule) -> str:
+    """The rule in words: ``window 10m, no outcome -> no example``."""
+    silence = "no example" if rule.timeout_label is None else f"label {rule.timeout_label:g}"
+    return f"window {format_duration(rule.window)}, no outcome -> {silence}"
+
+
 @app.command("run")
 def run(
     ctx: typer.Context,
     window: Annotated[str, typer.Option(help="How long after a prediction an outcome "
                                         "counts (e.g. 10m).")] = "10m",
     timeout_label: Annotated[str, typer.Option(
-        "--timeout-label", help="The label of a prediction with no outcome in the window "
-        "('none': no example).")] = "0",
+        "--timeout-label", help="The label of a prediction with no outcome in the window: "
+        "'none' (no example: explicit labels) or a number (0 for clicks, where no click "
+        "is the outcome).")] = "none",
     positive: Annotated[float, typer.Option(
         help="The label an outcome without its own label gives (a click).")] = 1.0,
     lateness: Annotated[str, typer.Option(
@@ -57,17 +73,37 @@ def run(
     idle_timeout: Annotated[float | None, typer.Option(
         help="Stop after this many seconds with nothing new (default: run until stopped).")
     ] = None,
+    status_every: Annotated[str, typer.Option(
+        "--status-every", help="How often to print the status line.")] = "10s",
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", help="No status line (warnings are still printed).")] = False,
 ) -> None:
     """Join outcomes to predictions until stopped; exactly once across restarts."""
     state = state_of(ctx)
     rule = rule_of(window, timeout_label, positive, lateness)
+    every = parse_duration(status_every, field="--status-every")
+    console = status()
+
+    def warn(text: str) -> None:
+        console.print(Text.assemble(("warning: ", "yellow"), text), soft_wrap=True)
+
+    def say(text: str) -> None:
+        console.print(text, markup=False, soft_wrap=True)
+
     with state.open_log() as log:
         joiner = LabelJoiner(log, rule, state_dir=state_dir or Path(state.settings.home) /
                              "labels", predictions=predictions, outcomes=outcomes,
                              examples=examples, late=LATE_OUTCOMES_TOPIC
                              if outcomes == OUTCOMES_TOPIC else f"{outcomes}.late",
                              fsync=state.settings.fsync != "never")
-        status().print(f"joining {outcomes} to {predictions} into {examples}; Ctrl-C stops it")
+        if joiner.previous_rule is not None:
+            say(f"the join rule changed since the last run ({_describe(joiner.previous_rule)} "
+                f"-> {_describe(rule)}): the new rule applies to the predictions still open; "
+                "those already closed keep what they made")
+        say(f"joining {outcomes} to {predictions} into {examples} ({_describe(rule)}); "
+            "Ctrl-C stops it")
         with suppress(KeyboardInterrupt):
-            joiner.run(idle_timeout_s=idle_timeout, poll_s=0.2)
-    status().print("label joiner stopped; its state is checkpointed")
+            joiner.run(idle_timeout_s=idle_timeout, poll_s=0.2, on_warning=warn,
+                       on_status=None if quiet else say, status_every_s=every / 1e6)
+        joiner.progress.finish(joiner.clock.now_us())
+    say("label joiner stopped; its state is checkpointed")

@@ -63,8 +63,8 @@ def run(
     port: Annotated[int, typer.Option(help="The server's port.")] = 8000,
     window: Annotated[str, typer.Option(help="The label window (e.g. 10m).")] = "10m",
     timeout_label: Annotated[str, typer.Option(
-        "--timeout-label", help="The label of no outcome in the window ('none': none).")
-    ] = "0",
+        "--timeout-label", help="The label of no outcome in the window: 'none' (no "
+        "example: explicit labels) or a number (0 for clicks).")] = "none",
     strategy: Annotated[str, typer.Option(help="The trainer's strategy.")] = "continual",
     every: Annotated[str | None, typer.Option(help="Publish every interval.")] = "1h",
     volume: Annotated[int | None, typer.Option(help="… or every N examples.")] = None,

@@ -50,6 +50,7 @@ from headwater.serving import (
 )
 from headwater.serving.actions import ActionService
 from headwater.serving.outcomes import OutcomeSink
+from headwater.serving.prediction_log import PREDICTIONS_TOPIC
 from headwater.store.online import StoreFollower, open_online_store
 from headwater.time import parse_duration
 
@@ -103,9 +104,8 @@ def _action_service(kind: str, context: str | None, window: str, log: Log,
         policy = LinearThompson(list(names), rng=rng)
     else:
         raise ValidationError("--decide", f"expected epsilon, linucb or thompson, got {kind!r}")
-    return ActionService(policy, rule=JoinRule(window=parse_duration(window,
-                                                                     field="--decide-window")),
-                         log=DecisionLog(log), reader=reader)
+    rule = JoinRule(window=parse_duration(window, field="--decide-window"), timeout_label=0.0)
+    return ActionService(policy, rule=rule, log=DecisionLog(log), reader=reader)
 
 
 def _positive(option: str, value: float) -> float:
@@ -154,6 +154,9 @@ def serve(
     log_predictions: Annotated[bool, typer.Option(
         "--log-predictions/--no-log-predictions",
         help="Append every prediction to the predictions topic.")] = True,
+    predictions_topic: Annotated[str, typer.Option(
+        "--predictions-topic", help="The topic predictions are logged to.")
+    ] = PREDICTIONS_TOPIC,
     reward: Annotated[str, typer.Option(
         help="What a bandit policy learns from, read from the joined labels: accuracy, "
         "likelihood or label.")] = "accuracy",
@@ -201,7 +204,7 @@ def serve(
         log = stack.enter_context(state.open_log())
         prediction_log = None
         if log_predictions:
-            prediction_log = PredictionLog(log)
+            prediction_log = PredictionLog(log, predictions_topic)
             stack.callback(prediction_log.close)
         predictor = Predictor(FeatureReader(store, chosen), deployment, log=prediction_log)
         # Bandit policies (set now or later through the admin API) learn from the rewards

@@ -34,7 +34,7 @@ from headwater.labels import TRAINING_EXAMPLES_SCHEMA, TRAINING_EXAMPLES_TOPIC
 from headwater.log import Log
 from headwater.log.follow import TopicFollower
 from headwater.serving.policies import Policy
-from headwater.serving.prediction_log import PREDICTIONS_SCHEMA, PREDICTIONS_TOPIC
+from headwater.serving.prediction_log import PREDICTIONS_TOPIC, ensure_readable
 
 __all__ = ["CanaryWatch", "apply_over_http"]
 
@@ -65,7 +65,7 @@ class CanaryWatch:
         self.controller = controller
         self.window = window
         self.topics = (predictions, examples)
-        log.ensure_topic(predictions, PREDICTIONS_SCHEMA)
+        ensure_readable(log, predictions)
         log.ensure_topic(examples, TRAINING_EXAMPLES_SCHEMA)
         self._followers = {t: TopicFollower(log, t) for t in self.topics}
         self.steps: list[Step] = []

@@ -18,7 +18,13 @@ from headwater.features.definitions import (
     StreamSource,
     TableSource,
 )
-from headwater.features.pointintime import Queries, Sources, feature_values, point_in_time
+from headwater.features.pointintime import (
+    Queries,
+    Sources,
+    feature_values,
+    model_inputs,
+    point_in_time,
+)
 from headwater.features.windows import Lifetime, Sliding, Tumbling, Window
 
 __all__ = [
@@ -39,5 +45,6 @@ __all__ = [
     "Window",
     "feature_values",
     "make",
+    "model_inputs",
     "point_in_time",
 ]

@@ -13,12 +13,26 @@ changes.
 (12, 86400000000)
 >>> FeatureSet("fraud", (spend,)).version == FeatureSet("fraud", (spend,)).version
 True
+
+A feature an entity has no value for (never seen, or past its TTL) is its **default**:
+0 for ``count``, ``sum`` and ``approx_distinct`` (nothing happened), null for the other
+aggregations, unless the definition sets ``default=`` (a number, or ``None`` for null):
+
+>>> spend.default_value, Feature.of("avg", user, payments, "mean", column="amount").default_value
+(0.0, None)
+>>> Feature.of("avg", user, payments, "mean", column="amount", default=-1).default_value
+-1.0
+
+A feature set may hold **helpers**: features that derived features read but the model
+does not (``FeatureSet(..., helpers=("spend_1h",))``); :attr:`FeatureSet.inputs` are the
+model's inputs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import inspect
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal
@@ -47,6 +61,8 @@ __all__ = [
 
 _LIFETIME: Final = Lifetime()
 _FOREVER: Final = 1 << 62
+#: Aggregations that count what happened: with nothing to count they are 0.
+_COUNTING: Final = frozenset({"count", "sum", "approx_distinct"})
 _NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
 FilterOp = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not_null"]
 _OPS: Final[dict[str, Callable[..., Any]]] = {
@@ -154,7 +170,11 @@ class Filter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Feature(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One value per entity: an aggregation of a source column over a window."""
+    """One value per entity: an aggregation of a source column over a window.
+
+    ``default`` is the value when the entity has none (see :attr:`default_value`); left
+    unset it is not stored, so a definition's digest does not change with it.
+    """
 
     name: str
     entity: Entity
@@ -165,15 +185,19 @@ class Feature(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     where: Filter | None = None
     ttl_us: int | None = None
     n: int | None = None
+    default: float | msgspec.UnsetType | None = msgspec.UNSET
 
     @classmethod
     def of(cls, name: str, entity: Entity, source: StreamSource | TableSource,
            aggregation: str, *, column: str | None = None, window: Window = _LIFETIME,
            where: Filter | None = None, ttl: str | int | None = None,
-           n: int | None = None) -> Feature:
+           n: int | None = None,
+           default: float | msgspec.UnsetType | None = msgspec.UNSET) -> Feature:
         """Build a feature, reading the TTL as a duration (``"1d"``) or µs."""
+        if isinstance(default, int) and not isinstance(default, bool):
+            default = float(default)
         return cls(name, entity, source, aggregation, column, window, where,
-                   _duration(ttl, "ttl"), n)
+                   _duration(ttl, "ttl"), n, default)
 
     def __post_init__(self) -> None:
         _check_name("feature.name", self.name)
@@ -185,6 +209,27 @@ class Feature(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValidationError(f"{self.name}.n", "last_n needs n")
         if self.ttl_us is not None and self.ttl_us <= 0:
             raise ValidationError(f"{self.name}.ttl", "must be positive")
+        default = self.default
+        if default is not msgspec.UNSET and default is not None:
+            if isinstance(default, bool) or not isinstance(default, float | int):
+                raise ValidationError(f"{self.name}.default",
+                                      f"expected a number or None, got {default!r}")
+            if not math.isfinite(default):
+                raise ValidationError(f"{self.name}.default", f"must be finite, got {default}")
+            if self.aggregation == "last_n":
+                raise ValidationError(f"{self.name}.default",
+                                      "last_n has no default: a missing list is null")
+
+    @property
+    def default_value(self) -> float | None:
+        """The value of the feature for an entity that has none — never seen (no event
+        passed the filter) or past the TTL — and, for the aggregations that are null
+        over an empty window, for an empty window too: ``default`` when the definition
+        sets it, else 0 for the counting aggregations (``count``, ``sum``,
+        ``approx_distinct``) and null for the others."""
+        if self.default is not msgspec.UNSET:
+            return None if self.default is None else float(self.default)
+        return 0.0 if self.aggregation in _COUNTING else None
 
     @property
     def aggregator(self) -> Aggregation:
@@ -227,24 +272,48 @@ class DerivedFeature(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class FeatureSet(msgspec.Struct, frozen=True):
-    """The named list of features a model consumes, versioned by content."""
+    """The named list of features a model consumes, versioned by content.
+
+    ``helpers`` names features of the set that derived features read but the model does
+    not: they are computed (online and offline alike) and left out of the model's
+    input row. Each must feed a derived feature of the set.
+    """
 
     name: str
     features: tuple[Feature | DerivedFeature, ...]
+    helpers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_name("feature_set.name", self.name)
         names = [f.name for f in self.features]
         if len(set(names)) != len(names):
             raise ValidationError(f"{self.name}.features", "feature names repeat")
+        read = {i for f in self.features if isinstance(f, DerivedFeature) for i in f.inputs}
+        for helper in self.helpers:
+            if helper not in names:
+                raise ValidationError(f"{self.name}.helpers",
+                                      f"{helper!r} is not a feature of the set")
+            if helper not in read:
+                raise ValidationError(f"{self.name}.helpers",
+                                      f"{helper!r} feeds no derived feature of the set: "
+                                      "make it an input, or leave it out")
 
     @property
     def version(self) -> str:
-        """SHA-256 over the digests of the features, in order."""
+        """SHA-256 over the digests of the features, in order (and the helpers)."""
         text = self.name + "|" + "|".join(f.digest for f in self.features)
+        if self.helpers:
+            text += "|helpers:" + ",".join(self.helpers)
         return hashlib.sha256(text.encode()).hexdigest()
 
     @property
     def names(self) -> list[str]:
+        """Every feature of the set, helpers included."""
         return [f.name for f in self.features]
+
+    @property
+    def inputs(self) -> list[str]:
+        """The features the model reads: every feature but the helpers."""
+        helpers = set(self.helpers)
+        return [f.name for f in self.features if f.name not in helpers]
 

@@ -1,7 +1,8 @@
 """Reading features online: evaluate an entity's online entries at a read time.
 
 The engine writes one :class:`~headwater.features.state.OnlineEntry` per entity and
-feature; a read picks the value for the read time's tile and applies the TTL, by the
+feature; a read picks the value for the read time's tile, applies the TTL and, where
+the entity has no value, the feature's default (:attr:`Feature.default_value`), by the
 rules of ``docs/design/features.md`` (as known at the read time).
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import msgspec
 import numpy as np
@@ -23,7 +24,8 @@ from headwater.features.state import ENTRY_HEADER
 if TYPE_CHECKING:
     from headwater.store.online.protocol import OnlineStore
 
-__all__ = ["EntityKey", "FeatureReader", "entity_key", "value_at", "values_at"]
+__all__ = ["EntityKey", "FeatureReader", "FeatureRow", "entity_key", "value_at",
+           "values_at"]
 
 EntityKey = str | int
 """An entity's key as a caller gives it: text, or an integer."""
@@ -48,12 +50,14 @@ _LIFETIME_HOP: Final = 1 << 62  # a lifetime window is one tile: its tile is alw
 
 
 def value_at(feature: Feature, entry: bytes | None, now: int) -> Any:
-    """The feature's value at ``now`` from its online entry (``None`` when missing).
+    """The feature's value at ``now`` from its online entry: its default when the entity
+    has no value (``None`` when that is null).
 
     A read before the entity's newest tile (events from the future) is answered as of
     that tile.
     """
-    return _Plan(feature).value(entry, now)
+    value = _Plan(feature).value(entry, now)
+    return feature.default_value if value is None else value
 
 
 def _empty(feature: Feature) -> float | None:
@@ -66,9 +70,22 @@ def values_at(features: list[Feature], entries: Mapping[str, bytes], now: int) -
     return {f.name: value_at(f, entries.get(f.name), now) for f in features}
 
 
+class FeatureRow(NamedTuple):
+    """One read of a feature set: the values by name, the features whose value is their
+    default (the entity had none), and the entities that had no value for any feature
+    (unknown entities)."""
+
+    values: dict[str, Any]
+    defaulted: tuple[str, ...]
+    unknown: tuple[str, ...]
+
+
 class FeatureReader:
-    """Reads a feature set for serving: one store read per entity, then the derived
-    features, computed from the values and the request exactly as offline.
+    """Reads a feature set for serving: one store read per entity, defaults where an
+    entity has no value, then the derived features, computed from the values and the
+    request exactly as offline. The values returned are the model's inputs: the set's
+    helpers feed the derived features and are then left out (:meth:`read_row` can keep
+    them).
 
     ``entities`` maps an entity name to its key (:func:`entity_key`: text or an integer);
     ``request`` holds request values.
@@ -84,36 +101,62 @@ class FeatureReader:
                 self.by_entity.setdefault(f.entity.name, []).append(f)
             else:
                 self.derived.append(f)
+        self.helpers = tuple(feature_set.helpers)
         # What a read needs of each feature, worked out once: the hot path is plain tuples.
         self._plans = {entity: [_Plan.of(f) for f in features]
                        for entity, features in self.by_entity.items()}
 
     def read(self, entities: Mapping[str, EntityKey], now: int,
              request: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The model's inputs: every feature of the set but the helpers, by name."""
+        return self.read_row(entities, now, request).values
+
+    def read_row(self, entities: Mapping[str, EntityKey], now: int,
+                 request: Mapping[str, Any] | None = None, *, helpers: bool = False
+                 ) -> FeatureRow:
+        """The values (with the helpers when ``helpers``), which were defaulted, and
+        which entities are unknown."""
         values: dict[str, Any] = {}
+        defaulted: list[str] = []
+        unknown: list[str] = []
         for entity, plans in self._plans.items():
             key = entities.get(entity)
             if key is None:
                 raise ValidationError(f"entities.{entity}", "missing: the feature set needs it")
             entries = self.online.read(entity, entity_key(key, field=f"entities.{entity}"))
+            known = False
             for plan in plans:
-                values[plan.name] = plan.value(entries.get(plan.name), now)
+                value = plan.value(entries.get(plan.name), now)
+                if value is None:
+                    value = plan.default
+                    if value is not None:
+                        defaulted.append(plan.name)
+                else:
+                    known = True
+                values[plan.name] = value
+            if not known:
+                unknown.append(entity)
         if self.derived:
             columns = {k: _column([v]) for k, v in {**(request or {}), **values}.items()}
             for f in self.derived:
                 result = f.compute(columns)
                 values[f.name] = _scalar(result[0])
                 columns[f.name] = result
-        return values
+        if self.helpers and not helpers:
+            for name in self.helpers:
+                del values[name]
+        return FeatureRow(values, tuple(defaulted), tuple(unknown))
 
 
 class _Plan:
     """One feature's read, with everything but the entry and the time precomputed."""
 
-    __slots__ = ("empty", "hop", "last_n", "name", "offset", "text", "tiles", "ttl")
+    __slots__ = ("default", "empty", "hop", "last_n", "name", "offset", "text", "tiles",
+                 "ttl")
 
     def __init__(self, feature: Feature) -> None:
         self.name = feature.name
+        self.default = feature.default_value
         self.ttl = feature.ttl_us
         self.hop = feature.window.hop_us
         self.tiles = feature.window.tiles
@@ -127,6 +170,8 @@ class _Plan:
         return cls(feature)
 
     def value(self, entry: bytes | None, now: int) -> Any:
+        """The value by the window rules, ``None`` when there is none (before the
+        default)."""
         if entry is None:
             return None
         last, tile = ENTRY_HEADER.unpack_from(entry)

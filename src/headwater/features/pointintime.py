@@ -2,8 +2,9 @@
 
 Given the events of a source (the feature history: every applied event with its event
 time, append time and offset) and query rows (entity, time), it returns exactly one
-value per query row, in the query's order, duplicates kept, missing values as null. The
-rules are those of ``docs/design/features.md``, in two modes:
+value per query row, in the query's order, duplicates kept; where the entity has no
+value, the feature's default (:attr:`~headwater.features.Feature.default_value`, null
+when it has none). The rules are those of ``docs/design/features.md``, in two modes:
 
 - ``"event_time"``: events with event time ``<= t``: training data without leakage;
 - ``"known_at"``: events appended by ``t``: exactly what serving could see at ``t``.
@@ -33,12 +34,13 @@ import pyarrow.compute as pc
 
 from headwater.errors import ValidationError
 from headwater.features.aggregations import Aggregation, Partial
-from headwater.features.definitions import DerivedFeature, Feature
+from headwater.features.definitions import DerivedFeature, Feature, FeatureSet
 from headwater.features.values import TextCodes, column_values, is_text, present
 from headwater.features.windows import Lifetime
 from headwater.log.schema import APPEND_TIME, OFFSET
 
-__all__ = ["Mode", "Queries", "Sources", "feature_values", "point_in_time", "with_derived"]
+__all__ = ["Mode", "Queries", "Sources", "feature_values", "model_inputs", "point_in_time",
+           "with_derived"]
 
 Mode = Literal["event_time", "known_at"]
 I64 = npt.NDArray[np.int64]
@@ -75,6 +77,16 @@ def point_in_time(
     """One column per feature, one row per query row."""
     columns = {f.name: feature_values(f, source, queries, mode=mode) for f in features}
     return pa.table(columns)
+
+
+def model_inputs(feature_set: FeatureSet, frame: pa.Table) -> pa.Table:
+    """The model's inputs offline, as serving builds them
+    (:class:`~headwater.features.online.FeatureReader`): ``frame`` holds the set's
+    features (from :func:`point_in_time`) and any request values; the derived features
+    are added and the set's helpers left out."""
+    derived = [f for f in feature_set.features if isinstance(f, DerivedFeature)]
+    frame = with_derived(derived, frame)
+    return frame.drop_columns(list(feature_set.helpers)) if feature_set.helpers else frame
 
 
 def with_derived(derived: list[DerivedFeature], frame: pa.Table) -> pa.Table:
@@ -239,11 +251,15 @@ def feature_values(
         values_out = [None if m else [v for v in row if not np.isnan(v)]
                       for m, row in zip(missing.tolist(), out.tolist(), strict=True)]
         return pa.array(values_out, pa.list_(pa.float64()))
-    if codes is not None:
+    if codes is not None:  # text has no default (see values.check_feature)
         texts = codes.decode(out)
         return pa.array([None if m else t for m, t in zip(missing.tolist(), texts, strict=True)],
                         pa.string())
-    return pa.array(out, pa.float64(), mask=missing | np.isnan(out))
+    missing |= np.isnan(out)
+    default = feature.default_value
+    if default is None:
+        return pa.array(out, pa.float64(), mask=missing)
+    return pa.array(np.where(missing, default, out), pa.float64())
 
 
 def _as_of_event_time(feature: Feature, agg: Aggregation, e_code: I64, n_codes: int, tau: I64,

@@ -108,6 +108,9 @@ class FeatureTask:
         self.position = 0
         self.checkpoint_id = 0
         self.pending: list[pa.Table] = []
+        #: The offset of the last late event known to be in the dead-letter topic, or
+        #: ``None`` until this task has stored one (see :func:`late_dead_letters`).
+        self.dead_lettered: int | None = None
         columns = {self.key, self.event_time, APPEND_TIME, OFFSET}
         for f in self.features:
             columns.update(c for c in (f.column, f.where.column if f.where else None) if c)
@@ -297,8 +300,19 @@ def late_events(times: I64, watermark: int, lateness: int) -> tuple[npt.NDArray[
 
 def late_dead_letters(log: Log, task: FeatureTask, late: pa.RecordBatch | pa.Table
                       ) -> None:
-    """Keep late events in the topic's dead-letter topic, idempotently (a task that
-    resumes after a crash and meets the same late events records them once)."""
+    """Keep late events in the topic's dead-letter topic exactly once, however the
+    partition was cut into reads and wherever an earlier run of the task stopped.
+
+    Each append is idempotent with the offset of its last event as the sequence, and
+    holds only events after those already stored: so what is stored is always a prefix,
+    in log order, of the partition's late events, and an append is a duplicate exactly
+    when its last event is in that prefix. A task learns where the prefix ends from its
+    first append that is stored (:attr:`FeatureTask.dead_lettered`). Until then — a
+    task resumed after a crash, or a backfill, may meet late events an earlier run
+    stored without a checkpoint saying so — it appends them one at a time, each with its
+    own offset: the stored ones are skipped as duplicates, and the first one stored
+    fixes the end of the prefix.
+    """
     if not late.num_rows:
         return
     offsets = late.column(OFFSET).to_pylist()
@@ -308,5 +322,18 @@ def late_dead_letters(log: Log, task: FeatureTask, late: pa.RecordBatch | pa.Tab
                   msgspec.json.encode(row, enc_hook=str))
         for offset, row in zip(offsets, late.to_pylist(), strict=True)
     ]
-    log.dead_letter(task.topic.name, rejections, producer_id=f"features.late.{task.name}",
-                    sequence=offsets[0])
+    producer = f"features.late.{task.name}"
+    at = 0
+    if task.dead_lettered is None:
+        while at < len(offsets) and task.dead_lettered is None:
+            if log.dead_letter(task.topic.name, rejections[at: at + 1], producer_id=producer,
+                               sequence=offsets[at]):
+                task.dead_lettered = offsets[at]
+            at += 1
+    else:
+        while at < len(offsets) and offsets[at] <= task.dead_lettered:
+            at += 1  # stored already (a batch read again)
+    if at < len(offsets):
+        log.dead_letter(task.topic.name, rejections[at:], producer_id=producer,
+                        sequence=offsets[-1])
+        task.dead_lettered = offsets[-1]

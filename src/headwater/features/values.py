@@ -87,6 +87,10 @@ def check_feature(feature: Feature, schema: Schema) -> None:
     kind = feature.aggregation
     if field.type in _NUMBER_TYPES:
         return
+    if field.type == "string" and kind == "last" and feature.default_value is not None:
+        raise ValidationError(f"{feature.name}.default",
+                              f"last over {feature.column!r}, a string field, is text: it "
+                              "takes no number as its default")
     allowed: tuple[str, ...] = ()
     if field.type == "string":
         allowed = TEXT_AGGREGATIONS

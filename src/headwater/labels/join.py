@@ -14,10 +14,14 @@ events in event-time order. The rule (:class:`JoinRule`):
   window (``ts <= deadline``) closes the prediction and makes one example per scored
   version: with the outcome's ``label`` when it has one (source ``"explicit"``), else
   ``positive`` (source ``"outcome"``, e.g. a click).
-- A prediction still open when time passes its deadline becomes an example labelled
-  ``timeout_label`` (source ``"timeout"``, e.g. "no click within 10 minutes"), at the
-  deadline; with ``timeout_label=None`` it closes without an example and is counted as
-  ``expired``.
+- A prediction still open when time passes its deadline closes. With a
+  ``timeout_label`` it becomes an example with that label (source ``"timeout"``, e.g.
+  0 for "no click within 10 minutes"), at the deadline; without one (the default) it
+  makes no example and is counted as ``expired``. Silence means a negative only for
+  *natural* labels, events such as clicks whose absence is the outcome; for *explicit*
+  labels (a fraud verdict, a rating) silence means "not known yet", and a timeout
+  label would turn every label later than the window into its opposite. So the rule
+  never assumes one: a stream of clicks says ``timeout_label=0.0``.
 - An outcome that matches nothing open is *late*, never dropped: ``"window_closed"``
   when its prediction already closed by timeout, ``"already_labelled"`` when another
   outcome closed it, ``"before_prediction"`` when it is older than the prediction it
@@ -31,7 +35,7 @@ and the result depends only on the events and the watermark, never on how they w
 batched. Closed predictions are remembered for one more window, so a late outcome can be
 told from one that matched nothing.
 
->>> rule = JoinRule(window=10)
+>>> rule = JoinRule(window=10, timeout_label=0.0)  # clicks: silence is a 0
 >>> state = JoinState(rule)
 >>> state.add_predictions([Prediction("r1", "u", b"{}", "m", 1, 0.7, "champion", True, 100)])
 >>> done = state.apply([Outcome("r1", "u", None, 105)], watermark=105)
@@ -71,13 +75,15 @@ __all__ = [
 class JoinRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """How outcomes become labels (see the module docstring).
 
-    ``lateness`` (µs) is how long after the joiner's clock an outcome may still be
-    appended: an idle outcomes topic advances the watermark to ``now - lateness``.
+    ``timeout_label`` is the label of a prediction with no outcome in its window
+    (``None``, the default: no example). ``lateness`` (µs) is how long after the
+    joiner's clock an outcome may still be appended: an idle outcomes topic advances
+    the watermark to ``now - lateness``.
     """
 
     window: int
     positive: float = 1.0
-    timeout_label: float | None = 0.0
+    timeout_label: float | None = None
     lateness: int = 0
 
     def __post_init__(self) -> None:
@@ -302,9 +308,12 @@ class JoinState:
                                                 self._closed, self.expired, self.repeated))
 
     @classmethod
-    def restore(cls, data: bytes) -> JoinState:
+    def restore(cls, data: bytes, rule: JoinRule | None = None) -> JoinState:
+        """The state :meth:`snapshot` saved, under its own rule or under ``rule`` (which
+        then applies to the requests still open: closed ones stay closed)."""
         snap = msgspec.msgpack.decode(data, type=_Snapshot)
-        state = cls(snap.rule)
+        rule = rule or snap.rule
+        state = cls(rule)
         state.watermark = snap.watermark
         state.expired = snap.expired
         state.repeated = snap.repeated
@@ -312,8 +321,8 @@ class JoinState:
             entry.rows = [Prediction(*row) for row in entry.rows]
             state._open[rid] = entry
             state._by_entity.setdefault(entry.rows[0].entity, []).append((entry.time, rid))
-            heapq.heappush(state._deadlines, (entry.time + snap.rule.window, rid))
-        window = snap.rule.window
+            heapq.heappush(state._deadlines, (entry.time + rule.window, rid))
+        window = rule.window
         for rid, (made, how) in sorted(snap.closed.items(), key=lambda kv: kv[1][0]):
             state._closed[rid] = (made, how)
             heapq.heappush(state._forget, (made + 2 * window, rid))

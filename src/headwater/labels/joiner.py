@@ -5,7 +5,12 @@ Each :meth:`LabelJoiner.step` reads what is new on the predictions and outcomes 
 :class:`~headwater.labels.join.JoinState`, and appends the examples and the late
 outcomes. The watermark that closes windows is the latest outcome time read, or — when
 the outcomes topic is read to its end — the clock minus the rule's ``lateness``: a quiet
-outcomes topic (nobody clicked) still turns predictions into negatives on time.
+outcomes topic (nobody clicked) still closes windows on time.
+
+Each step is counted by :attr:`LabelJoiner.progress`
+(:class:`~headwater.labels.progress.JoinProgress`), which reports a status line and warns
+the moment the rule does not fit the outcomes (explicit labels later than the window,
+clicks without a timeout label).
 
 Exactly once. A step first writes a checkpoint holding the new state, the new positions
 *and* the batches it is about to append, then appends them as an idempotent producer
@@ -20,7 +25,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 import pyarrow as pa
@@ -36,6 +41,7 @@ from headwater.labels.join import (
     outcomes_of,
     predictions_of,
 )
+from headwater.labels.progress import JoinProgress, JoinStep
 from headwater.labels.schema import (
     LATE_OUTCOMES_SCHEMA,
     LATE_OUTCOMES_TOPIC,
@@ -46,28 +52,22 @@ from headwater.labels.schema import (
 )
 from headwater.log import Log
 from headwater.serving.prediction_log import PREDICTIONS_TOPIC
-from headwater.serving.prediction_log import ensure_topic as ensure_predictions
+from headwater.serving.prediction_log import ensure_readable as ensure_predictions
 from headwater.time import Clock, SystemClock
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
 __all__ = ["JoinStep", "LabelJoiner"]
 
 _CHECKPOINT: Final = "joiner.ckpt"
+# Late reasons of a label that came after its prediction's window: closed by timeout, or
+# closed so long ago that the joiner no longer holds it (or never logged).
+_AFTER_WINDOW: Final = frozenset({"window_closed", "unmatched"})
 _TS: Final = pa.timestamp("us", tz="UTC")
 _EXAMPLES: Final = TRAINING_EXAMPLES_SCHEMA.arrow_schema()
 _LATE: Final = LATE_OUTCOMES_SCHEMA.arrow_schema()
-
-
-class JoinStep(NamedTuple):
-    """What one step read and wrote."""
-
-    predictions: int
-    outcomes: int
-    examples: int
-    late: int
-    expired: int
 
 
 class _Checkpoint(msgspec.Struct, array_like=True):
@@ -108,6 +108,11 @@ class LabelJoiner:
         self.positions = {t: [0] * log.topic(t).partitions for t in self.topics}
         self._prediction_time = self._outcome_time = -(1 << 62)
         self._held: list[Outcome] = []
+        #: What the joiner has done since it started, and its warnings.
+        self.progress = JoinProgress(rule, late_topic=late)
+        #: The rule of the checkpoint resumed from, when ``rule`` differs from it: the new
+        #: rule applies to the requests still open (closed ones keep their examples).
+        self.previous_rule: JoinRule | None = None
         self._resume()
 
     # -- the step --------------------------------------------------------------
@@ -140,7 +145,7 @@ class LabelJoiner:
         self.state.add_predictions(pred_rows)
         joined = self.state.apply(outcomes, watermark)
         if not (pred_rows or read or joined.examples or joined.expired):
-            return JoinStep(0, 0, 0, 0, 0)
+            return self._done(JoinStep(0, 0, 0, 0, 0))
         self.sequence += 1
         ckpt = _Checkpoint(self.sequence, positions, self.state.snapshot(), self._held,
                            self._prediction_time, self._outcome_time,
@@ -149,18 +154,34 @@ class LabelJoiner:
         self._write(ckpt)
         self.positions = positions
         self._publish(ckpt)
-        return JoinStep(len(pred_rows), len(read), len(joined.examples), len(joined.late),
-                        joined.expired)
+        return self._done(JoinStep(
+            len(pred_rows), len(read), len(joined.examples), len(joined.late), joined.expired,
+            timeouts=sum(1 for e in joined.examples if e.source == "timeout"),
+            late_labels=sum(1 for x in joined.late if x.label is not None
+                            and x.reason in _AFTER_WINDOW),
+            unlabelled=sum(1 for o in read if o.label is None)))
 
-    def run(self, *, idle_timeout_s: float | None = None, poll_s: float = 0.05) -> None:
-        """Step until idle for ``idle_timeout_s`` (forever when ``None``)."""
+    def _done(self, step: JoinStep) -> JoinStep:
+        self.progress.update(step, open_requests=self.state.open, now_us=self.clock.now_us())
+        return step
+
+    def run(self, *, idle_timeout_s: float | None = None, poll_s: float = 0.05,
+            on_warning: Callable[[str], None] | None = None,
+            on_status: Callable[[str], None] | None = None,
+            status_every_s: float = 10.0) -> JoinProgress:
+        """Step until idle for ``idle_timeout_s`` (forever when ``None``), saying what
+        it does through :attr:`progress`: warnings when the rule does not fit the
+        outcomes, a status line every ``status_every_s``. Returns the progress."""
+        progress = self.progress
+        progress.on_warning, progress.on_status = on_warning, on_status
+        progress.every_us = round(status_every_s * 1e6)
         idle_since = time.monotonic()
         while True:
             done = self.step()
             if done.predictions or done.outcomes or done.examples:
                 idle_since = time.monotonic()
             elif idle_timeout_s is not None and time.monotonic() - idle_since >= idle_timeout_s:
-                return
+                return progress
             else:
                 time.sleep(poll_s)
 
@@ -190,6 +211,9 @@ class LabelJoiner:
         try:
             ckpt = msgspec.msgpack.decode(path.read_bytes(), type=_Checkpoint)
             self.state = JoinState.restore(ckpt.state)
+            if self.state.rule != self.rule:
+                self.previous_rule = self.state.rule
+                self.state = JoinState.restore(ckpt.state, self.rule)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise CorruptLogError(f"{path}: unreadable joiner checkpoint ({exc})") from exc
         self.sequence = ckpt.sequence

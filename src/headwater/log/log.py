@@ -222,12 +222,13 @@ class Log:
         *,
         producer_id: str | None = None,
         sequence: int | None = None,
-    ) -> None:
+    ) -> bool:
         """Keep rejected events of ``topic`` in its dead-letter topic with their reasons.
 
         ``append`` does this for events that fail validation; other stages use it for
         what they reject later (a feature engine's late events, a file's unreadable
-        records). With ``producer_id`` and ``sequence`` it is idempotent like ``append``.
+        records). With ``producer_id`` and ``sequence`` it is idempotent like ``append``:
+        the result is ``False`` when the batch was a duplicate and nothing was stored.
         """
         producer = _producer(producer_id, sequence)
         now = self.clock.now_us()
@@ -240,7 +241,7 @@ class Log:
         # A dead letter holds the rejected payload (at most the event limit) and context.
         limit = 2 * self.max_event_bytes + 4096
         checked = validate(DEAD_LETTER_SCHEMA, rows, max_event_bytes=limit)
-        self.backend.append(dlq, 0, checked.batch, producer)
+        return not self.backend.append(dlq, 0, checked.batch, producer).duplicate
 
     # -- reading ---------------------------------------------------------------
 

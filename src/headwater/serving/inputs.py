@@ -1,10 +1,12 @@
 """The model input of one request: feature values and request values, gaps filled by rule.
 
-The rule for missing values. A value is *missing* when the online store has none (an
-unknown entity, or a value past its TTL), when the request does not carry it, or when
-it is NaN. A missing input the model reads is replaced by the model's *neutral
-default*, and its name is reported in the response (``missing``) and in the logged
-event, so a missing value is never silent:
+The rule for missing values. A feature the entity has no value for (an unknown entity,
+or a value past its TTL) first takes its definition's default
+(:attr:`~headwater.features.Feature.default_value`: 0 for counts and sums), and is
+logged as ``defaulted``; it is still *missing* when that default is null, when the
+request does not carry a value, or when the value is NaN. A missing input the model
+reads is replaced by the model's *neutral default*, and its name is reported in the
+response (``missing``) and in the logged event, so a missing value is never silent:
 
 - a model may say what its defaults are with a ``serving_defaults()`` method returning
   ``{column: value}``;

@@ -3,11 +3,18 @@
 An event holds the request id, the entity, the model input *as served* (a JSON object
 in the binary ``features`` column: feature values, request values and defaults that
 filled gaps), the model version, the score, the policy arm, whether the score was
-returned or only shadowed, the names of the inputs filled by default, the time, and the
-propensity: the probability the routing policy gave the arm (for off-policy estimates),
-and the latency of the prediction in the service (for canary guardrails).
-Labels are later joined to these events, and a training set rebuilt from them sees
-exactly what the model saw.
+returned or only shadowed, the names of the inputs the model's neutral defaults filled
+(``missing``: no value at all), the time, and the propensity: the probability the
+routing policy gave the arm (for off-policy estimates), the latency of the prediction in
+the service (for canary guardrails), and the names of the features whose value is their
+definition's default because the entity had none (``defaulted``: a count of 0 for an
+entity never seen is a value, and is flagged as a filled one). Labels are later joined
+to these events, and a training set rebuilt from them sees exactly what the model saw.
+
+A predictions topic created by an earlier version of Headwater (without ``defaulted``)
+is still read by every reader (:func:`ensure_readable`), but a server refuses to write
+to it (:func:`ensure_topic` raises, naming the topic and how to move on): its events
+could not say which values were filled.
 
 Logging is off the hot path but for one step. :meth:`PredictionLog.record` encodes the
 model input to JSON — a microsecond or so while the row is still in the CPU's cache, and
@@ -30,28 +37,64 @@ from typing import Any, Final
 import msgspec
 import pyarrow as pa
 
+from headwater.errors import TopicExistsError, UnknownTopicError
 from headwater.log import Log, Schema
 from headwater.log.appender import BatchAppender
 
-__all__ = ["PREDICTIONS_SCHEMA", "PREDICTIONS_TOPIC", "PredictionLog", "ensure_topic"]
+__all__ = ["PREDICTIONS_SCHEMA", "PREDICTIONS_TOPIC", "PredictionLog", "ensure_readable",
+           "ensure_topic"]
 
 #: The default topic of prediction events.
 PREDICTIONS_TOPIC: Final = "predictions"
+_FIELDS: Final = {
+    "request_id": "string", "entity": "string", "features": "binary", "model": "string",
+    "version": "int64", "score": "float64", "arm": "string", "served": "bool",
+    "missing": "string", "ts": "timestamp", "propensity": "float64", "latency_ms": "float64"}
 #: One event per scored model version (the returned one and every shadow).
-PREDICTIONS_SCHEMA: Final = Schema.of(
-    {"request_id": "string", "entity": "string", "features": "binary", "model": "string",
-     "version": "int64", "score": "float64", "arm": "string", "served": "bool",
-     "missing": "string", "ts": "timestamp", "propensity": "float64",
-     "latency_ms": "float64"},
-    key="entity", event_time="ts")
+PREDICTIONS_SCHEMA: Final = Schema.of({**_FIELDS, "defaulted": "string"},
+                                      key="entity", event_time="ts")
+#: The schema of predictions topics written by earlier versions (no ``defaulted``).
+_EARLIER: Final = (Schema.of(_FIELDS, key="entity", event_time="ts"),)
 
 _ENCODE: Final = msgspec.json.Encoder().encode
-_Event = tuple[str, str, bytes, str, int, float, str, bool, Sequence[str], int, float, float]
+_Event = tuple[str, str, bytes, str, int, float, str, bool, Sequence[str], int, float, float,
+               Sequence[str]]
 
 
 def ensure_topic(log: Log, topic: str = PREDICTIONS_TOPIC, *, partitions: int = 1) -> None:
-    """Create the predictions topic if it is missing (an existing one must match)."""
-    log.ensure_topic(topic, PREDICTIONS_SCHEMA, partitions=partitions)
+    """Create the predictions topic if it is missing; an existing one must have the
+    current schema (:class:`~headwater.errors.TopicExistsError` otherwise, saying what
+    to do with a topic an earlier version created)."""
+    try:
+        schema = log.topic(topic).schema
+    except UnknownTopicError:
+        log.ensure_topic(topic, PREDICTIONS_SCHEMA, partitions=partitions)
+        return
+    if schema == PREDICTIONS_SCHEMA:
+        return
+    if schema in _EARLIER:
+        raise TopicExistsError(
+            f"topic {topic!r} was created by an earlier version of Headwater: its events "
+            "have no 'defaulted' field, which says which feature values were filled by "
+            "their default, so new predictions are not logged to it. Its events stay "
+            "readable (labels, evaluation, replay); log new predictions to another topic: "
+            "headwater serve --predictions-topic NAME, and join them with "
+            "headwater labels run --predictions NAME")
+    raise TopicExistsError(f"topic {topic!r} exists with another schema than a predictions "
+                           "topic's; choose another topic for predictions")
+
+
+def ensure_readable(log: Log, topic: str = PREDICTIONS_TOPIC, *, partitions: int = 1) -> None:
+    """Create the predictions topic if it is missing; an existing one may also have the
+    schema of an earlier version (what a reader of predictions calls at start-up)."""
+    try:
+        schema = log.topic(topic).schema
+    except UnknownTopicError:
+        log.ensure_topic(topic, PREDICTIONS_SCHEMA, partitions=partitions)
+        return
+    if schema != PREDICTIONS_SCHEMA and schema not in _EARLIER:
+        raise TopicExistsError(f"topic {topic!r} exists with another schema than a "
+                               "predictions topic's")
 
 
 class PredictionLog(BatchAppender[_Event]):
@@ -70,17 +113,18 @@ class PredictionLog(BatchAppender[_Event]):
 
     def record(self, request_id: str, entity: str, features: Mapping[str, Any], model: str,
                version: int, score: float, arm: str, served: bool, missing: Sequence[str],
-               ts: int, propensity: float = 1.0, latency_ms: float = 0.0) -> None:
+               ts: int, propensity: float = 1.0, latency_ms: float = 0.0,
+               defaulted: Sequence[str] = ()) -> None:
         """Queue one event (``features`` encoded now); never blocks. ``propensity`` is the
         probability the routing policy gave ``arm`` (1 for a shadow: always scored);
         ``latency_ms`` how long the prediction took in the service (features, routing,
-        scoring)."""
+        scoring); ``defaulted`` the features whose value is their default."""
         queue = self._queue
         if len(queue) >= self.capacity or self._closed:
             self.dropped += 1
             return
         queue.append((request_id, entity, _ENCODE(features), model, version, score, arm,
-                      served, missing, ts, propensity, latency_ms))
+                      served, missing, ts, propensity, latency_ms, defaulted))
         if len(queue) == self.batch_events:
             self._wake.set()
 
@@ -99,6 +143,7 @@ class PredictionLog(BatchAppender[_Event]):
             pa.array(columns[9], pa.timestamp("us", tz="UTC")),
             pa.array(columns[10], pa.float64()),
             pa.array(columns[11], pa.float64()),
+            pa.array([",".join(d) for d in columns[12]], pa.string()),
         ], schema=PREDICTIONS_SCHEMA.arrow_schema())
 
     def __enter__(self) -> PredictionLog:

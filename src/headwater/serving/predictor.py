@@ -4,15 +4,18 @@
 
 1. take the deployment's current :class:`~headwater.serving.deployment.Snapshot` once
    (a swap during the request does not affect it);
-2. read the online features of every entity, one store read per entity, and compute
-   the derived features (:class:`~headwater.features.online.FeatureReader`);
+2. read the online features of every entity, one store read per entity, fill the
+   features an entity has no value for with their defaults, and compute the derived
+   features (:class:`~headwater.features.online.FeatureReader`; the feature set's
+   helpers feed those and are no model input);
 3. route by the key of the routing entity (the feature set's first entity, or
    ``route_by``) with the snapshot's policy;
 4. build the model's input row — missing values filled by the rule of
    :mod:`headwater.serving.inputs` and reported — and score it with ``predict_one``;
 5. score the shadow arms the same way, queue one prediction event per scored version
-   on the :class:`~headwater.serving.prediction_log.PredictionLog` (off the hot path)
-   and return a :class:`~headwater.serving.messages.Prediction`.
+   on the :class:`~headwater.serving.prediction_log.PredictionLog` (off the hot path;
+   the features defaulted in step 2 are recorded as such) and return a
+   :class:`~headwater.serving.messages.Prediction`.
 
 Fallback: when the arm's version raises, its previous version answers; then the
 policy's first arm (the champion) and its previous version. Bad input (a
@@ -131,23 +134,22 @@ class Predictor:
                 self.repeats += 1
                 return answered
         started = perf_counter()
-        values = self.reader.read(entities, now, request)
+        values, defaulted, unknowns = self.reader.read_row(entities, now, request)
         rid = request_id or f"{self._prefix}-{next(self._ids)}"
         key = entity_key(entities.get(self.route_by, rid)) if self.route_by else rid
         route = snap.policy.choose(key)
         _inputs_of(snap, route.arm).check(request)
-        unknown = self._unknown(values)
         model, score, row, missing, fallback = self._score(snap, route.arm, values, request)
         self.predictions += 1
         log = self.log
         if log is not None:
             log.record(rid, key, row, model.name, model.version, score, route.arm, True,
                        missing, now, snap.policy.propensity(route.arm),
-                       (perf_counter() - started) * 1e3)
+                       (perf_counter() - started) * 1e3, defaulted)
         if route.shadows:
-            self._shadow(snap, route.shadows, values, request, rid, key, now)
-        prediction = Prediction(rid, score, model.name, model.version, route.arm, unknown,
-                                missing, fallback)
+            self._shadow(snap, route.shadows, values, request, rid, key, now, defaulted)
+        prediction = Prediction(rid, score, model.name, model.version, route.arm,
+                                bool(unknowns), missing, fallback)
         if request_id is not None:
             self._remember(request_id, entities, request, prediction)
         return prediction
@@ -155,15 +157,6 @@ class Predictor:
     def predict_request(self, request: PredictRequest) -> Prediction:
         """:meth:`predict` of a decoded :class:`~headwater.serving.messages.PredictRequest`."""
         return self.predict(request.entities, request.request, request_id=request.request_id)
-
-    def _unknown(self, values: Mapping[str, Any]) -> bool:
-        for _, names in self._by_entity:
-            for name in names:
-                if values[name] is not None:
-                    break
-            else:
-                return True
-        return False
 
     def _score(self, snap: Snapshot, arm: str, values: Mapping[str, Any],
                request: Mapping[str, Any]
@@ -208,7 +201,8 @@ class Predictor:
                          f"(arm {arm!r}; loaded: {sorted(snap.arms)})")
 
     def _shadow(self, snap: Snapshot, shadows: tuple[str, ...], values: Mapping[str, Any],
-                request: Mapping[str, Any], rid: str, key: str, now: int) -> None:
+                request: Mapping[str, Any], rid: str, key: str, now: int,
+                defaulted: tuple[str, ...]) -> None:
         for arm in shadows:
             model = snap.arms.get(arm)
             if model is None:
@@ -222,7 +216,8 @@ class Predictor:
                 continue
             if self.log is not None:
                 self.log.record(rid, key, row, model.name, model.version, score, arm, False,
-                                missing, now, 1.0, (perf_counter() - started) * 1e3)
+                                missing, now, 1.0, (perf_counter() - started) * 1e3,
+                                defaulted)
 
     def predict_batch(self, requests: Sequence[PredictRequest]) -> list[Prediction]:
         """Score many requests: one store read per entity and request, then each
@@ -249,19 +244,20 @@ class Predictor:
                 repeated[i] = first[rid]
             else:
                 first[rid] = i
-        reads: list[tuple[int, str, str, Mapping[str, Any], Mapping[str, Any], bool, str]] = []
+        reads: list[tuple[int, str, str, Mapping[str, Any], Mapping[str, Any], bool, str,
+                          tuple[str, ...]]] = []
         for i, r in enumerate(requests):
             if i in repeated:
                 continue
             try:
-                values = self.reader.read(r.entities, now, r.request)
+                values, filled, unknowns = self.reader.read_row(r.entities, now, r.request)
             except ValidationError as exc:
                 raise ValidationError(f"requests[{i}].{exc.field}", exc.reason) from None
             rid = r.request_id or f"{self._prefix}-{next(self._ids)}"
             key = entity_key(r.entities.get(self.route_by, rid)) if self.route_by else rid
             arm = snap.policy.choose(key).arm
             _inputs_of(snap, arm).check(r.request, f"requests[{i}].request")
-            reads.append((i, rid, key, values, r.request, self._unknown(values), arm))
+            reads.append((i, rid, key, values, r.request, bool(unknowns), arm, filled))
         groups: dict[int, list[int]] = {}
         for k, read in enumerate(reads):
             model = snap.model_for(read[6])
@@ -275,7 +271,7 @@ class Predictor:
             built = [model.inputs.build(reads[k][3], reads[k][4]) for k in indices]
             scores = self._batch_scores(model, [row for row, _ in built])
             for j, k in enumerate(indices):
-                i, rid, key, got, asked, unknown, arm = reads[k]
+                i, rid, key, got, asked, unknown, arm, defaulted = reads[k]
                 row, missing = built[j]
                 fallback = snap.arms.get(arm) is not model
                 if scores is None:
@@ -287,10 +283,10 @@ class Predictor:
                 if self.log is not None:
                     self.log.record(rid, key, row, model_i.name, model_i.version, score, arm,
                                     True, missing, now, snap.policy.propensity(arm),
-                                    (perf_counter() - started) * 1e3)
+                                    (perf_counter() - started) * 1e3, defaulted)
                 shadows = snap.policy.choose(key).shadows
                 if shadows:
-                    self._shadow(snap, shadows, got, asked, rid, key, now)
+                    self._shadow(snap, shadows, got, asked, rid, key, now, defaulted)
         for i, source in repeated.items():
             out[i] = source if isinstance(source, Prediction) else out[source]
         self.predictions += len(reads)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -95,8 +96,11 @@ def history(tmp_path: Path) -> FeatureHistory:
     return history
 
 
-def spend(**options: object) -> Feature:
-    return Feature.of("spend", USER, EVENTS, "sum", column="x", **options)  # type: ignore[arg-type]
+def spend(name: str = "spend", **options: object) -> Feature:
+    """A sum, null where the entity has no value (not the default 0) unless ``default``
+    says otherwise: these tests check which rows have a value."""
+    options.setdefault("default", None)
+    return Feature.of(name, USER, EVENTS, "sum", column="x", **options)  # type: ignore[arg-type]
 
 
 def values(history: FeatureHistory, features: list[Feature], entities: list[str],
@@ -106,12 +110,16 @@ def values(history: FeatureHistory, features: list[Feature], entities: list[str]
     return got
 
 
-def test_a_label_with_no_value_within_the_ttl_comes_back_with_nulls(
+def test_a_label_with_no_value_within_the_ttl_comes_back_with_the_default(
         history: FeatureHistory) -> None:
-    got = values(history, [spend(ttl="1d"), replace(spend(ttl="1d"), name="total")],
+    by_default = spend(ttl="1d", default=msgspec.UNSET)
+    got = values(history, [by_default, replace(by_default, name="total"),
+                           spend(ttl="1d", name="nullable")],
                  ["a", "a", "b"], [DAY + 2 * HOUR, 10 * DAY, DAY])
-    # a within the TTL; a long after its last event; b before its first: rows stay
-    assert got == {"spend": [7.0, None, None], "total": [7.0, None, None]}
+    # a within the TTL; a long after its last event; b before its first: rows stay, with
+    # a sum's default (0) or, where the definition says so, null
+    assert got == {"spend": [7.0, 0.0, 0.0], "total": [7.0, 0.0, 0.0],
+                   "nullable": [7.0, None, None]}
 
 
 def test_duplicate_label_rows_both_come_back(history: FeatureHistory) -> None:
