@@ -1,8 +1,9 @@
 """The protocol a registry metadata backend implements.
 
 A backend keeps the records of the model store — versions with their lineage and
-status, aliases and the append-only history of their moves — and answers the lineage
-queries. Artifacts are not its business (see :mod:`headwater.registry.artifacts`).
+status, aliases and the append-only history of their moves, and the append-only history
+of what the registry's operators trust — and answers the lineage queries. Artifacts are
+not its business (see :mod:`headwater.registry.artifacts`).
 Implementations: SQLite (embedded, the default), PostgreSQL, and in memory (tests); each
 passes ``tests/registry/test_contract.py``.
 
@@ -16,6 +17,7 @@ Rules every backend keeps, atomically (whatever other processes do at the same t
   ``move.from_version`` (:class:`~headwater.errors.AliasError` otherwise) and the
   target is a ``candidate``; moves are never changed or deleted.
 - ``set_status`` refuses to reject or archive a version an alias points at.
+- ``change_trust`` appends; trust changes are never changed or deleted.
 - Unknown names raise :class:`~headwater.errors.UnknownModelError`,
   :class:`~headwater.errors.UnknownVersionError` or
   :class:`~headwater.errors.UnknownAliasError`.
@@ -32,6 +34,7 @@ from headwater.registry.records import (
     Artifact,
     ModelSummary,
     ModelVersion,
+    TrustChange,
     VersionStatus,
 )
 
@@ -81,6 +84,14 @@ class RegistryBackend(Protocol):
 
     def history(self, model: str, alias: str | None = None) -> list[AliasMove]:
         """The moves of one alias (or of all of them), oldest first."""
+        ...
+
+    def change_trust(self, change: TrustChange) -> TrustChange:
+        """Record ``change``; return it with its ``seq``."""
+        ...
+
+    def trust_history(self) -> list[TrustChange]:
+        """Every trust change, oldest first."""
         ...
 
     def close(self) -> None: ...

@@ -37,6 +37,7 @@ from headwater.registry.records import (
     Artifact,
     ModelSummary,
     ModelVersion,
+    TrustChange,
     VersionStatus,
 )
 
@@ -52,6 +53,7 @@ class MemoryRegistryBackend:
         self._children: dict[tuple[str, int], list[int]] = defaultdict(list)
         self._aliases: dict[str, dict[str, int]] = defaultdict(dict)
         self._moves: list[AliasMove] = []
+        self._trust: list[TrustChange] = []
 
     def add_version(self, model: str, version: int | None, artifact: Artifact,
                     lineage: Lineage) -> ModelVersion:
@@ -162,6 +164,16 @@ class MemoryRegistryBackend:
             self._model(model)
             return [m for m in self._moves
                     if m.model == model and (alias is None or m.alias == alias)]
+
+    def change_trust(self, change: TrustChange) -> TrustChange:
+        with self._lock:
+            recorded = msgspec.structs.replace(change, seq=len(self._trust) + 1)
+            self._trust.append(recorded)
+            return recorded
+
+    def trust_history(self) -> list[TrustChange]:
+        with self._lock:
+            return list(self._trust)
 
     def close(self) -> None:
         pass

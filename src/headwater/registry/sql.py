@@ -1,6 +1,6 @@
 """The registry backend over SQL, shared by SQLite and PostgreSQL.
 
-Both keep the same four tables::
+Both keep the same five tables::
 
     models       (name PK, created_at)
     versions     (model, version) PK, parent, sha256, files, bytes, created_at,
@@ -9,14 +9,16 @@ Both keep the same four tables::
     aliases      (model, alias) PK, version      where each alias points now
     alias_moves  seq PK (increasing), model, alias, from_version, to_version,
                  kind, actor, reason, at; indexed by (model, alias, seq)
+    trust_changes  seq PK (increasing), kind, trusted, actor, reason, at
 
 Triggers refuse to change a version's identity, artifact or lineage, to delete a
-version, and to change or delete an alias move, so the history is append-only even
-against hand-written SQL. Ancestors and descendants are ``WITH RECURSIVE`` queries
-over the parent index: one query whatever the depth. Every change runs in one
-transaction that first locks the model's row (SQLite: ``BEGIN IMMEDIATE``;
-PostgreSQL: ``SELECT … FOR UPDATE``), so numbering and alias moves are serialised per
-model across processes. Queries are written with ``?`` placeholders.
+version, and to change or delete an alias move or a trust change, so the histories are
+append-only even against hand-written SQL. ``trust_changes`` came after the other four:
+opening a registry made before it adds it (see each backend's migrations). Ancestors and
+descendants are ``WITH RECURSIVE`` queries over the parent index: one query whatever the
+depth. Every change runs in one transaction that first locks the model's row (SQLite:
+``BEGIN IMMEDIATE``; PostgreSQL: ``SELECT … FOR UPDATE``), so numbering and alias moves
+are serialised per model across processes. Queries are written with ``?`` placeholders.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from headwater.registry.records import (
     Artifact,
     ModelSummary,
     ModelVersion,
+    TrustChange,
     VersionStatus,
 )
 
@@ -225,6 +228,21 @@ class SqlBackend(ABC):
         return [AliasMove(model=r[0], alias=r[1], from_version=r[2], to_version=r[3],
                           kind=r[4], actor=r[5], reason=r[6], at=int(r[7]), seq=int(r[8]))
                 for r in rows]
+
+    def change_trust(self, change: TrustChange) -> TrustChange:
+        with self.transaction(write=True) as s:
+            seq = s.rows("INSERT INTO trust_changes (kind, trusted, actor, reason, at) "
+                         "VALUES (?, ?, ?, ?, ?) RETURNING seq",
+                         (change.kind, change.trusted, change.actor, change.reason,
+                          change.at))[0][0]
+        return msgspec.structs.replace(change, seq=int(seq))
+
+    def trust_history(self) -> list[TrustChange]:
+        with self.reading() as s:
+            rows = s.rows("SELECT kind, trusted, actor, reason, at, seq FROM trust_changes "
+                          "ORDER BY seq")
+        return [TrustChange(kind=r[0], trusted=bool(r[1]), actor=r[2], reason=r[3],
+                            at=int(r[4]), seq=int(r[5])) for r in rows]
 
     def _lock_model(self, s: Session, model: str) -> None:
         if not s.rows("SELECT name FROM models WHERE name = ?" + self.for_update, (model,)):
