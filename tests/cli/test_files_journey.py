@@ -61,7 +61,8 @@ class Headwater:
         self.log_dir = root / "log"
 
     def __call__(self, *args: str) -> Run:
-        env = {**os.environ, "HEADWATER_FSYNC": "never", "COLUMNS": "200"}
+        env = {**os.environ, "HEADWATER_FSYNC": "never", "COLUMNS": "200",
+               "HEADWATER_HOME": str(self.root / "home")}
         done = subprocess.run([sys.executable, "-m", "headwater", "--log", str(self.log_dir),
                                *args], capture_output=True, text=True, env=env, timeout=120,
                               check=False)
