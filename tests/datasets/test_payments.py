@@ -110,14 +110,22 @@ def test_written_files_go_into_topics_whole(tmp_path: Path) -> None:
     with (tmp_path / "data" / "chargebacks.csv").open() as file:
         chargebacks = list(csv.DictReader(file))
     assert f"payments.csv ({len(rows):,} rows)" in done.stderr
-    assert rows[0]["ts"].endswith("Z")
+    assert " " in rows[0]["ts"]
+    assert not rows[0]["ts"].endswith("Z")  # an export's wall times: naive, in UTC
+    assert chargebacks[0]["ts"].endswith("Z")
     for topic, schema in (("payments", "payment_id:int64,user:string,merchant:string,"
                            "amount:float64,ts:timestamp"),
                           ("chargebacks", "payment_id:int64,user:string,ts:timestamp")):
         made = headwater("topics", "create", topic, "--schema", schema, "--key", "user",
                          "--event-time", "ts", cwd=tmp_path)
         assert made.returncode == 0, made.stderr
-        produced = headwater("produce", topic, f"data/{topic}.csv", cwd=tmp_path)
+    # naive times are never taken for UTC unasked: every row is refused, naming the option
+    refused = headwater("produce", "scratch", "data/payments.csv", "--create",
+                        "--event-time", "ts", cwd=tmp_path)
+    assert refused.returncode == 3
+    assert "timezone" in refused.stdout + refused.stderr
+    for topic, zone in (("payments", ["--timezone", "UTC"]), ("chargebacks", [])):
+        produced = headwater("produce", topic, f"data/{topic}.csv", *zone, cwd=tmp_path)
         assert produced.returncode == 0, produced.stderr
     with open_log(str(tmp_path / ".headwater" / "log")) as log:
         stored = pa.Table.from_batches([f.batch for f in log.replay("payments")])
@@ -129,7 +137,7 @@ def test_written_files_go_into_topics_whole(tmp_path: Path) -> None:
             row = by_id[str(event["payment_id"])]
             assert event["user"] == row["user"]
             assert event["amount"] == float(row["amount"])
-            assert to_micros(event["ts"]) == parse_timestamp(row["ts"])
+            assert to_micros(event["ts"]) == parse_timestamp(row["ts"] + "+00:00")
         back = pa.Table.from_batches([f.batch for f in log.replay("chargebacks")])
         assert back.num_rows == len(chargebacks)
 

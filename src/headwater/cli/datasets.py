@@ -47,7 +47,7 @@ def write(
                                         show_default=False)],
     directory: Annotated[Path, typer.Argument(help="Where to write its files.")] = Path("."),
 ) -> None:
-    """Write a data set's files (CSV, times in ISO 8601 UTC) into DIRECTORY."""
+    """Write a data set's files (CSV; times in UTC) into DIRECTORY."""
     if name not in _DATASETS:
         raise ValidationError("NAME", f"no data set {name!r}; choose one of "
                               f"{', '.join(_DATASETS)}")

@@ -15,15 +15,16 @@ __all__ = ["write_csv"]
 _SECOND: Final = 1_000_000
 
 
-def write_csv(table: pa.Table, path: Path) -> None:
+def write_csv(table: pa.Table, path: Path, *, naive: bool = False) -> None:
     """``table`` as CSV: a header, then one line per row; timestamps as ISO 8601 in UTC
-    with a ``Z``, floats as Python writes them, nulls as empty fields. The file appears
-    whole or not at all (written aside, then renamed)."""
+    with a ``Z`` (``naive``: as UTC wall times without an offset, ``2025-06-01
+    09:30:12``, as many exports write them), floats as Python writes them, nulls as empty
+    fields. The file appears whole or not at all (written aside, then renamed)."""
     columns: list[list[object]] = []
     for column in table.itercolumns():
         if pa.types.is_timestamp(column.type):
             us = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()
-            columns.append([None if v is None else _iso(v) for v in us])
+            columns.append([None if v is None else _iso(v, naive) for v in us])
         else:
             columns.append(column.to_pylist())
     tmp = path.with_name(f".{path.name}.tmp")
@@ -34,8 +35,9 @@ def write_csv(table: pa.Table, path: Path) -> None:
     tmp.replace(path)
 
 
-def _iso(us: int) -> str:
+def _iso(us: int, naive: bool) -> str:
     moment = from_micros(us)
+    text = moment.strftime("%Y-%m-%d %H:%M:%S" if naive else "%Y-%m-%dT%H:%M:%S")
     if us % _SECOND:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        text += moment.strftime(".%f")
+    return text if naive else text + "Z"

@@ -6,7 +6,10 @@ Headwater. Two tables, in time order:
 - ``payments``: ``payment_id`` (int64, in time order), ``user`` (``"u0042"``),
   ``merchant`` (a category: ``grocery``, ``restaurant``, ``fuel``, ``online``,
   ``electronics``, ``travel``), ``amount`` (float64, two decimals) and ``ts`` (when it
-  was paid, whole seconds, UTC), over the ``days`` up to now;
+  was paid, whole seconds, UTC), over the ``days`` up to now. :func:`write` writes its
+  times as the payment system's export does: UTC wall times without an offset
+  (``2025-06-01 09:30:12``), so reading them takes the zone (``headwater produce
+  --timezone UTC``);
 - ``chargebacks``: ``payment_id``, ``user`` and ``ts`` (when the chargeback arrived) of
   the payments disputed as fraud. A chargeback comes one to twenty days after its
   payment, so the newest frauds are not known yet: they are not in the table (labels
@@ -149,13 +152,16 @@ def _timestamps(us: npt.NDArray[np.int64]) -> pa.Array:
 def write(directory: str | Path, *, clock: Clock | None = None, days: int = 28,
           users: int = 150, seed: int = 0) -> list[Path]:
     """Write ``payments.csv`` and ``chargebacks.csv`` into ``directory`` (created if
-    needed) and return their paths. Times are ISO 8601 in UTC (``2025-06-01T09:30:12Z``)."""
+    needed) and return their paths. The payments' times are UTC wall times without an
+    offset (``2025-06-01 09:30:12``), the chargebacks' ISO 8601 in UTC
+    (``2025-06-01T09:30:12Z``): two systems, two habits."""
     data = load(clock=clock, days=days, users=users, seed=seed)
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, table in (("payments", data.payments), ("chargebacks", data.chargebacks)):
+    for name, table, naive in (("payments", data.payments, True),
+                               ("chargebacks", data.chargebacks, False)):
         path = folder / f"{name}.csv"
-        write_csv(table, path)
+        write_csv(table, path, naive=naive)
         paths.append(path)
     return paths
