@@ -31,12 +31,15 @@ server and CLI layers, not of these classes::
     │   ├── AliasError               an alias move that cannot be made (e.g. nothing to roll back)
     │   │   └── UnknownAliasError    the alias points at no version
     │   ├── ArtifactMissingError     a recorded artifact is not in the artifact store
-    │   └── ArtifactCorruptError     an artifact whose content hash is not the recorded one
+    │   ├── ArtifactCorruptError     an artifact whose content hash is not the recorded one
+    │   └── LeaseHeldError           another process holds the lease (names it and until when)
     ├── EvaluationError              an evaluation that cannot be made (names what and why)
     ├── ModelError                   a model adapter failed (see ``__cause__``)
     │   └── ModelArtifactError       a saved model that cannot be loaded (names file, reason)
     │       └── UntrustedArtifactError  a pickle-based model loaded without trusted=True
-    └── BackendError                 a server backend failed (Redis, Kafka)
+    ├── BackendError                 a server backend failed (Redis, Kafka)
+    └── FencedError                  another process took this work over (a newer epoch or
+                                     lease): this one may no longer write for it
 """
 
 from __future__ import annotations
@@ -51,8 +54,10 @@ __all__ = [
     "ConflictError",
     "CorruptLogError",
     "EvaluationError",
+    "FencedError",
     "HeadwaterError",
     "LeakageError",
+    "LeaseHeldError",
     "LogError",
     "MissingExtraError",
     "ModelArtifactError",
@@ -252,6 +257,16 @@ class ArtifactCorruptError(RegistryError):
         self.actual = actual
 
 
+class LeaseHeldError(RegistryError):
+    """Another process holds the lease (the one trainer of a model): ``holder`` names
+    it and ``expires_at`` (µs) is when the lease runs out unless it is renewed."""
+
+    def __init__(self, message: str, *, holder: str, expires_at: int) -> None:
+        super().__init__(message)
+        self.holder = holder
+        self.expires_at = expires_at
+
+
 class EvaluationError(HeadwaterError):
     """An evaluation that cannot be made: no examples in a period, an arm with no label,
     a ramp with nothing to promote (:mod:`headwater.evaluation`)."""
@@ -278,3 +293,9 @@ class UntrustedArtifactError(ModelArtifactError):
 
 class BackendError(HeadwaterError):
     """A server backend (Redis, Kafka, PostgreSQL) failed; see ``__cause__``."""
+
+
+class FencedError(HeadwaterError):
+    """Another process took this work over under a newer epoch or lease — a label joiner
+    that lost a partition, a trainer that lost its model's lease — so this one may no
+    longer write for it; it must stop, or wait to take the work back."""
