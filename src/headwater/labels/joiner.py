@@ -35,9 +35,9 @@ before the claim, which the new owner appends too, with the same producer and se
 the log keeps them once. So whatever the group believes for a moment (a member that
 stalled past its session, two groups by mistake), a slot's examples are written by one
 history. The journal must be shared by the joiners that may take a slot over (one
-``state_dir``); a joiner that finds a step of its slot already in the log under its own
-sequence — another joiner writing with other state, or its state reset — raises
-:class:`~headwater.errors.FencedError` rather than append the examples twice.
+``state_dir``); a joiner that finds a new step of its slot already in the log under its
+own sequence — another joiner writing with other state, or its state reset — stops with
+a :class:`~headwater.errors.ConfigError` rather than append the examples twice.
 """
 
 from __future__ import annotations
@@ -338,7 +338,7 @@ class LabelJoiner:
             done = self.log.append(topic, _batch(rows, schema), producer_id=slot.producer,
                                    sequence=sequence)
             if done.duplicate and not again:
-                raise FencedError(
+                raise ConfigError(
                     f"{topic} already holds step {sequence} of {slot.producer}: another "
                     f"label joiner with other state (not {slot.journal.path}) writes for "
                     f"{slot.name}, or this state was reset; the step is not appended twice")
