@@ -1,14 +1,18 @@
 """Two ``headwater labels run`` processes over eight partitions, one of them killed with
-SIGKILL while predictions and outcomes keep coming: the training examples are exactly
-those one joiner makes."""
+SIGKILL while predictions and outcomes keep coming, and two joiners on Redis Streams,
+one of them stalled past its session: the training examples are exactly those one
+joiner makes."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -23,6 +27,7 @@ from headwater.log.embedded import EmbeddedBackend
 from headwater.serving.prediction_log import PREDICTIONS_SCHEMA, PREDICTIONS_TOPIC
 from headwater.time import SystemClock
 from tests.labels.test_joiner import outcomes, predictions
+from tests.log.harness import REDIS_URL, unavailable
 
 SECOND = 1_000_000
 PARTITIONS = 8
@@ -116,3 +121,81 @@ def test_two_joiner_processes_one_killed_make_the_examples_of_one(tmp_path: Path
     epochs = [int.from_bytes((tmp_path / "labels" / f"partition-{p}" / "epoch").read_bytes(),
                              "little") for p in range(PARTITIONS)]
     assert sum(epochs) >= PARTITIONS + PARTITIONS // 2
+
+
+STALLING = textwrap.dedent(
+    """
+    import json, sys
+    from headwater.labels.join import JoinRule
+    from headwater.labels.joiner import LabelJoiner
+    from headwater.log import Log
+    from headwater.log.redis import RedisBackend
+
+    url, prefix, state = sys.argv[1], sys.argv[2], sys.argv[3]
+    log = Log(RedisBackend(url, prefix=prefix, session_timeout_s=1.0))
+    joiner = LabelJoiner(log, JoinRule(window=30_000_000, timeout_label=0.0),
+                         state_dir=state, fsync=False, retake_after_s=1.0)
+    print("ready", flush=True)
+    joiner.run(idle_timeout_s=5.0, poll_s=0.05)
+    joiner.close()
+    print(json.dumps({"fenced": joiner.fenced}), flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_a_joiner_stalled_past_its_session_on_redis_is_fenced(tmp_path: Path) -> None:
+    """On Redis Streams a member that stops answering (here SIGSTOP) for longer than the
+    group's session loses its partitions to the other member, which claims them; when it
+    wakes it still believes it owns them, and its next step is fenced instead of
+    appending a second history. The examples are exactly one joiner's."""
+    pytest.importorskip("redis", reason="pip install 'headwater[redis]'")
+    from headwater.log.redis import RedisBackend
+
+    prefix = f"hwtest-{uuid.uuid4().hex[:12]}"
+    try:
+        backend = RedisBackend(REDIS_URL, prefix=prefix)
+        backend.ping()
+    except Exception as exc:
+        unavailable(f"Redis at {REDIS_URL}: {exc}")
+    log = Log(backend)
+    try:
+        log.create_topic(PREDICTIONS_TOPIC, PREDICTIONS_SCHEMA, partitions=4)
+        log.create_topic("outcomes", OUTCOMES_SCHEMA, partitions=4)
+        procs = [subprocess.Popen([sys.executable, "-c", STALLING, REDIS_URL, prefix,
+                                   str(tmp_path / "state")], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        for proc in procs:
+            assert proc.stdout is not None
+            line = proc.stdout.readline().strip()
+            assert line == "ready", proc.communicate()[1]
+        stream = events(4_000)
+        chunks = [stream[i:i + 200] for i in range(0, len(stream), 200)]
+        for k, chunk in enumerate(chunks):
+            append(log, chunk)
+            time.sleep(0.05)
+            if k == len(chunks) // 3:
+                os.kill(procs[0].pid, signal.SIGSTOP)
+            if k == len(chunks) // 2:
+                time.sleep(3.0)  # silent past its 1 s session: the other claims its part
+                os.kill(procs[0].pid, signal.SIGCONT)
+        results = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, err
+            results.append(json.loads(out.splitlines()[-1]))
+        assert results[0]["fenced"] >= 1  # it woke up owning what another had claimed
+
+        with LabelJoiner(log, JoinRule(window=30 * SECOND, timeout_label=0.0),
+                         state_dir=tmp_path / "reference", examples="reference",
+                         late="reference.late", group="reference", fsync=False) as one:
+            while one.step().predictions:
+                pass
+        want = rows(log, "reference", EXAMPLE)
+        assert sum(want.values()) > 1_000
+        assert rows(log, TRAINING_EXAMPLES_TOPIC, EXAMPLE) == want
+        assert rows(log, "outcomes.late", LATE) == rows(log, "reference.late", LATE)
+    finally:
+        backend.destroy()
+        log.close()

@@ -192,7 +192,10 @@ class LabelJoiner:
             if name in self._slots or now - self._fenced_at.get(name, -1e18) < \
                     self.retake_after_s:
                 continue
-            self._slots[name] = self._claim(name, reads)
+            try:
+                self._slots[name] = self._claim(name, reads)
+            except FencedError as exc:  # claimed by another joiner while this one claimed
+                self._lost(name, exc)
 
     def _claim(self, name: str, reads: dict[str, list[int]]) -> _Slot:
         """Take a slot: claim its journal (fencing the previous owner), rebuild its task,
@@ -234,11 +237,14 @@ class LabelJoiner:
     def _lose(self, slot: _Slot, error: FencedError) -> None:
         self._slots.pop(slot.name, None)
         slot.journal.close()
-        self._fenced_at[slot.name] = time.monotonic()
+        self._lost(slot.name, error)
+
+    def _lost(self, name: str, error: FencedError) -> None:
+        self._fenced_at[name] = time.monotonic()
         self.fenced += 1
         if self.progress.on_warning is not None:
             self.progress.on_warning(
-                f"{slot.name}: another label joiner took it over ({error}); this one leaves "
+                f"{name}: another label joiner took it over ({error}); this one leaves "
                 f"it alone for {self.retake_after_s:g} s")
 
     # -- the step --------------------------------------------------------------
@@ -338,6 +344,7 @@ class LabelJoiner:
             done = self.log.append(topic, _batch(rows, schema), producer_id=slot.producer,
                                    sequence=sequence)
             if done.duplicate and not again:
+                slot.journal.check()  # a new owner appended it already: this one is fenced
                 raise ConfigError(
                     f"{topic} already holds step {sequence} of {slot.producer}: another "
                     f"label joiner with other state (not {slot.journal.path}) writes for "

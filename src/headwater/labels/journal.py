@@ -145,6 +145,12 @@ class Journal:
                 wal.sync()
         self.bytes_written += len(data)
 
+    def check(self) -> None:
+        """Raise :class:`~headwater.errors.FencedError` if another owner has claimed
+        the journal since this handle did."""
+        with self._owned():
+            pass
+
     @property
     def due(self) -> bool:
         """Whether the records have outgrown both ``compact_bytes`` and the snapshot."""
