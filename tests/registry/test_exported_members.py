@@ -5,7 +5,8 @@ from __future__ import annotations
 import headwater.registry
 
 PUBLIC = [
-    "AliasMove", "Artifact", "ArtifactStore", "CheckedOut", "CodeVersion", "Creator", "Line",
+    "AliasMove", "Artifact", "ArtifactStore", "CheckedOut", "CodeVersion", "Creator", "Lease",
+    "Line",
     "Lineage", "LineageTree", "LocalArtifacts", "MemoryRegistryBackend", "ModelRegistry",
     "ModelSummary", "ModelVersion", "MoveKind", "OffsetRange", "RegistryBackend",
     "SqliteRegistryBackend", "TopicSlice", "TrainingSlice", "TriggerKind", "VersionStatus",

@@ -11,6 +11,11 @@ SHA-256 of their content and are checked against it every time they are handed o
 kept in an append-only history (when, by whom, why, from which version to which), and
 :meth:`ModelRegistry.rollback` undoes the latest move as a new one.
 
+A *lease* (:meth:`ModelRegistry.acquire_lease`) makes one process the trainer of a
+model: it expires unless renewed, and passes to another holder under a new epoch; a
+version registered or promoted under a lease is recorded only while that lease is held,
+so a trainer that lost it never forks the lineage.
+
 The registry stores and verifies directories; loading a model from a checked-out
 directory is the caller's business (:mod:`headwater.models`).
 
@@ -53,6 +58,7 @@ from headwater.registry.memory import MemoryRegistryBackend
 from headwater.registry.records import (
     AliasMove,
     Artifact,
+    Lease,
     ModelSummary,
     ModelVersion,
     MoveKind,
@@ -71,6 +77,7 @@ __all__ = [
     "CheckedOut",
     "CodeVersion",
     "Creator",
+    "Lease",
     "Line",
     "Lineage",
     "LineageTree",

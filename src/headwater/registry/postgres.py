@@ -31,6 +31,14 @@ if TYPE_CHECKING:
 __all__ = ["PostgresRegistryBackend"]
 
 _SCHEMA_NAME: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_LEASES: Final = """
+CREATE TABLE IF NOT EXISTS leases (
+    model TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    epoch BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+"""
 _TABLES: Final = """
 CREATE TABLE models (
     name TEXT PRIMARY KEY,
@@ -166,6 +174,7 @@ class PostgresRegistryBackend(SqlBackend):
                 exists = connection.execute("SELECT to_regclass('alias_moves')").fetchone()
                 if exists is None or exists[0] is None:
                     connection.execute(_TABLES)
+                connection.execute(_LEASES)  # also into a schema made before leases
             connection.execute(f'SET search_path TO "{self._schema}"')
         except self._psycopg.Error as exc:
             connection.close()

@@ -1,4 +1,5 @@
-"""The records of the model store: versions, their artifacts, alias moves, summaries.
+"""The records of the model store: versions, their artifacts, alias moves, summaries,
+and the leases of the processes that train a model.
 
 All are frozen msgspec structs; they encode to JSON as they are.
 
@@ -17,7 +18,8 @@ import msgspec
 
 from headwater.registry.lineage import Lineage
 
-__all__ = ["AliasMove", "Artifact", "ModelSummary", "ModelVersion", "MoveKind", "VersionStatus"]
+__all__ = ["AliasMove", "Artifact", "Lease", "ModelSummary", "ModelVersion", "MoveKind",
+           "VersionStatus"]
 
 VersionStatus = Literal["candidate", "rejected", "archived"]
 """``candidate``: registered and usable (aliases may point at it); ``rejected``: kept,
@@ -97,3 +99,17 @@ class ModelSummary(_Record, frozen=True, kw_only=True):
     latest: int
     created_at: int
     updated_at: int
+
+
+class Lease(_Record, frozen=True, kw_only=True):
+    """The lease that makes one process the trainer of a model.
+
+    ``holder`` names the process; ``epoch`` grows by one every time the lease passes to
+    another holder, so a write made under an older epoch is known stale; the lease runs
+    until ``expires_at`` (µs since the epoch) unless renewed, and may then be taken over.
+    """
+
+    model: str
+    holder: str
+    epoch: int
+    expires_at: int
