@@ -10,7 +10,7 @@ PUBLIC = [
     "Lineage", "LineageTree", "LocalArtifacts", "MemoryRegistryBackend", "ModelRegistry",
     "ModelSummary", "ModelVersion", "MoveKind", "OffsetRange", "RegistryBackend",
     "SqliteRegistryBackend", "TopicSlice", "TrainingSlice", "TriggerKind", "VersionStatus",
-    "check_lineage", "decode_lineage", "detect_code_version", "encode_lineage",
+    "check_lineage", "decode_lineage", "detect_code_version", "encode_lineage", "forks",
     "hash_directory", "open_artifacts", "open_registry",
     "Check", "Reproduction", "judge", "reproduce",
 ]

@@ -8,6 +8,14 @@
   keeps running: scheduled retraining (stages 2 and 3) or, with ``--strategy
   continual``, a trainer that learns every batch and publishes when a trigger fires
   (stage 4). Every version is gated and recorded with its lineage and cost.
+
+One trainer per model: the command first takes the model's lease in the model store.
+When another trainer holds it, ``--standby`` (the default) waits, saying who holds it,
+and takes over once that trainer stops or its lease (``--lease``) runs out;
+``--no-standby`` refuses at once, naming the holder. A trainer whose lease another has
+taken (it was paused past it) stops without publishing. A trainer learns the examples
+its own model served (``--examples-of`` names another model's, to start a new model
+from them) and says how many of other models' it left out.
 """
 
 from __future__ import annotations
@@ -19,9 +27,10 @@ from contextlib import suppress
 from typing import Annotated, cast
 
 import typer
+from rich.text import Text
 
 from headwater.cli.common import out, state_of, status
-from headwater.errors import ValidationError
+from headwater.errors import LeaseHeldError, ValidationError
 from headwater.labels import TRAINING_EXAMPLES_TOPIC
 from headwater.learning import (
     AnyOf,
@@ -35,6 +44,7 @@ from headwater.learning import (
     Trigger,
     Volume,
 )
+from headwater.learning.lease import TrainerLease, default_holder
 from headwater.learning.trainer import Strategy
 from headwater.models import Model
 from headwater.registry import open_registry
@@ -136,9 +146,19 @@ def train(
     idle_timeout: Annotated[float | None, typer.Option(
         help="Stop after this many seconds with no new example (default: run until "
         "stopped).")] = None,
+    standby: Annotated[bool, typer.Option(
+        "--standby/--no-standby", help="When another trainer holds the model: wait and take "
+        "over when it stops (standby), or refuse at once.")] = True,
+    lease: Annotated[str, typer.Option(
+        "--lease", help="How long the trainer's lease on the model lasts unless renewed: "
+        "how soon a standby takes over from a trainer that died.")] = "30s",
+    examples_of: Annotated[str | None, typer.Option(
+        "--examples-of", help="Learn the examples this model served (default: --model's "
+        "own).")] = None,
 ) -> None:
     """Train versions of MODEL from the training-examples topic, with lineage."""
     state = state_of(ctx)
+    lease_us = parse_duration(lease, field="--lease")
     if strategy not in ("stateless", "stateful", "continual"):
         raise ValidationError("--strategy", f"expected stateless, stateful or continual, got "
                               f"{strategy!r}")
@@ -153,28 +173,59 @@ def train(
         window = (parse_timestamp(start, field="--from") if start else -(1 << 62),
                   parse_timestamp(stop, field="--to") if stop else (1 << 62) - 1)
     gate = Gate(gate_metric, margin=margin, window=gate_window)
+    factory = make_factory(model_class)
     with state.open_log() as log, open_registry(settings=state.settings) as registry:
-        trainer = Trainer(log, registry, model, make_factory(model_class),
-                          strategy=cast("Strategy", strategy), alias=alias, trigger=trigger,
-                          gate=gate, trainer=f"{strategy}-cli", topic=topic)
-        if trigger is None:
-            _show(trainer.train(event_time=window))
-            return
-        status().print(f"{strategy} trainer of {model} running; Ctrl-C stops it")
-        idle_since = time.monotonic()
+        held = TrainerLease(registry, model, holder=f"{default_holder()} ({strategy}-cli)",
+                            ttl_us=lease_us)
         with suppress(KeyboardInterrupt):
-            while True:
-                before = dict(trainer.position)
-                done = trainer.step()
-                if done is not None:
-                    _show(done)
-                if trainer.position != before or done is not None:
-                    idle_since = time.monotonic()
-                elif idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
-                    break
-                else:
-                    time.sleep(poll)
+            held.acquire(wait=standby, on_wait=_standing_by)
+        if held.held is None:  # interrupted while standing by
+            return
+        try:
+            trainer = Trainer(log, registry, model, factory,
+                              strategy=cast("Strategy", strategy), alias=alias,
+                              trigger=trigger, gate=gate, trainer=f"{strategy}-cli",
+                              topic=topic, examples_of=examples_of, lease=held)
+            if trigger is None:
+                _show(trainer.train(event_time=window))
+                _left_out(trainer, model)
+                return
+            _keep_training(trainer, strategy, model, poll, idle_timeout)
+        finally:
+            held.release()
+    _left_out(trainer, model)
     status().print(f"trainer stopped: {trainer.cost.rows} rows learnt, "
                    f"{trainer.cost.cpu_s:.2f} CPU s")
+
+
+def _keep_training(trainer: Trainer, strategy: str, model: str, poll: float,
+                   idle_timeout: float | None) -> None:
+    status().print(f"{strategy} trainer of {model} running; Ctrl-C stops it")
+    idle_since = time.monotonic()
+    with suppress(KeyboardInterrupt):
+        while True:
+            before = dict(trainer.position)
+            done = trainer.step()
+            if done is not None:
+                _show(done)
+            if trainer.position != before or done is not None:
+                idle_since = time.monotonic()
+            elif idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
+                break
+            else:
+                time.sleep(poll)
+
+
+def _standing_by(held: LeaseHeldError) -> None:
+    status().print(f"standby: {held}; taking over when it stops (Ctrl-C to give up)")
+
+
+def _left_out(trainer: Trainer, model: str) -> None:
+    if trainer.skipped:
+        others = ", ".join(f"{n:,} of {name}" for name, n in trainer.skipped.most_common())
+        status().print(Text.assemble(
+            ("warning: ", "yellow"),
+            f"left out examples other models served ({others}): {model} learns only its "
+            f"own; pass --examples-of to learn another model's"), soft_wrap=True)
 
 

@@ -37,6 +37,7 @@ trainer learnt it, and says whether the same version comes out (``headwater mode
 reproduce``).
 """
 
+from headwater.registry.aliases import forks
 from headwater.registry.artifacts import ArtifactStore, LocalArtifacts
 from headwater.registry.backend import RegistryBackend
 from headwater.registry.code import detect_code_version
@@ -99,6 +100,7 @@ __all__ = [
     "decode_lineage",
     "detect_code_version",
     "encode_lineage",
+    "forks",
     "hash_directory",
     "judge",
     "open_artifacts",
