@@ -29,7 +29,7 @@ PUBLIC: dict[object, list[str]] = {
                          "Observation", "Performance", "Published", "RateLimited", "Strategy",
                          "Trainer", "TrainerLease", "Trigger", "Volume",
                          "examples_hash", "read_examples", "slice_end"],
-    headwater.orchestrator: ["Component", "Supervisor"],
+    headwater.orchestrator: ["Component", "RunLock", "Supervisor"],
 }
 
 

@@ -6,6 +6,10 @@
 '/tmp/hw/registry'
 >>> Settings.from_env({"HEADWATER_REGISTRY_URL": "postgresql://db/models"}).registry_location
 'postgresql://db/models'
+>>> oct(Settings.from_env({"HEADWATER_FILE_MODE": "640"}).umask)
+'0o27'
+>>> Settings().system_retention_us // 86_400_000_000
+7
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from headwater.errors import ConfigError
+from headwater.errors import ConfigError, TimestampError
+from headwater.time import parse_duration
 
 __all__ = ["FsyncPolicy", "Settings"]
 
@@ -67,6 +72,53 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     serve_max_connections: _Count = 1_000
     """Connections the prediction server keeps open at once; one more is answered 503
     and closed."""
+    file_mode: str = "600"
+    """The permissions of the data files Headwater's commands create (octal, owner
+    read/write at least): ``600`` by default, so events, predictions, features and models
+    are the owner's only; ``640`` lets a group read, ``660`` lets it write too.
+    Directories get the same bits plus search (``700``, ``750``, ``770``)."""
+    system_retention: str = "7d"
+    """How long the topics Headwater creates for itself (predictions, decisions,
+    outcomes, training examples, late outcomes, dead letters) keep events when they are
+    created: a duration, or ``forever``. An existing topic keeps its own
+    (``headwater topics retention`` changes it)."""
+
+    def __post_init__(self) -> None:
+        self.file_permissions  # noqa: B018  (checks the setting)
+        self.system_retention_us  # noqa: B018
+
+    @property
+    def file_permissions(self) -> int:
+        """``file_mode`` as a number (``0o600``)."""
+        try:
+            mode = int(self.file_mode, 8)
+        except ValueError:
+            mode = -1
+        if not 0 <= mode <= 0o666 or mode & 0o600 != 0o600 or mode & 0o111:
+            raise ConfigError(f"HEADWATER_FILE_MODE: expected octal read/write bits with the "
+                              f"owner's read and write (600, 640, 660), got {self.file_mode!r}")
+        return mode
+
+    @property
+    def umask(self) -> int:
+        """The process umask that gives files ``file_mode`` and directories the same bits
+        plus search where they can be read."""
+        mode = self.file_permissions
+        return 0o777 & ~(mode | ((mode & 0o444) >> 2))
+
+    @property
+    def system_retention_us(self) -> int | None:
+        """``system_retention`` in µs (``None``: forever)."""
+        if self.system_retention.strip().lower() == "forever":
+            return None
+        try:
+            us = parse_duration(self.system_retention, field="HEADWATER_SYSTEM_RETENTION")
+        except TimestampError as exc:
+            raise ConfigError(str(exc)) from None
+        if us <= 0:
+            raise ConfigError("HEADWATER_SYSTEM_RETENTION: expected a positive duration or "
+                              f"'forever', got {self.system_retention!r}")
+        return us
 
     @property
     def log_location(self) -> str:

@@ -13,6 +13,7 @@ server and CLI layers, not of these classes::
     │   ├── TimestampError           naive, unreadable or out-of-range time
     │   ├── PayloadTooLargeError     an event or batch over the size limit
     │   ├── BanditStateError         a bandit snapshot that cannot be restored
+    │   ├── UnknownArmError          a routing policy's arm that is no alias of the model
     │   ├── ConflictError            input contradicting what was accepted (a reused id)
     │   └── LeakageError             a label or feature visible before it could be known
     ├── LogError                     the event log
@@ -29,27 +30,36 @@ server and CLI layers, not of these classes::
     │   ├── UnknownVersionError
     │   ├── VersionExistsError       versions are immutable: a number is registered once
     │   ├── AliasError               an alias move that cannot be made (e.g. nothing to roll back)
-    │   │   └── UnknownAliasError    the alias points at no version
+    │   │   ├── UnknownAliasError    the alias points at no version
+    │   │   └── AliasTargetError     a move to a version that cannot be loaded (names why)
     │   ├── ArtifactMissingError     a recorded artifact is not in the artifact store
     │   ├── ArtifactCorruptError     an artifact whose content hash is not the recorded one
-    │   └── LeaseHeldError           another process holds the lease (names it and until when)
+    │   ├── LeaseHeldError           another process holds the lease (names it and until when)
+    │   └── VersionLoadError         a version that cannot be loaded (names model, version, why)
+    │       └── UntrustedVersionError  it can run code on load; the registry has not opted in
     ├── EvaluationError              an evaluation that cannot be made (names what and why)
     ├── ModelError                   a model adapter failed (see ``__cause__``)
     │   └── ModelArtifactError       a saved model that cannot be loaded (names file, reason)
     │       └── UntrustedArtifactError  a pickle-based model loaded without trusted=True
     ├── BackendError                 a server backend failed (Redis, Kafka)
-    └── FencedError                  another process took this work over (a newer epoch or
-                                     lease): this one may no longer write for it
+    ├── FencedError                  another process took this work over (a newer epoch or
+    │                                lease): this one may no longer write for it
+    └── OrchestrationError           supervised components (``headwater run``)
+        ├── AlreadyRunningError      another supervisor holds this home (names its pid)
+        └── ComponentFailedError     a component failed the same way again and again
 """
 
 from __future__ import annotations
 
 __all__ = [
     "AliasError",
+    "AliasTargetError",
+    "AlreadyRunningError",
     "ArtifactCorruptError",
     "ArtifactMissingError",
     "BackendError",
     "BanditStateError",
+    "ComponentFailedError",
     "ConfigError",
     "ConflictError",
     "CorruptLogError",
@@ -63,6 +73,7 @@ __all__ = [
     "ModelArtifactError",
     "ModelError",
     "OffsetOutOfRangeError",
+    "OrchestrationError",
     "PayloadTooLargeError",
     "RegistryError",
     "SchemaError",
@@ -70,14 +81,17 @@ __all__ = [
     "TimestampError",
     "TopicExistsError",
     "UnknownAliasError",
+    "UnknownArmError",
     "UnknownConsumerGroupError",
     "UnknownModelError",
     "UnknownPartitionError",
     "UnknownTopicError",
     "UnknownVersionError",
     "UntrustedArtifactError",
+    "UntrustedVersionError",
     "ValidationError",
     "VersionExistsError",
+    "VersionLoadError",
     "WriterConflictError",
 ]
 
@@ -123,6 +137,15 @@ class PayloadTooLargeError(ValidationError):
 
 class BanditStateError(ValidationError):
     """A bandit or contextual-policy snapshot that cannot be restored (names the field)."""
+
+
+class UnknownArmError(ValidationError):
+    """A routing policy names an arm that is not an alias of the model: requests routed
+    to it would fall back to another version. ``arm`` is the name."""
+
+    def __init__(self, field: str, arm: str, reason: str) -> None:
+        super().__init__(field, reason)
+        self.arm = arm
 
 
 class ConflictError(ValidationError):
@@ -241,6 +264,12 @@ class UnknownAliasError(AliasError, KeyError):
         return str(self.args[0])
 
 
+class AliasTargetError(AliasError):
+    """An alias move refused because its target version cannot be loaded: its artifact
+    fails verification, cannot be read, or can run code and the registry has not opted
+    in. The :class:`VersionLoadError` is the ``__cause__``."""
+
+
 class ArtifactMissingError(RegistryError):
     """The artifact of a recorded version is not in the artifact store."""
 
@@ -265,6 +294,22 @@ class LeaseHeldError(RegistryError):
         super().__init__(message)
         self.holder = holder
         self.expires_at = expires_at
+class VersionLoadError(RegistryError):
+    """A version whose model cannot be loaded here: the message says which and why (a
+    missing or altered artifact, an unreadable model, a missing extra, an untrusted
+    format); the original error is the ``__cause__``."""
+
+    def __init__(self, model: str, version: int, reason: str) -> None:
+        super().__init__(f"version {version} of {model} cannot load: {reason}")
+        self.model = model
+        self.version = version
+        self.reason = reason
+
+
+class UntrustedVersionError(VersionLoadError):
+    """A version whose artifact can run code when loaded (pickle, or skops types outside
+    skops' trusted list), in a registry whose operator has not opted in to such
+    artifacts (:meth:`headwater.registry.ModelRegistry.trust`)."""
 
 
 class EvaluationError(HeadwaterError):
@@ -288,7 +333,13 @@ class ModelArtifactError(ModelError, ValidationError):
 
 
 class UntrustedArtifactError(ModelArtifactError):
-    """A model whose format runs code on load (pickle) was loaded without ``trusted=True``."""
+    """A model whose format runs code on load (pickle) was loaded without ``trusted=True``.
+
+    ``risk`` says what in the artifact can run code (the format, or the types found)."""
+
+    def __init__(self, path: str, reason: str, *, risk: str = "") -> None:
+        super().__init__(path, reason)
+        self.risk = risk or reason
 
 
 class BackendError(HeadwaterError):
@@ -299,3 +350,29 @@ class FencedError(HeadwaterError):
     """Another process took this work over under a newer epoch or lease — a label joiner
     that lost a partition, a trainer that lost its model's lease — so this one may no
     longer write for it; it must stop, or wait to take the work back."""
+class OrchestrationError(HeadwaterError):
+    """A failure of supervised components (:mod:`headwater.orchestrator`)."""
+
+
+class AlreadyRunningError(OrchestrationError):
+    """Another supervisor is running on the same home; ``pid`` is its process id (or
+    ``None`` when it could not be read)."""
+
+    def __init__(self, message: str, pid: int | None) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
+class ComponentFailedError(OrchestrationError):
+    """A component failed the same way several times in a row, each time soon after it
+    started, and is not restarted again. ``component`` names it, ``exit_codes`` are its
+    last exits and ``output`` the last lines it wrote."""
+
+    def __init__(self, component: str, exit_codes: list[int], output: str) -> None:
+        lines = f"; its last output:\n{output}" if output else " (no output kept)"
+        super().__init__(f"component {component!r} failed {len(exit_codes)} times in a row "
+                         f"soon after starting (exit code {exit_codes[-1]}); not restarted"
+                         f"{lines}")
+        self.component = component
+        self.exit_codes = exit_codes
+        self.output = output

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-import time
+import json
+import subprocess
+import sys
 
 from tests.cli.helpers import Cli, json_lines
 
@@ -66,18 +67,20 @@ def test_tail_shows_the_last_events_of_each_partition(payments: Cli) -> None:
 
 
 def test_tail_follow_prints_new_events(payments: Cli) -> None:
+    """A real ``tail --follow`` process: the late event is appended only once the process
+    has printed the last event of each partition, so it can only arrive by following."""
     _fill(payments)
-
-    def append_later() -> None:
-        time.sleep(0.3)
+    with payments.open() as log:
+        partitions = sum(1 for end in log.end_offsets("payments") if end > 0)
+    command = [sys.executable, "-m", "headwater", "--log", str(payments.log_dir), "tail",
+               "payments", "-n", "1", "--follow", "--timeout", "60", "--format", "jsonl"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as tail:
+        assert tail.stdout is not None
+        first = [json.loads(tail.stdout.readline()) for _ in range(partitions)]
         with payments.open() as log:
             log.append("payments", [{"user": "late", "amount": 99.0, "ts": 0}])
-
-    writer = threading.Thread(target=append_later)
-    writer.start()
-    result = payments.ok("tail", "payments", "-n", "1", "--follow", "--timeout", "1.5",
-                         "--format", "jsonl")
-    writer.join()
-    users = [row["user"] for row in json_lines(result.stdout)]
-    assert users[-1] == "late"
-    assert len(users) == 3
+        followed = json.loads(tail.stdout.readline())
+        tail.terminate()
+    assert {row["user"] for row in first} <= {row["user"] for row in ROWS}
+    assert followed["user"] == "late"
+    assert followed["amount"] == 99.0

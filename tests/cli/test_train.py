@@ -17,7 +17,8 @@ T0 = 946_684_800_000_000  # 2000-01-01T00:00Z
 MINUTE = 60_000_000
 
 
-def log_traffic(cli: Cli, start: int, count: int, *, model: str = "m") -> None:
+def log_traffic(cli: Cli, start: int, count: int, arm: str = "champion", *,
+                model: str = "m") -> None:
     """``count`` predictions of ``model`` a minute apart; a click within 2 minutes when
     x1 + x2 > 0."""
     rng = np.random.default_rng(start)
@@ -31,7 +32,7 @@ def log_traffic(cli: Cli, start: int, count: int, *, model: str = "m") -> None:
             "request_id": ids, "entity": ["u"] * count,
             "features": [msgspec.json.encode({"x1": a, "x2": b}) for a, b in x.tolist()],
             "model": [model] * count, "version": pa.array([1] * count, pa.int64()),
-            "score": [0.5] * count, "arm": ["champion"] * count, "served": [True] * count,
+            "score": [0.5] * count, "arm": [arm] * count, "served": [True] * count,
             "missing": [""] * count, "ts": pa.array(times, pa.int64()).cast(TIMESTAMP),
             "propensity": [1.0] * count, "latency_ms": [0.1] * count,
             "defaulted": [""] * count,
@@ -54,10 +55,17 @@ def test_join_then_train_by_hand_then_statefully(cli: Cli) -> None:
     assert examples.num_rows == 400  # the clock is past every window: silence is a 0
     assert set(examples.column("source").to_pylist()) == {"outcome", "timeout"}
 
-    first = cli.run("train", "--model", "m", "--from", "2000-01-01T00:00:00Z", "--to",
+    small = cli.run("train", "--model", "m", "--from", "2000-01-01T00:00:00Z", "--to",
                     "2000-01-01T03:00:00Z", env=env)
+    assert small.exit_code == 0, small.output
+    assert "m v1 (parent: none) on 178 examples" in small.stdout
+    text = " ".join(small.output.split())
+    assert "rejected — only 178 examples to judge on; promoting needs at least 200" in text
+    assert "--gate-min-examples" in text
+    first = cli.run("train", "--model", "m", "--from", "2000-01-01T00:00:00Z", "--to",
+                    "2000-01-01T03:00:00Z", "--gate-min-examples", "100", env=env)
     assert first.exit_code == 0, first.output
-    assert "m v1 (parent: none)" in first.stdout
+    assert "m v2 (parent: none)" in first.stdout
     assert "promoted" in first.stdout
     log_traffic(cli, 400, 200)
     assert cli.run("labels", "run", "--window", "2m", "--timeout-label", "0",
@@ -66,16 +74,17 @@ def test_join_then_train_by_hand_then_statefully(cli: Cli) -> None:
     second = cli.run("train", "--model", "m", "--strategy", "stateful", "--margin", "0.5",
                      env=env)
     assert second.exit_code == 0, second.output
-    assert "m v2 (parent: 1)" in second.stdout
+    assert "m v3 (parent: 2)" in second.stdout
     with open_registry(cli.root / "registry") as registry:
-        v1, v2 = registry.versions("m")
+        rejected, v1, v2 = registry.versions("m")
+        assert rejected.status == "rejected"
         assert v1.lineage.training is not None
         assert v2.lineage.training is not None
         assert v1.lineage.training.event_time_end is not None
         assert v1.lineage.training.event_time_end <= T0 + 180 * MINUTE
         assert v1.lineage.created_by.trainer == "stateless-cli"
         assert v2.lineage.training.topics[0].ranges[0].start > 0
-        assert registry.aliases("m")["champion"] == 2
+        assert registry.aliases("m")["champion"] == 3
 
 
 def test_a_trainer_learns_only_what_its_model_served_and_says_what_it_left_out(
@@ -118,15 +127,19 @@ def test_bad_training_options_are_named(cli: Cli) -> None:
 
 
 def test_run_dry_run_lists_the_four_components(cli: Cli) -> None:
-    result = cli.ok("run", "--model", "m", "--dry-run", "--volume", "100")
+    result = cli.ok("run", "--model", "m", "--dry-run", "--volume", "100",
+                    "--gate-min-examples", "50")
     names = [line.split(":")[0] for line in result.stdout.splitlines()]
     assert names == ["features", "server", "labels", "trainer"]
-    assert "--volume 100" in result.stdout
+    trainer = result.stdout.splitlines()[-1]
+    assert "--volume 100" in trainer
+    assert "--gate-min-examples 50" in trainer
 
 
 def test_report_compares_arms_and_trainers(cli: Cli, tmp_path: object) -> None:
     env = {"HEADWATER_HOME": str(cli.root)}
     log_traffic(cli, 0, 300)
+    log_traffic(cli, 300, 12, arm="challenger")
     assert cli.run("labels", "run", "--window", "2m", "--timeout-label", "0",
                    "--idle-timeout", "0",
                    env=env).exit_code == 0
@@ -138,3 +151,11 @@ def test_report_compares_arms_and_trainers(cli: Cli, tmp_path: object) -> None:
     assert "stateless-cli" in result.stdout
     assert "no change" in result.stdout
     assert "<table" in html.read_text()
+    warnings = " ".join(result.stderr.split())
+    assert ("warning: arm 'challenger' is judged on 12 labelled predictions, fewer than "
+            "200 (--min-examples)") in warnings
+    assert "'champion'" not in warnings
+    assert "challenger (12)" in html.read_text()
+    quiet = cli.run("report", "--model", "m", "--min-examples", "10", env=env)
+    assert quiet.exit_code == 0, quiet.output
+    assert "warning" not in quiet.stderr

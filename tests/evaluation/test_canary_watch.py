@@ -11,7 +11,7 @@ from headwater.evaluation.canary import CanaryController, CanaryRamp
 from headwater.evaluation.canary_watch import CanaryWatch
 from headwater.evaluation.guardrails import Guardrails
 from headwater.serving import PredictionLog
-from tests.serving.conftest import World, train, world  # noqa: F401
+from tests.serving.conftest import World, Wrapped, train, world  # noqa: F401
 
 GUARDS = Guardrails(min_requests=20, metric=None, max_psi=float("inf"), max_p99_ratio=float("inf"))
 
@@ -46,7 +46,7 @@ def drive(world: World, broken: bool, *, canary: Any = None,  # noqa: F811
     predictor = world.predictor(deployment, plog)
     if broken or canary is not None:
         made = canary if canary is not None else Broken()
-        deployment.loader = lambda path: made  # type: ignore[assignment,return-value]
+        deployment.source = Wrapped(world.registry, lambda model: made)
     controller = CanaryController(world.registry, "fraud", v2, apply=deployment.reload,
                                   ramp=CanaryRamp((10.0, 50.0, 100.0), guards), salt="t")
     watch = CanaryWatch(world.log, controller, window=20)
@@ -148,3 +148,62 @@ def test_rollout_names_a_server_it_cannot_reach(tmp_path: Any) -> None:
     assert result.exit_code == 2, result.output
     assert "cannot reach the server" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("leave", [False, True])
+def test_a_rollout_that_times_out_rolls_the_canary_back_unless_told_to_leave_it(
+        world: World, tmp_path: Any, leave: bool) -> None:  # noqa: F811
+    import dataclasses
+    import os
+    import subprocess
+    import sys
+
+    from headwater.registry import open_registry
+    from headwater.serving.app import ServingApp
+    from headwater.serving.policies import Canary
+    from headwater.serving.server import BackgroundServer
+
+    home = tmp_path / "home"
+    registry = open_registry(home / "registry")
+    shared = dataclasses.replace(world, registry=registry)
+    shared.register(train(1), "champion")
+    old = shared.register(train(3), "challenger")
+    v3 = shared.register(train(2))
+    deployment = shared.deployment()
+    app = ServingApp(shared.predictor(deployment), deployment, registry=registry,
+                     admin_token="s3cret")
+    token = tmp_path / "token"
+    token.write_text("s3cret")
+    token.chmod(0o600)
+    with BackgroundServer(app, "127.0.0.1", 0) as server:
+        url = f"http://127.0.0.1:{server.port}"
+        done = subprocess.run(
+            [sys.executable, "-m", "headwater", "eval", "rollout", "fraud", str(v3), "--url",
+             url, "--token-file", str(token), "--timeout", "1", "--poll", "0.1",
+             *(["--leave-on-timeout"] if leave else [])],
+            env={**os.environ, "HEADWATER_HOME": str(home)}, capture_output=True, text=True,
+            timeout=120)
+        policy = deployment.snapshot.policy
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "the canary of fraud v3 did not finish in 1 s (at 1%)" in said
+    moves = [(m.kind, m.from_version, m.to_version, m.actor)
+             for m in registry.history("fraud", "challenger")]
+    assert moves[1] == ("promote", old, v3, "rollout")
+    assert isinstance(policy, Canary)
+    if leave:
+        assert "the canary was left live (--leave-on-timeout)" in said
+        assert f"headwater policy set champion --reason 'undo the canary of v3' --url {url}" in said
+        assert (f"headwater models rollback fraud --alias challenger --reason 'undo the canary "
+                f"of v3' # challenger back to v{old}") in said
+        assert policy.percent == 1.0
+        assert registry.aliases("fraud")["challenger"] == v3
+        assert len(moves) == 2
+    else:
+        assert f"rolled back: traffic at 0%, challenger back to v{old}" in said
+        assert policy.percent == 0.0
+        assert registry.aliases("fraud")["challenger"] == old
+        assert moves[2][1:] == (v3, old, "rollout")
+        assert "rollout timed out after 1 s" in registry.history("fraud", "challenger")[2].reason
+    registry.close()

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from headwater.errors import ValidationError
 from headwater.labels import TRAINING_EXAMPLES_SCHEMA, TRAINING_EXAMPLES_TOPIC
 from headwater.learning import Gate, Trainer, Volume, read_examples
 from headwater.log import Log
@@ -136,6 +137,33 @@ def test_continual_trainer_publishes_on_its_trigger_and_resumes_from_the_store(w
     assert done.version.lineage.training.examples == 510
 
 
+def test_the_gate_promotes_nothing_on_a_handful_of_examples(world) -> None:  # type: ignore[no-untyped-def]
+    log, registry, stream, clock = world
+    stream.add(2)
+    done = Trainer(log, registry, "m", LogisticRegression, strategy="stateless",
+                   clock=clock).train()
+    assert done is not None
+    assert not done.verdict.promote
+    assert done.version.status == "rejected"
+    assert done.version.status_reason == ("gate: only 2 examples to judge on; promoting "
+                                          "needs at least 200 (min_examples)")
+    assert registry.aliases("m") == {}
+    stream.add(300)
+    done = Trainer(log, registry, "m", LogisticRegression, strategy="stateless",
+                   clock=clock).train()
+    assert done is not None
+    assert done.verdict.promote
+    assert done.verdict.examples == 302
+    assert registry.get("m", "champion").version == 2
+
+
+def test_the_gate_refuses_a_minimum_its_window_cannot_hold() -> None:
+    with pytest.raises(ValidationError, match="min_examples"):
+        Gate("log_loss", window=100, min_examples=101)
+    assert Gate("log_loss", window=50).min_examples == 50
+    assert Gate("log_loss").min_examples == 200
+
+
 def test_the_gate_rejects_a_worse_candidate_and_keeps_it(world) -> None:  # type: ignore[no-untyped-def]
     log, registry, stream, clock = world
     stream.add(2000)
@@ -145,7 +173,8 @@ def test_the_gate_rejects_a_worse_candidate_and_keeps_it(world) -> None:  # type
     stream.add(12)
     clock.set(T0 + 2013 * MINUTE)
     tiny = Trainer(log, registry, "m", LogisticRegression, strategy="stateless",
-                   history=12 * MINUTE, gate=Gate("log_loss", window=100), clock=clock)
+                   history=12 * MINUTE, gate=Gate("log_loss", window=100, min_examples=10),
+                   clock=clock)
     done = tiny.train()
     assert done is not None
     assert not done.verdict.promote

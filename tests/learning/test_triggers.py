@@ -114,7 +114,7 @@ def test_bad_settings_are_named() -> None:
 def test_gate_orients_log_loss_and_passes_without_a_champion() -> None:
     y = np.array([1.0, 0.0, 1.0, 0.0])
     sharp, vague = np.array([0.9, 0.1, 0.9, 0.1]), np.array([0.6, 0.4, 0.6, 0.4])
-    gate = Gate("log_loss", margin=0.0, window=10)
+    gate = Gate("log_loss", margin=0.0, window=10, min_examples=4)
     assert gate.judge(y, sharp, vague).promote
     verdict = gate.judge(y, vague, sharp)
     assert not verdict.promote

@@ -395,6 +395,7 @@ def test_poll_waits_for_new_events(log: Log) -> None:
 
 
 def test_retention_by_time_drops_whole_old_batches(harness: Harness, log: Log) -> None:
+    log = Log(log.backend, clock=harness.clock, retention_every_s=1e9)  # by hand only
     log.create_topic("orders", SCHEMA, retention=Retention(max_age_us=60 * SECOND))
     log.append("orders", events(10))
     harness.clock.advance(30 * SECOND)
@@ -421,6 +422,65 @@ def test_retention_by_size_keeps_the_newest(log: Log) -> None:
     assert end == 30
     assert 0 < start < 30
     assert log.read("orders", 0, start).batch.num_rows > 0
+
+
+def test_a_long_running_writer_keeps_its_topic_bounded(harness: Harness, log: Log) -> None:
+    log = Log(log.backend, clock=harness.clock, retention_every_s=60)
+    log.create_topic("orders", SCHEMA, partitions=2,
+                     retention=Retention(max_age_us=3600 * SECOND))
+    kept = []
+    for k in range(6 * 60):  # six hours of a batch a minute, nobody enforcing by hand
+        log.append("orders", events(20, start=20 * k, t0=harness.clock.now_us()))
+        harness.clock.advance(60 * SECOND)
+        kept.append(sum(log.end_offsets("orders")) - sum(log.start_offsets("orders")))
+    assert sum(log.end_offsets("orders")) == 6 * 60 * 20
+    assert max(kept[120:]) <= 62 * 20  # an hour and the last interval's batch, per topic
+    assert min(kept[120:]) >= 60 * 20  # and nothing younger than the retention went
+    oldest = min(int(log.read("orders", p, log.start_offsets("orders")[p], 1).batch.column(
+        APPEND_TIME).cast(pa.int64())[0].as_py()) for p in range(2))
+    assert harness.clock.now_us() - oldest <= 3600 * SECOND + 2 * 60 * SECOND
+
+
+def test_a_retention_changed_by_one_process_is_applied_by_every_writer(
+        harness: Harness, log: Log) -> None:
+    log.create_topic("orders", SCHEMA)
+    writer = Log(harness.make_backend(), clock=harness.clock, retention_every_s=10)
+    harness.opened.append(writer)
+    for k in range(5):
+        writer.append("orders", events(10, start=10 * k))
+        harness.clock.advance(60 * SECOND)
+    assert writer.start_offsets("orders") == [0]
+    info = log.set_retention("orders", Retention(max_age_us=150 * SECOND))
+    assert info.retention == Retention(max_age_us=150 * SECOND)
+    assert info.schema == SCHEMA
+    assert log.topic("orders").retention == info.retention
+    assert log.start_offsets("orders") == [30]  # set_retention applies it at once
+    for k in range(5, 10):
+        writer.append("orders", events(10, start=10 * k))
+        harness.clock.advance(60 * SECOND)
+    assert writer.start_offsets("orders")[0] >= 70  # the writer applied the new retention
+    assert writer.topic("orders").retention == info.retention
+    log.set_retention("orders", Retention())
+    with pytest.raises(UnknownTopicError):
+        log.set_retention("nowhere", Retention(max_bytes=10))
+    with pytest.raises(ValidationError, match="max_age_us"):
+        log.set_retention("orders", Retention(max_age_us=0))
+
+
+def test_system_topics_and_dead_letters_get_the_system_retention(harness: Harness,
+                                                                 log: Log) -> None:
+    week = Retention(max_age_us=7 * 86_400 * SECOND)
+    system = Log(log.backend, clock=harness.clock, system_retention=week)
+    assert system.ensure_topic("predictions", SCHEMA).retention == week
+    assert system.topic("predictions.dlq").retention == week
+    assert system.create_topic("orders", SCHEMA).retention == Retention()  # asked for: none
+    assert system.topic("orders.dlq").retention == week
+    log.set_retention("predictions", Retention(max_bytes=1 << 20))
+    # an existing topic keeps its own retention, and creating it again works
+    assert system.ensure_topic("predictions", SCHEMA).retention == Retention(max_bytes=1 << 20)
+    other = Log(log.backend, clock=harness.clock)  # another setting, the same topics
+    assert other.create_topic("orders", SCHEMA).name == "orders"
+    assert other.topic("orders.dlq").retention == week
 
 
 def test_data_survives_a_restart_and_appends_continue(harness: Harness, log: Log) -> None:

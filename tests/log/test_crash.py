@@ -273,3 +273,55 @@ def test_a_reader_following_a_busy_tail_keeps_few_maps_of_the_segment(tmp_path: 
             if line.endswith(".seg") and str(tmp_path) in line]
     assert len(maps) <= 20  # about log2 of the segment's size, not one per read
     assert sum(b.num_rows for b in kept) == 2_000
+
+
+# A writer that stops forever inside segment creation, between writing the temporary
+# file and linking it into place, so it can be killed there.
+STUCK_CREATING = textwrap.dedent(
+    """
+    import os, sys, time
+    import headwater.log.embedded.partition as partition
+    from headwater.log import Log, Schema
+    from headwater.log.embedded import EmbeddedBackend
+
+    def stuck(src, dst):
+        sys.stdout.write("creating\\n")
+        sys.stdout.flush()
+        time.sleep(600)
+
+    partition.os.link = stuck
+    schema = Schema.of({"key": "string", "ts": "timestamp"}, key="key", event_time="ts")
+    Log(EmbeddedBackend(sys.argv[1], fsync="never")).create_topic("events", schema)
+    Log(EmbeddedBackend(sys.argv[1], fsync="never")).read("events", 0)
+    """
+)
+
+
+def test_a_writer_killed_creating_a_segment_leaves_nothing_once_the_partition_opens(
+        tmp_path: Path) -> None:
+    writer = subprocess.Popen([sys.executable, "-c", STUCK_CREATING, str(tmp_path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert writer.stdout is not None
+    assert writer.stdout.readline() == "creating\n", writer.stderr.read() if writer.stderr else ""
+    partition_dir = tmp_path / "topics" / "events" / "0"
+    left = list(partition_dir.glob("*.tmp"))
+    assert [p.name.split(".")[2] for p in left] == [str(writer.pid)]
+    # Another process creating a segment right now: its file must survive the clean-up.
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    live = partition_dir / f"{segment_name(0)}.{sleeper.pid}.1.tmp"
+    live.write_bytes(b"")
+    writer.kill()
+    writer.wait()
+    try:
+        log = Log(EmbeddedBackend(tmp_path, fsync="never"))
+        log.append("events", [{"key": "a", "ts": "2024-01-01T00:00:00Z"}])
+        assert sorted(p.name for p in partition_dir.glob("*.tmp")) == [live.name]
+        assert log.read("events", 0).batch.num_rows == 1
+        log.close()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    log = Log(EmbeddedBackend(tmp_path, fsync="never"))
+    assert log.end_offsets("events") == [1]  # opening the partition cleans the dead one's
+    assert list(partition_dir.glob("*.tmp")) == []
+    log.close()

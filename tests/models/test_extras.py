@@ -12,8 +12,8 @@ import headwater.models
 from headwater.errors import MissingExtraError
 from tests.extras import import_without
 
-PUBLIC = ["FORMATS", "FeatureSchema", "Features", "LinearRegression", "LogisticRegression",
-          "Model", "from_arrow", "load_model"]
+PUBLIC = ["BUILTINS", "FORMATS", "FeatureSchema", "Features", "LinearRegression",
+          "LogisticRegression", "Model", "build_model", "from_arrow", "load_model", "read_model"]
 
 
 def test_exported_members() -> None:

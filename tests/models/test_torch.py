@@ -93,3 +93,17 @@ def test_a_bad_artifact_is_named(tmp_path: Path) -> None:
     (tmp_path / "weights.safetensors").write_bytes(b"not tensors")
     with pytest.raises(ModelArtifactError, match="sha256"):
         load_model(tmp_path)
+
+
+def test_weights_without_their_input_columns_are_refused(tmp_path: Path) -> None:
+    model, _, _ = _trained()
+    model.save(tmp_path)
+    manifest_path = tmp_path / "headwater-model.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["features"] = None  # a network whose inputs are unknown must not answer 0.5
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelArtifactError, match="names no input columns"):
+        load_model(tmp_path)
+    untrained = TorchModel(hidden=[4])
+    untrained.save(tmp_path / "untrained")  # no network yet: nothing learnt, neutral
+    assert load_model(tmp_path / "untrained").predict_one({"a": 1.0}) == 0.5

@@ -6,10 +6,11 @@ import headwater.registry
 
 PUBLIC = [
     "AliasMove", "Artifact", "ArtifactStore", "CheckedOut", "CodeVersion", "Creator", "Lease",
-    "Line",
-    "Lineage", "LineageTree", "LocalArtifacts", "MemoryRegistryBackend", "ModelRegistry",
+    "Line", "Lineage", "LineageTree", "LoadedVersion", "LocalArtifacts",
+    "MemoryRegistryBackend", "ModelRegistry",
     "ModelSummary", "ModelVersion", "MoveKind", "OffsetRange", "RegistryBackend",
-    "SqliteRegistryBackend", "TopicSlice", "TrainingSlice", "TriggerKind", "VersionStatus",
+    "SqliteRegistryBackend", "TopicSlice", "TrainingSlice", "TriggerKind", "TrustChange",
+    "TrustKind", "VersionStatus",
     "check_lineage", "decode_lineage", "detect_code_version", "encode_lineage", "forks",
     "hash_directory", "open_artifacts", "open_registry",
     "Check", "Reproduction", "judge", "reproduce",

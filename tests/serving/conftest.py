@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,8 +15,8 @@ from headwater.features import Entity, Feature, FeatureSet, StreamSource
 from headwater.features.engine import FeatureEngine
 from headwater.features.online import FeatureReader
 from headwater.log import Log, Schema
-from headwater.models import LogisticRegression
-from headwater.registry import ModelRegistry, open_registry
+from headwater.models import LogisticRegression, Model
+from headwater.registry import LoadedVersion, ModelRegistry, open_registry
 from headwater.serving import ChampionOnly, Deployment, Policy, PredictionLog, Predictor
 from headwater.serving.app import ServingApp
 from headwater.store.online.memory import MemoryOnlineStore
@@ -51,6 +52,20 @@ def train(seed: int) -> LogisticRegression:
     return model
 
 
+class Wrapped:
+    """The registry as a version source, each loaded model passed through ``wrap``."""
+
+    def __init__(self, registry: ModelRegistry, wrap: Callable[[Model], Any]) -> None:
+        self.registry, self.wrap = registry, wrap
+
+    def aliases(self, name: str) -> dict[str, int]:
+        return self.registry.aliases(name)
+
+    def load(self, name: str, ref: int | str) -> LoadedVersion:
+        loaded = self.registry.load(name, ref)
+        return loaded._replace(model=self.wrap(loaded.model))
+
+
 @dataclass
 class World:
     clock: ManualClock
@@ -68,9 +83,10 @@ class World:
             self.registry.promote("fraud", version, alias, actor="test", reason="test")
         return version
 
-    def deployment(self, policy: Policy | None = None) -> Deployment:
+    def deployment(self, policy: Policy | None = None,
+                   on_problem: Callable[[str], None] | None = None) -> Deployment:
         deployment = Deployment(self.registry, "fraud", policy or ChampionOnly(),
-                                clock=self.clock)
+                                clock=self.clock, on_problem=on_problem)
         deployment.reload()
         return deployment
 

@@ -6,13 +6,16 @@ import asyncio
 import http.client
 import json
 from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from headwater.registry import AliasMove
 from headwater.serving import PredictionLog, Split
 from headwater.serving.app import ServingApp
 from headwater.serving.server import BackgroundServer
+from tests.registry.artifacts import malicious_artifact, tamper
 from tests.serving.conftest import World, train
 
 Response = tuple[int, dict[str, str], bytes]
@@ -200,6 +203,45 @@ def test_real_uvicorn_on_an_ephemeral_port(app: ServingApp) -> None:
         assert response.status == 200
         assert json.loads(response.read()) == {"ready": True}
         connection.close()
+
+
+def test_admin_promote_refuses_a_version_that_would_not_load(app: ServingApp,
+                                                             world: World) -> None:
+    v2 = world.register(train(2))
+    tamper(world.registry, "fraud", v2, "state.npz")
+    good = {"authorization": "Bearer s3cret"}
+    status, field, reason = error_of(call(app, "POST", "/admin/promote",
+                                          {"version": v2, "reason": "better"}, headers=good))
+    assert (status, field) == (409, "alias")
+    assert reason.startswith(f"alias 'champion' of model 'fraud' was not moved: version {v2} "
+                             "of fraud cannot load")
+    assert "does not match its recorded SHA-256" in reason
+    assert world.registry.aliases("fraud") == {"champion": 1}
+    assert app.predictor.predict({"user": "u1"}).version == 1
+
+
+def test_ready_and_the_503_say_why_no_version_serves(world: World, tmp_path: Path) -> None:
+    marker = tmp_path / "the-pickle-ran"
+    version = world.registry.register("fraud", malicious_artifact(tmp_path / "evil", marker))
+    world.registry.backend.move_alias(AliasMove(
+        model="fraud", alias="champion", from_version=None, to_version=version.version,
+        kind="promote", actor="mallory", reason="r", at=world.clock.now_us()))
+    told: list[str] = []
+    deployment = world.deployment(on_problem=told.append)
+    app = ServingApp(world.predictor(deployment), deployment)
+    status, _, out = call(app, "GET", "/ready")
+    body = json.loads(out)
+    assert status == 503
+    why = body["reason"]
+    assert why.startswith("version 1 of fraud cannot load: format 'river-pickle' is loaded "
+                          "with pickle, which can run code, and this registry does not trust "
+                          "pickle-based artifacts; run `headwater models trust --pickle")
+    assert body["problems"] == {"champion": why}
+    assert told == [why]
+    status, field, reason = error_of(call(app, "POST", "/predict", {"entities": {"user": "u1"}}))
+    assert (status, field) == (503, "model")
+    assert reason.endswith(f": {why}")
+    assert not marker.exists()
 
 
 def test_a_method_not_taken_is_405_with_allow(app: ServingApp) -> None:

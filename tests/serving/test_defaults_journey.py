@@ -94,7 +94,7 @@ def backends(request: pytest.FixtureRequest) -> Iterator[Backends]:
     prefix = f"hwtest-{uuid.uuid4().hex[:12]}"
     schema = f"hwtest_{uuid.uuid4().hex[:12]}"
     log = RedisBackend(REDIS_URL, prefix=prefix)
-    online = RedisOnlineStore(REDIS_URL, prefix=prefix)
+    online = RedisOnlineStore(REDIS_URL, prefix=f"{prefix}-online")  # apart from the log's
     try:
         log.ping()
         PostgresRegistryBackend(POSTGRES_URL, schema=schema, connect_timeout_s=3).close()
@@ -103,7 +103,7 @@ def backends(request: pytest.FixtureRequest) -> Iterator[Backends]:
         online.close()
         unavailable(f"Redis at {REDIS_URL} and PostgreSQL at {POSTGRES_URL}: {exc}")
     try:
-        yield Backends(f"{REDIS_URL}?prefix={prefix}", f"{REDIS_URL}?prefix={prefix}",
+        yield Backends(f"{REDIS_URL}?prefix={prefix}", f"{REDIS_URL}?prefix={prefix}-online",
                        f"{POSTGRES_URL}?schema={schema}")
     finally:
         log.destroy()

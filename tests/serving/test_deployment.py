@@ -5,12 +5,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from headwater.models import Model, load_model
-from headwater.serving import ChampionOnly, Shadow
-from tests.serving.conftest import World, train
+from headwater.models import Model
+from headwater.serving import ChampionOnly, Deployment, Shadow
+from tests.serving.conftest import World, Wrapped, train
 
 
 def test_reload_follows_the_alias_and_keeps_the_previous_version(world: World) -> None:
@@ -33,17 +32,49 @@ def test_reload_follows_the_alias_and_keeps_the_previous_version(world: World) -
 
 def test_a_version_that_fails_to_load_is_not_swapped_in(world: World) -> None:
     v1 = world.register(train(1), "champion")
-    deployment = world.deployment()
+    told: list[str] = []
+    deployment = world.deployment(on_problem=told.append)
+    assert deployment.problems == {}
 
-    def failing(path: Path) -> Model:
+    def failing(model: Model) -> Model:
         raise OSError("unreadable")
 
-    deployment.loader = failing
-    world.register(train(2), "champion")
+    deployment.source = Wrapped(world.registry, failing)
+    v2 = world.register(train(2), "champion")
     assert not deployment.reload()
     assert deployment.snapshot.arms["champion"].version == v1
     assert deployment.load_errors == 1
-    assert "unreadable" in (deployment.last_error or "")
+    reason = f"version {v2} of fraud cannot load: OSError: unreadable"
+    assert deployment.last_error == reason
+    assert deployment.problems == {
+        "champion": f"{reason} (arm 'champion' keeps serving version {v1})"}
+    assert told == [deployment.problems["champion"]]
+    assert not deployment.reload()  # tried again, told again only a minute later
+    assert deployment.load_errors == 2
+    assert len(told) == 1
+    world.clock.advance(60_000_000)
+    deployment.reload()
+    assert len(told) == 2
+    deployment.source = world.registry  # it loads now: swapped in, the problem is gone
+    assert deployment.reload()
+    assert deployment.snapshot.arms["champion"].version == v2
+    assert deployment.problems == {}
+
+
+def test_an_alias_not_set_is_a_problem_told_once(world: World) -> None:
+    told: list[str] = []
+    deployment = Deployment(world.registry, "fraud", Shadow(), clock=world.clock,
+                            on_problem=told.append)
+    deployment.reload()
+    assert deployment.problems == {
+        "champion": "alias 'champion' of model 'fraud' points at no version yet",
+        "challenger": "alias 'challenger' of model 'fraud' points at no version yet"}
+    world.clock.advance(600_000_000)
+    deployment.reload()
+    assert len(told) == 2  # not repeated: nothing failed to load
+    world.register(train(1), "champion")
+    deployment.reload()
+    assert list(deployment.problems) == ["challenger"]
 
 
 def test_nothing_loaded_is_not_ready(world: World) -> None:
@@ -87,7 +118,7 @@ def test_a_request_in_flight_finishes_on_the_version_it_started_with(world: Worl
     v1 = world.register(train(1), "champion")
     gate, entered = threading.Event(), threading.Event()
     deployment = world.deployment()
-    deployment.loader = lambda path: Gated(load_model(path), gate, entered)  # type: ignore
+    deployment.source = Wrapped(world.registry, lambda model: Gated(model, gate, entered))
     deployment.snapshot = type(deployment.snapshot)(ChampionOnly(), {})
     deployment.reload()
     predictor = world.predictor(deployment)

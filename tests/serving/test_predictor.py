@@ -11,7 +11,7 @@ import pytest
 
 from headwater.errors import ModelError, ValidationError
 from headwater.serving import PredictRequest, neutral_defaults
-from tests.serving.conftest import COLUMNS, World, train, training_batch
+from tests.serving.conftest import COLUMNS, World, Wrapped, train, training_batch
 
 
 def test_the_score_is_the_model_s_on_the_same_inputs(world: World) -> None:
@@ -106,7 +106,7 @@ def test_a_model_that_raises_falls_back_to_the_previous_version(world: World) ->
     first = deployment.snapshot.arms["champion"]
     v2 = world.register(train(2))
     world.registry.promote("fraud", v2, actor="test", reason="test")
-    deployment.loader = lambda path: Broken()  # type: ignore[assignment,return-value]
+    deployment.source = Wrapped(world.registry, lambda model: Broken())
     assert deployment.reload()
     assert deployment.snapshot.arms["champion"].version == v2
     got = predictor.predict({"user": "u1"}, {"price": 3.0, "device": "web"})

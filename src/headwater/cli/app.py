@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any
 
 import typer
@@ -64,6 +65,9 @@ def _root(
         "Default: $HEADWATER_LOG_URL, else <$HEADWATER_HOME or .headwater>/log.")] = None,
 ) -> None:
     settings = Settings.from_env()
+    # Every file and directory a command creates gets the settings' permissions
+    # (owner-only by default): events, predictions and models are personal data.
+    os.umask(settings.umask)
     ctx.obj = CliState(settings=settings, location=log or settings.log_location)
 
 

@@ -9,7 +9,9 @@ and exit code 2 for bad input (:class:`~headwater.errors.ValidationError`,
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final, Literal
 
 import typer
@@ -41,9 +43,11 @@ __all__ = [
     "out",
     "print_error",
     "progress_bar",
+    "read_token_file",
     "split_names",
     "state_of",
     "status",
+    "warn_unbounded",
 ]
 
 #: Exit code for bad input: arguments, files, settings.
@@ -106,6 +110,34 @@ def progress_bar(console: Console, *, unit: Literal["bytes", "events"]) -> Progr
         transient=True,
         disable=not console.is_terminal,
     )
+
+
+def read_token_file(path: Path) -> str:
+    """The admin token in ``path``; refused (:class:`ConfigError`) when other users may
+    read or write the file, since the token moves aliases and routing."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError(f"token file {path}: no such file") from None
+    if mode & 0o006:
+        raise ConfigError(f"token file {path} is readable or writable by other users "
+                          f"(mode {stat.S_IMODE(mode):04o}): chmod 600 {path}")
+    token = path.read_text().strip()
+    if not token:
+        raise ConfigError(f"token file {path} is empty")
+    return token
+
+
+def warn_unbounded(log: Log, topics: list[str]) -> None:
+    """A warning for each of ``topics`` (ones a command is about to write) that keeps
+    every event, so grows without bound."""
+    for name in topics:
+        kept = log.topic(name).retention
+        if kept.max_age_us is None and kept.max_bytes is None:
+            status().print(Text(
+                f"warning: topic {name!r} keeps every event and grows without bound; give it "
+                f"a retention: headwater topics retention {name} --retention 7d",
+                style="yellow"), soft_wrap=True)
 
 
 def split_names(text: str | None, *, option: str) -> tuple[str, ...]:

@@ -23,14 +23,14 @@ Each command reads labelled traffic — the ``training_examples`` topic by defau
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final, NoReturn
 
 import numpy as np
 import pyarrow as pa
 import typer
 
 from headwater.cli import bandits
-from headwater.cli.common import out, state_of, status
+from headwater.cli.common import out, read_token_file, state_of, status
 from headwater.errors import EvaluationError, ValidationError
 from headwater.evaluation import (
     CanaryRamp,
@@ -46,11 +46,14 @@ from headwater.evaluation import (
 )
 from headwater.evaluation.examples import int64_column
 from headwater.labels import TRAINING_EXAMPLES_TOPIC
-from headwater.models import Model, load_model
+from headwater.models import Model
 from headwater.registry import open_registry
 from headwater.registry.names import check_model_name, parse_ref
 from headwater.reports import Report, render
 from headwater.time import parse_duration, parse_timestamp
+
+if TYPE_CHECKING:
+    from headwater.evaluation.canary import CanaryController
 
 __all__ = ["app"]
 
@@ -112,9 +115,9 @@ def _finish(report: Report, html: Path | None) -> None:
 
 def _load(ctx: typer.Context, registry: str | None, name: str, ref: str) -> tuple[Model, str]:
     with open_registry(registry, settings=state_of(ctx).settings) as store:
-        checked = store.open(check_model_name(name, field="MODEL"),
-                             parse_ref(ref, field="--version"))
-        return load_model(checked.path), f"{name} v{checked.version.version}"
+        loaded = store.load(check_model_name(name, field="MODEL"),
+                            parse_ref(ref, field="--version"))
+        return loaded.model, f"{name} v{loaded.version.version}"
 
 
 @app.command("backtest")
@@ -292,11 +295,15 @@ def rollout(
     max_psi: Annotated[float, typer.Option(help="Guardrail on the score distribution.")] = 0.2,
     min_labels: Annotated[int, typer.Option(help="Labels per arm for the metric.")] = 100,
     poll: Annotated[float, typer.Option(help="Seconds between looks at the log.")] = 1.0,
-    timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")
+    timeout: Annotated[float | None, typer.Option(
+        help="Give up after this many seconds: the canary is rolled back (exit code 1).")
     ] = None,
+    leave_on_timeout: Annotated[bool, typer.Option(
+        "--leave-on-timeout", help="On --timeout, leave the canary serving as it is and "
+        "print how to undo it, instead of rolling it back.")] = False,
 ) -> None:
     """Release VERSION live as a canary: ramp it up through a running server, promote it
-    at the end, or roll it back on a breached guardrail (exit code 1)."""
+    at the end, or roll it back on a breached guardrail or a timeout (exit code 1)."""
     import time
 
     from headwater.evaluation.canary import CanaryController
@@ -312,7 +319,7 @@ def rollout(
                             metric=None if metric == "none" else metric,
                             max_metric_loss=max_metric_loss, max_psi=max_psi,
                             min_requests=window, min_labels=min_labels)
-    token = token_file.read_text().strip() if token_file else state.settings.admin_token
+    token = read_token_file(token_file) if token_file else state.settings.admin_token
     with state.open_log() as log, open_registry(settings=state.settings) as registry:
         controller = CanaryController(registry, model, version,
                                       apply=apply_over_http(url, token),
@@ -323,8 +330,7 @@ def rollout(
         started = time.monotonic()
         while not watch.done:
             if timeout is not None and time.monotonic() - started > timeout:
-                raise EvaluationError(f"the canary of v{version} did not finish in "
-                                      f"{timeout:g} s (at {controller.ramp.percent:g}%)")
+                _timed_out(controller, timeout, leave=leave_on_timeout, url=url)
             step = watch.step()
             if step is not None and step.action != "hold":
                 status().print(f"{step.action}: {step.reason}")
@@ -334,6 +340,29 @@ def rollout(
     if controller.breach_to_rollback_us is not None:
         out().print(f"breach to full rollback: {controller.breach_to_rollback_us / 1000:.1f} ms")
         raise typer.Exit(1)
+
+
+def _timed_out(controller: CanaryController, timeout: float, *, leave: bool,
+               url: str) -> NoReturn:
+    """Roll the canary back (or, asked to, leave it and say how to undo it); exit 1."""
+    model, version, percent = controller.model, controller.version, controller.ramp.percent
+    what = f"the canary of {model} v{version} did not finish in {timeout:g} s (at {percent:g}%)"
+    if leave:
+        arm, before = controller.canary_arm, controller.previous_canary
+        alias = (f"  headwater models rollback {model} --alias {arm} --reason 'undo the "
+                 f"canary of v{version}'   # {arm} back to v{before}" if before is not None
+                 else f"  (alias {arm} was not set before; nothing routes to it once the "
+                 "policy is champion)")
+        status().print(
+            f"warning: {what}; left serving {percent:g}% of entities as asked. To undo it:\n"
+            f"  headwater policy set champion --reason 'undo the canary of v{version}' "
+            f"--url {url} --token-file TOKEN\n{alias}", markup=False, soft_wrap=True)
+        raise EvaluationError(f"{what}; the canary was left live (--leave-on-timeout)")
+    step = controller.abort(f"rollout timed out after {timeout:g} s")
+    move = controller.moves[-1]
+    where = (f"{controller.canary_arm} back to v{move.to_version}" if move.to_version
+             is not None else f"alias {controller.canary_arm} removed")
+    raise EvaluationError(f"{what}; rolled back: traffic at {step.next_percent:g}%, {where}")
 
 
 app.command("bandit")(bandits.bandit)

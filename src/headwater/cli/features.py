@@ -9,7 +9,7 @@ record of what was applied live under ``<home>/features``, the online store at
 from __future__ import annotations
 
 import json
-from contextlib import closing, suppress
+from contextlib import closing
 from typing import Annotated, Any
 
 import pyarrow as pa
@@ -17,6 +17,7 @@ import typer
 from rich.table import Table
 
 from headwater.cli.common import format_count, out, state_of, status
+from headwater.cli.signals import stop_requested
 from headwater.errors import ValidationError
 from headwater.features.definitions import DerivedFeature, Feature, FeatureSet, TableSource
 from headwater.features.engine import FeatureEngine, backfill
@@ -127,9 +128,10 @@ def run(
                                state_dir=state.settings.features_dir / "state",
                                history=FeatureHistory(state.settings.features_dir / "history"),
                                ) as engine:
-        status().print(f"engine running ({len(loaded.features)} features); Ctrl-C stops it")
-        with suppress(KeyboardInterrupt):
-            engine.run(idle_timeout_s=idle_timeout, poll_timeout_s=0.2)
+        status().print(f"engine running ({len(loaded.features)} features); Ctrl-C or "
+                       "SIGTERM stops it")
+        with stop_requested() as stop:
+            engine.run(idle_timeout_s=idle_timeout, poll_timeout_s=0.2, stop=stop)
     status().print("engine stopped; its state is checkpointed")
 
 

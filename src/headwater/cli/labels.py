@@ -14,7 +14,7 @@ partition to another is fenced off it (see :mod:`headwater.labels.joiner`).
 
 from __future__ import annotations
 
-from contextlib import suppress
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -22,10 +22,12 @@ import typer
 from rich.text import Text
 
 from headwater.cli.common import state_of, status
+from headwater.cli.signals import stop_requested
 from headwater.errors import ValidationError
 from headwater.labels import LATE_OUTCOMES_TOPIC, OUTCOMES_TOPIC, TRAINING_EXAMPLES_TOPIC
 from headwater.labels.join import JoinRule
 from headwater.labels.joiner import LabelJoiner
+from headwater.log import Log
 from headwater.serving.prediction_log import PREDICTIONS_TOPIC
 from headwater.time import format_duration, parse_duration
 
@@ -47,6 +49,20 @@ def rule_of(window: str, timeout_label: str, positive: float, lateness: str) -> 
                                   f"{timeout_label!r}") from None
     return JoinRule(window=parse_duration(window, field="--window"), positive=positive,
                     timeout_label=timeout, lateness=parse_duration(lateness, field="--lateness"))
+
+
+def _warn_short_retention(log: Log, rule: JoinRule, topics: list[str],
+                          warn: Callable[[str], None]) -> None:
+    """Warn when a topic the joiner reads keeps events for less than an outcome may take
+    to come: a joiner that falls that far behind would find them gone (and stop)."""
+    needed = rule.window + rule.lateness
+    for name in topics:
+        kept = log.topic(name).retention.max_age_us
+        if kept is not None and kept < needed:
+            warn(f"topic {name!r} keeps events {format_duration(kept)}, less than the label "
+                 f"window plus lateness ({format_duration(needed)}): a joiner that falls that "
+                 f"far behind finds them deleted; raise it: headwater topics retention {name} "
+                 f"--retention {format_duration(needed)}")
 
 
 def _describe(rule: JoinRule) -> str:
@@ -109,12 +125,14 @@ def run(
             say(f"the join rule changed since the last run ({_describe(joiner.previous_rule)} "
                 f"-> {_describe(rule)}): the new rule applies to the predictions still open; "
                 "those already closed keep what they made")
+        _warn_short_retention(log, rule, [predictions, outcomes], warn)
         say(f"joining {outcomes} to {predictions} into {examples} ({_describe(rule)}); "
-            "Ctrl-C stops it")
+            "Ctrl-C or SIGTERM stops it")
         try:
-            with suppress(KeyboardInterrupt):
+            with stop_requested() as stop:
                 joiner.run(idle_timeout_s=idle_timeout, poll_s=0.2, on_warning=warn,
-                           on_status=None if quiet else say, status_every_s=every / 1e6)
+                           on_status=None if quiet else say, status_every_s=every / 1e6,
+                           stop=stop)
             joiner.progress.finish(joiner.clock.now_us())
         finally:
             joiner.close()

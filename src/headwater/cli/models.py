@@ -1,4 +1,5 @@
-"""``headwater models``: list, show, lineage, reproduce, promote, rollback and history.
+"""``headwater models``: register, list, show, lineage, reproduce, promote, rollback,
+history and trust.
 
 The model store is ``--registry LOCATION`` (a directory, ``postgresql://…``), by
 default ``$HEADWATER_REGISTRY_URL`` or ``<$HEADWATER_HOME or .headwater>/registry``;
@@ -8,6 +9,15 @@ default ``$HEADWATER_REGISTRY_URL`` or ``<$HEADWATER_HOME or .headwater>/registr
 training slice from the log (the global ``--log``) and exits 1 unless the same version
 comes out.
 
+``register`` starts a loop: it adds a version from a model file (a saved Headwater
+model, a ``.skops`` file, a pickled scikit-learn or River estimator) or an untrained
+built-in model with its hyper-parameters, its lineage saying it was registered by hand.
+``trust --pickle`` is the operator's one-time opt-in to artifacts that can run code
+when loaded (pickle-based formats, skops types outside skops' trusted list), recorded
+with who, when and why, and revoked with ``--revoke``; without it no component loads
+such an artifact, and ``register`` does not read a pickle. ``show`` says whether the
+registry trusts them. ``promote`` and ``rollback`` refuse a version that would not load.
+
 >>> _metrics({"logloss": 0.312345, "auc": 0.8})
 'auc=0.8 logloss=0.3123'
 """
@@ -15,9 +25,11 @@ comes out.
 from __future__ import annotations
 
 import os
+import tempfile
 import typing
 from dataclasses import dataclass
-from typing import Annotated, Final, cast
+from pathlib import Path
+from typing import Annotated, Any, Final, cast
 
 import msgspec
 import typer
@@ -25,23 +37,36 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from headwater.cli.common import EXIT_FAILURE, format_count, out, state_of, status
-from headwater.errors import UnknownModelError, ValidationError
+from headwater.cli.common import (
+    EXIT_FAILURE,
+    format_count,
+    out,
+    split_names,
+    state_of,
+    status,
+)
+from headwater.errors import UnknownModelError, UntrustedArtifactError, ValidationError
+from headwater.models import BUILTINS, Model, build_model, load_model, read_model
+from headwater.models.artifact import read_manifest
 from headwater.registry import (
+    Creator,
+    Lineage,
     LineageTree,
     ModelRegistry,
     ModelVersion,
     Reproduction,
+    TrustChange,
     open_registry,
     reproduce,
 )
 from headwater.registry.names import check_model_name, parse_ref
-from headwater.registry.reproduce import Mode
+from headwater.registry.registry import trust_hint
+from headwater.registry.reproduce import Mode, flatten_params
 from headwater.time import from_micros
 
 __all__ = ["app"]
 
-app = typer.Typer(help="List, inspect, promote and roll back model versions.",
+app = typer.Typer(help="Register, list, inspect, promote and roll back model versions.",
                   no_args_is_help=True)
 
 _SHOWN_METRICS: Final = 4
@@ -232,6 +257,156 @@ def history(
     out().print(table)
 
 
+@app.command("register")
+def register(
+    ctx: typer.Context,
+    name: NameArg,
+    source: Annotated[Path | None, typer.Argument(
+        help="A saved Headwater model (a directory), a .skops file, or a pickled "
+        "scikit-learn or River estimator (.pkl, .pickle, .joblib; read only if the "
+        "registry trusts pickle-based artifacts).", show_default=False)] = None,
+    builtin: Annotated[str | None, typer.Option(
+        "--builtin", help=f"Instead of a file, an untrained built-in model: "
+        f"{', '.join(BUILTINS)}.", show_default=False)] = None,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", metavar="NAME=VALUE", help="A hyper-parameter of the built-in model "
+        "(repeat for each; the value is JSON — 0.1, true, [8, 4] — or else text).",
+        show_default=False)] = None,
+    features: Annotated[str | None, typer.Option(
+        help="The estimator's input columns, comma-separated, in the order it was fitted "
+        "on (needed when the file does not record them).", show_default=False)] = None,
+    promote_: Annotated[bool, typer.Option(
+        "--promote", help="Point --alias at the new version.")] = False,
+    alias: AliasOpt = "champion",
+    actor: ActorOpt = None,
+    reason: Annotated[str | None, typer.Option(
+        help="Why (kept in the lineage and the alias history).", show_default=False)] = None,
+) -> None:
+    """Register a first (or any) version of NAME from a model file, or an untrained
+    built-in model with its hyper-parameters."""
+    check_model_name(name, field="NAME")
+    if (source is None) == (builtin is None):
+        raise ValidationError("SOURCE", "give a model file or --builtin KIND (one of them)")
+    if builtin is None and param:
+        raise ValidationError("--param", "hyper-parameters are for --builtin; a model file "
+                              "has its own")
+    who = actor or _default_actor()
+    with _open(ctx) as registry:
+        trusted = registry.trusts("pickle")
+        columns = split_names(features, option="--features") or None
+        try:
+            if builtin is not None:
+                if columns is not None:
+                    raise ValidationError("--features", "a built-in model learns its columns "
+                                          "from the first examples")
+                model: Model = build_model(builtin, _params(param or []), field="--param")
+                origin = f"an untrained built-in {builtin} model"
+            else:
+                assert source is not None
+                model = _read(source, trusted, columns)
+                origin = str(source)
+            with tempfile.TemporaryDirectory(prefix="headwater-register-") as tmp:
+                directory = source if source is not None and source.is_dir() else (
+                    Path(tmp) / "model")
+                if directory != source:
+                    model.save(directory)
+                load_model(directory, trusted=trusted)  # as the store's rule will load it
+                lineage = Lineage(hyperparameters=flatten_params(model.params()),
+                                  created_by=Creator(
+                                      trainer="register-cli",
+                                      trigger="initial" if builtin else "manual",
+                                      reason=f"registered by hand by {who} from {origin}"
+                                      + (f": {reason}" if reason else "")))
+                version = registry.register(name, directory, lineage=lineage)
+                fmt = read_manifest(directory).format
+        except UntrustedArtifactError as exc:
+            hint = (" (or save a scikit-learn estimator with skops.io.dump and register the "
+                    ".skops file)" if source is not None and source.suffix != ".skops" else "")
+            raise UntrustedArtifactError(exc.path, f"{exc.risk}, and this registry does not "
+                                         f"trust pickle-based artifacts; {trust_hint()}{hint}",
+                                         risk=exc.risk) from exc
+        out().print(f"registered {name} v{version.version} ({fmt}) from {origin}")
+        if promote_:
+            move = registry.promote(name, version.version, alias, actor=who,
+                                    reason=reason or "registered by hand")
+            out().print(f"{name} {move.alias} → v{move.to_version}"
+                        + (f" (was v{move.from_version})" if move.from_version is not None
+                           else ""))
+
+
+@app.command("trust")
+def trust(
+    ctx: typer.Context,
+    reason: ReasonOpt,
+    pickle: Annotated[bool, typer.Option(
+        "--pickle", help="Artifacts that can run code when loaded: pickle-based formats "
+        "(River, scikit-learn without skops) and skops files with types outside skops' "
+        "trusted list (tree ensembles).")] = False,
+    revoke: Annotated[bool, typer.Option(
+        "--revoke", help="Withdraw the opt-in (processes keep what they have loaded).")
+    ] = False,
+    actor: ActorOpt = None,
+) -> None:
+    """Opt this registry in, once, to artifacts that can run code when loaded — a promise
+    that everyone who can write to it is trusted — or revoke that."""
+    if not pickle:
+        raise ValidationError("--pickle", "name what to trust: --pickle (artifacts that can "
+                              "run code when loaded)")
+    who = actor or _default_actor()
+    with _open(ctx) as registry:
+        before = registry.trust_state("pickle")
+        if revoke:
+            change = registry.revoke_trust("pickle", actor=who, reason=reason)
+        else:
+            change = registry.trust("pickle", actor=who, reason=reason)
+    if change is None or change == before:
+        out().print(f"unchanged: {_trust_text(change)}")
+        return
+    out().print(_trust_text(change))
+    if change.trusted:
+        status().print("every process that loads from this registry may now run code from "
+                       "its pickle-based artifacts; revoke with `headwater models trust "
+                       "--pickle --revoke --reason WHY`")
+    else:
+        status().print("running processes keep the versions they have loaded; new loads of "
+                       "pickle-based artifacts are refused")
+
+
+def _read(source: Path, trusted: bool, columns: tuple[str, ...] | None) -> Model:
+    try:
+        return read_model(source, trusted=trusted, features=columns, field="SOURCE")
+    except ValidationError as exc:
+        if exc.field != "features":
+            raise
+        raise ValidationError("--features", exc.reason.replace(
+            "features=[...]", "--features NAME,NAME,…")) from exc
+
+
+def _trust_text(change: TrustChange | None) -> str:
+    if change is None:
+        return "pickle-based artifacts are not trusted by this registry (never granted)"
+    what = "granted" if change.trusted else "revoked"
+    return (f"pickle-based artifacts are {'' if change.trusted else 'not '}trusted by this "
+            f"registry: {what} by {change.actor} at {_when(change.at)}: {change.reason}")
+
+
+def _params(pairs: list[str]) -> dict[str, Any]:
+    """``["alpha=0.1", "hidden=[8, 4]", "optimizer=adam"]`` as values (JSON, else text)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValidationError("--param", f"expected NAME=VALUE, got {pair!r}")
+        if key in out:
+            raise ValidationError("--param", f"{key!r} is given twice")
+        try:
+            out[key] = msgspec.json.decode(text)
+        except msgspec.DecodeError:
+            out[key] = text
+    return out
+
+
 def _mode(mode: str) -> Mode:
     for known in typing.get_args(Mode):
         if mode == known:
@@ -317,6 +492,8 @@ def _print_version(registry: ModelRegistry, record: ModelVersion) -> None:
             f"{k}={v}" for k, v in sorted(lineage.hyperparameters.items()))))
     if lineage.metrics:
         rows.append(("metrics", _metrics(lineage.metrics, most=len(lineage.metrics))))
+    rows.append(("trust", _trust_text(registry.trust_state("pickle"))
+                 + ("" if registry.trusts("pickle") else f"; {trust_hint()}")))
     table = Table.grid(padding=(0, 2))
     for key, value in rows:
         table.add_row(Text(key, style="dim"), Text(value))

@@ -4,7 +4,8 @@
 ``headwater policy set KIND …`` sends ``PUT /admin/policy`` with the admin token, and the
 server routes with the new policy from its next request (champion, shadow, split,
 canary, or a bandit: thompson, gaussian_thompson, ucb1). The change is recorded by the
-server with who and why.
+server with who and why. Every arm must be an alias of the served model: the command
+checks the server's aliases first and the server checks again (exit 2 naming the arm).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import Annotated, Any
 
 import typer
 
-from headwater.cli.common import out, split_names, state_of
+from headwater.cli.common import out, read_token_file, split_names, state_of
 from headwater.errors import ConfigError, ValidationError
-from headwater.serving.policy_spec import KINDS, policy_from_spec
+from headwater.serving.policy_spec import KINDS, check_arms, policy_from_spec
 
 __all__ = ["app", "spec_of"]
 
@@ -107,8 +108,9 @@ def set_(
         raise ValidationError("--weights", f"expected numbers, got {weights!r}") from None
     spec = spec_of(kind, arms=list(split_names(arms, option="--arms")), percent=percent,
                    weights=numbers, discount=discount, seed=seed)
-    token = (token_file.read_text().strip() if token_file
-             else state_of(ctx).settings.admin_token)
+    token = read_token_file(token_file) if token_file else state_of(ctx).settings.admin_token
+    served = _call("GET", f"{url.rstrip('/')}/models")
+    check_arms(policy_from_spec(spec), served.get("aliases") or {}, model=str(served["model"]))
     answer = _call("PUT", f"{url.rstrip('/')}/admin/policy",
                    {"policy": spec, "reason": reason, "actor": "headwater-cli"}, token)
     out().print_json(data=answer["models"]["policy"])

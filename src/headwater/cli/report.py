@@ -20,6 +20,7 @@ from headwater.cli.common import out, state_of, status
 from headwater.evaluation.arms import score_strategies
 from headwater.labels import TRAINING_EXAMPLES_TOPIC
 from headwater.learning import Cost
+from headwater.learning.gate import DEFAULT_MIN_EXAMPLES
 from headwater.registry import ModelRegistry, open_registry
 from headwater.reports import Cell, Report, render
 from headwater.time import parse_timestamp
@@ -49,6 +50,9 @@ def report(
     ] = TRAINING_EXAMPLES_TOPIC,
     html: Annotated[Path | None, typer.Option("--html", help="Also write an HTML report.")
     ] = None,
+    min_examples: Annotated[int, typer.Option(
+        "--min-examples", min=1, help="Warn about an arm judged on fewer labelled "
+        "predictions.")] = DEFAULT_MIN_EXAMPLES,
 ) -> None:
     """Compare the arms of MODEL on quality and its trainers on compute."""
     state = state_of(ctx)
@@ -73,7 +77,17 @@ def report(
     doc.table(["trainer", "versions", "rejected", "rows learnt", "CPU s", "wall s"],
               [[name, made, rejected, cost.rows, round(cost.cpu_s, 3), round(cost.wall_s, 3)]
                for name, (made, rejected, cost) in sorted(costs.items())])
+    small = [(s.name, s.examples) for s in scores.strategies if s.examples < min_examples]
+    if small:
+        arms_text = ", ".join(f"{name} ({count})" for name, count in small)
+        warning = (f"warning: few labelled predictions for {arms_text}; below "
+                   f"{min_examples} (--min-examples) an arm's scores are mostly noise")
+        doc.text(warning, tone="bad")
     render(doc, out())
+    for name, count in small:
+        status().print(f"warning: arm {name!r} is judged on {count} labelled predictions, "
+                       f"fewer than {min_examples} (--min-examples): its scores are mostly "
+                       "noise", soft_wrap=True)
     if html is not None:
         doc.write(html)
         status().print(f"report written to {html}")

@@ -10,6 +10,13 @@ restarts any that stops (:class:`~headwater.orchestrator.Supervisor`):
 
 Each writes its output to ``<home>/run/<name>.log``. Training never blocks serving:
 the server hot-swaps a version when the trainer moves the alias.
+
+Stopping: SIGTERM, SIGINT (Ctrl-C) or SIGHUP stops every component (each checkpoints
+and exits), then the command exits 0; a supervisor killed outright takes its components
+with it (Linux). One ``headwater run`` per home: a second one is refused, naming the
+first one's pid (``<home>/run/lock``). A component that exits soon after starting with
+the same code five times in a row is not restarted again: every component is stopped
+and the command exits 1, naming it with the last lines of its output.
 """
 
 from __future__ import annotations
@@ -21,14 +28,16 @@ from typing import Annotated
 import typer
 
 from headwater.cli.common import out, state_of, status
-from headwater.orchestrator import Component, Supervisor
+from headwater.cli.signals import stop_requested
+from headwater.orchestrator import Component, RunLock, Supervisor
 
 __all__ = ["components", "run"]
 
 
 def components(model: str, *, project: str | None, feature_set: str | None, host: str,
                port: int, window: str, timeout_label: str, strategy: str, every: str | None,
-               volume: int | None, drift: str | None) -> list[Component]:
+               volume: int | None, drift: str | None,
+               gate_min_examples: int | None = None) -> list[Component]:
     """The four components' command lines."""
     base = (sys.executable, "-m", "headwater")
     project_args = ("--project", project) if project else ()
@@ -40,6 +49,9 @@ def components(model: str, *, project: str | None, feature_set: str | None, host
         trigger += ("--volume", str(volume))
     if drift:
         trigger += ("--drift", drift)
+    gate: tuple[str, ...] = ()
+    if gate_min_examples is not None:
+        gate = ("--gate-min-examples", str(gate_min_examples))
     return [
         Component("features", (*base, "features", "run", *project_args)),
         Component("server", (*base, "serve", "--model", model, "--host", host, "--port",
@@ -47,7 +59,7 @@ def components(model: str, *, project: str | None, feature_set: str | None, host
         Component("labels", (*base, "labels", "run", "--window", window, "--timeout-label",
                              timeout_label)),
         Component("trainer", (*base, "train", "--model", model, "--strategy", strategy,
-                              *trigger)),
+                              *trigger, *gate)),
     ]
 
 
@@ -69,6 +81,9 @@ def run(
     every: Annotated[str | None, typer.Option(help="Publish every interval.")] = "1h",
     volume: Annotated[int | None, typer.Option(help="… or every N examples.")] = None,
     drift: Annotated[str | None, typer.Option(help="… or on drift (adwin, …).")] = None,
+    gate_min_examples: Annotated[int | None, typer.Option(
+        "--gate-min-examples", min=1, help="The trainer's gate promotes only on at least "
+        "this many examples (default: the trainer's).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the commands only.")
     ] = False,
 ) -> None:
@@ -76,7 +91,8 @@ def run(
     state = state_of(ctx)
     parts = components(model, project=project, feature_set=feature_set, host=host, port=port,
                        window=window, timeout_label=timeout_label, strategy=strategy,
-                       every=every, volume=volume, drift=drift)
+                       every=every, volume=volume, drift=drift,
+                       gate_min_examples=gate_min_examples)
     env = {"HEADWATER_LOG_URL": state.location}
     parts = [Component(c.name, c.argv, env) for c in parts]
     if dry_run:
@@ -84,8 +100,10 @@ def run(
             out().print(f"{c.name}: {' '.join(c.argv)}", markup=False, soft_wrap=True)
         return
     logs = Path(state.settings.home) / "run"
-    supervisor = Supervisor(parts, log_dir=logs,
-                            on_event=lambda name, what: status().print(f"{name}: {what}"))
-    status().print(f"running {len(parts)} components (logs in {logs}); Ctrl-C stops them")
-    supervisor.run()
+    with RunLock(logs / "lock"), stop_requested() as stop:
+        supervisor = Supervisor(parts, log_dir=logs,
+                                on_event=lambda name, what: status().print(f"{name}: {what}"))
+        status().print(f"running {len(parts)} components (logs in {logs}); Ctrl-C or "
+                       "SIGTERM stops them")
+        supervisor.run(stop=stop)
     status().print("stopped")

@@ -8,7 +8,10 @@ settings, follows the model's aliases in the model store (``--registry``, defaul
 127.0.0.1 unless ``--host`` says otherwise. ``POST /outcomes`` appends outcomes to the
 ``outcomes`` topic, where the label joiner reads them. The admin endpoints need a bearer token
 read from ``--admin-token-file`` or ``$HEADWATER_ADMIN_TOKEN``; without one they are
-refused.
+refused. Why a version cannot be served (an alias not set, an artifact that fails
+verification, a pickle-based format the registry does not trust) is printed on standard
+error when the server starts and whenever it changes, and again every minute while a
+version still cannot load.
 
 It follows the feature engine's writes: an embedded online store is re-read every
 ``--refresh-ms`` (:class:`~headwater.store.online.StoreFollower`); Redis is read live.
@@ -21,14 +24,24 @@ hold (defaults from the settings: ``HEADWATER_SERVE_MAX_BATCH`` and so on).
 
 from __future__ import annotations
 
+import os
+import signal
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Literal, cast
 
 import typer
+from rich.text import Text
 
 from headwater.bandits.feedback import Reward, RewardFeed
-from headwater.cli.common import split_names, state_of, status
+from headwater.cli.common import (
+    read_token_file,
+    split_names,
+    state_of,
+    status,
+    warn_unbounded,
+)
+from headwater.cli.signals import stop_requested
 from headwater.errors import ValidationError
 from headwater.features.definitions import FeatureSet
 from headwater.features.online import FeatureReader
@@ -114,6 +127,11 @@ def _positive(option: str, value: float) -> float:
     return value
 
 
+def _warn(problem: str) -> None:
+    """A serving problem, as one yellow line on standard error."""
+    status().print(Text(f"warning: {problem}", style="yellow"), soft_wrap=True)
+
+
 def _feature_set(project: str, name: str | None) -> FeatureSet:
     loaded = load_project(project)
     if name is not None:
@@ -190,7 +208,7 @@ def serve(
     state = state_of(ctx)
     settings = state.settings
     chosen = _feature_set(project or settings.project, feature_set)
-    token = (admin_token_file.read_text().strip() if admin_token_file
+    token = (read_token_file(admin_token_file) if admin_token_file
              else state_of(ctx).settings.admin_token)
     with ExitStack() as stack:
         store = open_online_store(settings.online_location, settings=settings, read_only=True,
@@ -200,7 +218,8 @@ def serve(
             "--refresh-ms", settings.online_refresh_ms if refresh_ms is None else refresh_ms))
         models = stack.enter_context(open_registry(registry, artifacts=artifacts,
                                                    settings=settings))
-        deployment = Deployment(models, model, _policy(policy, challenger, percent))
+        deployment = Deployment(models, model, _policy(policy, challenger, percent),
+                                on_problem=_warn)
         log = stack.enter_context(state.open_log())
         prediction_log = None
         if log_predictions:
@@ -231,14 +250,24 @@ def serve(
                 stack.callback(actions.log.close)
             actions.start(log)
 
+        outcomes = OutcomeSink(log)
         app = ServingApp(predictor, deployment, registry=models, admin_token=token,
                          on_startup=startup, on_shutdown=shutdown, actions=actions,
-                         outcomes=OutcomeSink(log),
+                         outcomes=outcomes,
                          max_batch=settings.serve_max_batch if max_batch is None
                          else int(_positive("--max-batch", max_batch)))
+        written = [prediction_log.topic] if prediction_log is not None else []
+        written += [actions.log.topic] if actions is not None and actions.log is not None else []
+        warn_unbounded(log, [*written, outcomes.topic])
         status().print(f"serving {model} ({policy}) with {chosen.name} on http://{host}:{port}")
-        run(app, host, port,
-            read_timeout_s=_positive("--read-timeout", settings.serve_read_timeout_s
-                                     if read_timeout is None else read_timeout),
-            max_connections=settings.serve_max_connections if max_connections is None
-            else int(_positive("--max-connections", max_connections)))
+        # uvicorn stops on SIGTERM and SIGINT, then raises the signal again to the handler
+        # it found: ours only records it, so the process goes on to flush the prediction
+        # log instead of dying with it. A hang-up stops the server the same way.
+        with stop_requested():
+            signal.signal(signal.SIGHUP, lambda signum, frame: os.kill(os.getpid(),
+                                                                       signal.SIGTERM))
+            run(app, host, port,
+                read_timeout_s=_positive("--read-timeout", settings.serve_read_timeout_s
+                                         if read_timeout is None else read_timeout),
+                max_connections=settings.serve_max_connections if max_connections is None
+                else int(_positive("--max-connections", max_connections)))

@@ -1,4 +1,4 @@
-"""``headwater topics``: create, list and describe topics."""
+"""``headwater topics``: create, list and describe topics, and change their retention."""
 
 from __future__ import annotations
 
@@ -102,6 +102,30 @@ def create(
         info = log.create_topic(name, topic_schema, partitions=partitions, retention=kept)
         out().print(f"created topic [bold]{info.name}[/] with {info.partitions} partition(s)")
         out().print(_fields_table(info))
+
+
+@app.command("retention")
+def retention_(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The topic's name.")],
+    retention: Annotated[str | None, typer.Option(
+        help="Keep events this long, e.g. 7d or 12h.")] = None,
+    retention_bytes: Annotated[int | None, typer.Option(
+        "--retention-bytes", min=1, help="Keep at most this many bytes per partition.")] = None,
+    forever: Annotated[bool, typer.Option(
+        "--forever", help="Keep every event (the topic grows without bound).")] = False,
+) -> None:
+    """Change how long a topic keeps events; applied now and by every running writer."""
+    if forever == (retention is not None or retention_bytes is not None):
+        raise ValidationError("--retention", "give --retention and/or --retention-bytes, or "
+                              "--forever")
+    kept = Retention(
+        max_age_us=None if retention is None else parse_duration(retention, field="--retention"),
+        max_bytes=retention_bytes,
+    )
+    with state_of(ctx).open_log() as log:
+        info = log.set_retention(name, kept)
+        out().print(f"topic [bold]{info.name}[/] keeps {_retention(info.retention)}")
 
 
 @app.command("list")

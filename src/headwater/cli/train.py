@@ -21,17 +21,18 @@ from them) and says how many of other models' it left out.
 from __future__ import annotations
 
 import importlib
+import threading
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from typing import Annotated, cast
 
 import typer
 from rich.text import Text
 
 from headwater.cli.common import out, state_of, status
+from headwater.cli.signals import stop_requested
 from headwater.errors import LeaseHeldError, ValidationError
-from headwater.labels import TRAINING_EXAMPLES_TOPIC
+from headwater.labels import TRAINING_EXAMPLES_SCHEMA, TRAINING_EXAMPLES_TOPIC
 from headwater.learning import (
     AnyOf,
     Daily,
@@ -44,6 +45,7 @@ from headwater.learning import (
     Trigger,
     Volume,
 )
+from headwater.learning.gate import DEFAULT_MIN_EXAMPLES
 from headwater.learning.lease import TrainerLease, default_holder
 from headwater.learning.trainer import Strategy
 from headwater.models import Model
@@ -90,7 +92,7 @@ def trigger_of(every: str | None, daily_at: str | None, volume: int | None,
     return triggers[0] if len(triggers) == 1 else AnyOf(*triggers)
 
 
-def _show(done: Published | None) -> None:
+def _show(done: Published | None, gate: Gate) -> None:
     if done is None:
         status().print("nothing to learn in that slice")
         return
@@ -106,6 +108,10 @@ def _show(done: Published | None) -> None:
     out().print(f"{v.model} v{v.version} (parent: {v.lineage.parent or 'none'}){span}: "
                 f"{verdict} — {done.verdict.reason}; {done.cost.rows} rows, "
                 f"{done.cost.cpu_s:.3f} CPU s")
+    if not done.verdict.promote and 0 < done.verdict.examples < gate.min_examples:
+        status().print(f"warning: {done.verdict.examples} examples are too few to judge a "
+                       f"version on; train on more, or lower --gate-min-examples "
+                       f"({gate.min_examples}) knowingly")
 
 
 def train(
@@ -140,6 +146,9 @@ def train(
         min=0.0, help="How much worse than the champion a candidate may be.")] = 0.0,
     gate_window: Annotated[int, typer.Option(
         "--gate-window", min=1, help="Recent examples the gate compares on.")] = 1000,
+    gate_min_examples: Annotated[int | None, typer.Option(
+        "--gate-min-examples", min=1, help="Promote only on at least this many examples "
+        f"(default: {DEFAULT_MIN_EXAMPLES}, or --gate-window if smaller).")] = None,
     topic: Annotated[str, typer.Option(help="The training-examples topic.")
     ] = TRAINING_EXAMPLES_TOPIC,
     poll: Annotated[float, typer.Option(help="Seconds between looks at the topic.")] = 1.0,
@@ -172,14 +181,16 @@ def train(
             raise ValidationError("--from", "a slice (--from/--to) is one run: no trigger")
         window = (parse_timestamp(start, field="--from") if start else -(1 << 62),
                   parse_timestamp(stop, field="--to") if stop else (1 << 62) - 1)
-    gate = Gate(gate_metric, margin=margin, window=gate_window)
+    gate = Gate(gate_metric, margin=margin, window=gate_window, min_examples=gate_min_examples)
     factory = make_factory(model_class)
-    with state.open_log() as log, open_registry(settings=state.settings) as registry:
+    with state.open_log() as log, open_registry(settings=state.settings) as registry, \
+            stop_requested() as stopping:
+        if trigger is not None:  # a trainer started before the joiner waits for examples
+            log.ensure_topic(topic, TRAINING_EXAMPLES_SCHEMA)
         held = TrainerLease(registry, model, holder=f"{default_holder()} ({strategy}-cli)",
                             ttl_us=lease_us)
-        with suppress(KeyboardInterrupt):
-            held.acquire(wait=standby, on_wait=_standing_by)
-        if held.held is None:  # interrupted while standing by
+        if held.acquire(wait=standby, on_wait=_standing_by, stop=stopping) is None:
+            status().print("stopped while standing by")
             return
         try:
             trainer = Trainer(log, registry, model, factory,
@@ -187,10 +198,10 @@ def train(
                               trigger=trigger, gate=gate, trainer=f"{strategy}-cli",
                               topic=topic, examples_of=examples_of, lease=held)
             if trigger is None:
-                _show(trainer.train(event_time=window))
+                _show(trainer.train(event_time=window), gate)
                 _left_out(trainer, model)
                 return
-            _keep_training(trainer, strategy, model, poll, idle_timeout)
+            _keep_training(trainer, gate, strategy, model, poll, idle_timeout, stopping)
         finally:
             held.release()
     _left_out(trainer, model)
@@ -198,22 +209,21 @@ def train(
                    f"{trainer.cost.cpu_s:.2f} CPU s")
 
 
-def _keep_training(trainer: Trainer, strategy: str, model: str, poll: float,
-                   idle_timeout: float | None) -> None:
-    status().print(f"{strategy} trainer of {model} running; Ctrl-C stops it")
+def _keep_training(trainer: Trainer, gate: Gate, strategy: str, model: str, poll: float,
+                   idle_timeout: float | None, stopping: threading.Event) -> None:
+    status().print(f"{strategy} trainer of {model} running; Ctrl-C or SIGTERM stops it")
     idle_since = time.monotonic()
-    with suppress(KeyboardInterrupt):
-        while True:
-            before = dict(trainer.position)
-            done = trainer.step()
-            if done is not None:
-                _show(done)
-            if trainer.position != before or done is not None:
-                idle_since = time.monotonic()
-            elif idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
-                break
-            else:
-                time.sleep(poll)
+    while not stopping.is_set():
+        before = dict(trainer.position)
+        done = trainer.step()
+        if done is not None:
+            _show(done, gate)
+        if trainer.position != before or done is not None:
+            idle_since = time.monotonic()
+        elif idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
+            break
+        else:
+            stopping.wait(poll)
 
 
 def _standing_by(held: LeaseHeldError) -> None:

@@ -145,7 +145,9 @@ class Elec2Loop(DemoSystem):
                            strategy=strategy,  # type: ignore[arg-type]
                            alias=alias, arm=alias, trigger=trigger, trainer=alias,
                            history=history if alias == "stateless" else None,
-                           gate=Gate("log_loss", margin=0.02, window=96), feature_set=fs,
+                           # a daily run learns one day: 48 half-hours, judged on them all
+                           gate=Gate("log_loss", margin=0.02, window=96, min_examples=48),
+                           feature_set=fs,
                            clock=self.clock)
 
         continual: Trigger = Every(publish_every)

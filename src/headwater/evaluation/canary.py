@@ -12,7 +12,9 @@ new version, sets the serving policy to :class:`~headwater.serving.Canary` at ea
 step's percentage, promotes the version to ``champion`` at the end, and on a breach sets
 the policy to 0% first (traffic leaves the canary at once), then moves the alias back —
 both moves recorded in the registry with who and why — and measures the time from the
-breaching window to the end of the rollback. :func:`replay_canary` runs a ramp over
+breaching window to the end of the rollback. :meth:`CanaryController.abort` rolls back
+the same way without a breach (a rollout given up on, for example when it timed out),
+recording why. :func:`replay_canary` runs a ramp over
 logged, labelled traffic, window by window: what the controller would have decided.
 
 >>> import numpy as np
@@ -130,6 +132,17 @@ class CanaryRamp:
         self.history.append(step)
         return step
 
+    def abandon(self, reason: str, *, at: int = 0) -> Step:
+        """End a ramp that is still ramping with a rollback, for ``reason`` (no window
+        breached a guardrail: the ramp is given up on)."""
+        if self.status != "ramping":
+            raise EvaluationError(f"the canary is over: {self.status.replace('_', ' ')}")
+        percent = self.percent
+        self.status = "rolled_back"
+        step = Step(at, percent, "rollback", self.percent, (), reason)
+        self.history.append(step)
+        return step
+
     def snapshot(self) -> dict[str, Any]:
         """The ramp's whole state as plain values (:meth:`restore` reads it back), so a
         controller that restarts resumes at the step it was on."""
@@ -188,6 +201,11 @@ class CanaryController:
         self._before: int | None = None
         self._started = False
 
+    @property
+    def previous_canary(self) -> int | None:
+        """The version the canary alias pointed at before :meth:`start` (``None``: unset)."""
+        return self._before
+
     def _policy(self, percent: float) -> Policy:
         return Canary(percent, canary=self.canary_arm, stable=self.stable_arm, salt=self.salt)
 
@@ -218,6 +236,16 @@ class CanaryController:
             self.apply(self._policy(0.0))  # traffic first, bookkeeping second
             self.moves.append(self._move_back(step.reason))
             self.breach_to_rollback_us = self.clock.now_us() - breach_seen
+        return step
+
+    def abort(self, reason: str) -> Step:
+        """Roll back a canary that is still ramping, for ``reason``: traffic leaves it at
+        once (0%), then the alias moves back, recorded with the reason."""
+        if not self._started:
+            raise EvaluationError("start the canary before aborting it")
+        step = self.ramp.abandon(reason, at=self.clock.now_us())
+        self.apply(self._policy(0.0))
+        self.moves.append(self._move_back(reason))
         return step
 
     def _move_back(self, reason: str) -> AliasMove:

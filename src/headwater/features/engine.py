@@ -14,6 +14,7 @@ rest: the stores end up exactly as after an uninterrupted run.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -145,10 +146,12 @@ class FeatureEngine:
         for entities, columns in updates:
             self.online.write_columns(namespace, entities, columns)
 
-    def run(self, *, idle_timeout_s: float | None = None, poll_timeout_s: float = 0.05) -> None:
-        """Process until no event arrives for ``idle_timeout_s`` (forever if ``None``)."""
+    def run(self, *, idle_timeout_s: float | None = None, poll_timeout_s: float = 0.05,
+            stop: threading.Event | None = None) -> None:
+        """Process until no event arrives for ``idle_timeout_s`` (forever if ``None``) or
+        ``stop`` is set (checked between steps, never inside one)."""
         idle_since = time.monotonic()
-        while True:
+        while stop is None or not stop.is_set():
             if self.step(timeout_s=poll_timeout_s):
                 idle_since = time.monotonic()
             elif idle_timeout_s is not None and time.monotonic() - idle_since > idle_timeout_s:

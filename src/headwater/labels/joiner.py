@@ -42,6 +42,7 @@ a :class:`~headwater.errors.ConfigError` rather than append the examples twice.
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, NamedTuple
@@ -297,22 +298,26 @@ class LabelJoiner:
     def run(self, *, idle_timeout_s: float | None = None, poll_s: float = 0.05,
             on_warning: Callable[[str], None] | None = None,
             on_status: Callable[[str], None] | None = None,
-            status_every_s: float = 10.0) -> JoinProgress:
-        """Step until idle for ``idle_timeout_s`` (forever when ``None``), saying what
-        it does through :attr:`progress`: warnings when the rule does not fit the
-        outcomes, a status line every ``status_every_s``. Returns the progress."""
+            status_every_s: float = 10.0, stop: threading.Event | None = None
+            ) -> JoinProgress:
+        """Step until idle for ``idle_timeout_s`` (forever when ``None``) or until ``stop``
+        is set (checked between steps, never inside one), saying what it does through
+        :attr:`progress`: warnings when the rule does not fit the outcomes, a status line
+        every ``status_every_s``. Returns the progress."""
+        stop = stop or threading.Event()
         progress = self.progress
         progress.on_warning, progress.on_status = on_warning, on_status
         progress.every_us = round(status_every_s * 1e6)
         idle_since = time.monotonic()
-        while True:
+        while not stop.is_set():
             done = self.step()
             if done.predictions or done.outcomes or done.examples:
                 idle_since = time.monotonic()
             elif idle_timeout_s is not None and time.monotonic() - idle_since >= idle_timeout_s:
                 return progress
             else:
-                time.sleep(poll_s)
+                stop.wait(poll_s)
+        return progress
 
     def _caught_up(self, topic: str, positions: dict[str, dict[int, int]]) -> bool:
         return all(at >= self.log.backend.offsets(topic, p)[1]

@@ -22,19 +22,21 @@ second trainer started for high availability takes over when the first dies).
 >>> registry = ModelRegistry(MemoryRegistryBackend(), LocalArtifacts(tempfile.mkdtemp()),
 ...                          clock=clock)
 >>> first = TrainerLease(registry, "churn", holder="host-a:41", ttl_us=30_000_000)
->>> first.acquire(wait=False).epoch
-1
+>>> first.acquire(wait=False)
+Lease(model='churn', holder='host-a:41', epoch=1, expires_at=1700000030000000)
 >>> second = TrainerLease(registry, "churn", holder="host-b:7", ttl_us=30_000_000,
 ...                       sleep=lambda s: clock.advance(int(s * 1e6)))
->>> second.acquire(wait=True, on_wait=lambda e: print("standby: held by", e.holder)).epoch
+>>> taken = second.acquire(wait=True, on_wait=lambda e: print("standby: held by", e.holder))
 standby: held by host-a:41
-2
+>>> taken is not None and (taken.holder, taken.epoch)
+('host-b:7', 2)
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -83,12 +85,15 @@ class TrainerLease:
         return self._lease
 
     def acquire(self, *, wait: bool,
-                on_wait: Callable[[LeaseHeldError], None] | None = None) -> Lease:
+                on_wait: Callable[[LeaseHeldError], None] | None = None,
+                stop: threading.Event | None = None) -> Lease | None:
         """Take the lease. Held by another: with ``wait``, say so once through
-        ``on_wait`` and try again until it is released or runs out; without, raise the
+        ``on_wait`` and try again until it is released or runs out (or until ``stop`` is
+        set: then ``None``); without, raise the
         :class:`~headwater.errors.LeaseHeldError` naming the holder."""
         said = False
-        while True:
+        sleep = self._sleep if stop is None else stop.wait
+        while stop is None or not stop.is_set():
             try:
                 self._lease = self.registry.acquire_lease(self.name, self.holder,
                                                           ttl_us=self.ttl_us)
@@ -99,10 +104,11 @@ class TrainerLease:
                     on_wait(held)
                     said = True
                 left = held.expires_at - self.registry.clock.now_us()
-                self._sleep(min(max(left, 0), self.ttl_us // 3) / 1e6 + 0.05)
+                sleep(min(max(left, 0), self.ttl_us // 3) / 1e6 + 0.05)
                 continue
             self._renewed_at = self.registry.clock.now_us()
             return self._lease
+        return None
 
     def renew(self) -> Lease:
         """Extend the lease once a third of it has passed (a no-op before);

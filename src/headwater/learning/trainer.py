@@ -53,7 +53,7 @@ from headwater.learning.gate import Gate
 from headwater.learning.lease import TrainerLease
 from headwater.learning.triggers import Fire, Observation, Trigger
 from headwater.log import Log
-from headwater.models import Model, load_model
+from headwater.models import Model
 from headwater.registry import (
     Creator,
     Lineage,
@@ -314,7 +314,8 @@ class Trainer:
             return None
 
     def _load(self, version: ModelVersion) -> Model:
-        return load_model(self.registry.checkout(self.name, version.version), trusted=True)
+        """The version's model, by the registry's trust rule (never trusted implicitly)."""
+        return self.registry.load(self.name, version.version).model
 
     def _read(self, start: Mapping[int, int], stop: Mapping[int, int] | None) -> ExampleSlice:
         examples = read_examples(self.log, start, stop, topic=self.topic, arm=self.arm,

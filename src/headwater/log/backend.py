@@ -25,7 +25,7 @@ from typing import NamedTuple, Protocol
 
 import pyarrow as pa
 
-from headwater.log.records import PartitionAppend, TopicInfo
+from headwater.log.records import PartitionAppend, Retention, TopicInfo
 
 __all__ = ["LogBackend", "Membership", "Producer"]
 
@@ -113,8 +113,15 @@ class LogBackend(Protocol):
         """Join ``group`` as ``member``."""
         ...
 
+    def set_retention(self, topic: str, retention: Retention) -> TopicInfo:
+        """Change how long the topic keeps events (the rest of its definition stays);
+        every process sees the change by its next :meth:`enforce_retention`. Raises
+        :class:`~headwater.errors.UnknownTopicError`."""
+        ...
+
     def enforce_retention(self, topic: str) -> int:
-        """Drop what the topic's retention no longer keeps; return the events dropped."""
+        """Drop what the topic's retention no longer keeps; return the events dropped.
+        Reads the retention as stored now (another process may have changed it)."""
         ...
 
     def close(self) -> None: ...

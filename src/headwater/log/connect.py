@@ -15,6 +15,7 @@ from headwater.config import Settings
 from headwater.locations import pop_query
 from headwater.log.backend import LogBackend
 from headwater.log.log import Log
+from headwater.log.records import Retention
 from headwater.time import Clock
 
 __all__ = ["open_backend", "open_log"]
@@ -25,7 +26,9 @@ def open_log(location: str | None = None, *, settings: Settings | None = None,
     """Open the log at ``location`` (default: the settings' log location)."""
     settings = settings or Settings.from_env()
     backend = open_backend(location or settings.log_location, settings=settings, clock=clock)
-    return Log(backend, clock=clock, max_event_bytes=settings.max_event_bytes)
+    retention = Retention(max_age_us=settings.system_retention_us)
+    return Log(backend, clock=clock, max_event_bytes=settings.max_event_bytes,
+               system_retention=retention)
 
 
 def open_backend(location: str, *, settings: Settings | None = None,
@@ -44,9 +47,10 @@ def open_backend(location: str, *, settings: Settings | None = None,
         return MemoryBackend(clock=clock)
     if scheme in ("redis", "rediss"):
         from headwater.log.redis import RedisBackend
+        from headwater.log.redis.backend import DEFAULT_PREFIX
 
         url, prefix = pop_query(location, "prefix")
-        return RedisBackend(url, prefix=prefix or "headwater", clock=clock)
+        return RedisBackend(url, prefix=prefix or DEFAULT_PREFIX, clock=clock)
     if scheme in ("kafka", "kafka+mock"):
         from headwater.log.kafka import KafkaBackend
 

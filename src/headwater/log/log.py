@@ -18,11 +18,20 @@ valid ones by key hash into partitions, and hands each partition's share to the 
 (1, [('amount', 'Expected `float`, got `str`')])
 >>> log.read("payments.dlq", 0).batch.column("reason").to_pylist()
 ['Expected `float`, got `str`']
+
+Retention is enforced as the log is written: an append (or a dead letter) applies the
+topic's retention when ``retention_every_s`` has passed since this ``Log`` last did for
+that topic, so a topic a component keeps appending to stays bounded without anyone
+asking (:meth:`Log.enforce_retention` still does it on request). The topics components
+create for themselves with :meth:`Log.ensure_topic` (predictions, decisions, outcomes,
+training examples, late outcomes) and every dead-letter topic get ``system_retention``
+when they are created.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Final
@@ -31,6 +40,7 @@ import numpy as np
 import pyarrow as pa
 
 from headwater.errors import (
+    HeadwaterError,
     PayloadTooLargeError,
     TopicExistsError,
     UnknownPartitionError,
@@ -58,16 +68,24 @@ from headwater.time import Clock, SystemClock
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["DEFAULT_MAX_BATCH_BYTES", "Log"]
+__all__ = ["DEFAULT_MAX_BATCH_BYTES", "DEFAULT_RETENTION_EVERY_S", "Log"]
 
 #: A single append larger than this is refused whole.
 DEFAULT_MAX_BATCH_BYTES: Final = 256 << 20
+#: How often a Log applies a topic's retention as it appends to it.
+DEFAULT_RETENTION_EVERY_S: Final = 30.0
+_LOG: Final = logging.getLogger("headwater.log")
 _TOPIC_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
 _MAX_PARTITIONS: Final = 1024
 
 
 class Log:
-    """Topics, appends, reads, seeks and consumer groups over one backend."""
+    """Topics, appends, reads, seeks and consumer groups over one backend.
+
+    ``system_retention`` is the retention of the topics :meth:`ensure_topic` creates and
+    of dead-letter topics (default: keep everything); ``retention_every_s`` how often
+    appends apply a topic's retention (see the module docstring).
+    """
 
     def __init__(
         self,
@@ -76,12 +94,21 @@ class Log:
         clock: Clock | None = None,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+        system_retention: Retention | None = None,
+        retention_every_s: float = DEFAULT_RETENTION_EVERY_S,
     ) -> None:
+        if not retention_every_s > 0:
+            raise ValidationError("retention_every_s", f"must be positive, got "
+                                  f"{retention_every_s!r}")
         self.backend = backend
         self.clock: Clock = clock or SystemClock()
         self.max_event_bytes = max_event_bytes
         self.max_batch_bytes = max_batch_bytes
+        self.system_retention = system_retention or Retention()
+        self.retention_every_us = int(retention_every_s * 1_000_000)
+        self.retention_errors = 0
         self._round_robin = itertools.count()
+        self._retention_due: dict[str, int] = {}
 
     # -- topics ----------------------------------------------------------------
 
@@ -105,20 +132,51 @@ class Log:
             TopicInfo(name, partitions, schema, retention or Retention())
         )
         if not name.endswith(DEAD_LETTER_SUFFIX):
-            self.backend.create_topic(TopicInfo(dead_letter_topic(name), 1, DEAD_LETTER_SCHEMA))
+            self._ensure_dead_letters(dead_letter_topic(name))
         return info
 
+    def _ensure_dead_letters(self, dlq: str) -> None:
+        """The dead-letter topic, created with the system retention if it is missing (an
+        existing one keeps whatever retention it has)."""
+        try:
+            self.backend.topic(dlq)
+        except UnknownTopicError:
+            try:
+                self.backend.create_topic(
+                    TopicInfo(dlq, 1, DEAD_LETTER_SCHEMA, self.system_retention))
+            except TopicExistsError:  # created meanwhile, with another retention
+                if self.backend.topic(dlq).schema != DEAD_LETTER_SCHEMA:
+                    raise
+
     def ensure_topic(self, name: str, schema: Schema, *, partitions: int = 1) -> TopicInfo:
-        """The topic ``name``, created with ``schema`` and ``partitions`` if it is missing.
-        An existing topic is kept whatever its partition count, but its schema must be
-        ``schema`` (:class:`~headwater.errors.TopicExistsError` otherwise): what a
-        component calls at start-up for the topics it writes."""
+        """The topic ``name``, created with ``schema``, ``partitions`` and the system
+        retention if it is missing. An existing topic is kept whatever its partition count
+        and retention, but its schema must be ``schema``
+        (:class:`~headwater.errors.TopicExistsError` otherwise): what a component calls at
+        start-up for the topics it writes."""
         try:
             info = self.backend.topic(name)
         except UnknownTopicError:
-            return self.create_topic(name, schema, partitions=partitions)
+            try:
+                return self.create_topic(name, schema, partitions=partitions,
+                                         retention=self.system_retention)
+            except TopicExistsError:  # created meanwhile by another component
+                info = self.backend.topic(name)
         if info.schema != schema:
             raise TopicExistsError(f"topic {name!r} exists with another schema than expected")
+        return info
+
+    def set_retention(self, topic: str, retention: Retention) -> TopicInfo:
+        """Change how long ``topic`` keeps events; applied at once, and by every writer of
+        the topic within its ``retention_every_s``."""
+        for name, value in (("max_age_us", retention.max_age_us),
+                            ("max_bytes", retention.max_bytes)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value <= 0):
+                raise ValidationError(f"retention.{name}", f"expected a positive int or "
+                                      f"None, got {value!r}")
+        info = self.backend.set_retention(topic, retention)
+        self.backend.enforce_retention(topic)
         return info
 
     def delete_topic(self, name: str) -> None:
@@ -165,6 +223,7 @@ class Log:
         whole = _whole_batch(info, batch, producer, self._round_robin, checked.rejections)
         if whole is not None:
             placement = self.backend.append(topic, whole, batch, producer)
+            self._keep_bounded(topic)
             offsets = (placement.base_offset + np.arange(total, dtype=np.int64)
                        if placement.base_offset >= 0 else np.full(total, -1, dtype=np.int64))
             return AppendResult(
@@ -187,6 +246,8 @@ class Log:
         if checked.rejections:
             self.dead_letter(topic, checked.rejections, producer_id=producer_id,
                              sequence=sequence)
+        if placed:
+            self._keep_bounded(topic)
         return AppendResult(
             topic=topic,
             partitions=partitions,
@@ -234,7 +295,9 @@ class Log:
         # A dead letter holds the rejected payload (at most the event limit) and context.
         limit = 2 * self.max_event_bytes + 4096
         checked = validate(DEAD_LETTER_SCHEMA, rows, max_event_bytes=limit)
-        return not self.backend.append(dlq, 0, checked.batch, producer).duplicate
+        stored = not self.backend.append(dlq, 0, checked.batch, producer).duplicate
+        self._keep_bounded(dlq)
+        return stored
 
     # -- reading ---------------------------------------------------------------
 
@@ -336,6 +399,20 @@ class Log:
         """Apply retention to one topic or all; return the number of events dropped."""
         names = [topic] if topic is not None else [t.name for t in self.backend.topics()]
         return sum(self.backend.enforce_retention(name) for name in names)
+
+    def _keep_bounded(self, topic: str) -> None:
+        """Apply ``topic``'s retention if ``retention_every_s`` has passed since the last
+        time. The append that got here is stored: a failure here is counted
+        (``retention_errors``) and logged, not raised, and tried again next time."""
+        now = self.clock.now_us()
+        if now < self._retention_due.get(topic, -1):
+            return
+        self._retention_due[topic] = now + self.retention_every_us
+        try:
+            self.backend.enforce_retention(topic)
+        except HeadwaterError as exc:
+            self.retention_errors += 1
+            _LOG.warning("applying the retention of %r failed: %s", topic, exc)
 
     def close(self) -> None:
         self.backend.close()

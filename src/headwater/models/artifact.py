@@ -6,7 +6,9 @@ directory whose save was interrupted has no manifest, or one whose hashes do not
 and loading it fails with :class:`~headwater.errors.ModelArtifactError` naming the
 file and the reason — never with a half-loaded model. The manifest names a *format*
 from a fixed list (:data:`headwater.models.FORMATS`); no class path or code is ever
-read from an artifact. Formats that need pickle load only with ``trusted=True``.
+read from an artifact. Formats that need pickle load only with ``trusted=True`` (which a
+model store gives only when its operator has opted in: see
+:meth:`headwater.registry.ModelRegistry.load`).
 
 >>> import tempfile
 >>> directory = tempfile.mkdtemp()
@@ -119,10 +121,11 @@ def read_file(directory: PathArg, manifest: Manifest, name: str) -> bytes:
 def require_trusted(directory: PathArg, manifest: Manifest, trusted: bool) -> None:
     """Refuse a format that runs code on load unless the caller vouches for the artifact."""
     if not trusted:
+        risk = f"format {manifest.format!r} is loaded with pickle, which can run code"
         raise UntrustedArtifactError(
             str(Path(directory) / MANIFEST),
-            f"format {manifest.format!r} is loaded with pickle, which can run code: load it "
-            "with trusted=True only if it comes from a store that verified its hash")
+            f"{risk}: load it with trusted=True only if you trust whoever wrote it",
+            risk=risk)
 
 
 def save_arrays(arrays: Mapping[str, np.ndarray]) -> bytes:

@@ -42,6 +42,7 @@ __all__ = [
     "batch_length",
     "categorical_columns",
     "check_number",
+    "column_names",
     "from_arrow",
     "labels",
     "numeric_matrix",
@@ -133,6 +134,26 @@ def categorical_columns(batch: Features, names: Sequence[str]) -> list[npt.NDArr
             raise ValidationError(name, f"expected a string (categorical) column, got dtype "
                                         f"{column.dtype}")
         out.append(column.astype(np.str_) if column.dtype.kind != "U" else column)
+    return out
+
+
+def column_names(names: Sequence[str], *, field: str = "features") -> tuple[str, ...]:
+    """A list of input columns given by hand, checked: distinct, non-empty strings.
+
+    >>> column_names(["amount", "age"])
+    ('amount', 'age')
+    >>> column_names(["amount", "amount"])
+    Traceback (most recent call last):
+    ...
+    headwater.errors.ValidationError: features: names a column twice: ['amount', 'amount']
+    """
+    if isinstance(names, str | bytes) or not all(isinstance(n, str) and n for n in names):
+        raise ValidationError(field, f"expected a list of column names, got {names!r}")
+    out = tuple(names)
+    if not out:
+        raise ValidationError(field, "expected at least one column name")
+    if len(set(out)) != len(out):
+        raise ValidationError(field, f"names a column twice: {list(out)}")
     return out
 
 

@@ -65,8 +65,10 @@ FORMATS: Final[Mapping[str, Loader]] = MappingProxyType({
 def load_model(directory: PathArg, *, trusted: bool = False) -> Model:
     """The model saved in ``directory``, whatever its format.
 
-    ``trusted=True`` allows formats that run code when loaded (pickle); pass it only for
-    an artifact whose hash a model store has verified.
+    ``trusted=True`` allows artifacts that run code when loaded (pickle, skops types
+    outside skops' trusted list); pass it only for an artifact you trust whoever wrote.
+    A model from a store is loaded by :meth:`headwater.registry.ModelRegistry.load`,
+    which passes it only when the store's operator has opted in.
     """
     manifest = read_manifest(directory)
     loader = FORMATS.get(manifest.format)

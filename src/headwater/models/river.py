@@ -8,11 +8,21 @@ costs River's logistic regression tens of points of accuracy). ``predict`` calls
 ``predict_proba_one`` (classifiers: P(y = 1)) or ``predict_one`` (regressors) per row.
 Labels are given to River as booleans.
 
+Input columns. River reads rows as dicts by name, so the adapter gives it the columns it
+learnt (those of the first batch), or ``features=[...]`` given by hand — the way to wrap
+an estimator trained before (River estimators do not record their inputs), so that a
+missing column is an error naming it rather than a value River silently does without.
+An estimator with neither is given every column of the row, and its own state answers
+(an estimator that has learnt nothing answers its prior): the adapter never substitutes
+a constant of its own.
+
 Saving. River estimators have no declared, code-free format, so a River artifact is
 the pickled estimator (format ``river-pickle``) next to its manifest. Unpickling can
 run arbitrary code: :meth:`RiverModel.load` refuses unless called with
-``trusted=True``, which is for artifacts a model store has verified by hash. The
-manifest records the sha256 of the pickle and it is checked before unpickling.
+``trusted=True``. The model store passes it only when its operator has opted in to
+pickle-based artifacts (:meth:`headwater.registry.ModelRegistry.load`); a hash proves
+the bytes are the registered ones, not who registered them. The manifest records the
+sha256 of the pickle and it is checked before unpickling.
 
 >>> import numpy as np
 >>> from river import linear_model
@@ -25,7 +35,7 @@ True
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, ClassVar, Final, Self
@@ -36,7 +46,7 @@ import pyarrow as pa
 
 from headwater.errors import MissingExtraError, ModelArtifactError, ModelError, ValidationError
 from headwater.models import artifact, features
-from headwater.models.features import Features, FeatureSchema, FloatArray
+from headwater.models.features import Features, FeatureSchema, FloatArray, column_names
 from headwater.models.protocol import PathArg
 
 try:
@@ -57,7 +67,8 @@ class RiverModel:
 
     format: ClassVar[str] = FORMAT
 
-    def __init__(self, estimator: Any, *, learn_many: bool = False) -> None:
+    def __init__(self, estimator: Any, *, features: Sequence[str] | None = None,
+                 learn_many: bool = False) -> None:
         if isinstance(estimator, river_base.Classifier):
             self._classifier = True
         elif isinstance(estimator, river_base.Regressor):
@@ -67,7 +78,13 @@ class RiverModel:
                                                f"{type(estimator).__name__}")
         self.estimator = estimator
         self._learn_many = bool(learn_many)
+        self._features = None if features is None else column_names(features)
         self._schema: FeatureSchema | None = None
+
+    @property
+    def features(self) -> tuple[str, ...] | None:
+        """The input columns (``None``: not known, every column of a row is given)."""
+        return self._schema.names if self._schema is not None else self._features
 
     def params(self) -> dict[str, Any]:
         """The estimator's hyper-parameters (class names for nested objects)."""
@@ -76,34 +93,39 @@ class RiverModel:
                 "learn_many": self._learn_many}
 
     def clone(self) -> Self:
-        """The same estimator, unfitted (River's ``clone``)."""
-        return type(self)(self.estimator.clone(), learn_many=self._learn_many)
+        """The same estimator (and given ``features``), unfitted (River's ``clone``)."""
+        return type(self)(self.estimator.clone(), features=self._features,
+                          learn_many=self._learn_many)
 
     def predict(self, batch: Features) -> FloatArray:
         """One score per row (P(y = 1) or the prediction)."""
-        if self._schema is None:
-            return np.full(features.batch_length(batch), self._neutral)
-        return np.fromiter((self._score(x) for x in self._rows(batch)), dtype=np.float64,
-                           count=features.batch_length(batch))
+        schema = self._schema_for(batch)
+        return np.fromiter((self._score(x) for x in self._rows(batch, schema)),
+                           dtype=np.float64, count=features.batch_length(batch))
 
     def predict_one(self, x: Mapping[str, Any]) -> float:
         """The score of one row, straight from River's ``predict_*_one``."""
-        if self._schema is None:
-            return self._neutral
         row: dict[str, Any] = {}
-        for name in self._schema.names:
+        if self._schema is not None:
+            for name in self._schema.names:
+                if name not in x:
+                    raise ValidationError(name, "missing feature")
+                row[name] = x[name]
+            for name in self._schema.numeric:
+                row[name] = features.check_number(name, row[name])
+            return self._score(row)
+        for name in x if self._features is None else self._features:
             if name not in x:
                 raise ValidationError(name, "missing feature")
-            row[name] = x[name]
-        for name in self._schema.numeric:
-            row[name] = features.check_number(name, row[name])
+            value = x[name]
+            row[name] = value if isinstance(value, str) else features.check_number(name, value)
         return self._score(row)
 
     def learn(self, batch: Features, y: npt.ArrayLike,
               sample_weight: npt.ArrayLike | None = None) -> None:
         """Learn a batch: ``learn_one`` per row in order (or one ``learn_many``)."""
         if self._schema is None:
-            self._schema = FeatureSchema.infer(batch)
+            self._schema = self._schema_for(batch)
         n = features.batch_length(batch)
         target = features.labels(y, n, binary=self._classifier)
         weight = features.sample_weights(sample_weight, n)
@@ -113,11 +135,12 @@ class RiverModel:
                 self._learn_batch(batch, labels, weight)
                 return
             learn = self.estimator.learn_one
+            rows = self._rows(batch, self._schema)
             if weight is None:
-                for x, label in zip(self._rows(batch), labels, strict=True):
+                for x, label in zip(rows, labels, strict=True):
                     learn(x, label)
             else:
-                for x, label, w in zip(self._rows(batch), labels, weight.tolist(), strict=True):
+                for x, label, w in zip(rows, labels, weight.tolist(), strict=True):
                     learn(x, label, w=w)
         except TypeError as exc:
             raise ModelError(f"{type(self.estimator).__name__} failed to learn: {exc}") from exc
@@ -132,11 +155,13 @@ class RiverModel:
     def save(self, directory: PathArg) -> None:
         """Write the manifest and the pickled estimator (format ``river-pickle``)."""
         schema = self._schema
+        names = schema.names if schema is not None else self._features
         manifest = artifact.Manifest(
             FORMAT, FORMAT_VERSION, type(self).__name__, self.params(),
-            None if schema is None else list(schema.names),
+            None if names is None else list(names),
             metadata={"river_version": version("river"),
-                      "categorical": [] if schema is None else list(schema.categorical)})
+                      "categorical": None if schema is None else list(schema.categorical),
+                      "features_given": self._features is not None})
         artifact.write_artifact(directory, manifest, {_FILE: pickle.dumps(self.estimator)})
 
     @classmethod
@@ -150,19 +175,30 @@ class RiverModel:
         except Exception as exc:
             raise ModelArtifactError(str(Path(directory) / _FILE),
                                      f"cannot be unpickled: {exc!r}") from exc
+        given = manifest.features if manifest.metadata.get("features_given") else None
         try:
-            model = cls(estimator, learn_many=bool(manifest.params.get("learn_many", False)))
+            model = cls(estimator, features=given,
+                        learn_many=bool(manifest.params.get("learn_many", False)))
         except ValidationError as exc:
             raise ModelArtifactError(str(Path(directory) / _FILE), exc.reason) from exc
-        if manifest.features is not None:
-            categorical = tuple(manifest.metadata.get("categorical", []))
+        categorical = manifest.metadata.get("categorical", [])
+        if manifest.features is not None and categorical is not None:  # learnt: kinds known
             model._schema = FeatureSchema(
-                tuple(n for n in manifest.features if n not in categorical), categorical)
+                tuple(n for n in manifest.features if n not in categorical), tuple(categorical))
         return model
 
-    @property
-    def _neutral(self) -> float:
-        return 0.5 if self._classifier else 0.0
+    def _schema_for(self, batch: Features) -> FeatureSchema:
+        """The columns of ``batch`` to give River, with their kinds: those learnt, else
+        the ``features`` given (their kinds read from the batch), else all of them."""
+        if self._schema is not None:
+            return self._schema
+        if self._features is None:
+            return FeatureSchema.infer(batch)
+        features.batch_length(batch)
+        for name in self._features:
+            if name not in batch:
+                raise ValidationError(name, "missing feature column")
+        return FeatureSchema.infer({name: batch[name] for name in self._features})
 
     def _score(self, x: dict[str, Any]) -> float:
         if not self._classifier:
@@ -170,20 +206,18 @@ class RiverModel:
         proba = self.estimator.predict_proba_one(x)
         return float(proba.get(True, 0.0)) if proba else 0.5
 
-    def _rows(self, batch: Features) -> Iterator[dict[str, Any]]:
+    def _rows(self, batch: Features, schema: FeatureSchema) -> Iterator[dict[str, Any]]:
         """The batch as River's dicts (floats and strings), checked like every model's."""
-        assert self._schema is not None
         n = features.batch_length(batch)
-        numbers = features.numeric_matrix(batch, self._schema.numeric, n).T.tolist()
-        strings = [c.tolist() for c in
-                   features.categorical_columns(batch, self._schema.categorical)]
-        names = self._schema.names
+        numbers = features.numeric_matrix(batch, schema.numeric, n).T.tolist()
+        strings = [c.tolist() for c in features.categorical_columns(batch, schema.categorical)]
+        names = schema.names
         for values in zip(*numbers, *strings, strict=True):
             yield dict(zip(names, values, strict=True))
 
     def _learn_batch(self, batch: Features, labels: list[Any], weight: FloatArray | None) -> None:
-        rows = list(self._rows(batch))
         assert self._schema is not None
+        rows = list(self._rows(batch, self._schema))
         table = pa.table({name: [r[name] for r in rows] for name in self._schema.names})
         target = pa.chunked_array([pa.array(labels)])
         if weight is None:

@@ -15,6 +15,10 @@ between two ``learn`` calls continues exactly as one that was not. Computation i
 float64 on the CPU (the scores of ``predict`` and ``predict_one`` agree), in a
 :func:`torch.inference_mode` block when scoring.
 
+Input columns. The network is built by the first ``learn``, for the numeric columns of
+that batch, and saved with their names: a model answers the neutral value only while it
+has no network at all, and an artifact with weights but no column names is refused.
+
 >>> import numpy as np
 >>> model = TorchModel(hidden=[8], lr=0.05, epochs=20, batch_size=10)
 >>> model.learn({"x": np.array([-1.0, 1.0] * 10)}, np.array([0, 1] * 10))
@@ -196,9 +200,12 @@ class TorchModel:
             model = cls(**manifest.params)
         except (TypeError, ValidationError) as exc:
             raise ModelArtifactError(path, f"bad hyper-parameters: {exc}") from exc
-        if manifest.features is None:
-            return model
         weights = str(Path(directory) / _FILE)
+        if manifest.features is None:
+            if _FILE in manifest.files:  # weights whose inputs are unknown: never a constant
+                raise ModelArtifactError(weights, "has weights but the manifest names no input "
+                                                  "columns (features)")
+            return model
         data = artifact.read_file(directory, manifest, _FILE)
         try:
             tensors = safetensors_torch.load(data)

@@ -16,8 +16,10 @@ model: it expires unless renewed, and passes to another holder under a new epoch
 version registered or promoted under a lease is recorded only while that lease is held,
 so a trainer that lost it never forks the lineage.
 
-The registry stores and verifies directories; loading a model from a checked-out
-directory is the caller's business (:mod:`headwater.models`).
+The registry stores and verifies directories, and :meth:`ModelRegistry.load` is the one
+way a component loads a model from it: after the hash check, and code-running formats
+(pickle) only once the registry's operator has opted in with :meth:`ModelRegistry.trust`
+(``headwater models trust --pickle``), a change recorded with who, when and why.
 
 Records live in a :class:`RegistryBackend`: SQLite (embedded, the default),
 PostgreSQL (:mod:`headwater.registry.postgres`, ``pip install 'headwater[postgres]'``)
@@ -30,6 +32,7 @@ or in memory. Artifacts live on local disk or at any fsspec URL
         v = registry.register("churn", "out/model", lineage=Lineage(parent=3))
         registry.promote("churn", v.version, actor="ci", reason="logloss 0.31 < 0.33")
         path = registry.checkout("churn", "champion")    # verified, read-only
+        model = registry.load("churn", "champion").model  # verified, then loaded
 
 A version's lineage names the slice of the log it learned from (a trainer of
 :mod:`headwater.learning` records it); :func:`reproduce` replays the slice later, as the
@@ -63,9 +66,11 @@ from headwater.registry.records import (
     ModelSummary,
     ModelVersion,
     MoveKind,
+    TrustChange,
+    TrustKind,
     VersionStatus,
 )
-from headwater.registry.registry import CheckedOut, ModelRegistry
+from headwater.registry.registry import CheckedOut, LoadedVersion, ModelRegistry
 from headwater.registry.reproduce import Check, Reproduction, judge, reproduce
 from headwater.registry.sqlite import SqliteRegistryBackend
 from headwater.registry.tree import Line, LineageTree
@@ -82,6 +87,7 @@ __all__ = [
     "Line",
     "Lineage",
     "LineageTree",
+    "LoadedVersion",
     "LocalArtifacts",
     "MemoryRegistryBackend",
     "ModelRegistry",
@@ -95,6 +101,8 @@ __all__ = [
     "TopicSlice",
     "TrainingSlice",
     "TriggerKind",
+    "TrustChange",
+    "TrustKind",
     "VersionStatus",
     "check_lineage",
     "decode_lineage",

@@ -1,8 +1,9 @@
 """The protocol a registry metadata backend implements.
 
 A backend keeps the records of the model store — versions with their lineage and
-status, aliases and the append-only history of their moves — and answers the lineage
-queries. Artifacts are not its business (see :mod:`headwater.registry.artifacts`).
+status, aliases and the append-only history of their moves, and the append-only history
+of what the registry's operators trust — and answers the lineage queries. Artifacts are
+not its business (see :mod:`headwater.registry.artifacts`).
 Implementations: SQLite (embedded, the default), PostgreSQL, and in memory (tests); each
 passes ``tests/registry/test_contract.py``.
 
@@ -27,6 +28,7 @@ Rules every backend keeps, atomically (whatever other processes do at the same t
   (:class:`~headwater.errors.FencedError` otherwise): a process that lost its lease
   never registers or promotes, however long it was paused. Expiry is judged by the
   ``now`` the caller passes (the registry's clock).
+- ``change_trust`` appends; trust changes are never changed or deleted.
 - Unknown names raise :class:`~headwater.errors.UnknownModelError`,
   :class:`~headwater.errors.UnknownVersionError` or
   :class:`~headwater.errors.UnknownAliasError`.
@@ -44,6 +46,7 @@ from headwater.registry.records import (
     Lease,
     ModelSummary,
     ModelVersion,
+    TrustChange,
     VersionStatus,
 )
 from headwater.time import format_micros
@@ -111,6 +114,14 @@ class RegistryBackend(Protocol):
 
     def lease(self, model: str) -> Lease | None:
         """The lease of ``model`` as recorded (perhaps expired), or ``None``."""
+        ...
+
+    def change_trust(self, change: TrustChange) -> TrustChange:
+        """Record ``change``; return it with its ``seq``."""
+        ...
+
+    def trust_history(self) -> list[TrustChange]:
+        """Every trust change, oldest first."""
         ...
 
     def close(self) -> None: ...

@@ -42,6 +42,7 @@ from headwater.registry.records import (
     Lease,
     ModelSummary,
     ModelVersion,
+    TrustChange,
     VersionStatus,
 )
 
@@ -58,6 +59,7 @@ class MemoryRegistryBackend:
         self._aliases: dict[str, dict[str, int]] = defaultdict(dict)
         self._moves: list[AliasMove] = []
         self._leases: dict[str, Lease] = {}
+        self._trust: list[TrustChange] = []
 
     def add_version(self, model: str, version: int | None, artifact: Artifact,
                     lineage: Lineage, lease: Lease | None = None) -> ModelVersion:
@@ -203,6 +205,15 @@ class MemoryRegistryBackend:
                                   f"cover model {model!r}")
         if not still_held(lease, self._leases.get(lease.model)):
             raise lease_lost(lease, self._leases.get(lease.model))
+    def change_trust(self, change: TrustChange) -> TrustChange:
+        with self._lock:
+            recorded = msgspec.structs.replace(change, seq=len(self._trust) + 1)
+            self._trust.append(recorded)
+            return recorded
+
+    def trust_history(self) -> list[TrustChange]:
+        with self._lock:
+            return list(self._trust)
 
     def close(self) -> None:
         pass

@@ -31,14 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["PostgresRegistryBackend"]
 
 _SCHEMA_NAME: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-_LEASES: Final = """
-CREATE TABLE IF NOT EXISTS leases (
-    model TEXT PRIMARY KEY,
-    holder TEXT NOT NULL,
-    epoch BIGINT NOT NULL,
-    expires_at BIGINT NOT NULL
-);
-"""
 _TABLES: Final = """
 CREATE TABLE models (
     name TEXT PRIMARY KEY,
@@ -89,6 +81,32 @@ CREATE TRIGGER versions_kept BEFORE DELETE ON versions
 CREATE TRIGGER alias_moves_append_only BEFORE UPDATE OR DELETE ON alias_moves
     FOR EACH ROW EXECUTE FUNCTION refuse_change('the alias history is append-only');
 """
+
+# Added since the first schema: (a table, the statements that create it). A schema
+# made before a table existed gains it when a backend next connects, under the same
+# advisory lock as the first creation.
+_MIGRATIONS: Final = (
+    ("trust_changes", """
+CREATE TABLE trust_changes (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind TEXT NOT NULL,
+    trusted BOOLEAN NOT NULL,
+    actor TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at BIGINT NOT NULL
+);
+CREATE TRIGGER trust_changes_append_only BEFORE UPDATE OR DELETE ON trust_changes
+    FOR EACH ROW EXECUTE FUNCTION refuse_change('the trust history is append-only');
+"""),
+    ("leases", """
+CREATE TABLE leases (
+    model TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    epoch BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+"""),
+)
 
 
 class _Session:
@@ -171,10 +189,11 @@ class PostgresRegistryBackend(SqlBackend):
                                    (f"headwater.registry.{self._schema}",))
                 connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
                 connection.execute(f'SET LOCAL search_path TO "{self._schema}"')
-                exists = connection.execute("SELECT to_regclass('alias_moves')").fetchone()
-                if exists is None or exists[0] is None:
+                if not _exists(connection, "alias_moves"):
                     connection.execute(_TABLES)
-                connection.execute(_LEASES)  # also into a schema made before leases
+                for table, statements in _MIGRATIONS:
+                    if not _exists(connection, table):
+                        connection.execute(statements)
             connection.execute(f'SET search_path TO "{self._schema}"')
         except self._psycopg.Error as exc:
             connection.close()
@@ -184,6 +203,12 @@ class PostgresRegistryBackend(SqlBackend):
     def _failed(self, doing: str, exc: Exception) -> BackendError:
         return BackendError(f"PostgreSQL registry at {_location(self._url)} "
                             f"(schema {self._schema}): {doing}{exc}")
+
+
+def _exists(connection: psycopg.Connection[tuple[Any, ...]], table: str) -> bool:
+    """Whether ``table`` is in the schema on the connection's search path."""
+    found = connection.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+    return found is not None and found[0] is not None
 
 
 def _location(url: str) -> str:

@@ -18,8 +18,17 @@ import msgspec
 
 from headwater.registry.lineage import Lineage
 
-__all__ = ["AliasMove", "Artifact", "Lease", "ModelSummary", "ModelVersion", "MoveKind",
-           "VersionStatus"]
+__all__ = [
+    "AliasMove",
+    "Artifact",
+    "Lease",
+    "ModelSummary",
+    "ModelVersion",
+    "MoveKind",
+    "TrustChange",
+    "TrustKind",
+    "VersionStatus",
+]
 
 VersionStatus = Literal["candidate", "rejected", "archived"]
 """``candidate``: registered and usable (aliases may point at it); ``rejected``: kept,
@@ -29,6 +38,12 @@ point at candidates."""
 MoveKind = Literal["promote", "rollback", "remove"]
 """How an alias moved: pointed at a version, undid the latest move not yet undone, or
 was removed."""
+
+
+TrustKind = Literal["pickle"]
+"""What a registry can be told to trust. ``pickle``: artifacts that can run code when
+loaded — the pickle-based formats (``river-pickle``, ``sklearn-pickle``) and skops files
+holding types outside skops' trusted list."""
 
 
 class _Record(msgspec.Struct, frozen=True, gc=False):
@@ -113,3 +128,14 @@ class Lease(_Record, frozen=True, kw_only=True):
     holder: str
     epoch: int
     expires_at: int
+class TrustChange(_Record, frozen=True, kw_only=True):
+    """One entry of the append-only history of what a registry trusts: the operator
+    ``actor`` granted (``trusted``) or revoked trust in artifacts of ``kind``, at ``at``
+    (µs since the epoch), for ``reason``. ``seq`` is given by the store."""
+
+    kind: TrustKind
+    trusted: bool
+    actor: str
+    reason: str
+    at: int
+    seq: int = 0

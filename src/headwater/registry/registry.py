@@ -1,10 +1,27 @@
-"""The model store: register immutable versions, check them out verified, query their
-lineage, and move aliases with a recorded, reversible history.
+"""The model store: register immutable versions, check them out verified, load them
+under one trust rule, query their lineage, and move aliases with a recorded, reversible
+history.
 
 :class:`ModelRegistry` joins an artifact store (where the files are) and a registry
 backend (where the records are) under one clock. Registering copies and hashes the
 artifact first, then records the version, so a recorded version always had its
 artifact stored; a crash in between leaves at most an unreferenced artifact.
+
+The trust rule. Every component that needs a model from the store — trainers,
+``reproduce``, evaluation, the prediction service, the demos — gets it from
+:meth:`ModelRegistry.load`, which checks the artifact against its recorded hash and then
+loads it. An artifact that can run code when loaded (pickle-based formats, skops types
+outside skops' trusted list) loads only if the registry's operator has opted in, once,
+with :meth:`ModelRegistry.trust` (recorded with who, when and why; revocable with
+:meth:`ModelRegistry.revoke_trust`); otherwise :class:`~headwater.errors.UntrustedVersionError`
+says so. The hash proves the bytes are the registered ones, not who registered them: the
+opt-in is the operator vouching for everyone who can write to the store. Safe formats
+(the built-in linear models, safetensors, skops with trusted types) need no opt-in. A
+revocation stops new loads; a process keeps what it has already loaded.
+
+An alias is moved only to a version that loads: :meth:`ModelRegistry.promote` and
+:meth:`ModelRegistry.rollback` verify the target (and load it, when it is a model) first
+and refuse with :class:`~headwater.errors.AliasTargetError` naming the reason.
 
 >>> import tempfile
 >>> from pathlib import Path
@@ -40,12 +57,22 @@ import msgspec
 
 from headwater.errors import (
     AliasError,
+    AliasTargetError,
+    ArtifactCorruptError,
+    ArtifactMissingError,
+    ConfigError,
+    ModelError,
     UnknownAliasError,
     UnknownModelError,
     UnknownVersionError,
+    UntrustedArtifactError,
+    UntrustedVersionError,
     ValidationError,
     VersionExistsError,
+    VersionLoadError,
 )
+from headwater.models import Model, load_model
+from headwater.models.artifact import MANIFEST
 from headwater.registry.aliases import undone_by_rollback
 from headwater.registry.artifacts import ArtifactStore
 from headwater.registry.backend import RegistryBackend, missing_parent
@@ -58,12 +85,14 @@ from headwater.registry.records import (
     ModelSummary,
     ModelVersion,
     MoveKind,
+    TrustChange,
+    TrustKind,
     VersionStatus,
 )
 from headwater.registry.tree import LineageTree
 from headwater.time import Clock, SystemClock
 
-__all__ = ["CheckedOut", "ModelRegistry"]
+__all__ = ["CheckedOut", "LoadedVersion", "ModelRegistry", "trust_hint"]
 
 _STATUSES: tuple[VersionStatus, ...] = ("candidate", "rejected", "archived")
 
@@ -73,6 +102,20 @@ class CheckedOut(NamedTuple):
 
     version: ModelVersion
     path: Path
+
+
+class LoadedVersion(NamedTuple):
+    """A version, the verified directory of its artifact and the model loaded from it."""
+
+    version: ModelVersion
+    path: Path
+    model: Model
+
+
+def trust_hint(kind: TrustKind = "pickle") -> str:
+    """What an operator runs to opt in to artifacts of ``kind``."""
+    return (f"run `headwater models trust --{kind} --actor NAME --reason WHY` once if you "
+            "trust everyone who can write to this registry")
 
 
 class ModelRegistry:
@@ -132,6 +175,52 @@ class ModelRegistry:
         version = self.get(name, ref)
         return CheckedOut(version, self.artifacts.checkout(version))
 
+    def load(self, name: str, ref: int | str) -> LoadedVersion:
+        """The model of version ``ref``, by the trust rule (see the module docstring):
+        the artifact is checked against its recorded hash, then loaded, code-running
+        formats only if this registry trusts them.
+
+        Raises :class:`~headwater.errors.UntrustedVersionError` for an artifact that can
+        run code in a registry that has not opted in, and
+        :class:`~headwater.errors.VersionLoadError` for any other reason the version
+        cannot load (a missing or altered artifact, an unreadable model, a missing extra).
+        """
+        version = self.get(name, ref)
+        path = self._verified(version)
+        return LoadedVersion(version, path, self._load_at(version, path))
+
+    def trust(self, kind: TrustKind = "pickle", *, actor: str, reason: str) -> TrustChange:
+        """Opt in to artifacts of ``kind`` (``"pickle"``: artifacts that can run code when
+        loaded), recorded with who, why and when. Trusting what is already trusted
+        records nothing and returns the grant in force."""
+        return self._change_trust(kind, True, actor, reason)
+
+    def revoke_trust(self, kind: TrustKind = "pickle", *, actor: str,
+                     reason: str) -> TrustChange | None:
+        """Withdraw the opt-in to artifacts of ``kind``, recorded like a grant. Processes
+        keep the versions they have loaded; new loads are refused. Revoking what is not
+        trusted records nothing and returns the change in force (``None``: never
+        trusted)."""
+        if not self.trusts(kind):
+            return self.trust_state(kind)
+        return self._change_trust(kind, False, actor, reason)
+
+    def trust_state(self, kind: TrustKind = "pickle") -> TrustChange | None:
+        """The latest change of the trust in artifacts of ``kind`` (``None``: never
+        granted): whether it is trusted, by whom, since when and why."""
+        _check_kind(kind)
+        return next((c for c in reversed(self.backend.trust_history()) if c.kind == kind),
+                    None)
+
+    def trusts(self, kind: TrustKind = "pickle") -> bool:
+        """Whether this registry loads artifacts of ``kind``."""
+        state = self.trust_state(kind)
+        return state is not None and state.trusted
+
+    def trust_history(self) -> list[TrustChange]:
+        """Every grant and revocation, oldest first."""
+        return self.backend.trust_history()
+
     def verify(self, name: str, ref: int | str) -> ModelVersion:
         """Check the artifact of version ``ref`` against its recorded hash; return it."""
         version = self.get(name, ref)
@@ -188,6 +277,7 @@ class ModelRegistry:
         current = self._current(name, alias)
         if current == number:
             return self.backend.history(name, alias)[-1]
+        self._check_target(name, number, alias)
         return self._move(name, alias, current, number, "promote", actor, reason, lease)
 
     def rollback(self, name: str, alias: str = "champion", *, actor: str,
@@ -204,6 +294,7 @@ class ModelRegistry:
             raise AliasError(f"alias {alias!r} of model {name!r} was not set before "
                              f"version {undone.to_version}; nothing to roll back to "
                              "(remove the alias instead)")
+        self._check_target(name, undone.from_version, alias)
         return self._move(name, alias, undone.to_version, undone.from_version, "rollback",
                           actor, reason)
 
@@ -302,6 +393,45 @@ class ModelRegistry:
             return False
         return True
 
+    def _check_target(self, name: str, number: int, alias: str) -> None:
+        """Refuse to point ``alias`` at a version that would not load: its artifact is
+        verified and, when it is a model, loaded by the trust rule."""
+        version = self.backend.version(name, number)
+        try:
+            path = self._verified(version)
+            if (path / MANIFEST).is_file():
+                self._load_at(version, path)
+        except VersionLoadError as exc:
+            raise AliasTargetError(f"alias {alias!r} of model {name!r} was not moved: "
+                                   f"{exc}") from exc
+
+    def _verified(self, version: ModelVersion) -> Path:
+        try:
+            return self.artifacts.checkout(version)
+        except (ArtifactMissingError, ArtifactCorruptError) as exc:
+            raise VersionLoadError(version.model, version.version, str(exc)) from exc
+
+    def _load_at(self, version: ModelVersion, path: Path) -> Model:
+        """The one place a model is loaded from the store (the trust rule)."""
+        try:
+            return load_model(path, trusted=self.trusts("pickle"))
+        except UntrustedArtifactError as exc:
+            raise UntrustedVersionError(
+                version.model, version.version, f"{exc.risk}, and this registry does not "
+                f"trust pickle-based artifacts; {trust_hint()}") from exc
+        except (ModelError, ConfigError) as exc:
+            raise VersionLoadError(version.model, version.version, str(exc)) from exc
+
+    def _change_trust(self, kind: TrustKind, trusted: bool, actor: str,
+                      reason: str) -> TrustChange:
+        _check_kind(kind)
+        _check_who(actor, reason)
+        state = self.trust_state(kind)
+        if state is not None and state.trusted == trusted:
+            return state
+        return self.backend.change_trust(TrustChange(kind=kind, trusted=trusted, actor=actor,
+                                                     reason=reason, at=self.clock.now_us()))
+
     def _move(self, name: str, alias: str, current: int | None, target: int | None,
               kind: MoveKind, actor: str, reason: str, lease: Lease | None = None
               ) -> AliasMove:
@@ -313,4 +443,10 @@ class ModelRegistry:
 def _check_who(actor: str, reason: str) -> None:
     for field, text in (("actor", actor), ("reason", reason)):
         if not isinstance(text, str) or not text.strip():
-            raise ValidationError(field, "an alias move records who made it and why")
+            raise ValidationError(field, "an alias move or a trust change records who made "
+                                         "it and why")
+
+
+def _check_kind(kind: str) -> None:
+    if kind != "pickle":
+        raise ValidationError("kind", f"expected 'pickle', got {kind!r}")

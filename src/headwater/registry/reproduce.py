@@ -52,7 +52,7 @@ import numpy.typing as npt
 
 from headwater.errors import ValidationError
 from headwater.log import Log
-from headwater.models import Model, load_model
+from headwater.models import Model
 from headwater.registry.hashing import hash_directory
 from headwater.registry.records import ModelVersion
 from headwater.registry.registry import ModelRegistry
@@ -255,10 +255,9 @@ def reproduce(registry: ModelRegistry, log: Log, name: str, ref: int | str, *,
     times = np.concatenate([p.label_time for p in parts]) if parts else np.zeros(0, np.int64)
     digest = (parts[0].slice.examples_sha256 if len(parts) == 1 else
               examples_hash([], [], [], []) if not parts else _joint_hash(parts))
-    stored = load_model(registry.checkout(name, version.version), trusted=True)
+    stored = registry.load(name, version.version).model  # the store's trust rule
     parent = version.lineage.parent
-    model = (stored.clone() if parent is None
-             else load_model(registry.checkout(name, parent), trusted=True))
+    model = stored.clone() if parent is None else registry.load(name, parent).model
     prequential = replay(model, features, y, batch_rows=batch_rows)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         model.save(Path(tmp) / "model")

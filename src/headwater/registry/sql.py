@@ -11,16 +11,19 @@ Both keep the same five tables::
                  kind, actor, reason, at; indexed by (model, alias, seq)
     leases       model PK, holder ('' when released), epoch, expires_at: the one
                  trainer of each model (see the backend protocol's lease rules)
+    trust_changes  seq PK (increasing), kind, trusted, actor, reason, at
 
 Triggers refuse to change a version's identity, artifact or lineage, to delete a
-version, and to change or delete an alias move, so the history is append-only even
-against hand-written SQL. Ancestors and descendants are ``WITH RECURSIVE`` queries
-over the parent index: one query whatever the depth. Every change runs in one
-transaction that first locks the model's row (SQLite: ``BEGIN IMMEDIATE``;
-PostgreSQL: ``SELECT … FOR UPDATE``), so numbering and alias moves are serialised per
-model across processes. A change made under a lease first locks the model's lease row
-and checks it, so it is serialised with the lease passing to another holder. Queries
-are written with ``?`` placeholders.
+version, and to change or delete an alias move or a trust change, so the histories are
+append-only even against hand-written SQL. ``leases`` and ``trust_changes`` came after
+the other four: opening a registry made before them adds them (see each backend's
+migrations). Ancestors and descendants are ``WITH RECURSIVE`` queries over the parent
+index: one query whatever the depth. Every change runs in one transaction that first
+locks the model's row (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: ``SELECT … FOR
+UPDATE``), so numbering and alias moves are serialised per model across processes. A
+change made under a lease first locks the model's lease row and checks it, so it is
+serialised with the lease passing to another holder. Queries are written with ``?``
+placeholders.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from headwater.registry.records import (
     Lease,
     ModelSummary,
     ModelVersion,
+    TrustChange,
     VersionStatus,
 )
 
@@ -281,6 +285,20 @@ class SqlBackend(ABC):
                                           "model = ?" + self.for_update, (model,)))
         if not still_held(lease, current):
             raise lease_lost(lease, current)
+    def change_trust(self, change: TrustChange) -> TrustChange:
+        with self.transaction(write=True) as s:
+            seq = s.rows("INSERT INTO trust_changes (kind, trusted, actor, reason, at) "
+                         "VALUES (?, ?, ?, ?, ?) RETURNING seq",
+                         (change.kind, change.trusted, change.actor, change.reason,
+                          change.at))[0][0]
+        return msgspec.structs.replace(change, seq=int(seq))
+
+    def trust_history(self) -> list[TrustChange]:
+        with self.reading() as s:
+            rows = s.rows("SELECT kind, trusted, actor, reason, at, seq FROM trust_changes "
+                          "ORDER BY seq")
+        return [TrustChange(kind=r[0], trusted=bool(r[1]), actor=r[2], reason=r[3],
+                            at=int(r[4]), seq=int(r[5])) for r in rows]
 
     def _lock_model(self, s: Session, model: str) -> None:
         if not s.rows("SELECT name FROM models WHERE name = ?" + self.for_update, (model,)):

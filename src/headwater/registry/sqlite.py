@@ -89,6 +89,24 @@ CREATE TRIGGER IF NOT EXISTS alias_moves_kept BEFORE DELETE ON alias_moves
 BEGIN SELECT RAISE(ABORT, 'the alias history is append-only'); END;
 """
 
+# Added since the first schema. Every statement is idempotent and runs on every open
+# (in the same transaction as the schema), so a registry file made before a table
+# existed gains it the first time it is opened.
+_MIGRATIONS: Final = """
+CREATE TABLE IF NOT EXISTS trust_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    trusted INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS trust_changes_unchanged BEFORE UPDATE ON trust_changes
+BEGIN SELECT RAISE(ABORT, 'the trust history is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS trust_changes_kept BEFORE DELETE ON trust_changes
+BEGIN SELECT RAISE(ABORT, 'the trust history is append-only'); END;
+"""
+
 
 class _Session:
     def __init__(self, connection: sqlite3.Connection) -> None:
@@ -128,7 +146,8 @@ class SqliteRegistryBackend(SqlBackend):
             _use_wal(self._connection, timeout_s)
             self._connection.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             self._connection.execute("PRAGMA foreign_keys = ON")
-            self._connection.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+            self._connection.executescript("BEGIN IMMEDIATE;" + _SCHEMA + _MIGRATIONS
+                                           + "COMMIT;")
         except (OSError, sqlite3.Error) as exc:
             raise BackendError(f"cannot open the SQLite registry {str(self._path)!r}: {exc}") \
                 from exc

@@ -16,7 +16,9 @@ unknown or over its size limit is 422 naming its path (``entities.user``,
 ``requests[0].request.amount``), and so is a batch over ``max_batch`` requests; a
 request id reused for another request is 409; a body over ``max_body_bytes`` is 413;
 a method an endpoint does not take is 405 with ``Allow``; an unknown model, version or
-alias 404; an alias move that cannot be made 409; no version able to answer 503.
+alias 404; an alias move that cannot be made 409 (a target version that would not load,
+too: the reason says why); no version able to answer 503, with the reason each arm does
+not serve its alias's version (``GET /ready`` gives it too).
 
 Predictions run inline on the event loop: the path is tens of microseconds of CPU with
 an in-process online store, less than handing it to a thread would cost. A body over
@@ -68,7 +70,7 @@ from headwater.serving.messages import (
 )
 from headwater.serving.metrics import CONTENT_TYPE, ServingMetrics
 from headwater.serving.openapi import openapi
-from headwater.serving.policy_spec import policy_from_spec
+from headwater.serving.policy_spec import check_arms, policy_from_spec
 from headwater.serving.predictor import Predictor
 
 if TYPE_CHECKING:
@@ -246,7 +248,7 @@ class ServingApp:
         if isinstance(exc, msgspec.DecodeError | BodyError):
             return _error(400, "body", exc.reason if isinstance(exc, BodyError) else str(exc))
         if isinstance(exc, ModelError) and not isinstance(exc, ValidationError):
-            return _error(503, "model", str(exc))
+            return _error(503, "model", self._explained(str(exc)))
         if isinstance(exc, ConflictError):
             return _error(409, exc.field, exc.reason)
         if isinstance(exc, ValidationError):
@@ -266,8 +268,16 @@ class ServingApp:
     def _ready(self) -> _Response:
         if self.predictor.ready:
             return 200, _JSON, b'{"ready":true}'
-        return 503, _JSON, _ENCODE({"ready": False, "reason": self.deployment.last_error
-                                    or "no model version loaded yet"})
+        deployment = self.deployment
+        first = deployment.snapshot.policy.arms[0]
+        return 503, _JSON, _ENCODE({"ready": False, "reason": deployment.problems.get(first)
+                                    or deployment.last_error or "no model version loaded yet",
+                                    "problems": deployment.problems})
+
+    def _explained(self, reason: str) -> str:
+        """``reason``, followed by why arms do not serve their aliases' versions."""
+        problems = dict.fromkeys(self.deployment.problems.values())
+        return f"{reason}: {'; '.join(problems)}" if problems else reason
 
     def _metrics(self) -> _Response:
         return 200, CONTENT_TYPE.encode(), self.metrics.render()
@@ -298,6 +308,7 @@ class ServingApp:
         if path == "/admin/policy":
             change = decode(_POLICY, body)
             policy = policy_from_spec(change.policy)
+            check_arms(policy, await asyncio.to_thread(registry.aliases, name), model=name)
             await asyncio.to_thread(self.deployment.reload, policy)
             self.policy_changes.append((change.actor, change.reason, policy.describe()))
             return 200, _JSON, _ENCODE({"models": self.deployment.snapshot.describe()})

@@ -7,8 +7,15 @@ request in flight finishes on the versions it started with. :meth:`Deployment.re
 reads the aliases, loads any version not loaded yet (outside any lock the hot path
 takes), builds a new snapshot and replaces the attribute: one reference assignment,
 atomic in Python. :meth:`Deployment.start` polls the aliases every ``poll_ms`` in a
-background thread. A version that fails to load is not swapped in; the arm keeps the
-version it had and the failure is counted (``load_errors``, ``last_error``).
+background thread.
+
+Versions are loaded by the source's ``load`` — :meth:`headwater.registry.ModelRegistry.load`,
+the store's one trust rule. A version that fails to load is not swapped in; the arm
+keeps the version it had, the failure is counted (``load_errors``, ``last_error``), the
+reason is kept per arm (:attr:`Deployment.problems`: what the HTTP layer answers with)
+and told to ``on_problem`` when it first appears and every ``remind_s`` while it lasts.
+The load is tried again at every poll, so a version that could not load (an operator
+had not yet opted in to its format, say) is served as soon as it can be.
 
 The previous version of each arm stays loaded as its fallback: the predictor answers
 with it when the current one raises (see :mod:`headwater.serving.predictor`).
@@ -17,14 +24,13 @@ with it when the current one raises (see :mod:`headwater.serving.predictor`).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
-from headwater.errors import HeadwaterError, UnknownModelError
-from headwater.models import Model, load_model
-from headwater.registry import CheckedOut
+from headwater.errors import HeadwaterError, UnknownModelError, VersionLoadError
+from headwater.models import Model
+from headwater.registry import LoadedVersion
 from headwater.repeat import Repeater
 from headwater.serving.inputs import InputSpec
 from headwater.serving.policies import Policy
@@ -38,7 +44,7 @@ class VersionSource(Protocol):
 
     def aliases(self, name: str) -> dict[str, int]: ...
 
-    def open(self, name: str, ref: int | str) -> CheckedOut: ...
+    def load(self, name: str, ref: int | str) -> LoadedVersion: ...
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -94,21 +100,28 @@ class Snapshot:
 class Deployment:
     """The versions of model ``name`` that ``policy`` routes to, kept current.
 
-    ``loader`` turns a checked-out directory into a model (default
-    :func:`headwater.models.load_model`).
+    ``on_problem`` is told, as a sentence, why an arm does not serve the version its
+    alias points at (the alias is not set, or the version cannot load), when the problem
+    appears and every ``remind_s`` seconds while it lasts.
     """
 
     def __init__(self, source: VersionSource, name: str, policy: Policy, *,
-                 loader: Callable[[Path], Model] = load_model,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None,
+                 on_problem: Callable[[str], None] | None = None,
+                 remind_s: float = 60.0) -> None:
         self.source = source
         self.name = name
-        self.loader = loader
         self.clock: Clock = clock or SystemClock()
         self.snapshot = Snapshot(policy, {})
         self.swaps = 0
         self.load_errors = 0
         self.last_error: str | None = None
+        #: Why each arm does not serve the version its alias points at (replaced whole
+        #: at every reload; an arm that serves its alias's version is absent).
+        self.problems: Mapping[str, str] = {}
+        self.on_problem = on_problem
+        self.remind_us = int(remind_s * 1_000_000)
+        self._told: dict[str, tuple[str, int]] = {}  # arm -> (problem, when told)
         self._reload_lock = threading.Lock()
         self._poller: Repeater | None = None
 
@@ -128,21 +141,34 @@ class Deployment:
             arms: dict[str, LoadedModel] = {}
             previous = dict(current.previous)
             loaded = {m.version: m for m in (*current.arms.values(), *current.previous.values())}
+            problems: dict[str, str] = {}
+            failed: dict[int, str] = {}  # version -> why it cannot load
+            failing: set[str] = set()  # arms whose alias's version cannot load
             for arm in policy.arms:
                 number, old = aliases.get(arm), current.arms.get(arm)
                 if number is None:
+                    problems[arm] = (f"alias {arm!r} of model {self.name!r} points at no "
+                                     "version yet")
                     continue
                 if old is not None and old.version == number:
                     arms[arm] = old
                     continue
-                model = loaded.get(number) or self._load(number)
+                model = loaded.get(number)
+                if model is None and number not in failed:
+                    model = self._load(number, failed)
                 if model is None:  # failed: keep the arm's version
+                    failing.add(arm)
+                    problems[arm] = failed[number] + (
+                        f" (arm {arm!r} keeps serving version {old.version})"
+                        if old is not None else "")
                     if old is not None:
                         arms[arm] = old
                     continue
                 loaded[number] = arms[arm] = model
                 if old is not None:
                     previous[arm] = old
+            self.problems = problems
+            self._tell(problems, failing)
             previous = {arm: m for arm, m in previous.items() if arm in policy.arms}
             if (policy is current.policy and arms.keys() == current.arms.keys()
                     and all(arms[a] is current.arms[a] for a in arms)):
@@ -152,15 +178,34 @@ class Deployment:
             self.swaps += 1
             return True
 
-    def _load(self, number: int) -> LoadedModel | None:
+    def _load(self, number: int, failed: dict[int, str]) -> LoadedModel | None:
         try:
-            checked = self.source.open(self.name, number)
-            model = self.loader(checked.path)
-            return LoadedModel(self.name, checked.version.version, model, InputSpec.of(model))
+            loaded = self.source.load(self.name, number)
+            model = loaded.model
+            return LoadedModel(self.name, loaded.version.version, model, InputSpec.of(model))
         except Exception as exc:  # a bad artifact must not stop serving
             self.load_errors += 1
-            self.last_error = f"version {number}: {type(exc).__name__}: {exc}"
+            reason = (str(exc) if isinstance(exc, VersionLoadError) else
+                      f"version {number} of {self.name} cannot load: "
+                      f"{type(exc).__name__}: {exc}")
+            self.last_error = failed[number] = reason
             return None
+
+    def _tell(self, problems: Mapping[str, str], failing: Set[str]) -> None:
+        """Tell ``on_problem`` of each new problem, and of a version that still cannot
+        load (an arm in ``failing``) again every ``remind_s``."""
+        now = self.clock.now_us()
+        for arm in list(self._told):
+            if arm not in problems:
+                del self._told[arm]
+        for arm, problem in problems.items():
+            told = self._told.get(arm)
+            if told is not None and told[0] == problem and (
+                    arm not in failing or now - told[1] < self.remind_us):
+                continue
+            self._told[arm] = (problem, now)
+            if self.on_problem is not None:
+                self.on_problem(problem)
 
     def start(self, poll_ms: float = 1000.0) -> None:
         """Reload now, then every ``poll_ms`` in a daemon thread until :meth:`stop`."""

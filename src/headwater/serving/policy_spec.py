@@ -12,11 +12,20 @@ A spec is an object with a ``kind`` and that kind's settings:
   (:class:`headwater.bandits.RewardFeed`).
 
 A bad spec is a :class:`~headwater.errors.ValidationError` naming the field.
+:func:`check_arms` refuses a policy whose arms are not all aliases of the model
+(:class:`~headwater.errors.UnknownArmError`, naming the arm): a request routed to a
+missing arm would be answered by another version, unnoticed.
 
 >>> policy_from_spec({"kind": "canary", "percent": 5}).describe()["percent"]
 5.0
 >>> policy_from_spec({"kind": "thompson", "arms": ["champion", "challenger"]}).arms
 ('champion', 'challenger')
+>>> try:
+...     check_arms(policy_from_spec({"kind": "thompson", "arms": ["champion", "challenger"]}),
+...                {"champion": 3}, model="churn")
+... except UnknownArmError as exc:
+...     print(exc.arm, "|", exc.reason)
+challenger | 'challenger' is not an alias of model 'churn' (its aliases: champion)
 """
 
 from __future__ import annotations
@@ -24,10 +33,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from headwater.errors import ValidationError
+from headwater.errors import UnknownArmError, ValidationError
 from headwater.serving.policies import Canary, ChampionOnly, Policy, Shadow, Split
 
-__all__ = ["KINDS", "policy_from_spec"]
+__all__ = ["KINDS", "check_arms", "policy_from_spec"]
 
 KINDS: Final = ("champion", "shadow", "split", "canary", "thompson", "gaussian_thompson",
                 "ucb1")
@@ -38,6 +47,16 @@ _ALLOWED: Final = {
     "canary": {"percent", "canary", "stable", "salt"},
     **{kind: {"arms", "discount", "window", "explore", "seed"} for kind in _BANDITS},
 }
+
+
+def check_arms(policy: Policy, aliases: Mapping[str, int], *, model: str) -> None:
+    """Raise :class:`~headwater.errors.UnknownArmError` for the first arm of ``policy``
+    that is not one of the model's ``aliases``."""
+    for arm in policy.arms:
+        if arm not in aliases:
+            known = ", ".join(sorted(aliases)) or "none"
+            raise UnknownArmError("policy.arms", arm, f"{arm!r} is not an alias of model "
+                                  f"{model!r} (its aliases: {known})")
 
 
 def policy_from_spec(spec: Mapping[str, Any]) -> Policy:

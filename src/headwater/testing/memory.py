@@ -20,6 +20,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 
@@ -31,7 +32,7 @@ from headwater.errors import (
 )
 from headwater.log.backend import Producer
 from headwater.log.frames import FrameIndex, ProducerTable, read_frames, seek_event_time
-from headwater.log.records import PartitionAppend, TopicInfo, empty_batch
+from headwater.log.records import PartitionAppend, Retention, TopicInfo, empty_batch
 from headwater.log.schema import APPEND_TIME, OFFSET, TIMESTAMP
 from headwater.time import Clock, SystemClock
 
@@ -146,6 +147,12 @@ class MemoryBackend:
         with self._lock:
             self._members.setdefault(group, []).append(member)
         return _Membership(self, group, member)
+
+    def set_retention(self, topic: str, retention: Retention) -> TopicInfo:
+        with self._lock:
+            t = self._get(topic)
+            t.info = msgspec.structs.replace(t.info, retention=retention)
+            return t.info
 
     def enforce_retention(self, topic: str) -> int:
         with self._lock:

@@ -179,3 +179,82 @@ def test_concurrent_versioned_writers_are_fenced(connect: Connect) -> None:
     assert max(refused, default=-1) < max(accepted)
     assert stores[0].version(NS) == max(accepted)
     assert stores[0].read(NS, "u") == {"v": str(max(accepted)).encode()}
+
+
+# -- apart from the log -------------------------------------------------------------
+
+
+def test_the_default_prefixes_of_the_log_and_the_online_store_are_apart() -> None:
+    pytest.importorskip("redis")
+    from headwater.config import Settings
+    from headwater.log import open_backend
+    from headwater.log.redis import RedisBackend
+    from headwater.store.online import open_online_store
+    from headwater.store.online.redis import RedisOnlineStore
+
+    settings = Settings(log_url="redis://127.0.0.1:1/0")
+    store = open_online_store("redis://127.0.0.1:1/0", settings=settings)
+    backend = open_backend("redis://127.0.0.1:1/0")
+    assert isinstance(store, RedisOnlineStore)
+    assert isinstance(backend, RedisBackend)
+    assert (store.prefix, backend.prefix) == ("headwater-online", "headwater")
+    assert not store.prefix.startswith(f"{backend.prefix}:")
+    store.close()
+    backend.close()
+    for prefix in ("headwater", "headwater:online"):
+        with pytest.raises(ConfigError, match="overlaps the log's 'headwater'"):
+            open_online_store(f"redis://127.0.0.1:1/0?prefix={prefix}", settings=settings)
+    other_db = open_online_store("redis://127.0.0.1:1/1?prefix=headwater", settings=settings)
+    other_db.close()
+
+
+def test_destroying_the_online_store_leaves_the_log_on_the_same_prefix(
+        connect: Connect) -> None:
+    pytest.importorskip("redis")
+    from headwater.log import Log, Schema
+    from headwater.log.redis import RedisBackend
+
+    store = connect()
+    log = Log(RedisBackend(REDIS_URL, prefix=store.prefix))
+    schema = Schema.of({"user": "string", "ts": "timestamp"}, key="user", event_time="ts")
+    for topic in ("events", "meta", "user"):
+        log.create_topic(topic, schema, partitions=2)
+        log.append(topic, [{"user": f"u{i}", "ts": "2024-01-01T00:00:00Z"} for i in range(5)])
+    with log.consumer("g", "events") as consumer:
+        consumer.poll()
+        consumer.commit()
+    store.write(NS, [("u1", {"a": b"1"}), ("u:2", {"b": b"2"})], version=3,
+                meta={"m": b"x"})
+    store.write("item", [("i1", {"c": b"3"})])
+    before = sorted(store._client.scan_iter(match=f"{store.prefix}:*"))
+    store.destroy()
+    after = sorted(store._client.scan_iter(match=f"{store.prefix}:*"))
+    gone = set(before) - set(after)
+    assert gone == {f"{store.prefix}:{k}".encode()
+                    for k in (f"{NS}:e:u1", f"{NS}:e:u:2", f"{NS}:meta", "item:e:i1")}
+    assert store.read(NS, "u1") == {}
+    assert store.version(NS) is None
+    assert [sum(log.end_offsets(t)) for t in ("events", "meta", "user")] == [5, 5, 5]
+    assert log.committed("g", "events") == {0: log.end_offsets("events")[0],
+                                            1: log.end_offsets("events")[1]}
+    assert sum(f.batch.num_rows for f in log.replay("user")) == 5
+    log.backend.destroy()  # type: ignore[attr-defined]
+    log.close()
+
+
+def test_destroying_the_log_leaves_the_online_store_on_default_shaped_prefixes(
+        connect: Connect) -> None:
+    pytest.importorskip("redis")
+    from headwater.log import Log, Schema
+    from headwater.log.redis import RedisBackend
+
+    base = f"hwtest-{uuid.uuid4().hex[:12]}"
+    store = connect(prefix=f"{base}-online")  # as headwater / headwater-online
+    log = Log(RedisBackend(REDIS_URL, prefix=base))
+    log.create_topic("events", Schema.of({"ts": "timestamp"}, event_time="ts"))
+    log.append("events", [{"ts": "2024-01-01T00:00:00Z"}])
+    store.write(NS, [("u1", {"a": b"1"})], version=1)
+    log.backend.destroy()  # type: ignore[attr-defined]
+    log.close()
+    assert store.read(NS, "u1") == {"a": b"1"}
+    assert store.version(NS) == 1

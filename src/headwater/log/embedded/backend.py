@@ -33,7 +33,7 @@ from headwater.log.backend import Producer
 from headwater.log.embedded.durability import Durability
 from headwater.log.embedded.groups import GroupStore, LockMembership
 from headwater.log.embedded.partition import Partition
-from headwater.log.records import PartitionAppend, TopicInfo
+from headwater.log.records import PartitionAppend, Retention, TopicInfo
 from headwater.time import Clock, SystemClock
 
 __all__ = ["EmbeddedBackend"]
@@ -95,10 +95,17 @@ class EmbeddedBackend:
         info = self._infos.get(name)
         if info is not None:
             return info
+        return self._read_info(name)
+
+    def _read_info(self, name: str) -> TopicInfo:
+        """The topic's definition as on disk now (and remembered)."""
         path = self._topics_dir / name / "topic.json"
-        if "/" in name or name.startswith(".") or not path.exists():
+        if "/" in name or name.startswith("."):
             raise UnknownTopicError(name)
-        info = msgspec.json.decode(path.read_bytes(), type=TopicInfo)
+        try:
+            info = msgspec.json.decode(path.read_bytes(), type=TopicInfo)
+        except FileNotFoundError:
+            raise UnknownTopicError(name) from None
         self._infos[name] = info
         return info
 
@@ -146,8 +153,18 @@ class EmbeddedBackend:
     def seek_append_time(self, topic: str, partition: int, time_us: int) -> int:
         return self._partition(topic, partition).seek_append_time(time_us)
 
+    def set_retention(self, topic: str, retention: Retention) -> TopicInfo:
+        with self._lock:
+            info = msgspec.structs.replace(self._read_info(topic), retention=retention)
+            folder = self._topics_dir / topic
+            staging = folder / f".topic.json.{uuid.uuid4().hex}"
+            staging.write_bytes(msgspec.json.encode(info))
+            os.replace(staging, folder / "topic.json")
+            self._infos[topic] = info
+            return info
+
     def enforce_retention(self, topic: str) -> int:
-        info = self.topic(topic)
+        info = self._read_info(topic)  # another process may have changed the retention
         now = self.clock.now_us()
         return sum(self._partition(topic, p).enforce_retention(info.retention, now)
                    for p in range(info.partitions))

@@ -5,6 +5,11 @@ Writers (threads or processes) take the partition's write lock (``flock`` on
 torn tail left by a writer that died mid-append, and write one frame. Readers never
 lock: they memory-map segments and see complete frames only. Retention moves the start
 offset, kept in the ``start`` file; segments wholly before it are deleted.
+
+A new segment is written whole under a temporary name (``<segment>.<pid>.<thread>.tmp``)
+and linked into place. A writer killed in between leaves its temporary file behind;
+opening the partition removes those of processes that no longer run (a live writer in
+another process may be creating one right now, so its files are left alone).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import contextlib
 import fcntl
 import itertools
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -44,6 +50,8 @@ from headwater.log.schema import TIMESTAMP, Schema
 __all__ = ["Partition"]
 
 _LOCK_WAIT_S: Final = 30.0
+_TMP_SUFFIX: Final = ".tmp"
+_LEFTOVER: Final = re.compile(r"^\d{20}\.seg\.(\d+)\.\d+\.tmp$")
 
 
 class Partition:
@@ -63,6 +71,7 @@ class Partition:
         self._dir = str(path)
         self._start_file = f"{self._dir}/start"
         path.mkdir(parents=True, exist_ok=True)
+        self.removed_leftovers = _remove_leftovers(path)
         with self._lock:
             self._load()
 
@@ -231,7 +240,7 @@ class Partition:
     def _create_segment(self, base: int) -> None:
         """Create a segment file whole, or find that another process just did."""
         path = self._seg_path(base)
-        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}{_TMP_SUFFIX}"
         with open(tmp, "wb") as f:
             f.write(FILE_HEADER)
             f.flush()
@@ -401,3 +410,30 @@ class Partition:
                 os.close(self._lock_fd)
                 self._lock_fd = None
             self._maps.clear()
+
+
+def _remove_leftovers(path: Path) -> int:
+    """Delete the temporary segment files of writers that died creating them; return how
+    many. A file whose writer's pid is alive is kept (it may be mid-create)."""
+    removed = 0
+    for entry in os.scandir(path):
+        match = _LEFTOVER.match(entry.name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry.path)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (a pid reused since is taken as alive: keep)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True

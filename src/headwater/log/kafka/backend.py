@@ -50,7 +50,7 @@ from headwater.log.kafka.membership import DEFAULT_LEASE_US, KafkaMembership
 from headwater.log.kafka.reader import Reader, offset_of
 from headwater.log.kafka.tables import GROUPS, TABLES, TOPICS, Tables
 from headwater.log.kafka.writer import Writer
-from headwater.log.records import PartitionAppend, TopicInfo, empty_batch
+from headwater.log.records import PartitionAppend, Retention, TopicInfo, empty_batch
 from headwater.log.schema import OFFSET
 from headwater.time import Clock, SystemClock
 
@@ -279,9 +279,18 @@ class KafkaBackend:
 
     # -- retention -------------------------------------------------------------
 
+    def set_retention(self, topic: str, retention: Retention) -> TopicInfo:
+        with self._lock:
+            self._load_catalog()
+            info = msgspec.structs.replace(self.topic(topic), retention=retention)
+            self._tables.put(TOPICS, topic.encode(), msgspec.json.encode(info))
+            self._topics[topic] = info
+            return info
+
     def enforce_retention(self, topic: str) -> int:
         """Drops whole appends, oldest first, never the newest, by moving the start."""
         with self._lock:
+            self._load_catalog()  # another process may have changed the retention
             info = self.topic(topic)
             keep = info.retention
             if keep.max_age_us is None and keep.max_bytes is None:

@@ -36,15 +36,18 @@ from headwater.errors import (
 )
 from headwater.log.backend import Producer
 from headwater.log.frames import COMBINE_BELOW, FrameIndex, read_frames, seek_event_time
-from headwater.log.records import PartitionAppend, TopicInfo, empty_batch
+from headwater.log.records import PartitionAppend, Retention, TopicInfo, empty_batch
 from headwater.log.redis.client import Script, connect, failures, location, raw, text
 from headwater.log.redis.frame import Frame, FrameHead, decode, entry_id, head_of, payload_of
 from headwater.log.redis.keys import Keys, PartitionKeys
 from headwater.log.redis.membership import GroupMembership
-from headwater.log.redis.scripts import APPEND, SEEK_APPEND_TIME, TRIM
+from headwater.log.redis.scripts import APPEND, SEEK_APPEND_TIME, SWAP_DEFINITION, TRIM
 from headwater.time import Clock, SystemClock
 
-__all__ = ["RedisBackend"]
+__all__ = ["DEFAULT_PREFIX", "RedisBackend"]
+
+#: The key prefix of a log opened without one.
+DEFAULT_PREFIX: Final = "headwater"
 
 #: Index entries fetched per round trip when scanning for an event time.
 _SCAN_FRAMES: Final = 1024
@@ -64,7 +67,7 @@ class RedisBackend:
         self,
         url: str,
         *,
-        prefix: str = "headwater",
+        prefix: str = DEFAULT_PREFIX,
         clock: Clock | None = None,
         session_timeout_s: float = 10.0,
     ) -> None:
@@ -82,6 +85,7 @@ class RedisBackend:
         self._append: Script = self._client.register_script(APPEND)
         self._seek_append_time: Script = self._client.register_script(SEEK_APPEND_TIME)
         self._trim: Script = self._client.register_script(TRIM)
+        self._swap_definition: Script = self._client.register_script(SWAP_DEFINITION)
         self._definitions: dict[str, bytes] = {}  # topic -> its JSON as last read
         self._decoded: dict[bytes, TopicInfo] = {}  # JSON -> TopicInfo
         self._tails: dict[tuple[str, int], Frame] = {}  # the frame the next read starts in
@@ -315,6 +319,19 @@ class RedisBackend:
                                timeout_ms=self.session_timeout_ms, where=self._where)
 
     # -- retention -------------------------------------------------------------
+
+    def set_retention(self, topic: str, retention: Retention) -> TopicInfo:
+        for _ in range(_ATTEMPTS):
+            with failures(self._where, f"reading topic {topic!r}"):
+                found = self._client.hget(self._keys.topics, topic)
+            old = raw(found) if found is not None else None
+            info = msgspec.structs.replace(self._info(topic, old), retention=retention)
+            assert old is not None  # else _info raised
+            new = msgspec.json.encode(info)
+            with failures(self._where, f"changing the retention of {topic!r}"):
+                if self._swap_definition(keys=[self._keys.topics], args=[topic, old, new]):
+                    return self._remember(topic, new)
+        raise BackendError(f"topic {topic!r} keeps changing; its retention was not changed")
 
     def enforce_retention(self, topic: str) -> int:
         info = self.topic(topic)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["APPEND", "HEARTBEAT", "REMEMBERED", "SEEK_APPEND_TIME", "TRIM"]
+__all__ = ["APPEND", "HEARTBEAT", "REMEMBERED", "SEEK_APPEND_TIME", "SWAP_DEFINITION", "TRIM"]
 
 #: Placements of recent batches remembered per producer and partition.
 REMEMBERED: Final = 8
@@ -140,4 +140,13 @@ redis.call('ZADD', KEYS[1], fmt(now), ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. fmt(now - tonumber(ARGV[2])))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return redis.call('ZRANGE', KEYS[1], 0, -1)
+"""
+
+
+SWAP_DEFINITION: Final = """
+-- KEYS: the topics hash. ARGV: topic, its definition as read, the new definition.
+-- Replaces the definition only if it is still the one read (1), else nothing (0).
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
 """

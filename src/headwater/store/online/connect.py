@@ -3,7 +3,10 @@
 - ``path/to/dir`` or ``file:///dir``: embedded, the default (no server)
 - ``memory://``: in memory (tests; each call makes a new, empty store)
 - ``redis://host:port/db[?prefix=p]`` or ``rediss://…``: Redis
-  (``pip install 'headwater[redis]'``)
+  (``pip install 'headwater[redis]'``); the default prefix is ``headwater-online``, apart
+  from the Redis log's ``headwater``. A prefix that overlaps the settings' Redis log
+  on the same database (the same, or one under the other) is refused: the online
+  store would then share keys with the log.
 
 >>> open_online_store("memory://")
 MemoryOnlineStore(namespaces=[])
@@ -56,11 +59,30 @@ def open_online_store(
 
         return MemoryOnlineStore()
     if scheme in ("redis", "rediss"):
-        from headwater.store.online.redis import RedisOnlineStore
+        from headwater.store.online.redis import DEFAULT_PREFIX, RedisOnlineStore
 
         url, prefix = pop_query(location, "prefix")
-        return RedisOnlineStore(url, prefix=prefix or "headwater")
+        prefix = prefix or DEFAULT_PREFIX
+        _check_apart_from_log(url, prefix, settings.log_location)
+        return RedisOnlineStore(url, prefix=prefix)
     raise ConfigError(
         f"online store location {location!r}: unknown scheme {scheme!r}; use a path, "
         "memory:// or redis://"
     )
+
+
+def _check_apart_from_log(url: str, prefix: str, log_location: str) -> None:
+    """Refuse an online store whose keys would mix with the Redis log's."""
+    if urlsplit(log_location).scheme not in ("redis", "rediss"):
+        return
+    log_url, log_prefix = pop_query(log_location, "prefix")
+    from headwater.log.redis.backend import DEFAULT_PREFIX as LOG_PREFIX
+
+    log_prefix = log_prefix or LOG_PREFIX
+    if log_url.rstrip("/") != url.rstrip("/"):
+        return
+    if (prefix == log_prefix or prefix.startswith(f"{log_prefix}:")
+            or log_prefix.startswith(f"{prefix}:")):
+        raise ConfigError(
+            f"online store prefix {prefix!r} overlaps the log's {log_prefix!r} on {url}: "
+            "give the online store its own (?prefix=…; the default is headwater-online)")

@@ -15,7 +15,10 @@ trip, however many processes write. Redis 6.2 or newer, standalone or
 primary/replica: a batch's keys span hash slots, so Redis Cluster is not supported.
 
 Namespaces never hold ``:``, so a key's namespace ends at the next ``:``. The default
-prefix, ``headwater:online``, keeps these keys apart from the Redis log backend's.
+prefix, ``headwater-online`` (:data:`DEFAULT_PREFIX`), keeps these keys apart from the
+Redis log backend's (``headwater``): neither prefix is the other's, so neither
+``destroy`` reaches the other's keys. :meth:`RedisOnlineStore.destroy` deletes only keys
+of the two shapes above, whatever else shares the prefix.
 
 Importing this module without redis-py installed raises
 :class:`~headwater.errors.MissingExtraError`, which names the extra to install.
@@ -46,7 +49,10 @@ from headwater.store.online.batch import (
 from headwater.store.online.state import check_version
 from headwater.store.online.writer import BatchWriter
 
-__all__ = ["COMMIT", "RedisOnlineStore"]
+__all__ = ["COMMIT", "DEFAULT_PREFIX", "RedisOnlineStore"]
+
+#: The key prefix of a store opened without one (the log's is ``headwater``).
+DEFAULT_PREFIX: Final = "headwater-online"
 
 COMMIT: Final = """
 -- KEYS: the namespace's meta hash, the D entities to delete, the entities to write
@@ -97,7 +103,7 @@ class RedisOnlineStore(BatchWriter):
     every key goes under ``prefix``, so several stores can share a database.
     """
 
-    def __init__(self, url: str, *, prefix: str = "headwater:online") -> None:
+    def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX) -> None:
         if not isinstance(prefix, str) or not prefix:
             raise ConfigError("the Redis online store needs a non-empty key prefix")
         self.url = url
@@ -157,11 +163,17 @@ class RedisOnlineStore(BatchWriter):
             self._client.ping()
 
     def destroy(self) -> None:
-        """Delete every key under the prefix: every namespace of this store."""
+        """Delete every namespace of this store: the keys under the prefix that have the
+        shape of its entity and metadata keys, not the others (a log sharing the prefix
+        keeps its streams; :func:`~headwater.store.online.open_online_store` refuses a
+        prefix that overlaps the log's)."""
         pattern = _GLOB.sub(r"\\\1", self.prefix) + ":*"
+        own = re.compile(re.escape(self.prefix.encode()) + rb":[^:]+:(?:meta|e:.*)\Z", re.S)
         with failures(self._where, f"deleting the keys under {self.prefix!r}"):
             doomed: list[bytes] = []
             for key in self._client.scan_iter(match=pattern, count=1000):
+                if not own.match(key):
+                    continue
                 doomed.append(key)
                 if len(doomed) >= 1000:
                     self._client.unlink(*doomed)
