@@ -26,10 +26,12 @@ def pred(rid: str, entity: str, ts: int) -> Prediction:
 
 @st.composite
 def step_inputs(draw: st.DrawFn) -> tuple[JoinRule, list[StepInput]]:
-    """Random steps over one slot: predictions and outcomes (in time order, as a log holds
-    them), cut into steps that may or may not have read to the end of either topic."""
+    """Random steps over one slot of one to three partitions: predictions and outcomes
+    (each partition in time order, as a log holds them; an entity's in one partition),
+    cut into steps that may or may not have read each partition to its end."""
     rule = JoinRule(window=draw(st.integers(1, 20)),
                     timeout_label=draw(st.sampled_from([0.0, None])))
+    k = draw(st.integers(1, 3))
     n = draw(st.integers(0, 14))
     preds = sorted((pred(f"r{i}", draw(st.sampled_from("abc")), draw(st.integers(0, 60)))
                     for i in range(n)), key=lambda p: p.ts)
@@ -38,18 +40,24 @@ def step_inputs(draw: st.DrawFn) -> tuple[JoinRule, list[StepInput]]:
                                draw(st.sampled_from([None, 0.0, 1.0])),
                                draw(st.integers(0, 90)))
                        for _ in range(draw(st.integers(0, 14)))), key=lambda o: o.ts)
+    by_p = {q: [p for p in preds if "abc".index(p.entity) % k == q] for q in range(k)}
+    by_o = {q: [o for o in outcomes if "abc".index(o.entity) % k == q] for q in range(k)}
+    at_p, at_o = dict.fromkeys(range(k), 0), dict.fromkeys(range(k), 0)
     steps: list[StepInput] = []
-    i = j = 0
-    while i < len(preds) or j < len(outcomes) or not steps:
-        di = draw(st.integers(0, 4))
-        dj = draw(st.integers(0, 4))
-        i, j = min(i + di, len(preds)), min(j + dj, len(outcomes))
-        done = i == len(preds) and j == len(outcomes)
-        clock = draw(st.one_of(st.none(), st.integers(0, 120))) if j == len(outcomes) else None
-        lo_i = steps[-1].positions["predictions"][0] if steps else 0
-        lo_j = steps[-1].positions["outcomes"][0] if steps else 0
-        steps.append(StepInput(len(steps) + 1, {"predictions": {0: i}, "outcomes": {0: j}},
-                               preds[lo_i:i], outcomes[lo_j:j], caught_up=i == len(preds),
+    while not steps or any(at_p[q] < len(by_p[q]) or at_o[q] < len(by_o[q]) for q in range(k)):
+        read_p, read_o = {}, {}
+        for q in range(k):
+            i = min(at_p[q] + draw(st.integers(0, 4)), len(by_p[q]))
+            j = min(at_o[q] + draw(st.integers(0, 4)), len(by_o[q]))
+            read_p[q], read_o[q] = by_p[q][at_p[q]:i], by_o[q][at_o[q]:j]
+            at_p[q], at_o[q] = i, j
+        p_behind = [q for q in range(k) if at_p[q] < len(by_p[q])]
+        o_behind = [q for q in range(k) if at_o[q] < len(by_o[q])]
+        done = not p_behind and not o_behind
+        clock = None if o_behind else draw(st.one_of(st.none(), st.integers(0, 120)))
+        steps.append(StepInput(len(steps) + 1,
+                               {"predictions": dict(at_p), "outcomes": dict(at_o)},
+                               read_p, read_o, p_behind, o_behind,
                                clock_watermark=200 if done else clock))
     return rule, steps
 
@@ -105,13 +113,13 @@ def test_a_journal_replayed_after_any_crash_redoes_every_step_exactly(
 
 def test_a_quiet_step_changes_nothing_and_is_not_applied() -> None:
     task = JoinTask(JoinRule(window=10, timeout_label=0.0), P0)
-    first = StepInput(1, {"predictions": {0: 1}, "outcomes": {0: 0}}, [pred("a", "u", 5)], [],
-                      caught_up=True, clock_watermark=None)
+    first = StepInput(1, {"predictions": {0: 1}, "outcomes": {0: 0}}, {0: [pred("a", "u", 5)]},
+                      {}, [], [], clock_watermark=None)
     assert not task.quiet(first)
     task.advance(first)
-    idle = StepInput(2, first.positions, [], [], caught_up=True, clock_watermark=14)
+    idle = StepInput(2, first.positions, {}, {}, [], [], clock_watermark=14)
     assert task.quiet(idle)  # the window of a ends at 15: nothing is due yet
-    due = StepInput(2, first.positions, [], [], caught_up=True, clock_watermark=16)
+    due = StepInput(2, first.positions, {}, {}, [], [], clock_watermark=16)
     assert not task.quiet(due)
     assert [(e.request_id, e.source) for e in task.advance(due).examples] == [("a", "timeout")]
     with pytest.raises(ValueError, match="does not follow"):
@@ -122,13 +130,32 @@ def test_an_outcome_at_the_latest_prediction_time_waits_for_the_predictions() ->
     """Predictions not read to their end: another prediction at the same time may follow,
     so an outcome at that time waits rather than finding nothing to label."""
     task = JoinTask(JoinRule(window=10), P0)
-    task.advance(StepInput(1, {"predictions": {0: 1}, "outcomes": {0: 1}}, [pred("a", "u", 5)],
-                           [Outcome("b", "u", 1.0, 5)], caught_up=False, clock_watermark=None))
+    task.advance(StepInput(1, {"predictions": {0: 1}, "outcomes": {0: 1}},
+                           {0: [pred("a", "u", 5)]}, {0: [Outcome("b", "u", 1.0, 5)]},
+                           [0], [], clock_watermark=None))
     assert task.held == [Outcome("b", "u", 1.0, 5)]
     joined = task.advance(StepInput(2, {"predictions": {0: 2}, "outcomes": {0: 1}},
-                                    [pred("b", "u", 5)], [], caught_up=True,
+                                    {0: [pred("b", "u", 5)]}, {}, [], [],
                                     clock_watermark=None))
     assert [(e.request_id, e.label) for e in joined.examples] == [("b", 1.0)]
+
+
+def test_a_partition_behind_holds_back_the_outcomes_a_partition_ahead_would_let_go() -> None:
+    """Two predictions partitions in one slot: one read to 100, the other only to 10.
+    An outcome at 50 may answer a prediction of the second not read yet: it waits, and
+    no window closes past 10, until the second is read."""
+    two = {"predictions": {0: 0, 1: 0}, "outcomes": {0: 0}}
+    task = JoinTask(JoinRule(window=10, timeout_label=0.0), two)
+    joined = task.advance(StepInput(
+        1, {"predictions": {0: 1, 1: 1}, "outcomes": {0: 1}},
+        {0: [pred("a", "u", 100)], 1: [pred("b", "v", 10)]}, {0: [Outcome("c", "w", 1.0, 50)]},
+        [1], [], clock_watermark=None))
+    assert (joined.examples, joined.late, task.held) == ([], [], [Outcome("c", "w", 1.0, 50)])
+    joined = task.advance(StepInput(
+        2, {"predictions": {0: 1, 1: 2}, "outcomes": {0: 1}}, {1: [pred("c", "w", 45)]}, {},
+        [], [], clock_watermark=None))
+    assert [(e.request_id, e.source) for e in joined.examples] == [
+        ("b", "timeout"), ("c", "explicit")]
 
 
 def test_the_journal_cuts_a_torn_record_and_keeps_the_rest(tmp_path: Path) -> None:

@@ -271,15 +271,15 @@ class LabelJoiner:
         predictions_topic, outcomes_topic = self.topics
         task = slot.task
         positions = {t: dict(p) for t, p in task.positions.items()}
-        predictions = self._read(predictions_topic, slot.reads, positions, max_events)
-        outcome_batches = self._read(outcomes_topic, slot.reads, positions, max_events)
-        pred_rows = [row for b in predictions for row in predictions_of(b)]
-        read = [row for b in outcome_batches for row in outcomes_of(b)]
-        clock_watermark = None
-        if self._caught_up(outcomes_topic, positions):
-            clock_watermark = self.clock.now_us() - self.rule.lateness
-        step = StepInput(task.sequence + 1, positions, pred_rows, read,
-                         self._caught_up(predictions_topic, positions), clock_watermark)
+        predictions = {p: predictions_of(b) for p, b in
+                       self._read(predictions_topic, slot.reads, positions, max_events).items()}
+        read = {p: outcomes_of(b) for p, b in
+                self._read(outcomes_topic, slot.reads, positions, max_events).items()}
+        outcomes_behind = self._behind(outcomes_topic, positions)
+        step = StepInput(task.sequence + 1, positions, predictions, read,
+                         self._behind(predictions_topic, positions), outcomes_behind,
+                         None if outcomes_behind
+                         else self.clock.now_us() - self.rule.lateness)
         if task.quiet(step):
             return _NOTHING
         slot.journal.append(_ENCODE(step))
@@ -288,12 +288,14 @@ class LabelJoiner:
         if slot.journal.due:
             slot.journal.compact(task.sequence, task.snapshot())
             self._commit_positions()
+        outcomes = [o for rows in read.values() for o in rows]
         return JoinStep(
-            len(pred_rows), len(read), len(joined.examples), len(joined.late), joined.expired,
+            sum(map(len, predictions.values())), len(outcomes), len(joined.examples),
+            len(joined.late), joined.expired,
             timeouts=sum(1 for e in joined.examples if e.source == "timeout"),
             late_labels=sum(1 for x in joined.late if x.label is not None
                             and x.reason in _AFTER_WINDOW),
-            unlabelled=sum(1 for o in read if o.label is None))
+            unlabelled=sum(1 for o in outcomes if o.label is None))
 
     def run(self, *, idle_timeout_s: float | None = None, poll_s: float = 0.05,
             on_warning: Callable[[str], None] | None = None,
@@ -319,19 +321,23 @@ class LabelJoiner:
                 stop.wait(poll_s)
         return progress
 
-    def _caught_up(self, topic: str, positions: dict[str, dict[int, int]]) -> bool:
-        return all(at >= self.log.backend.offsets(topic, p)[1]
-                   for p, at in positions[topic].items())
+    def _behind(self, topic: str, positions: dict[str, dict[int, int]]) -> list[int]:
+        """The partitions of ``topic`` not read to their end."""
+        return [p for p, at in sorted(positions[topic].items())
+                if at < self.log.backend.offsets(topic, p)[1]]
 
     def _read(self, topic: str, reads: dict[str, list[int]],
-              positions: dict[str, dict[int, int]], max_events: int) -> list[pa.RecordBatch]:
-        batches = []
+              positions: dict[str, dict[int, int]], max_events: int
+              ) -> dict[int, pa.RecordBatch]:
+        """What is new in each partition of ``topic`` the slot reads (up to
+        ``max_events`` each), moving ``positions`` past it."""
+        batches = {}
         where = positions.setdefault(topic, {})
         for p in reads[topic]:
             at = where.setdefault(p, self.log.backend.offsets(topic, p)[0])
             fetched = self.log.read(topic, p, at, max_events)
             if fetched.batch.num_rows:
-                batches.append(fetched.batch)
+                batches[p] = fetched.batch
                 where[p] = fetched.next_offset
         return batches
 

@@ -5,31 +5,36 @@ are co-partitioned (the same number of partitions, both keyed by entity, so a re
 prediction and its outcomes are in partitions of the same number) slot ``p`` joins
 partition ``p`` of both; otherwise one slot joins them all. A :class:`JoinTask` holds a
 slot's :class:`~headwater.labels.join.JoinState`, the outcomes it holds back, the
-latest times it read and its positions, and applies one :class:`StepInput` at a time.
+latest times it read in each partition and its positions, and applies one
+:class:`StepInput` at a time.
 
-A step input is everything a step read and saw — the predictions and outcomes, the
-positions after them, whether the predictions were read to their end, and the clock's
-watermark when the outcomes were — so :meth:`JoinTask.advance` is a function of the
-task and the input: replaying the inputs of a journal from a snapshot rebuilds the task
-exactly, and redoes each step's examples and late outcomes exactly.
+A step input is everything a step read and saw — the predictions and outcomes of each
+partition, the positions after them, which partitions were not read to their end, and
+the clock's watermark when every outcomes partition was — so :meth:`JoinTask.advance`
+is a function of the task and the input: replaying the inputs of a journal from a
+snapshot rebuilds the task exactly, and redoes each step's examples and late outcomes
+exactly.
 
-The watermark that closes windows is the latest outcome time read, or — once the
-outcomes were read to their end — the clock minus the rule's ``lateness`` when that is
-later: a quiet outcomes topic (nobody clicked) still closes windows on time. While the
-predictions are not read to their end, outcomes at or after the latest prediction time
-read wait (the prediction they answer may not have been read yet), and the watermark
-stays below it.
+The watermark that closes windows is the latest outcome time read or — once every
+outcomes partition was read to its end — the clock minus the rule's ``lateness`` when
+that is later: a quiet outcomes topic (nobody clicked) still closes windows on time.
+While an outcomes partition is behind (not read to its end), the watermark stays at the
+latest time read from it, since its next outcomes may be that old. While a predictions
+partition is behind, outcomes at or after the latest time read from it wait (the
+prediction they answer may not have been read yet), and the watermark stays below it.
+(Each partition is taken to be in time order, as the prediction service appends it.)
 
 >>> from headwater.labels.join import JoinRule, Outcome, Prediction
 >>> task = JoinTask(JoinRule(window=10), {"predictions": {0: 0}, "outcomes": {0: 0}})
 >>> p = Prediction("r1", "u", b"{}", "m", 1, 0.5, "champion", True, 100)
->>> step = StepInput(1, {"predictions": {0: 1}, "outcomes": {0: 1}}, [p],
-...                  [Outcome("r1", "u", 1.0, 104)], caught_up=True, clock_watermark=None)
+>>> step = StepInput(1, {"predictions": {0: 1}, "outcomes": {0: 1}}, {0: [p]},
+...                  {0: [Outcome("r1", "u", 1.0, 104)]}, predictions_behind=[],
+...                  outcomes_behind=[], clock_watermark=None)
 >>> [(e.request_id, e.label) for e in task.advance(step).examples]
 [('r1', 1.0)]
->>> again = JoinTask.restore(JoinTask(JoinRule(window=10), step.positions).snapshot())
->>> again.sequence, again.positions["predictions"]
-(0, {0: 1})
+>>> again = JoinTask.restore(task.snapshot())
+>>> again.sequence, again.positions["predictions"], again.prediction_times
+(1, {0: 1}, {0: 100})
 """
 
 from __future__ import annotations
@@ -51,16 +56,19 @@ _NEVER = -(1 << 62)
 class StepInput(msgspec.Struct, array_like=True, frozen=True):
     """What one step of a slot read and saw: enough to redo it exactly.
 
-    ``positions`` are those after the step; ``caught_up`` says whether the predictions
-    were read to their end; ``clock_watermark`` is the clock minus the lateness when the
-    outcomes were read to their end (``None`` otherwise).
+    ``predictions`` and ``outcomes`` are the rows read from each partition, in log
+    order; ``positions`` those after the step; ``predictions_behind`` and
+    ``outcomes_behind`` the partitions not read to their end; ``clock_watermark`` the
+    clock minus the lateness when every outcomes partition was read to its end
+    (``None`` otherwise).
     """
 
     sequence: int
     positions: Positions
-    predictions: list[Prediction]
-    outcomes: list[Outcome]
-    caught_up: bool
+    predictions: dict[int, list[Prediction]]
+    outcomes: dict[int, list[Outcome]]
+    predictions_behind: list[int]
+    outcomes_behind: list[int]
     clock_watermark: int | None
 
 
@@ -69,8 +77,8 @@ class _Snapshot(msgspec.Struct, array_like=True):
     positions: Positions
     state: bytes
     held: list[Outcome]
-    prediction_time: int
-    outcome_time: int
+    prediction_times: dict[int, int]
+    outcome_times: dict[int, int]
 
 
 class JoinTask:
@@ -82,47 +90,61 @@ class JoinTask:
         #: The number of the last step applied (the journal's and the producer's).
         self.sequence = 0
         self.held: list[Outcome] = []
-        self.prediction_time = _NEVER
-        self.outcome_time = _NEVER
+        #: The latest prediction and outcome times read, per partition.
+        self.prediction_times: dict[int, int] = {}
+        self.outcome_times: dict[int, int] = {}
 
     @property
     def rule(self) -> JoinRule:
         return self.state.rule
 
-    def _watermark(self, prediction_time: int, outcome_time: int, step: StepInput) -> int:
-        watermark = outcome_time
-        if step.clock_watermark is not None:
-            watermark = max(watermark, step.clock_watermark)
-        if not step.caught_up:
-            watermark = min(watermark, prediction_time)
-        return watermark
+    def _horizon(self, step: StepInput) -> int | None:
+        """Outcomes from this time on wait (``None``: none wait)."""
+        if not step.predictions_behind:
+            return None
+        return min(self.prediction_times.get(p, _NEVER) for p in step.predictions_behind)
+
+    def _watermark(self, step: StepInput, horizon: int | None) -> int:
+        if step.outcomes_behind:
+            watermark = min(self.outcome_times.get(p, _NEVER) for p in step.outcomes_behind)
+        else:
+            watermark = max(self.outcome_times.values(), default=_NEVER)
+            if step.clock_watermark is not None:
+                watermark = max(watermark, step.clock_watermark)
+        return watermark if horizon is None else min(watermark, horizon)
 
     def quiet(self, step: StepInput) -> bool:
         """Whether ``step`` would change nothing (no event read, no outcome to let go,
         no window to close): such a step is neither applied nor journaled."""
-        if step.predictions or step.outcomes or (self.held and step.caught_up):
+        if any(step.predictions.values()) or any(step.outcomes.values()):
             return False
-        watermark = self._watermark(self.prediction_time, self.outcome_time, step)
-        return not self.state.due(watermark)
+        horizon = self._horizon(step)
+        if any(horizon is None or o.ts < horizon for o in self.held):
+            return False
+        return not self.state.due(self._watermark(step, horizon))
 
     def advance(self, step: StepInput) -> Joined:
         """Apply one step (the next in sequence): what it joined."""
         if step.sequence != self.sequence + 1:
             raise ValueError(f"step {step.sequence} does not follow step {self.sequence}")
-        if step.predictions:
-            self.prediction_time = max(self.prediction_time,
-                                       max(p.ts for p in step.predictions))
-        if step.outcomes:
-            self.outcome_time = max(self.outcome_time, max(o.ts for o in step.outcomes))
-        watermark = self._watermark(self.prediction_time, self.outcome_time, step)
-        outcomes = self.held + list(step.outcomes)
-        if step.caught_up:
+        for p, rows in step.predictions.items():
+            if rows:
+                self.prediction_times[p] = max(self.prediction_times.get(p, _NEVER),
+                                               max(r.ts for r in rows))
+        for p, outs in step.outcomes.items():
+            if outs:
+                self.outcome_times[p] = max(self.outcome_times.get(p, _NEVER),
+                                            max(o.ts for o in outs))
+        horizon = self._horizon(step)
+        watermark = self._watermark(step, horizon)
+        outcomes = self.held + [o for p in sorted(step.outcomes) for o in step.outcomes[p]]
+        if horizon is None:
             self.held = []
         else:  # an outcome at or after the horizon may answer a prediction not read yet
-            horizon = self.prediction_time
             self.held = [o for o in outcomes if o.ts >= horizon]
             outcomes = [o for o in outcomes if o.ts < horizon]
-        self.state.add_predictions(step.predictions)
+        self.state.add_predictions(r for p in sorted(step.predictions)
+                                   for r in step.predictions[p])
         joined = self.state.apply(outcomes, watermark)
         self.sequence = step.sequence
         self.positions = {t: dict(p) for t, p in step.positions.items()}
@@ -134,7 +156,7 @@ class JoinTask:
         """The task as bytes (MessagePack): :meth:`restore` continues from it exactly."""
         return msgspec.msgpack.encode(_Snapshot(
             self.sequence, self.positions, self.state.snapshot(), self.held,
-            self.prediction_time, self.outcome_time))
+            self.prediction_times, self.outcome_times))
 
     @classmethod
     def restore(cls, data: bytes, rule: JoinRule | None = None) -> JoinTask:
@@ -146,5 +168,6 @@ class JoinTask:
         task.state = state
         task.sequence = snap.sequence
         task.held = [Outcome(*o) for o in snap.held]
-        task.prediction_time, task.outcome_time = snap.prediction_time, snap.outcome_time
+        task.prediction_times = dict(snap.prediction_times)
+        task.outcome_times = dict(snap.outcome_times)
         return task
