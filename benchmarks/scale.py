@@ -20,7 +20,8 @@ same run.
 - ``joiner_step_bytes``: bytes a joiner's step writes (the kernel's count of bytes
   passed to ``write``), median over steps of 50 predictions and 50 outcomes each, with
   few and with many open predictions; ``joiner_step_bytes_ratio`` is many over few
-  (the state it would rewrite each step is ``joiner_state_bytes``).
+  (the state, which a whole-state checkpoint would rewrite every step, is
+  ``joiner_state_bytes``: its snapshot once the open predictions were read).
 
 Usage::
 
@@ -332,7 +333,7 @@ def step_bytes(root: Path, open_predictions: int, steps: int) -> tuple[float, in
             [(f"r{i}", f"u{i % 5000}", t0 + i) for i in range(lo, hi)]))
     state = root / f"state-{n}"
     joiner = LabelJoiner(log, JoinRule(window=3_600 * SECOND), state_dir=state, clock=clock,
-                         fsync=False)
+                         fsync=False, compact_bytes=1 << 20)  # the state is snapshot once
     while joiner.step().predictions:
         pass
     per_step = []
