@@ -1,40 +1,63 @@
-"""Benchmark of scaling out: several processes of one component, nothing lost or twice.
+"""Scale-out benchmarks: what holds when one process is outgrown.
 
-Prints one JSON object to stdout (progress goes to stderr), with the machine's load
-(``uptime``) when it ran. Everything runs on this machine, on the embedded log and
-model store (loopback only); each figure has its own function and its baseline in the
-same run.
+Prints one JSON object to stdout (progress goes to stderr): the machine's load
+(``uptime``) and the figures of every function in :data:`FIGURES` (or those named with
+``--only``). Each figure is a function of the parsed arguments returning a dict of
+figures, so another one is one more function in the table.
 
-- ``joiners2_identical``: predictions and outcomes (future times, so the clock closes no
-  window) are appended in chunks over eight co-partitioned partitions, twice, to two
-  homes: one ``headwater labels run`` process joins the first; two join the second,
-  one of them SIGKILLed half way. True when both give the same training examples
-  (every column but the offsets) and the same late outcomes, as multisets.
-- ``trainers2_lineage_forks`` (target 0): two ``headwater train --strategy continual``
-  processes for one model while examples arrive; the one training is SIGKILLed half
-  way and the standby takes over when its lease runs out. A fork is a promotion of the
-  champion to a version that does not descend from the one it replaces
-  (:func:`headwater.registry.forks`). The baseline,
-  ``trainers2_lineage_forks_without_lease``, is two trainers of the same kind over the
-  same examples without a lease, stepping in turn.
-- ``joiner_step_bytes``: bytes a joiner's step writes (the kernel's count of bytes
-  passed to ``write``), median over steps of 50 predictions and 50 outcomes each, with
-  few and with many open predictions; ``joiner_step_bytes_ratio`` is many over few
-  (the state, which a whole-state checkpoint would rewrite every step, is
-  ``joiner_state_bytes``: its snapshot once the open predictions were read).
+``pit_20m_peak_rss_mb``: the peak resident memory (MiB) of a point-in-time join over a
+feature history of ``--rows`` rows (20 M by default), as
+:meth:`~headwater.store.history.FeatureHistory.values_at` streams it, one entity bucket
+at a time; target <= 1000. Measured in a fresh subprocess (``ru_maxrss``), beside the
+same join done in memory (the whole history read, then one ``point_in_time``) in another
+subprocess of the same run: ``pit_peak_rss_vs_in_memory`` is the ratio, and
+``pit_agrees`` says whether both gave the same values.
+
+Workload: ``--entities`` entities with lognormal activity (the busiest ~10x the median)
+over ``--days`` days, written as the feature engine writes (4 tasks, checkpoints in time
+order) into a temporary history and compacted; ``--queries`` label rows at uniform times.
+Features: ``sum(amount)`` over 1 day sliding by 1 hour, ``last(amount)`` and ``count``
+over the lifetime (no TTL, so every row of the history is read), as of event time.
+
+``joiners2_identical``: predictions and outcomes (future times, so the clock closes no
+window) are appended in chunks over eight co-partitioned partitions, twice, to two
+homes: one ``headwater labels run`` process joins the first; two join the second, one of
+them SIGKILLed half way. True when both give the same training examples (every column
+but the offsets) and the same late outcomes, as multisets (``--predictions``, 50,500 by
+default).
+
+``trainers2_lineage_forks`` (target 0): two ``headwater train --strategy continual``
+processes for one model while examples arrive; the one training is SIGKILLed half way
+and the standby takes over when its lease runs out. A fork is a promotion of the
+champion to a version that does not descend from the one it replaces
+(:func:`headwater.registry.forks`). The baseline,
+``trainers2_lineage_forks_without_lease``, is two trainers of the same kind over the same
+examples without a lease, stepping in turn.
+
+``joiner_step_bytes``: the bytes a joiner's step writes (the kernel's count of bytes
+passed to ``write``), median over steps of 50 predictions and 50 outcomes each, with
+2,000 and with ``--open`` open predictions; ``joiner_step_bytes_ratio`` is many over few.
+``joiner_state_bytes`` is the state a whole-state checkpoint would rewrite every step
+(its snapshot once the open predictions were read).
 
 Usage::
 
-    .venv/bin/python benchmarks/scale.py
-    .venv/bin/python benchmarks/scale.py --predictions 20000 --open 200000
+    python benchmarks/scale.py                  # 20 M rows: a few minutes
+    python benchmarks/scale.py --rows 2000000   # a quick run
+    python benchmarks/scale.py --only joiners2_identical --only trainers2_lineage_forks
 """
 
 from __future__ import annotations
 
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+             "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "RAYON_NUM_THREADS"):
+    os.environ[_var] = "1"
+
 import argparse
 import json
-import os
-import shutil
+import resource
 import signal
 import statistics
 import subprocess
@@ -43,14 +66,22 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
+
+pa.set_cpu_count(1)
+pa.set_io_thread_count(1)
 
 from headwater.config import Settings
+from headwater.features.definitions import Entity, Feature, StreamSource
+from headwater.features.pointintime import Queries, Sources, point_in_time
+from headwater.features.windows import Sliding
 from headwater.labels import (
     OUTCOMES_SCHEMA,
     OUTCOMES_TOPIC,
@@ -66,21 +97,132 @@ from headwater.log.schema import TIMESTAMP
 from headwater.models import LogisticRegression
 from headwater.registry import forks, open_registry
 from headwater.serving.prediction_log import PREDICTIONS_SCHEMA, PREDICTIONS_TOPIC
+from headwater.store.history import FeatureHistory
 from headwater.testing import ManualClock, MemoryBackend
 from headwater.time import SystemClock
+
+DAY = 86_400_000_000
+START = 1_717_200_000_000_000  # 2024-06-01T00:00Z
+TASKS = 4
+SOURCE = "payments"
+USER = Entity("user", key="user")
+PAYMENTS = StreamSource.of(SOURCE)
+FEATURES = [
+    Feature.of("spend_1d", USER, PAYMENTS, "sum", column="amount",
+               window=Sliding.of("1d", hop="1h")),
+    Feature.of("last_amount", USER, PAYMENTS, "last", column="amount"),
+    Feature.of("payments", USER, PAYMENTS, "count"),
+]
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def uptime_load() -> list[float]:
+    """The load averages over 1, 5 and 15 minutes, as ``uptime`` shows them."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+# -- pit_20m_peak_rss_mb ----------------------------------------------------------------
+
+def _names(ids: np.ndarray[Any, np.dtype[np.int64]]) -> pa.Array:
+    return pa.array(np.char.add("u", ids.astype("U7")).astype(object), pa.string())
+
+
+def write_history(root: Path, args: argparse.Namespace) -> None:
+    """``args.rows`` history rows in checkpoints of about 2 M rows, in time order, as
+    ``TASKS`` engine tasks would write them; then compacted."""
+    rng = np.random.default_rng(args.seed)
+    weight = rng.lognormal(0.0, 1.0, args.entities)
+    weight /= weight.sum()
+    history = FeatureHistory(root)
+    chunk = 2_000_000
+    offsets = np.zeros(TASKS, np.int64)
+    span = args.days * DAY
+    for checkpoint, first in enumerate(range(0, args.rows, chunk)):
+        n = min(chunk, args.rows - first)
+        entity = rng.choice(args.entities, n, p=weight)
+        low, high = span * first // args.rows, span * (first + n) // args.rows
+        tau = np.sort(START + rng.integers(low, max(high, low + 1), n))
+        alpha = tau + rng.lognormal(13.0, 1.5, n).astype(np.int64)
+        task = entity % TASKS
+        for t in range(TASKS):
+            mine = np.flatnonzero(task == t)
+            history.write(SOURCE, pa.table({
+                "_entity": _names(entity[mine]), "_event_time": tau[mine],
+                "_append_time": alpha[mine], "_partition": np.full(len(mine), t, np.int32),
+                "_offset": offsets[t] + np.arange(len(mine)),
+                "amount": np.round(rng.lognormal(3.0, 1.0, len(mine)), 2),
+            }), checkpoint=checkpoint, task=f"{SOURCE}-{t}")
+            offsets[t] += len(mine)
+        log(f"  wrote {first + n:,} rows")
+    history.compact(SOURCE)
+    labels = rng.choice(args.entities, args.queries, p=weight)
+    pq.write_table(pa.table({"entity": _names(labels),
+                             "t": START + rng.integers(0, span, args.queries)}),
+                   root / "queries.parquet")
+
+
+def join_child(root: str, how: str, out: str) -> None:
+    """In a fresh process: the join, streamed or in memory; prints its peak RSS."""
+    queries = pq.read_table(Path(root) / "queries.parquet")
+    keys = queries.column("entity").combine_chunks()
+    times = np.asarray(queries.column("t"), np.int64)
+    history = FeatureHistory(root)
+    del queries
+    begin = time.perf_counter()
+    if how == "stream":
+        frame = history.values_at(FEATURES, SOURCE, Queries(keys, times))
+    else:  # the whole history in memory, then one join
+        events = history.scan(SOURCE, columns=["amount"])
+        frame = point_in_time(FEATURES, Sources(events, "_entity", "_event_time"),
+                              Queries(keys, times))
+    seconds = time.perf_counter() - begin
+    pq.write_table(frame, out)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(json.dumps({"peak_rss_mb": round(peak_mb, 1), "seconds": round(seconds, 2)}))
+
+
+def measured_join(root: Path, how: str) -> tuple[dict[str, float], pa.Table]:
+    out = root / f"frame-{how}.parquet"
+    done = subprocess.run([sys.executable, __file__, "--child", how, "--dir", str(root),
+                           "--out", str(out)], capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"the {how} join failed:\n{done.stderr}")
+    return json.loads(done.stdout), pq.read_table(out)
+
+
+def pit_20m_peak_rss_mb(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="headwater-scale-") as folder:
+        root = Path(folder)
+        log(f"pit: writing a history of {args.rows:,} rows")
+        begin = time.perf_counter()
+        write_history(root, args)
+        written = time.perf_counter() - begin
+        log("pit: the streamed join")
+        stream, streamed = measured_join(root, "stream")
+        log("pit: the join in memory")
+        memory, in_memory = measured_join(root, "memory")
+    agrees = all(streamed.column(n).equals(in_memory.column(n)) for n in in_memory.column_names)
+    return {
+        "pit_20m_peak_rss_mb": stream["peak_rss_mb"],
+        "pit_in_memory_peak_rss_mb": memory["peak_rss_mb"],
+        "pit_peak_rss_vs_in_memory": round(stream["peak_rss_mb"] / memory["peak_rss_mb"], 3),
+        "pit_seconds": stream["seconds"],
+        "pit_in_memory_seconds": memory["seconds"],
+        "pit_agrees": agrees,
+        "pit_rows": args.rows,
+        "pit_queries": args.queries,
+        "pit_write_and_compact_seconds": round(written, 1),
+    }
+
+
+# -- joiners2_identical, trainers2_lineage_forks, joiner_step_bytes ----------------------
 
 SECOND = 1_000_000
 PARTITIONS = 8
 Event = tuple[int, str, tuple[str, str, int]]
-
-
-def log_progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def uptime() -> str:
-    done = subprocess.run(["uptime"], capture_output=True, text=True, check=False)
-    return done.stdout.strip()
 
 
 # -- the data ------------------------------------------------------------------------
@@ -124,13 +266,13 @@ def events(n: int, t0: int) -> list[Event]:
     return out
 
 
-def append(log: Log, chunk: list[Event]) -> None:
+def append(topics: Log, chunk: list[Event]) -> None:
     ps = [e[2] for e in chunk if e[1] == "p"]
     os_ = [e[2] for e in chunk if e[1] == "o"]
     if ps:
-        log.append(PREDICTIONS_TOPIC, predictions_batch(ps))
+        topics.append(PREDICTIONS_TOPIC, predictions_batch(ps))
     if os_:
-        log.append(OUTCOMES_TOPIC, outcomes_batch(os_))
+        topics.append(OUTCOMES_TOPIC, outcomes_batch(os_))
 
 
 def env_of(home: Path) -> dict[str, str]:
@@ -153,36 +295,36 @@ def joiner_process(home: Path) -> subprocess.Popen[str]:
 
 
 def joined(home: Path) -> tuple[Counter[tuple[Any, ...]], Counter[tuple[Any, ...]]]:
-    log = Log(EmbeddedBackend(home / "log", fsync="never"))
+    topics = Log(EmbeddedBackend(home / "log", fsync="never"))
     try:
         keys = ("request_id", "entity", "features", "version", "label", "source",
                 "prediction_time", "label_time")
-        examples = Counter(tuple(r[k] for k in keys) for f in log.replay(TRAINING_EXAMPLES_TOPIC)
+        examples = Counter(tuple(r[k] for k in keys) for f in topics.replay(TRAINING_EXAMPLES_TOPIC)
                            for r in f.batch.to_pylist())
         late = Counter((r["request_id"], r["reason"], r["ts"])
-                       for f in log.replay(f"{OUTCOMES_TOPIC}.late")
+                       for f in topics.replay(f"{OUTCOMES_TOPIC}.late")
                        for r in f.batch.to_pylist())
     finally:
-        log.close()
+        topics.close()
     return examples, late
 
 
 def run_joiners(home: Path, stream: list[Event], processes: int, kill: bool) -> float:
     """Append ``stream`` in chunks while ``processes`` joiners run; SIGKILL the first
     half way when ``kill``. Returns the wall seconds until the last joiner stopped."""
-    log = Log(EmbeddedBackend(home / "log", fsync="never"))
-    log.create_topic(PREDICTIONS_TOPIC, PREDICTIONS_SCHEMA, partitions=PARTITIONS)
-    log.create_topic(OUTCOMES_TOPIC, OUTCOMES_SCHEMA, partitions=PARTITIONS)
+    topics = Log(EmbeddedBackend(home / "log", fsync="never"))
+    topics.create_topic(PREDICTIONS_TOPIC, PREDICTIONS_SCHEMA, partitions=PARTITIONS)
+    topics.create_topic(OUTCOMES_TOPIC, OUTCOMES_SCHEMA, partitions=PARTITIONS)
     procs = [joiner_process(home) for _ in range(processes)]
     started = time.perf_counter()
     chunks = [stream[i:i + 500] for i in range(0, len(stream), 500)]
     for k, chunk in enumerate(chunks):
-        append(log, chunk)
+        append(topics, chunk)
         time.sleep(0.02)
         if kill and k == len(chunks) // 2:
             os.kill(procs[0].pid, signal.SIGKILL)
             procs[0].wait()
-    log.close()
+    topics.close()
     for proc in procs[1:] if kill else procs:
         _, err = proc.communicate(timeout=900)
         if proc.returncode != 0:
@@ -190,11 +332,16 @@ def run_joiners(home: Path, stream: list[Event], processes: int, kill: bool) -> 
     return time.perf_counter() - started
 
 
-def joiners2_identical(root: Path, predictions: int) -> dict[str, Any]:
+def joiners2_identical(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="headwater-scale-") as folder:
+        return _joiners2_identical(Path(folder), args.predictions)
+
+
+def _joiners2_identical(root: Path, predictions: int) -> dict[str, Any]:
     stream = events(predictions, SystemClock().now_us() + 86_400 * SECOND)
-    log_progress(f"joiners: {predictions:,} predictions, one joiner process")
+    log(f"joiners: {predictions:,} predictions, one joiner process")
     one_s = run_joiners(root / "one", stream, 1, kill=False)
-    log_progress("joiners: two joiner processes, one killed half way")
+    log("joiners: two joiner processes, one killed half way")
     two_s = run_joiners(root / "two", stream, 2, kill=True)
     one, one_late = joined(root / "one")
     two, two_late = joined(root / "two")
@@ -210,16 +357,16 @@ def joiners2_identical(root: Path, predictions: int) -> dict[str, Any]:
 class _Stream:
     """Examples of y = [x1 + x2 > 0] served by model ``m``, a minute apart."""
 
-    def __init__(self, log: Log) -> None:
-        self.log, self.n = log, 0
+    def __init__(self, topics: Log) -> None:
+        self.topics, self.n = topics, 0
         self.rng = np.random.default_rng(3)
-        log.ensure_topic(TRAINING_EXAMPLES_TOPIC, TRAINING_EXAMPLES_SCHEMA)
+        topics.ensure_topic(TRAINING_EXAMPLES_TOPIC, TRAINING_EXAMPLES_SCHEMA)
 
     def add(self, count: int) -> None:
         x = self.rng.normal(size=(count, 2))
         y = (x[:, 0] + x[:, 1] > 0).astype(float)
         times = [946_684_800_000_000 + (self.n + i) * 60 * SECOND for i in range(count)]
-        self.log.append(TRAINING_EXAMPLES_TOPIC, pa.record_batch({
+        self.topics.append(TRAINING_EXAMPLES_TOPIC, pa.record_batch({
             "request_id": [f"r{self.n + i}" for i in range(count)], "entity": ["e"] * count,
             "features": [msgspec.json.encode({"x1": a, "x2": b}) for a, b in x.tolist()],
             "model": ["m"] * count, "version": pa.array([1] * count, pa.int64()),
@@ -261,14 +408,19 @@ def count_forks(home: Path) -> tuple[int, int]:
     return len(found), len(versions)
 
 
-def trainers2_lineage_forks(root: Path, rounds: int) -> dict[str, Any]:
+def trainers2_lineage_forks(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="headwater-scale-") as folder:
+        return _trainers2_lineage_forks(Path(folder), args.rounds)
+
+
+def _trainers2_lineage_forks(root: Path, rounds: int) -> dict[str, Any]:
     home = root / "trainers"
-    log = Log(EmbeddedBackend(home / "log", fsync="never"))
-    stream = _Stream(log)
+    topics = Log(EmbeddedBackend(home / "log", fsync="never"))
+    stream = _Stream(topics)
     stream.add(100)
     args = [sys.executable, "-m", "headwater", "train", "--model", "m", "--strategy",
             "continual", "--volume", "200", "--margin", "10", "--poll", "0.1", "--lease", "2s"]
-    log_progress("trainers: two continual trainer processes for one model")
+    log("trainers: two continual trainer processes for one model")
     procs = []
     for _ in range(2):
         procs.append(_Collected(subprocess.Popen(args, env=env_of(home), text=True,
@@ -287,10 +439,10 @@ def trainers2_lineage_forks(root: Path, rounds: int) -> dict[str, Any]:
     time.sleep(1.0)
     procs[1].proc.send_signal(signal.SIGTERM)
     procs[1].proc.wait(timeout=120)
-    log.close()
+    topics.close()
     with_lease, versions = count_forks(home)
 
-    log_progress("trainers: the baseline, two trainers without a lease")
+    log("trainers: the baseline, two trainers without a lease")
     base = root / "baseline"
     clock = ManualClock(946_684_800_000_000)
     blog = Log(MemoryBackend(clock=clock), clock=clock)
@@ -323,24 +475,24 @@ def written() -> int:
 def step_bytes(root: Path, open_predictions: int, steps: int) -> tuple[float, int]:
     clock = ManualClock(946_684_800_000_000)
     t0 = clock.now_us()
-    log = Log(MemoryBackend(clock=clock), clock=clock)
-    log.create_topic(PREDICTIONS_TOPIC, PREDICTIONS_SCHEMA)
-    log.create_topic(OUTCOMES_TOPIC, OUTCOMES_SCHEMA)
+    topics = Log(MemoryBackend(clock=clock), clock=clock)
+    topics.create_topic(PREDICTIONS_TOPIC, PREDICTIONS_SCHEMA)
+    topics.create_topic(OUTCOMES_TOPIC, OUTCOMES_SCHEMA)
     n = open_predictions
     for lo in range(0, n, 20_000):
         hi = min(lo + 20_000, n)
-        log.append(PREDICTIONS_TOPIC, predictions_batch(
+        topics.append(PREDICTIONS_TOPIC, predictions_batch(
             [(f"r{i}", f"u{i % 5000}", t0 + i) for i in range(lo, hi)]))
     state = root / f"state-{n}"
-    joiner = LabelJoiner(log, JoinRule(window=3_600 * SECOND), state_dir=state, clock=clock,
+    joiner = LabelJoiner(topics, JoinRule(window=3_600 * SECOND), state_dir=state, clock=clock,
                          fsync=False, compact_bytes=1 << 20)  # the state is snapshot once
     while joiner.step().predictions:
         pass
     per_step = []
     for k in range(steps):
-        log.append(PREDICTIONS_TOPIC, predictions_batch(
+        topics.append(PREDICTIONS_TOPIC, predictions_batch(
             [(f"r{i}", f"u{i % 5000}", t0 + n + i) for i in range(n + 50 * k, n + 50 * k + 50)]))
-        log.append(OUTCOMES_TOPIC, outcomes_batch(
+        topics.append(OUTCOMES_TOPIC, outcomes_batch(
             [(f"r{i}", f"u{i % 5000}", t0 + 2 * n + 50 * k) for i in range(50 * k, 50 * k + 50)]))
         before = written()
         joiner.step()
@@ -350,32 +502,57 @@ def step_bytes(root: Path, open_predictions: int, steps: int) -> tuple[float, in
     return statistics.median(per_step), snapshot.stat().st_size
 
 
-def joiner_step_bytes(root: Path, open_many: int) -> dict[str, Any]:
+def joiner_step_bytes(args: argparse.Namespace) -> dict[str, Any]:
     if not Path("/proc/self/io").exists():
         return {}
-    log_progress(f"joiner step bytes: 2,000 and {open_many:,} open predictions")
+    with tempfile.TemporaryDirectory(prefix="headwater-scale-") as folder:
+        return _joiner_step_bytes(Path(folder), args.open)
+
+
+def _joiner_step_bytes(root: Path, open_many: int) -> dict[str, Any]:
+    log(f"joiner step bytes: 2,000 and {open_many:,} open predictions")
     few, _ = step_bytes(root, 2_000, steps=100)
     many, state = step_bytes(root, open_many, steps=100)
     return {"joiner_step_bytes": {"open_2000": few, f"open_{open_many}": many},
             "joiner_step_bytes_ratio": round(many / few, 3), "joiner_state_bytes": state}
 
 
+#: Every figure: a function of the arguments returning its figures.
+FIGURES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "pit_20m_peak_rss_mb": pit_20m_peak_rss_mb,
+    "joiners2_identical": joiners2_identical,
+    "trainers2_lineage_forks": trainers2_lineage_forks,
+    "joiner_step_bytes": joiner_step_bytes,
+}
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--predictions", type=int, default=50_500)
-    parser.add_argument("--rounds", type=int, default=12, help="trainer rounds of 200")
-    parser.add_argument("--open", type=int, default=200_000)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", action="append", choices=sorted(FIGURES),
+                        help="Run only this figure (repeatable).")
+    parser.add_argument("--rows", type=int, default=20_000_000, help="History rows.")
+    parser.add_argument("--queries", type=int, default=1_000_000, help="Label rows.")
+    parser.add_argument("--entities", type=int, default=200_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--predictions", type=int, default=50_500,
+                        help="Predictions the joiners join.")
+    parser.add_argument("--rounds", type=int, default=12,
+                        help="Rounds of 200 examples the trainers learn.")
+    parser.add_argument("--open", type=int, default=200_000,
+                        help="Open predictions for a joiner step's bytes.")
+    parser.add_argument("--child", choices=["stream", "memory"], help=argparse.SUPPRESS)
+    parser.add_argument("--dir", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="hw-bench-scale-"))
-    figures: dict[str, Any] = {"uptime": uptime()}
-    try:
-        figures.update(joiners2_identical(root, args.predictions))
-        figures.update(trainers2_lineage_forks(root, args.rounds))
-        figures.update(joiner_step_bytes(root, args.open))
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-    figures["uptime_after"] = uptime()
-    print(json.dumps(figures))
+    if args.child:
+        join_child(args.dir, args.child, args.out)
+        return
+    results: dict[str, Any] = {"uptime_load": uptime_load(), "cores": os.cpu_count()}
+    for name in args.only or list(FIGURES):
+        results.update(FIGURES[name](args))
+    results["uptime_load_after"] = uptime_load()
+    print(json.dumps(results))
 
 
 if __name__ == "__main__":

@@ -53,6 +53,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Where the model store keeps artifacts: a directory or an fsspec URL (``s3://…``).
     Defaults to ``<registry>/artifacts`` for a directory registry; a server registry
     needs it."""
+    history_url: str | None = None
+    """The feature history: a directory or an fsspec URL (``s3://bucket/history``).
+    Defaults to ``<home>/features/history``."""
     project: str = "features.py"
     """The Python module (a file) holding the feature definitions."""
     admin_token: str | None = None
@@ -132,6 +135,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def registry_location(self) -> str:
         """The model store's records (``registry_url``, or ``<home>/registry``)."""
         return self.registry_url or str(Path(self.home) / "registry")
+
+    @property
+    def history_location(self) -> str:
+        """The feature history (``history_url``, or ``<home>/features/history``)."""
+        return self.history_url or str(self.features_dir / "history")
 
     @property
     def features_dir(self) -> Path:

@@ -29,3 +29,29 @@ def test_a_file_error_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code in (1, 2)
     assert result.stderr.startswith("error: ")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_in_process_store_is_refused_across_processes(tmp_path: Path) -> None:
+    """kafka+mock:// and memory:// live inside one process: each command (and each
+    component of headwater run) would get its own empty cluster. Refused, with why."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HEADWATER_HOME": str(tmp_path)}
+    for argv in (["--log", "kafka+mock://", "topics", "create", "payments", "--schema",
+                  "user:string,ts:timestamp", "--key", "user", "--event-time", "ts"],
+                 ["--log", "memory://", "topics", "list"],
+                 ["--log", "kafka+mock://", "run", "--model", "churn"]):
+        done = subprocess.run([sys.executable, "-m", "headwater", *argv], env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 2, (argv, done.stderr)
+        assert "--log" in done.stderr
+        assert "lives inside one process" in done.stderr
+        assert "Traceback" not in done.stderr
+    done = subprocess.run([sys.executable, "-m", "headwater", "run", "--model", "churn"],
+                          env={**env, "HEADWATER_ONLINE_URL": "memory://"},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "HEADWATER_ONLINE_URL 'memory://' lives inside one process" in done.stderr
+    assert not (tmp_path / "run").exists()  # nothing was started

@@ -105,3 +105,41 @@ def test_bad_projects(tmp_path: Path) -> None:
     (tmp_path / "features.py").write_text("raise RuntimeError('boom')\n")
     assert "RuntimeError: boom" in run(tmp_path, "features", "apply").stderr
     assert run(tmp_path, "features", "list").exit_code == 2
+
+
+def test_get_at_reads_the_history_and_the_log_after_it_as_processes(project: Path) -> None:
+    """The engine (a process) writes the history; events appended after it stopped are
+    read from the log; another process's get --at sees both, as a replay would."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HEADWATER_HOME": str(project / "home"),
+           "HEADWATER_PROJECT": str(project / "features.py")}
+
+    def headwater(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([sys.executable, "-m", "headwater", "--log", str(project / "log"),
+                               *args], env=env, input=input, capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    def get(user: str, at: str) -> subprocess.CompletedProcess[str]:
+        return headwater("features", "get", user, "--at", at, "--request", '{"amount": 1}')
+
+    before = get("ada", "2024-05-01T12:00:00Z")
+    assert "replaying all of payments: no feature history of" in before.stderr
+    headwater("features", "run", "--idle-timeout", "0")
+    assert list((project / "home/features/history/source=payments").glob("bucket=*"))
+    headwater("produce", "payments", "-", input='{"user": "ada", "amount": 2, '
+              '"ts": "2024-05-01T04:00:00Z"}\n{"user": "cy", "amount": 1, '
+              '"ts": "2024-05-01T04:00:00Z"}\n')
+    got = get("ada", "2024-05-01T12:00:00Z")
+    assert "replaying" not in got.stderr
+    assert "42.0" in got.stdout  # 10 + 30 from the history, 2 from the log after it
+    assert "3" in got.stdout  # payments that day
+    earlier = get("ada", "2024-05-01T02:30:00Z").stdout
+    assert "40.0" in earlier
+    assert "42.0" not in earlier
+    assert "5.0" in get("bob", "2024-05-01T12:00:00Z").stdout
+    assert "1.0" in get("cy", "2024-05-01T12:00:00Z").stdout  # only in the log

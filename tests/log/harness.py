@@ -4,6 +4,11 @@ A harness opens :class:`~headwater.log.Log` handles onto one storage; opening a 
 handle after closing the first is how tests simulate a process restart. Server backends
 skip when their server is absent, unless ``HEADWATER_REQUIRE_SERVICES=1`` (set by CI),
 which turns the skip into a failure.
+
+Kafka tests run on librdkafka's mock cluster in the test process, or on a real cluster
+when ``HEADWATER_TEST_KAFKA_BOOTSTRAP`` names its bootstrap servers (``host:9092``): each
+test then keeps its topics and groups under a prefix of its own and deletes them after
+(:class:`KafkaTarget`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from headwater.testing import ManualClock, MemoryBackend
 
 START_US = 1_700_000_000_000_000
 REDIS_URL = os.environ.get("HEADWATER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+KAFKA_BOOTSTRAP = os.environ.get("HEADWATER_TEST_KAFKA_BOOTSTRAP", "")
 
 
 def require_services() -> bool:
@@ -103,20 +109,65 @@ def redis_harness(tmp_path: Path) -> Iterator[Harness]:
         probe.close()
 
 
+class KafkaTarget:
+    """The cluster a Kafka test runs on: the one at ``HEADWATER_TEST_KAFKA_BOOTSTRAP``, or
+    else a mock cluster started in this process. On a real cluster the test's topics and
+    groups live under a prefix of their own (``?prefix=``), so tests and runs never meet,
+    and :meth:`close` deletes them; on the mock, ``prefixed=False`` keeps plain names."""
+
+    def __init__(self, clock: ManualClock, *, prefixed: bool = True) -> None:
+        from headwater.log.kafka import KafkaBackend
+
+        self.real = bool(KAFKA_BOOTSTRAP)
+        self.prefix = f"hwtest-{uuid.uuid4().hex[:12]}" if self.real or prefixed else ""
+        self.owner: KafkaBackend | None = None
+        if self.real:
+            self.bootstrap = KAFKA_BOOTSTRAP
+        else:
+            self.owner = KafkaBackend("kafka+mock://", clock=clock)  # owns the mock
+            self.bootstrap = self.owner.bootstrap_servers
+
+    @property
+    def url(self) -> str:
+        return f"kafka://{self.bootstrap}" + (f"?prefix={self.prefix}" if self.prefix else "")
+
+    def name(self, topic_or_group: str) -> str:
+        """The name in Kafka of a topic or group of the log."""
+        return f"{self.prefix}.{topic_or_group}" if self.prefix else topic_or_group
+
+    def close(self) -> None:
+        if self.owner is not None:
+            self.owner.close()
+            return
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        mine = [t for t in admin.list_topics(timeout=10).topics
+                if t.startswith(f"{self.prefix}.")]
+        if mine:
+            for future in admin.delete_topics(mine, operation_timeout=30).values():
+                future.result()
+        groups = [g.group_id for g in admin.list_consumer_groups().result(timeout=10).valid
+                  if g.group_id.startswith(f"{self.prefix}.")]
+        if groups:
+            for future in admin.delete_consumer_groups(groups).values():
+                future.result()
+
+
 @contextmanager
 def kafka_harness(tmp_path: Path) -> Iterator[Harness]:
     pytest.importorskip("confluent_kafka", reason="pip install 'headwater[kafka]'")
     from headwater.log.kafka import KafkaBackend
 
     clock = ManualClock(START_US)
-    cluster = KafkaBackend("kafka+mock://", clock=clock)  # owns the mock cluster
-    url = f"kafka://{cluster.bootstrap_servers}"
-    harness = Harness("kafka", clock, lambda: KafkaBackend(url, clock=clock, timeout_s=10))
+    target = KafkaTarget(clock)
+    harness = Harness("kafka", clock,
+                      lambda: KafkaBackend(target.url, clock=clock, timeout_s=10))
     try:
         yield harness
     finally:
         harness.close()
-        cluster.close()
+        target.close()
 
 
 HARNESSES = {

@@ -30,6 +30,7 @@ from rich.text import Text
 
 from headwater.config import Settings
 from headwater.errors import ConfigError, HeadwaterError, ValidationError
+from headwater.locations import check_shared
 from headwater.log import Log, open_log
 from headwater.time import format_duration
 
@@ -65,7 +66,8 @@ class CliState:
     location: str
 
     def open_log(self) -> Log:
-        return open_log(self.location, settings=self.settings)
+        """The log at ``location``; refused when it lives inside this process only."""
+        return open_log(check_shared(self.location, "--log"), settings=self.settings)
 
 
 def state_of(ctx: typer.Context) -> CliState:

@@ -161,12 +161,14 @@ def _point_in_time(ctx: typer.Context, rows: pa.Table, examples: Examples, name:
     from headwater.features.definitions import DerivedFeature, Feature
     from headwater.features.pointintime import with_derived
     from headwater.features.project import load_project
-    from headwater.features.timetravel import values_at_times
+    from headwater.store.history import FeatureHistory
+    from headwater.store.history.lookup import values_at_times
 
     state = state_of(ctx)
     features = load_project(project or state.settings.project).feature_set(name).features
     with state.open_log() as log:
-        frame = values_at_times(log, [f for f in features if isinstance(f, Feature)],
+        frame = values_at_times(log, FeatureHistory(state.settings.history_location),
+                                [f for f in features if isinstance(f, Feature)],
                                 rows.column("entity").to_pylist(),
                                 examples.prediction_time.tolist(), mode="known_at")
     frame = with_derived([f for f in features if isinstance(f, DerivedFeature)], frame)

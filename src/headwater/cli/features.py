@@ -1,9 +1,10 @@
 """``headwater features``: apply definitions, list and show them, run the engine, read values.
 
 The definitions live in a project module (``--project``, default ``$HEADWATER_PROJECT``
-or ``features.py``); the engine's checkpoints, the feature history (``history/``) and the
-record of what was applied live under ``<home>/features``, the online store at
-``$HEADWATER_ONLINE_URL`` or ``<home>/online``.
+or ``features.py``); the engine's checkpoints and the record of what was applied live
+under ``<home>/features``, the feature history at ``$HEADWATER_HISTORY_URL`` or
+``<home>/features/history``, the online store at ``$HEADWATER_ONLINE_URL`` or
+``<home>/online``.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from headwater.features.online import FeatureReader
 from headwater.features.pointintime import Mode, with_derived
 from headwater.features.project import Project, load_project, read_applied, write_applied
 from headwater.features.tables import load_table
-from headwater.features.timetravel import values_at_times
 from headwater.store.history import FeatureHistory
+from headwater.store.history.lookup import history_gap, values_at_times
 from headwater.store.online import open_online_store
 from headwater.time import SystemClock, format_micros, parse_timestamp
 
@@ -126,7 +127,7 @@ def run(
         state.settings.online_location, settings=state.settings
     )) as online, FeatureEngine(log, loaded.features, online, group=group,
                                state_dir=state.settings.features_dir / "state",
-                               history=FeatureHistory(state.settings.features_dir / "history"),
+                               history=FeatureHistory(state.settings.history_location),
                                ) as engine:
         status().print(f"engine running ({len(loaded.features)} features); Ctrl-C or "
                        "SIGTERM stops it")
@@ -165,7 +166,8 @@ def get(
     ] = "event_time",
 ) -> None:
     """An entity's feature values: now, from the online store; or as they were known at
-    --at, recomputed from the log (time travel)."""
+    --at, recomputed from the entity's part of the feature history and the log after it
+    (time travel)."""
     state = state_of(ctx)
     loaded = _project(ctx, project)
     chosen = (loaded.feature_set(feature_set) if feature_set
@@ -177,10 +179,14 @@ def get(
     entities = {f.entity.name for f in chosen.features if isinstance(f, Feature)}
     defaulted: tuple[str, ...] = ()
     if at:
+        history = FeatureHistory(state.settings.history_location)
+        stream = [f for f in chosen.features if isinstance(f, Feature)]
+        for topic in sorted({f.source.topic for f in stream}):
+            gap = history_gap(history, topic, [f for f in stream if f.source.topic == topic])
+            if gap is not None:
+                status().print(f"replaying all of {topic}: {gap}", markup=False)
         with state.open_log() as log:
-            past = values_at_times(
-                log, [f for f in chosen.features if isinstance(f, Feature)], [key], [now],
-                mode=mode)
+            past = values_at_times(log, history, stream, [key], [now], mode=mode)
         derived = [f for f in chosen.features if isinstance(f, DerivedFeature)]
         if derived:
             for name, value in values.items():

@@ -29,6 +29,7 @@ import typer
 
 from headwater.cli.common import out, state_of, status
 from headwater.cli.signals import stop_requested
+from headwater.locations import check_shared
 from headwater.orchestrator import Component, RunLock, Supervisor
 
 __all__ = ["components", "run"]
@@ -89,6 +90,9 @@ def run(
 ) -> None:
     """Run the feature engine, the server, the label joiner and a trainer, supervised."""
     state = state_of(ctx)
+    check_shared(state.location, "--log")
+    check_shared(state.settings.online_location, "HEADWATER_ONLINE_URL")
+    check_shared(state.settings.registry_location, "HEADWATER_REGISTRY_URL")
     parts = components(model, project=project, feature_set=feature_set, host=host, port=port,
                        window=window, timeout_label=timeout_label, strategy=strategy,
                        every=every, volume=volume, drift=drift,

@@ -39,7 +39,9 @@ __all__ = ["FeatureEngine", "History", "backfill"]
 class History(Protocol):
     """Where a task's applied events go at each checkpoint (the feature history)."""
 
-    def write(self, source: str, batch: pa.Table, *, checkpoint: int, task: str) -> None: ...
+    def write(self, source: str, batch: pa.Table, *, checkpoint: int, task: str,
+              position: int | None = None, watermark: int | None = None,
+              lateness: int | None = None) -> None: ...
 
     def discard_after(self, source: str, task: str, checkpoint: int) -> None: ...
 
@@ -197,7 +199,9 @@ def commit_task(task: FeatureTask, state_dir: Path, history: History | None) -> 
     task.checkpoint_id += 1
     table = task.take_history()
     if history is not None and table is not None:
-        history.write(task.topic.name, table, checkpoint=task.checkpoint_id, task=task.name)
+        history.write(task.topic.name, table, checkpoint=task.checkpoint_id, task=task.name,
+                      position=task.position, watermark=task.watermark,
+                      lateness=task.lateness)
     CheckpointStore(state_dir / task.topic.name / str(task.partition)).commit(*task.snapshot())
 
 

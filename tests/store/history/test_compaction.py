@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from headwater.store.history import FeatureHistory
 from headwater.store.history.manifest import Manifest, write_manifest
 from headwater.store.history.partition import Partition
+from headwater.store.history.storage import Storage
 from tests.store.history.helpers import DAY, HOUR, records, rows
 
 TASKS = ["s-0", "s-1"]
@@ -85,19 +86,19 @@ def populate(history: FeatureHistory, checkpoints: int) -> list[Any]:
 
 def test_a_reader_sees_the_whole_day_at_every_step_of_a_compaction(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    history = FeatureHistory(tmp_path)
+    history = FeatureHistory(tmp_path, buckets=1)
     everything = populate(history, 6)
     reader = FeatureHistory(tmp_path)
     seen: list[tuple[str, list[Any], list[str]]] = []
 
-    def observed(path: Path, manifest: Manifest) -> None:
+    def observed(storage: Storage, path: str, manifest: Manifest) -> None:
         # the compacted file is installed, not yet named by the manifest
         seen.append(("before commit", records(reader.scan("s")), sorted(
-            p.name for p in path.glob("*.parquet"))))
-        write_manifest(path, manifest)
+            p.name for p in Path(path).glob("*.parquet"))))
+        write_manifest(storage, path, manifest)
         # the manifest names it; the merged files are not deleted yet
         seen.append(("after commit", records(reader.scan("s")), sorted(
-            p.name for p in path.glob("*.parquet"))))
+            p.name for p in Path(path).glob("*.parquet"))))
 
     monkeypatch.setattr(COMMIT, observed)
     assert history.compact("s") == 1
@@ -106,18 +107,18 @@ def test_a_reader_sees_the_whole_day_at_every_step_of_a_compaction(
         assert got == everything, step
         assert len(files) == 7, step  # six checkpoint files and the compacted one on disk
     assert records(reader.scan("s")) == everything
-    assert [p.name for p in (tmp_path / "source=s/day=1970-01-01").glob("*.parquet")] == [
+    assert [p.name for p in (tmp_path / "source=s/bucket=0/day=1970-01-01").glob("*.parquet")] == [
         "compacted-000001.parquet"]
 
 
 def test_a_reader_whose_files_vanish_takes_a_new_snapshot(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    history = FeatureHistory(tmp_path)
+    history = FeatureHistory(tmp_path, buckets=1)
     everything = populate(history, 4)
     real_snapshot = Partition.snapshot
     calls: list[int] = []
 
-    def stale(self: Partition) -> list[Path]:
+    def stale(self: Partition) -> list[str]:
         files = real_snapshot(self)
         if not calls:
             FeatureHistory(tmp_path).compact("s")  # deletes every file just listed
@@ -131,9 +132,9 @@ def test_a_reader_whose_files_vanish_takes_a_new_snapshot(
 
 def test_a_crash_mid_compaction_leaves_garbage_that_readers_ignore(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    history = FeatureHistory(tmp_path)
+    history = FeatureHistory(tmp_path, buckets=1)
     everything = populate(history, 3)
-    folder = tmp_path / "source=s/day=1970-01-01"
+    folder = tmp_path / "source=s/bucket=0/day=1970-01-01"
 
     def crash(*_: object) -> None:
         raise KeyboardInterrupt  # killed after installing the file, before committing

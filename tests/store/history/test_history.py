@@ -17,7 +17,7 @@ from tests.store.history.helpers import DAY, HOUR, records, rows
 
 @pytest.fixture
 def history(tmp_path: Path) -> FeatureHistory:
-    return FeatureHistory(tmp_path / "history")
+    return FeatureHistory(tmp_path / "history", buckets=1)
 
 
 def data_files(root: Path) -> list[str]:
@@ -33,7 +33,8 @@ def test_write_then_scan_returns_the_rows(history: FeatureHistory) -> None:
     assert records(got) == records(batch)
     assert history.sources() == ["payments"]
     assert data_files(history.root) == [
-        f"source=payments/day=1970-01-0{d}/payments-0-000000000000-0.parquet" for d in (1, 2, 3)]
+        f"source=payments/bucket=0/day=1970-01-0{d}/payments-0-000000000000-0.parquet"
+        for d in (1, 2, 3)]
 
 
 def test_a_record_batch_with_timestamps_and_small_ints_is_normalized(
@@ -82,7 +83,7 @@ def test_discard_after_deletes_later_checkpoints_of_the_task_only(
         history.write("s", rows(["b"], [c * DAY], [c], partition=1), checkpoint=c, task="s-1")
     history.compact("s", day="1970-01-02")  # checkpoint 1 now lives in a compacted file
     # a crashed writer left a temporary file of checkpoint 5
-    (history.root / "source=s/day=1970-01-05/.s-0-000000000005-0.parquet.abc.tmp").touch()
+    (history.root / "source=s/bucket=0/day=1970-01-05/.s-0-000000000005-0.parquet.abc.tmp").touch()
     FeatureHistory(tmp_path / "history").discard_after("s", "s-0", 0)
     got = history.scan("s")
     assert sorted(zip(got.column("_entity").to_pylist(), got.column("_offset").to_pylist(),
@@ -106,7 +107,8 @@ def test_scans_prune_partitions_by_event_time(history: FeatureHistory) -> None:
     history.write("s", rows(["a"] * 5, times, list(range(5))), checkpoint=0, task="s-0")
     # corrupt the first and last days: a scan that opened them would fail
     for day in ("1970-01-01", "1970-01-03"):
-        (history.root / f"source=s/day={day}/s-0-000000000000-0.parquet").write_bytes(b"junk")
+        folder = history.root / f"source=s/bucket=0/day={day}"
+        (folder / "s-0-000000000000-0.parquet").write_bytes(b"junk")
     got = history.scan("s", start=DAY, end=2 * DAY)
     assert got.column("_event_time").to_pylist() == [DAY, DAY + HOUR]
     assert history.scan("s", start=DAY + 1, end=DAY + HOUR + 1).column("_offset").to_pylist() == [3]
@@ -115,11 +117,11 @@ def test_scans_prune_partitions_by_event_time(history: FeatureHistory) -> None:
 
 
 def test_hourly_partitions(tmp_path: Path) -> None:
-    history = FeatureHistory(tmp_path, granularity="hour")
+    history = FeatureHistory(tmp_path, granularity="hour", buckets=1)
     history.write("s", rows(["a", "a"], [HOUR - 1, HOUR], [0, 1]), checkpoint=0, task="s-0")
     assert data_files(tmp_path) == [
-        "source=s/hour=1970-01-01T00/s-0-000000000000-0.parquet",
-        "source=s/hour=1970-01-01T01/s-0-000000000000-0.parquet",
+        "source=s/bucket=0/hour=1970-01-01T00/s-0-000000000000-0.parquet",
+        "source=s/bucket=0/hour=1970-01-01T01/s-0-000000000000-0.parquet",
     ]
     assert history.scan("s", start=HOUR).column("_offset").to_pylist() == [1]
     assert history.compact("s", day=date(1970, 1, 1)) == 2
@@ -199,7 +201,7 @@ def test_bad_names_times_and_checkpoints_are_rejected(history: FeatureHistory) -
 
 def test_temporary_files_are_never_read(history: FeatureHistory) -> None:
     history.write("s", rows(["a"], [1], [0]), checkpoint=0, task="s-0")
-    folder = history.root / "source=s/day=1970-01-01"
+    folder = history.root / "source=s/bucket=0/day=1970-01-01"
     (folder / ".s-0-000000000001-0.parquet.0123.tmp").write_bytes(b"half a file")
     (folder / ".compacted-000001.parquet.0123.tmp").write_bytes(b"half a file")
     assert history.scan("s").num_rows == 1
@@ -223,6 +225,6 @@ def test_the_public_surface() -> None:
     module = headwater.store.history
     assert module.__doc__
     assert sorted(module.__all__) == ["APPEND_TIME", "ENTITY", "EVENT_TIME", "FeatureHistory",
-                                      "OFFSET", "PARTITION"]
+                                      "OFFSET", "PARTITION", "Progress"]
     assert (module.ENTITY, module.EVENT_TIME, module.APPEND_TIME, module.PARTITION,
             module.OFFSET) == ("_entity", "_event_time", "_append_time", "_partition", "_offset")

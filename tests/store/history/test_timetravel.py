@@ -88,7 +88,7 @@ def test_values_at_equal_the_oracle(
 
 @pytest.fixture
 def history(tmp_path: Path) -> FeatureHistory:
-    history = FeatureHistory(tmp_path)
+    history = FeatureHistory(tmp_path, buckets=1)
     # user a: amounts 1 (day 0), 2 (day 1), 4 (day 1 + 1 h); user b: 10 on day 5
     history.write("events", rows(["a", "a", "a", "b"], [0, DAY, DAY + HOUR, 5 * DAY],
                                  [0, 1, 2, 3], x=[1.0, 2.0, 4.0, 10.0]),
@@ -143,8 +143,8 @@ def test_a_known_entity_with_an_empty_window_is_zero_not_null(history: FeatureHi
 
 
 def test_with_a_ttl_the_scan_skips_older_partitions(history: FeatureHistory) -> None:
-    (history.root / "source=events/day=1970-01-01/events-0-000000000000-0.parquet").write_bytes(
-        b"never read")
+    folder = history.root / "source=events/bucket=0/day=1970-01-01"
+    (folder / "events-0-000000000000-0.parquet").write_bytes(b"never read")
     latest = Feature.of("latest", USER, EVENTS, "last", column="x", ttl="2d")
     # the scan starts at 3 days - 2 days: a's last event (day 1, 1 h) is still in it
     assert values(history, [latest], ["a", "b"], [3 * DAY, 6 * DAY]) == {

@@ -20,6 +20,7 @@ topics (:mod:`~headwater.log.kafka.tables`). Group offsets are Kafka group offse
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -57,13 +58,16 @@ from headwater.time import Clock, SystemClock
 __all__ = ["KafkaBackend"]
 
 _NEVER = -(2**63)
+_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,100}$")
 
 
 class KafkaBackend:
     """Topics, partitions and group offsets in a Kafka cluster.
 
     ``url`` is ``kafka://host:port[,host:port]`` (a query string passes librdkafka
-    settings: ``?security.protocol=SSL``) or ``kafka+mock://`` (``?brokers=3``), which
+    settings: ``?security.protocol=SSL``; ``?prefix=team1`` keeps every topic and group
+    of this backend under ``team1.``, so several users or test runs share a cluster
+    without meeting) or ``kafka+mock://`` (``?brokers=3``), which
     starts librdkafka's mock cluster in this process; the backend that started it keeps
     it running until :meth:`close`, and ``bootstrap_servers`` says where it listens.
     The mock holds about 5 MiB per partition (:mod:`~headwater.log.kafka.mock`): an
@@ -83,6 +87,11 @@ class KafkaBackend:
         self._closed = False
         parts = urlsplit(url)
         options = dict(parse_qsl(parts.query))
+        prefix = options.pop("prefix", "")
+        if prefix and not _PREFIX.match(prefix):
+            raise ConfigError(f"Kafka prefix {prefix!r}: letters, digits, '_', '.' or '-', "
+                              "starting with a letter or digit")
+        self._prefix = f"{prefix}." if prefix else ""
         cluster: mock.MockCluster | None = None
         if parts.scheme == "kafka+mock":
             cluster = mock.MockCluster(int(options.pop("brokers", "1")))
@@ -106,9 +115,10 @@ class KafkaBackend:
             self._closers.append(self._reader.close)
             existing = self._reader.topics()
             for name in TABLES:
-                if name not in existing:
-                    self._admin.create_topic(name, 1, compacted=True)
-            self._tables = Tables(connection, self._writer, self._reader, client_id)
+                if self._prefix + name not in existing:
+                    self._admin.create_topic(self._prefix + name, 1, compacted=True)
+            self._tables = Tables(connection, self._writer, self._reader, client_id,
+                                  prefix=self._prefix)
             self._closers.append(self._tables.close)
         except BaseException:
             with contextlib.suppress(Exception):
@@ -133,9 +143,10 @@ class KafkaBackend:
                 if existing != info:
                     raise TopicExistsError(f"topic {info.name!r} exists with another definition")
                 return existing
-            self._admin.create_topic(info.name, info.partitions)
-            self._writer.learn(info.name)
-            self._reader.learn(info.name)
+            name = self._kafka(info.name)
+            self._admin.create_topic(name, info.partitions)
+            self._writer.learn(name)
+            self._reader.learn(name)
             self._tables.put(TOPICS, info.name.encode(), msgspec.json.encode(info))
             self._topics[info.name] = info
             return info
@@ -143,9 +154,9 @@ class KafkaBackend:
     def delete_topic(self, name: str) -> None:
         with self._lock:
             self.topic(name)
-            self._admin.delete_topic(name)
+            self._admin.delete_topic(self._kafka(name))
             self._tables.put(TOPICS, name.encode(), None)
-            self._reader.forget(name)
+            self._reader.forget(self._kafka(name))
             self._topics.pop(name, None)
             self._codecs.pop(name, None)
             for cache in (self._producers, self._last_append):
@@ -181,10 +192,11 @@ class KafkaBackend:
             now = max(self.clock.now_us(), self._last_append_time(topic, partition))
             n = batch.num_rows
             if n == 0:
-                return PartitionAppend(self._reader.watermarks(topic, partition)[1], 0, now)
+                return PartitionAppend(self._reader.watermarks(self._kafka(topic), partition)[1],
+                                       0, now)
             codec = self._codec(info)
             base = self._writer.append(
-                topic, partition, codec.keys(batch), codec.values(batch, now),
+                self._kafka(topic), partition, codec.keys(batch), codec.values(batch, now),
                 max(0, now // 1000), Trailer(n, producer).headers(),
             )
             placement = PartitionAppend(base, n, now)
@@ -199,7 +211,7 @@ class KafkaBackend:
     def read(self, topic: str, partition: int, offset: int, max_events: int) -> pa.RecordBatch:
         with self._lock:
             info = self._partition(topic, partition)
-            start, end = self._reader.watermarks(topic, partition)
+            start, end = self._reader.watermarks(self._kafka(topic), partition)
             if not start <= offset <= end:
                 raise OffsetOutOfRangeError(
                     f"offset {offset} is outside {topic}[{partition}]'s [{start}, {end}]"
@@ -207,23 +219,24 @@ class KafkaBackend:
             count = min(max_events, end - offset)
             if count <= 0:
                 return empty_batch(info.schema)
-            messages = self._reader.fetch(topic, partition, offset, count)
+            messages = self._reader.fetch(self._kafka(topic), partition, offset, count)
             return self._decode(info, partition, messages)
 
     def offsets(self, topic: str, partition: int) -> tuple[int, int]:
         with self._lock:
             self._partition(topic, partition)
-            return self._reader.watermarks(topic, partition)
+            return self._reader.watermarks(self._kafka(topic), partition)
 
     def seek_event_time(self, topic: str, partition: int, time_us: int) -> int:
         """Scans from the start: events need not arrive in event-time order."""
         with self._lock:
             info = self._partition(topic, partition)
-            offset, end = self._reader.watermarks(topic, partition)
+            name = self._kafka(topic)
+            offset, end = self._reader.watermarks(name, partition)
             while offset < end:
                 count = min(scans.CHUNK, end - offset)
                 batch = self._decode(info, partition,
-                                     self._reader.fetch(topic, partition, offset, count))
+                                     self._reader.fetch(name, partition, offset, count))
                 times = np.asarray(batch.column(info.schema.event_time).cast(pa.int64()))
                 hits = np.flatnonzero(times >= time_us)
                 if len(hits):
@@ -236,13 +249,14 @@ class KafkaBackend:
         the exact append times (they never decrease within a partition) finishes."""
         with self._lock:
             self._partition(topic, partition)
-            low, high = self._reader.watermarks(topic, partition)
+            name = self._kafka(topic)
+            low, high = self._reader.watermarks(name, partition)
             if low < high and self._admin.time_index:
-                hint = self._reader.offset_for_time(topic, partition, max(0, time_us // 1000))
+                hint = self._reader.offset_for_time(name, partition, max(0, time_us // 1000))
                 if hint < 0:
                     return high
                 low = max(low, hint)
-            return scans.first_appended_at(self._reader, topic, partition, time_us, low, high)
+            return scans.first_appended_at(self._reader, name, partition, time_us, low, high)
 
     # -- consumer groups -------------------------------------------------------
 
@@ -255,7 +269,7 @@ class KafkaBackend:
                     now = msgspec.msgpack.encode(self.clock.now_us())
                     self._tables.put(GROUPS, group.encode(), now)
                 self._groups.add(group)
-            self._admin.commit(group, topic, offsets)
+            self._admin.commit(self._kafka(group), self._kafka(topic), offsets)
 
     def committed(self, group: str, topic: str) -> dict[int, int]:
         with self._lock:
@@ -264,7 +278,7 @@ class KafkaBackend:
                 if group.encode() not in self._tables.rows(GROUPS):
                     raise UnknownConsumerGroupError(group)
                 self._groups.add(group)
-            return self._admin.committed(group, topic, info.partitions)
+            return self._admin.committed(self._kafka(group), self._kafka(topic), info.partitions)
 
     def groups(self) -> list[str]:
         with self._lock:
@@ -295,9 +309,9 @@ class KafkaBackend:
             keep = info.retention
             if keep.max_age_us is None and keep.max_bytes is None:
                 return 0
-            dropped = 0
+            dropped, name = 0, self._kafka(topic)
             for partition in range(info.partitions):
-                start, end = self._reader.watermarks(topic, partition)
+                start, end = self._reader.watermarks(name, partition)
                 if start == end:
                     continue
                 cut = start
@@ -305,12 +319,12 @@ class KafkaBackend:
                     cutoff = self.clock.now_us() - keep.max_age_us
                     cut = max(cut, self.seek_append_time(topic, partition, cutoff))
                 if keep.max_bytes is not None:
-                    cut = max(cut, scans.bytes_cut(self._reader, topic, partition, start, end,
+                    cut = max(cut, scans.bytes_cut(self._reader, name, partition, start, end,
                                                    keep.max_bytes))
-                cut = min(cut, scans.newest_append_start(self._reader, topic, partition,
+                cut = min(cut, scans.newest_append_start(self._reader, name, partition,
                                                          start, end))
                 if cut > start:
-                    self._admin.delete_records(topic, partition, cut)
+                    self._admin.delete_records(name, partition, cut)
                     dropped += cut - start
             return dropped
 
@@ -333,6 +347,10 @@ class KafkaBackend:
             raise BackendError(f"Kafka: closing the backend failed: {errors[0]}") from errors[0]
 
     # -- internals -------------------------------------------------------------
+
+    def _kafka(self, name: str) -> str:
+        """The name in Kafka of this backend's topic or group ``name`` (the prefix's)."""
+        return self._prefix + name
 
     def _load_catalog(self) -> None:
         rows = self._tables.rows(TOPICS)
@@ -364,8 +382,8 @@ class KafkaBackend:
     def _check_kept(self, cluster: mock.MockCluster, topic: str, partition: int,
                     placement: PartitionAppend) -> None:
         """Raise if the mock cluster dropped older events to make room for an append."""
-        start = self._reader.watermarks(topic, partition)[0]
-        lost = cluster.dropped(topic, partition, start)
+        start = self._reader.watermarks(self._kafka(topic), partition)[0]
+        lost = cluster.dropped(self._kafka(topic), partition, start)
         if lost:
             last = placement.base_offset + placement.count - 1
             raise BackendError(
@@ -380,8 +398,9 @@ class KafkaBackend:
     def _last_append_time(self, topic: str, partition: int) -> int:
         known = self._last_append.get((topic, partition))
         if known is None:
-            start, end = self._reader.watermarks(topic, partition)
-            known = (scans.append_time_at(self._reader, topic, partition, end - 1)
+            name = self._kafka(topic)
+            start, end = self._reader.watermarks(name, partition)
+            known = (scans.append_time_at(self._reader, name, partition, end - 1)
                      if end > start else _NEVER)
             self._last_append[(topic, partition)] = known
         return known
@@ -390,8 +409,9 @@ class KafkaBackend:
         """The partition's producer table, rebuilt from trailers on first use."""
         table = self._producers.get((topic, partition))
         if table is None:
-            start, end = self._reader.watermarks(topic, partition)
-            table = scans.producer_table(self._reader, topic, partition, start, end,
+            name = self._kafka(topic)
+            start, end = self._reader.watermarks(name, partition)
+            table = scans.producer_table(self._reader, name, partition, start, end,
                                          self.PRODUCER_SCAN_EVENTS)
             self._producers[(topic, partition)] = table
         return table

@@ -38,8 +38,9 @@ class Tables:
     """Live views of the tables, each a ``dict`` of bytes to bytes."""
 
     def __init__(self, connection: Connection, writer: Writer, reader: Reader, client_id: str,
-                 names: Sequence[str] = TABLES) -> None:
+                 names: Sequence[str] = TABLES, *, prefix: str = "") -> None:
         self._writer, self._reader = writer, reader
+        self._prefix = prefix  # a table ``name`` is the Kafka topic ``prefix + name``
         self._lock = threading.RLock()
         self._timeout_s = connection.timeout_s
         self._rows: dict[str, dict[bytes, bytes]] = {name: {} for name in names}
@@ -54,7 +55,8 @@ class Tables:
                 "fetch.wait.max.ms": connection.fetch_wait_ms,
             }))
             self._consumer.list_topics(timeout=self._timeout_s)  # metadata for the assign
-            self._consumer.assign([TopicPartition(n, 0, OFFSET_BEGINNING) for n in names])
+            self._consumer.assign([TopicPartition(prefix + n, 0, OFFSET_BEGINNING)
+                                   for n in names])
         for name in names:
             self.refresh(name)
 
@@ -72,13 +74,13 @@ class Tables:
     def put(self, name: str, key: bytes, value: bytes | None) -> None:
         """Write a row (``None`` deletes it) and wait until it is read back."""
         with self._lock:
-            self._writer.put(name, key, value)
+            self._writer.put(self._prefix + name, key, value)
             self.refresh(name)
 
     def refresh(self, name: str) -> None:
         """Read ``name`` up to the end it has now."""
         with self._lock:
-            end = self._reader.watermarks(name, 0)[1]
+            end = self._reader.watermarks(self._prefix + name, 0)[1]
             deadline = time.monotonic() + self._timeout_s
             while self._next[name] < end:
                 self._consume(name, end - self._next[name], deadline)
@@ -96,8 +98,8 @@ class Tables:
             error = message.error()
             if error is not None:
                 raise BackendError(f"Kafka: reading {name} failed: {describe(error)}")
-            self._apply(str(message.topic()), message.key(), message.value(),
-                        offset_of(message))
+            self._apply(str(message.topic())[len(self._prefix):], message.key(),
+                        message.value(), offset_of(message))
         if not messages and time.monotonic() >= deadline:
             raise BackendError(f"Kafka: reading {name} timed out after {self._timeout_s}s")
 

@@ -1,20 +1,33 @@
 """Where the feature history keeps its files: sources, time partitions and file names.
 
-A source's rows live under ``source=<name>/``, cut by event time into partitions of a
-day or an hour (one granularity per history, chosen when it is opened)::
+A source's rows live under ``source=<name>/``, cut by entity into a fixed number of
+buckets (``murmur2(entity) % buckets``, the log's key hash, chosen when the source is
+first written) and within a bucket by event time into partitions of a day or an hour
+(one granularity per history, chosen when it is opened)::
 
     <root>/source=payments/
         _schema.arrow                              the source's columns (only ever grows)
+        _layout.json                               the number of buckets
         _lock                                      taken by writers that replace files
-        day=2024-05-07/
-            payments-3-000000000042-0.parquet      rows of checkpoint 42 of task payments-3
-            compacted-000002.parquet               rows merged by compaction
-            _manifest.json                         what compaction replaced (see manifest.py)
+        _progress/
+            payments-3-000000000042.json           how far in the log checkpoint 42 of
+                                                   task payments-3 reached
+        bucket=7/
+            day=2024-05-07/
+                payments-3-000000000042-0.parquet  rows of checkpoint 42 of task payments-3
+                compacted-000002.parquet           rows merged by compaction
+                _manifest.json                     what compaction replaced (manifest.py)
 
-Names starting with ``.`` (temporary files) or ``_`` are never data.
+An entity's rows are all in one bucket, so a lookup of a few entities reads only their
+buckets, and a join over many streams bucket by bucket. Names starting with ``.``
+(temporary files) or ``_`` are never data.
 
 >>> DAY.name_of(0), HOUR.name_of(3_600_000_000)
 ('day=1970-01-01', 'hour=1970-01-01T01')
+>>> bucket_dir_name(7), bucket_of_dir("bucket=7"), bucket_of_dir("day=1970-01-01")
+('bucket=7', 7, None)
+>>> ProgressFile.parse("payments-3-000000000042.json")
+ProgressFile(task='payments-3', checkpoint=42)
 >>> span_of("day=1970-01-02")
 (86400000000, 172800000000)
 >>> CheckpointFile.parse("payments-3-000000000042-0.parquet")
@@ -39,9 +52,13 @@ __all__ = [
     "DAY",
     "GRANULARITIES",
     "HOUR",
+    "MAX_BUCKETS",
     "MAX_CHECKPOINT",
     "CheckpointFile",
     "Granularity",
+    "ProgressFile",
+    "bucket_dir_name",
+    "bucket_of_dir",
     "check_source",
     "check_task",
     "compacted_name",
@@ -57,6 +74,10 @@ _NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _CHECKPOINT_FILE: Final = re.compile(
     r"^(?P<task>.+)-(?P<checkpoint>\d{12})-(?P<part>\d{1,6})\.parquet$")
 _COMPACTED_FILE: Final = re.compile(r"^compacted-\d{6,}\.parquet$")
+_PROGRESS_FILE: Final = re.compile(r"^(?P<task>.+)-(?P<checkpoint>\d{12})\.json$")
+_BUCKET_DIR: Final = re.compile(r"^bucket=(?P<bucket>0|[1-9]\d{0,5})$")
+#: Entity buckets of a source: 1 .. MAX_BUCKETS.
+MAX_BUCKETS: Final = 65_536
 #: Checkpoints are numbered 0 .. MAX_CHECKPOINT (twelve digits in file names).
 MAX_CHECKPOINT: Final = 10**12 - 1
 
@@ -122,6 +143,35 @@ class CheckpointFile:
         if match is None:
             return None
         return cls(match["task"], int(match["checkpoint"]), int(match["part"]))
+
+
+@dataclass(frozen=True)
+class ProgressFile:
+    """The name of the record of how far in the log one checkpoint of one task reached."""
+
+    task: str
+    checkpoint: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}-{self.checkpoint:012d}.json"
+
+    @classmethod
+    def parse(cls, name: str) -> ProgressFile | None:
+        match = _PROGRESS_FILE.match(name)
+        if match is None:
+            return None
+        return cls(match["task"], int(match["checkpoint"]))
+
+
+def bucket_dir_name(bucket: int) -> str:
+    return f"bucket={bucket}"
+
+
+def bucket_of_dir(name: str) -> int | None:
+    """The bucket of a bucket directory's name, or ``None`` when it is not one."""
+    match = _BUCKET_DIR.match(name)
+    return None if match is None else int(match["bucket"])
 
 
 def compacted_name(generation: int) -> str:

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
 from headwater.errors import ValidationError
-from headwater.store.history.files import write_bytes
+
+if TYPE_CHECKING:
+    from headwater.store.history.storage import Storage
 
 __all__ = ["MANIFEST", "Manifest", "read_manifest", "write_manifest"]
 
@@ -91,18 +92,19 @@ class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return ranges[-1][1] if ranges else -1
 
 
-def read_manifest(partition: Path) -> Manifest:
+def read_manifest(storage: Storage, partition: str) -> Manifest:
     """The partition's current manifest (generation 0 when it has none)."""
+    path = storage.join(partition, MANIFEST)
     try:
-        data = (partition / MANIFEST).read_bytes()
+        data = storage.read_bytes(path)
     except FileNotFoundError:
         return Manifest()
     try:
         return msgspec.json.decode(data, type=Manifest)
-    except msgspec.ValidationError as error:
-        raise ValidationError(str(partition / MANIFEST), f"unreadable manifest: {error}") from error
+    except (msgspec.ValidationError, msgspec.DecodeError) as error:
+        raise ValidationError(path, f"unreadable manifest: {error}") from error
 
 
-def write_manifest(partition: Path, manifest: Manifest) -> None:
+def write_manifest(storage: Storage, partition: str, manifest: Manifest) -> None:
     """Commit ``manifest`` (atomically, durably)."""
-    write_bytes(partition / MANIFEST, msgspec.json.encode(manifest))
+    storage.write_bytes(storage.join(partition, MANIFEST), msgspec.json.encode(manifest))

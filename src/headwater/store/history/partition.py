@@ -24,21 +24,19 @@ The protocol (see :mod:`headwater.store.history.manifest` for the manifest):
 from __future__ import annotations
 
 import contextlib
-import os
 from collections import defaultdict
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from headwater.errors import HeadwaterError
-from headwater.store.history.files import install, is_temporary, locked, stage_parquet
+from headwater.store.history.files import is_temporary
 from headwater.store.history.layout import CheckpointFile, compacted_name, is_compacted
 from headwater.store.history.manifest import Manifest, read_manifest, write_manifest
 from headwater.store.history.rows import CHECKPOINT, ENTITY, EVENT_TIME, OFFSET, PARTITION, TASK
+from headwater.store.history.storage import Storage
 
 __all__ = ["Partition"]
 
@@ -56,20 +54,21 @@ def _staged_name(name: str) -> str | None:
 
 
 class Partition:
-    """The files of one source in one time partition (a directory)."""
+    """The files of one source in one time partition of one entity bucket (a directory)."""
 
-    def __init__(self, path: Path, lock: Path) -> None:
+    def __init__(self, storage: Storage, path: str, lock: str) -> None:
+        self.storage = storage
         self.path = path
         self._lock = lock  # the source lock
 
     def _names(self) -> list[str]:
-        try:
-            return os.listdir(self.path)
-        except FileNotFoundError:
-            return []
+        return [name for name, _ in self.storage.listdir(self.path)]
+
+    def _file(self, name: str) -> str:
+        return self.storage.join(self.path, name)
 
     def manifest(self) -> Manifest:
-        return read_manifest(self.path)
+        return read_manifest(self.storage, self.path)
 
     def visible(self, manifest: Manifest, names: list[str]) -> list[str]:
         """The checkpoint files among ``names`` that ``manifest`` does not replace."""
@@ -80,7 +79,7 @@ class Partition:
                 out.append(name)
         return sorted(out)
 
-    def snapshot(self) -> list[Path]:
+    def snapshot(self) -> list[str]:
         """The files that hold this partition's rows, as of one generation."""
         for _ in range(_SNAPSHOT_ATTEMPTS):
             before = self.manifest()
@@ -88,7 +87,7 @@ class Partition:
             after = self.manifest()
             if before.generation == after.generation:
                 live = [*after.files, *self.visible(after, names)]
-                return [self.path / name for name in live]
+                return [self._file(name) for name in live]
         raise HeadwaterError(f"{self.path}: the manifest kept changing while listing")
 
     def max_checkpoint(self, task: str) -> int:
@@ -115,7 +114,7 @@ class Partition:
         if not doomed and not manifest.replaces_any(task, low, high):
             return False
         for name in doomed:
-            (self.path / name).unlink(missing_ok=True)
+            self.storage.delete(self._file(name))
         generation = manifest.generation + 1
         files = manifest.files
         if manifest.replaces_any(task, low, high):
@@ -125,11 +124,12 @@ class Partition:
                                    pc.less_equal(rows.column(CHECKPOINT), high)))
             rows = rows.filter(pc.invert(gone))
             files = (compacted_name(generation),)
-            install(stage_parquet(self.path / files[0], rows), self.path / files[0])
-        write_manifest(self.path, Manifest(generation, files, manifest.replaced).without(
-            task, low, high))
+            target = self._file(files[0])
+            self.storage.install(self.storage.stage_parquet(target, rows), target)
+        write_manifest(self.storage, self.path, Manifest(generation, files, manifest.replaced)
+                       .without(task, low, high))
         for name in set(manifest.files) - set(files):
-            (self.path / name).unlink(missing_ok=True)
+            self.storage.delete(self._file(name))
         return True
 
     def clear_staged(self, task: str) -> None:
@@ -138,13 +138,13 @@ class Partition:
         for name in self._names():
             parsed = CheckpointFile.parse(_staged_name(name) or "")
             if parsed is not None and parsed.task == task:
-                (self.path / name).unlink(missing_ok=True)
+                self.storage.delete(self._file(name))
 
     # -- compaction ----------------------------------------------------------------------
 
     @contextlib.contextmanager
     def _compacting(self) -> Iterator[None]:
-        with locked(self.path / _COMPACTING):
+        with self.storage.locked(self._file(_COMPACTING)):
             yield
 
     def _collect_garbage(self, manifest: Manifest, names: list[str]) -> None:
@@ -157,17 +157,16 @@ class Partition:
             if ((parsed is not None and manifest.replaces(parsed.task, parsed.checkpoint))
                     or (is_compacted(name) and name not in manifest.files)
                     or (staged is not None and is_compacted(staged))):
-                (self.path / name).unlink(missing_ok=True)
+                self.storage.delete(self._file(name))
 
     def _read(self, names: tuple[str, ...] | list[str], schema: pa.Schema) -> pa.Table:
-        paths = [str(self.path / name) for name in names]
-        return ds.dataset(paths, schema=schema, format="parquet").to_table()
+        return self.storage.dataset([self._file(name) for name in names], schema).to_table()
 
     def compact(self, schema: pa.Schema) -> bool:
         """Merge this partition's files into one (see the module docstring). ``schema``
         is the source's, with provenance. True if a new generation was committed."""
         with self._compacting():
-            with locked(self._lock):
+            with self.storage.locked(self._lock):
                 manifest = self.manifest()
                 names = self._names()
                 self._collect_garbage(manifest, names)
@@ -179,20 +178,21 @@ class Partition:
             except FileNotFoundError:
                 return False  # a drop deleted an input: the generation moved
             generation = manifest.generation + 1
-            target = self.path / compacted_name(generation)
-            temp = stage_parquet(target, rows)
-            with locked(self._lock):
+            target = self._file(compacted_name(generation))
+            temp = self.storage.stage_parquet(target, rows)
+            with self.storage.locked(self._lock):
                 if self.manifest().generation != manifest.generation:
-                    temp.unlink(missing_ok=True)
+                    self.storage.delete(temp)
                     return False
-                install(temp, target)
+                self.storage.install(temp, target)
                 merged: defaultdict[str, list[int]] = defaultdict(list)
                 for name in inputs:
                     parsed = CheckpointFile.parse(name)
                     assert parsed is not None
                     merged[parsed.task].append(parsed.checkpoint)
-                write_manifest(self.path, Manifest(generation, (target.name,),
-                                                   manifest.replaced).replacing(merged))
+                write_manifest(self.storage, self.path,
+                               Manifest(generation, (compacted_name(generation),),
+                                        manifest.replaced).replacing(merged))
             for name in [*inputs, *manifest.files]:
-                (self.path / name).unlink(missing_ok=True)
+                self.storage.delete(self._file(name))
             return True

@@ -16,16 +16,18 @@ column added later reads as null in older files) for free.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import pyarrow as pa
 import pyarrow.dataset as ds
 
 from headwater.errors import HeadwaterError, ValidationError
-from headwater.store.history.rows import APPEND_TIME, ENTITY, EVENT_TIME
+from headwater.store.history.rows import APPEND_TIME, CHECKPOINT, ENTITY, EVENT_TIME, TASK
+
+if TYPE_CHECKING:
+    from headwater.store.history.storage import Storage
 
 __all__ = ["Filters", "entity_array", "read"]
 
@@ -35,12 +37,15 @@ _ATTEMPTS: Final = 100
 @dataclass(frozen=True)
 class Filters:
     """Which rows a scan keeps: event time in ``[start, end)``, appended by
-    ``appended_by`` (inclusive), entity in ``entities``. ``None`` keeps all."""
+    ``appended_by`` (inclusive), entity in ``entities``, and written by the tasks of
+    ``through`` at or before the checkpoint it names (rows of other tasks left out).
+    ``None`` keeps all."""
 
     start: int | None = None
     end: int | None = None
     appended_by: int | None = None
     entities: pa.Array | None = None
+    through: Mapping[str, int] | None = None
 
     def expression(self) -> ds.Expression | None:
         parts = []
@@ -52,6 +57,12 @@ class Filters:
             parts.append(ds.field(APPEND_TIME) <= self.appended_by)
         if self.entities is not None:
             parts.append(ds.field(ENTITY).isin(self.entities))
+        if self.through is not None:
+            written: ds.Expression = ds.scalar(False)
+            for task, checkpoint in sorted(self.through.items()):
+                written = written | ((ds.field(TASK) == task)
+                                     & (ds.field(CHECKPOINT) <= checkpoint))
+            parts.append(written)
         if not parts:
             return None
         out = parts[0]
@@ -79,8 +90,8 @@ def entity_array(entities: Sequence[str | int] | pa.Array | pa.ChunkedArray,
         raise ValidationError(field, f"entity keys are {kind}: {error}") from error
 
 
-def read(snapshot: Callable[[], list[Path]], schema: pa.Schema, columns: list[str],
-         filters: Filters) -> pa.Table:
+def read(storage: Storage, snapshot: Callable[[], list[str]], schema: pa.Schema,
+         columns: list[str], filters: Filters) -> pa.Table:
     """Rows of the files ``snapshot()`` names, restricted to ``columns`` and ``filters``.
 
     A file that vanishes mid-read (a compaction committed and deleted it) means the
@@ -92,9 +103,8 @@ def read(snapshot: Callable[[], list[Path]], schema: pa.Schema, columns: list[st
         if not files:
             return schema.empty_table().select(columns)
         try:
-            dataset = ds.dataset([str(f) for f in files], schema=schema, format="parquet")
-            return dataset.to_table(columns=columns, filter=expression)
+            return storage.dataset(files, schema).to_table(columns=columns, filter=expression)
         except FileNotFoundError:
-            if all(f.exists() for f in files):
+            if all(storage.exists(f) for f in files):
                 raise
     raise HeadwaterError(f"the history kept changing under the scan ({_ATTEMPTS} snapshots)")

@@ -22,10 +22,10 @@ running ahead), so the scan keeps every event time and filters by append time in
 >>> spend = Feature.of("spend", user, payments, "sum", column="amount",
 ...                    window=Sliding(100, 10), ttl=30)
 >>> needed_rows([spend], np.array([1000, 2000]), "event_time")
-Filters(start=910, end=2001, appended_by=None, entities=None)
+Filters(start=910, end=2001, appended_by=None, entities=None, through=None)
 >>> latest = Feature.of("latest", user, payments, "last", column="amount", ttl=30)
 >>> needed_rows([latest], np.array([1000, 2000]), "known_at")
-Filters(start=970, end=None, appended_by=2000, entities=None)
+Filters(start=970, end=None, appended_by=2000, entities=None, through=None)
 >>> count = Feature.of("n", user, payments, "count")
 >>> needed_rows([count], np.array([5]), "event_time").start is None  # no TTL: the whole past
 True

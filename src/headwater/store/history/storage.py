@@ -1,0 +1,178 @@
+"""Where the history's files live: a local directory, or object storage through fsspec.
+
+:func:`open_storage` takes a path (the default, ``<home>/features/history``) or an fsspec
+URL (``s3://bucket/history``, ``gs://…``, ``memory://…``; ``pip install
+'headwater[fsspec]'`` plus the filesystem's own package, e.g. s3fs). Both give the same
+small set of operations, so the layout, manifest and compaction code is written once:
+
+- a file appears whole or not at all: a local file is staged under a temporary name,
+  fsynced and renamed into place; an object store's PUT is atomic already, so a staged
+  object is only ever read under its final name;
+- :meth:`Storage.locked` is an ``flock`` on a local file. Object stores have no lock:
+  writers of different tasks never write the same file, so appending checkpoints needs
+  none, but compaction rewrites files that a task's recovery may also rewrite, so on
+  object storage it runs only when the caller says no engine recovers meanwhile
+  (:meth:`~headwater.store.history.FeatureHistory.compact`, ``exclusive=True``).
+
+>>> import tempfile
+>>> storage = open_storage(tempfile.mkdtemp())
+>>> storage.write_bytes(storage.join(storage.root, "a", "note"), b"hello")
+>>> storage.listdir(storage.join(storage.root, "a")), storage.locks
+([('note', False)], True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from headwater.errors import MissingExtraError
+from headwater.store.history import files
+
+__all__ = ["Storage", "open_storage"]
+
+
+class Storage:
+    """The files under ``root`` of a local directory (``fs`` is ``None``) or of an fsspec
+    filesystem."""
+
+    def __init__(self, root: str, fs: Any = None, *, location: str | None = None) -> None:
+        self.root = root.rstrip("/") or "/"
+        self.location = location or root
+        self._fs = fs
+
+    @property
+    def local(self) -> bool:
+        return self._fs is None
+
+    @property
+    def locks(self) -> bool:
+        """Whether :meth:`locked` excludes other processes (only on a local directory)."""
+        return self._fs is None
+
+    def join(self, *parts: str) -> str:
+        return "/".join(p.rstrip("/") for p in parts)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def listdir(self, path: str) -> list[tuple[str, bool]]:
+        """``(name, is_directory)`` of each entry of ``path`` (none if it is missing)."""
+        if self._fs is None:
+            try:
+                return [(e.name, e.is_dir()) for e in os.scandir(path)]
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        try:
+            entries = self._fs.ls(path, detail=True, refresh=True)
+        except FileNotFoundError:
+            return []
+        out = []
+        for entry in entries:
+            name = str(entry["name"]).rstrip("/").rsplit("/", 1)[-1]
+            if str(entry["name"]).rstrip("/") != path.rstrip("/"):
+                out.append((name, entry["type"] == "directory"))
+        return out
+
+    def exists(self, path: str) -> bool:
+        if self._fs is None:
+            return os.path.exists(path)
+        return bool(self._fs.exists(path))
+
+    def read_bytes(self, path: str) -> bytes:
+        """The bytes of ``path``; FileNotFoundError when it is missing."""
+        if self._fs is None:
+            return Path(path).read_bytes()
+        return bytes(self._fs.cat_file(path))
+
+    def dataset(self, paths: list[str], schema: pa.Schema) -> ds.Dataset:
+        """The Parquet files ``paths`` as one dataset read with ``schema``."""
+        return ds.dataset(paths, schema=schema, format="parquet",
+                          filesystem=self._fs)
+
+    def row_count(self, path: str) -> int:
+        """The rows of one Parquet file, from its footer."""
+        if self._fs is None:
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        with self._fs.open(path, "rb") as handle:
+            return int(pq.ParquetFile(handle).metadata.num_rows)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def makedirs(self, path: str) -> None:
+        if self._fs is None:
+            os.makedirs(path, exist_ok=True)
+        else:
+            self._fs.makedirs(path, exist_ok=True)
+
+    def stage_parquet(self, target: str, table: pa.Table) -> str:
+        """Write ``table`` as zstd Parquet under a temporary name beside ``target``; the
+        temporary path, to :meth:`install` later (or :meth:`delete`)."""
+        if self._fs is None:
+            return str(files.stage_parquet(Path(target), table))
+        folder, _, name = target.rpartition("/")
+        temp = f"{folder}/.{name}.{uuid.uuid4().hex[:12]}.tmp"
+        try:
+            with self._fs.open(temp, "wb") as handle:
+                pq.write_table(table, handle, compression="zstd",
+                               row_group_size=files.ROW_GROUP_ROWS)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._fs.rm_file(temp)
+            raise
+        return temp
+
+    def install(self, temp: str, target: str) -> None:
+        """Put a staged file in place as ``target`` (replacing it)."""
+        if self._fs is None:
+            files.install(Path(temp), Path(target))
+        else:
+            self._fs.mv(temp, target)
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Replace ``path`` with ``data``, atomically."""
+        if self._fs is None:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            files.write_bytes(Path(path), data)
+        else:
+            self._fs.pipe_file(path, data)
+
+    def delete(self, path: str) -> None:
+        """Delete a file; a missing one is fine."""
+        if self._fs is None:
+            Path(path).unlink(missing_ok=True)
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self._fs.rm_file(path)
+
+    @contextlib.contextmanager
+    def locked(self, path: str) -> Iterator[None]:
+        """Exclusive among processes on a local directory (see the module docstring)."""
+        if self._fs is None:
+            with files.locked(Path(path)):
+                yield
+        else:
+            yield
+
+
+def open_storage(location: str | os.PathLike[str], **storage_options: Any) -> Storage:
+    """The storage at ``location``: a path (or ``file://``) or an fsspec URL."""
+    text = os.fspath(location)
+    if "://" not in text or text.startswith("file://"):
+        path = text[len("file://"):] if text.startswith("file://") else text
+        return Storage(os.path.abspath(path), location=text)
+    try:  # fsspec has no type hints: its objects are Any here
+        url_to_fs: Any = importlib.import_module("fsspec.core").url_to_fs
+    except ImportError as exc:
+        raise MissingExtraError("A feature history at an fsspec URL", "fsspec",
+                                "fsspec") from exc
+    fs, root = url_to_fs(text, **storage_options)
+    return Storage(str(root), fs, location=text)
