@@ -4,8 +4,10 @@ The label joiner keeps each slot's state here (:mod:`headwater.labels.task`): a 
 appends one record — what it read — so what a step writes is proportional to what it
 read, not to the state; the state is rewritten whole only when the records outgrow
 both ``compact_bytes`` and the last snapshot (so rewriting costs at most about as much
-as the records did). The files use the record format of the online store's
-write-ahead log (:mod:`headwater.store.online.wal`)::
+as the records did). (A feature task's checkpoint, :mod:`headwater.features.checkpoint`,
+is rewritten whole each time: its state is tiles that change everywhere, where a
+joiner's is mostly predictions that wait untouched for their labels.) The files use the
+record format of the online store's write-ahead log (:mod:`headwater.store.online.wal`)::
 
     <dir>/epoch              8 bytes: the epoch of the current owner; flock'd around
                              a claim, an append and a compaction
@@ -36,6 +38,7 @@ fenced when it wakes.
 ... except FencedError as exc:
 ...     print(str(exc).split(": ", 1)[1])
 claimed by another owner (epoch 2; this one has 1): it may no longer write here
+>>> first.close(); second.close()
 """
 
 from __future__ import annotations

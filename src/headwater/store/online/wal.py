@@ -1,5 +1,8 @@
 """The embedded online store's files: records, write-ahead logs and their tails.
 
+(The label joiner's journals, :mod:`headwater.labels.journal`, use the same records and
+writers under their own file headers.)
+
 Both the write-ahead log (WAL) and the snapshot are a file header followed by
 records::
 
