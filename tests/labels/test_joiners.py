@@ -193,3 +193,11 @@ def test_co_partitioned_topics_make_one_slot_per_partition(tmp_path: Path) -> No
         assert c.slots == ["all"]
         assert c.unsplit is not None
         assert "not co-partitioned" in c.unsplit
+
+
+def test_the_state_of_an_earlier_joiner_is_named_not_overwritten(tmp_path: Path) -> None:
+    (tmp_path / "joiner.ckpt").write_bytes(b"one checkpoint for every partition")
+    log = Log(MemoryBackend())
+    with pytest.raises(ConfigError, match=r"joiner\.ckpt: the state of an earlier label joiner"):
+        LabelJoiner(log, JoinRule(window=10), state_dir=tmp_path, fsync=False)
+    assert (tmp_path / "joiner.ckpt").read_bytes() == b"one checkpoint for every partition"
