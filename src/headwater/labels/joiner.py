@@ -204,7 +204,6 @@ class LabelJoiner:
         the record and the appends)."""
         journal = Journal(self.state_dir / name, fsync=self.fsync,
                           compact_bytes=self.compact_bytes)
-        slot: _Slot | None = None
         try:
             snapshot, records = journal.claim()
             if snapshot is None:
