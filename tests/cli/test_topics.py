@@ -56,6 +56,22 @@ def test_create_from_file(cli: Cli) -> None:
         ("user", "string"), ("n", "int32"), ("at", "timestamp")]
 
 
+def test_create_from_a_csv_votes_the_types_and_allows_non_finite_where_asked(cli: Cli) -> None:
+    path = cli.write("sample.csv", "id,amount,ok,at\n1,2.5,true,2024-01-01T00:00:00Z\n"
+                     "2,\"1,5\",false,2024-01-01T00:00:00Z\n3,nan,true,2024-01-01T00:00:00Z\n")
+    result = cli.ok("topics", "create", "sample", "--from-file", str(path), "--event-time",
+                    "at", "--key", "id", "--allow-non-finite", "amount")
+    assert "1 (e.g. line 3: '1,5')" in result.stderr
+    with cli.open() as log:
+        schema = log.topic("sample").schema
+    assert [(f.name, f.type) for f in schema.fields] == [
+        ("id", "int64"), ("amount", "float64"), ("ok", "bool"), ("at", "timestamp")]
+    assert schema.field("amount").allow_non_finite
+    refused = cli.fails(2, "topics", "create", "other", "--schema", "n:int64,ts:timestamp",
+                        "--event-time", "ts", "--allow-non-finite", "n")
+    assert refused.stderr.startswith("error: --allow-non-finite: n is int64")
+
+
 def test_describe_shows_groups_and_lag(payments: Cli) -> None:
     with payments.open() as log:
         log.append("payments", [{"user": u, "amount": 1.0, "ts": 0} for u in "abcde"])

@@ -98,7 +98,7 @@ def _us(value: Any) -> int:
 
 def expected(feature: Feature, events: list[Event], user: str, t: int) -> Any:
     if feature.where is not None:
-        events = [e for e in events if e.value > 0]
+        events = [e for e in events if isinstance(e.value, float) and e.value > 0]
     return oracle(feature, events, user, t, "known_at")
 
 

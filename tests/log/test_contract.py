@@ -285,6 +285,37 @@ def test_bad_arrow_columns_are_rejected_row_by_row(log: Log) -> None:
     assert log.read("orders", 0).batch.column("amount").to_pylist() == [1.5]
 
 
+@pytest.mark.parametrize("form", ["rows", "arrow"])
+def test_non_finite_floats_are_refused_unless_the_schema_allows_them(
+        harness: Harness, log: Log, form: str) -> None:
+    allowing = Schema.of({"user": "string", "x": "float64", "ts": "timestamp"}, key="user",
+                         event_time="ts", allow_non_finite=("x",))
+    strict = Schema.of({"user": "string", "x": "float64", "ts": "timestamp"}, key="user",
+                       event_time="ts")
+    log.create_topic("strict", strict)
+    log.create_topic("loose", allowing)
+    values = [5.0, float("nan"), float("inf"), float("-inf"), 7.0]
+    rows = [{"user": "a", "x": v, "ts": START_US + i} for i, v in enumerate(values)]
+    given: Any = rows if form == "rows" else pa.RecordBatch.from_pylist(rows)
+    result = log.append("strict", given, numbers=[10, 11, 12, 13, 14])
+    assert result.accepted == 2
+    assert [(r.index, r.field) for r in result.rejected] == [(1, "x"), (2, "x"), (3, "x")]
+    assert [r.reason for r in result.rejected] == [
+        f"not a finite number ({v}); the field does not allow_non_finite"
+        for v in ("nan", "inf", "-inf")]
+    dlq = log.read("strict.dlq", 0).batch
+    assert dlq.column("index").to_pylist() == [11, 12, 13]  # numbered as the caller said
+    assert log.read("strict", 0).batch.column("x").to_pylist() == [5.0, 7.0]
+    assert log.append("loose", given).accepted == 5
+    log = harness.reopen(log)  # the option is kept with the topic
+    assert log.topic("loose").schema.field("x").allow_non_finite
+    assert not log.topic("strict").schema.field("x").allow_non_finite
+    stored = log.read("loose", 0).batch.column("x").to_pylist()
+    assert stored[0] == 5.0
+    assert np.isnan(stored[1])
+    assert stored[2:] == values[2:]
+
+
 def test_naive_arrow_timestamps_are_rejected(log: Log) -> None:
     log.create_topic("orders", SCHEMA)
     batch = events(3).set_column(4, "ts", pa.array([0, 1, 2], pa.timestamp("us")))

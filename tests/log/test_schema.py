@@ -49,3 +49,14 @@ def test_schema_from_arrow() -> None:
 def test_bad_json() -> None:
     with pytest.raises(SchemaError, match="schema"):
         Schema.from_json(b'{"fields": 3}')
+
+
+def test_only_float_fields_allow_non_finite_values() -> None:
+    with pytest.raises(SchemaError, match="only a float field"):
+        Schema.of({"n": "int64", "ts": "timestamp"}, event_time="ts", allow_non_finite=("n",))
+    with pytest.raises(SchemaError, match="no field named 'y'"):
+        Schema.of({"x": "float64", "ts": "timestamp"}, event_time="ts",
+                  allow_non_finite=("y",))
+    schema = Schema.of({"x": "float32", "ts": "timestamp"}, event_time="ts",
+                       allow_non_finite=("x",))
+    assert Schema.from_json(schema.to_json()).field("x").allow_non_finite

@@ -76,12 +76,12 @@ def test_predict_batch(app: ServingApp) -> None:
     predictions = json.loads(body)["predictions"]
     assert len(predictions) == 5
     assert all(p["missing"] == ["device"] for p in predictions)
-    assert error_of(call(app, "POST", "/predict", {"requests": [{"entities": {"user": 1}}]}))[
+    assert error_of(call(app, "POST", "/predict", {"requests": [{"entities": {"user": 1.5}}]}))[
         :2] == (422, "requests[0].entities.user")
 
 
 @pytest.mark.parametrize(("body", "field"), [
-    ({"entities": {"user": 3}}, "entities.user"),
+    ({"entities": {"user": 3.5}}, "entities.user"),
     ({"entities": "u1"}, "entities"),
     ({"request": {"price": 1.0}}, "entities"),
     ({"entities": {"user": "u1"}, "extra": 1}, "extra"),

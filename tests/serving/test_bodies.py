@@ -90,7 +90,7 @@ def test_other_message_types_are_checked_too() -> None:
 
 
 @pytest.mark.parametrize(("body", "field"), [
-    (b'{"entities": {"user": 7}}', "entities.user"),
+    (b'{"entities": {"user": 7.5}}', "entities.user"),
     (b'{"entities": {"user": "u"}, "request": {"a": 1, "b": [2]}}', "request.b"),
     (b'{"entities": {"user": "u"}, "request": {"a": 1e999}}', "request.a"),
     (b'{"requests": [{"entities": {"user": "u"}}, {"entities": {"user": "u", "item": {}}}]}',

@@ -61,6 +61,14 @@ def test_one_outcome_and_a_batch_are_appended_before_the_answer(served: ServingA
         {"request_id": None, "entity": "u3", "label": 0.0, "ts": 1_700_000_000_000_000}]
 
 
+def test_an_integer_entity_is_its_decimal_text(served: ServingApp, world: World) -> None:
+    status, _, _ = call(served, "POST", "/outcomes",
+                        {"request_id": "r42", "entity": 42, "label": 1.0})
+    assert status == 200
+    assert outcomes_in(world.log) == [
+        {"request_id": "r42", "entity": "42", "label": 1.0, "ts": NOW}]
+
+
 def test_a_retried_post_appends_nothing_twice(served: ServingApp, world: World) -> None:
     batch = {"outcomes": [{"request_id": "r1", "entity": "u1", "label": 1.0},
                           {"entity": "u2", "ts": "2023-11-14T22:13:20Z"}]}
@@ -100,7 +108,7 @@ def test_an_outcome_contradicting_the_first_is_a_conflict(served: ServingApp,
     ({"entity": "u1", "request_id": "r", "label": "yes"}, 422, "label"),
     ({"entity": "u1", "request_id": "r", "extra": 1}, 422, "extra"),
     ({"entity": "u" * 300, "request_id": "r"}, 422, "entity"),
-    ({"outcomes": [{"entity": "u1", "request_id": "r"}, {"entity": 5}]}, 422,
+    ({"outcomes": [{"entity": "u1", "request_id": "r"}, {"entity": 5.5}]}, 422,
      "outcomes[1].entity"),
     ({"outcomes": [{"entity": "u1", "ts": "2024-01-01"}]}, 422, "outcomes[0].ts"),
     ({"outcomes": [], "entity": "u1"}, 422, "outcomes"),

@@ -26,6 +26,7 @@ from headwater.features.online import FeatureReader
 from headwater.features.pointintime import Mode, with_derived
 from headwater.features.project import Project, load_project, read_applied, write_applied
 from headwater.features.tables import load_table
+from headwater.features.values import check_feature
 from headwater.store.history import FeatureHistory
 from headwater.store.history.lookup import history_gap, values_at_times
 from headwater.store.online import open_online_store
@@ -56,7 +57,8 @@ def _window(feature: Feature) -> str:
 
 @app.command("apply")
 def apply(ctx: typer.Context, project: ProjectOption = None) -> None:
-    """Check the definitions, load table sources into the log, and record them."""
+    """Check the definitions (each column's type against its aggregation), load table
+    sources into the log, and record them."""
     state = state_of(ctx)
     loaded = _project(ctx, project)
     before = read_applied(state.settings.features_dir)
@@ -65,8 +67,10 @@ def apply(ctx: typer.Context, project: ProjectOption = None) -> None:
         for source in {f.source for f in loaded.features if isinstance(f.source, TableSource)}:
             info = load_table(log, source)
             status().print(f"table {source.name} → topic {info.name}")
-        for topic in {f.source.topic for f in loaded.features}:
-            log.topic(topic)  # every source topic must exist
+        schemas = {topic: log.topic(topic).schema  # every source topic must exist
+                   for topic in {f.source.topic for f in loaded.features}}
+        for feature in loaded.features:  # before any engine meets an event
+            check_feature(feature, schemas[feature.source.topic])
     applied = write_applied(state.settings.features_dir, loaded, SystemClock().now_us())
     table = Table("feature", "change", "digest", title=f"applied {loaded.path}")
     for f in applied.features:

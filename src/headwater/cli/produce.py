@@ -3,8 +3,18 @@
 The file is read in batches of ``--batch-size`` events and each batch is one append.
 With ``--producer-id`` batch ``k`` is appended with sequence number ``k``, so running the
 same command again after a crash (same file, same batch size) appends only what is
-missing. Events that fail the topic's schema, and records that cannot be parsed at all,
-go to the dead-letter topic; the summary counts them and shows the first few.
+missing.
+
+Nothing is dropped in silence. Events that fail the topic's schema, records that cannot
+be parsed at all (a CSV line with the wrong number of fields, a line that is not JSON,
+bytes that are not UTF-8) and times that cannot be read go to the dead-letter topic,
+each with the reason and its number in the file: its line (a CSV's header is line 1)
+or, for Parquet, its 1-based row, the same number in the summary, the dead-letter
+record's ``index`` and every message. When any row was rejected the command exits
+with code 3 after appending the others (``--allow-rejects``: 0).
+
+Times are read by the rules of :mod:`headwater.cli.times` (``--timezone`` for times
+without an offset, ``--time-unit`` for integers, told by magnitude when not given).
 """
 
 from __future__ import annotations
@@ -15,58 +25,66 @@ import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Final
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from headwater.cli.common import format_count, out, progress_bar, state_of, status
+from headwater.cli.common import format_count, out, progress_bar, split_names, state_of, status
 from headwater.cli.formats import METADATA_COLUMNS, STDIO, FileFormat, format_of
+from headwater.cli.inference import votes_table
 from headwater.cli.sources import Source, Unreadable, infer_schema, open_source
+from headwater.cli.times import TimeReader, TimeUnit
 from headwater.errors import HeadwaterError, UnknownTopicError, ValidationError
-from headwater.log import AppendResult, Log, TopicInfo, dead_letter_topic
-from headwater.time import MAX_MICROS, MIN_MICROS, format_micros
+from headwater.log import AppendResult, Log, Rejection, Schema, TopicInfo, dead_letter_topic
+from headwater.log.schema import TIMESTAMP
 
-__all__ = ["ProduceReport", "produce"]
+__all__ = ["EXIT_REJECTED", "ProduceReport", "produce"]
 
+#: Exit code when rows were rejected (the others were appended) without --allow-rejects.
+EXIT_REJECTED: Final = 3
 #: Rejections listed in the summary (all of them are in the dead-letter topic).
 SHOWN_REJECTIONS: Final = 10
 _PAYLOAD_BYTES: Final = 64 << 10
-_INTEGER: Final = r"^\s*[+-]?\d+\s*$"
 
 
 @dataclass
 class ProduceReport:
-    """What a produce run did."""
+    """What a produce run did; rows are numbered by ``numbering`` (line or row)."""
 
     topic: str
+    numbering: str = "line"
     batches: int = 0
+    read: int = 0
     accepted: int = 0
     duplicate_batches: int = 0
     duplicates: int = 0
     rejected: int = 0
-    first_rejections: list[tuple[str, str, str]] = field(default_factory=list)
+    first_rejections: list[tuple[int, str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
-    def add(self, result: AppendResult, rows: npt.NDArray[np.int64]) -> None:
+    def add(self, result: AppendResult, numbers: npt.NDArray[np.int64]) -> None:
         self.batches += 1
+        self.read += len(result)
         if result.duplicate:
             self.duplicate_batches += 1
             self.duplicates += result.accepted
         else:
             self.accepted += result.accepted
         for r in result.rejected:
-            self._reject(str(int(rows[r.index])), r.field, r.reason)
+            self._reject(int(numbers[r.index]), r.field, r.reason)
 
-    def add_unreadable(self, bad: Unreadable) -> None:
-        self._reject(f"line {bad.line}", "$", bad.reason)
+    def add_refused(self, bad: Unreadable) -> None:
+        self.read += 1
+        self._reject(bad.line, bad.field, bad.reason)
 
-    def _reject(self, row: str, field_: str, reason: str) -> None:
+    def _reject(self, number: int, field_: str, reason: str) -> None:
         self.rejected += 1
         if len(self.first_rejections) < SHOWN_REJECTIONS:
-            self.first_rejections.append((row, field_, reason))
+            self.first_rejections.append((number, field_, reason))
 
 
 def produce(
@@ -77,41 +95,64 @@ def produce(
     key: Annotated[str | None, typer.Option(
         help="The file's column holding the key (default: the topic's key field).")] = None,
     event_time: Annotated[str | None, typer.Option(
-        "--event-time", help="The file's column holding the event time: ISO 8601 with an "
-        "offset, or integer microseconds (default: the topic's event-time field).")] = None,
+        "--event-time", help="The file's column holding the event time: ISO 8601 text, a "
+        "date, or an integer count since the epoch (default: the topic's event-time field)."
+    )] = None,
+    timezone: Annotated[str | None, typer.Option(
+        "--timezone", help="Read times without a UTC offset (and dates alone) as wall times "
+        "in this zone, e.g. UTC or Europe/Paris; without it they are rejected.")] = None,
+    time_unit: Annotated[TimeUnit | None, typer.Option(
+        "--time-unit", help="What integer times count since the epoch (default: told by "
+        "their magnitude, and said).")] = None,
     fmt: Annotated[FileFormat | None, typer.Option(
         "--format", help="The file's format (default: from its extension; - is jsonl).")] = None,
     create: Annotated[bool, typer.Option(
-        "--create", help="Create the topic with the file's columns if it does not exist.")
-    ] = False,
+        "--create", help="Create the topic with the file's columns if it does not exist "
+        "(a CSV's types are voted by its values, and reported).")] = False,
     partitions: Annotated[int, typer.Option(
         min=1, help="Partitions of a topic made by --create.")] = 1,
+    allow_non_finite: Annotated[str | None, typer.Option(
+        "--allow-non-finite", help="With --create: comma-separated float columns that may "
+        "hold NaN and infinity (refused by default).")] = None,
     batch_size: Annotated[int, typer.Option(
         "--batch-size", min=1, help="Events per append.")] = 10_000,
     producer_id: Annotated[str | None, typer.Option(
         "--producer-id", help="Make re-runs idempotent: batch k is appended with sequence k. "
         "Use one id per input file and keep --batch-size.")] = None,
+    allow_rejects: Annotated[bool, typer.Option(
+        "--allow-rejects", help="Exit 0 even when rows were rejected (they are in the "
+        "dead-letter topic either way).")] = False,
 ) -> None:
     """Append the events of a file (or standard input) to TOPIC."""
     started = time.perf_counter()
+    times = TimeReader(timezone=timezone, unit=time_unit,
+                       say=lambda text: status().print(Text(text)))
+    non_finite = split_names(allow_non_finite, option="--allow-non-finite")
     with open_source(file, format_of(file, fmt), sys.stdin.buffer) as source, \
             state_of(ctx).open_log() as log:
         info = _topic_for(log, topic, source, key=key, event_time=event_time,
-                          create=create, partitions=partitions)
+                          create=create, partitions=partitions, allow_non_finite=non_finite)
         renames = _renames(info, source, key=key, event_time=event_time)
-        report = ProduceReport(topic)
+        report = ProduceReport(topic, source.numbering)
         try:
             with progress_bar(status(), unit=source.unit) as bar:
                 task = bar.add_task(f"produce {topic}", total=source.total)
                 for k, chunk in enumerate(source.chunks(batch_size)):
+                    refused = list(chunk.unreadable)
                     if len(chunk.rows):
-                        events = _prepare(chunk.events, renames, info.schema.event_time)
-                        result = log.append(topic, events, producer_id=producer_id,
-                                            sequence=None if producer_id is None else k)
-                        report.add(result, chunk.rows)
-                    for bad in chunk.unreadable:
-                        _dead_letter(log, topic, bad, producer_id)
-                        report.add_unreadable(bad)
+                        events, numbers, bad = _prepare(chunk.events, chunk.rows, renames,
+                                                        info.schema, times)
+                        refused.extend(bad)
+                        if len(numbers):
+                            result = log.append(topic, events, producer_id=producer_id,
+                                                sequence=None if producer_id is None else k,
+                                                numbers=numbers.tolist())
+                            report.add(result, numbers)
+                    if refused:
+                        refused.sort()
+                        _dead_letter(log, topic, refused, producer_id, k)
+                        for bad_row in refused:
+                            report.add_refused(bad_row)
                     bar.update(task, completed=chunk.position)
         except HeadwaterError:
             if report.batches:
@@ -120,18 +161,37 @@ def produce(
             raise
     report.seconds = time.perf_counter() - started
     _print_report(report)
+    if report.rejected:
+        message = (f"{format_count(report.rejected)} of {format_count(report.read)} rows "
+                   f"rejected, kept in {dead_letter_topic(topic)} "
+                   f"(headwater tail {dead_letter_topic(topic)} shows them)")
+        if allow_rejects:
+            status().print(Text(f"warning: {message}", style="yellow"), soft_wrap=True)
+            return
+        status().print(Text(f"error: {message}; --allow-rejects exits 0 all the same",
+                            style="red"), soft_wrap=True)
+        raise typer.Exit(EXIT_REJECTED)
 
 
 def _topic_for(log: Log, topic: str, source: Source, *, key: str | None,
-               event_time: str | None, create: bool, partitions: int) -> TopicInfo:
+               event_time: str | None, create: bool, partitions: int,
+               allow_non_finite: tuple[str, ...]) -> TopicInfo:
     try:
-        return log.topic(topic)
+        info = log.topic(topic)
     except UnknownTopicError:
         if not create:
             raise
+    else:
+        if allow_non_finite:
+            raise ValidationError("--allow-non-finite", f"topic {topic!r} exists: its schema "
+                                  "decides which fields may hold NaN and infinity")
+        return info
     if event_time is None:
         raise ValidationError("--event-time", "name the event-time column to --create a topic")
-    schema = infer_schema(source, event_time=event_time, key=key)
+    schema, votes = infer_schema(source, event_time=event_time, key=key,
+                                 allow_non_finite=allow_non_finite)
+    if votes:
+        status().print(votes_table(votes, source.name))
     info = log.create_topic(topic, schema, partitions=partitions)
     status().print(f"created topic {topic} ({len(schema.fields)} fields, "
                    f"{partitions} partition(s))")
@@ -157,46 +217,124 @@ def _renames(info: TopicInfo, source: Source, *, key: str | None,
     return renames
 
 
-def _prepare(events: pa.RecordBatch | list[Any], renames: dict[str, str],
-             event_time: str) -> pa.RecordBatch | list[Any]:
+def _prepare(events: pa.RecordBatch | list[Any], rows: npt.NDArray[np.int64],
+             renames: dict[str, str], schema: Schema, times: TimeReader
+             ) -> tuple[pa.RecordBatch | list[Any], npt.NDArray[np.int64], list[Unreadable]]:
     """Rename the user's columns to the topic's fields, drop the columns that say where an
-    event was in a log (:data:`METADATA_COLUMNS`), read integer event times from text."""
+    event was in a log (:data:`METADATA_COLUMNS`), and read the time fields by the file's
+    rules. Returns the events, their numbers, and the rows whose times were refused."""
+    timestamps = [f.name for f in schema.fields if f.type == "timestamp"]
     if isinstance(events, list):
-        return [{renames.get(k, k): v for k, v in e.items() if k not in METADATA_COLUMNS}
-                if isinstance(e, dict) else e for e in events]
+        return _prepare_rows(events, rows, renames, schema, timestamps, times)
     dropped = [n for n in METADATA_COLUMNS if n in events.schema.names]
     if dropped:
         events = events.drop_columns(dropped)
     if renames:
         events = events.rename_columns([renames.get(n, n) for n in events.schema.names])
-    pos = events.schema.get_field_index(event_time)
-    if pos >= 0 and pa.types.is_string(events.schema.field(pos).type):
-        events = events.set_column(pos, event_time, _integer_times(events.column(pos)))
-    return events
+    refused: dict[int, tuple[str, str]] = {}
+    given = events
+    for name in timestamps:
+        pos = events.schema.get_field_index(name)
+        if pos < 0:
+            continue
+        column, reasons = _read_times(events.column(pos), name, times)
+        events = events.set_column(pos, name, column)
+        for i, reason in reasons.items():
+            refused.setdefault(i, (name, reason))
+    if not refused:
+        return events, rows, []
+    at = sorted(refused)
+    original = dict(zip(at, given.take(pa.array(at)).to_pylist(), strict=True))
+    bad = [Unreadable(int(rows[i]), reason, _payload(original[i]), field=name)
+           for i, (name, reason) in sorted(refused.items())]
+    keep = np.ones(events.num_rows, bool)
+    keep[list(refused)] = False
+    return events.filter(pa.array(keep)), rows[keep], bad
 
 
-def _integer_times(column: pa.Array) -> pa.Array:
-    """Event times read as text: integers (µs) become int64, or ISO text when the column
-    mixes them with ISO text; the log's validation reads the rest."""
-    integer = pc.match_substring_regex(column, _INTEGER)
-    if not pc.any(integer).as_py():
-        return column
-    if pc.all(integer).as_py():
-        return pc.cast(pc.utf8_trim_whitespace(column), pa.int64())
-    texts = column.to_pylist()
-    for i, is_integer in enumerate(integer.to_pylist()):
-        if is_integer and MIN_MICROS <= int(texts[i]) < MAX_MICROS:
-            texts[i] = format_micros(int(texts[i]))
-    return pa.array(texts, pa.string())
+def _read_times(column: pa.Array, name: str, times: TimeReader
+                ) -> tuple[pa.Array, dict[int, str]]:
+    """A time column of a file as µs (or as it was, for the log's validation to judge),
+    and the reasons of the values refused, by position."""
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        micros, reasons = times.read_texts(column, name)
+        return micros.view(TIMESTAMP), reasons
+    if pa.types.is_integer(kind):
+        valid = np.asarray(column.is_valid())
+        values = np.asarray(column.fill_null(0), np.int64)
+        micros, ok = times.from_integers(values[valid], name)
+        out = np.zeros(len(values), np.int64)
+        out[valid] = micros
+        where = np.flatnonzero(valid)
+        reasons = {int(i): f"{values[i]} ({times.unit}) is outside the accepted range "
+                   "1900..2200" for i in where[~ok]}
+        return pa.array(out, pa.int64(), mask=~valid).view(TIMESTAMP), reasons
+    if pa.types.is_date(kind) or (pa.types.is_timestamp(kind) and kind.tz is None):
+        if times.timezone is None:
+            reason = ("the column holds times without a time zone: give --timezone (e.g. "
+                      "--timezone UTC) to read them")
+            return column, dict.fromkeys(range(len(column)), reason)
+        return times.localize(column), {}
+    return column, {}
 
 
-def _dead_letter(log: Log, topic: str, bad: Unreadable, producer_id: str | None) -> None:
-    """Keep an unparseable record in the dead-letter topic (idempotent by line number)."""
-    row = {"topic": topic, "index": bad.line, "field": "$", "reason": bad.reason,
-           "payload": bad.payload[:_PAYLOAD_BYTES], "rejected_at": log.clock.now_us()}
-    log.append(dead_letter_topic(topic), [row],
-               producer_id=None if producer_id is None else f"{producer_id}.unreadable",
-               sequence=None if producer_id is None else bad.line)
+def _prepare_rows(events: list[Any], rows: npt.NDArray[np.int64], renames: dict[str, str],
+                  schema: Schema, timestamps: list[str], times: TimeReader
+                  ) -> tuple[list[Any], npt.NDArray[np.int64], list[Unreadable]]:
+    """:func:`_prepare` for JSON objects (anything else is left for the log to refuse)."""
+    renamed = [{renames.get(k, k): v for k, v in e.items() if k not in METADATA_COLUMNS}
+               if isinstance(e, dict) else e for e in events]
+    texts = {f.name for f in schema.fields if f.type == "string"}
+    refused: dict[int, tuple[str, str]] = {}
+    for name in timestamps:
+        integers = [e[name] for e in renamed if isinstance(e, dict)
+                    and isinstance(e.get(name), int) and not isinstance(e[name], bool)]
+        if integers:
+            times.unit_for(np.abs(np.asarray(integers, dtype=np.float64)), name)
+        for i, e in enumerate(renamed):
+            value = e.get(name) if isinstance(e, dict) else None
+            if isinstance(value, str):
+                try:
+                    e[name] = times.parse_text(value)
+                except ValueError as exc:
+                    refused.setdefault(i, (name, str(exc)))
+            elif isinstance(value, int) and not isinstance(value, bool):
+                ok = abs(value) < 2**63
+                if ok:
+                    micros, fits = times.from_integers(np.asarray([value], np.int64), name)
+                    ok = bool(fits[0])
+                if ok:
+                    e[name] = int(micros[0])
+                else:
+                    refused.setdefault(i, (name, f"{value} ({times.unit}) is outside the "
+                                                 "accepted range 1900..2200"))
+    for e in renamed:  # an integer key or label in a text field is its decimal text
+        if isinstance(e, dict):
+            for name in texts & e.keys():
+                if isinstance(e[name], int) and not isinstance(e[name], bool):
+                    e[name] = str(e[name])
+    if not refused:
+        return renamed, rows, []
+    bad = [Unreadable(int(rows[i]), reason, _payload(events[i]), field=name)
+           for i, (name, reason) in sorted(refused.items())]
+    keep = [i for i in range(len(renamed)) if i not in refused]
+    return [renamed[i] for i in keep], rows[keep], bad
+
+
+def _payload(row: object) -> bytes:
+    return msgspec.json.encode(row, enc_hook=str)[:_PAYLOAD_BYTES]
+
+
+def _dead_letter(log: Log, topic: str, refused: list[Unreadable], producer_id: str | None,
+                 batch: int) -> None:
+    """Keep the rows of batch ``batch`` refused before the append in the dead-letter topic
+    (idempotent by batch, like the append)."""
+    rejections = [Rejection(bad.line, bad.field, bad.reason, bad.payload[:_PAYLOAD_BYTES])
+                  for bad in refused]
+    log.dead_letter(topic, rejections,
+                    producer_id=None if producer_id is None else f"{producer_id}.refused",
+                    sequence=None if producer_id is None else batch)
 
 
 def _print_report(report: ProduceReport) -> None:
@@ -215,8 +353,8 @@ def _print_report(report: ProduceReport) -> None:
     summary.add_row("time", f"{report.seconds:.2f} s ({rate:,.0f} events/s)")
     console.print(summary)
     if report.first_rejections:
-        table = Table("row", "field", "reason",
+        table = Table(report.numbering, "field", "reason",
                       title=f"first {len(report.first_rejections)} rejections")
         for row, field_, reason in report.first_rejections:
-            table.add_row(row, field_, re.sub(r"\s+", " ", reason))
+            table.add_row(str(row), field_, re.sub(r"\s+", " ", reason))
         console.print(table)

@@ -3,6 +3,10 @@
 Timestamps are printed as ISO 8601 text in UTC. A JSON line holds the event's fields
 plus ``_partition``, ``_offset`` and ``_append_time``; ``headwater produce`` ignores those
 three, so ``consume --format jsonl`` can be piped into ``produce``.
+
+A dead letter's ``payload`` (the rejected event as JSON, or the raw line of a record
+that could not be read) is printed as the JSON value it holds, or as text where it is
+not JSON, never as base64; bytes that are not UTF-8 are shown escaped (``\xff``).
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from rich.text import Text
 from headwater.cli.common import out
 from headwater.cli.formats import PARTITION
 from headwater.log import APPEND_TIME, OFFSET, Fetched
+from headwater.log.records import DEAD_LETTER_SUFFIX
 from headwater.time import format_micros
 
-__all__ = ["EventFormat", "iso_texts", "print_events", "rows_of"]
+__all__ = ["EventFormat", "iso_texts", "payload_value", "print_events", "rows_of"]
 
 EventFormat = Literal["table", "jsonl"]
 _ENCODER: Final = msgspec.json.Encoder()
@@ -58,7 +63,10 @@ def print_events(fetched: Sequence[Fetched], fmt: EventFormat) -> int:
         return 0
     if fmt == "jsonl":
         for part in fetched:
-            for row in rows_of(part.batch):
+            rows = rows_of(part.batch)
+            if part.topic.endswith(DEAD_LETTER_SUFFIX):
+                rows = [{**row, "payload": payload_value(row.get("payload"))} for row in rows]
+            for row in rows:
                 typer.echo(_ENCODER.encode({PARTITION: part.partition, **row}).decode())
         return count
     first = next(f.batch for f in fetched if f.batch.num_rows)
@@ -72,13 +80,24 @@ def print_events(fetched: Sequence[Fetched], fmt: EventFormat) -> int:
     return count
 
 
+def payload_value(payload: object) -> Any:
+    r"""A dead letter's payload as the JSON value it holds, else as text.
+
+    >>> payload_value(b'{"user": "ada", "amount": "1,5"}'), payload_value(b"bob,\xff")
+    ({'user': 'ada', 'amount': '1,5'}, 'bob,\\xff')
+    """
+    if not isinstance(payload, bytes):
+        return payload
+    try:
+        return msgspec.json.decode(payload)
+    except msgspec.DecodeError:
+        return payload.decode(errors="backslashreplace")
+
+
 def _cell(value: object) -> Text:
     if value is None:
         return Text("null", style="dim")
-    if isinstance(value, bytes):  # text (a dead letter's payload) as text, else hex
-        try:
-            shown = value[:_SHOWN_BYTES].decode()
-        except UnicodeDecodeError:
-            shown = value[:_SHOWN_BYTES].hex()
+    if isinstance(value, bytes):  # text (a dead letter's payload) as text, bad bytes escaped
+        shown = value[:_SHOWN_BYTES].decode(errors="backslashreplace")
         return Text(shown + ("…" if len(value) > _SHOWN_BYTES else ""))
     return Text(str(value))

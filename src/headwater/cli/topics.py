@@ -14,8 +14,10 @@ from headwater.cli.common import (
     out,
     split_names,
     state_of,
+    status,
 )
 from headwater.cli.formats import FileFormat, format_of
+from headwater.cli.inference import votes_table
 from headwater.cli.sources import infer_schema, open_source
 from headwater.errors import ValidationError
 from headwater.log import Log, Retention, Schema, TopicInfo, dead_letter_topic
@@ -32,7 +34,8 @@ _SCHEMA_HELP = ('Fields as name:type, e.g. "user:string,amount:float64,ts:timest
 
 
 def parse_schema(spec: str, *, event_time: str, key: str | None,
-                 nullable: tuple[str, ...] = ()) -> Schema:
+                 nullable: tuple[str, ...] = (), allow_non_finite: tuple[str, ...] = ()
+                 ) -> Schema:
     """Read ``--schema "user:string,amount:float64,ts:timestamp"``.
 
     >>> parse_schema("user:string, ts:timestamp", event_time="ts", key="user").names
@@ -51,11 +54,18 @@ def parse_schema(spec: str, *, event_time: str, key: str | None,
             raise ValidationError(f"--schema {name}", "the field is named twice")
         fields[name] = type_
     named = [("--nullable", n) for n in nullable] + [("--event-time", event_time)]
+    named += [("--allow-non-finite", n) for n in allow_non_finite]
     named += [] if key is None else [("--key", key)]
     for option, name in named:
         if name not in fields:
             raise ValidationError(option, f"no field named {name!r} in --schema")
-    return Schema.of(fields, event_time=event_time, key=key, nullable=nullable)
+    for name in allow_non_finite:
+        if fields[name] not in ("float32", "float64"):
+            raise ValidationError("--allow-non-finite",
+                                  f"{name} is {fields[name]}: only a float field holds NaN or "
+                                  "infinity")
+    return Schema.of(fields, event_time=event_time, key=key, nullable=nullable,
+                     allow_non_finite=allow_non_finite)
 
 
 @app.command("create")
@@ -75,6 +85,9 @@ def create(
     partitions: Annotated[int, typer.Option(min=1, help="Number of partitions.")] = 1,
     nullable: Annotated[str | None, typer.Option(
         help="Comma-separated fields that may be null (with --schema).")] = None,
+    allow_non_finite: Annotated[str | None, typer.Option(
+        "--allow-non-finite", help="Comma-separated float fields that may hold NaN and "
+        "infinity (refused by default).")] = None,
     retention: Annotated[str | None, typer.Option(
         help="Keep events this long, e.g. 7d or 12h.")] = None,
     retention_bytes: Annotated[int | None, typer.Option(
@@ -84,8 +97,10 @@ def create(
     if (schema is None) == (from_file is None):
         raise ValidationError("--schema", "give either --schema or --from-file")
     names = split_names(nullable, option="--nullable")
+    non_finite = split_names(allow_non_finite, option="--allow-non-finite")
     if schema is not None:
-        topic_schema = parse_schema(schema, event_time=event_time, key=key, nullable=names)
+        topic_schema = parse_schema(schema, event_time=event_time, key=key, nullable=names,
+                                    allow_non_finite=non_finite)
     else:
         assert from_file is not None
         if names:
@@ -93,7 +108,10 @@ def create(
                 "--nullable", "only with --schema; with --from-file nullability comes from the file"
             )
         with open_source(from_file, format_of(from_file, fmt), sys.stdin.buffer) as source:
-            topic_schema = infer_schema(source, event_time=event_time, key=key)
+            topic_schema, votes = infer_schema(source, event_time=event_time, key=key,
+                                               allow_non_finite=non_finite)
+        if votes:
+            status().print(votes_table(votes, source.name))
     kept = Retention(
         max_age_us=None if retention is None else parse_duration(retention, field="--retention"),
         max_bytes=retention_bytes,
@@ -172,7 +190,8 @@ def _fields_table(info: TopicInfo) -> Table:
     for field in info.schema.fields:
         role = ("key" if field.name == info.schema.key
                 else "event time" if field.name == info.schema.event_time else "")
-        table.add_row(field.name, field.type, "yes" if field.nullable else "no", role)
+        kind = f"{field.type} (NaN/inf allowed)" if field.allow_non_finite else field.type
+        table.add_row(field.name, kind, "yes" if field.nullable else "no", role)
     return table
 
 

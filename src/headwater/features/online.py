@@ -13,6 +13,7 @@ import struct
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
@@ -23,7 +24,26 @@ from headwater.features.state import ENTRY_HEADER
 if TYPE_CHECKING:
     from headwater.store.online.protocol import OnlineStore
 
-__all__ = ["FeatureReader", "FeatureRow", "value_at", "values_at"]
+__all__ = ["EntityKey", "FeatureReader", "FeatureRow", "entity_key", "value_at",
+           "values_at"]
+
+EntityKey = str | int
+"""An entity's key as a caller gives it: text, or an integer."""
+
+
+def entity_key(key: EntityKey, *, field: str = "entities") -> str:
+    """The key as the online store holds it: an integer is its decimal text, which is how
+    the engine stores the keys of an integer key column, so ``42`` and ``"42"`` name the
+    same entity.
+
+    >>> entity_key(42), entity_key("42"), entity_key("ada")
+    ('42', '42', 'ada')
+    """
+    if isinstance(key, str):
+        return key
+    if isinstance(key, int) and not isinstance(key, bool):
+        return str(key)
+    raise ValidationError(field, f"an entity key is text or an integer, not {key!r}")
 
 _DOUBLE: Final = struct.Struct("<d")
 _LIFETIME_HOP: Final = 1 << 62  # a lifetime window is one tile: its tile is always 0
@@ -67,7 +87,8 @@ class FeatureReader:
     helpers feed the derived features and are then left out (:meth:`read_row` can keep
     them).
 
-    ``entities`` maps an entity name to its key; ``request`` holds request values.
+    ``entities`` maps an entity name to its key (:func:`entity_key`: text or an integer);
+    ``request`` holds request values.
     """
 
     def __init__(self, online: OnlineStore, feature_set: FeatureSet) -> None:
@@ -85,12 +106,12 @@ class FeatureReader:
         self._plans = {entity: [_Plan.of(f) for f in features]
                        for entity, features in self.by_entity.items()}
 
-    def read(self, entities: Mapping[str, str], now: int,
+    def read(self, entities: Mapping[str, EntityKey], now: int,
              request: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The model's inputs: every feature of the set but the helpers, by name."""
         return self.read_row(entities, now, request).values
 
-    def read_row(self, entities: Mapping[str, str], now: int,
+    def read_row(self, entities: Mapping[str, EntityKey], now: int,
                  request: Mapping[str, Any] | None = None, *, helpers: bool = False
                  ) -> FeatureRow:
         """The values (with the helpers when ``helpers``), which were defaulted, and
@@ -102,7 +123,7 @@ class FeatureReader:
             key = entities.get(entity)
             if key is None:
                 raise ValidationError(f"entities.{entity}", "missing: the feature set needs it")
-            entries = self.online.read(entity, key)
+            entries = self.online.read(entity, entity_key(key, field=f"entities.{entity}"))
             known = False
             for plan in plans:
                 value = plan.value(entries.get(plan.name), now)
@@ -130,7 +151,8 @@ class FeatureReader:
 class _Plan:
     """One feature's read, with everything but the entry and the time precomputed."""
 
-    __slots__ = ("default", "empty", "hop", "last_n", "name", "offset", "tiles", "ttl")
+    __slots__ = ("default", "empty", "hop", "last_n", "name", "offset", "text", "tiles",
+                 "ttl")
 
     def __init__(self, feature: Feature) -> None:
         self.name = feature.name
@@ -141,6 +163,7 @@ class _Plan:
         self.last_n = feature.n if feature.aggregation == "last_n" else None
         self.empty: Any = [] if self.last_n else _empty(feature)
         self.offset = ENTRY_HEADER.size
+        self.text = feature.aggregation == "last"  # over a text column, its entries are text
 
     @classmethod
     def of(cls, feature: Feature) -> _Plan:
@@ -159,6 +182,9 @@ class _Plan:
             k = 0
         elif k >= self.tiles:
             return self.empty
+        if self.text and len(entry) & 7:  # a text entry (see ENTRY_HEADER)
+            texts: list[str | None] = msgspec.json.decode(entry[self.offset:])
+            return texts[k]
         if self.last_n:
             m = self.last_n
             found = struct.unpack_from(f"<{m}d", entry, self.offset + 8 * m * k)

@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 from headwater.errors import ValidationError
 from headwater.features.aggregations import Aggregation, Partial
 from headwater.features.definitions import DerivedFeature, Feature, FeatureSet
+from headwater.features.values import TextCodes, column_values, is_text, present
 from headwater.features.windows import Lifetime
 from headwater.log.schema import APPEND_TIME, OFFSET
 
@@ -159,22 +160,31 @@ def _reduce_ranges(agg: Aggregation, order: I64, values: F64, tau: I64, offset: 
     n = hi - lo
     if agg.kind == "count":
         return {"n": n}
+    # A missing value moves nothing (see values.py): ``n`` counts the values present.
+    sorted_present = present(values[order])
+    counted = np.concatenate([[0], np.cumsum(sorted_present)])
     if agg.kind in _RANGE_UFUNCS:
+        identity = agg.empty(len(lo))
+        name = "sum" if agg.kind in ("sum", "mean") else "v"
+        neutral = float(agg.empty(1)[name][0])
         # reduceat over (lo, hi) pairs in ascending lo walks O(rows) between the pairs
         by_lo = np.argsort(lo, kind="stable")
         pairs = np.stack([lo[by_lo], hi[by_lo]], axis=1).ravel()
         reduced = np.empty(len(lo))
         if len(pairs):
-            reduced[by_lo] = _RANGE_UFUNCS[agg.kind].reduceat(
-                np.append(values[order], 0.0), pairs)[::2]
-        identity = agg.empty(len(lo))
-        name = "sum" if agg.kind in ("sum", "mean") else "v"
+            filled = np.where(sorted_present, values[order], neutral)
+            reduced[by_lo] = _RANGE_UFUNCS[agg.kind].reduceat(np.append(filled, 0.0),
+                                                              pairs)[::2]
+        n = counted[hi] - counted[lo]
         return {"n": n, name: np.where(n > 0, reduced, identity[name])}
     if agg.kind == "last":
-        end = order[np.maximum(hi - 1, 0)]
+        # the latest present row at or before each sorted row
+        latest = np.maximum.accumulate(np.where(sorted_present, np.arange(len(order)), -1))
+        at = latest[np.maximum(hi - 1, 0)] if len(order) else np.full(len(lo), -1)
+        has = (hi > lo) & (at >= lo)
+        end = order[np.maximum(at, 0)] if len(order) else np.zeros(len(lo), np.int64)
         empty = agg.empty(len(lo))
-        has = n > 0
-        return {"n": n, "t": np.where(has, tau[end], empty["t"]),
+        return {"n": counted[hi] - counted[lo], "t": np.where(has, tau[end], empty["t"]),
                 "o": np.where(has, offset[end], empty["o"]),
                 "v": np.where(has, values[end], empty["v"])}
     total = int(n.sum())
@@ -186,6 +196,10 @@ def _reduce_ranges(agg: Aggregation, order: I64, values: F64, tau: I64, offset: 
 def _reduce_rows(agg: Aggregation, values: F64, tau: I64, offset: I64, rows: I64,
                  owner: I64, size: int) -> Partial:
     """The partial of each owner's rows (grouped by owner, in (time, offset) order)."""
+    if agg.kind != "count":  # a missing value moves nothing (see values.py)
+        kept = present(values[rows])
+        if not kept.all():
+            rows, owner = rows[kept], owner[kept]
     total = len(rows)
     lifted = agg.lift(values[rows], tau[rows], offset[rows])
     bounds = np.flatnonzero(np.diff(owner, prepend=-1)) if total else np.zeros(0, np.int64)
@@ -216,10 +230,10 @@ def feature_values(
                         dtype=np.int64)
     tau = _int64(events.column(source.event_time))
     offset = _int64(events.column(source.offset))
-    if feature.column is not None:
-        values = np.asarray(pc.cast(events.column(feature.column), pa.float64()), np.float64)
-    else:
-        values = np.zeros(len(tau))
+    column = None if feature.column is None else events.column(feature.column)
+    codes = TextCodes() if (column is not None and agg.kind == "last"
+                            and is_text(column.type)) else None
+    values = column_values(agg.kind, column, len(tau), codes)
     if mode == "event_time":
         result, last = _as_of_event_time(feature, agg, e_code, len(keys), tau, offset, values,
                                          q_code, q_times)
@@ -237,6 +251,10 @@ def feature_values(
         values_out = [None if m else [v for v in row if not np.isnan(v)]
                       for m, row in zip(missing.tolist(), out.tolist(), strict=True)]
         return pa.array(values_out, pa.list_(pa.float64()))
+    if codes is not None:  # text has no default (see values.check_feature)
+        texts = codes.decode(out)
+        return pa.array([None if m else t for m, t in zip(missing.tolist(), texts, strict=True)],
+                        pa.string())
     missing |= np.isnan(out)
     default = feature.default_value
     if default is None:

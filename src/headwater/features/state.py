@@ -41,16 +41,18 @@ from __future__ import annotations
 import struct
 from typing import Any, Final, NamedTuple, cast
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
 from headwater.errors import ValidationError
 from headwater.features.aggregations import Aggregation, Partial
 from headwater.features.definitions import Feature
+from headwater.features.values import TextCodes, present
 from headwater.features.windows import Window
 
 __all__ = ["ENTRY_HEADER", "NO_TIME", "Ages", "FeatureState", "Placement", "TileRing",
-           "entries"]
+           "entries", "text_entries"]
 
 NO_TIME: Final = np.iinfo(np.int64).min
 _NO_TILE: Final = -(1 << 62)
@@ -62,7 +64,10 @@ Mask = npt.NDArray[np.bool_]
 ENTRY_HEADER: Final = struct.Struct("<qq")
 """An online entry: the latest event time and the newest tile ``B`` (two int64), then the
 value for read times in tile ``B + k``, ``k = 0 … n-1``, as float64 (``NaN`` for null;
-``last_n`` stores its ``m`` values per ``k``, newest first, ``NaN``-padded)."""
+``last_n`` stores its ``m`` values per ``k``, newest first, ``NaN``-padded). A text value
+(``last`` over a text column) is stored instead as a JSON array of the ``n`` texts (null
+for none), padded with spaces so that the entry's length is ``1 mod 8``: a float entry's
+length is a multiple of 8, so a reader tells them apart by the length alone."""
 
 
 class Placement(NamedTuple):
@@ -174,6 +179,8 @@ class FeatureState:
         self.capacity = 0
         self.partial: Partial = {}
         """One row per entity, one column per slot."""
+        self.codes: TextCodes | None = None
+        """For ``last`` over text: the dictionary its folded codes come from."""
         self._flat: Partial = {}  # the same, one row per slot, then one identity row
         self._grow(self.ring.capacity)
 
@@ -216,6 +223,11 @@ class FeatureState:
             for k, v in flat_view.items():
                 v[placed.reset] = identity[k][0]
         flat = placed.slots
+        if self.agg.kind != "count":  # a missing value moves nothing (see values.py)
+            kept = present(values)
+            if not kept.all():
+                flat, times, offsets, values = (flat[kept], times[kept], offsets[kept],
+                                                values[kept])
         if not len(flat):
             return
         if not self.agg.ordered:
@@ -253,6 +265,8 @@ class FeatureState:
         if not len(ids):
             return []
         newest, values = self.values(ids, ages)
+        if self.codes is not None:
+            return text_entries(self.ring.last[ids], newest, values, self.codes)
         return entries(self.ring.last[ids], newest, values)
 
     # -- snapshot and restore ---------------------------------------------------------
@@ -272,6 +286,25 @@ class FeatureState:
         self._grow(self.ring.capacity)
         for k, v in self.partial.items():
             v[:size] = arrays[f"partial.{k}"]
+
+
+def text_entries(last: I64, newest: I64, codes: npt.NDArray[np.float64],
+                 texts: TextCodes) -> list[bytes]:
+    """Online entries of text values (layout: :data:`ENTRY_HEADER`), from each entity's
+    latest event time, newest tile and value codes.
+
+    >>> import pyarrow as pa
+    >>> words = TextCodes()
+    >>> entry = text_entries(np.array([7]), np.array([2]), words.encode(pa.array(["ord"]))
+    ...                      .reshape(1, 1), words)[0]
+    >>> ENTRY_HEADER.unpack_from(entry), entry[16:], len(entry) % 8
+    ((7, 2), b'["ord"]  ', 1)
+    """
+    out = []
+    for t, b, row in zip(last.tolist(), newest.tolist(), codes, strict=True):
+        body = ENTRY_HEADER.pack(t, b) + msgspec.json.encode(texts.decode(row))
+        out.append(body + b" " * ((1 - len(body)) % 8))
+    return out
 
 
 def entries(last: I64, newest: I64, values: npt.NDArray[np.float64]) -> list[bytes]:

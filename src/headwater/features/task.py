@@ -33,6 +33,7 @@ from headwater.errors import ValidationError
 from headwater.features.checkpoint import Checkpoint
 from headwater.features.definitions import Feature, Filter
 from headwater.features.state import NO_TIME, FeatureState, TileRing
+from headwater.features.values import TextCodes, check_feature, column_values, is_text
 from headwater.features.windows import Window
 from headwater.log import APPEND_TIME, OFFSET, Log, Rejection, TopicInfo
 from headwater.store.history import rows as history_rows
@@ -57,6 +58,8 @@ class FeatureTask:
         sources = {f.source for f in features}
         if not features or any(s.topic != topic.name for s in sources):
             raise ValidationError("features", f"a task computes features of {topic.name!r} only")
+        for f in features:
+            check_feature(f, topic.schema)
         lateness = {s.allowed_lateness_us for s in sources}
         keys = {s.entity_key or topic.schema.key for s in sources}
         if len(lateness) > 1 or len(keys) > 1:
@@ -78,11 +81,24 @@ class FeatureTask:
         self.rings: dict[tuple[TileRing, Filter | None], list[Feature]] = {}
         by_window: dict[tuple[Window, Filter | None], TileRing] = {}
         self.states: dict[str, FeatureState] = {}
+        # What each feature folds of its column (text is hashed or coded, see values.py),
+        # read once a batch for the features that fold the same.
+        stored = topic.schema.arrow_schema()
+        self.codes: dict[str, TextCodes] = {}
+        self.reads: dict[str, tuple[str | None, str]] = {}
+        for f in self.features:
+            text = f.column is not None and is_text(stored.field(f.column).type)
+            self.reads[f.name] = (f.column, f.aggregation if text else "")
+            if text and f.aggregation == "last":
+                assert f.column is not None
+                self.codes.setdefault(f.column, TextCodes())
         for f in self.features:
             ring = by_window.get((f.window, f.where))
             if ring is None:
                 ring = by_window[(f.window, f.where)] = TileRing(f.window)
             self.states[f.name] = FeatureState(f, ring=ring)
+            if self.reads[f.name][1] == "last" and f.column is not None:
+                self.states[f.name].codes = self.codes[f.column]
             self.rings.setdefault((ring, f.where), []).append(f)
         self.key_type = topic.schema.arrow_schema().field(self.key).type
         self.keys: list[Any] = []
@@ -126,7 +142,7 @@ class FeatureTask:
         ids, every = self._ids(applied.column(self.key))
         times = np.asarray(applied.column(self.event_time).cast(pa.int64()), np.int64)
         offsets = np.asarray(applied.column(OFFSET), np.int64)
-        columns: dict[str | None, F64] = {}
+        columns: dict[tuple[str | None, str], F64] = {}
         changed: list[tuple[I64, TileRing, list[Feature]]] = []
         for ring, _ in self.rings:  # room for every entity at once, not chunk by chunk
             ring.grow(len(self.keys))
@@ -137,11 +153,12 @@ class FeatureTask:
                 g_ids, g_times, g_offsets = ids[mask], times[mask], offsets[mask]
             if not len(g_ids):
                 continue
-            g_values: dict[str | None, F64] = {}  # each column read once per ring
+            g_values: dict[tuple[str | None, str], F64] = {}  # each read once per ring
             for f in features:
-                if f.column not in g_values:
-                    values = self._values(applied, f.column, columns)
-                    g_values[f.column] = values if mask is None else values[mask]
+                read = self.reads[f.name]
+                if read not in g_values:
+                    values = self._values(applied, read, columns)
+                    g_values[read] = values if mask is None else values[mask]
             # Events in chunks, in log order (the state is the same as from one pass):
             # the arrays of a chunk stay small, reused from the heap and the cache.
             for start in range(0, len(g_ids), FOLD_CHUNK):
@@ -156,27 +173,25 @@ class FeatureTask:
         return self._updates(changed), late_batch
 
     def _fold(self, ring: TileRing, features: list[Feature], ids: I64, times: I64,
-              offsets: I64, values: dict[str | None, F64]) -> None:
+              offsets: I64, values: dict[tuple[str | None, str], F64]) -> None:
         """Fold events into the features of one ring, placed once for all of them."""
         placed = ring.place(ids, times)
         if placed.keep is not None:
             times, offsets = times[placed.keep], offsets[placed.keep]
             values = {c: v[placed.keep] for c, v in values.items()}
         for f in features:
-            self.states[f.name].fold(placed, times, offsets, values[f.column])
+            self.states[f.name].fold(placed, times, offsets, values[self.reads[f.name]])
 
-    @staticmethod
-    def _values(batch: pa.RecordBatch | pa.Table, column: str | None,
-                cache: dict[str | None, F64]) -> F64:
-        """A column as float64 (null as ``NaN``; zeros for ``count``), read once a batch."""
-        values = cache.get(column)
+    def _values(self, batch: pa.RecordBatch | pa.Table, read: tuple[str | None, str],
+                cache: dict[tuple[str | None, str], F64]) -> F64:
+        """What features fold of a column (:func:`~headwater.features.values.column_values`:
+        float64, null as ``NaN``; zeros for ``count``), read once a batch."""
+        values = cache.get(read)
         if values is None:
-            if column is None:
-                values = np.zeros(batch.num_rows)
-            else:
-                values = np.asarray(pc.cast(batch.column(column), pa.float64())
-                                    .fill_null(np.nan), np.float64)
-            cache[column] = values
+            column, kind = read
+            values = column_values(kind, None if column is None else batch.column(column),
+                                   batch.num_rows, self.codes.get(column or ""))
+            cache[read] = values
         return values
 
     def _ids(self, keys: pa.Array | pa.ChunkedArray) -> tuple[I64, I64]:
@@ -242,6 +257,8 @@ class FeatureTask:
         arrays: dict[str, npt.NDArray[Any]] = {}
         for name, state in self.states.items():
             arrays.update({f"{name}/{k}": v for k, v in state.snapshot(size).items()})
+        for column, codes in self.codes.items():
+            arrays.update({f"texts:{column}/{k}": v for k, v in codes.snapshot().items()})
         meta = Checkpoint(self.checkpoint_id, self.position, self.watermark,
                           {f.name: f.digest for f in self.features})
         return meta, arrays, self._known
@@ -261,6 +278,11 @@ class FeatureTask:
         for name, state in self.states.items():
             prefix = f"{name}/"
             state.restore({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+        for column, codes in self.codes.items():
+            prefix = f"texts:{column}/"
+            saved = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+            if saved:
+                codes.restore(saved)
         self.position, self.watermark, self.checkpoint_id = meta.position, meta.watermark, meta.id
         self.pending = []
 

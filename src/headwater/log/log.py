@@ -201,12 +201,17 @@ class Log:
         *,
         producer_id: str | None = None,
         sequence: int | None = None,
+        numbers: Sequence[int] | None = None,
     ) -> AppendResult:
         """Validate and append a batch; return where each event went.
 
         With ``producer_id`` and ``sequence`` the append is idempotent: a batch retried
         with the same (or an older) sequence number is not stored twice. Sequence
         numbers of one producer increase from batch to batch; gaps are allowed.
+
+        ``numbers`` numbers the events for the dead-letter records (a file's line
+        numbers, say): a rejected event ``i`` is kept with index ``numbers[i]`` rather than
+        its position in the batch. The returned rejections keep batch positions.
         """
         info = self.backend.topic(topic)
         producer = _producer(producer_id, sequence)
@@ -244,8 +249,10 @@ class Log:
                         len(rows), dtype=np.int64
                     )
         if checked.rejections:
-            self.dead_letter(topic, checked.rejections, producer_id=producer_id,
-                             sequence=sequence)
+            kept = checked.rejections if numbers is None else [
+                Rejection(int(numbers[r.index]), r.field, r.reason, r.payload)
+                for r in checked.rejections]
+            self.dead_letter(topic, kept, producer_id=producer_id, sequence=sequence)
         if placed:
             self._keep_bounded(topic)
         return AppendResult(

@@ -58,11 +58,18 @@ _NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,127}$")
 
 
 class Field(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One column of a topic."""
+    """One column of a topic.
+
+    A float field refuses NaN and ±infinity unless ``allow_non_finite`` is set: a
+    non-finite value is almost always a parsing accident (``1e999``, ``"nan"``), and one
+    would poison every aggregation over the field. Where allowed, aggregations skip them
+    (see ``docs/design/features.md``).
+    """
 
     name: str
     type: FieldType
     nullable: bool = False
+    allow_non_finite: bool = False
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -88,6 +95,9 @@ class Schema(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 raise SchemaError(f"fields.{field.name}", "duplicate field name")
             if field.type not in _ARROW_TYPES:
                 raise SchemaError(f"fields.{field.name}.type", f"unknown type {field.type!r}")
+            if field.allow_non_finite and field.type not in ("float32", "float64"):
+                raise SchemaError(f"fields.{field.name}.allow_non_finite",
+                                  f"only a float field holds NaN or infinity, not {field.type}")
             seen.add(field.name)
         by_name = {f.name: f for f in self.fields}
         et = by_name.get(self.event_time)
@@ -110,8 +120,10 @@ class Schema(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         event_time: str,
         key: str | None = None,
         nullable: tuple[str, ...] = (),
+        allow_non_finite: tuple[str, ...] = (),
     ) -> Schema:
-        """Build a schema from ``{name: type}``; names in ``nullable`` may hold nulls."""
+        """Build a schema from ``{name: type}``; names in ``nullable`` may hold nulls,
+        float fields in ``allow_non_finite`` may hold NaN and ±infinity."""
         built = []
         for name, type_ in fields.items():
             if type_ not in _ARROW_TYPES:
@@ -119,12 +131,17 @@ class Schema(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                     f"fields.{name}.type",
                     f"unknown type {type_!r}; use one of {', '.join(_ARROW_TYPES)}",
                 )
-            built.append(Field(name, type_, name in nullable))  # type: ignore[arg-type]
+            built.append(Field(name, type_, name in nullable,  # type: ignore[arg-type]
+                               name in allow_non_finite))
+        unknown = sorted(set(allow_non_finite) - set(fields))
+        if unknown:
+            raise SchemaError("allow_non_finite", f"no field named {unknown[0]!r}")
         return cls(tuple(built), event_time=event_time, key=key)
 
     @classmethod
     def from_arrow(
-        cls, schema: pa.Schema, *, event_time: str, key: str | None = None
+        cls, schema: pa.Schema, *, event_time: str, key: str | None = None,
+        allow_non_finite: tuple[str, ...] = (),
     ) -> Schema:
         """Infer a schema from an Arrow schema (for example one read from a file)."""
         fields: dict[str, str] = {}
@@ -135,7 +152,8 @@ class Schema(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             fields[af.name] = "timestamp" if af.name == event_time else _field_type(af)
             if af.nullable and af.name not in (event_time, key):
                 nullable.append(af.name)
-        return cls.of(fields, event_time=event_time, key=key, nullable=tuple(nullable))
+        return cls.of(fields, event_time=event_time, key=key, nullable=tuple(nullable),
+                      allow_non_finite=allow_non_finite)
 
     def field(self, name: str) -> Field:
         for f in self.fields:

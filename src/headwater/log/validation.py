@@ -17,6 +17,7 @@ raw payload for the dead-letter topic. Nothing is dropped silently.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from headwater.log.records import Rejection
 from headwater.log.schema import APPEND_TIME, OFFSET, SYSTEM_COLUMNS, TIMESTAMP, Field, Schema
 from headwater.time import MAX_MICROS, MIN_MICROS, parse_timestamp, to_micros
 
-__all__ = ["DEFAULT_MAX_EVENT_BYTES", "Events", "Validated", "validate"]
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "Events", "Validated", "non_finite_reason", "validate"]
 
 #: Events larger than this (summed value sizes) are rejected unless configured otherwise.
 DEFAULT_MAX_EVENT_BYTES: Final = 1 << 20
@@ -42,6 +43,7 @@ DEFAULT_MAX_EVENT_BYTES: Final = 1 << 20
 Events: TypeAlias = pa.RecordBatch | pa.Table | Sequence[Mapping[str, Any]]
 """What ``append`` accepts."""
 
+_FLOATS: Final = ("float32", "float64")
 _FIXED_WIDTH: Final = {"bool": 1, "int32": 4, "int64": 8, "float32": 4, "float64": 8,
                        "timestamp": 8}
 _PATH: Final = re.compile(r"^(.*?)(?: - at `\$(?:\.|\[\d+\]\.?)?(.*)`)?$", re.DOTALL)
@@ -124,6 +126,8 @@ def _validate_arrow(schema: Schema, batch: pa.RecordBatch, limit: int) -> Valida
             col = _event_time_column(col, f.name, rejects)
         elif col.type != f.arrow_type:
             col = _cast_column(col, f, rejects)
+        if f.type in _FLOATS and not f.allow_non_finite:
+            _check_finite(col, f.name, rejects)
         if not f.nullable and col.null_count:
             rejects.add(np.asarray(col.is_null()), f.name, "null in a non-nullable field")
         columns.append(col)
@@ -214,6 +218,32 @@ def _cast_column(col: pa.Array, f: Field, rejects: _Rejects) -> pa.Array:
     return pa.array(values, target)
 
 
+def _check_finite(col: pa.Array, name: str, rejects: _Rejects) -> None:
+    """Reject NaN and ±infinity in a float field that does not allow them."""
+    if not col.null_count:  # the common case: one pass over the values, no copy
+        finite = np.isfinite(col.to_numpy(zero_copy_only=True))
+        if finite.all():
+            return
+        bad = np.flatnonzero(~finite)
+    else:
+        checked = pc.is_finite(col)
+        if checked.null_count == len(col) or pc.all(checked).as_py() is not False:
+            return
+        bad = np.flatnonzero(~np.asarray(pc.fill_null(checked, True)))
+    values = np.asarray(col.take(pa.array(bad)).fill_null(0.0), np.float64)
+    for i, value in zip(bad.tolist(), values.tolist(), strict=True):
+        rejects.add_one(i, name, non_finite_reason(value))
+
+
+def non_finite_reason(value: float) -> str:
+    """Why a NaN or infinite value is refused (the same words at every edge).
+
+    >>> non_finite_reason(float("inf"))
+    'not a finite number (inf); the field does not allow_non_finite'
+    """
+    return f"not a finite number ({value!r}); the field does not allow_non_finite"
+
+
 @functools.lru_cache(maxsize=256)
 def _known_names(schema: Schema) -> frozenset[str]:
     return frozenset(schema.names) | frozenset(SYSTEM_COLUMNS)
@@ -291,6 +321,9 @@ def _validate_rows(schema: Schema, rows: Sequence[Mapping[str, Any]], limit: int
             continue
         good.append(event)
         index.append(i)
+    strict = _strict_floats(schema)
+    if strict and good:
+        good, index = _finite_rows(good, index, strict, rejects)
     columns: dict[str, list[Any]] = {f.name: [getattr(e, f.name) for e in good]
                                      for f in schema.fields}
     keep: list[int] = []
@@ -323,6 +356,28 @@ def _validate_rows(schema: Schema, rows: Sequence[Mapping[str, Any]], limit: int
         for i, (field, reason) in sorted(rejects.reasons.items())
     )
     return Validated(batch, np.asarray([index[j] for j in keep], dtype=np.int64), rejections)
+
+
+@functools.lru_cache(maxsize=256)
+def _strict_floats(schema: Schema) -> tuple[str, ...]:
+    """The float fields that refuse NaN and infinity."""
+    return tuple(f.name for f in schema.fields if f.type in _FLOATS and not f.allow_non_finite)
+
+
+def _finite_rows(good: list[msgspec.Struct], index: list[int], names: tuple[str, ...],
+                 rejects: _Rejects) -> tuple[list[msgspec.Struct], list[int]]:
+    kept: list[msgspec.Struct] = []
+    kept_index: list[int] = []
+    for event, i in zip(good, index, strict=True):
+        for name in names:
+            value = getattr(event, name)
+            if value is not None and not math.isfinite(value):
+                rejects.add_one(i, name, non_finite_reason(value))
+                break
+        else:
+            kept.append(event)
+            kept_index.append(i)
+    return kept, kept_index
 
 
 def _row_sizes(schema: Schema, columns: dict[str, list[Any]]) -> list[int]:

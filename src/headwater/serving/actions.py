@@ -28,7 +28,7 @@ from typing import Any
 from headwater.bandits.decision import ContextualPolicy, Decision
 from headwater.bandits.decision_log import DecisionLog
 from headwater.errors import ValidationError
-from headwater.features.online import FeatureReader
+from headwater.features.online import EntityKey, FeatureReader, entity_key
 from headwater.labels.join import JoinRule, JoinState, Outcome, Prediction, outcomes_of
 from headwater.labels.schema import OUTCOMES_SCHEMA, OUTCOMES_TOPIC
 from headwater.log import Log
@@ -60,7 +60,7 @@ class ActionService:
         self._repeater: Repeater | None = None
 
     def decide(self, actions: Sequence[str], context: Mapping[str, Any] | None = None, *,
-               entities: Mapping[str, str] | None = None,
+               entities: Mapping[str, EntityKey] | None = None,
                request_id: str | None = None) -> tuple[str, Decision]:
         """The request id and the decision for ``context`` among ``actions``."""
         now = self.clock.now_us()
@@ -77,7 +77,7 @@ class ActionService:
                 raise ValidationError(f"context.{name}", f"expected a number, got {value!r}")
             values[name] = float(value)
         rid = request_id or f"{self._prefix}-{next(self._ids)}"
-        entity = next(iter(entities.values()), rid)
+        entity = entity_key(next(iter(entities.values()), rid))
         with self._lock:
             decision = self.policy.choose(values, actions)
             self._contexts[rid] = values

@@ -62,8 +62,10 @@ MAX_ID_CHARS: Final = 128
 MAX_NAME_CHARS: Final = 128
 MAX_TEXT_CHARS: Final = 1024
 
-#: An entity key: 1 to :data:`MAX_KEY_CHARS` characters.
-EntityKey = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_CHARS)]
+#: An entity key: 1 to :data:`MAX_KEY_CHARS` characters, or an integer, which names the
+#: same entity as its decimal text (``42`` is ``"42"``: the engine keeps the keys of an
+#: integer key column as their text, see :func:`headwater.features.online.entity_key`).
+EntityKey = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_CHARS)] | int
 #: A request id: 1 to :data:`MAX_ID_CHARS` characters.
 RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
 #: The name of an entity, a request value or an action: 1 to :data:`MAX_NAME_CHARS`.

@@ -42,6 +42,7 @@ from typing import Final
 import pyarrow as pa
 
 from headwater.errors import ConflictError, ValidationError
+from headwater.features.online import entity_key
 from headwater.labels.schema import OUTCOMES_SCHEMA, OUTCOMES_TOPIC
 from headwater.log import Log
 from headwater.log.records import Rejection
@@ -92,8 +93,9 @@ class OutcomeSink:
                 ts = now
             else:
                 ts = parse_timestamp(outcome.ts, field=named(i, "ts"))
-            rows.append((outcome.request_id, outcome.entity, outcome.label, ts))
-            identities.append(_identity(outcome.request_id, outcome.entity, outcome.label, ts))
+            entity = entity_key(outcome.entity, field=named(i, "entity"))  # 42 is "42"
+            rows.append((outcome.request_id, entity, outcome.label, ts))
+            identities.append(_identity(outcome.request_id, entity, outcome.label, ts))
         with self._lock:
             fresh: list[int] = []
             batch_seen: dict[_Identity, int] = {}

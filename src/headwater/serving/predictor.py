@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from headwater.errors import ConflictError, ModelError, ValidationError
-from headwater.features.online import FeatureReader
+from headwater.features.online import EntityKey, FeatureReader, entity_key
 from headwater.serving.deployment import Deployment, LoadedModel, Snapshot
 from headwater.serving.inputs import InputSpec
 from headwater.serving.messages import Prediction, PredictRequest
@@ -102,7 +102,7 @@ class Predictor:
         #: Requests answered again from memory (a request id seen before: a retry).
         self.repeats = 0
         self.remember_ids = remember_ids
-        self._recent: OrderedDict[str, tuple[Mapping[str, str], Mapping[str, Any],
+        self._recent: OrderedDict[str, tuple[Mapping[str, EntityKey], Mapping[str, Any],
                                              Prediction]] = OrderedDict()
         self._recent_lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -118,9 +118,13 @@ class Predictor:
         """Whether a model version is loaded for the policy's first arm."""
         return self.deployment.snapshot.ready
 
-    def predict(self, entities: Mapping[str, str], request: Mapping[str, Any] | None = None,
-                *, request_id: str | None = None) -> Prediction:
-        """Score one request (see the module docstring for the steps)."""
+    def predict(self, entities: Mapping[str, EntityKey],
+                request: Mapping[str, Any] | None = None, *,
+                request_id: str | None = None) -> Prediction:
+        """Score one request (see the module docstring for the steps). An integer entity
+        key is its decimal text (:func:`~headwater.features.online.entity_key`)."""
+        if not all(type(v) is str for v in entities.values()):
+            entities = {k: entity_key(v, field=f"entities.{k}") for k, v in entities.items()}
         snap = self.deployment.snapshot
         now = self.clock.now_us()
         request = request or _EMPTY
@@ -132,7 +136,7 @@ class Predictor:
         started = perf_counter()
         values, defaulted, unknowns = self.reader.read_row(entities, now, request)
         rid = request_id or f"{self._prefix}-{next(self._ids)}"
-        key = entities.get(self.route_by, rid) if self.route_by else rid
+        key = entity_key(entities.get(self.route_by, rid)) if self.route_by else rid
         route = snap.policy.choose(key)
         _inputs_of(snap, route.arm).check(request)
         model, score, row, missing, fallback = self._score(snap, route.arm, values, request)
@@ -250,7 +254,7 @@ class Predictor:
             except ValidationError as exc:
                 raise ValidationError(f"requests[{i}].{exc.field}", exc.reason) from None
             rid = r.request_id or f"{self._prefix}-{next(self._ids)}"
-            key = r.entities.get(self.route_by, rid) if self.route_by else rid
+            key = entity_key(r.entities.get(self.route_by, rid)) if self.route_by else rid
             arm = snap.policy.choose(key).arm
             _inputs_of(snap, arm).check(r.request, f"requests[{i}].request")
             reads.append((i, rid, key, values, r.request, bool(unknowns), arm, filled))
@@ -291,7 +295,7 @@ class Predictor:
             self._remember(rid, requests[i].entities, requests[i].request, out[i])
         return [out[i] for i in range(len(requests))]
 
-    def _answered(self, request_id: str, entities: Mapping[str, str],
+    def _answered(self, request_id: str, entities: Mapping[str, EntityKey],
                   request: Mapping[str, Any], field: str) -> Prediction | None:
         """The answer already given to ``request_id``, if it is remembered; a
         :class:`~headwater.errors.ConflictError` if it was another request."""
@@ -305,7 +309,7 @@ class Predictor:
                                 "prediction")
         return found[2]
 
-    def _remember(self, request_id: str, entities: Mapping[str, str],
+    def _remember(self, request_id: str, entities: Mapping[str, EntityKey],
                   request: Mapping[str, Any], prediction: Prediction) -> None:
         with self._recent_lock:
             recent = self._recent

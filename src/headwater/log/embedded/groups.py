@@ -139,13 +139,26 @@ class LockMembership:
 
 
 def _try_lock(path: Path) -> int | None:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
+    """Hold ``path``'s lock, or ``None`` when another process holds it.
+
+    A member that finds a lock nobody holds unlinks the file (its owner died). A process
+    that opened the file just before that unlink would lock a file that is no longer at
+    ``path`` and never be seen as alive; so the lock counts only once the file it holds is
+    still the one at ``path``, and is taken again on a fresh file otherwise.
+    """
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # unlinked under us: lock the file now at the path
 
 
 def _read(path: Path) -> dict[str, int]:
