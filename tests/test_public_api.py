@@ -28,7 +28,7 @@ PUBLIC: dict[object, list[str]] = {
                        "LabelSource", "decode_features"],
     headwater.learning: ["AnyOf", "Cost", "Daily", "Drift", "Every", "ExampleSlice", "Fire", "Gate",
                          "Observation", "Performance", "Published", "RateLimited", "Strategy",
-                         "Trainer", "Trigger", "Volume",
+                         "Trainer", "TrainerLease", "Trigger", "Volume",
                          "examples_hash", "read_examples", "slice_end"],
     headwater.orchestrator: ["Component", "RunLock", "Supervisor"],
     headwater.features: ["Aggregation", "DerivedFeature", "Entity", "Feature", "FeatureSet",

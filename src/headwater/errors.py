@@ -34,6 +34,7 @@ server and CLI layers, not of these classes::
     │   │   └── AliasTargetError     a move to a version that cannot be loaded (names why)
     │   ├── ArtifactMissingError     a recorded artifact is not in the artifact store
     │   ├── ArtifactCorruptError     an artifact whose content hash is not the recorded one
+    │   ├── LeaseHeldError           another process holds the lease (names it and until when)
     │   └── VersionLoadError         a version that cannot be loaded (names model, version, why)
     │       └── UntrustedVersionError  it can run code on load; the registry has not opted in
     ├── EvaluationError              an evaluation that cannot be made (names what and why)
@@ -41,6 +42,8 @@ server and CLI layers, not of these classes::
     │   └── ModelArtifactError       a saved model that cannot be loaded (names file, reason)
     │       └── UntrustedArtifactError  a pickle-based model loaded without trusted=True
     ├── BackendError                 a server backend failed (Redis, Kafka)
+    ├── FencedError                  another process took this work over (a newer epoch or
+    │                                lease): this one may no longer write for it
     └── OrchestrationError           supervised components (``headwater run``)
         ├── AlreadyRunningError      another supervisor holds this home (names its pid)
         └── ComponentFailedError     a component failed the same way again and again
@@ -61,8 +64,10 @@ __all__ = [
     "ConflictError",
     "CorruptLogError",
     "EvaluationError",
+    "FencedError",
     "HeadwaterError",
     "LeakageError",
+    "LeaseHeldError",
     "LogError",
     "MissingExtraError",
     "ModelArtifactError",
@@ -281,6 +286,14 @@ class ArtifactCorruptError(RegistryError):
         self.actual = actual
 
 
+class LeaseHeldError(RegistryError):
+    """Another process holds the lease (the one trainer of a model): ``holder`` names
+    it and ``expires_at`` (µs) is when the lease runs out unless it is renewed."""
+
+    def __init__(self, message: str, *, holder: str, expires_at: int) -> None:
+        super().__init__(message)
+        self.holder = holder
+        self.expires_at = expires_at
 class VersionLoadError(RegistryError):
     """A version whose model cannot be loaded here: the message says which and why (a
     missing or altered artifact, an unreadable model, a missing extra, an untrusted
@@ -333,6 +346,10 @@ class BackendError(HeadwaterError):
     """A server backend (Redis, Kafka, PostgreSQL) failed; see ``__cause__``."""
 
 
+class FencedError(HeadwaterError):
+    """Another process took this work over under a newer epoch or lease — a label joiner
+    that lost a partition, a trainer that lost its model's lease — so this one may no
+    longer write for it; it must stop, or wait to take the work back."""
 class OrchestrationError(HeadwaterError):
     """A failure of supervised components (:mod:`headwater.orchestrator`)."""
 

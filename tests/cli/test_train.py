@@ -17,8 +17,10 @@ T0 = 946_684_800_000_000  # 2000-01-01T00:00Z
 MINUTE = 60_000_000
 
 
-def log_traffic(cli: Cli, start: int, count: int, arm: str = "champion") -> None:
-    """``count`` predictions a minute apart; a click within 2 minutes when x1 + x2 > 0."""
+def log_traffic(cli: Cli, start: int, count: int, arm: str = "champion", *,
+                model: str = "m") -> None:
+    """``count`` predictions of ``model`` a minute apart; a click within 2 minutes when
+    x1 + x2 > 0."""
     rng = np.random.default_rng(start)
     x = rng.normal(size=(count, 2))
     ids = [f"r{start + i}" for i in range(count)]
@@ -29,7 +31,7 @@ def log_traffic(cli: Cli, start: int, count: int, arm: str = "champion") -> None
         log.append(PREDICTIONS_TOPIC, pa.record_batch({
             "request_id": ids, "entity": ["u"] * count,
             "features": [msgspec.json.encode({"x1": a, "x2": b}) for a, b in x.tolist()],
-            "model": ["m"] * count, "version": pa.array([1] * count, pa.int64()),
+            "model": [model] * count, "version": pa.array([1] * count, pa.int64()),
             "score": [0.5] * count, "arm": [arm] * count, "served": [True] * count,
             "missing": [""] * count, "ts": pa.array(times, pa.int64()).cast(TIMESTAMP),
             "propensity": [1.0] * count, "latency_ms": [0.1] * count,
@@ -83,6 +85,32 @@ def test_join_then_train_by_hand_then_statefully(cli: Cli) -> None:
         assert v1.lineage.created_by.trainer == "stateless-cli"
         assert v2.lineage.training.topics[0].ranges[0].start > 0
         assert registry.aliases("m")["champion"] == 3
+
+
+def test_a_trainer_learns_only_what_its_model_served_and_says_what_it_left_out(
+        cli: Cli) -> None:
+    env = {"HEADWATER_HOME": str(cli.root)}
+    log_traffic(cli, 0, 300, model="m")
+    log_traffic(cli, 300, 120, model="other")  # a second model served by the same server
+    assert cli.run("labels", "run", "--window", "2m", "--timeout-label", "0",
+                   "--idle-timeout", "0", env=env).exit_code == 0
+    assert cli.events("training_examples").num_rows == 420
+    mine = cli.run("train", "--model", "m", env=env)
+    assert mine.exit_code == 0, mine.output
+    assert "left out examples other models served (120 of other)" in mine.stderr
+    assert "pass --examples-of" in mine.stderr
+    fresh = cli.run("train", "--model", "fresh", "--examples-of", "other", env=env)
+    assert fresh.exit_code == 0, fresh.output
+    assert "(300 of m)" in fresh.stderr
+    with open_registry(cli.root / "registry") as registry:
+        m, = registry.versions("m")
+        assert m.lineage.training is not None
+        assert m.lineage.training.examples == 300
+        assert m.lineage.created_by.examples_of == "m"
+        started, = registry.versions("fresh")
+        assert started.lineage.training is not None
+        assert started.lineage.training.examples == 120
+        assert started.lineage.created_by.examples_of == "other"
 
 
 def test_bad_training_options_are_named(cli: Cli) -> None:

@@ -131,9 +131,10 @@ def test_a_crash_between_checkpoint_and_append_appends_once(tmp_path: Path,
     with pytest.raises(KeyboardInterrupt):
         joiner.step()
     monkeypatch.undo()
+    joiner.close()  # the process is gone, and its place in the group with it
     assert examples(log) == []
     LabelJoiner(log, JoinRule(window=SECOND), state_dir=tmp_path / "j", clock=ManualClock(T0),
-                fsync=False)  # the restart appends what the checkpoint held
+                fsync=False).close()  # the restart appends what the journal recorded
     again = LabelJoiner(log, JoinRule(window=SECOND), state_dir=tmp_path / "j",
                         clock=ManualClock(T0), fsync=False)
     assert again.step().examples == 0
@@ -183,11 +184,12 @@ def fill(log: Log, n: int) -> None:
 def test_sigkill_at_random_points_ends_like_an_uninterrupted_run(tmp_path: Path) -> None:
     log = Log(EmbeddedBackend(tmp_path / "log", fsync="never"))
     fill(log, 3_000)
-    reference = LabelJoiner(log, JoinRule(window=30 * SECOND, timeout_label=0.0),
-                            state_dir=tmp_path / "ref",
-                            examples="reference", late="reference.late")
-    while reference.step(max_events=41).predictions or reference.step(max_events=41).outcomes:
-        pass
+    with LabelJoiner(log, JoinRule(window=30 * SECOND, timeout_label=0.0),
+                     state_dir=tmp_path / "ref", examples="reference", late="reference.late",
+                     group="reference") as reference:
+        while reference.step(max_events=41).predictions or \
+                reference.step(max_events=41).outcomes:
+            pass
     want = Counter((r["request_id"], r["label"], r["source"])
                    for f in log.replay("reference") for r in f.batch.to_pylist())
     assert sum(want.values()) == 3_000

@@ -5,13 +5,13 @@ from __future__ import annotations
 import headwater.registry
 
 PUBLIC = [
-    "AliasMove", "Artifact", "ArtifactStore", "CheckedOut", "CodeVersion", "Creator", "Line",
-    "Lineage", "LineageTree", "LoadedVersion", "LocalArtifacts", "MemoryRegistryBackend",
-    "ModelRegistry",
+    "AliasMove", "Artifact", "ArtifactStore", "CheckedOut", "CodeVersion", "Creator", "Lease",
+    "Line", "Lineage", "LineageTree", "LoadedVersion", "LocalArtifacts",
+    "MemoryRegistryBackend", "ModelRegistry",
     "ModelSummary", "ModelVersion", "MoveKind", "OffsetRange", "RegistryBackend",
     "SqliteRegistryBackend", "TopicSlice", "TrainingSlice", "TriggerKind", "TrustChange",
     "TrustKind", "VersionStatus",
-    "check_lineage", "decode_lineage", "detect_code_version", "encode_lineage",
+    "check_lineage", "decode_lineage", "detect_code_version", "encode_lineage", "forks",
     "hash_directory", "open_artifacts", "open_registry",
     "Check", "Reproduction", "judge", "reproduce",
 ]

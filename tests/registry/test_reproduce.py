@@ -63,13 +63,14 @@ def new_log(seed: int = 1, *, categorical: bool = True) -> Log:
 
 def two_versions(log: Log, registry: ModelRegistry, make: Callable[[], Model], *,
                  name: str = "churn", seed: int = 2, categorical: bool = True) -> None:
-    """v1 from scratch (a stateless run), then more examples and v2 from v1 (stateful)."""
+    """v1 from scratch (a stateless run), then more examples and v2 from v1 (stateful),
+    both on the examples model ``m`` served (the replay reads the same)."""
     clock = ManualClock(T0)
     Trainer(log, registry, name, make, strategy="stateless", clock=clock,
-            batch_rows=64).train()
+            batch_rows=64, examples_of="m").train()
     add_examples(log, 200, seed, first=300, categorical=categorical)
     Trainer(log, registry, name, make, strategy="stateful", clock=clock, batch_rows=64,
-            gate=Gate("accuracy", margin=1.0)).train()
+            gate=Gate("accuracy", margin=1.0), examples_of="m").train()
 
 
 @pytest.fixture

@@ -188,7 +188,7 @@ def test_outcomes_over_http_become_the_labels_of_the_served_predictions(
                 for row in pa.Table.from_batches([f.batch]).to_pylist()]
     assert {e["request_id"]: e["label"] for e in examples} == labels
     assert all(e["source"] == "explicit" for e in examples)
-    assert joiner.state.repeated == 0
+    assert joiner.repeated == 0
 
 
 def test_two_servers_may_append_a_retry_twice_and_the_joiner_labels_once(

@@ -6,6 +6,10 @@ turned into zeros); for natural labels such as clicks, where no click is the out
 ``--timeout-label 0`` makes silence a negative. The joiner prints a status line as it
 runs (``--quiet`` silences it) and warns the moment the choice does not fit the
 outcomes: explicit labels arriving after the window, or clicks with no timeout label.
+
+Several ``labels run`` processes in one ``--group`` (and one ``--state-dir``) split the
+partitions of co-partitioned predictions and outcomes topics; a joiner that loses a
+partition to another is fenced off it (see :mod:`headwater.labels.joiner`).
 """
 
 from __future__ import annotations
@@ -93,6 +97,9 @@ def run(
         "--status-every", help="How often to print the status line.")] = "10s",
     quiet: Annotated[bool, typer.Option(
         "--quiet", help="No status line (warnings are still printed).")] = False,
+    group: Annotated[str, typer.Option(
+        help="The joiners' consumer group: joiners in one group split the partitions.")
+    ] = "labels",
 ) -> None:
     """Join outcomes to predictions until stopped; exactly once across restarts."""
     state = state_of(ctx)
@@ -111,7 +118,9 @@ def run(
                              "labels", predictions=predictions, outcomes=outcomes,
                              examples=examples, late=LATE_OUTCOMES_TOPIC
                              if outcomes == OUTCOMES_TOPIC else f"{outcomes}.late",
-                             fsync=state.settings.fsync != "never")
+                             fsync=state.settings.fsync != "never", group=group)
+        if joiner.unsplit is not None:
+            say(joiner.unsplit)
         if joiner.previous_rule is not None:
             say(f"the join rule changed since the last run ({_describe(joiner.previous_rule)} "
                 f"-> {_describe(rule)}): the new rule applies to the predictions still open; "
@@ -119,9 +128,12 @@ def run(
         _warn_short_retention(log, rule, [predictions, outcomes], warn)
         say(f"joining {outcomes} to {predictions} into {examples} ({_describe(rule)}); "
             "Ctrl-C or SIGTERM stops it")
-        with stop_requested() as stop:
-            joiner.run(idle_timeout_s=idle_timeout, poll_s=0.2, on_warning=warn,
-                       on_status=None if quiet else say, status_every_s=every / 1e6,
-                       stop=stop)
-        joiner.progress.finish(joiner.clock.now_us())
+        try:
+            with stop_requested() as stop:
+                joiner.run(idle_timeout_s=idle_timeout, poll_s=0.2, on_warning=warn,
+                           on_status=None if quiet else say, status_every_s=every / 1e6,
+                           stop=stop)
+            joiner.progress.finish(joiner.clock.now_us())
+        finally:
+            joiner.close()
     say("label joiner stopped; its state is checkpointed")

@@ -8,20 +8,30 @@
   keeps running: scheduled retraining (stages 2 and 3) or, with ``--strategy
   continual``, a trainer that learns every batch and publishes when a trigger fires
   (stage 4). Every version is gated and recorded with its lineage and cost.
+
+One trainer per model: the command first takes the model's lease in the model store.
+When another trainer holds it, ``--standby`` (the default) waits, saying who holds it,
+and takes over once that trainer stops or its lease (``--lease``) runs out;
+``--no-standby`` refuses at once, naming the holder. A trainer whose lease another has
+taken (it was paused past it) stops without publishing. A trainer learns the examples
+its own model served (``--examples-of`` names another model's, to start a new model
+from them) and says how many of other models' it left out.
 """
 
 from __future__ import annotations
 
 import importlib
+import threading
 import time
 from collections.abc import Callable
 from typing import Annotated, cast
 
 import typer
+from rich.text import Text
 
 from headwater.cli.common import out, state_of, status
 from headwater.cli.signals import stop_requested
-from headwater.errors import ValidationError
+from headwater.errors import LeaseHeldError, ValidationError
 from headwater.labels import TRAINING_EXAMPLES_SCHEMA, TRAINING_EXAMPLES_TOPIC
 from headwater.learning import (
     AnyOf,
@@ -36,6 +46,7 @@ from headwater.learning import (
     Volume,
 )
 from headwater.learning.gate import DEFAULT_MIN_EXAMPLES
+from headwater.learning.lease import TrainerLease, default_holder
 from headwater.learning.trainer import Strategy
 from headwater.models import Model
 from headwater.registry import open_registry
@@ -144,9 +155,19 @@ def train(
     idle_timeout: Annotated[float | None, typer.Option(
         help="Stop after this many seconds with no new example (default: run until "
         "stopped).")] = None,
+    standby: Annotated[bool, typer.Option(
+        "--standby/--no-standby", help="When another trainer holds the model: wait and take "
+        "over when it stops (standby), or refuse at once.")] = True,
+    lease: Annotated[str, typer.Option(
+        "--lease", help="How long the trainer's lease on the model lasts unless renewed: "
+        "how soon a standby takes over from a trainer that died.")] = "30s",
+    examples_of: Annotated[str | None, typer.Option(
+        "--examples-of", help="Learn the examples this model served (default: --model's "
+        "own).")] = None,
 ) -> None:
     """Train versions of MODEL from the training-examples topic, with lineage."""
     state = state_of(ctx)
+    lease_us = parse_duration(lease, field="--lease")
     if strategy not in ("stateless", "stateful", "continual"):
         raise ValidationError("--strategy", f"expected stateless, stateful or continual, got "
                               f"{strategy!r}")
@@ -162,30 +183,60 @@ def train(
         window = (parse_time(start, clock=clock, field="--from") if start else -(1 << 62),
                   parse_time(stop, clock=clock, field="--to") if stop else (1 << 62) - 1)
     gate = Gate(gate_metric, margin=margin, window=gate_window, min_examples=gate_min_examples)
-    with state.open_log() as log, open_registry(settings=state.settings) as registry:
+    factory = make_factory(model_class)
+    with state.open_log() as log, open_registry(settings=state.settings) as registry, \
+            stop_requested() as stopping:
         if trigger is not None:  # a trainer started before the joiner waits for examples
             log.ensure_topic(topic, TRAINING_EXAMPLES_SCHEMA)
-        trainer = Trainer(log, registry, model, make_factory(model_class),
-                          strategy=cast("Strategy", strategy), alias=alias, trigger=trigger,
-                          gate=gate, trainer=f"{strategy}-cli", topic=topic)
-        if trigger is None:
-            _show(trainer.train(event_time=window), gate)
+        held = TrainerLease(registry, model, holder=f"{default_holder()} ({strategy}-cli)",
+                            ttl_us=lease_us)
+        if held.acquire(wait=standby, on_wait=_standing_by, stop=stopping) is None:
+            status().print("stopped while standing by")
             return
-        status().print(f"{strategy} trainer of {model} running; Ctrl-C or SIGTERM stops it")
-        idle_since = time.monotonic()
-        with stop_requested() as stopping:
-            while not stopping.is_set():
-                before = dict(trainer.position)
-                done = trainer.step()
-                if done is not None:
-                    _show(done, gate)
-                if trainer.position != before or done is not None:
-                    idle_since = time.monotonic()
-                elif idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
-                    break
-                else:
-                    stopping.wait(poll)
+        try:
+            trainer = Trainer(log, registry, model, factory,
+                              strategy=cast("Strategy", strategy), alias=alias,
+                              trigger=trigger, gate=gate, trainer=f"{strategy}-cli",
+                              topic=topic, examples_of=examples_of, lease=held)
+            if trigger is None:
+                _show(trainer.train(event_time=window), gate)
+                _left_out(trainer, model)
+                return
+            _keep_training(trainer, gate, strategy, model, poll, idle_timeout, stopping)
+        finally:
+            held.release()
+    _left_out(trainer, model)
     status().print(f"trainer stopped: {trainer.cost.rows} rows learnt, "
                    f"{trainer.cost.cpu_s:.2f} CPU s")
+
+
+def _keep_training(trainer: Trainer, gate: Gate, strategy: str, model: str, poll: float,
+                   idle_timeout: float | None, stopping: threading.Event) -> None:
+    status().print(f"{strategy} trainer of {model} running; Ctrl-C or SIGTERM stops it")
+    idle_since = time.monotonic()
+    while not stopping.is_set():
+        before = dict(trainer.position)
+        done = trainer.step()
+        if done is not None:
+            _show(done, gate)
+        if trainer.position != before or done is not None:
+            idle_since = time.monotonic()
+        elif idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
+            break
+        else:
+            stopping.wait(poll)
+
+
+def _standing_by(held: LeaseHeldError) -> None:
+    status().print(f"standby: {held}; taking over when it stops (Ctrl-C to give up)")
+
+
+def _left_out(trainer: Trainer, model: str) -> None:
+    if trainer.skipped:
+        others = ", ".join(f"{n:,} of {name}" for name, n in trainer.skipped.most_common())
+        status().print(Text.assemble(
+            ("warning: ", "yellow"),
+            f"left out examples other models served ({others}): {model} learns only its "
+            f"own; pass --examples-of to learn another model's"), soft_wrap=True)
 
 

@@ -89,6 +89,7 @@ class DemoSystem:
 
     def close(self) -> None:
         self.predictions.close()
+        self.joiner.close()
         self.engine.close()
         self.online.close()
         self.registry.close()

@@ -205,6 +205,13 @@ class JoinState:
         """Whether ``request_id`` still waits for its outcome."""
         return request_id in self._open
 
+    def due(self, watermark: int) -> bool:
+        """Whether :meth:`apply` with ``watermark`` and no outcome would close a window."""
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][1] not in self._open:
+            heapq.heappop(deadlines)  # a request closed by an outcome: nothing is due
+        return bool(deadlines) and deadlines[0][0] <= watermark - 1
+
     def add_predictions(self, rows: Iterable[Prediction]) -> None:
         """Open the requests of ``rows`` (rows of one request gather, served or shadow)."""
         window = self.rule.window
@@ -317,7 +324,9 @@ class JoinState:
         state.watermark = snap.watermark
         state.expired = snap.expired
         state.repeated = snap.repeated
-        for rid, entry in sorted(snap.open.items(), key=lambda kv: (kv[1].time, kv[0])):
+        # In the order they were opened (a dict keeps it): an entity's open requests are
+        # then listed as before the snapshot, so ties in time resolve the same way.
+        for rid, entry in snap.open.items():
             entry.rows = [Prediction(*row) for row in entry.rows]
             state._open[rid] = entry
             state._by_entity.setdefault(entry.rows[0].entity, []).append((entry.time, rid))

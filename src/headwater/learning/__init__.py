@@ -3,7 +3,8 @@
 A trainer reads the training-examples topic (predictions joined with their labels),
 learns, and publishes versions with lineage to the model store; a trigger decides when
 (time, volume, performance, drift), and the gate decides whether a new version may
-serve (not worse than the champion on recent examples, judged prequentially).
+serve (not worse than the champion on recent examples, judged prequentially). A
+trainer holds its model's lease, so a model has one trainer at a time.
 """
 
 from headwater.learning.examples import (
@@ -13,6 +14,7 @@ from headwater.learning.examples import (
     slice_end,
 )
 from headwater.learning.gate import Gate
+from headwater.learning.lease import TrainerLease
 from headwater.learning.trainer import Cost, Published, Strategy, Trainer
 from headwater.learning.triggers import (
     AnyOf,
@@ -42,6 +44,7 @@ __all__ = [
     "RateLimited",
     "Strategy",
     "Trainer",
+    "TrainerLease",
     "Trigger",
     "Volume",
     "examples_hash",

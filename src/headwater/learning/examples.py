@@ -14,7 +14,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,8 @@ class ExampleSlice:
     label_time: npt.NDArray[np.int64]
     prediction_time: npt.NDArray[np.int64]
     slice: TrainingSlice
+    #: Examples read but left out because another model served them, per model.
+    others: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -48,7 +50,7 @@ class ExampleSlice:
         """The examples at ``rows`` (the slice record is kept as it is)."""
         return ExampleSlice({k: v[rows] for k, v in self.features.items()}, self.y[rows],
                         self.scores[rows], self.versions[rows], self.label_time[rows],
-                        self.prediction_time[rows], self.slice)
+                        self.prediction_time[rows], self.slice, self.others)
 
 
 def examples_hash(request_ids: Sequence[str], versions: Sequence[int], labels: Sequence[float],
@@ -65,14 +67,17 @@ def examples_hash(request_ids: Sequence[str], versions: Sequence[int], labels: S
 
 def read_examples(log: Log, start: Mapping[int, int] | None = None,
                   stop: Mapping[int, int] | None = None, *,
-                  topic: str = TRAINING_EXAMPLES_TOPIC, arm: str | None = None) -> ExampleSlice:
+                  topic: str = TRAINING_EXAMPLES_TOPIC, arm: str | None = None,
+                  model: str | None = None) -> ExampleSlice:
     """The examples of ``topic`` in ``[start[p], stop[p])`` of each partition ``p``
     (defaults: from the first kept offset, to the end), partition after partition.
 
     Each request has one row per version that scored it; the rows kept are those of the
     routing ``arm`` (served or shadow), or with ``arm=None`` those of the version that
-    answered. Their features and label are the same; the score and version differ. The
-    returned slice records the ranges actually read.
+    answered. Their features and label are the same; the score and version differ. With
+    ``model``, only the examples a version of that model scored are kept (the others are
+    counted in :attr:`ExampleSlice.others`). The returned slice records the ranges
+    actually read.
     """
     partitions = log.topic(topic).partitions
     batches: list[pa.RecordBatch] = []
@@ -92,6 +97,13 @@ def read_examples(log: Log, start: Mapping[int, int] | None = None,
         table = table.filter(table.column("served"))
     else:
         table = table.filter(pa.compute.equal(table.column("arm"), arm))
+    others: dict[str, int] = {}
+    if model is not None:
+        ours = pa.compute.equal(table.column("model"), model)
+        if not pa.compute.all(ours).as_py():
+            counts = table.filter(pa.compute.invert(ours)).column("model").value_counts()
+            others = {str(c["values"]): int(c["counts"]) for c in counts.to_pylist()}
+            table = table.filter(ours)
     features = table.column("features").to_pylist()
     request_ids = table.column("request_id").to_pylist()
     versions = table.column("version").to_numpy()
@@ -107,7 +119,8 @@ def read_examples(log: Log, start: Mapping[int, int] | None = None,
     return ExampleSlice(decode_features(features), y.astype(np.float64),
                     table.column("score").to_numpy().astype(np.float64),
                     versions.astype(np.int64), label_time,
-                    table.column("prediction_time").cast(pa.int64()).to_numpy(), examples_slice)
+                    table.column("prediction_time").cast(pa.int64()).to_numpy(), examples_slice,
+                    others)
 
 
 def slice_end(examples_slice: TrainingSlice, topic: str = TRAINING_EXAMPLES_TOPIC

@@ -23,13 +23,20 @@ version rejected, keeping it. Cost accounting: each version records the rows it 
 
 Resuming needs no checkpoint: the model store is one. A trainer started again loads the
 alias's version and reads on from where its slice ended.
+
+A trainer learns only what its model served: the examples a version of ``examples_of``
+(by default the trained model itself) scored; the others are counted in
+:attr:`Trainer.skipped`. One trainer per model: a trainer given a
+:class:`~headwater.learning.lease.TrainerLease` renews it at every step and registers
+and promotes its versions under it, so once another trainer has taken the model over
+this one can no longer publish (:class:`~headwater.errors.FencedError`).
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +50,7 @@ from headwater.evaluation.prequential import Verdict
 from headwater.labels.schema import TRAINING_EXAMPLES_TOPIC
 from headwater.learning.examples import ExampleSlice, read_examples, slice_end
 from headwater.learning.gate import Gate
+from headwater.learning.lease import TrainerLease
 from headwater.learning.triggers import Fire, Observation, Trigger
 from headwater.log import Log
 from headwater.models import Model
@@ -104,6 +112,8 @@ class Trainer:
     ``make_model`` builds a fresh model (stateless runs and the first version).
     ``arm`` chooses the examples read: the rows scored by that routing arm (a shadow
     arm's rows carry the same features and label); ``None`` reads the served rows.
+    ``examples_of`` is the model whose examples are read (default: ``name``); ``lease``
+    makes this trainer the model's one trainer (it must be acquired).
     """
 
     def __init__(self, log: Log, registry: ModelRegistry, name: str,
@@ -113,7 +123,8 @@ class Trainer:
                  topic: str = TRAINING_EXAMPLES_TOPIC, arm: str | None = None,
                  history: int | None = None, batch_rows: int = BATCH_ROWS,
                  feature_set: str | None = None, clock: Clock | None = None,
-                 cpu_time: Callable[[], float] = time.process_time) -> None:
+                 cpu_time: Callable[[], float] = time.process_time,
+                 examples_of: str | None = None, lease: TrainerLease | None = None) -> None:
         if strategy not in _STRATEGIES:
             raise ValidationError("strategy", f"unknown strategy {strategy!r}; use "
                                   f"{', '.join(_STRATEGIES)}")
@@ -133,6 +144,10 @@ class Trainer:
         self.feature_set = feature_set
         self.clock: Clock = clock or SystemClock()
         self._cpu = cpu_time
+        self.examples_of = examples_of or name
+        self.lease = lease
+        #: Examples read and left out because another model served them, per model.
+        self.skipped: Counter[str] = Counter()
         self.published: list[Published] = []
         self.cost = Cost()  # everything this trainer learnt, published or not
         self._pending = Cost()  # learnt into the live model since its last version
@@ -152,6 +167,8 @@ class Trainer:
     def step(self, max_examples: int = 100_000) -> Published | None:
         """Read the new examples (learning them when continual), show them to the
         trigger, and publish when it fires."""
+        if self.lease is not None:
+            self.lease.renew()
         stop = self._stop(max_examples)
         fresh = self._read(self.position, stop)
         self.position = stop
@@ -188,6 +205,8 @@ class Trainer:
         ``event_time``; publishes and gates the result. ``None`` when there was nothing
         to learn."""
         fire = fire or Fire("manual", "trained by hand")
+        if self.lease is not None:
+            self.lease.renew()
         if event_time is not None:
             start, stop = self._offsets_at(event_time[0]), self._offsets_at(event_time[1])
         parent = self._current() if self.strategy == "stateful" else None
@@ -235,13 +254,17 @@ class Trainer:
             training=examples_slice, feature_set=self.feature_set,
             hyperparameters=flatten_params(model.params()), metrics=metrics,
             created_by=Creator(trainer=self.trainer, trigger=fire.kind, reason=fire.reason,
-                               arm=self.arm, batch_rows=self.batch_rows))
+                               arm=self.arm, batch_rows=self.batch_rows,
+                               examples_of=self.examples_of))
+        lease = self.lease.current if self.lease is not None else None
         with tempfile.TemporaryDirectory(prefix="headwater-train-") as tmp:
             model.save(Path(tmp) / "model")
-            version = self.registry.register(self.name, Path(tmp) / "model", lineage=lineage)
+            version = self.registry.register(self.name, Path(tmp) / "model", lineage=lineage,
+                                             lease=lease)
         if verdict.promote:
             self.registry.promote(self.name, version.version, self.alias, actor=self.trainer,
-                                  reason=f"{fire.kind}: {fire.reason}; gate: {verdict.reason}")
+                                  reason=f"{fire.kind}: {fire.reason}; gate: {verdict.reason}",
+                                  lease=lease)
         else:
             version = self.registry.reject(self.name, version.version,
                                            reason=f"gate: {verdict.reason}")
@@ -295,7 +318,10 @@ class Trainer:
         return self.registry.load(self.name, version.version).model
 
     def _read(self, start: Mapping[int, int], stop: Mapping[int, int] | None) -> ExampleSlice:
-        return read_examples(self.log, start, stop, topic=self.topic, arm=self.arm)
+        examples = read_examples(self.log, start, stop, topic=self.topic, arm=self.arm,
+                                 model=self.examples_of)
+        self.skipped.update(examples.others)
+        return examples
 
     def _start_of(self, version: ModelVersion | None) -> dict[int, int]:
         if version is not None and version.lineage.training is not None:
@@ -320,7 +346,8 @@ class Trainer:
     def _slice(self, start: Mapping[int, int], stop: Mapping[int, int]) -> TrainingSlice:
         """The record of a continual version's slice: every example read since the last
         version (the hash is recomputed by reading them again, in order)."""
-        examples = self._read(start, stop)
+        examples = read_examples(self.log, start, stop, topic=self.topic, arm=self.arm,
+                                 model=self.examples_of)
         ranges = tuple(OffsetRange(partition=p, start=start.get(p, 0), end=end)
                        for p, end in sorted(stop.items()) if end > start.get(p, 0))
         return TrainingSlice(topics=(TopicSlice(topic=self.topic, ranges=ranges),),

@@ -11,6 +11,11 @@ SHA-256 of their content and are checked against it every time they are handed o
 kept in an append-only history (when, by whom, why, from which version to which), and
 :meth:`ModelRegistry.rollback` undoes the latest move as a new one.
 
+A *lease* (:meth:`ModelRegistry.acquire_lease`) makes one process the trainer of a
+model: it expires unless renewed, and passes to another holder under a new epoch; a
+version registered or promoted under a lease is recorded only while that lease is held,
+so a trainer that lost it never forks the lineage.
+
 The registry stores and verifies directories, and :meth:`ModelRegistry.load` is the one
 way a component loads a model from it: after the hash check, and code-running formats
 (pickle) only once the registry's operator has opted in with :meth:`ModelRegistry.trust`
@@ -35,6 +40,7 @@ trainer learnt it, and says whether the same version comes out (``headwater mode
 reproduce``).
 """
 
+from headwater.registry.aliases import forks
 from headwater.registry.artifacts import ArtifactStore, LocalArtifacts
 from headwater.registry.backend import RegistryBackend
 from headwater.registry.code import detect_code_version
@@ -56,6 +62,7 @@ from headwater.registry.memory import MemoryRegistryBackend
 from headwater.registry.records import (
     AliasMove,
     Artifact,
+    Lease,
     ModelSummary,
     ModelVersion,
     MoveKind,
@@ -76,6 +83,7 @@ __all__ = [
     "CheckedOut",
     "CodeVersion",
     "Creator",
+    "Lease",
     "Line",
     "Lineage",
     "LineageTree",
@@ -100,6 +108,7 @@ __all__ = [
     "decode_lineage",
     "detect_code_version",
     "encode_lineage",
+    "forks",
     "hash_directory",
     "judge",
     "open_artifacts",

@@ -127,7 +127,8 @@ class CodeVersion(_Record, frozen=True, kw_only=True):
 class Creator(_Record, frozen=True, kw_only=True):
     """What created a version: the trainer's name and the trigger that ran it, with why;
     for a trainer of the continual-learning loop also how it read and learnt the slice
-    (the routing ``arm`` whose examples it read, ``None`` for the served ones, and the
+    (the routing ``arm`` whose examples it read, ``None`` for the served ones; the model
+    whose examples it read, ``examples_of``, ``None`` for every model's; and the
     ``batch_rows`` of each learning step), which a replay needs to learn it the same way."""
 
     trainer: _Name = "manual"
@@ -135,6 +136,7 @@ class Creator(_Record, frozen=True, kw_only=True):
     reason: str = ""
     arm: _Name | None = None
     batch_rows: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    examples_of: _Name | None = None
 
 
 class Lineage(_Record, frozen=True, kw_only=True):

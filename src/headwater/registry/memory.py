@@ -23,18 +23,23 @@ from headwater.errors import (
     UnknownAliasError,
     UnknownModelError,
     UnknownVersionError,
+    ValidationError,
     VersionExistsError,
 )
 from headwater.registry.backend import (
+    grant_lease,
+    lease_lost,
     missing_parent,
     moved_meanwhile,
     not_candidate,
     still_aliased,
+    still_held,
 )
 from headwater.registry.lineage import Lineage
 from headwater.registry.records import (
     AliasMove,
     Artifact,
+    Lease,
     ModelSummary,
     ModelVersion,
     TrustChange,
@@ -53,11 +58,13 @@ class MemoryRegistryBackend:
         self._children: dict[tuple[str, int], list[int]] = defaultdict(list)
         self._aliases: dict[str, dict[str, int]] = defaultdict(dict)
         self._moves: list[AliasMove] = []
+        self._leases: dict[str, Lease] = {}
         self._trust: list[TrustChange] = []
 
     def add_version(self, model: str, version: int | None, artifact: Artifact,
-                    lineage: Lineage) -> ModelVersion:
+                    lineage: Lineage, lease: Lease | None = None) -> ModelVersion:
         with self._lock:
+            self._check_lease(lease, model)
             known = self._versions.get(model, {})
             if version is None:
                 version = max(known, default=0) + 1
@@ -141,8 +148,9 @@ class MemoryRegistryBackend:
             except KeyError:
                 raise UnknownAliasError(model, alias) from None
 
-    def move_alias(self, move: AliasMove) -> AliasMove:
+    def move_alias(self, move: AliasMove, lease: Lease | None = None) -> AliasMove:
         with self._lock:
+            self._check_lease(lease, move.model)
             self._model(move.model)
             if move.to_version is not None:
                 target = self.version(move.model, move.to_version)
@@ -165,6 +173,38 @@ class MemoryRegistryBackend:
             return [m for m in self._moves
                     if m.model == model and (alias is None or m.alias == alias)]
 
+    def acquire_lease(self, model: str, holder: str, now: int, ttl: int) -> Lease:
+        with self._lock:
+            lease = grant_lease(self._leases.get(model), model, holder, now, ttl)
+            self._leases[model] = lease
+            return lease
+
+    def renew_lease(self, lease: Lease, now: int, ttl: int) -> Lease:
+        with self._lock:
+            self._check_lease(lease)
+            renewed = msgspec.structs.replace(lease, expires_at=now + ttl)
+            self._leases[lease.model] = renewed
+            return renewed
+
+    def release_lease(self, lease: Lease) -> None:
+        with self._lock:
+            if still_held(lease, self._leases.get(lease.model)):
+                self._leases[lease.model] = msgspec.structs.replace(lease, holder="",
+                                                                    expires_at=0)
+
+    def lease(self, model: str) -> Lease | None:
+        with self._lock:
+            current = self._leases.get(model)
+            return current if current is not None and current.holder else None
+
+    def _check_lease(self, lease: Lease | None, model: str | None = None) -> None:
+        if lease is None:
+            return
+        if model is not None and lease.model != model:
+            raise ValidationError("lease", f"a lease of model {lease.model!r} does not "
+                                  f"cover model {model!r}")
+        if not still_held(lease, self._leases.get(lease.model)):
+            raise lease_lost(lease, self._leases.get(lease.model))
     def change_trust(self, change: TrustChange) -> TrustChange:
         with self._lock:
             recorded = msgspec.structs.replace(change, seq=len(self._trust) + 1)

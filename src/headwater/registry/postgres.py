@@ -98,6 +98,14 @@ CREATE TABLE trust_changes (
 CREATE TRIGGER trust_changes_append_only BEFORE UPDATE OR DELETE ON trust_changes
     FOR EACH ROW EXECUTE FUNCTION refuse_change('the trust history is append-only');
 """),
+    ("leases", """
+CREATE TABLE leases (
+    model TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    epoch BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+"""),
 )
 
 

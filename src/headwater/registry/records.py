@@ -1,4 +1,5 @@
-"""The records of the model store: versions, their artifacts, alias moves, summaries.
+"""The records of the model store: versions, their artifacts, alias moves, summaries,
+and the leases of the processes that train a model.
 
 All are frozen msgspec structs; they encode to JSON as they are.
 
@@ -20,6 +21,7 @@ from headwater.registry.lineage import Lineage
 __all__ = [
     "AliasMove",
     "Artifact",
+    "Lease",
     "ModelSummary",
     "ModelVersion",
     "MoveKind",
@@ -114,6 +116,18 @@ class ModelSummary(_Record, frozen=True, kw_only=True):
     updated_at: int
 
 
+class Lease(_Record, frozen=True, kw_only=True):
+    """The lease that makes one process the trainer of a model.
+
+    ``holder`` names the process; ``epoch`` grows by one every time the lease passes to
+    another holder, so a write made under an older epoch is known stale; the lease runs
+    until ``expires_at`` (µs since the epoch) unless renewed, and may then be taken over.
+    """
+
+    model: str
+    holder: str
+    epoch: int
+    expires_at: int
 class TrustChange(_Record, frozen=True, kw_only=True):
     """One entry of the append-only history of what a registry trusts: the operator
     ``actor`` granted (``trusted``) or revoked trust in artifacts of ``kind``, at ``at``

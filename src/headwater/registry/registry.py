@@ -81,6 +81,7 @@ from headwater.registry.lineage import CodeVersion, Lineage, check_lineage
 from headwater.registry.names import check_alias, check_model_name, check_version
 from headwater.registry.records import (
     AliasMove,
+    Lease,
     ModelSummary,
     ModelVersion,
     MoveKind,
@@ -131,14 +132,16 @@ class ModelRegistry:
         self._code: CodeVersion | None = None
 
     def register(self, name: str, artifact_dir: str | Path, *, lineage: Lineage | None = None,
-                 version: int | None = None) -> ModelVersion:
+                 version: int | None = None, lease: Lease | None = None) -> ModelVersion:
         """Store a copy of ``artifact_dir`` as a new ``candidate`` version of ``name``.
 
         The version number is the next one unless ``version`` is given; a number is
         registered once (:class:`~headwater.errors.VersionExistsError`). ``lineage``
         is checked field by field; its ``code`` and ``created_at`` are filled in when
         ``None``. A parent that is not a version of ``name`` is a
-        :class:`~headwater.errors.ValidationError` naming ``lineage.parent``.
+        :class:`~headwater.errors.ValidationError` naming ``lineage.parent``. Given a
+        ``lease`` (:meth:`acquire_lease`), the version is recorded only while that lease
+        is held (:class:`~headwater.errors.FencedError` otherwise).
         """
         check_model_name(name)
         if version is not None:
@@ -152,7 +155,7 @@ class ModelRegistry:
             lineage = msgspec.structs.replace(lineage, created_at=self.clock.now_us())
         self._check_new(name, version, lineage.parent)
         artifact = self.artifacts.put(name, Path(artifact_dir))
-        return self.backend.add_version(name, version, artifact, lineage)
+        return self.backend.add_version(name, version, artifact, lineage, lease)
 
     def get(self, name: str, ref: int | str) -> ModelVersion:
         """The version ``ref`` (a number or an alias) of model ``name``."""
@@ -261,11 +264,12 @@ class ModelRegistry:
         return self.backend.aliases(check_model_name(name))
 
     def promote(self, name: str, ref: int | str, alias: str = "champion", *, actor: str,
-                reason: str) -> AliasMove:
+                reason: str, lease: Lease | None = None) -> AliasMove:
         """Point ``alias`` at version ``ref`` and record the move (who, why, when).
 
         Promoting to where the alias already points records nothing and returns the
-        move that put it there.
+        move that put it there. Given a ``lease``, the move is made only while that lease
+        is held (:class:`~headwater.errors.FencedError` otherwise).
         """
         check_alias(alias)
         _check_who(actor, reason)
@@ -274,7 +278,7 @@ class ModelRegistry:
         if current == number:
             return self.backend.history(name, alias)[-1]
         self._check_target(name, number, alias)
-        return self._move(name, alias, current, number, "promote", actor, reason)
+        return self._move(name, alias, current, number, "promote", actor, reason, lease)
 
     def rollback(self, name: str, alias: str = "champion", *, actor: str,
                  reason: str) -> AliasMove:
@@ -326,6 +330,31 @@ class ModelRegistry:
     def archive(self, name: str, ref: int | str, *, reason: str | None = None) -> ModelVersion:
         """Mark version ``ref`` archived."""
         return self.set_status(name, ref, "archived", reason=reason)
+
+    # -- leases ------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, holder: str, *, ttl_us: int) -> Lease:
+        """Become the one trainer of ``name`` for ``ttl_us`` (µs, by this registry's
+        clock): the lease, granted when nobody holds it, when it expired, or to
+        ``holder`` again. A live lease of another holder is a
+        :class:`~headwater.errors.LeaseHeldError` naming it and its expiry."""
+        check_model_name(name)
+        return self.backend.acquire_lease(name, holder, self.clock.now_us(), ttl_us)
+
+    def renew_lease(self, lease: Lease, *, ttl_us: int) -> Lease:
+        """``lease`` extended to ``ttl_us`` from now; :class:`~headwater.errors.FencedError`
+        if another holder has taken it over meanwhile."""
+        if ttl_us <= 0:
+            raise ValidationError("ttl_us", f"expected a positive duration, got {ttl_us!r}")
+        return self.backend.renew_lease(lease, self.clock.now_us(), ttl_us)
+
+    def release_lease(self, lease: Lease) -> None:
+        """Let ``lease`` go now, so another process may take it without waiting."""
+        self.backend.release_lease(lease)
+
+    def lease(self, name: str) -> Lease | None:
+        """The lease of ``name`` as recorded (perhaps expired), or ``None``."""
+        return self.backend.lease(check_model_name(name))
 
     def close(self) -> None:
         self.backend.close()
@@ -404,10 +433,11 @@ class ModelRegistry:
                                                      reason=reason, at=self.clock.now_us()))
 
     def _move(self, name: str, alias: str, current: int | None, target: int | None,
-              kind: MoveKind, actor: str, reason: str) -> AliasMove:
+              kind: MoveKind, actor: str, reason: str, lease: Lease | None = None
+              ) -> AliasMove:
         move = AliasMove(model=name, alias=alias, from_version=current, to_version=target,
                          kind=kind, actor=actor, reason=reason, at=self.clock.now_us())
-        return self.backend.move_alias(move)
+        return self.backend.move_alias(move, lease)
 
 
 def _check_who(actor: str, reason: str) -> None:

@@ -3,7 +3,8 @@
 :func:`reproduce` replays the version's recorded training slice the way the trainers of
 :mod:`headwater.learning` learnt it: the examples are read with
 :func:`headwater.learning.read_examples` (the rows of the recorded routing arm — the
-served ones when none is recorded — of each recorded offset range, features decoded by
+served ones when none is recorded — and of the recorded model whose examples were read,
+of each recorded offset range, features decoded by
 :func:`headwater.labels.decode_features`, the content hash by
 :func:`headwater.learning.examples_hash`), and learnt test-then-train by :func:`replay` in
 the recorded steps of ``batch_rows`` (default 4096) by the recorded parent, or, for a version
@@ -247,7 +248,8 @@ def reproduce(registry: ModelRegistry, log: Log, name: str, ref: int | str, *,
         stop = dict.fromkeys(range(partitions), 0)
         for r in topic.ranges:
             start[r.partition], stop[r.partition] = r.start, r.end
-        parts.append(read_examples(log, start, stop, topic=topic.topic, arm=creator.arm))
+        parts.append(read_examples(log, start, stop, topic=topic.topic, arm=creator.arm,
+                                   model=creator.examples_of))
     features = _concat([p.features for p in parts])
     y = np.concatenate([p.y for p in parts]) if parts else np.zeros(0)
     times = np.concatenate([p.label_time for p in parts]) if parts else np.zeros(0, np.int64)

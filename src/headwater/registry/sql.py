@@ -9,16 +9,21 @@ Both keep the same five tables::
     aliases      (model, alias) PK, version      where each alias points now
     alias_moves  seq PK (increasing), model, alias, from_version, to_version,
                  kind, actor, reason, at; indexed by (model, alias, seq)
+    leases       model PK, holder ('' when released), epoch, expires_at: the one
+                 trainer of each model (see the backend protocol's lease rules)
     trust_changes  seq PK (increasing), kind, trusted, actor, reason, at
 
 Triggers refuse to change a version's identity, artifact or lineage, to delete a
 version, and to change or delete an alias move or a trust change, so the histories are
-append-only even against hand-written SQL. ``trust_changes`` came after the other four:
-opening a registry made before it adds it (see each backend's migrations). Ancestors and
-descendants are ``WITH RECURSIVE`` queries over the parent index: one query whatever the
-depth. Every change runs in one transaction that first locks the model's row (SQLite:
-``BEGIN IMMEDIATE``; PostgreSQL: ``SELECT … FOR UPDATE``), so numbering and alias moves
-are serialised per model across processes. Queries are written with ``?`` placeholders.
+append-only even against hand-written SQL. ``leases`` and ``trust_changes`` came after
+the other four: opening a registry made before them adds them (see each backend's
+migrations). Ancestors and descendants are ``WITH RECURSIVE`` queries over the parent
+index: one query whatever the depth. Every change runs in one transaction that first
+locks the model's row (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: ``SELECT … FOR
+UPDATE``), so numbering and alias moves are serialised per model across processes. A
+change made under a lease first locks the model's lease row and checks it, so it is
+serialised with the lease passing to another holder. Queries are written with ``?``
+placeholders.
 """
 
 from __future__ import annotations
@@ -34,18 +39,23 @@ from headwater.errors import (
     UnknownAliasError,
     UnknownModelError,
     UnknownVersionError,
+    ValidationError,
     VersionExistsError,
 )
 from headwater.registry.backend import (
+    grant_lease,
+    lease_lost,
     missing_parent,
     moved_meanwhile,
     not_candidate,
     still_aliased,
+    still_held,
 )
 from headwater.registry.lineage import Lineage, encode_lineage
 from headwater.registry.records import (
     AliasMove,
     Artifact,
+    Lease,
     ModelSummary,
     ModelVersion,
     TrustChange,
@@ -57,6 +67,7 @@ __all__ = ["Session", "SqlBackend"]
 _COLUMNS: Final = "v.model, v.version, v.sha256, v.files, v.bytes, v.status, " \
                   "v.status_reason, v.status_at, v.lineage"
 _MOVE_COLUMNS: Final = "model, alias, from_version, to_version, kind, actor, reason, at, seq"
+_LEASE_COLUMNS: Final = "holder, epoch, expires_at"
 _NO_LIMIT: Final = 1 << 62
 _LINEAGE: Final = msgspec.json.Decoder(Lineage)
 
@@ -105,9 +116,10 @@ class SqlBackend(ABC):
         return self.transaction(write=False)
 
     def add_version(self, model: str, version: int | None, artifact: Artifact,
-                    lineage: Lineage) -> ModelVersion:
+                    lineage: Lineage, lease: Lease | None = None) -> ModelVersion:
         created = lineage.created_at or 0
         with self.transaction(write=True) as s:
+            self._check_lease(s, model, lease)
             s.rows("INSERT INTO models (name, created_at) VALUES (?, ?) "
                    "ON CONFLICT (name) DO NOTHING", (model, created))
             s.rows("SELECT name FROM models WHERE name = ?" + self.for_update, (model,))
@@ -193,8 +205,9 @@ class SqlBackend(ABC):
                 raise UnknownAliasError(model, alias)
         return int(rows[0][0])
 
-    def move_alias(self, move: AliasMove) -> AliasMove:
+    def move_alias(self, move: AliasMove, lease: Lease | None = None) -> AliasMove:
         with self.transaction(write=True) as s:
+            self._check_lease(s, move.model, lease)
             self._lock_model(s, move.model)
             if move.to_version is not None:
                 status = _version(s, move.model, move.to_version).status
@@ -229,6 +242,49 @@ class SqlBackend(ABC):
                           kind=r[4], actor=r[5], reason=r[6], at=int(r[7]), seq=int(r[8]))
                 for r in rows]
 
+    # -- leases ------------------------------------------------------------------
+
+    def acquire_lease(self, model: str, holder: str, now: int, ttl: int) -> Lease:
+        with self.transaction(write=True) as s:
+            lease = grant_lease(self._lock_lease(s, model), model, holder, now, ttl)
+            s.rows("UPDATE leases SET holder = ?, epoch = ?, expires_at = ? WHERE model = ?",
+                   (lease.holder, lease.epoch, lease.expires_at, model))
+        return lease
+
+    def renew_lease(self, lease: Lease, now: int, ttl: int) -> Lease:
+        with self.transaction(write=True) as s:
+            self._check_lease(s, lease.model, lease)
+            s.rows("UPDATE leases SET expires_at = ? WHERE model = ?", (now + ttl, lease.model))
+        return msgspec.structs.replace(lease, expires_at=now + ttl)
+
+    def release_lease(self, lease: Lease) -> None:
+        with self.transaction(write=True) as s:
+            if still_held(lease, self._lock_lease(s, lease.model)):
+                s.rows("UPDATE leases SET holder = '', expires_at = 0 WHERE model = ?",
+                       (lease.model,))
+
+    def lease(self, model: str) -> Lease | None:
+        with self.reading() as s:
+            rows = s.rows(f"SELECT {_LEASE_COLUMNS} FROM leases WHERE model = ?", (model,))
+        current = _lease_of(model, rows)
+        return current if current is not None and current.holder else None
+
+    def _lock_lease(self, s: Session, model: str) -> Lease | None:
+        s.rows("INSERT INTO leases (model, holder, epoch, expires_at) VALUES (?, '', 0, 0) "
+               "ON CONFLICT (model) DO NOTHING", (model,))
+        return _lease_of(model, s.rows(f"SELECT {_LEASE_COLUMNS} FROM leases WHERE model = ?"
+                                       + self.for_update, (model,)))
+
+    def _check_lease(self, s: Session, model: str, lease: Lease | None) -> None:
+        if lease is None:
+            return
+        if lease.model != model:
+            raise ValidationError("lease", f"a lease of model {lease.model!r} does not "
+                                  f"cover model {model!r}")
+        current = _lease_of(model, s.rows(f"SELECT {_LEASE_COLUMNS} FROM leases WHERE "
+                                          "model = ?" + self.for_update, (model,)))
+        if not still_held(lease, current):
+            raise lease_lost(lease, current)
     def change_trust(self, change: TrustChange) -> TrustChange:
         with self.transaction(write=True) as s:
             seq = s.rows("INSERT INTO trust_changes (kind, trusted, actor, reason, at) "
@@ -247,6 +303,13 @@ class SqlBackend(ABC):
     def _lock_model(self, s: Session, model: str) -> None:
         if not s.rows("SELECT name FROM models WHERE name = ?" + self.for_update, (model,)):
             raise UnknownModelError(model)
+
+
+def _lease_of(model: str, rows: list[tuple[Any, ...]]) -> Lease | None:
+    if not rows:
+        return None
+    holder, epoch, expires_at = rows[0]
+    return Lease(model=model, holder=holder, epoch=int(epoch), expires_at=int(expires_at))
 
 
 def _exists(s: Session, model: str, version: int) -> bool:

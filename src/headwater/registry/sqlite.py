@@ -72,6 +72,12 @@ CREATE TABLE IF NOT EXISTS alias_moves (
     at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alias_moves_by_alias ON alias_moves (model, alias, seq);
+CREATE TABLE IF NOT EXISTS leases (
+    model TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS versions_immutable BEFORE UPDATE OF
     model, version, parent, sha256, files, bytes, created_at, lineage ON versions
 BEGIN SELECT RAISE(ABORT, 'model versions are immutable'); END;

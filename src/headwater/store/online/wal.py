@@ -1,5 +1,8 @@
 """The embedded online store's files: records, write-ahead logs and their tails.
 
+(The label joiner's journals, :mod:`headwater.labels.journal`, use the same records and
+writers under their own file headers.)
+
 Both the write-ahead log (WAL) and the snapshot are a file header followed by
 records::
 
@@ -96,9 +99,11 @@ class WalWriter:
         self._io = threading.Lock()  # a group-commit sync may race a close
 
     @classmethod
-    def open(cls, path: str) -> tuple[WalWriter, list[memoryview]]:
-        """Open a WAL for appending, cutting off a torn tail; and its records."""
-        follower = WalFollower(path)
+    def open(cls, path: str, *, header: bytes = FILE_HEADER
+             ) -> tuple[WalWriter, list[memoryview]]:
+        """Open a WAL for appending, cutting off a torn tail; and its records. ``header``
+        is the file header it must start with (another file kind may use the format)."""
+        follower = WalFollower(path, header=header)
         try:
             records = follower.read_new()
             if follower.position < follower.file_size:
@@ -138,8 +143,9 @@ class WalWriter:
 class WalFollower:
     """Reads the records appended to a WAL since the last look (never writes)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, header: bytes = FILE_HEADER) -> None:
         self.path = path
+        self.header = header
         self.position = 0
         self.file_size = 0
         self._fd: int | None = os.open(path, os.O_RDONLY)
@@ -154,9 +160,10 @@ class WalFollower:
         data = os.pread(self._fd, self.file_size - self.position, self.position)
         start = 0
         if self.position == 0:
-            if data[: len(FILE_HEADER)] != FILE_HEADER:
-                raise CorruptLogError(f"{self.path}: not an online store WAL")
-            start = len(FILE_HEADER)
+            if data[: len(self.header)] != self.header:
+                raise CorruptLogError(f"{self.path}: not a file of the expected kind "
+                                      f"(header {self.header!r})")
+            start = len(self.header)
         try:
             records, stop = scan(data, start)
         except CorruptLogError as exc:

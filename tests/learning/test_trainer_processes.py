@@ -1,0 +1,142 @@
+"""Two ``headwater train`` processes for one model: one trains, the other stands by;
+killed, the first is replaced once its lease runs out, and the lineage stays one chain
+in which every example is learnt once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from headwater.config import Settings
+from headwater.labels import TRAINING_EXAMPLES_SCHEMA, TRAINING_EXAMPLES_TOPIC
+from headwater.log import Log
+from headwater.log.embedded import EmbeddedBackend
+from headwater.registry import ModelRegistry, forks, open_registry
+from tests.learning.test_trainer import Stream
+
+
+class Trainer:
+    """A ``headwater train`` process whose error output is collected as it comes."""
+
+    def __init__(self, home: Path, *args: str) -> None:
+        env = {**os.environ, "HEADWATER_HOME": str(home), "HEADWATER_FSYNC": "never"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "headwater", "train", "--model", "m", *args],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def wait_for(self, text: str, timeout_s: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = next((line for line in self.lines if text in line), None)
+            if found is not None:
+                return found
+            assert self.proc.poll() is None, "".join(self.lines)
+            time.sleep(0.05)
+        raise AssertionError(f"no {text!r} in {''.join(self.lines)!r}")
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGINT)  # Ctrl-C: the trainer stops and lets go
+        code = self.proc.wait(timeout=60)
+        self._reader.join(timeout=10)
+        return code
+
+
+CONTINUAL = ("--strategy", "continual", "--volume", "200", "--margin", "10", "--poll", "0.1",
+             "--lease", "2s")
+
+
+def registry_of(home: Path) -> ModelRegistry:
+    return open_registry(home / "registry", settings=Settings(home=str(home), fsync="never"))
+
+
+def versions(home: Path) -> int:
+    with registry_of(home) as registry:
+        return len(registry.versions("m")) if registry.models() else 0
+
+
+def wait_versions(home: Path, count: int, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while versions(home) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} versions"
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_one_trainer_trains_a_standby_takes_over_and_the_lineage_is_one_chain(
+        tmp_path: Path) -> None:
+    log = Log(EmbeddedBackend(tmp_path / "log", fsync="never"))
+    stream = Stream(log)
+    stream.add(100)
+    first = Trainer(tmp_path, *CONTINUAL)
+    first.wait_for("continual trainer of m running")
+    second = Trainer(tmp_path, *CONTINUAL)
+    standby = second.wait_for("standby:")
+    assert f":{first.proc.pid} (continual-cli)" in standby  # who holds the model
+    for _ in range(6):
+        stream.add(200)
+        time.sleep(0.2)
+    wait_versions(tmp_path, 6)  # every 200 examples: a version, each from the last
+    time.sleep(0.5)
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait()
+    second.wait_for("continual trainer of m running", timeout_s=60)  # its lease ran out
+    for _ in range(3):
+        stream.add(200)
+        time.sleep(0.3)
+    wait_versions(tmp_path, 8)  # the standby goes on from where the first stopped
+    assert second.stop() == 0
+    log.close()
+
+    with registry_of(tmp_path) as registry:
+        chain = registry.versions("m")
+        history = registry.history("m", "champion")
+        assert forks(history, {v.version: v.parent for v in chain}) == []
+        assert [v.parent for v in chain] == [None, *range(1, len(chain))]  # one chain
+        assert [m.to_version for m in history] == list(range(1, len(chain) + 1))
+        # every example learnt once: each version's slice starts where its parent's ended
+        ends = 0
+        for version in chain:
+            assert version.lineage.training is not None
+            (topic,) = version.lineage.training.topics
+            (part,) = topic.ranges
+            assert part.start == ends
+            ends = part.end
+        assert ends >= 1_600
+        assert registry.lease("m") is None  # the standby let it go when stopped
+
+
+@pytest.mark.slow
+def test_a_second_trainer_without_standby_refuses_naming_the_holder(tmp_path: Path) -> None:
+    log = Log(EmbeddedBackend(tmp_path / "log", fsync="never"))
+    log.create_topic(TRAINING_EXAMPLES_TOPIC, TRAINING_EXAMPLES_SCHEMA)
+    log.close()
+    first = Trainer(tmp_path, *CONTINUAL)
+    first.wait_for("continual trainer of m running")
+    env = {**os.environ, "HEADWATER_HOME": str(tmp_path), "HEADWATER_FSYNC": "never"}
+    refused = subprocess.run(
+        [sys.executable, "-m", "headwater", "train", "--model", "m", "--no-standby"],
+        env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert refused.returncode != 0
+    assert f":{first.proc.pid} (continual-cli)" in refused.stderr
+    assert "is trained by" in refused.stderr
+    assert first.stop() == 0
+    again = subprocess.run(  # the first let go when it stopped: no wait for its lease
+        [sys.executable, "-m", "headwater", "train", "--model", "m", "--no-standby"],
+        env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 0, again.stderr
+    assert "nothing to learn" in again.stderr
