@@ -1,13 +1,32 @@
-"""Importing a module as if an optional dependency were not installed."""
+"""Optional dependencies in tests: requiring one, and importing as if one were absent.
+
+A test that needs an optional extra calls :func:`require_extra`: it skips naming the extra
+on a machine without it, and fails instead under ``HEADWATER_REQUIRE_EXTRAS=1`` (set by
+CI, which installs every extra), so a missing library can never turn CI's tests into
+silent skips."""
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+from types import ModuleType
 
 import pytest
 
 from headwater.errors import MissingExtraError
+
+#: Set in CI: an optional extra that is not installed fails its tests instead of skipping.
+REQUIRE_EXTRAS = os.environ.get("HEADWATER_REQUIRE_EXTRAS", "") not in ("", "0", "false")
+
+
+def require_extra(module: str, extra: str | None = None) -> ModuleType:
+    """Import and return ``module``; skip the test naming ``pip install 'headwater[extra]'``
+    when it is not installed, or fail it under ``HEADWATER_REQUIRE_EXTRAS=1``."""
+    if REQUIRE_EXTRAS:
+        return importlib.import_module(module)
+    reason = f"pip install 'headwater[{extra}]'" if extra else f"{module} is not installed"
+    return pytest.importorskip(module, reason=reason)
 
 
 def import_without(monkeypatch: pytest.MonkeyPatch, module: str, *missing: str

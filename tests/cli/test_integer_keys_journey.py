@@ -31,6 +31,7 @@ from headwater.serving import ChampionOnly, Deployment, Predictor
 from headwater.serving.app import ServingApp
 from headwater.serving.server import BackgroundServer
 from headwater.store.online import open_online_store
+from tests.extras import require_extra
 from tests.log.harness import REDIS_URL, unavailable
 
 CSV = """carrier,delay,ts
@@ -56,7 +57,7 @@ def online_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "embedded":
         yield str(tmp_path / "home" / "online")
         return
-    pytest.importorskip("redis", reason="pip install 'headwater[redis]'")
+    require_extra("redis", "redis")
     from headwater.store.online.redis import RedisOnlineStore
 
     prefix = f"hwtest-{uuid.uuid4().hex[:12]}"

@@ -52,3 +52,25 @@ def test_the_identity_finalizes_to_the_empty_value(kind: str) -> None:
         assert np.isnan(out).all()
     else:
         np.testing.assert_array_equal(out, np.full(3, agg.empty_value))
+
+
+@pytest.mark.parametrize("distinct", [1, 10, 100, 1_000, 10_000, 100_000])
+def test_approx_distinct_is_within_its_error_bound_of_the_exact_count(distinct: int) -> None:
+    """HyperLogLog's 256 registers give a relative standard error of 1.04 / 16 = 6.5 %.
+    Over 20 independent sets of each size, the mean absolute error (5.2 % expected for
+    that standard error) stays under 8 %, no set is off by more than four standard errors,
+    and one value is counted exactly."""
+    agg = make("approx_distinct")
+    rng = np.random.default_rng(distinct)
+    errors = []
+    for _ in range(20):
+        values = rng.choice(2**40, size=distinct, replace=False).astype(np.float64)
+        repeated = np.concatenate([values, values[: distinct // 2]])  # duplicates count once
+        times = np.zeros(len(repeated), np.int64)
+        lifted = agg.lift(repeated, times, np.arange(len(repeated), dtype=np.int64))
+        estimate = agg.finalize(agg.reduce(lifted, np.array([0])))[0]
+        errors.append(abs(estimate - distinct) / distinct)
+    assert max(errors) <= 4 * 0.065, (distinct, errors)
+    assert float(np.mean(errors)) <= 0.08, (distinct, errors)
+    if distinct == 1:
+        assert max(errors) == 0.0, errors

@@ -26,6 +26,7 @@ from headwater.log import Log
 from headwater.log.embedded import EmbeddedBackend
 from headwater.serving.prediction_log import PREDICTIONS_SCHEMA, PREDICTIONS_TOPIC
 from headwater.time import SystemClock
+from tests.extras import require_extra
 from tests.labels.test_joiner import outcomes, predictions
 from tests.log.harness import REDIS_URL, unavailable
 
@@ -150,7 +151,7 @@ def test_a_joiner_stalled_past_its_session_on_redis_is_fenced(tmp_path: Path) ->
     group's session loses its partitions to the other member, which claims them; when it
     wakes it still believes it owns them, and its next step is fenced instead of
     appending a second history. The examples are exactly one joiner's."""
-    pytest.importorskip("redis", reason="pip install 'headwater[redis]'")
+    require_extra("redis", "redis")
     from headwater.log.redis import RedisBackend
 
     prefix = f"hwtest-{uuid.uuid4().hex[:12]}"

@@ -25,6 +25,7 @@ import pytest
 from headwater.log import Log
 from headwater.log.backend import LogBackend
 from headwater.testing import ManualClock, MemoryBackend
+from tests.extras import require_extra
 
 START_US = 1_700_000_000_000_000
 REDIS_URL = os.environ.get("HEADWATER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -90,7 +91,7 @@ def embedded_harness(tmp_path: Path) -> Iterator[Harness]:
 
 @contextmanager
 def redis_harness(tmp_path: Path) -> Iterator[Harness]:
-    pytest.importorskip("redis", reason="pip install 'headwater[redis]'")
+    require_extra("redis", "redis")
     from headwater.log.redis import RedisBackend
 
     prefix = f"hwtest-{uuid.uuid4().hex[:12]}"
@@ -156,7 +157,7 @@ class KafkaTarget:
 
 @contextmanager
 def kafka_harness(tmp_path: Path) -> Iterator[Harness]:
-    pytest.importorskip("confluent_kafka", reason="pip install 'headwater[kafka]'")
+    require_extra("confluent_kafka", "kafka")
     from headwater.log.kafka import KafkaBackend
 
     clock = ManualClock(START_US)

@@ -17,7 +17,7 @@ from headwater.errors import BackendError, ConfigError, CorruptLogError, Missing
 from headwater.log import Log, Schema
 from headwater.log.schema import TIMESTAMP
 from headwater.testing import ManualClock
-from tests.extras import import_without
+from tests.extras import import_without, require_extra
 from tests.log.harness import START_US, KafkaTarget
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ class Cluster:
 
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
-    pytest.importorskip("confluent_kafka", reason="pip install 'headwater[kafka]'")
+    require_extra("confluent_kafka", "kafka")
     c = Cluster()
     yield c
     c.close()
@@ -286,7 +286,7 @@ def test_a_foreign_message_is_reported_with_its_offset(cluster: Cluster) -> None
 
 
 def test_an_unreachable_cluster_raises_a_backend_error() -> None:
-    pytest.importorskip("confluent_kafka", reason="pip install 'headwater[kafka]'")
+    require_extra("confluent_kafka", "kafka")
     from headwater.log.kafka import KafkaBackend
 
     started = time.monotonic()

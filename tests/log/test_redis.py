@@ -18,7 +18,7 @@ import pytest
 from headwater.errors import BackendError, OffsetOutOfRangeError
 from headwater.log import OFFSET, Log, Retention
 from headwater.testing import ManualClock
-from tests.extras import import_without
+from tests.extras import import_without, require_extra
 from tests.log.harness import REDIS_URL, START_US, unavailable
 from tests.log.test_contract import SCHEMA, SECOND, events
 
@@ -36,7 +36,7 @@ def clock() -> ManualClock:
 @pytest.fixture
 def connect(clock: ManualClock) -> Iterator[Connect]:
     """Opens backends on one fresh prefix (or another given one); cleans up after."""
-    pytest.importorskip("redis", reason="pip install 'headwater[redis]'")
+    require_extra("redis", "redis")
     from headwater.log.redis import RedisBackend
 
     prefix = f"hwtest-{uuid.uuid4().hex[:12]}"
@@ -74,7 +74,7 @@ def test_missing_redis_py_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_an_unreachable_server_raises_backend_error() -> None:
-    pytest.importorskip("redis")
+    require_extra("redis", "redis")
     from headwater.log.redis import RedisBackend
 
     backend = RedisBackend("redis://user:secret@127.0.0.1:1/0")

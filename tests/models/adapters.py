@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +12,7 @@ import numpy.typing as npt
 import pytest
 
 from headwater.models import LinearRegression, LogisticRegression, Model
+from tests.extras import REQUIRE_EXTRAS, require_extra
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,6 @@ def _torch_regression() -> Model:
 
     return TorchModel(task="regression", optimizer="sgd", lr=0.005, momentum=0.5, epochs=10,
                       batch_size=2)
-
-
-#: Set in CI: an optional extra that is not installed fails its tests instead of skipping.
-REQUIRE_EXTRAS = os.environ.get("HEADWATER_REQUIRE_EXTRAS") == "1"
 
 
 def _has(module: str) -> bool:
@@ -118,7 +114,4 @@ def rows(features: dict[str, npt.NDArray[Any]], start: int, stop: int) -> dict[s
 def require(module: str) -> None:
     """Skip the test when ``module`` is not installed, or fail it under
     ``HEADWATER_REQUIRE_EXTRAS=1``."""
-    if REQUIRE_EXTRAS:
-        importlib.import_module(module)
-    else:
-        pytest.importorskip(module)
+    require_extra(module)

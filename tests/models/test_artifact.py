@@ -13,6 +13,7 @@ import pytest
 from headwater.errors import ModelArtifactError, UntrustedArtifactError, ValidationError
 from headwater.models import FORMATS, LinearRegression, LogisticRegression, load_model
 from headwater.models.artifact import MANIFEST
+from tests.extras import require_extra
 from tests.models.adapters import batch, target
 
 
@@ -162,7 +163,7 @@ def test_a_pickle_artifact_needs_trust_before_anything_is_unpickled(tmp_path: Pa
         "format": "sklearn-pickle", "format_version": 1, "adapter": "SklearnModel",
         "params": {}, "features": None,
         "files": {"estimator.pkl": hashlib.sha256(data).hexdigest()}}))
-    pytest.importorskip("sklearn")
+    require_extra("sklearn", "sklearn")
     with pytest.raises(UntrustedArtifactError, match="trusted=True"):
         load_model(tmp_path)
 

@@ -10,7 +10,7 @@ import pytest
 
 import headwater.models
 from headwater.errors import MissingExtraError
-from tests.extras import import_without
+from tests.extras import import_without, require_extra
 
 PUBLIC = ["BUILTINS", "FORMATS", "FeatureSchema", "Features", "LinearRegression",
           "LogisticRegression", "Model", "build_model", "from_arrow", "load_model", "read_model"]
@@ -65,7 +65,7 @@ def test_loading_a_river_artifact_without_river(monkeypatch: pytest.MonkeyPatch,
 
 def test_sklearn_without_skops_pickles_and_needs_trust(monkeypatch: pytest.MonkeyPatch,
                                                        tmp_path: object) -> None:
-    pytest.importorskip("sklearn")
+    require_extra("sklearn", "sklearn")
     from pathlib import Path
 
     import numpy as np

@@ -14,11 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from headwater.errors import ModelError, ValidationError
+from tests.extras import require_extra
 from tests.models.adapters import batch, require, target
 
 
 def test_river_learn_many_and_weights() -> None:
-    pytest.importorskip("river")
+    require_extra("river", "river")
     from river import linear_model, tree
 
     from headwater.models.river import RiverModel
@@ -42,7 +43,7 @@ def test_river_learn_many_and_weights() -> None:
 
 
 def test_river_errors_are_wrapped() -> None:
-    pytest.importorskip("river")
+    require_extra("river", "river")
     from river import compose, linear_model, preprocessing
 
     from headwater.models.river import RiverModel
@@ -55,7 +56,7 @@ def test_river_errors_are_wrapped() -> None:
 
 
 def test_sklearn_without_partial_fit_or_probabilities() -> None:
-    pytest.importorskip("sklearn")
+    require_extra("sklearn", "sklearn")
     from sklearn.linear_model import (  # type: ignore[import-untyped]
         LogisticRegression,
         SGDClassifier,
@@ -95,7 +96,7 @@ def _table_and_labels(n: int = 300, seed: int = 0) -> tuple[Any, npt.NDArray[np.
 
 
 def test_a_prefitted_sklearn_estimator_reads_the_columns_it_was_fitted_on() -> None:
-    pytest.importorskip("sklearn")
+    require_extra("sklearn", "sklearn")
     from sklearn.ensemble import GradientBoostingClassifier  # type: ignore[import-untyped]
 
     from headwater.models.sklearn import SklearnModel
@@ -155,7 +156,7 @@ _FITTED = _Fitted()
 
 
 def test_a_prefitted_sklearn_estimator_without_column_names_is_refused() -> None:
-    pytest.importorskip("sklearn")
+    require_extra("sklearn", "sklearn")
     from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.pipeline import make_pipeline  # type: ignore[import-untyped]
     from sklearn.preprocessing import StandardScaler
@@ -185,7 +186,7 @@ def test_a_prefitted_sklearn_estimator_without_column_names_is_refused() -> None
 
 
 def test_given_sklearn_features_survive_save_load_and_clone(tmp_path: Path) -> None:
-    pytest.importorskip("sklearn")
+    require_extra("sklearn", "sklearn")
     from sklearn.linear_model import LogisticRegression
 
     from headwater.models import load_model
@@ -209,7 +210,7 @@ def test_given_sklearn_features_survive_save_load_and_clone(tmp_path: Path) -> N
 
 
 def test_a_pretrained_river_estimator_is_asked_never_replaced_by_a_constant() -> None:
-    pytest.importorskip("river")
+    require_extra("river", "river")
     from river import compose, linear_model, preprocessing
 
     from headwater.models.river import RiverModel
@@ -244,7 +245,7 @@ def test_a_pretrained_river_estimator_is_asked_never_replaced_by_a_constant() ->
 
 
 def test_given_river_features_survive_save_load_and_learning(tmp_path: Path) -> None:
-    pytest.importorskip("river")
+    require_extra("river", "river")
     from river import linear_model
 
     from headwater.models import load_model

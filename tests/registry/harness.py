@@ -15,10 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
 from headwater.errors import BackendError
 from headwater.registry import MemoryRegistryBackend, RegistryBackend, SqliteRegistryBackend
+from tests.extras import require_extra
 from tests.log.harness import unavailable
 
 START_US = 1_700_000_000_000_000
@@ -66,7 +65,7 @@ def sqlite_harness(tmp_path: Path) -> Iterator[Harness]:
 
 @contextmanager
 def postgres_harness(tmp_path: Path) -> Iterator[Harness]:
-    pytest.importorskip("psycopg", reason="pip install 'headwater[postgres]'")
+    require_extra("psycopg", "postgres")
     from headwater.registry.postgres import PostgresRegistryBackend
 
     schema = f"hwtest_{uuid.uuid4().hex[:12]}"

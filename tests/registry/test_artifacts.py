@@ -21,6 +21,7 @@ from headwater.registry import (
     hash_directory,
 )
 from headwater.time import ManualClock
+from tests.extras import require_extra
 from tests.registry.conftest import MakeArtifact
 from tests.registry.harness import START_US
 
@@ -61,7 +62,7 @@ def _local(tmp_path: Path) -> Store:
 
 
 def _fsspec(tmp_path: Path) -> Store:
-    fsspec = pytest.importorskip("fsspec", reason="pip install 'headwater[fsspec]'")
+    fsspec = require_extra("fsspec", "fsspec")
     from headwater.registry.remote import FsspecArtifacts
 
     bucket = f"hwtest-{uuid.uuid4().hex[:12]}"

@@ -22,6 +22,7 @@ from headwater.registry import (
     SqliteRegistryBackend,
     open_registry,
 )
+from tests.extras import require_extra
 from tests.registry.harness import POSTGRES_URL, Harness, postgres_harness
 
 ARTIFACT = Artifact(sha256="ab" * 32, files=1, bytes=3)
@@ -55,7 +56,7 @@ def test_importing_the_registry_imports_no_optional_dependency() -> None:
 
 
 def test_postgres_errors_are_wrapped_without_the_password() -> None:
-    pytest.importorskip("psycopg")
+    require_extra("psycopg", "postgres")
     from headwater.registry.postgres import PostgresRegistryBackend
 
     with pytest.raises(BackendError, match="cannot connect") as caught:

@@ -26,6 +26,7 @@ from headwater.registry import (
     SqliteRegistryBackend,
     encode_lineage,
 )
+from tests.extras import require_extra
 from tests.log.harness import unavailable
 from tests.registry.harness import POSTGRES_URL, START_US, drop_schema
 
@@ -81,7 +82,7 @@ def test_a_sqlite_registry_from_before_the_trust_history(tmp_path: Path) -> None
 @pytest.fixture
 def old_postgres_schema() -> Iterator[str]:
     """A PostgreSQL schema with the first tables and a few rows, and no trust history."""
-    psycopg = pytest.importorskip("psycopg", reason="pip install 'headwater[postgres]'")
+    psycopg = require_extra("psycopg", "postgres")
     from headwater.registry import postgres as module
 
     schema = f"hwtest_{uuid.uuid4().hex[:12]}"

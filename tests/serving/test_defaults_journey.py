@@ -31,6 +31,7 @@ from headwater.models import LogisticRegression
 from headwater.registry import open_registry
 from headwater.serving.inputs import neutral_defaults
 from headwater.time import SystemClock, format_micros
+from tests.extras import require_extra
 from tests.log.harness import REDIS_URL, unavailable
 from tests.registry.harness import POSTGRES_URL, drop_schema
 
@@ -85,8 +86,8 @@ def backends(request: pytest.FixtureRequest) -> Iterator[Backends]:
     if request.param == "embedded":
         yield Backends()
         return
-    pytest.importorskip("redis", reason="pip install 'headwater[redis]'")
-    pytest.importorskip("psycopg", reason="pip install 'headwater[postgres]'")
+    require_extra("redis", "redis")
+    require_extra("psycopg", "postgres")
     from headwater.log.redis import RedisBackend
     from headwater.registry.postgres import PostgresRegistryBackend
     from headwater.store.online.redis import RedisOnlineStore

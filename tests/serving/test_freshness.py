@@ -30,6 +30,7 @@ from headwater.log import Schema, open_log
 from headwater.models import LinearRegression
 from headwater.registry import open_registry
 from headwater.serving.prediction_log import PREDICTIONS_TOPIC
+from tests.extras import require_extra
 from tests.log.harness import REDIS_URL, unavailable
 
 PROJECT = textwrap.dedent("""
@@ -85,7 +86,7 @@ def environment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict
     if request.param == "embedded":
         yield env
         return
-    pytest.importorskip("redis", reason="pip install 'headwater[redis]'")
+    require_extra("redis", "redis")
     from headwater.log.redis.backend import RedisBackend
     from headwater.store.online.redis import RedisOnlineStore
 

@@ -22,6 +22,7 @@ from headwater.store.history import FeatureHistory
 from headwater.store.history.lookup import history_gap, values_at_times
 from headwater.store.online.memory import MemoryOnlineStore
 from headwater.testing import ManualClock, MemoryBackend
+from tests.extras import require_extra
 from tests.features.test_engine import FEATURES, SCHEMA, USERS, appends
 from tests.features.test_pointintime import same
 from tests.store.history.helpers import rows
@@ -156,7 +157,7 @@ def test_a_streaming_join_equals_the_join_in_memory(
 
 
 def test_the_history_on_an_fsspec_filesystem_answers_as_a_local_one(tmp_path: Path) -> None:
-    pytest.importorskip("fsspec", reason="pip install 'headwater[fsspec]'")
+    require_extra("fsspec", "fsspec")
     from headwater.errors import ConfigError
 
     url = f"memory://history-{tmp_path.name}"

@@ -13,9 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
 from headwater.store.online import EmbeddedOnlineStore, MemoryOnlineStore, OnlineStore
+from tests.extras import require_extra
 from tests.log.harness import REDIS_URL, unavailable
 
 __all__ = ["HARNESSES", "REDIS_URL", "Harness", "unavailable"]
@@ -61,7 +60,7 @@ def embedded_harness(tmp_path: Path) -> Iterator[Harness]:
 
 @contextmanager
 def redis_harness(tmp_path: Path) -> Iterator[Harness]:
-    pytest.importorskip("redis", reason="pip install 'headwater[redis]'")
+    require_extra("redis", "redis")
     from headwater.store.online.redis import RedisOnlineStore
 
     prefix = f"hwtest-{uuid.uuid4().hex[:12]}"

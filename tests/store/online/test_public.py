@@ -11,6 +11,7 @@ import pytest
 import headwater.store.online
 from headwater.errors import ConfigError
 from headwater.store.online import EmbeddedOnlineStore, MemoryOnlineStore, open_online_store
+from tests.extras import require_extra
 from tests.store.online.harness import REDIS_URL
 
 
@@ -48,7 +49,7 @@ def test_open_by_location(tmp_path: Path) -> None:
 
 
 def test_open_redis_by_url() -> None:
-    pytest.importorskip("redis")
+    require_extra("redis", "redis")
     from headwater.store.online.redis import RedisOnlineStore
 
     store = open_online_store(f"{REDIS_URL}?prefix=hwtest-url")

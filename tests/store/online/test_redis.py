@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from headwater.errors import BackendError, ConfigError, ValidationError
-from tests.extras import import_without
+from tests.extras import import_without, require_extra
 from tests.store.online.harness import REDIS_URL, unavailable
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ NS = "user"
 @pytest.fixture
 def connect() -> Iterator[Connect]:
     """Opens stores on one fresh prefix (or another given one); cleans up after."""
-    pytest.importorskip("redis", reason="pip install 'headwater[redis]'")
+    require_extra("redis", "redis")
     from headwater.store.online.redis import RedisOnlineStore
 
     prefix = f"hwtest-{uuid.uuid4().hex[:12]}"
@@ -63,7 +63,7 @@ def test_missing_redis_py_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_an_unreachable_server_raises_backend_error() -> None:
-    pytest.importorskip("redis")
+    require_extra("redis", "redis")
     from headwater.store.online.redis import RedisOnlineStore
 
     store = RedisOnlineStore("redis://user:secret@127.0.0.1:1/0")
@@ -79,7 +79,7 @@ def test_an_unreachable_server_raises_backend_error() -> None:
 
 
 def test_bad_input_is_refused_before_the_server_is_asked() -> None:
-    pytest.importorskip("redis")
+    require_extra("redis", "redis")
     from headwater.store.online.redis import RedisOnlineStore
 
     store = RedisOnlineStore("redis://127.0.0.1:1/0")
@@ -185,7 +185,7 @@ def test_concurrent_versioned_writers_are_fenced(connect: Connect) -> None:
 
 
 def test_the_default_prefixes_of_the_log_and_the_online_store_are_apart() -> None:
-    pytest.importorskip("redis")
+    require_extra("redis", "redis")
     from headwater.config import Settings
     from headwater.log import open_backend
     from headwater.log.redis import RedisBackend
@@ -210,7 +210,7 @@ def test_the_default_prefixes_of_the_log_and_the_online_store_are_apart() -> Non
 
 def test_destroying_the_online_store_leaves_the_log_on_the_same_prefix(
         connect: Connect) -> None:
-    pytest.importorskip("redis")
+    require_extra("redis", "redis")
     from headwater.log import Log, Schema
     from headwater.log.redis import RedisBackend
 
@@ -244,7 +244,7 @@ def test_destroying_the_online_store_leaves_the_log_on_the_same_prefix(
 
 def test_destroying_the_log_leaves_the_online_store_on_default_shaped_prefixes(
         connect: Connect) -> None:
-    pytest.importorskip("redis")
+    require_extra("redis", "redis")
     from headwater.log import Log, Schema
     from headwater.log.redis import RedisBackend
 
