@@ -26,7 +26,8 @@ def require_extra(module: str, extra: str | None = None) -> ModuleType:
     if REQUIRE_EXTRAS:
         return importlib.import_module(module)
     reason = f"pip install 'headwater[{extra}]'" if extra else f"{module} is not installed"
-    return pytest.importorskip(module, reason=reason)
+    found: ModuleType = pytest.importorskip(module, reason=reason)
+    return found
 
 
 def import_without(monkeypatch: pytest.MonkeyPatch, module: str, *missing: str

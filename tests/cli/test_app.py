@@ -55,3 +55,22 @@ def test_an_in_process_store_is_refused_across_processes(tmp_path: Path) -> None
     assert done.returncode == 2
     assert "HEADWATER_ONLINE_URL 'memory://' lives inside one process" in done.stderr
     assert not (tmp_path / "run").exists()  # nothing was started
+
+
+def test_version_is_the_package_version_everywhere(tmp_path: Path) -> None:
+    """One version string: ``headwater --version``, the installed metadata and the
+    OpenAPI document all say ``headwater.__version__``; the flag creates nothing."""
+    import importlib.metadata
+    import subprocess
+    import sys
+
+    import headwater
+    from headwater.serving.openapi import openapi
+
+    done = subprocess.run([sys.executable, "-m", "headwater", "--version"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"headwater {headwater.__version__}"
+    assert importlib.metadata.version("headwater") == headwater.__version__
+    assert openapi()["info"]["version"] == headwater.__version__
+    assert list(tmp_path.iterdir()) == []

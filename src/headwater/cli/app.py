@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from headwater import __version__
 from headwater.cli import (
     consume,
     datasets,
@@ -57,6 +58,12 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"headwater {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
@@ -64,6 +71,9 @@ def _root(
         "--log", metavar="LOCATION",
         help="The log: a directory (embedded), redis://… or kafka://…. "
         "Default: $HEADWATER_LOG_URL, else <$HEADWATER_HOME or .headwater>/log.")] = None,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the version and exit.")] = False,
 ) -> None:
     settings = Settings.from_env()
     # Every file and directory a command creates gets the settings' permissions

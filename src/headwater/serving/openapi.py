@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from headwater import __version__
 from headwater.serving.messages import (
     AdminPolicy,
     AdminPromote,
@@ -55,7 +56,7 @@ def _either(*names: str) -> dict[str, Any]:
 _BAD_BODY = "The body is not JSON, or an object in it repeats a key."
 
 
-def openapi(title: str = "Headwater prediction service", version: str = "0.1.0"
+def openapi(title: str = "Headwater prediction service", version: str = __version__
             ) -> dict[str, Any]:
     """The OpenAPI document, as JSON-able values."""
     _, components = msgspec.json.schema_components(
