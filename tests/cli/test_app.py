@@ -74,3 +74,16 @@ def test_version_is_the_package_version_everywhere(tmp_path: Path) -> None:
     assert importlib.metadata.version("headwater") == headwater.__version__
     assert openapi()["info"]["version"] == headwater.__version__
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_package_docstring_names_every_command() -> None:
+    """The module list in ``headwater.cli``'s docstring is whole: each command of the
+    root names its module there."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    assert isinstance(group, typer.core.TyperGroup)
+    doc = headwater.cli.__doc__ or ""
+    modules = {"demo": "demos", "eval": "eval"}
+    for name in group.list_commands(typer.Context(group)):
+        assert f"headwater.cli.{modules.get(name, name)}`" in doc, name
