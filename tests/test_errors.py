@@ -32,3 +32,17 @@ def test_the_docstring_draws_every_error_under_its_first_headwater_base() -> Non
     for name, cls in classes.items():
         bases = [b.__name__ for b in cls.__bases__ if issubclass(b, errors.HeadwaterError)]
         assert drawn[name] == (bases[0] if bases else None), name
+
+
+def test_a_wrapped_third_party_error_stays_in_cause() -> None:
+    """Third-party failures are wrapped with context and the original stays in
+    ``__cause__`` (the docstring's promise): here msgspec's, behind a bad setting."""
+    import msgspec
+    import pytest
+
+    from headwater.config import Settings
+
+    with pytest.raises(errors.ConfigError) as raised:
+        Settings.from_env({"HEADWATER_SEGMENT_BYTES": "lots"})
+    assert isinstance(raised.value.__cause__, msgspec.ValidationError)
+    assert "segment_bytes" in str(raised.value)

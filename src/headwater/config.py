@@ -117,7 +117,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         try:
             us = parse_duration(self.system_retention, field="HEADWATER_SYSTEM_RETENTION")
         except TimestampError as exc:
-            raise ConfigError(str(exc)) from None
+            raise ConfigError(str(exc)) from exc
         if us <= 0:
             raise ConfigError("HEADWATER_SYSTEM_RETENTION: expected a positive duration or "
                               f"'forever', got {self.system_retention!r}")
@@ -158,4 +158,4 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         try:
             return msgspec.convert(raw, cls, strict=False)
         except msgspec.ValidationError as exc:
-            raise ConfigError(f"HEADWATER_* settings: {exc}") from None
+            raise ConfigError(f"HEADWATER_* settings: {exc}") from exc

@@ -51,7 +51,7 @@ def open_sink(path: str, fmt: FileFormat, schema: pa.Schema) -> Sink:
             return _CsvSink(path, schema)
         return _JsonLinesSink(open(path, "wb"))
     except OSError as exc:
-        raise ValidationError("--out", f"cannot write {path!r}: {exc.strerror or exc}") from None
+        raise ValidationError("--out", f"cannot write {path!r}: {exc.strerror or exc}") from exc
 
 
 class _ParquetSink(Sink):

@@ -154,7 +154,7 @@ class CsvSource(Source):
                                          parse_options=options)
                 return reader.schema
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise self.error(exc) from None
+            raise self.error(exc) from exc
 
     def chunks(self, size: int) -> Iterator[Chunk]:
         names = self.arrow_schema().names
@@ -191,7 +191,7 @@ class CsvSource(Source):
                                                             starts[:len(records)])
                     yield Chunk(batch, kept, tuple(sorted(bad + undecodable)), stream.tell())
             except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-                raise self.error(exc) from None
+                raise self.error(exc) from exc
             if invalid:
                 skipped = sorted(invalid)
                 found, starts = lines.find(np.asarray(skipped, np.int64))
@@ -354,7 +354,7 @@ class ParquetSource(Source):
         try:
             self._file = pq.ParquetFile(stream)
         except (pa.ArrowInvalid, OSError) as exc:
-            raise self.error(exc) from None
+            raise self.error(exc) from exc
         self.total = self._file.metadata.num_rows
 
     def arrow_schema(self) -> pa.Schema:
@@ -371,7 +371,7 @@ class ParquetSource(Source):
                 first += batch.num_rows
                 yield Chunk(batch, rows, (), first - 1)
         except (pa.ArrowInvalid, OSError) as exc:
-            raise self.error(exc) from None
+            raise self.error(exc) from exc
 
 
 class JsonLinesSource(Source):
@@ -401,7 +401,7 @@ class JsonLinesSource(Source):
         try:
             return pa.Table.from_pylist(sample).schema
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise self.error(exc) from None
+            raise self.error(exc) from exc
 
     def chunks(self, size: int) -> Iterator[Chunk]:
         events: list[Any] = []
@@ -469,7 +469,7 @@ def infer_schema(source: Source, *, event_time: str, key: str | None,
                                    allow_non_finite=allow_non_finite)
     except SchemaError as exc:
         raise ValidationError("--allow-non-finite" if "allow_non_finite" in exc.field
-                              else "FILE", f"{source.name}: {exc.reason}") from None
+                              else "FILE", f"{source.name}: {exc.reason}") from exc
     return schema, votes
 
 

@@ -63,7 +63,7 @@ def make_factory(spec: str) -> Callable[[], Model]:
     try:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
-        raise ValidationError("--model-class", f"cannot import {spec!r}: {exc}") from None
+        raise ValidationError("--model-class", f"cannot import {spec!r}: {exc}") from exc
     if not callable(factory):
         raise ValidationError("--model-class", f"{spec!r} is not callable")
     return cast("Callable[[], Model]", factory)

@@ -129,7 +129,7 @@ def _arrow(column: pd.Series[Any], name: str) -> pa.Array:
     try:
         array = pa.Array.from_pandas(column)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise ValidationError(f"entity_df.{name}", f"cannot read the column: {exc}") from None
+        raise ValidationError(f"entity_df.{name}", f"cannot read the column: {exc}") from exc
     return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
@@ -172,4 +172,4 @@ def _localize(column: pd.Series[Any], timezone: str, field: str) -> pd.Series[An
     # KeyErrors, pandas 2 pytz's own exceptions, so whatever it raises is named here.
     except Exception as exc:
         raise TimestampError(field, f"cannot read the naive times in {timezone!r}: "
-                             f"{type(exc).__name__}: {exc}") from None
+                             f"{type(exc).__name__}: {exc}") from exc

@@ -87,4 +87,4 @@ def _keys(rows: Keys, key_type: pa.DataType, entity: str) -> pa.Array:
         return array.cast(key_type)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise ValidationError(f"entities.{entity}", f"keys of type {array.type} cannot be read "
-                              f"as the topic's {key_type} key: {exc}") from None
+                              f"as the topic's {key_type} key: {exc}") from exc

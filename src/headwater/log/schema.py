@@ -181,7 +181,7 @@ class Schema(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         try:
             return msgspec.json.decode(data, type=cls)
         except msgspec.ValidationError as exc:
-            raise SchemaError("schema", str(exc)) from None
+            raise SchemaError("schema", str(exc)) from exc
 
 
 @functools.lru_cache(maxsize=1024)

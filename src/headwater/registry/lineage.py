@@ -170,9 +170,9 @@ def check_lineage(lineage: Lineage, *, field: str = "lineage") -> Lineage:
     try:
         checked = msgspec.convert(msgspec.to_builtins(lineage), Lineage)
     except msgspec.ValidationError as exc:
-        raise _validation_error(exc, field) from None
+        raise _validation_error(exc, field) from exc
     except (TypeError, ValueError) as exc:  # a value to_builtins cannot encode
-        raise ValidationError(field, str(exc)) from None
+        raise ValidationError(field, str(exc)) from exc
     for name, value in checked.metrics.items():
         if not math.isfinite(value):
             raise ValidationError(f"{field}.metrics.{name}", "not a finite number")
@@ -189,9 +189,9 @@ def decode_lineage(data: bytes | str, *, field: str = "lineage") -> Lineage:
     try:
         return _DECODER.decode(data)
     except msgspec.ValidationError as exc:
-        raise _validation_error(exc, field) from None
+        raise _validation_error(exc, field) from exc
     except msgspec.DecodeError as exc:
-        raise ValidationError(field, f"not JSON: {exc}") from None
+        raise ValidationError(field, f"not JSON: {exc}") from exc
 
 
 def _validation_error(exc: msgspec.ValidationError, field: str) -> ValidationError:
