@@ -15,16 +15,15 @@ of the same version verify the cached copy and do not touch the network.
 from __future__ import annotations
 
 import hashlib
-import importlib
 from pathlib import Path
 from typing import Any
 
 from headwater.errors import (
     ArtifactCorruptError,
     ArtifactMissingError,
-    MissingExtraError,
     ValidationError,
 )
+from headwater.filesystems import open_filesystem
 from headwater.registry.artifacts import LocalArtifacts
 from headwater.registry.hashing import (
     FileEntry,
@@ -47,14 +46,10 @@ class FsspecArtifacts:
 
     def __init__(self, url: str, *, cache: str | Path, fsync: bool = True,
                  **storage_options: Any) -> None:
-        try:  # fsspec has no type hints: its objects are Any here
-            url_to_fs: Any = importlib.import_module("fsspec.core").url_to_fs
-        except ImportError as exc:
-            raise MissingExtraError("Artifacts at fsspec URLs", "fsspec", "fsspec") from exc
         self._url = url
         self._fs: Any
-        self._fs, root = url_to_fs(url, **storage_options)
-        self._root = str(root).rstrip("/")
+        self._fs, root = open_filesystem(url, "Artifacts", **storage_options)
+        self._root = root.rstrip("/")
         self._cache = LocalArtifacts(cache, fsync=fsync)
 
     @property

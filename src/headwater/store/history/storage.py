@@ -24,7 +24,6 @@ small set of operations, so the layout, manifest and compaction code is written 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -35,7 +34,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from headwater.errors import MissingExtraError
+from headwater.filesystems import open_filesystem
 from headwater.store.history import files
 
 __all__ = ["Storage", "open_storage"]
@@ -169,10 +168,5 @@ def open_storage(location: str | os.PathLike[str], **storage_options: Any) -> St
     if "://" not in text or text.startswith("file://"):
         path = text[len("file://"):] if text.startswith("file://") else text
         return Storage(os.path.abspath(path), location=text)
-    try:  # fsspec has no type hints: its objects are Any here
-        url_to_fs: Any = importlib.import_module("fsspec.core").url_to_fs
-    except ImportError as exc:
-        raise MissingExtraError("A feature history at an fsspec URL", "fsspec",
-                                "fsspec") from exc
-    fs, root = url_to_fs(text, **storage_options)
-    return Storage(str(root), fs, location=text)
+    fs, root = open_filesystem(text, "A feature history", **storage_options)
+    return Storage(root, fs, location=text)
