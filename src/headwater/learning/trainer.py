@@ -22,7 +22,10 @@ version rejected, keeping it. Cost accounting: each version records the rows it 
 (``rows``), CPU seconds (``cpu_s``) and wall seconds (``wall_s``) spent learning them.
 
 Resuming needs no checkpoint: the model store is one. A trainer started again loads the
-alias's version and reads on from where its slice ended.
+alias's version and reads on from where its slice ended. A trainer killed between
+registering a version and moving the alias leaves that version as a leaf nobody
+promoted; its successor resumes from the alias, so what it serves never skips an
+example and never learns one twice.
 
 A trainer learns only what its model served: the examples a version of ``examples_of``
 (by default the trained model itself) scored; the others are counted in
