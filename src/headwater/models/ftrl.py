@@ -155,7 +155,8 @@ class FTRL:
                 step *= (r - root[i]) / alpha
                 zi = zi + (0.0 + e * v) - step
                 z[i], n[i], root[i] = zi, grown, r
-                w[i], rate[i] = _closed(zi, r, alpha, beta, l1, l2)
+                ri = 1.0 / ((beta + r) / alpha + l2)
+                w[i], rate[i] = _proximal(zi, ri, l1) if l1 else (-zi * ri, ri)
             for i, count in row:
                 zi, n_old = float(z_all[i]), float(n_all[i])
                 step = -float(rate_all[i]) * (zi - _sign(zi) * l1 if l1 else zi)
@@ -281,8 +282,11 @@ def _closed(z: float, root_n: float, alpha: float, beta: float, l1: float,
             l2: float) -> tuple[float, float]:
     """:meth:`FTRL._closed` for one coordinate, with the same operations."""
     rate = 1.0 / ((beta + root_n) / alpha + l2)
-    if not l1:
-        return -z * rate, rate
+    return _proximal(z, rate, l1) if l1 else (-z * rate, rate)
+
+
+def _proximal(z: float, rate: float, l1: float) -> tuple[float, float]:
+    """The weight and step size under L1: both 0 while ``|z| <= l1``."""
     if not abs(z) > l1:
         rate = 0.0
     return -(z - _sign(z) * l1) * rate, rate
