@@ -35,9 +35,9 @@ Figures:
   rotating order (the machine is shared: the minimum is the least disturbed run);
   ``learn_cpu_rows_per_s`` the same with CPU time.
 - ``learn_vs_river`` etc.: ours (``block`` 128) over each peer, rows/s at each one's
-  best configuration; ``per_row_vs_river``: ours with ``block=1`` over River per row
-  (target >= 1.0). ``equal_quality`` says, per ratio, whether ours was at least as good
-  (AUC) as the peer it is compared with.
+  best configuration; ``per_row_vs_river``: ours with ``block=1`` (and the configuration
+  best with ``block`` 128) over River per row (target >= 1.0). ``equal_quality`` says,
+  per ratio, whether ours was at least as good (AUC) as the peer it is compared with.
 - ``defaults``: ours with default hyper-parameters; ``river_defaults``: River's.
 - ``last_label``: ours with one more feature, the previous row's label (a legal
   streaming feature: Elec2's label is known 30 minutes later, when the next row comes).
