@@ -12,8 +12,13 @@
 - ``cb_elec2_reward``: the average reward of each contextual policy on Elec2 as a
   two-action bandit (predict up or down, reward 1 when right), played in row order and
   updated after every row; ``best`` is the best of them. ``basic_features`` repeats the
-  best policy without the trailing-24-hour price feature. References from the task:
-  Vowpal Wabbit with bagging 0.810, LinUCB 0.75, random 0.50.
+  best policy without the trailing-24-hour price feature. ``vowpal_wabbit``: the peer on
+  the same contexts, in the same order, updated after every row: ``--cb_explore_adf``
+  (the context as shared features, crossed with the action: ``-q sa``) exploring by
+  epsilon-greedy (0.02, as ours) and by bagging (5 policies), the action drawn from its
+  probabilities with a seeded generator; ``best_vs_vowpal_wabbit`` is our best reward
+  over VW's best (``null`` with ``missing`` naming it when ``vowpalwabbit`` is not
+  installed). LinUCB runs as ``per_policy.linucb``; random is ``per_policy.random``.
 - ``offpolicy_elec2``: IPS, SNIPS and doubly robust estimates (95 % normal intervals),
   from the log of an epsilon-greedy policy (epsilon 0.2), of two fixed rules, next to
   their on-policy value.
@@ -187,11 +192,47 @@ def contextual(rows: int | None) -> dict[str, Any]:
     basic = elec2_bandit(limit=rows, streaming=False)
     basic_reward = play(policies[best](basic.contexts.shape[1]), basic).mean_reward
     last = data.contexts[:, data.features.index("last_label")] >= 0.5
+    peer = {flags: _vw_contextual(data, flags) for flags in VW_EXPLORATION}
+    found = {flags: reward for flags, reward in peer.items() if reward is not None}
     return {"rows": len(data), "per_policy": rewards, "best": best,
             "best_reward": rewards[best], "basic_features": round(basic_reward, 4),
             "previous_label_rule": round(float(data.rewards[np.arange(len(data)),
                                                             last.astype(int)].mean()), 4),
-            "references": {"vowpal_wabbit_bagging": 0.810, "linucb": 0.75, "random": 0.50}}
+            "vowpal_wabbit": {f"cb_explore_adf {flags}": reward
+                              for flags, reward in found.items()},
+            "best_vs_vowpal_wabbit": round(rewards[best] / max(found.values()), 3)
+            if found else None,
+            "missing": [] if found else ["vowpalwabbit"]}
+
+
+#: Vowpal Wabbit's exploration in ``cb_elec2_reward``: epsilon-greedy as ours, bagging.
+VW_EXPLORATION = ("--epsilon 0.02", "--bag 5")
+
+
+def _vw_contextual(data: BanditData, flags: str) -> float | None:
+    """VW's mean reward on ``data`` (choose, learn the chosen action's cost, every row)."""
+    try:
+        import vowpalwabbit
+    except ImportError:
+        return None
+    vw = vowpalwabbit.Workspace(f"--cb_explore_adf -q sa --quiet {flags}")
+    rng = np.random.default_rng(0)
+    names = [name.replace(":", "_").replace("|", "_").replace(" ", "_")
+             for name in data.features]
+    actions = [f"|a {action}" for action in data.actions]
+    total = 0.0
+    for t, context in enumerate(data.contexts.tolist()):
+        shared = "shared |s " + " ".join(f"{name}:{value!r}" for name, value
+                                         in zip(names, context, strict=True) if value)
+        pmf = np.asarray(vw.predict([shared, *actions]), dtype=np.float64)
+        chosen = int(rng.choice(len(pmf), p=pmf / pmf.sum()))
+        reward = float(data.rewards[t, chosen])
+        total += reward
+        labelled = list(actions)
+        labelled[chosen] = f"0:{1.0 - reward!r}:{float(pmf[chosen])!r} {actions[chosen]}"
+        vw.learn([shared, *labelled])
+    vw.finish()
+    return round(total / len(data), 4) if len(data) else None
 
 
 def offpolicy(data: BanditData) -> dict[str, Any]:

@@ -1,31 +1,47 @@
-"""Benchmark of online learning on Elec2: the built-in linear model against River.
+"""Benchmark of online learning on Elec2: the built-in linear model against its peers.
 
-Prints one JSON object to stdout (progress goes to stderr). Both contenders read the
+Prints one JSON object to stdout (progress goes to stderr). Every contender reads the
 same features — the 8 numeric columns ``date`` … ``transfer`` of the packaged Elec2,
 the set River's ``datasets.Elec2`` yields — in row order, in the same run:
 
-- **ours**: :class:`headwater.models.LogisticRegression` (FTRL-Proximal with online
-  standardisation; hyper-parameters in ``model.params``), learning the stream in
-  batches of ``--batch-size`` rows with per-row semantics;
-- **River**: ``compose.Pipeline(preprocessing.StandardScaler(),
-  linear_model.LogisticRegression())`` (defaults) learning with ``learn_one`` per row,
-  over dicts built before the clock starts.
+- **headwater**: :class:`headwater.models.LogisticRegression` (FTRL-Proximal with
+  online standardisation, ``decay=0.99``: its setting for a drifting stream), learning
+  in batches of ``--batch-size`` rows with per-row semantics (``block`` 128, and
+  ``block=1``: exactly FTRL-Proximal);
+- **river**: ``compose.Pipeline(preprocessing.StandardScaler(),
+  linear_model.LogisticRegression(optim.SGD(lr), l2=...))``, ``learn_one`` per row over
+  dicts built before the clock starts;
+- **vowpal_wabbit** (when ``vowpalwabbit`` is installed): ``--loss_function logistic
+  --link logistic -l lr --l2 ... --power_t 0`` (the rate held, not decayed, for drift),
+  ``learn`` per row over example strings built before the clock starts;
+- **sklearn**: ``SGDClassifier(loss="log_loss", learning_rate="constant", eta0=lr,
+  alpha=...)`` over the rows standardised online (as ours are), ``partial_fit`` on
+  mini-batches of ``--sklearn-batch`` rows (SGD still steps row by row; a call per row
+  costs about 1.7 ms, which would take the grid hours).
+
+The same tuning grid for all: 5 learning rates (``RATE_STEPS`` times each one's default
+rate: FTRL's ``alpha`` 1.0, River's SGD 0.01, VW's ``-l`` 0.5, scikit-learn's
+``eta0`` 0.01) times 2 L2 strengths (none, and a light one in each library's units).
+Each configuration is scored by prequential evaluation (test-then-train: each row is
+predicted just before it is learnt; for sklearn, each mini-batch before it is learnt).
 
 Figures:
 
-- ``learn_rows_per_s`` / ``river_learn_rows_per_s`` / ``learn_vs_river``: learning the
-  whole stream from a fresh model; each contender's best wall time over ``--rounds``
-  interleaved rounds (the machine is shared: the minimum is the least disturbed run);
-  the ratio is River's time over ours; ``learn_vs_river_cpu`` the same with CPU time
-  (``time.process_time``), which other processes on the machine disturb less.
-- ``auc``, ``accuracy``, ``log_loss``, ``kappa_temporal``: prequential (test-then-train,
-  row by row) evaluation of ours via ``predict_learn``, which scores each row just
-  before learning it; ``river_*`` the same for River (``predict_proba_one`` then
-  ``learn_one``). ``kappa_temporal`` is the gain over predicting the previous label.
-  AUC is exact (:func:`headwater.models.metrics.roc_auc`).
-- ``defaults``: ours with default hyper-parameters; ``per_row_exact``: ours with
-  ``block=1`` (rates refreshed every row: exactly FTRL-Proximal), to show what the
-  default blocks of rows cost in quality.
+- ``grid``: each contender's AUC per configuration; ``best``: its best configuration
+  with ``auc``, ``accuracy``, ``log_loss``, ``kappa_temporal`` (the gain over
+  predicting the previous label; AUC exact, :func:`headwater.models.metrics.roc_auc`).
+- ``learn_rows_per_s``: learning the whole stream from a fresh model with each one's
+  best configuration, the best wall time over ``--rounds`` rounds with the contenders in
+  rotating order (the machine is shared: the minimum is the least disturbed run);
+  ``learn_cpu_rows_per_s`` the same with CPU time.
+- ``learn_vs_river`` etc.: ours (``block`` 128) over each peer, rows/s at each one's
+  best configuration; ``per_row_vs_river``: ours with ``block=1`` (and the configuration
+  best with ``block`` 128) over River per row (target >= 1.0). ``equal_quality`` says,
+  per ratio, whether ours was at least as good (AUC) as the peer it is compared with.
+- ``one_row_calls``: ours called with one row per ``learn`` (``block=1``; what a caller
+  learning each event as it comes pays: the columns are checked and standardised per
+  call) against River's ``learn_one``, CPU time over the first 5,000 rows.
+- ``defaults``: ours with default hyper-parameters; ``river_defaults``: River's.
 - ``last_label``: ours with one more feature, the previous row's label (a legal
   streaming feature: Elec2's label is known 30 minutes later, when the next row comes).
 - ``predict_one_us`` / ``river_predict_one_us``: one single-row prediction from a dict.
@@ -33,7 +49,7 @@ Figures:
 Usage::
 
     .venv/bin/python benchmarks/learning.py
-    .venv/bin/python benchmarks/learning.py --rounds 3 --batch-size 45312
+    .venv/bin/python benchmarks/learning.py --rounds 5 --rows 10000
 """
 
 from __future__ import annotations
@@ -50,6 +66,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -58,82 +75,140 @@ import numpy.typing as npt
 from headwater.datasets import elec2
 from headwater.models import LogisticRegression, from_arrow
 from headwater.models.metrics import accuracy, log_loss, roc_auc
+from headwater.models.standardizer import Standardizer
 
 FEATURES = ["date", "day", "period", "nswprice", "nswdemand", "vicprice", "vicdemand",
             "transfer"]
-#: The benchmarked configuration: fast rates and forgetting for a drifting stream.
-PARAMS: dict[str, Any] = {"alpha": 3.0, "decay": 0.99}
+#: The learning rates of the grid, as multiples of each contender's default rate (on Elec2
+#: River's and VW's best were at 30x, the top of a 4-step grid: the fifth step checks it).
+RATE_STEPS = (1.0, 3.0, 10.0, 30.0, 100.0)
+#: Ours keeps its rates from vanishing on the drifting stream (the peers' SGD and VW's
+#: ``--power_t 0`` do not decay theirs either).
+DECAY = 0.99
 
 Columns = dict[str, npt.NDArray[Any]]
+Scores = npt.NDArray[np.float64]
+
+
+@dataclass
+class Stream:
+    """The stream in every contender's input form, built before any clock starts."""
+
+    columns: Columns
+    y: npt.NDArray[Any]
+    rows: list[dict[str, float]]
+    labels: list[bool]
+    vw_lines: list[str]
+    matrix: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Contender:
+    """A library: its grid (label -> configuration), prequential scores and learning."""
+
+    name: str
+    grid: dict[str, dict[str, float]]
+    score: Callable[[Stream, dict[str, float]], Scores]
+    learn: Callable[[Stream, dict[str, float]], None]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--sklearn-batch", type=int, default=16)
+    parser.add_argument("--rows", type=int, default=None, help="Elec2 rows (default: all)")
     args = parser.parse_args()
 
-    table = elec2.load()
+    table = elec2.load(args.rows)
     columns = from_arrow(table, FEATURES)
     y = table.column("label").to_numpy()
-    rows = [dict(zip(FEATURES, values, strict=True))
-            for values in zip(*(columns[name].astype(float).tolist() for name in FEATURES),
-                              strict=True)]
-    labels = [bool(v) for v in y.tolist()]
+    values = [columns[name].astype(float).tolist() for name in FEATURES]
+    rows = [dict(zip(FEATURES, row, strict=True)) for row in zip(*values, strict=True)]
+    stream = Stream(
+        columns, y, rows, [bool(v) for v in y.tolist()],
+        [f"{2 * int(label) - 1} |x " + " ".join(f"{k}:{v!r}" for k, v in row.items())
+         for row, label in zip(rows, y.tolist(), strict=True)],
+        np.column_stack([columns[name].astype(float) for name in FEATURES]))
     n = len(y)
-    river = _river()
-    if river is None:
-        sys.exit("River is needed for the baseline: pip install river")
+    batch, sk_batch = args.batch_size, args.sklearn_batch
 
-    ours_s: list[float] = []
-    river_s: list[float] = []
-    ours_cpu: list[float] = []
-    river_cpu: list[float] = []
+    contenders = [_ours(batch, block=128), _river(), _vw(), _sklearn(sk_batch)]
+    missing = [name for name, c in zip(("river", "vowpal_wabbit", "sklearn"), contenders[1:],
+                                       strict=True) if c is None]
+    if "river" in missing:
+        sys.exit("River is needed for the baseline: pip install river")
+    present = [c for c in contenders if c is not None]
+
+    grid: dict[str, dict[str, float]] = {}
+    best: dict[str, dict[str, Any]] = {}
+    for contender in present:
+        aucs = {}
+        for label, config in contender.grid.items():
+            _log(f"{contender.name} {label}")
+            aucs[label] = round(roc_auc(y, contender.score(stream, config)), 4)
+        grid[contender.name] = aucs
+        top = max(aucs, key=aucs.__getitem__)
+        best[contender.name] = {"config": contender.grid[top],
+                                **_quality(y, contender.score(stream, contender.grid[top]))}
+
+    # block=1 with ours' best configuration: exact FTRL-Proximal, per row
+    ours_config = best["headwater"]["config"]
+    exact = _ours(batch, block=1)
+    best["headwater_block1"] = {"config": ours_config,
+                                **_quality(y, exact.score(stream, ours_config))}
+    timed = [*present, exact]
+    names = [c.name if c is not exact else "headwater_block1" for c in timed]
+    wall: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(args.rounds):
-        _log(f"round {round_ + 1}/{args.rounds}")
-        contenders: list[tuple[list[float], list[float], Callable[[], None]]] = [
-            (ours_s, ours_cpu, lambda: _learn_ours(columns, y, args.batch_size)),
-            (river_s, river_cpu, lambda: _learn_river(river(), rows, labels))]
-        for wall, cpu, run in contenders if round_ % 2 == 0 else contenders[::-1]:
+        _log(f"timing round {round_ + 1}/{args.rounds}")
+        order = list(range(len(timed)))
+        order = order[round_ % len(order):] + order[: round_ % len(order)]
+        for i in order:
+            config = best[names[i]]["config"]
             gc.collect()
             start, start_cpu = time.perf_counter(), time.process_time()
-            run()
-            wall.append(time.perf_counter() - start)
-            cpu.append(time.process_time() - start_cpu)
+            timed[i].learn(stream, config)
+            wall[names[i]].append(time.perf_counter() - start)
+            cpu[names[i]].append(time.process_time() - start_cpu)
+    rates = {name: round(n / min(wall[name])) for name in names}
+    for name in names:
+        best[name]["learn_rows_per_s"] = rates[name]
+        best[name]["learn_cpu_rows_per_s"] = round(n / min(cpu[name]))
 
-    scores = _prequential(LogisticRegression(**PARAMS), columns, y, args.batch_size)
-    river_scores = _prequential_river(river(), rows, labels)
-    no_change = np.r_[0, y[:-1]]
-    with_label = dict(columns, last_label=no_change)
-    exact = LogisticRegression(**PARAMS, block=1)
-    start = time.perf_counter()
-    exact_scores = _prequential(exact, columns, y, args.batch_size)
-    exact_rate = n / (time.perf_counter() - start)
+    def ratio(ours: str, peer: str) -> float:
+        return round(min(wall[peer]) / min(wall[ours]), 2)
 
-    trained = LogisticRegression(**PARAMS)
+    def as_good(ours: str, peer: str) -> bool:
+        return bool(best[ours]["auc"] >= best[peer]["auc"])
+
+    peers = [name for name in names if not name.startswith("headwater")]
+    trained = LogisticRegression(**_ours_params(ours_config, 128))
     trained.learn(columns, y)
-    river_trained = river()
-    for x, label in zip(rows, labels, strict=True):
-        river_trained.learn_one(x, label)
+    river_config = best["river"]["config"]
+    river_trained = _river_model(river_config)
+    for x, truth in zip(rows, stream.labels, strict=True):
+        river_trained.learn_one(x, truth)
     report: dict[str, Any] = {
-        "dataset": "elec2", "rows": n, "features": FEATURES, "batch_size": args.batch_size,
-        "rounds": args.rounds,
-        "model": {"adapter": "headwater.models.LogisticRegression",
-                  "params": trained.params()},
-        "river_model": "compose.Pipeline(preprocessing.StandardScaler(), "
-                       "linear_model.LogisticRegression())",
-        "learn_rows_per_s": round(n / min(ours_s)),
-        "river_learn_rows_per_s": round(n / min(river_s)),
-        "learn_vs_river": round(min(river_s) / min(ours_s), 2),
-        "learn_vs_river_cpu": round(min(river_cpu) / min(ours_cpu), 2),
-        **_quality(y, scores),
-        **{f"river_{k}": v for k, v in _quality(y, river_scores).items()},
-        "no_change_accuracy": round(accuracy(y, no_change), 4),
-        "defaults": _quality(y, _prequential(LogisticRegression(), columns, y, args.batch_size)),
-        "per_row_exact": {"block": 1, **_quality(y, exact_scores),
-                          "learn_rows_per_s": round(exact_rate)},
-        "last_label": _quality(y, _prequential(LogisticRegression(**PARAMS), with_label, y,
-                                               args.batch_size)),
+        "dataset": "elec2", "rows": n, "features": FEATURES, "batch_size": batch,
+        "sklearn_batch": sk_batch, "rounds": args.rounds, "rate_steps": list(RATE_STEPS),
+        "missing": missing, "grid": grid, "best": best,
+        **{f"learn_vs_{peer}": ratio("headwater", peer) for peer in peers},
+        **{f"learn_vs_{peer}_cpu": round(min(cpu[peer]) / min(cpu["headwater"]), 2)
+           for peer in peers},
+        "per_row_vs_river": ratio("headwater_block1", "river"),
+        "per_row_vs_river_cpu": round(min(cpu["river"]) / min(cpu["headwater_block1"]), 2),
+        "one_row_calls": _one_row_calls(stream, ours_config, river_config, args.rounds),
+        "equal_quality": {**{f"learn_vs_{peer}": as_good("headwater", peer) for peer in peers},
+                          "per_row_vs_river": as_good("headwater_block1", "river")},
+        "no_change_accuracy": round(accuracy(y, np.r_[0, y[:-1]]), 4),
+        "defaults": _quality(y, _prequential(LogisticRegression(), columns, y, batch)),
+        "river_defaults": _quality(y, _prequential_river(_river_model({}), rows,
+                                                         stream.labels)),
+        "last_label": _quality(y, _prequential(
+            LogisticRegression(**_ours_params(ours_config, 128)),
+            dict(columns, last_label=np.r_[0, y[:-1]]), y, batch)),
         "predict_one_us": _per_call_us(lambda x: trained.predict_one(x), rows),
         "river_predict_one_us": _per_call_us(lambda x: river_trained.predict_proba_one(x),
                                              rows),
@@ -141,30 +216,151 @@ def main() -> None:
     print(json.dumps(report, indent=2))
 
 
-def _river() -> Callable[[], Any] | None:
+def _one_row_calls(stream: Stream, ours: dict[str, float], river: dict[str, float],
+                   rounds: int, rows: int = 5000) -> dict[str, Any]:
+    """Ours fed one row per ``learn`` call (``block=1``) against River's ``learn_one``."""
+    batches = [({k: v[i: i + 1] for k, v in stream.columns.items()}, stream.y[i: i + 1])
+               for i in range(min(rows, len(stream.y)))]
+    ours_s, river_s = [], []
+    for _ in range(rounds):
+        model = LogisticRegression(**_ours_params(ours, 1))
+        start = time.process_time()
+        for batch, label in batches:
+            model.learn(batch, label)
+        ours_s.append(time.process_time() - start)
+        peer = _river_model(river)
+        start = time.process_time()
+        for x, truth in zip(stream.rows[: len(batches)], stream.labels, strict=False):
+            peer.learn_one(x, truth)
+        river_s.append(time.process_time() - start)
+    return {"rows": len(batches), "cpu_rows_per_s": round(len(batches) / min(ours_s)),
+            "river_cpu_rows_per_s": round(len(batches) / min(river_s)),
+            "vs_river_cpu": round(min(river_s) / min(ours_s), 2)}
+
+
+def _configs(default_rate: float, light_l2: float, rate: str, l2: str) -> dict[
+        str, dict[str, float]]:
+    """The grid: RATE_STEPS x (no L2, light L2), keyed ``"<rate>=.., <l2>=.."``."""
+    out = {}
+    for step in RATE_STEPS:
+        for reg in (0.0, light_l2):
+            value = round(default_rate * step, 6)
+            out[f"{rate}={value:g}, {l2}={reg:g}"] = {"rate": value, "l2": reg}
+    return out
+
+
+def _ours_params(config: dict[str, float], block: int) -> dict[str, Any]:
+    return {"alpha": config["rate"], "l2": config["l2"], "decay": DECAY, "block": block}
+
+
+def _ours(batch: int, *, block: int) -> Contender:
+    def score(stream: Stream, config: dict[str, float]) -> Scores:
+        model = LogisticRegression(**_ours_params(config, block))
+        return _prequential(model, stream.columns, stream.y, batch)
+
+    def learn(stream: Stream, config: dict[str, float]) -> None:
+        model = LogisticRegression(**_ours_params(config, block))
+        columns, y = stream.columns, stream.y
+        for start in range(0, len(y), batch):
+            model.learn({k: v[start: start + batch] for k, v in columns.items()},
+                        y[start: start + batch])
+
+    # FTRL's l2 weighs the penalty of the whole stream so far, not one row's
+    return Contender("headwater", _configs(1.0, 1.0, "alpha", "l2"), score, learn)
+
+
+def _river_model(config: dict[str, float]) -> Any:
+    from river import compose, linear_model, optim, preprocessing
+
+    if not config:
+        return compose.Pipeline(preprocessing.StandardScaler(),
+                                linear_model.LogisticRegression())
+    return compose.Pipeline(preprocessing.StandardScaler(), linear_model.LogisticRegression(
+        optimizer=optim.SGD(config["rate"]), l2=config["l2"]))
+
+
+def _river() -> Contender | None:
     try:
-        from river import compose, linear_model, preprocessing
+        import river  # noqa: F401
     except ImportError:
         return None
-    return lambda: compose.Pipeline(preprocessing.StandardScaler(),
-                                    linear_model.LogisticRegression())
+
+    def score(stream: Stream, config: dict[str, float]) -> Scores:
+        return _prequential_river(_river_model(config), stream.rows, stream.labels)
+
+    def learn(stream: Stream, config: dict[str, float]) -> None:
+        learn_one = _river_model(config).learn_one
+        for x, label in zip(stream.rows, stream.labels, strict=True):
+            learn_one(x, label)
+
+    return Contender("river", _configs(0.01, 1e-4, "lr", "l2"), score, learn)
 
 
-def _learn_ours(columns: Columns, y: npt.NDArray[Any], batch_size: int) -> None:
-    model = LogisticRegression(**PARAMS)
-    for start in range(0, len(y), batch_size):
-        model.learn({k: v[start: start + batch_size] for k, v in columns.items()},
-                    y[start: start + batch_size])
+def _vw() -> Contender | None:
+    try:
+        import vowpalwabbit
+    except ImportError:
+        return None
+
+    def model(config: dict[str, float]) -> Any:
+        return vowpalwabbit.Workspace(
+            f"--loss_function logistic --link logistic --power_t 0 -l {config['rate']} "
+            f"--l2 {config['l2']} --quiet")
+
+    def score(stream: Stream, config: dict[str, float]) -> Scores:
+        vw = model(config)
+        out = []
+        for line in stream.vw_lines:  # learn() keeps the prediction made before the step
+            example = vw.parse(line)
+            vw.learn(example)
+            out.append(example.get_simplelabel_prediction())
+            vw.finish_example(example)
+        vw.finish()
+        return np.asarray(out)
+
+    def learn(stream: Stream, config: dict[str, float]) -> None:
+        vw = model(config)
+        step = vw.learn
+        for line in stream.vw_lines:
+            step(line)
+        vw.finish()
+
+    return Contender("vowpal_wabbit", _configs(0.5, 1e-4, "l", "l2"), score, learn)
 
 
-def _learn_river(model: Any, rows: list[dict[str, float]], labels: list[bool]) -> None:
-    learn = model.learn_one
-    for x, label in zip(rows, labels, strict=True):
-        learn(x, label)
+def _sklearn(batch: int) -> Contender | None:
+    try:
+        from sklearn.linear_model import SGDClassifier  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+
+    def model(config: dict[str, float]) -> Any:
+        return SGDClassifier(loss="log_loss", learning_rate="constant", eta0=config["rate"],
+                             alpha=config["l2"], shuffle=False, random_state=0)
+
+    def score(stream: Stream, config: dict[str, float]) -> Scores:
+        sgd, x, y = model(config), Standardizer(len(FEATURES)).learn_transform(
+            stream.matrix), stream.y
+        out = [np.full(batch, 0.5)]
+        sgd.partial_fit(x[:batch], y[:batch], classes=[0, 1])
+        for start in range(batch, len(y), batch):
+            part = slice(start, start + batch)
+            out.append(sgd.predict_proba(x[part])[:, 1])
+            sgd.partial_fit(x[part], y[part])
+        return np.concatenate(out)[: len(y)]
+
+    def learn(stream: Stream, config: dict[str, float]) -> None:
+        sgd, x, y = model(config), Standardizer(len(FEATURES)).learn_transform(
+            stream.matrix), stream.y
+        sgd.partial_fit(x[:batch], y[:batch], classes=[0, 1])
+        for start in range(batch, len(y), batch):
+            sgd.partial_fit(x[start: start + batch], y[start: start + batch])
+
+    return Contender("sklearn", _configs(0.01, 1e-4, "eta0", "alpha"), score, learn)
 
 
 def _prequential(model: LogisticRegression, columns: Columns, y: npt.NDArray[Any],
-                 batch_size: int) -> npt.NDArray[np.float64]:
+                 batch_size: int) -> Scores:
     parts = [model.predict_learn({k: v[start: start + batch_size] for k, v in columns.items()},
                                  y[start: start + batch_size])
              for start in range(0, len(y), batch_size)]
@@ -172,7 +368,7 @@ def _prequential(model: LogisticRegression, columns: Columns, y: npt.NDArray[Any
 
 
 def _prequential_river(model: Any, rows: list[dict[str, float]],
-                       labels: list[bool]) -> npt.NDArray[np.float64]:
+                       labels: list[bool]) -> Scores:
     scores = []
     for x, label in zip(rows, labels, strict=True):
         scores.append(model.predict_proba_one(x).get(True, 0.0))
@@ -180,7 +376,7 @@ def _prequential_river(model: Any, rows: list[dict[str, float]],
     return np.asarray(scores)
 
 
-def _quality(y: npt.NDArray[Any], scores: npt.NDArray[np.float64]) -> dict[str, float]:
+def _quality(y: npt.NDArray[Any], scores: Scores) -> dict[str, float]:
     hits = accuracy(y, scores)
     baseline = accuracy(y[1:], y[:-1].astype(float))  # predict the previous label
     return {"auc": round(roc_auc(y, scores), 4), "accuracy": round(hits, 4),

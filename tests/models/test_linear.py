@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from headwater.errors import ValidationError
 from headwater.models import LinearRegression, LogisticRegression
+from headwater.models.ftrl import FTRL, _carry_identity, _carry_logistic
 from headwater.models.hashing import hash_value
 from headwater.models.standardizer import Standardizer
 from tests.models import oracle
@@ -173,3 +174,36 @@ def test_unsupported_columns_are_refused() -> None:
         LogisticRegression().learn({}, np.array([]))
     with pytest.raises(ValidationError, match="1-D"):
         LogisticRegression().learn({"m": np.zeros((2, 2))}, np.array([0, 1]))
+
+
+@given(sizes=st.lists(st.integers(1, 30), min_size=1, max_size=4),
+       seed=st.integers(0, 10_000), width=st.integers(1, 12), hashed=st.integers(0, 3),
+       l1=st.sampled_from([0.0, 0.3]), l2=st.sampled_from([0.0, 0.5]),
+       decay=st.sampled_from([1.0, 0.9]), logistic=st.booleans(), weighted=st.booleans())
+def test_the_exact_per_row_path_agrees_with_one_row_chunks(
+        sizes: list[int], seed: int, width: int, hashed: int, l1: float, l2: float,
+        decay: float, logistic: bool, weighted: bool) -> None:
+    """``block=1`` learns over plain floats; the chunked path with one-row chunks is the
+    reference it replaced, with the same operations in the same order."""
+    rng = np.random.default_rng(seed)
+    n, space = sum(sizes), width + 8  # 8 hashed coordinates: rows collide on them
+    dense = np.column_stack([np.ones(n), rng.normal(size=(n, width - 1))])
+    cells = rng.integers(width, space, size=(n, hashed)) if hashed else None
+    y = (rng.random(n) < 0.5).astype(float) if logistic else rng.normal(size=n)
+    weight = rng.uniform(0, 2, size=n) if weighted else None
+    fast, slow = (FTRL(space, width, alpha=0.7, beta=1.0, l1=l1, l2=l2, decay=decay, block=1)
+                  for _ in range(2))
+    carry = _carry_logistic if logistic else _carry_identity
+    start = 0
+    for size in sizes:
+        part = slice(start, start + size)
+        got = fast.predict_learn(dense[part], None if cells is None else cells[part], y[part],
+                                 None if weight is None else weight[part], logistic=logistic)
+        expected: list[float] = []
+        slow._learn(dense[part], None if cells is None else cells[part], y[part],
+                    None if weight is None else weight[part], carry, expected)
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+        start += size
+    for name, value in fast.state().items():
+        np.testing.assert_allclose(value, slow.state()[name], rtol=1e-12, atol=1e-15,
+                                   err_msg=name)

@@ -30,12 +30,20 @@ floats carries the residuals through ``SUB`` rows at a time, and one more produc
 ``SUB`` rows brings in the residuals of the rows before. The weights are updated once
 per chunk. Coordinates of hashed categorical values join a chunk's matrix as columns
 holding 1.0 where the row has the value.
+
+With ``block=1`` there is nothing to batch: each row's prediction needs the refresh of
+the row before. That path runs the same per-coordinate arithmetic over plain floats
+(the dense weights held in lists for the whole batch, a row's hashed coordinates read
+and written one by one), which costs a few times less than NumPy calls on one-row
+arrays; it agrees with the chunked path to rounding (a row's score is summed left to
+right rather than by BLAS).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from math import exp, sqrt
 from operator import mul
 from typing import Final
 
@@ -83,17 +91,86 @@ class FTRL:
         ``self.dense``, each worth 1.0 in its row.
         """
         pred: list[float] = []
-        carry = _carry_logistic if logistic else _carry_identity
-        self._learn(dense, hashed, y, weight, carry, pred)
+        if self.block == 1:
+            self._learn_exact(dense, hashed, y, weight, logistic, pred)
+        else:
+            carry = _carry_logistic if logistic else _carry_identity
+            self._learn(dense, hashed, y, weight, carry, pred)
         return np.asarray(pred)
 
     def learn(self, dense: FloatArray, hashed: IntArray | None, y: FloatArray,
               weight: FloatArray | None, *, logistic: bool) -> None:
         """:meth:`predict_learn` without keeping the predictions (a leaner loop)."""
-        if logistic and weight is None:
+        if self.block == 1:
+            self._learn_exact(dense, hashed, y, weight, logistic, [])
+        elif logistic and weight is None:
             self._learn(dense, hashed, y, None, _carry_logistic_plain, [])
         else:
             self.predict_learn(dense, hashed, y, weight, logistic=logistic)
+
+    def _learn_exact(self, dense: FloatArray, hashed: IntArray | None, y: FloatArray,
+                     weight: FloatArray | None, logistic: bool, pred: list[float]) -> None:
+        """``block == 1``: every row predicts, steps and refreshes its coordinates.
+
+        The arithmetic of :meth:`_chunk` then :meth:`_refresh` on a one-row chunk, in the
+        same order, over plain floats: the dense coordinates live in lists for the
+        batch, a row's hashed coordinates are read and written one by one. Nothing is
+        allocated per row but the floats themselves.
+        """
+        k, m = self.dense, len(dense)
+        alpha, beta, l1, l2, decay = self.alpha, self.beta, self.l1, self.l2, self.decay
+        z, n = self.z[:k].tolist(), self.n[:k].tolist()
+        w, rate = self.w[:k].tolist(), self.rate[:k].tolist()
+        root = [sqrt(v) for v in n]
+        # the dense coordinates are refreshed together, by every row
+        fade = decay ** (self.seen + 1 - int(self.last[0]))
+        columns = range(k)
+        targets = y.tolist()
+        weights = [1.0] * m if weight is None else weight.tolist()
+        cells = _cells(hashed)
+        keep = pred.append
+        z_all, n_all, w_all, rate_all, last_all = self.z, self.n, self.w, self.rate, self.last
+        for t, (x, target, s) in enumerate(zip(dense.tolist(), targets, weights,
+                                               strict=True)):
+            score = sum(map(mul, x, w))
+            row = cells[t] if cells else ()
+            for i, count in row:  # the hashed coordinates, after the dense ones
+                score += count * float(w_all[i])
+            if logistic:
+                try:
+                    p = 1.0 / (1.0 + exp(-score))
+                except OverflowError:  # a score below about -709
+                    p = 0.0
+            else:
+                p = score
+            keep(p)
+            e = (p - target) * s
+            ee = e * e
+            seen = self.seen + t + 1
+            for i in columns:
+                v, zi = x[i], z[i]
+                step = -rate[i] * (zi - _sign(zi) * l1) if l1 else -rate[i] * zi
+                grown = n[i] * fade + ee * (v * v)
+                r = sqrt(grown)
+                step *= (r - root[i]) / alpha
+                zi = zi + (0.0 + e * v) - step
+                z[i], n[i], root[i] = zi, grown, r
+                ri = 1.0 / ((beta + r) / alpha + l2)
+                w[i], rate[i] = _proximal(zi, ri, l1) if l1 else (-zi * ri, ri)
+            for i, count in row:
+                zi, n_old = float(z_all[i]), float(n_all[i])
+                step = -float(rate_all[i]) * (zi - _sign(zi) * l1 if l1 else zi)
+                grown = n_old * decay ** (seen - int(last_all[i])) + ee * (count * count)
+                r = sqrt(grown)
+                step *= (r - sqrt(n_old)) / alpha
+                zi = zi + (0.0 + e * count) - step
+                z_all[i], n_all[i], last_all[i] = zi, grown, seen
+                w_all[i], rate_all[i] = _closed(zi, r, alpha, beta, l1, l2)
+            fade = decay
+        if m:
+            self.seen += m
+            self.z[:k], self.n[:k], self.w[:k], self.rate[:k] = z, n, w, rate
+            self.last[:k] = self.seen
 
     def _learn(self, dense: FloatArray, hashed: IntArray | None, y: FloatArray,
                weight: FloatArray | None, carry: Carry, pred: list[float]) -> None:
@@ -199,6 +276,38 @@ class FTRL:
         self.seen = int(state["seen"])
         pending = state["pending"].astype(np.int64)
         self._touched = [pending] if len(pending) else []
+
+
+def _closed(z: float, root_n: float, alpha: float, beta: float, l1: float,
+            l2: float) -> tuple[float, float]:
+    """:meth:`FTRL._closed` for one coordinate, with the same operations."""
+    rate = 1.0 / ((beta + root_n) / alpha + l2)
+    return _proximal(z, rate, l1) if l1 else (-z * rate, rate)
+
+
+def _proximal(z: float, rate: float, l1: float) -> tuple[float, float]:
+    """The weight and step size under L1: both 0 while ``|z| <= l1``."""
+    if not abs(z) > l1:
+        rate = 0.0
+    return -(z - _sign(z) * l1) * rate, rate
+
+
+def _sign(z: float) -> float:
+    """``np.sign`` of one float."""
+    return 1.0 if z > 0.0 else -1.0 if z < 0.0 else z
+
+
+def _cells(hashed: IntArray | None) -> list[list[tuple[int, float]]]:
+    """Each row's hashed coordinates, ascending, with how often the row holds them."""
+    if hashed is None or not hashed.shape[1]:
+        return []
+    out = []
+    for row in np.sort(hashed, axis=1).tolist():
+        cells: dict[int, float] = {}
+        for i in row:
+            cells[i] = cells.get(i, 0.0) + 1.0
+        out.append(list(cells.items()))
+    return out
 
 
 def _carry_logistic(scores: list[float], kernel: list[list[float]], y: list[float],
