@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from headwater.features.checkpoint import CheckpointStore
 from headwater.features.definitions import Entity, Feature, FeatureSet, Filter, StreamSource
 from headwater.features.engine import FeatureEngine, backfill
 from headwater.features.online import FeatureReader, values_at
@@ -266,3 +268,36 @@ def test_the_history_the_engine_writes_answers_like_the_online_store(tmp_path: P
             for f in FEATURES:
                 assert same(frame.column(f.name)[row].as_py(), served[f.name]), (f.name, user, t)
             row += 1
+
+
+@given(appends(), st.integers(1, 30), st.booleans())
+def test_resuming_from_a_checkpoint_of_either_format_equals_an_uninterrupted_run(
+    batches: list[tuple[int, list[tuple[str, int, float]]]], cut: int, first_format: bool
+) -> None:
+    """A checkpoint keeps each tile ring once and only the slots a read can still see;
+    one of the first format (every slot, the ring saved with each feature) still
+    resumes."""
+    log, _ = build_log(batches)
+    whole = MemoryOnlineStore()
+    with tempfile.TemporaryDirectory() as tmp:
+        with FeatureEngine(log, FEATURES, whole, state_dir=f"{tmp}/whole",
+                           group="w") as engine:
+            engine.run(idle_timeout_s=0)
+        partial = MemoryOnlineStore()
+        first = FeatureEngine(log, FEATURES, partial, state_dir=f"{tmp}/p", group="p")
+        first.step(max_events=cut)
+        for task in first.tasks.values():
+            task.checkpoint_id += 1
+            meta, arrays, keys = task.snapshot()
+            assert sum(k.endswith("/tiles") for k in arrays) == len(task.rings)
+            if first_format:
+                size = len(task.keys)
+                arrays = {f"{name}/{k}": v for name, state in task.states.items()
+                          for k, v in state.snapshot(size).items()}
+            CheckpointStore(Path(tmp) / "p" / task.topic.name / str(task.partition)).commit(
+                meta, arrays, keys)
+        first.consumer.close()  # a crash after the checkpoint
+        with FeatureEngine(log, FEATURES, partial, state_dir=f"{tmp}/p", group="p") as second:
+            second.run(idle_timeout_s=0)
+    for user in USERS:
+        assert partial.read("user", user) == whole.read("user", user)

@@ -2,13 +2,16 @@
 
 A checkpoint is a directory ``ckpt-<id>`` holding ``state.npz`` (the tile rings, no
 pickle), ``keys.arrow`` (entity keys in id order) and ``meta.json``; it becomes the
-committed one when the ``CURRENT`` file, replaced atomically, names it. A crash before
+committed one when the ``CURRENT`` file, replaced atomically, names it. Arrays equal in
+content (the counts of features that fold the same column into one ring, say) are
+stored once: ``meta.json`` names the others (``aliases``). A crash before
 that leaves the previous checkpoint committed; the task resumes from its position and
 recomputes exactly what was lost, so nothing is counted twice or missed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -32,6 +35,8 @@ class Checkpoint(msgspec.Struct, frozen=True):
     position: int
     watermark: int
     features: dict[str, str]  # feature name -> definition digest
+    aliases: dict[str, str] = {}
+    """Arrays not stored, each named with the stored array equal to it."""
 
 
 class CheckpointStore:
@@ -53,6 +58,7 @@ class CheckpointStore:
             meta = msgspec.json.decode((folder / "meta.json").read_bytes(), type=Checkpoint)
             with np.load(folder / "state.npz", allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
+            arrays.update({k: arrays[v] for k, v in meta.aliases.items()})
             with pa.memory_map(str(folder / "keys.arrow")) as source:
                 keys = pa.ipc.open_file(source).read_all().column("key").combine_chunks()
         except (OSError, ValueError, msgspec.DecodeError) as exc:
@@ -66,8 +72,10 @@ class CheckpointStore:
         staging = self.path / f".{name}.tmp"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
+        stored, aliases = _once(arrays)
+        meta = msgspec.structs.replace(meta, aliases=aliases)
         with open(staging / "state.npz", "wb") as f:
-            np.savez(f, allow_pickle=False, **cast("dict[str, Any]", arrays))
+            np.savez(f, allow_pickle=False, **cast("dict[str, Any]", stored))
             f.flush()
             os.fsync(f.fileno())
         with pa.OSFile(str(staging / "keys.arrow"), "wb") as sink, pa.ipc.new_file(
@@ -92,3 +100,24 @@ class CheckpointStore:
         for old in names[: max(0, len(names) - self.keep)]:
             if old != current:
                 shutil.rmtree(self.path / old, ignore_errors=True)
+
+
+def _once(arrays: dict[str, npt.NDArray[Any]]
+          ) -> tuple[dict[str, npt.NDArray[Any]], dict[str, str]]:
+    """The arrays to store, each content once, and the names of the others with the name
+    of the stored array equal to each."""
+    stored: dict[str, npt.NDArray[Any]] = {}
+    aliases: dict[str, str] = {}
+    by_digest: dict[tuple[str, tuple[int, ...], bytes], list[str]] = {}
+    for name, array in arrays.items():
+        array = np.ascontiguousarray(array)
+        raw = array.reshape(-1).view(np.uint8).data
+        digest = hashlib.blake2b(raw, digest_size=16).digest()
+        same = by_digest.setdefault((array.dtype.str, array.shape, digest), [])
+        twin = next((n for n in same if np.array_equal(stored[n], array)), None)
+        if twin is None:
+            stored[name] = array
+            same.append(name)
+        else:
+            aliases[name] = twin
+    return stored, aliases

@@ -154,6 +154,30 @@ class TileRing:
             np.putmask(index, gone, -1)
         return Ages(newest, index)
 
+    def live(self, size: int) -> I64:
+        """The flat slots of entities ``0 … size-1`` that a read can still see: those
+        holding one of their entity's ``n`` newest tiles. The others are never read
+        again (a slot is reset when it moves to a newer tile), so a checkpoint keeps
+        only these."""
+        tiles = self.tiles[:size]
+        newest = tiles.max(axis=1, initial=_NO_TILE)
+        return np.flatnonzero((tiles > (newest - self.n)[:, None]) & (tiles != _NO_TILE))
+
+    def snapshot(self, size: int) -> dict[str, npt.NDArray[Any]]:
+        """The ring of entities ``0 … size-1``: its live slots (:meth:`live`), their
+        tiles, and the latest event times."""
+        slots = self.live(size)
+        return {"slots": slots, "tiles": self.tiles.reshape(-1)[slots],
+                "last": self.last[:size]}
+
+    def restore_live(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
+        """Load a :meth:`snapshot`: slots it does not name hold no tile."""
+        size = len(arrays["last"])
+        self.grow(max(size, 1))
+        self.tiles[:size] = _NO_TILE
+        self.tiles.reshape(-1)[arrays["slots"]] = arrays["tiles"]
+        self.last[:size] = arrays["last"]
+
     def restore(self, tiles: I64, last: I64) -> None:
         size = len(last)
         self.grow(max(size, 1))
@@ -277,6 +301,22 @@ class FeatureState:
         out: dict[str, npt.NDArray[Any]] = {"tiles": self.tiles[:size], "last": self.last[:size]}
         out.update({f"partial.{k}": v[:size] for k, v in self.partial.items()})
         return out
+
+    def partials(self, slots: I64) -> dict[str, npt.NDArray[Any]]:
+        """The partials of flat ``slots`` (the ring's live ones, see
+        :meth:`TileRing.snapshot`): what a checkpoint keeps of this feature."""
+        self._grow(self.ring.capacity)
+        return {k: v.take(slots, axis=0) for k, v in self._flat.items()}
+
+    def restore_partials(self, size: int, slots: I64, arrays: dict[str, npt.NDArray[Any]]
+                         ) -> None:
+        """Load :meth:`partials` of entities ``0 … size-1`` (after the ring's
+        :meth:`TileRing.restore_live`): the other slots start empty."""
+        self._grow(self.ring.capacity)
+        identity = self.agg.empty(1)
+        for k, v in self._flat.items():
+            v[: size * self.n] = identity[k][0]
+            v[slots] = arrays[k]
 
     def restore(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
         """Load a :meth:`snapshot` (the ring's part too: features sharing a ring

@@ -253,10 +253,17 @@ class FeatureTask:
     # -- checkpoints ----------------------------------------------------------------
 
     def snapshot(self) -> tuple[Checkpoint, dict[str, npt.NDArray[Any]], pa.Array]:
+        """The state to checkpoint: each ring once (its live slots, see
+        :meth:`~headwater.features.state.TileRing.live`), then each feature's partials of
+        those slots only."""
         size = len(self.keys)
         arrays: dict[str, npt.NDArray[Any]] = {}
-        for name, state in self.states.items():
-            arrays.update({f"{name}/{k}": v for k, v in state.snapshot(size).items()})
+        for (ring, _), features in self.rings.items():
+            saved = ring.snapshot(size)
+            arrays.update({f"ring:{features[0].name}/{k}": v for k, v in saved.items()})
+            for f in features:
+                partials = self.states[f.name].partials(saved["slots"])
+                arrays.update({f"{f.name}/partial.{k}": v for k, v in partials.items()})
         for column, codes in self.codes.items():
             arrays.update({f"texts:{column}/{k}": v for k, v in codes.snapshot().items()})
         meta = Checkpoint(self.checkpoint_id, self.position, self.watermark,
@@ -275,9 +282,20 @@ class FeatureTask:
         self._texts = np.empty(0, object)
         self._add_keys(keys.to_pylist())
         self._known = keys.cast(self.key_type)
-        for name, state in self.states.items():
-            prefix = f"{name}/"
-            state.restore({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+        size = len(self.keys)
+        for (ring, _), features in self.rings.items():
+            prefix = f"ring:{features[0].name}/"
+            saved = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+            if saved:
+                ring.restore_live(saved)
+            for f in features:
+                state, prefix = self.states[f.name], f"{f.name}/"
+                own = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+                if not saved:  # a checkpoint of the first format: every slot, per feature
+                    state.restore(own)
+                    continue
+                partials = {k.removeprefix("partial."): v for k, v in own.items()}
+                state.restore_partials(size, saved["slots"], partials)
         for column, codes in self.codes.items():
             prefix = f"texts:{column}/"
             saved = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}

@@ -303,6 +303,27 @@ def test_write_columns_equals_write(store: OnlineStore) -> None:
     assert store.read(NS, "u2") == {"a": b"2", "b": b"5"}
 
 
+def test_writes_in_columns_keep_what_they_do_not_name_and_survive_a_reopen(
+    harness: Harness,
+) -> None:
+    store = harness.open()
+    names = [f"u{i}" for i in range(50)]
+    store.write_columns(NS, names, {"a": [b"a0"] * 50, "b": [b"b0"] * 50}, version=1)
+    store.write_columns(NS, names[:10], {"a": [b"a1"] * 10, "b": [b"b1"] * 10}, version=2)
+    store.write(NS, [("u3", {"z": b"row"})])  # a feature the columns do not name
+    store.write_columns(NS, names[:5], {"a": [b"a2"] * 5, "b": [b"b2"] * 5}, version=3)
+    entities, column = ["u60", "u4"], [b"a3", b"a3"]
+    store.write_columns(NS, entities, {"a": column}, version=4)
+    entities[0], column[0] = "u61", b"changed"  # what was written is copied
+    expected = {"u0": {"a": b"a2", "b": b"b2"}, "u3": {"a": b"a2", "b": b"b2", "z": b"row"},
+                "u4": {"a": b"a3", "b": b"b2"}, "u7": {"a": b"a1", "b": b"b1"},
+                "u49": {"a": b"a0", "b": b"b0"}, "u60": {"a": b"a3"}, "u61": {}}
+    for _ in range(2):
+        assert {e: store.read(NS, e) for e in expected} == expected
+        assert store.version(NS) == 4
+        store = harness.reopen(store)
+
+
 @pytest.mark.parametrize(
     ("entities", "columns", "field"),
     [

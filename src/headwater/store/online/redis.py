@@ -184,12 +184,13 @@ class RedisOnlineStore(BatchWriter):
     # -- internals ----------------------------------------------------------------
 
     def _commit(self, batch: Batch, action: str) -> None:
-        if not (batch.rows or batch.deletes or batch.meta or batch.version is not None):
+        rows = batch.all_rows()
+        if not (rows or batch.deletes or batch.meta or batch.version is not None):
             return
         ns = batch.namespace
         keys = [self._meta(ns), *(self._entity(ns, e) for e in batch.deletes),
-                *(self._entity(ns, e) for e in batch.rows)]
-        data = _pack([batch.meta, *batch.rows.values()])
+                *(self._entity(ns, e) for e in rows)]
+        data = _pack([batch.meta, *rows.values()])
         args: list[str | int | bytes] = [
             "" if batch.version is None else str(batch.version), len(batch.deletes), data
         ]

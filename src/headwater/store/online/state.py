@@ -28,6 +28,7 @@ import msgspec
 from headwater.errors import ValidationError
 from headwater.store.online.batch import (
     Batch,
+    Columns,
     check_entities,
     check_entity,
     check_meta_key,
@@ -52,10 +53,13 @@ _decoder = msgspec.msgpack.Decoder(dict[str, Namespace])
 class OnlineState:
     """Every namespace of a store, in memory."""
 
-    __slots__ = ("namespaces",)
+    __slots__ = ("_names", "namespaces")
 
     def __init__(self, namespaces: dict[str, Namespace] | None = None) -> None:
         self.namespaces: dict[str, Namespace] = {} if namespaces is None else namespaces
+        # Per namespace, every feature name its entities may hold (a superset: names
+        # are added, never removed), worked out on the first write in columns.
+        self._names: dict[str, set[str]] = {}
 
     # -- reading ----------------------------------------------------------------
 
@@ -129,14 +133,18 @@ class OnlineState:
         """
         ns = self.namespaces.get(batch.namespace)
         if ns is None:
-            if not batch.rows and batch.version is None and not batch.meta:
+            if (not batch.rows and batch.columns is None and batch.version is None
+                    and not batch.meta):
                 return
             ns = self.namespaces[batch.namespace] = Namespace({}, None, {})
         entities = ns.entities
         for entity in batch.deletes:
             entities.pop(entity, None)
         get = entities.get
+        held = self._names.get(batch.namespace)
         for entity, features in batch.rows.items():
+            if held is not None:
+                held.update(features)
             current = get(entity)
             # Replace, never mutate: concurrent readers copy a dict nobody changes. A
             # batch's dicts are its own (built when it was checked), so the state takes
@@ -144,10 +152,34 @@ class OnlineState:
             if current is not None and not current.keys() <= features.keys():
                 features = current | features
             entities[entity] = features
+        if batch.columns is not None:
+            self._apply_columns(batch.namespace, entities, batch.columns)
         if batch.version is not None:
             ns.version = batch.version
         if batch.meta:
             ns.meta = ns.meta | batch.meta
+
+    def _apply_columns(self, namespace: str, entities: dict[str, dict[str, bytes]],
+                       columns: Columns) -> None:
+        """Apply rows in columns. When they name every feature the namespace has held,
+        no entity keeps a feature they do not name: their dicts replace the entities'
+        whole, in one C-level update, with no look-up per entity."""
+        names = set(columns.names)
+        held = self._names.get(namespace)
+        if held is None:  # once per namespace and process: what its entities hold
+            held = set()
+            for features in entities.values():
+                held.update(features)
+            self._names[namespace] = held
+        rows = columns.rows()
+        if held <= names:
+            entities.update(rows)
+        else:
+            get = entities.get
+            for entity, features in rows.items():
+                current = get(entity)
+                entities[entity] = features if current is None else current | features
+        held |= names
 
     # -- snapshot and restore -----------------------------------------------------
 
