@@ -207,7 +207,7 @@ def test_a_users_export_goes_the_whole_way(user: User) -> None:
     now = datetime.now(tz=SHOP_ZONE)
     files = produce_the_export(user, now)
     user.run("features", "apply")
-    user.run("features", "run", "--idle-timeout", "1")
+    user.run("features", "run", "--idle-timeout", "0.5")
     user.run("models", "register", "returns", "--builtin", "logistic", "--promote",
              "--reason", "start the loop")
 
@@ -248,7 +248,7 @@ def test_a_users_export_goes_the_whole_way(user: User) -> None:
         assert server.post("/outcomes", {"outcomes": outcomes}) == (
             200, {"appended": len(outcomes), "duplicates": 0})
 
-        joined = user.run("labels", "run", "--window", "6h", "--idle-timeout", "1")
+        joined = user.run("labels", "run", "--window", "6h", "--idle-timeout", "0.5")
         assert (f"{len(sent)} examples ({len(sent)} joined, 0 timed out); 0 late"
                 in " ".join(joined.stderr.split())), joined.stderr
         examples = {e["request_id"]: e for e in user.rows("training_examples")}
@@ -263,7 +263,7 @@ def test_a_users_export_goes_the_whole_way(user: User) -> None:
         # -- continual training, and the server swaps ----------------------------------
         trained = user.run("train", "--model", "returns", "--strategy", "continual",
                            "--volume", str(len(sent)), "--gate-min-examples", str(len(sent)),
-                           "--idle-timeout", "1")
+                           "--idle-timeout", "0.5")
         promoted = re.search(r"returns v(\d+) \(parent: 1\) on (\d+) examples .*: promoted",
                              " ".join(trained.stdout.split()))
         assert promoted is not None, (trained.stdout, trained.stderr)
@@ -277,7 +277,7 @@ def test_a_users_export_goes_the_whole_way(user: User) -> None:
         later = user.write("orders-later.csv", export(LATER, now))
         for topic in ("orders", "shop_orders"):
             user.run("produce", topic, str(later), "--timezone", "Asia/Kolkata")
-        user.run("features", "run", "--idle-timeout", "1")
+        user.run("features", "run", "--idle-timeout", "0.5")
         files.append(later)
         counted = recount(files, datetime.now(tz=SHOP_ZONE))
         expected = features_of(counted, 101, 8)
@@ -322,6 +322,30 @@ def _pids(lines: list[str]) -> dict[str, int]:
                                                        "".join(lines))}
 
 
+def _wait_until_serving(process: subprocess.Popen[str], lines: list[str], base: str) -> None:
+    wait_for(lambda: http("GET", f"{base}/ready")[0] == 200 or process.poll() is not None,
+             120, "the server")
+    assert process.poll() is None, "".join(lines)
+    wait_for(lambda: len(_pids(lines)) == 4, 30, "four components")
+
+
+def _ask_until_served(user: User, base: str, prefix: str) -> str:
+    """Predict for customer 102 until the value the engine (started with the server)
+    computes is the one served and logged; the request id of that prediction."""
+    asked: list[str] = []
+
+    def served() -> bool:
+        asked.append(f"{prefix}-{len(asked)}")
+        status, answer = http("POST", f"{base}/predict", {
+            "entities": {"customer": 102, "shop": 7}, "request_id": asked[-1]})
+        assert status == 200, answer
+        logged = user.predictions({asked[-1]}, topic="checkout_predictions")[asked[-1]]
+        return bool(msgspec.json.decode(logged["features"])["orders_1d"] == 1.0)
+
+    wait_for(served, 60, "the engine's value served")
+    return asked[-1]
+
+
 def _stop(process: subprocess.Popen[str]) -> int:
     process.send_signal(signal.SIGTERM)
     try:
@@ -346,19 +370,10 @@ def test_the_supervised_loop_stops_on_sigterm_and_starts_again(user: User) -> No
     for attempt in ("first", "second"):
         process, lines = _supervised(user, port)
         try:
-            wait_for(lambda p=process: http("GET", f"{base}/ready")[0] == 200  # type: ignore[misc]
-                     or p.poll() is not None, 120, "the server")
-            assert process.poll() is None, "".join(lines)
-            wait_for(lambda lines=lines: len(_pids(lines)) == 4, 30,  # type: ignore[misc]
-                     "four components")
+            _wait_until_serving(process, lines, base)
             pids = _pids(lines)
-            rid = f"{attempt}-102"
-            status, answer = http("POST", f"{base}/predict",
-                                  {"entities": {"customer": 102, "shop": 7}, "request_id": rid})
-            assert status == 200, answer
             # The server logs where it was told, and the joiner reads it from there.
-            logged = user.predictions({rid}, topic="checkout_predictions")[rid]
-            assert msgspec.json.decode(logged["features"])["orders_1d"] == 1.0
+            rid = _ask_until_served(user, base, attempt)
             assert http("POST", f"{base}/outcomes", {"request_id": rid, "entity": 102,
                                                       "label": 1.0})[0] == 200
 
