@@ -248,6 +248,13 @@ def test_a_users_export_goes_the_whole_way(user: User) -> None:
         assert server.post("/outcomes", {"outcomes": outcomes}) == (
             200, {"appended": len(outcomes), "duplicates": 0})
 
+        # With the default 10m window the verdicts are too late: said, and no example
+        # (a trial joiner of its own, so the real one below starts afresh).
+        trial = user.run("labels", "run", "--state-dir", str(user.root / "trial"), "--group",
+                         "trial", "--examples", "trial_examples", "--idle-timeout", "0.5")
+        assert (f"{len(sent)} labels arrived after their prediction's 10m window had closed"
+                in " ".join(trial.stderr.split())), trial.stderr
+        assert user.rows("trial_examples") == []
         joined = user.run("labels", "run", "--window", "6h", "--idle-timeout", "0.5")
         assert (f"{len(sent)} examples ({len(sent)} joined, 0 timed out); 0 late"
                 in " ".join(joined.stderr.split())), joined.stderr
