@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 import pytest
 
+from headwater.errors import UnknownTopicError
 from headwater.registry import open_registry
 from headwater.time import format_micros, to_micros
 from tests.orchestrator.test_supervisor import alive
@@ -151,8 +152,13 @@ class User:
         return path
 
     def rows(self, topic: str) -> list[dict[str, Any]]:
+        """Every event of ``topic`` (none while no command has created it yet)."""
         with self.backends.open_log(self.home) as log:
-            return [row for fetched in log.replay(topic) for row in fetched.batch.to_pylist()]
+            try:
+                return [row for fetched in log.replay(topic)
+                        for row in fetched.batch.to_pylist()]
+            except UnknownTopicError:
+                return []
 
     def predictions(self, ids: set[str], topic: str = "predictions") -> dict[str, Any]:
         """The logged predictions of ``ids`` (polled: the server logs in the background)."""
