@@ -342,6 +342,17 @@ def _wait_until_serving(process: subprocess.Popen[str], lines: list[str], base: 
     wait_for(lambda: len(_pids(lines)) == 4, 30, "four components")
 
 
+def _wait_until_running(logs: Path, starts: int) -> None:
+    """Wait until each component has said, for the ``starts``-th time (the logs are
+    appended to), that it runs: stopped before, it would be stopped while starting."""
+    for name, running in (("features", "engine running"), ("labels", "joining"),
+                          ("trainer", "trainer of returns running")):
+        def said(log: Path = logs / f"{name}.log", running: str = running) -> bool:
+            return log.exists() and log.read_text().count(running) >= starts
+
+        wait_for(said, 60, f"{name} running")
+
+
 def _ask_until_served(user: User, base: str, prefix: str) -> str:
     """Predict for customer 102 until the value the engine (started with the server)
     computes is the one served and logged; the request id of that prediction."""
@@ -380,11 +391,12 @@ def test_the_supervised_loop_stops_on_sigterm_and_starts_again(user: User) -> No
              "--reason", "start the loop")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    for attempt in ("first", "second"):
+    for starts, attempt in enumerate(("first", "second"), start=1):
         process, lines = _supervised(user, port)
         try:
             _wait_until_serving(process, lines, base)
             pids = _pids(lines)
+            _wait_until_running(user.home / "run", starts)
             # The server logs where it was told, and the joiner reads it from there.
             rid = _ask_until_served(user, base, attempt)
             assert http("POST", f"{base}/outcomes", {"request_id": rid, "entity": 102,
