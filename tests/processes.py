@@ -2,7 +2,10 @@
 
 :func:`headwater` runs one command to completion; :class:`Server` runs
 ``headwater serve`` in the background, reads what it prints as it comes, and stops it
-with SIGINT (SIGKILL if it does not stop).
+with SIGINT (SIGKILL if it does not stop). Both take ``env``: variables over those of
+the home, such as the backends of :class:`Backends` (the ``backends`` fixture runs a
+test on the embedded default and on Redis + PostgreSQL, skipping when those servers
+are absent unless ``HEADWATER_REQUIRE_SERVICES=1``).
 """
 
 from __future__ import annotations
@@ -17,24 +20,105 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-__all__ = ["Server", "free_port", "headwater", "http", "wait_for"]
+from headwater.config import Settings
+from headwater.log import Log, open_log
+from tests.extras import require_extra
+from tests.log.harness import REDIS_URL, unavailable
+from tests.registry.harness import POSTGRES_URL, drop_schema
+
+__all__ = ["Backends", "Server", "backends_of", "free_port", "headwater", "http", "wait_for"]
 
 
-def environment(home: Path) -> dict[str, str]:
-    """The environment of a command: this one, with ``HEADWATER_HOME`` at ``home``."""
+def environment(home: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a command: this one, with ``HEADWATER_HOME`` at ``home``, and
+    ``env`` over it."""
     return {**os.environ, "HEADWATER_HOME": str(home), "HEADWATER_FSYNC": "never",
-            "COLUMNS": "200"}
+            "COLUMNS": "200", **(env or {})}
 
 
-def headwater(home: Path, *args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
+def headwater(home: Path, *args: str, timeout: float = 180.0, env: Mapping[str, str] | None = None,
+              input: str | None = None) -> subprocess.CompletedProcess[str]:
     """``headwater ARGS…`` in a new process, run to its end."""
-    return subprocess.run([sys.executable, "-m", "headwater", *args], env=environment(home),
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run([sys.executable, "-m", "headwater", *args], env=environment(home, env),
+                          input=input, capture_output=True, text=True, timeout=timeout,
+                          check=False)
+
+
+@dataclass(frozen=True)
+class Backends:
+    """Where the log, the online store and the model store are (``None``: embedded, under
+    the home).."""
+
+    name: str = "embedded"
+    log: str | None = None
+    online: str | None = None
+    registry: str | None = None
+
+    def environment(self, home: Path) -> dict[str, str]:
+        """The ``HEADWATER_*`` variables that point a command at these backends (a server
+        registry keeps its artifacts in ``<home>/artifacts``)."""
+        env: dict[str, str] = {}
+        for name, value in (("HEADWATER_LOG_URL", self.log),
+                            ("HEADWATER_ONLINE_URL", self.online),
+                            ("HEADWATER_REGISTRY_URL", self.registry),
+                            ("HEADWATER_ARTIFACTS_URL",
+                             str(home / "artifacts") if self.registry else None)):
+            if value is not None:
+                env[name] = value
+        return env
+
+    def settings(self, home: Path) -> Settings:
+        """The settings a command run with :meth:`environment` reads."""
+        return Settings.from_env({"HEADWATER_HOME": str(home), "HEADWATER_FSYNC": "never",
+                                  **self.environment(home)})
+
+    def open_log(self, home: Path) -> Log:
+        settings = self.settings(home)
+        return open_log(settings.log_location, settings=settings)
+
+
+@contextmanager
+def backends_of(name: str) -> Iterator[Backends]:
+    """``"embedded"``: the default; ``"redis+postgres"``: the log and the online store on
+    Redis (under prefixes of their own, destroyed after) and the model store on
+    PostgreSQL (a fresh schema, dropped after). The ``backends`` fixture gives both."""
+    if name == "embedded":
+        yield Backends()
+        return
+    require_extra("redis", "redis")
+    require_extra("psycopg", "postgres")
+    from headwater.log.redis import RedisBackend
+    from headwater.registry.postgres import PostgresRegistryBackend
+    from headwater.store.online.redis import RedisOnlineStore
+
+    prefix = f"hwtest-{uuid.uuid4().hex[:12]}"
+    schema = f"hwtest_{uuid.uuid4().hex[:12]}"
+    log = RedisBackend(REDIS_URL, prefix=prefix)
+    online = RedisOnlineStore(REDIS_URL, prefix=f"{prefix}-online")  # apart from the log's
+    try:
+        log.ping()
+        PostgresRegistryBackend(POSTGRES_URL, schema=schema, connect_timeout_s=3).close()
+    except Exception as exc:
+        log.close()
+        online.close()
+        unavailable(f"Redis at {REDIS_URL} and PostgreSQL at {POSTGRES_URL}: {exc}")
+    try:
+        yield Backends("redis+postgres", f"{REDIS_URL}?prefix={prefix}",
+                       f"{REDIS_URL}?prefix={prefix}-online", f"{POSTGRES_URL}?schema={schema}")
+    finally:
+        log.destroy()
+        log.close()
+        online.destroy()
+        online.close()
+        drop_schema(schema)
 
 
 def free_port() -> int:
@@ -67,13 +151,13 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 class Server:
     """``headwater serve ARGS…`` on a free loopback port, for a ``with`` block."""
 
-    def __init__(self, home: Path, *args: str) -> None:
+    def __init__(self, home: Path, *args: str, env: Mapping[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.stderr: list[str] = []
         self._process = subprocess.Popen(
             [sys.executable, "-m", "headwater", "serve", *args, "--port", str(self.port)],
-            env=environment(home), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=environment(home, env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True)
         stream = self._process.stderr
         assert stream is not None

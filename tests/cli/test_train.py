@@ -136,6 +136,17 @@ def test_run_dry_run_lists_the_four_components(cli: Cli) -> None:
     assert "--gate-min-examples 50" in trainer
 
 
+def test_run_logs_predictions_where_the_joiner_reads_them(cli: Cli) -> None:
+    result = cli.ok("run", "--model", "m", "--dry-run", "--predictions-topic", "checkout")
+    lines = dict(line.split(": ", 1) for line in result.stdout.splitlines())
+    assert "--predictions-topic checkout" in lines["server"]
+    assert "--predictions checkout" in lines["labels"]
+    default = cli.ok("run", "--model", "m", "--dry-run")
+    lines = dict(line.split(": ", 1) for line in default.stdout.splitlines())
+    assert "--predictions-topic predictions" in lines["server"]
+    assert "--predictions predictions" in lines["labels"]
+
+
 def test_report_compares_arms_and_trainers(cli: Cli, tmp_path: object) -> None:
     env = {"HEADWATER_HOME": str(cli.root)}
     log_traffic(cli, 0, 300)

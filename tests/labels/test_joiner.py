@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from headwater.log.embedded import EmbeddedBackend
 from headwater.log.schema import TIMESTAMP
 from headwater.serving.prediction_log import PREDICTIONS_SCHEMA, PREDICTIONS_TOPIC
 from headwater.testing import ManualClock
+from headwater.time import to_micros
 
 T0 = 946_684_800_000_000  # 2000-01-01
 SECOND = 1_000_000
@@ -212,3 +214,26 @@ def test_sigkill_at_random_points_ends_like_an_uninterrupted_run(tmp_path: Path)
     late = [f.batch.num_rows for f in fresh.replay("outcomes.late")]
     ref_late = [f.batch.num_rows for f in fresh.replay("reference.late")]
     assert sum(late) == sum(ref_late) > 0
+
+
+def test_the_status_line_says_how_many_repeated_request_ids_were_set_aside(
+        tmp_path: Path) -> None:
+    """A client that repeats a request id beyond what the server remembers gets it logged
+    twice; the joiner labels the first and says the second was set aside."""
+    log = Log(EmbeddedBackend(tmp_path / "log", fsync="never"))
+    setup_topics(log)
+    joiner = LabelJoiner(log, JoinRule(window=10 * SECOND), state_dir=tmp_path / "j",
+                         clock=ManualClock(T0), fsync=False)
+    log.append(PREDICTIONS_TOPIC, predictions(["a", "b", "a"], ["u", "v", "u"],
+                                              [T0, T0 + SECOND, T0 + 2 * SECOND]))
+    log.append("outcomes", outcomes(["a"], ["u"], [1.0], [T0 + 3 * SECOND]))
+    said: list[str] = []
+    joiner.run(idle_timeout_s=0, on_status=said.append, status_every_s=0)
+    assert joiner.repeated == 1
+    assert said[-1] == ("labels: read 3 predictions, 1 outcome; 1 example (1 joined, 0 timed "
+                        "out); 0 late; 0 expired; 1 open; 1 repeated request id set aside "
+                        "(the first prediction under an id is labelled)")
+    [example] = examples(log)
+    assert example["request_id"] == "a"
+    assert isinstance(example["prediction_time"], datetime)
+    assert to_micros(example["prediction_time"]) == T0  # the first prediction under the id

@@ -15,6 +15,7 @@ from headwater.errors import ConfigError
 from headwater.labels import OUTCOMES_SCHEMA, TRAINING_EXAMPLES_TOPIC
 from headwater.labels.join import JoinRule, Outcome, Prediction
 from headwater.labels.joiner import LabelJoiner
+from headwater.labels.progress import JoinStep
 from headwater.log import Log
 from headwater.serving.prediction_log import PREDICTIONS_SCHEMA, PREDICTIONS_TOPIC
 from headwater.testing import ManualClock, MemoryBackend
@@ -140,7 +141,7 @@ def test_a_joiner_claimed_over_is_fenced_and_appends_nothing(tmp_path: Path) -> 
     assert first.slots == ["partition-0", "partition-1"]
     assert first.step(max_events=1).predictions == 2
     second = LabelJoiner(log, rule, state_dir=tmp_path, clock=clock, fsync=False, group="b")
-    assert first.step(max_events=1) == (0, 0, 0, 0, 0, 0, 0, 0)  # fenced: wrote nothing
+    assert first.step(max_events=1) == JoinStep(0, 0, 0, 0, 0)  # fenced: wrote nothing
     assert first.fenced == 2
     assert first.slots == []  # and leaves the slots alone for a while
     assert "another label joiner took it over" in said[0]

@@ -67,3 +67,16 @@ def test_a_timeout_label_that_inverts_late_labels_is_named() -> None:
     p, warnings, _ = progress(timeout_label=0.0)
     p.update(JoinStep(1, 1, 1, 1, 0, timeouts=1, late_labels=1), open_requests=0, now_us=0)
     assert "became examples labelled 0 by the timeout label instead" in warnings[0]
+
+
+def test_the_status_line_names_repeated_request_ids_only_when_there_are_some() -> None:
+    p, _, statuses = progress()
+    p.update(JoinStep(2, 1, 1, 0, 0), open_requests=1, now_us=0)
+    p.update(JoinStep(2, 0, 0, 0, 0, repeated=2), open_requests=1, now_us=MINUTE)
+    assert statuses == [
+        "labels: read 2 predictions, 1 outcome; 1 example (1 joined, 0 timed out); 0 late; "
+        "0 expired; 1 open",
+        "labels: read 4 predictions, 1 outcome; 1 example (1 joined, 0 timed out); 0 late; "
+        "0 expired; 1 open; 2 repeated request ids set aside (the first prediction under "
+        "an id is labelled)",
+    ]

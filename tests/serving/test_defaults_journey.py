@@ -7,7 +7,6 @@ a derived feature and is no model input."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -15,25 +14,18 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import numpy as np
-import pytest
 
-from headwater.config import Settings
-from headwater.log import Log, open_log
 from headwater.models import LogisticRegression
 from headwater.registry import open_registry
 from headwater.serving.inputs import neutral_defaults
 from headwater.time import SystemClock, format_micros
-from tests.extras import require_extra
-from tests.log.harness import REDIS_URL, unavailable
-from tests.registry.harness import POSTGRES_URL, drop_schema
+from tests import processes
+from tests.processes import Backends
 
 PROJECT = textwrap.dedent(
     """
@@ -57,66 +49,14 @@ PROJECT = textwrap.dedent(
 )
 
 
-@dataclass(frozen=True)
-class Backends:
-    """Where the log, the online store and the model store are (``None``: embedded)."""
-
-    log: str | None = None
-    online: str | None = None
-    registry: str | None = None
-
-    def environment(self, home: Path) -> dict[str, str]:
-        env = {**os.environ, "HEADWATER_HOME": str(home), "HEADWATER_FSYNC": "never",
-               "HEADWATER_PROJECT": str(home.parent / "features.py"), "COLUMNS": "200"}
-        for name, value in (("HEADWATER_LOG_URL", self.log),
-                            ("HEADWATER_ONLINE_URL", self.online),
-                            ("HEADWATER_REGISTRY_URL", self.registry),
-                            ("HEADWATER_ARTIFACTS_URL",
-                             str(home / "artifacts") if self.registry else None)):
-            if value is not None:
-                env[name] = value
-        return env
-
-    def open_log(self, home: Path) -> Log:
-        return open_log(self.log or str(home / "log"), settings=Settings())
-
-
-@pytest.fixture(params=["embedded", "redis+postgres"])
-def backends(request: pytest.FixtureRequest) -> Iterator[Backends]:
-    if request.param == "embedded":
-        yield Backends()
-        return
-    require_extra("redis", "redis")
-    require_extra("psycopg", "postgres")
-    from headwater.log.redis import RedisBackend
-    from headwater.registry.postgres import PostgresRegistryBackend
-    from headwater.store.online.redis import RedisOnlineStore
-
-    prefix = f"hwtest-{uuid.uuid4().hex[:12]}"
-    schema = f"hwtest_{uuid.uuid4().hex[:12]}"
-    log = RedisBackend(REDIS_URL, prefix=prefix)
-    online = RedisOnlineStore(REDIS_URL, prefix=f"{prefix}-online")  # apart from the log's
-    try:
-        log.ping()
-        PostgresRegistryBackend(POSTGRES_URL, schema=schema, connect_timeout_s=3).close()
-    except Exception as exc:
-        log.close()
-        online.close()
-        unavailable(f"Redis at {REDIS_URL} and PostgreSQL at {POSTGRES_URL}: {exc}")
-    try:
-        yield Backends(f"{REDIS_URL}?prefix={prefix}", f"{REDIS_URL}?prefix={prefix}-online",
-                       f"{POSTGRES_URL}?schema={schema}")
-    finally:
-        log.destroy()
-        log.close()
-        online.destroy()
-        online.close()
-        drop_schema(schema)
+def environment(backends: Backends, home: Path) -> dict[str, str]:
+    return processes.environment(home, {**backends.environment(home),
+                                        "HEADWATER_PROJECT": str(home.parent / "features.py")})
 
 
 def headwater(backends: Backends, home: Path, *args: str, input: str | None = None) -> str:
     done = subprocess.run([sys.executable, "-m", "headwater", *args], input=input,
-                          env=backends.environment(home), capture_output=True, text=True,
+                          env=environment(backends, home), capture_output=True, text=True,
                           timeout=120, check=False)
     assert done.returncode == 0, (args, done.stdout, done.stderr)
     return done.stdout
@@ -196,7 +136,7 @@ def test_a_carrier_never_seen_has_zero_arrivals_flagged_as_default(
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "headwater", "serve", "--model", "delays", "--feature-set", "ops",
-         "--port", str(port)], env=backends.environment(home), stdout=subprocess.PIPE,
+         "--port", str(port)], env=environment(backends, home), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:

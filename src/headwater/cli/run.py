@@ -4,8 +4,10 @@ It starts four components, each a ``headwater`` command in its own process, and
 restarts any that stops (:class:`~headwater.orchestrator.Supervisor`):
 
 - ``features``: ``headwater features run`` (the feature engine);
-- ``server``: ``headwater serve`` (the prediction service, logging predictions);
-- ``labels``: ``headwater labels run`` (outcomes joined to predictions);
+- ``server``: ``headwater serve`` (the prediction service, logging predictions to
+  ``--predictions-topic``);
+- ``labels``: ``headwater labels run`` (outcomes joined to the predictions of that
+  topic);
 - ``trainer``: ``headwater train`` (by default a continual trainer).
 
 Each writes its output to ``<home>/run/<name>.log``. Training never blocks serving:
@@ -31,6 +33,7 @@ from headwater.cli.common import out, state_of, status
 from headwater.cli.signals import stop_requested
 from headwater.locations import check_shared
 from headwater.orchestrator import Component, RunLock, Supervisor
+from headwater.serving.prediction_log import PREDICTIONS_TOPIC
 
 __all__ = ["components", "run"]
 
@@ -38,8 +41,10 @@ __all__ = ["components", "run"]
 def components(model: str, *, project: str | None, feature_set: str | None, host: str,
                port: int, window: str, timeout_label: str, strategy: str, every: str | None,
                volume: int | None, drift: str | None,
-               gate_min_examples: int | None = None) -> list[Component]:
-    """The four components' command lines."""
+               gate_min_examples: int | None = None,
+               predictions_topic: str = PREDICTIONS_TOPIC) -> list[Component]:
+    """The four components' command lines: the server logs its predictions to
+    ``predictions_topic`` and the joiner reads them there."""
     base = (sys.executable, "-m", "headwater")
     project_args = ("--project", project) if project else ()
     fs_args = ("--feature-set", feature_set) if feature_set else ()
@@ -56,9 +61,10 @@ def components(model: str, *, project: str | None, feature_set: str | None, host
     return [
         Component("features", (*base, "features", "run", *project_args)),
         Component("server", (*base, "serve", "--model", model, "--host", host, "--port",
-                             str(port), *project_args, *fs_args)),
+                             str(port), *project_args, *fs_args,
+                             "--predictions-topic", predictions_topic)),
         Component("labels", (*base, "labels", "run", "--window", window, "--timeout-label",
-                             timeout_label)),
+                             timeout_label, "--predictions", predictions_topic)),
         Component("trainer", (*base, "train", "--model", model, "--strategy", strategy,
                               *trigger, *gate)),
     ]
@@ -85,6 +91,9 @@ def run(
     gate_min_examples: Annotated[int | None, typer.Option(
         "--gate-min-examples", min=1, help="The trainer's gate promotes only on at least "
         "this many examples (default: the trainer's).")] = None,
+    predictions_topic: Annotated[str, typer.Option(
+        "--predictions-topic", help="The topic the server logs predictions to and the "
+        "label joiner reads them from.")] = PREDICTIONS_TOPIC,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the commands only.")
     ] = False,
 ) -> None:
@@ -96,7 +105,8 @@ def run(
     parts = components(model, project=project, feature_set=feature_set, host=host, port=port,
                        window=window, timeout_label=timeout_label, strategy=strategy,
                        every=every, volume=volume, drift=drift,
-                       gate_min_examples=gate_min_examples)
+                       gate_min_examples=gate_min_examples,
+                       predictions_topic=predictions_topic)
     env = {"HEADWATER_LOG_URL": state.location}
     parts = [Component(c.name, c.argv, env) for c in parts]
     if dry_run:

@@ -282,6 +282,7 @@ class LabelJoiner:
         if task.quiet(step):
             return _NOTHING
         slot.journal.append(_ENCODE(step))
+        repeated = task.state.repeated
         joined = task.advance(step)
         self._publish(slot, step.sequence, joined, again=False)
         if slot.journal.due:
@@ -294,7 +295,8 @@ class LabelJoiner:
             timeouts=sum(1 for e in joined.examples if e.source == "timeout"),
             late_labels=sum(1 for x in joined.late if x.label is not None
                             and x.reason in _AFTER_WINDOW),
-            unlabelled=sum(1 for o in outcomes if o.label is None))
+            unlabelled=sum(1 for o in outcomes if o.label is None),
+            repeated=task.state.repeated - repeated)
 
     def run(self, *, idle_timeout_s: float | None = None, poll_s: float = 0.05,
             on_warning: Callable[[str], None] | None = None,

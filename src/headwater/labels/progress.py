@@ -17,7 +17,9 @@ Warnings are rate-limited to one of each kind per ``every_us`` (the first one is
 at once), each with the count since the previous one and the running total. The status
 line (``every_us`` apart, when something changed) says what was read and what became of
 it: examples joined (to an outcome or an explicit label) and timed out, outcomes sent
-late, predictions expired without an example, and requests still open.
+late, predictions expired without an example, requests still open, and — when there
+are any — predictions logged again under a request id already taken, which are set
+aside (the first prediction under an id is the one labelled).
 
 >>> from headwater.labels.join import JoinRule
 >>> said: list[str] = []
@@ -60,6 +62,7 @@ class JoinStep(NamedTuple):
     timeouts: int = 0
     late_labels: int = 0
     unlabelled: int = 0
+    repeated: int = 0
 
 
 class JoinCounts(NamedTuple):
@@ -73,6 +76,7 @@ class JoinCounts(NamedTuple):
     timeouts: int = 0
     late_labels: int = 0
     unlabelled: int = 0
+    repeated: int = 0
 
     def plus(self, step: JoinStep) -> JoinCounts:
         return JoinCounts(*(a + b for a, b in zip(self, step, strict=True)))
@@ -134,10 +138,13 @@ class JoinProgress:
         late = f"{c.late:,} late"
         if c.late_labels:
             late += f" ({c.late_labels:,} labels after the window)"
+        repeated = (f"; {c.repeated:,} repeated request id{'s' * (c.repeated != 1)} set "
+                    "aside (the first prediction under an id is labelled)"
+                    if c.repeated else "")
         return (f"labels: read {_plural(c.predictions, 'prediction')}, "
                 f"{_plural(c.outcomes, 'outcome')}; {_plural(c.examples, 'example')} "
                 f"({c.examples - c.timeouts:,} joined, {c.timeouts:,} timed out); "
-                f"{late}; {c.expired:,} expired; {self.open_requests:,} open")
+                f"{late}; {c.expired:,} expired; {self.open_requests:,} open{repeated}")
 
     def _warn(self, now_us: int, *, force: bool = False) -> None:
         if self.on_warning is None:
