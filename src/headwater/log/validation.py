@@ -224,7 +224,8 @@ def _row(batch: pa.RecordBatch, i: int) -> dict[str, Any]:
     (before year 1 or after 9999) is kept as its integer microseconds."""
     row = batch.slice(i, 1)
     try:
-        return row.to_pylist()[0]
+        values: dict[str, Any] = row.to_pylist()[0]
+        return values
     except (OverflowError, ValueError):
         return {name: (column.view(pa.int64()) if pa.types.is_timestamp(column.type)
                        else column)[0].as_py()
