@@ -213,7 +213,7 @@ class Log:
         numbers, say): a rejected event ``i`` is kept with index ``numbers[i]`` rather than
         its position in the batch. The returned rejections keep batch positions.
         """
-        info = self.backend.topic(topic)
+        info = self.backend.append_target(topic)
         producer = _producer(producer_id, sequence)
         if (isinstance(events, (pa.RecordBatch, pa.Table))
                 and events.get_total_buffer_size() > self.max_batch_bytes):

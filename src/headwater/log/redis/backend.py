@@ -162,6 +162,11 @@ class RedisBackend:
             found = self._client.hget(self._keys.topics, name)
         return self._info(name, None if found is None else raw(found))
 
+    def append_target(self, name: str) -> TopicInfo:
+        """The definition last seen (the append's guard checks it is still the one)."""
+        definition = self._definitions.get(name)
+        return self.topic(name) if definition is None else self._decode(definition)
+
     def topics(self) -> list[TopicInfo]:
         with failures(self._where, "listing topics"):
             found = self._client.hgetall(self._keys.topics)
@@ -173,12 +178,19 @@ class RedisBackend:
         self, topic: str, partition: int, batch: pa.RecordBatch, producer: Producer | None
     ) -> PartitionAppend:
         payload: memoryview | None = None
+        first: TopicInfo | None = None  # the definition the batch was validated against
         for _ in range(_APPEND_ATTEMPTS):
             definition = self._definitions.get(topic)
             if definition is None:
                 self.topic(topic)
                 definition = self._definitions[topic]
             info = self._decode(definition)
+            if first is None:
+                first = info
+            elif (info.schema, info.partitions) != (first.schema, first.partitions):
+                raise TopicExistsError(
+                    f"topic {topic!r} was redefined (schema or partitions) while appending; "
+                    "the batch was not stored: validate it against the new definition")
             _check_partition(info, partition)
             if batch.num_rows == 0:
                 return PartitionAppend(self.offsets(topic, partition)[1], 0, self.clock.now_us())
