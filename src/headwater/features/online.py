@@ -224,28 +224,44 @@ class _Together:
 
     def __init__(self, plans: Sequence[_Plan]) -> None:
         self.names = tuple(p.name for p in plans)
-        # A tuple of the entries, by one C call (``itemgetter`` of one name is no tuple).
-        getter = operator.itemgetter(*self.names)
-        self._get: Callable[[Mapping[str, bytes]], tuple[bytes, ...]] = (
-            getter if len(plans) > 1 else lambda entries: (getter(entries),))
+        # A tuple of the entries by one C call (there are at least two: see ``of``).
+        self._get: Callable[[Mapping[str, bytes]], tuple[bytes, ...]] = operator.itemgetter(
+            *self.names)
         self._tiles = tuple(p.tiles for p in plans)
         lengths = tuple(ENTRY_HEADER.size + 8 * n for n in self._tiles)
         self._size = sum(lengths)
         # A "last" entry may be text: then each entry's length is checked (a text entry's
         # is 1 mod 8), not only their sum (numeric entries' lengths follow the windows).
         self._lengths = lengths if any(p.text for p in plans) else None
-        self._headers = struct.Struct("<" + "".join(f"qq{8 * n}x" for n in self._tiles))
-        # Features of one hop share a ``k``; each group: (hop, positions, fewest tiles).
+        # Each entry's newest tile, and its latest event time only where a TTL needs it.
+        self._headers = struct.Struct("<" + "".join(
+            f"{'q' if p.ttl is not None else '8x'}q{8 * p.tiles}x" for p in plans))
+        # Features of one hop share a ``k``; each group: its hop, a getter of its tiles from
+        # the newest tiles of all, its fewest tiles, its positions.
         by_hop: dict[int, list[int]] = {}
         for i, p in enumerate(plans):
             by_hop.setdefault(p.hop, []).append(i)
         self._groups = tuple((hop, operator.itemgetter(*at) if len(at) > 1 else
                               (lambda xs, i=at[0]: (xs[i],)), min(self._tiles[i] for i in at),
                               at) for hop, at in by_hop.items())
-        ttls = [(i, p.ttl) for i, p in enumerate(plans) if p.ttl is not None]
-        self._ttl = (operator.itemgetter(*[i for i, _ in ttls]) if len(ttls) > 1 else
-                     (lambda xs, i=ttls[0][0]: (xs[i],)), min(t for _, t in ttls)
-                     ) if ttls else None
+        ttls = [p.ttl for p in plans if p.ttl is not None]
+        self._ttl = None
+        if ttls:
+            # Where each feature's tile and (with a TTL) latest event time are in a header.
+            tile_at, last_at, at = [], [], 0
+            for p in plans:
+                if p.ttl is not None:
+                    last_at.append(at)
+                    at += 1
+                tile_at.append(at)
+                at += 1
+            tiles_of, lasts_of = operator.itemgetter(*tile_at), operator.itemgetter(*last_at)
+
+            def split(header: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+                lasts = lasts_of(header)
+                return tiles_of(header), lasts if isinstance(lasts, tuple) else (lasts,)
+
+            self._ttl = (min(ttls), split)
         self._layouts: dict[tuple[int, ...], struct.Struct] = {}
 
     @classmethod
@@ -266,9 +282,12 @@ class _Together:
                 self._lengths is not None and tuple(map(len, found)) != self._lengths):
             return None
         header = self._headers.unpack(blob)
-        lasts, newest = header[0::2], header[1::2]
-        if self._ttl is not None and now - min(self._ttl[0](lasts)) > self._ttl[1]:
-            return None
+        if self._ttl is None:
+            newest = header
+        else:  # (latest event time, newest tile) of each feature with a TTL, tile of others
+            newest, lasts = self._ttl[1](header)
+            if now - min(lasts) > self._ttl[0]:
+                return None
         ks = []
         for hop, pick, fewest, _ in self._groups:
             tiles = pick(newest)
