@@ -237,10 +237,12 @@ class _Together:
         self._headers = struct.Struct("<" + "".join(
             f"{'q' if p.ttl is not None else '8x'}q{8 * p.tiles}x" for p in plans))
         # Features of one hop share a ``k``; each group: its hop, a getter of its tiles from
-        # the newest tiles of all, its fewest tiles, its positions.
+        # the newest tiles of all, its fewest tiles, its positions. Lifetime features are
+        # in none: their ``k`` is always 0.
         by_hop: dict[int, list[int]] = {}
         for i, p in enumerate(plans):
-            by_hop.setdefault(p.hop, []).append(i)
+            if p.hop < _LIFETIME_HOP:
+                by_hop.setdefault(p.hop, []).append(i)
         self._groups = tuple((hop, operator.itemgetter(*at) if len(at) > 1 else
                               (lambda xs, i=at[0]: (xs[i],)), min(self._tiles[i] for i in at),
                               at) for hop, at in by_hop.items())
@@ -291,9 +293,6 @@ class _Together:
         ks = []
         for hop, pick, fewest, _ in self._groups:
             tiles = pick(newest)
-            if hop >= _LIFETIME_HOP:
-                ks.append(0)
-                continue
             if tiles.count(tiles[0]) != len(tiles):
                 return None
             k = max(now // hop - tiles[0], 0)
