@@ -60,6 +60,7 @@ from headwater.log.records import (
     Retention,
     TopicInfo,
     dead_letter_topic,
+    row_numbers,
 )
 from headwater.log.schema import Schema
 from headwater.log.validation import DEFAULT_MAX_EVENT_BYTES, Events, validate
@@ -229,7 +230,7 @@ class Log:
         if whole is not None:
             placement = self.backend.append(topic, whole, batch, producer)
             self._keep_bounded(topic)
-            offsets = (placement.base_offset + np.arange(total, dtype=np.int64)
+            offsets = (row_numbers(total) + placement.base_offset
                        if placement.base_offset >= 0 else np.full(total, -1, dtype=np.int64))
             return AppendResult(
                 topic=topic, partitions=np.full(total, whole, dtype=np.int32), offsets=offsets,
