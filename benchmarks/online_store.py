@@ -9,6 +9,12 @@ namespace, loaded in batches of 1,000 entities.
   against the least a read returning a fresh dict can do in Python: a plain dict
   lookup and ``.copy()`` of the entity's feature dict (``dict_*``), and the same for
   100 in a list comprehension.
+- **decoded**: what serving reads: :class:`FeatureReader` of a set of ``--features``
+  features of one entity (sums, counts, means, maxima over a 1 h window sliding by
+  5 min and over the lifetime, entries as the engine writes them) from the embedded
+  store, decoded to numbers at a read time inside the window; against a dict lookup
+  and ``.copy()`` of the same numbers as plain floats (``decoded_read_vs_dict``: the
+  p50 ratio).
 - **redis**: :class:`RedisOnlineStore` on ``--redis-url`` (a fresh key prefix, deleted
   afterwards), ``read`` and ``read_many`` of 100; against redis-py itself on its own
   client: ``HGETALL`` of the same key, and a pipeline of 100 ``HGETALL`` (what our
@@ -51,11 +57,22 @@ from typing import Any, Final
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+import numpy as np
+
+from headwater.features import Entity, Feature, FeatureSet, Lifetime, Sliding, StreamSource
+from headwater.features.online import FeatureReader
+from headwater.features.state import entries
+from headwater.features.windows import Window
 from headwater.store.online import EmbeddedOnlineStore
 
 NS: Final = "user"
 LOAD_BATCH: Final = 1000
 TARGETS: Final = {"online_read_p99_us": 50.0}
+#: The decoded read's p50 over a dict copy of the same floats: at most this.
+DECODED_TARGET: Final = 3.0
+HOUR_US: Final = 3_600_000_000
+#: 2024-01-01T00:00:00Z: the newest events' time in the decoded-read data.
+NOW_US: Final = 1_704_067_200_000_000
 
 
 @dataclass(frozen=True)
@@ -170,6 +187,59 @@ def bench_embedded(options: Options, rows: list[tuple[str, dict[str, bytes]]],
     })
 
 
+def decoded_features(count: int) -> list[Feature]:
+    """``count`` features of one entity, as a model's feature set has them."""
+    user = Entity("user", key="user")
+    source = StreamSource.of("events")
+    hour = Sliding.of("1h", hop="5m")
+    kinds: list[tuple[str, Window]] = [("sum", hour), ("count", hour), ("mean", hour),
+                                       ("max", Lifetime())]
+    out = []
+    for j in range(count):
+        kind, window = kinds[j % len(kinds)]
+        out.append(Feature.of(f"f{j:02d}_{kind}", user, source, kind,
+                              column=None if kind == "count" else "amount", window=window))
+    return out
+
+
+def bench_decoded(options: Options, rng: random.Random, result: dict[str, Any]) -> None:
+    """FeatureReader over the embedded store against a dict copy of the same floats."""
+    features = decoded_features(options.features)
+    entities = min(options.entities, 10_000)
+    gen = np.random.default_rng(options.seed)
+    root = tempfile.mkdtemp(prefix="hw-decoded-bench-")
+    try:
+        store = EmbeddedOnlineStore(root, fsync="never")
+        last = NOW_US - gen.integers(0, HOUR_US // 12, entities)  # within the newest tile
+        keys = [f"user-{i:08d}" for i in range(entities)]
+        encoded: dict[str, list[bytes]] = {}
+        for f in features:
+            values = gen.uniform(0, 100, (entities, f.window.tiles))
+            encoded[f.name] = entries(last, last // f.window.hop_us, values)
+        store.write("user", [(k, {f.name: encoded[f.name][i] for f in features})
+                             for i, k in enumerate(keys)])
+        reader = FeatureReader(store, FeatureSet("bench", tuple(features)))
+        now = NOW_US + HOUR_US // 24  # 2.5 min on: the newest tile still current
+        plain = {k: reader.read({"user": k}, now) for k in keys}
+        assert all(isinstance(v, float) for v in plain[keys[0]].values())
+        gc.freeze()
+        draws = [{"user": rng.choice(keys)} for _ in range(options.samples)]
+        print(f"decoded: {options.samples} reads of {len(features)} features", file=sys.stderr)
+        times = race({"decoded": lambda e: reader.read(e, now),
+                      "dict": lambda e: plain[e["user"]].copy()}, draws, options.block)
+        store.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    result.update({
+        "decoded_features": len(features),
+        "decoded_read_p50_us": times["decoded"][0],
+        "decoded_read_p99_us": times["decoded"][1],
+        "dict_floats_copy_p50_us": times["dict"][0],
+        "decoded_read_vs_dict": ratio(times["decoded"][0], times["dict"][0]),
+        "decoded_read_vs_dict_target": DECODED_TARGET,
+    })
+
+
 def bench_redis(options: Options, rows: list[tuple[str, dict[str, bytes]]],
                 rng: random.Random, result: dict[str, Any]) -> None:
     try:
@@ -240,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> None:
           file=sys.stderr)
     rows = make_rows(options, rng)
     bench_embedded(options, rows, rng, result)
+    bench_decoded(options, rng, result)
     bench_redis(options, rows, rng, result)
     result["targets"] = TARGETS
     result["meets_targets"] = all(
@@ -250,6 +321,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "samples": options.samples, "batch_samples": options.batch_samples,
         "redis_samples": options.redis_samples, "pinned_cpu": cpu,
         "python": platform.python_version(), "machine": platform.machine(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(), "seconds": round(time.perf_counter() - started, 1),
     }
     print(json.dumps(result, indent=2))

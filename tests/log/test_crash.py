@@ -15,9 +15,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from headwater.log import OFFSET, Log, Schema
+from headwater.errors import CorruptLogError
+from headwater.log import APPEND_TIME, OFFSET, Log, Schema
 from headwater.log.embedded import EmbeddedBackend
-from headwater.log.embedded.segment import segment_name
+from headwater.log.embedded.segment import encode_frame, segment_name
+from headwater.log.schema import TIMESTAMP
 
 SCHEMA = Schema.of({"key": "string", "batch": "int64", "item": "int64", "ts": "timestamp"},
                    key="key", event_time="ts")
@@ -325,3 +327,65 @@ def test_a_writer_killed_creating_a_segment_leaves_nothing_once_the_partition_op
     assert log.end_offsets("events") == [1]  # opening the partition cleans the dead one's
     assert list(partition_dir.glob("*.tmp")) == []
     log.close()
+
+
+def _version_1_segment(batches: list[list[int]], append_times: list[int]) -> bytes:
+    """A segment as releases before version 2 wrote it: ``_offset`` and ``_append_time``
+    stored in every frame. Batch ``k`` holds items ``batches[k]``."""
+    data = b"HWSEG\x00\x01\x00" + bytes(8)
+    base = 0
+    for items, at in zip(batches, append_times, strict=True):
+        n = len(items)
+        stored = pa.RecordBatch.from_arrays([
+            pa.array(["a"] * n), pa.array([base] * n), pa.array(items),
+            pa.array(items, pa.int64()).cast(TIMESTAMP),
+            pa.array(range(base, base + n), pa.int64()), pa.array([at] * n, TIMESTAMP),
+        ], schema=SCHEMA.stored_schema())
+        payload = stored.serialize()
+        header, pad = encode_frame(payload, base_offset=base, count=n, append_time=at,
+                                   min_event_time=min(items), max_event_time=max(items))
+        data += header + payload.to_pybytes() + pad
+        base += n
+    return data
+
+
+def test_version_1_segments_stay_readable_and_writable(tmp_path: Path) -> None:
+    root = tmp_path / "log"
+    Log(EmbeddedBackend(root, fsync="never")).create_topic("events", SCHEMA)
+    old = root / "topics" / "events" / "0" / segment_name(0)
+    old.parent.mkdir(parents=True, exist_ok=True)
+    old.write_bytes(_version_1_segment([[1, 2, 3], [4, 5]], [100, 200]))
+
+    log = Log(EmbeddedBackend(root, fsync="never", segment_bytes=4096))
+    read = log.read("events", 0, 0, 100).batch
+    assert read.column("item").to_pylist() == [1, 2, 3, 4, 5]
+    assert read.column(OFFSET).to_pylist() == [0, 1, 2, 3, 4]
+    assert read.column(APPEND_TIME).cast(pa.int64()).to_pylist() == [100] * 3 + [200] * 2
+    # Appends go on in the old segment's format until it is full, then roll to version 2.
+    for k in range(40):
+        log.append("events", [{"key": "a", "batch": 10 + k, "item": i, "ts": i}
+                              for i in range(5)])
+    segments = _segments(root)
+    assert segments[0] == old
+    assert old.read_bytes()[:8] == b"HWSEG\x00\x01\x00"
+    assert len(segments) > 2
+    assert all(s.read_bytes()[:8] == b"HWSEG\x00\x02\x00" for s in segments[1:])
+    fresh = Log(EmbeddedBackend(root, fsync="never"))
+    replayed = pa.Table.from_batches([f.batch for f in fresh.replay("events")])
+    assert replayed.column(OFFSET).to_pylist() == list(range(205))
+    assert replayed.column("batch").to_pylist() == [0] * 3 + [3] * 2 + [
+        10 + k for k in range(40) for _ in range(5)]
+    times = replayed.column(APPEND_TIME).cast(pa.int64()).to_pylist()
+    assert times[:5] == [100] * 3 + [200] * 2
+    assert times[5] > 200
+    assert times == sorted(times)
+    assert fresh.seek("events", 0, event_time=4) == 3
+
+
+def test_a_segment_of_an_unknown_version_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "log"
+    _fill(root, 2).close()
+    segment = _segments(root)[0]
+    segment.write_bytes(b"HWSEG\x00\x09\x00" + segment.read_bytes()[8:])
+    with pytest.raises(CorruptLogError, match="not a segment of a version"):
+        Log(EmbeddedBackend(root, fsync="never")).read("events", 0, 0)

@@ -15,8 +15,13 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pytest
 
-from headwater.errors import BackendError, OffsetOutOfRangeError
-from headwater.log import OFFSET, Log, Retention
+from headwater.errors import (
+    BackendError,
+    OffsetOutOfRangeError,
+    TopicExistsError,
+    UnknownTopicError,
+)
+from headwater.log import OFFSET, Log, Retention, Schema
 from headwater.testing import ManualClock
 from tests.extras import import_without, require_extra
 from tests.log.harness import REDIS_URL, START_US, unavailable
@@ -257,3 +262,31 @@ def test_open_log_takes_the_prefix_from_the_url() -> None:
     assert isinstance(backend, RedisBackend)
     assert backend.prefix == "hw-url-test"
     backend.close()
+
+
+def test_an_append_against_a_definition_changed_elsewhere_is_refused_or_redone(
+    connect: Connect,
+) -> None:
+    """Appends validate against the definition this backend last saw; the append's guard
+    catches a change made by another process since, so that no batch is stored under a
+    definition it was not checked against."""
+    writer, other = Log(connect()), Log(connect())
+    writer.create_topic("orders", SCHEMA)
+    assert writer.append("orders", events(3)).offsets.tolist() == [0, 1, 2]
+    other.set_retention("orders", Retention(max_age_us=3600 * SECOND))  # schema unchanged
+    assert writer.append("orders", events(2)).offsets.tolist() == [3, 4]
+    other.delete_topic("orders")
+    with pytest.raises(UnknownTopicError):
+        writer.append("orders", events(2))
+    writer.create_topic("orders", SCHEMA)  # the definition is read again
+    other.delete_topic("orders")
+    wider = Schema.of({**{f.name: f.type for f in SCHEMA.fields}, "extra": "float64"},
+                      key=SCHEMA.key, event_time=SCHEMA.event_time, nullable=("note", "extra"))
+    other.create_topic("orders", wider)
+    with pytest.raises(TopicExistsError, match="redefined"):
+        writer.append("orders", events(2))
+    assert other.end_offsets("orders") == [0]
+    again = writer.append("orders", events(2))
+    assert again.rejected == ()
+    assert again.offsets.tolist() == [0, 1]
+    assert other.read("orders", 0).batch.schema.names[-3] == "extra"

@@ -64,3 +64,32 @@ def test_int32_overflow_and_arrow_casts() -> None:
     assert [(r.index, r.field) for r in checked.rejections] == [(1, "n")]  # first in field order
     naive = batch.slice(1).set_column(1, "n", pa.array([5]))
     assert [r.field for r in validate(SCHEMA, naive).rejections] == ["ts"]
+
+
+FLOATS = Schema.of({"user": "string", "x": "float64", "y": "float64", "ts": "timestamp"},
+                   key="user", event_time="ts", nullable=("y",))
+values = st.one_of(st.floats(), st.floats(allow_nan=False, allow_infinity=False))
+
+
+@given(st.lists(st.tuples(st.text(max_size=3), values, st.one_of(st.none(), values),
+                          st.integers(-(2**62), 2**62)), max_size=12),
+       st.booleans())
+def test_arrow_batches_in_the_schema_types_are_judged_as_rows_are(
+    events: list[tuple[str, float, float | None, int]], exact: bool
+) -> None:
+    """A batch already in the schema's Arrow types takes the bulk path; it accepts and
+    rejects exactly what the full path does (given event times as integers), for the
+    same reasons."""
+    columns = [pa.array([e[0] for e in events], pa.string()),
+               pa.array([e[1] for e in events], pa.float64()),
+               pa.array([e[2] for e in events], pa.float64()),
+               pa.array([e[3] for e in events], pa.int64()).view(pa.timestamp("us", tz="UTC"))]
+    batch = (pa.record_batch(columns, schema=FLOATS.arrow_schema()) if exact  # as declared
+             else pa.record_batch(columns, names=list(FLOATS.names)))  # all nullable
+    fast = validate(FLOATS, batch)
+    rows = validate(FLOATS, batch.set_column(3, "ts", columns[3].view(pa.int64())))
+    assert fast.batch.schema == FLOATS.arrow_schema()
+    assert fast.index.tolist() == rows.index.tolist()
+    assert [(r.index, r.field, r.reason) for r in fast.rejections] == [
+        (r.index, r.field, r.reason) for r in rows.rejections]
+    assert fast.batch.to_pylist() == rows.batch.to_pylist()

@@ -69,6 +69,14 @@ class LogBackend(Protocol):
         """Raises :class:`~headwater.errors.UnknownTopicError`."""
         ...
 
+    def append_target(self, name: str) -> TopicInfo:
+        """The definition to validate and split an append by. A backend may answer from
+        the definition it last saw, without a round trip, if its ``append`` then refuses
+        a batch whose topic was deleted (:class:`~headwater.errors.UnknownTopicError`)
+        or redefined with another schema or partition count
+        (:class:`~headwater.errors.TopicExistsError`) since, rather than store it."""
+        ...
+
     def topics(self) -> list[TopicInfo]: ...
 
     def append(

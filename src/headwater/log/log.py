@@ -60,6 +60,7 @@ from headwater.log.records import (
     Retention,
     TopicInfo,
     dead_letter_topic,
+    row_numbers,
 )
 from headwater.log.schema import Schema
 from headwater.log.validation import DEFAULT_MAX_EVENT_BYTES, Events, validate
@@ -213,7 +214,7 @@ class Log:
         numbers, say): a rejected event ``i`` is kept with index ``numbers[i]`` rather than
         its position in the batch. The returned rejections keep batch positions.
         """
-        info = self.backend.topic(topic)
+        info = self.backend.append_target(topic)
         producer = _producer(producer_id, sequence)
         if (isinstance(events, (pa.RecordBatch, pa.Table))
                 and events.get_total_buffer_size() > self.max_batch_bytes):
@@ -229,7 +230,7 @@ class Log:
         if whole is not None:
             placement = self.backend.append(topic, whole, batch, producer)
             self._keep_bounded(topic)
-            offsets = (placement.base_offset + np.arange(total, dtype=np.int64)
+            offsets = (row_numbers(total) + placement.base_offset
                        if placement.base_offset >= 0 else np.full(total, -1, dtype=np.int64))
             return AppendResult(
                 topic=topic, partitions=np.full(total, whole, dtype=np.int32), offsets=offsets,

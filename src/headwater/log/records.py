@@ -23,6 +23,8 @@ __all__ = [
     "TopicInfo",
     "dead_letter_topic",
     "empty_batch",
+    "row_numbers",
+    "with_system_columns",
 ]
 
 #: A topic's dead-letter topic is its name plus this suffix.
@@ -132,3 +134,43 @@ def empty_batch(schema: Schema) -> pa.RecordBatch:
     stored = schema.stored_schema()
     return pa.RecordBatch.from_arrays([pa.array([], f.type) for f in stored], schema=stored)
 
+
+
+_ROW_NUMBERS: list[npt.NDArray[np.int64]] = [np.arange(0, dtype=np.int64)]
+
+
+def row_numbers(n: int) -> npt.NDArray[np.int64]:
+    """``0 … n-1`` as a read-only view of one shared array (no allocation per call).
+
+    >>> row_numbers(3).tolist(), row_numbers(3).flags.writeable
+    ([0, 1, 2], False)
+    """
+    rows = _ROW_NUMBERS[0]
+    if len(rows) < n:
+        rows = np.arange(max(n, 2 * len(rows)), dtype=np.int64)
+        rows.flags.writeable = False
+        _ROW_NUMBERS[0] = rows
+    return rows[:n]
+
+
+def with_system_columns(events: pa.RecordBatch, base_offset: int, append_time: int,
+                        stored: pa.Schema) -> pa.RecordBatch:
+    """``events`` of one appended batch plus ``_offset`` (``base_offset`` + the row
+    number) and ``_append_time``: what a backend storing neither per event hands back.
+
+    >>> schema = Schema.of({"ts": "timestamp"}, event_time="ts")
+    >>> events = pa.record_batch([pa.array([5, 6], pa.timestamp("us", tz="UTC"))], ["ts"])
+    >>> with_system_columns(events, 40, 7, schema.stored_schema()).to_pydict()["_offset"]
+    [40, 41]
+    """
+    n = events.num_rows
+    # Both columns in one allocation, each filled in one pass.
+    values = np.empty(2 * n, dtype=np.int64)
+    np.add(row_numbers(n), base_offset, out=values[:n])
+    values[n:] = append_time
+    data = pa.py_buffer(values)
+    return events.append_column(
+        stored.field(-2), pa.Array.from_buffers(stored.field(-2).type, n, [None, data])
+    ).append_column(
+        stored.field(-1), pa.Array.from_buffers(stored.field(-1).type, n, [None, data], offset=n)
+    )

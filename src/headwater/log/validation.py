@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.errors import TimestampError, ValidationError
-from headwater.log.records import Rejection
+from headwater.log.records import Rejection, row_numbers
 from headwater.log.schema import APPEND_TIME, OFFSET, SYSTEM_COLUMNS, TIMESTAMP, Field, Schema
 from headwater.time import MAX_MICROS, MIN_MICROS, parse_timestamp, to_micros
 
@@ -54,7 +54,7 @@ _BACKTICK: Final = re.compile(r"`([^`]*)`")
 class Validated:
     """The valid events (``batch``, in the schema's Arrow types) and the rejections.
 
-    ``index[i]`` is the input row of ``batch`` row ``i``.
+    ``index[i]`` is the input row of ``batch`` row ``i`` (read-only: it may be shared).
     """
 
     batch: pa.RecordBatch
@@ -110,7 +110,70 @@ class _Rejects:
 # ---------------------------------------------------------------- Arrow batches
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What checking a batch already in a schema's Arrow types takes, worked out once."""
+
+    target: pa.Schema
+    loose: pa.Schema  # the target with every field nullable, as Arrow builds batches
+    event_time: int
+    not_null: tuple[int, ...]
+    strict_floats: tuple[int, ...]
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(schema: Schema) -> _Plan:
+    target = schema.arrow_schema()
+    loose = pa.schema([f.with_nullable(True) for f in target])
+    fields = schema.fields
+    return _Plan(
+        target, loose, schema.names.index(schema.event_time),
+        tuple(i for i, f in enumerate(fields) if not f.nullable),
+        tuple(i for i, f in enumerate(fields) if f.type in _FLOATS and not f.allow_non_finite),
+    )
+
+
+def _validate_exact(schema: Schema, batch: pa.RecordBatch, limit: int) -> Validated | None:
+    """The fast path: a batch whose columns have the schema's names, order and types
+    (nullable or not) is checked column by column in bulk, with no per-row Python work.
+    ``None`` when it is not such a batch or some event fails, for the full path to name
+    each rejection."""
+    plan = _plan(schema)
+    if batch.schema.equals(plan.target):
+        out = batch
+    elif batch.schema.equals(plan.loose):
+        out = pa.RecordBatch.from_arrays(batch.columns, schema=plan.target)
+    else:
+        return None
+    n = batch.num_rows
+    if not n:
+        return Validated(out, row_numbers(0), ())
+    columns = batch.columns
+    for i in plan.not_null:
+        if columns[i].null_count:
+            return None
+    times = np.asarray(columns[plan.event_time].view(pa.int64()))
+    if times.min() < MIN_MICROS or times.max() >= MAX_MICROS:
+        return None
+    for i in plan.strict_floats:
+        # A sum is finite only if every value is (NaN and infinity propagate): one pass,
+        # no temporary array. A sum that overflows only sends the batch down the full path.
+        values = columns[i]
+        if values.null_count or not math.isfinite(
+                np.add.reduce(values.to_numpy(zero_copy_only=True))):
+            return None
+    if _size_plan(schema)[1]:
+        rejects = _Rejects(n)
+        _check_sizes(schema, columns, limit, rejects)
+        if rejects.reasons:
+            return None
+    return Validated(out, row_numbers(n), ())
+
+
 def _validate_arrow(schema: Schema, batch: pa.RecordBatch, limit: int) -> Validated:
+    fast = _validate_exact(schema, batch, limit)
+    if fast is not None:
+        return fast
     n = batch.num_rows
     rejects = _Rejects(n)
     columns: list[pa.Array] = []
@@ -149,11 +212,24 @@ def _validate_arrow(schema: Schema, batch: pa.RecordBatch, limit: int) -> Valida
         return Validated(out, np.arange(n, dtype=np.int64), ())
     keep = ~rejects.mask
     rejections = tuple(
-        Rejection(i, field, reason, _payload(batch.slice(i, 1).to_pylist()[0], limit))
+        Rejection(i, field, reason, _payload(_row(batch, i), limit))
         for i, (field, reason) in sorted(rejects.reasons.items())
     )
     return Validated(out.filter(pa.array(keep)), np.flatnonzero(keep).astype(np.int64),
                      rejections)
+
+
+def _row(batch: pa.RecordBatch, i: int) -> dict[str, Any]:
+    """Row ``i`` as Python values for a dead letter; a timestamp Python cannot hold
+    (before year 1 or after 9999) is kept as its integer microseconds."""
+    row = batch.slice(i, 1)
+    try:
+        values: dict[str, Any] = row.to_pylist()[0]
+        return values
+    except (OverflowError, ValueError):
+        return {name: (column.view(pa.int64()) if pa.types.is_timestamp(column.type)
+                       else column)[0].as_py()
+                for name, column in zip(row.schema.names, row.columns, strict=True)}
 
 
 def _event_time_column(col: pa.Array, name: str, rejects: _Rejects) -> pa.Array:

@@ -79,6 +79,9 @@ class MemoryBackend:
             for groups in self._offsets.values():
                 groups.pop(name, None)
 
+    def append_target(self, name: str) -> TopicInfo:
+        return self.topic(name)
+
     def topic(self, name: str) -> TopicInfo:
         return self._get(name).info
 

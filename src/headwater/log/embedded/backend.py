@@ -97,6 +97,9 @@ class EmbeddedBackend:
             return info
         return self._read_info(name)
 
+    def append_target(self, name: str) -> TopicInfo:
+        return self.topic(name)
+
     def _read_info(self, name: str) -> TopicInfo:
         """The topic's definition as on disk now (and remembered)."""
         path = self._topics_dir / name / "topic.json"

@@ -35,16 +35,18 @@ from headwater.log.backend import Producer
 from headwater.log.embedded.segment import (
     FILE_HEADER,
     FRAME_HEADER_SIZE,
+    STORED_SYSTEM_COLUMNS,
     FrameHeader,
     encode_frame,
     producer_hash,
     scan,
     segment_name,
+    segment_version,
     verify,
     write_all,
 )
 from headwater.log.frames import FrameIndex, ProducerTable, read_frames, seek_event_time
-from headwater.log.records import PartitionAppend, Retention, empty_batch
+from headwater.log.records import PartitionAppend, Retention, empty_batch, with_system_columns
 from headwater.log.schema import TIMESTAMP, Schema
 
 __all__ = ["Partition"]
@@ -61,6 +63,7 @@ class Partition:
         self.path = path
         self.schema = schema
         self._stored = schema.stored_schema()
+        self._events = schema.arrow_schema()
         self._segment_bytes = segment_bytes
         self._sync_dirs = sync_dirs
         self._lock = threading.RLock()
@@ -81,6 +84,7 @@ class Partition:
         self.index = FrameIndex()
         self.producers = ProducerTable()
         self._maps: dict[int, pa.Buffer] = {}
+        self._versions: dict[int, int] = {}  # segment -> format version
         self._frame_segment: list[int] = []
         self._frame_position: list[int] = []
         self._frame_bytes: list[int] = []
@@ -118,11 +122,19 @@ class Partition:
             self._maps[base] = data
         return data
 
+    def _version(self, base: int) -> int:
+        version = self._versions.get(base)
+        if version is None:
+            version = segment_version(self._buffer(base, len(FILE_HEADER)), self._seg_path(base))
+            self._versions[base] = version
+        return version
+
     def _scan_new(self) -> int:
         """Index the complete frames appended to the last segment since the last look;
         return the segment's size as seen."""
         size = self._size(self._last)
         if size > self._scan_pos:
+            self._version(self._last)
             frames, self._scan_pos = scan(memoryview(self._buffer(self._last, size)),
                                           self._scan_pos, size)
             for frame in frames:
@@ -266,14 +278,15 @@ class Partition:
                 return seen
             base, n = self.index.end, batch.num_rows
             at = max(now, self.index.last_append_time)
-            stored = pa.RecordBatch.from_arrays(
-                [*batch.columns, pa.array(np.arange(base, base + n, dtype=np.int64)),
-                 pa.array(np.full(n, at, dtype=np.int64)).view(TIMESTAMP)],
-                schema=self._stored,
-            )
+            if self._version(self._last) == STORED_SYSTEM_COLUMNS:
+                batch = pa.RecordBatch.from_arrays(
+                    [*batch.columns, pa.array(np.arange(base, base + n, dtype=np.int64)),
+                     pa.array(np.full(n, at, dtype=np.int64)).view(TIMESTAMP)],
+                    schema=self._stored,
+                )
             times = np.asarray(batch.column(self.schema.event_time).view(pa.int64()))
             low, high = int(times.min()), int(times.max())
-            payload = stored.serialize()
+            payload = batch.serialize()
             header, pad = encode_frame(
                 payload, base_offset=base, count=n, append_time=at,
                 min_event_time=low, max_event_time=high,
@@ -309,10 +322,16 @@ class Partition:
             # following a busy tail reads after almost every append), so the segment is
             # mapped again only once it has doubled, and a frame past the map in between
             # is copied: at most log2(size) maps per segment; replays stay zero-copy.
-            return pa.ipc.read_record_batch(pa.py_buffer(self._pread(base, start, length)),
-                                            self._stored)
-        message = self._buffer(base, end).slice(start, length)
-        return pa.ipc.read_record_batch(message, self._stored)
+            return self._decode(base, i, pa.py_buffer(self._pread(base, start, length)))
+        return self._decode(base, i, self._buffer(base, end).slice(start, length))
+
+    def _decode(self, base: int, i: int, message: pa.Buffer) -> pa.RecordBatch:
+        """The events of frame ``i`` (in segment ``base``) with the system columns."""
+        if self._version(base) == STORED_SYSTEM_COLUMNS:
+            return pa.ipc.read_record_batch(message, self._stored)
+        events = pa.ipc.read_record_batch(message, self._events)
+        return with_system_columns(events, self.index.bases[i], self.index.append_times[i],
+                                   self._stored)
 
     def _pread(self, base: int, position: int, length: int) -> bytes:
         fd = os.open(self._seg_path(base), os.O_RDONLY)
@@ -389,6 +408,7 @@ class Partition:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._seg_path(base))
             self._maps.pop(base, None)
+            self._versions.pop(base, None)
         if dead:
             count = sum(1 for s in self._frame_segment if s in dead)
             self.index.drop_first(count)

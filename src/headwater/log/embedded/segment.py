@@ -3,12 +3,17 @@
 A segment is named by the offset of its first event (``00000000000000001234.seg``) and
 holds frames back to back, every frame 8-byte aligned::
 
-    file header  16 bytes   b"HWSEG\\x00\\x01\\x00" + 8 reserved bytes
+    file header  16 bytes   b"HWSEG\\x00" + version byte + b"\\x00" + 8 reserved bytes
     frame        72-byte header (layout below) + payload padded to a multiple of 8
 
 The payload is one Arrow IPC encapsulated record-batch message (``RecordBatch.serialize``)
-with the system columns ``_offset`` and ``_append_time`` stored, so a read is zero-copy
-from the memory-mapped file. The CRC32 covers the header fields after it and the payload.
+of the events, read zero-copy from the memory-mapped file. In a version 2 segment it
+holds the events as appended: the system columns ``_offset`` and ``_append_time`` are
+the frame's base offset plus the row number and the frame's append time, both in the
+header, and are rebuilt when the frame is read (storing them took a quarter more bytes
+to write). A version 1 segment (written before) stores them as two more columns; both
+versions are read, and a partition goes on writing its last segment in that segment's
+version. The CRC32 covers the header fields after it and the payload.
 
 A frame is *complete* when its header and whole payload are within the file. A writer
 killed mid-append leaves at most one incomplete frame at the end: readers stop before
@@ -30,16 +35,22 @@ from headwater.errors import CorruptLogError
 __all__ = [
     "FILE_HEADER",
     "FRAME_HEADER_SIZE",
+    "STORED_SYSTEM_COLUMNS",
     "FrameHeader",
     "encode_frame",
     "producer_hash",
     "scan",
     "segment_name",
+    "segment_version",
     "verify",
     "write_all",
 ]
 
-FILE_HEADER: Final = b"HWSEG\x00\x01\x00" + bytes(8)
+#: The header of a segment written now (version 2: no stored system columns).
+FILE_HEADER: Final = b"HWSEG\x00\x02\x00" + bytes(8)
+#: Version 1 segments store ``_offset`` and ``_append_time`` in every frame's payload.
+STORED_SYSTEM_COLUMNS: Final = 1
+_VERSIONS: Final = {b"HWSEG\x00\x01\x00": 1, FILE_HEADER[:8]: 2}
 _FRAME_MAGIC: Final = b"HWFR"
 # magic, crc, payload length, base offset, count, append time, min/max event time,
 # producer (hash), sequence
@@ -78,6 +89,16 @@ class FrameHeader:
 
 def segment_name(base_offset: int) -> str:
     return f"{base_offset:020d}.seg"
+
+
+def segment_version(data: memoryview | bytes, path: str) -> int:
+    """The format version of a segment from its first bytes; a file that is no segment
+    or one of a newer version raises :class:`~headwater.errors.CorruptLogError`."""
+    version = _VERSIONS.get(bytes(data[:8]))
+    if version is None:
+        raise CorruptLogError(f"{path}: not a segment of a version this release reads "
+                              f"(header {bytes(data[:8])!r})")
+    return version
 
 
 def encode_frame(

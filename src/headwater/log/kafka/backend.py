@@ -163,6 +163,9 @@ class KafkaBackend:
                 for key in [k for k in cache if k[0] == name]:
                     del cache[key]
 
+    def append_target(self, name: str) -> TopicInfo:
+        return self.topic(name)
+
     def topic(self, name: str) -> TopicInfo:
         with self._lock:
             info = self._topics.get(name)

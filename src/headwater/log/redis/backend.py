@@ -41,7 +41,13 @@ from headwater.log.redis.client import Script, connect, failures, location, raw,
 from headwater.log.redis.frame import Frame, FrameHead, decode, entry_id, head_of, payload_of
 from headwater.log.redis.keys import Keys, PartitionKeys
 from headwater.log.redis.membership import GroupMembership
-from headwater.log.redis.scripts import APPEND, SEEK_APPEND_TIME, SWAP_DEFINITION, TRIM
+from headwater.log.redis.scripts import (
+    APPEND,
+    SEEK_APPEND_TIME,
+    SWAP_DEFINITION,
+    TRIM,
+    UNPARK,
+)
 from headwater.time import Clock, SystemClock
 
 __all__ = ["DEFAULT_PREFIX", "RedisBackend"]
@@ -52,6 +58,9 @@ DEFAULT_PREFIX: Final = "headwater"
 #: Index entries fetched per round trip when scanning for an event time.
 _SCAN_FRAMES: Final = 1024
 _ATTEMPTS: Final = 3
+#: An append proposes the partition's end as it last saw it; each other writer's
+#: append in between costs one more round trip.
+_APPEND_ATTEMPTS: Final = 64
 
 
 class RedisBackend:
@@ -82,13 +91,13 @@ class RedisBackend:
         self._where = location(url)
         self._keys = Keys(prefix)
         self._client = connect(url)
-        self._append: Script = self._client.register_script(APPEND)
         self._seek_append_time: Script = self._client.register_script(SEEK_APPEND_TIME)
         self._trim: Script = self._client.register_script(TRIM)
         self._swap_definition: Script = self._client.register_script(SWAP_DEFINITION)
         self._definitions: dict[str, bytes] = {}  # topic -> its JSON as last read
         self._decoded: dict[bytes, TopicInfo] = {}  # JSON -> TopicInfo
         self._tails: dict[tuple[str, int], Frame] = {}  # the frame the next read starts in
+        self._ends: dict[tuple[str, int], tuple[int, int]] = {}  # end, append time as seen
 
     def __repr__(self) -> str:
         return f"RedisBackend({self._where!r}, prefix={self.prefix!r})"
@@ -153,6 +162,11 @@ class RedisBackend:
             found = self._client.hget(self._keys.topics, name)
         return self._info(name, None if found is None else raw(found))
 
+    def append_target(self, name: str) -> TopicInfo:
+        """The definition last seen (the append's guard checks it is still the one)."""
+        definition = self._definitions.get(name)
+        return self.topic(name) if definition is None else self._decode(definition)
+
     def topics(self) -> list[TopicInfo]:
         with failures(self._where, "listing topics"):
             found = self._client.hgetall(self._keys.topics)
@@ -163,32 +177,66 @@ class RedisBackend:
     def append(
         self, topic: str, partition: int, batch: pa.RecordBatch, producer: Producer | None
     ) -> PartitionAppend:
-        for _ in range(_ATTEMPTS):
+        payload: memoryview | None = None
+        first: TopicInfo | None = None  # the definition the batch was validated against
+        for _ in range(_APPEND_ATTEMPTS):
             definition = self._definitions.get(topic)
             if definition is None:
                 self.topic(topic)
                 definition = self._definitions[topic]
             info = self._decode(definition)
+            if first is None:
+                first = info
+            elif (info.schema, info.partitions) != (first.schema, first.partitions):
+                raise TopicExistsError(
+                    f"topic {topic!r} was redefined (schema or partitions) while appending; "
+                    "the batch was not stored: validate it against the new definition")
             _check_partition(info, partition)
             if batch.num_rows == 0:
                 return PartitionAppend(self.offsets(topic, partition)[1], 0, self.clock.now_us())
             keys = self._keys.partition(topic, partition)
+            end = self._ends.get((topic, partition))
+            if end is None:
+                end = self._end_of(topic, partition, keys)
+            if payload is None:
+                payload = memoryview(payload_of(batch, info.schema))
             times = np.asarray(batch.column(info.schema.event_time).view(pa.int64()))
-            args = [
-                topic, definition, self.clock.now_us(), batch.num_rows, int(times.max()),
-                os.urandom(8), producer.id if producer else "",
-                producer.sequence if producer else "", memoryview(payload_of(batch, info.schema)),
-            ]
+            base, at = end[0], max(self.clock.now_us(), end[1])
+            head: dict[str, Any] = {"n": batch.num_rows, "at": at, "et": int(times.max()),
+                    "p": producer.id if producer else "",
+                    "q": producer.sequence if producer else "", "u": os.urandom(8)}
             with failures(self._where, f"appending to {topic}[{partition}]"):
-                status, *placed = self._append(
-                    keys=[self._keys.topics, keys.meta, keys.log, keys.index, keys.producers],
-                    args=args,
-                )
-            if status != b"stale":
-                base, count, at = (int(v) for v in placed)
-                return PartitionAppend(base, count, at, duplicate=status == b"duplicate")
+                pipe = self._client.pipeline(transaction=True)
+                pipe.eval(APPEND, 6, self._keys.topics, keys.meta, keys.log,
+                          keys.index, keys.producers, keys.parked, topic, definition, base,
+                          at, head["n"], head["et"], head["u"], head["p"], head["q"],
+                          payload.nbytes)
+                frame: Any = {**head, "d": payload}
+                pipe.xadd(keys.log, frame, id=entry_id(base), nomkstream=True)
+                pipe.eval(UNPARK, 2, keys.parked, keys.log)
+                (status, *placed), added, _ = pipe.execute()
+            if status == b"stored":
+                if added != entry_id(base).encode():
+                    raise CorruptLogError(f"{topic}[{partition}]: the frame at {base} was "
+                                          f"checked but not stored ({added!r})")
+                stored, count, at = (int(v) for v in placed)
+                self._ends[(topic, partition)] = (stored + count, at)
+                return PartitionAppend(stored, count, at)
+            if status == b"duplicate":
+                stored, count, at = (int(v) for v in placed)
+                return PartitionAppend(stored, count, at, duplicate=True)
+            if status == b"moved":  # another writer appended: propose its end
+                self._ends[(topic, partition)] = (int(placed[0]), int(placed[1]))
+                continue
             self._forget(topic)  # redefined or deleted since we read it: read it again
-        raise BackendError(f"topic {topic!r} keeps changing; the append was not stored")
+        raise BackendError(f"{topic}[{partition}] keeps changing under other writers; the "
+                           f"append was not stored")
+
+    def _end_of(self, topic: str, partition: int, keys: PartitionKeys) -> tuple[int, int]:
+        """The partition's end offset and last append time, as stored now."""
+        with failures(self._where, f"reading the end of {topic}[{partition}]"):
+            end, at = self._client.hmget(keys.meta, ["end", "append_time"])
+        return int(end or 0), int(at or 0)
 
     def read(self, topic: str, partition: int, offset: int, max_events: int) -> pa.RecordBatch:
         keys = self._keys.partition(topic, partition)
@@ -377,10 +425,13 @@ class RedisBackend:
         if topic is None:
             self._definitions.clear()
             self._tails.clear()
+            self._ends.clear()
             return
         self._definitions.pop(topic, None)
         for tp in [tp for tp in self._tails if tp[0] == topic]:
             del self._tails[tp]
+        for tp in [tp for tp in self._ends if tp[0] == topic]:
+            del self._ends[tp]
 
     def _load(self, keys: PartitionKeys, info: TopicInfo, base: int) -> pa.RecordBatch:
         """The events of the frame at ``base`` (none if retention just removed it)."""

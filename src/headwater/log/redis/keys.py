@@ -11,6 +11,7 @@ key                                         holds
 ``<prefix>:p:<topic>:<partition>:idx``      stream: the same IDs, metadata only
 ``<prefix>:p:<topic>:<partition>:meta``     hash: start, end, append_time, bytes
 ``<prefix>:p:<topic>:<partition>:pid``      hash: producer → recent placements
+``<prefix>:p:<topic>:<partition>:parked``   the log stream, only inside a refused append
 ==========================================  =======================================
 
 Topic names never hold ``:`` (the log checks them), so a topic always ends at the
@@ -40,6 +41,8 @@ class PartitionKeys:
     """start, end, append_time (of the last frame) and bytes (payload kept)."""
     producers: str
     """Each idempotent producer's most recent placements, newest last."""
+    parked: str
+    """Where a refused append moves the log stream for the length of its transaction."""
 
     def all(self) -> tuple[str, ...]:
         return astuple(self)
@@ -55,7 +58,8 @@ class Keys:
 
     def partition(self, topic: str, partition: int) -> PartitionKeys:
         base = f"{self.prefix}:p:{topic}:{partition}"
-        return PartitionKeys(f"{base}:log", f"{base}:idx", f"{base}:meta", f"{base}:pid")
+        return PartitionKeys(f"{base}:log", f"{base}:idx", f"{base}:meta", f"{base}:pid",
+                             f"{base}:parked")
 
     def offsets(self, group: str, topic: str) -> str:
         return f"{self.prefix}:offsets:{topic}:{group}"

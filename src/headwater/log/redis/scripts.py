@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["APPEND", "HEARTBEAT", "REMEMBERED", "SEEK_APPEND_TIME", "SWAP_DEFINITION", "TRIM"]
+__all__ = ["APPEND", "HEARTBEAT", "REMEMBERED", "SEEK_APPEND_TIME", "SWAP_DEFINITION", "TRIM",
+           "UNPARK"]
 
 #: Placements of recent batches remembered per producer and partition.
 REMEMBERED: Final = 8
@@ -34,14 +35,26 @@ local function base_of(id) return tonumber(string.match(id, '^(%d+)')) - 1 end
 """
 
 APPEND: Final = _PRELUDE + f"""
--- KEYS: topics, meta, log, index, producers
--- ARGV: topic, its definition as read by the caller, now (us), count, max event time,
---       frame uid, producer id ('' for none), sequence, payload
--- Returns {{status, base, count, append time}}: status is stored, duplicate or stale
--- (the topic is gone or was redefined since the caller read it).
-local topic, definition, now, count, max_et, uid, producer, seq, payload =
-  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-if redis.call('HGET', KEYS[1], topic) ~= definition then return {{'stale'}} end
+-- The guard of an append, run in one MULTI with the XADD of the frame to the log
+-- stream, so that the payload never passes through Lua (a script argument of a few
+-- hundred kilobytes costs the server a millisecond; a plain XADD, a tenth of that).
+-- The caller proposes the frame's base offset and append time; the guard checks them,
+-- the definition and the producer's sequence, then writes everything but the frame. A
+-- refused append renames the log stream away (KEYS[6]) so that the XADD that follows,
+-- sent with NOMKSTREAM, finds no stream and does nothing; UNPARK then puts it back.
+-- KEYS: topics, meta, log, index, producers, parked
+-- ARGV: topic, its definition as read by the caller, base offset, append time (us),
+--       count, max event time, frame uid, producer id ('' for none), sequence, size
+-- Returns {{status, base, count, append time}}: status is stored or duplicate; or
+-- {{'moved', end, append time}} when the proposed base is not the partition's end or
+-- the append time is before its last; or {{'stale'}} (the topic is gone or was
+-- redefined since the caller read it).
+local topic, definition, expected, at, count, max_et, uid, producer, seq, size =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local function park()
+  if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('RENAME', KEYS[3], KEYS[6]) end
+end
+if redis.call('HGET', KEYS[1], topic) ~= definition then park() return {{'stale'}} end
 
 local history = false
 if producer ~= '' then
@@ -49,25 +62,29 @@ if producer ~= '' then
   if history then
     local last
     for s, b, n, t in string.gmatch(history, '(%d+):(%d+):(%d+):(%-?%d+)') do
-      if s == seq then return {{'duplicate', b, n, t}} end
+      if s == seq then park() return {{'duplicate', b, n, t}} end
       last = s
     end
     if #seq < #last or (#seq == #last and seq <= last) then
+      park()
       return {{'duplicate', '-1', '0', '0'}}
     end
   end
 end
 
 local state = redis.call('HMGET', KEYS[2], 'end', 'append_time')
-local base = tonumber(state[1] or '0')
-local at = now
-if state[2] and tonumber(state[2]) > tonumber(now) then at = state[2] end
-local id = fmt(base + 1) .. '-0'
-local size = fmt(string.len(payload))
-redis.call('XADD', KEYS[3], id, 'n', count, 'at', at, 'et', max_et,
-           'p', producer, 'q', seq, 'u', uid, 'd', payload)
+local base = state[1] or '0'
+if base ~= expected or (state[2] and tonumber(state[2]) > tonumber(at)) then
+  park()
+  return {{'moved', base, state[2] or '0'}}
+end
+if redis.call('EXISTS', KEYS[3]) == 0 then  -- the frame's XADD never creates the stream
+  redis.call('XADD', KEYS[3], '0-1', 'x', '')
+  redis.call('XDEL', KEYS[3], '0-1')
+end
+local id = fmt(tonumber(base) + 1) .. '-0'
 redis.call('XADD', KEYS[4], id, 'n', count, 'at', at, 'et', max_et, 'z', size, 'u', uid)
-redis.call('HSET', KEYS[2], 'end', fmt(base + tonumber(count)), 'append_time', at)
+redis.call('HSET', KEYS[2], 'end', fmt(tonumber(base) + tonumber(count)), 'append_time', at)
 redis.call('HSETNX', KEYS[2], 'start', '0')
 redis.call('HINCRBY', KEYS[2], 'bytes', size)
 
@@ -76,11 +93,18 @@ if producer ~= '' then
   if history then
     for placed in string.gmatch(history, '[^,]+') do kept[#kept + 1] = placed end
   end
-  kept[#kept + 1] = seq .. ':' .. fmt(base) .. ':' .. count .. ':' .. at
+  kept[#kept + 1] = seq .. ':' .. base .. ':' .. count .. ':' .. at
   local first = math.max(1, #kept - {REMEMBERED} + 1)
   redis.call('HSET', KEYS[5], producer, table.concat(kept, ',', first))
 end
-return {{'stored', fmt(base), count, at}}
+return {{'stored', base, count, at}}
+"""
+
+UNPARK: Final = """
+-- KEYS: parked, log. The last command of an append's MULTI: a refused append's guard
+-- moved the log stream away; put it back.
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('RENAME', KEYS[1], KEYS[2]) end
+return 1
 """
 
 SEEK_APPEND_TIME: Final = _PRELUDE + """
