@@ -110,7 +110,7 @@ def test_one_trainer_trains_a_standby_takes_over_and_the_lineage_is_one_chain(
         # The champions form one chain, each the child of the one before. A version the
         # killed trainer registered but had not promoted yet may remain: a leaf, never
         # served, that the successor did not build on.
-        served = [m.to_version for m in history]
+        served = [m.to_version for m in history if m.to_version is not None]
         assert served == sorted(served)
         assert [parents[v] for v in served] == [None, *served[:-1]]
         leaves = [v for v in parents if v not in served]

@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from headwater.errors import HeadwaterError, ValidationError
 from headwater.store.history.rows import APPEND_TIME, CHECKPOINT, ENTITY, EVENT_TIME, TASK
+
+if TYPE_CHECKING:  # imported where used: pyarrow.dataset imports pandas (~0.3 s a process)
+    import pyarrow.dataset as ds
 
 if TYPE_CHECKING:
     from headwater.store.history.storage import Storage
@@ -48,6 +50,8 @@ class Filters:
     through: Mapping[str, int] | None = None
 
     def expression(self) -> ds.Expression | None:
+        import pyarrow.dataset as ds
+
         parts = []
         if self.start is not None:
             parts.append(ds.field(EVENT_TIME) >= self.start)

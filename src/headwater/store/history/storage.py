@@ -28,14 +28,16 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from headwater.filesystems import open_filesystem
 from headwater.store.history import files
+
+if TYPE_CHECKING:  # imported where used: pyarrow.dataset imports pandas (~0.3 s a process)
+    import pyarrow.dataset as ds
 
 __all__ = ["Storage", "open_storage"]
 
@@ -94,6 +96,8 @@ class Storage:
 
     def dataset(self, paths: list[str], schema: pa.Schema) -> ds.Dataset:
         """The Parquet files ``paths`` as one dataset read with ``schema``."""
+        import pyarrow.dataset as ds
+
         return ds.dataset(paths, schema=schema, format="parquet",
                           filesystem=self._fs)
 
