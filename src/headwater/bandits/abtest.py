@@ -28,10 +28,10 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from headwater.bandits.arms import check_rewards
-from headwater.bandits.policy import ArmDecision
 from headwater.errors import ValidationError
-from headwater.serving.policies import Route, Split
+from headwater.routing.arms import check_rewards
+from headwater.routing.bandit import ArmDecision
+from headwater.routing.policies import DEFAULT_SALT, Route, Split
 
 __all__ = ["ABTest", "FixedHorizonTest", "SequentialTest", "StoppingRule"]
 
@@ -131,7 +131,7 @@ class ABTest:
     kind = "ab"
 
     def __init__(self, arms: tuple[str, str] = ("champion", "challenger"), *,
-                 test: StoppingRule, salt: str = "") -> None:
+                 test: StoppingRule, salt: str = DEFAULT_SALT) -> None:
         if len(arms) != 2 or arms[0] == arms[1]:
             raise ValidationError("policy.arms", f"expected two distinct arms, got {arms!r}")
         self._split = Split({arms[0]: 1.0, arms[1]: 1.0}, salt=salt)

@@ -16,11 +16,12 @@ import urllib.request
 from pathlib import Path
 from typing import Annotated, Any
 
+import msgspec
 import typer
 
 from headwater.cli.common import out, read_token_file, split_names, state_of
 from headwater.errors import ConfigError, ValidationError
-from headwater.serving.policy_spec import KINDS, check_arms, policy_from_spec
+from headwater.routing import KINDS, PolicySpec, build, check_arms, parse_spec
 
 __all__ = ["app", "spec_of"]
 
@@ -29,8 +30,10 @@ app = typer.Typer(help="See or change how a running prediction server routes req
 
 
 def spec_of(kind: str, *, arms: list[str], percent: float | None, weights: list[float],
-            discount: float | None, seed: int | None) -> dict[str, Any]:
-    """The JSON policy the options describe (checked by building it once)."""
+            discount: float | None, seed: int | None) -> PolicySpec:
+    """The policy the options describe (checked by building it once)."""
+    if kind not in KINDS:
+        raise ValidationError("policy.kind", f"expected one of {', '.join(KINDS)}, got {kind!r}")
     spec: dict[str, Any] = {"kind": kind}
     if kind == "champion":
         spec["arm"] = arms[0] if arms else "champion"
@@ -51,8 +54,9 @@ def spec_of(kind: str, *, arms: list[str], percent: float | None, weights: list[
             spec["discount"] = discount
         if seed is not None:
             spec["seed"] = seed
-    policy_from_spec(spec)
-    return spec
+    parsed = parse_spec(spec)
+    build(parsed)
+    return parsed
 
 
 def _call(method: str, url: str, body: dict[str, Any] | None = None,
@@ -110,7 +114,8 @@ def set_(
                    weights=numbers, discount=discount, seed=seed)
     token = read_token_file(token_file) if token_file else state_of(ctx).settings.admin_token
     served = _call("GET", f"{url.rstrip('/')}/models")
-    check_arms(policy_from_spec(spec), served.get("aliases") or {}, model=str(served["model"]))
+    check_arms(build(spec), served.get("aliases") or {}, model=str(served["model"]))
     answer = _call("PUT", f"{url.rstrip('/')}/admin/policy",
-                   {"policy": spec, "reason": reason, "actor": "headwater-cli"}, token)
+                   {"policy": msgspec.to_builtins(spec), "reason": reason,
+                    "actor": "headwater-cli"}, token)
     out().print_json(data=answer["models"]["policy"])

@@ -36,7 +36,7 @@ from headwater.evaluation.intervals import PER_EXAMPLE, per_example
 from headwater.evaluation.metrics import higher_is_better, make_metric
 from headwater.evaluation.sequential import MixtureSPRT
 from headwater.reports import Report
-from headwater.serving.policies import Split
+from headwater.routing.policies import Split
 
 __all__ = ["ABResult", "ArmStats", "Decision", "ab_test", "assign"]
 

@@ -33,7 +33,7 @@ from headwater.evaluation.guardrails import ArmWindow
 from headwater.labels import TRAINING_EXAMPLES_SCHEMA, TRAINING_EXAMPLES_TOPIC
 from headwater.log import Log
 from headwater.log.follow import TopicFollower
-from headwater.serving.policies import Policy
+from headwater.routing.policies import Policy
 from headwater.serving.prediction_log import PREDICTIONS_TOPIC, ensure_readable
 
 __all__ = ["CanaryWatch", "apply_over_http"]

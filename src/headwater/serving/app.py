@@ -53,6 +53,7 @@ from headwater.errors import (
     ValidationError,
 )
 from headwater.registry import ModelRegistry
+from headwater.routing import check_arms, policy_from_spec
 from headwater.serving.bodies import BodyError, decode, field_of
 from headwater.serving.deployment import Deployment
 from headwater.serving.messages import (
@@ -70,7 +71,6 @@ from headwater.serving.messages import (
 )
 from headwater.serving.metrics import CONTENT_TYPE, ServingMetrics
 from headwater.serving.openapi import openapi
-from headwater.serving.policy_spec import check_arms, policy_from_spec
 from headwater.serving.predictor import Predictor
 
 if TYPE_CHECKING:

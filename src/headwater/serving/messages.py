@@ -214,7 +214,7 @@ class OutcomesAck(msgspec.Struct, frozen=True):
 
 class AdminPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """``PUT /admin/policy``: route with the policy ``policy`` describes from now on
-    (:func:`headwater.serving.policy_spec.policy_from_spec`)."""
+    (:func:`headwater.routing.spec.policy_from_spec`)."""
 
     policy: dict[str, Any]
     reason: str
