@@ -49,8 +49,8 @@ def test_the_command_documents_its_options() -> None:
 def test_the_public_surface_is_pinned() -> None:
     assert sorted(headwater.serving.__all__) == sorted(
         name for name in vars(headwater.serving) if not name.startswith("_")
-        and name not in {"actions", "bodies", "deployment", "inputs", "messages", "outcomes",
-                         "policies", "policy_spec", "prediction_log",
+        and name not in {"actions", "bodies", "client", "deployment", "inputs", "messages",
+                         "outcomes", "prediction_log",
                          "predictor", "app", "metrics", "openapi", "server"})
 
 
