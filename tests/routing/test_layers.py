@@ -28,8 +28,9 @@ def imported_packages(package: str) -> set[str]:
     return found
 
 
-def test_routing_needs_only_the_errors() -> None:
+def test_routing_and_stats_need_only_the_errors() -> None:
     assert imported_packages("routing") == {"errors"}
+    assert imported_packages("stats") == {"errors"}
 
 
 def test_labels_bandits_and_serving_import_downwards_only() -> None:
