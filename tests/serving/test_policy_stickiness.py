@@ -12,6 +12,7 @@ import json
 import urllib.request
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from headwater.cli import app as cli
@@ -20,6 +21,9 @@ from headwater.routing import build
 from headwater.serving import Deployment, Policy
 from headwater.serving.app import ServingApp
 from headwater.serving.server import BackgroundServer
+from headwater.store.online import EmbeddedOnlineStore
+from tests.processes import Server, headwater
+from tests.registry.artifacts import linear
 from tests.serving.conftest import World, train
 
 KEYS = [f"user-{i}" for i in range(10_000)]
@@ -90,3 +94,55 @@ def test_a_canary_set_again_through_every_path_moves_no_entity(world: World) -> 
         _put(url, {"kind": "canary", "percent": 5, "canary": "challenger",
                    "stable": "champion"})
         assert _arms(app.deployment.snapshot.policy) == before
+
+
+PROJECT = """
+from headwater.features import Entity, Feature, FeatureSet, Lifetime, StreamSource
+user = Entity("user", key="user")
+payments = StreamSource.of("payments")
+spent = Feature.of("spent", user, payments, "sum", column="amount", window=Lifetime())
+fs = FeatureSet("fs", (spent,))
+"""
+
+
+def _served_arms(server: Server, users: list[str]) -> list[str]:
+    arms: list[str] = []
+    for start in range(0, len(users), 1_000):
+        status, answer = server.post("/predict", {"requests": [
+            {"entities": {"user": user}, "request": {"amount": 10.0, "age": 40.0}}
+            for user in users[start:start + 1_000]]})
+        assert status == 200, answer
+        arms += [p["arm"] for p in answer["predictions"]]
+    return arms
+
+
+@pytest.mark.slow
+def test_a_server_started_with_a_split_keeps_each_entity_on_its_arm_when_the_cli_sets_it_again(
+        tmp_path: Path) -> None:
+    """``headwater serve --policy split --percent 10``, then ``headwater policy set split
+    --weights 90,10``, each a process of its own: 10,000 users answered by the same arm."""
+    home = tmp_path / "home"
+    EmbeddedOnlineStore(home / "online").close()
+    (tmp_path / "features.py").write_text(PROJECT)
+    for alias, seed in (("champion", 0), ("challenger", 1)):
+        source = linear(tmp_path / f"model-{seed}", seed=seed)
+        done = headwater(home, "models", "register", "churn", str(source), "--promote",
+                         "--alias", alias, "--reason", "an A/B test")
+        assert done.returncode == 0, done.stderr
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    token.chmod(0o600)
+    users = [f"user-{i}" for i in range(10_000)]
+    with Server(home, "--model", "churn", "--project", str(tmp_path / "features.py"),
+                "--policy", "split", "--percent", "10", "--admin-token-file", str(token),
+                "--no-log-predictions") as server:
+        before = _served_arms(server, users)
+        assert 800 < before.count("challenger") < 1_200, server.printed()
+        done = headwater(home, "policy", "set", "split", "--arms", "champion,challenger",
+                         "--weights", "90,10", "--reason", "the same split again",
+                         "--url", server.url, "--token-file", str(token))
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["weights"] == {"champion": 0.9, "challenger": 0.1}
+        after = _served_arms(server, users)
+    moved = sum(a != b for a, b in zip(before, after, strict=True))
+    assert moved == 0, f"{moved} of {len(users)} users changed arm"
