@@ -79,8 +79,8 @@ from headwater.config import Settings
 from headwater.evaluation import ArmWindow, CanaryController, CanaryRamp, Guardrails
 from headwater.models import LogisticRegression
 from headwater.registry import ModelRegistry, open_registry
+from headwater.routing.policies import Route
 from headwater.serving import Canary, ChampionOnly, Deployment, Shadow, Split
-from headwater.serving.policies import Route
 
 ARMS = ("champion", "challenger")
 STEPS = 20_000

@@ -51,6 +51,9 @@ server and CLI layers, not of these classes::
 
 from __future__ import annotations
 
+import re
+from typing import Final
+
 __all__ = [
     "AliasError",
     "AliasTargetError",
@@ -93,7 +96,12 @@ __all__ = [
     "VersionExistsError",
     "VersionLoadError",
     "WriterConflictError",
+    "msgspec_path",
 ]
+
+_KEY_AT: Final = re.compile(r" - at `key` in `\$(.*)`$")
+_AT: Final = re.compile(r" - at `\$(.*)`$")
+_NAMED: Final = re.compile(r"field `([^`]*)`")
 
 
 class HeadwaterError(Exception):
@@ -121,6 +129,33 @@ class ValidationError(HeadwaterError, ValueError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+def msgspec_path(message: str) -> tuple[str, str]:
+    """The path (without ``$``) and the reason of a msgspec validation error's message.
+
+    A missing or unknown field is named in the path too; a bad mapping key is named by
+    the path of its mapping.
+
+    >>> msgspec_path("Expected `int`, got `str` - at `$.weights.b`")
+    ('weights.b', 'Expected `int`, got `str`')
+    >>> msgspec_path("Object contains unknown field `colour` - at `$.policy`")
+    ('policy.colour', 'Object contains unknown field `colour`')
+    >>> msgspec_path("Object missing required field `weights`")
+    ('weights', 'Object missing required field `weights`')
+    >>> msgspec_path("Expected `str` of length <= 8 - at `key` in `$.entities`")
+    ('entities', 'Expected `str` of length <= 8')
+    """
+    key = _KEY_AT.search(message)
+    if key:
+        return key.group(1).lstrip("."), message[: key.start()]
+    match = _AT.search(message)
+    path = match.group(1).lstrip(".") if match else ""
+    reason = message[: match.start()] if match else message
+    named = _NAMED.search(reason)
+    if named:
+        path = f"{path}.{named.group(1)}" if path else named.group(1)
+    return path, reason
 
 
 class SchemaError(ValidationError):

@@ -13,10 +13,42 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from headwater.errors import ConfigError
 
-__all__ = ["check_shared", "in_process", "pop_query"]
+__all__ = ["check_shared", "in_process", "pop_query", "redacted"]
+
+_SECRETS: Final = ("password", "passwd", "secret", "token")
 
 #: Schemes whose storage lives inside the process that opens them.
 IN_PROCESS_SCHEMES: Final = ("memory", "kafka+mock")
+
+
+def redacted(url: str) -> str:
+    """``url`` fit for a message or a log line: without its password, and with the value
+    of any query parameter that names a secret (``password``, ``token``, …) masked.
+
+    >>> redacted("postgresql://ada:secret@db:5432/ml")
+    'postgresql://ada@db:5432/ml'
+    >>> redacted("rediss://:s3cret@[::1]:6380/0?prefix=hw")
+    'rediss://[::1]:6380/0?prefix=hw'
+    >>> redacted("postgresql://db/ml?sslmode=require&password=secret")
+    'postgresql://db/ml?sslmode=require&password=***'
+    >>> redacted(".headwater/registry")
+    '.headwater/registry'
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        name = user.partition(":")[0]
+        netloc = f"{name}@{host}" if name else host
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if any(secret in key.lower() for key, _ in pairs for secret in _SECRETS):
+        query = urlencode([(k, "***" if any(s in k.lower() for s in _SECRETS) else v)
+                           for k, v in pairs], safe="*")
+    else:
+        query = parts.query
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def pop_query(url: str, name: str) -> tuple[str, str | None]:

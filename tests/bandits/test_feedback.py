@@ -35,7 +35,7 @@ def test_the_better_arm_gets_the_traffic() -> None:
     log.create_topic(TRAINING_EXAMPLES_TOPIC, TRAINING_EXAMPLES_SCHEMA)
     policy = BetaThompson(("champion", "challenger"), rng=np.random.default_rng(0))
     deployment = SimpleNamespace(snapshot=SimpleNamespace(policy=policy))
-    feed = RewardFeed(log, deployment)  # type: ignore[arg-type]
+    feed = RewardFeed(log, deployment)
     assert policy.propensity("challenger") == pytest.approx(0.5, abs=0.05)
     rng = np.random.default_rng(1)
     y = rng.integers(0, 2, 400).astype(float)
@@ -55,7 +55,7 @@ def test_a_policy_that_does_not_learn_is_left_alone_and_rewards_are_named() -> N
     log.create_topic(TRAINING_EXAMPLES_TOPIC, TRAINING_EXAMPLES_SCHEMA)
     log.append(TRAINING_EXAMPLES_TOPIC, examples(["champion"], [1.0], [0.9]))
     fixed = SimpleNamespace(snapshot=SimpleNamespace(policy=Split({"champion": 1.0})))
-    feed = RewardFeed(log, fixed, from_start=True)  # type: ignore[arg-type]
+    feed = RewardFeed(log, fixed, from_start=True)
     assert feed.step() == 0
     assert feed.positions == {0: 1}
     with pytest.raises(ValidationError, match="reward"):

@@ -22,7 +22,7 @@ from headwater.bandits import (
     simulate,
 )
 from headwater.errors import BanditStateError, ValidationError
-from headwater.serving.policies import Policy
+from headwater.routing.policies import Policy
 
 ARMS = ("champion", "challenger")
 DRIFT = DriftingBernoulli(ARMS, ((0, (0.55, 0.50)), (10_000, (0.45, 0.60))))

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from headwater.errors import EvaluationError, ValidationError
 from headwater.evaluation.ab import ab_test, assign
-from headwater.evaluation.sequential import MixtureSPRT, Moments, mixture_likelihood_ratio
 from headwater.serving import Split
+from headwater.stats.sequential import MixtureSPRT, Moments, mixture_likelihood_ratio
 
 
 @given(st.lists(st.floats(-1e3, 1e3), max_size=40), st.lists(st.integers(0, 40), max_size=5))

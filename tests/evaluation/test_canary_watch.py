@@ -159,8 +159,8 @@ def test_a_rollout_that_times_out_rolls_the_canary_back_unless_told_to_leave_it(
     import sys
 
     from headwater.registry import open_registry
+    from headwater.routing.policies import Canary
     from headwater.serving.app import ServingApp
-    from headwater.serving.policies import Canary
     from headwater.serving.server import BackgroundServer
 
     home = tmp_path / "home"

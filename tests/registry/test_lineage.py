@@ -63,7 +63,7 @@ def slice_with(**changes: Any) -> dict[str, Any]:
     ({"metrics__auc": "high"}, "lineage.metrics[...]", "Expected `float`"),
     ({"hyperparameters__nested": {"a": 1}}, "lineage.hyperparameters[...]", "Expected"),
     ({"code__git_commit": "abc"}, "lineage.code.git_commit", "matching regex"),
-    ({"surprise": 1}, "lineage", "unknown field `surprise`"),
+    ({"surprise": 1}, "lineage.surprise", "unknown field `surprise`"),
 ])
 def test_bad_records_name_the_field(changes: dict[str, Any], field: str, reason: str) -> None:
     with pytest.raises(ValidationError) as caught:

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from headwater.cli import app as cli
 from headwater.errors import ValidationError
+from headwater.routing import CanarySpec
 from headwater.serving.app import ServingApp
 from headwater.serving.server import BackgroundServer
 from tests.serving.conftest import World, train
@@ -84,5 +85,6 @@ def test_bad_options_are_named_before_anything_is_sent() -> None:
         spec_of("split", arms=["a", "b"], percent=None, weights=[1.0], discount=None, seed=None)
     with pytest.raises(ValidationError, match=r"policy\.kind"):
         spec_of("coin", arms=[], percent=None, weights=[], discount=None, seed=None)
-    assert spec_of("canary", arms=[], percent=None, weights=[], discount=None,
-                   seed=None)["percent"] == 5.0
+    canary = spec_of("canary", arms=[], percent=None, weights=[], discount=None, seed=None)
+    assert isinstance(canary, CanarySpec)
+    assert canary.percent == 5.0

@@ -7,18 +7,31 @@ import typer
 from typer.testing import CliRunner
 
 import headwater.serving
-from headwater.cli.serve import _policy, serve
+from headwater.cli.serve import _spec, serve
 from headwater.errors import ValidationError
+from headwater.routing import DEFAULT_SALT, KINDS, build
 
 
 def test_policies_from_options() -> None:
-    assert _policy("champion", "challenger", 5).describe() == {"kind": "champion",
-                                                                "arm": "champion"}
-    assert _policy("shadow", "next", 5).arms == ("champion", "next")
-    assert _policy("split", "challenger", 25).describe()["weights"] == {"champion": 0.75,
-                                                                         "challenger": 0.25}
+    assert build(_spec("champion", "challenger", 5)).describe() == {"kind": "champion",
+                                                                     "arm": "champion"}
+    assert build(_spec("shadow", "next", 5)).arms == ("champion", "next")
+    assert build(_spec("split", "challenger", 25)).describe() == {
+        "kind": "split", "weights": {"champion": 0.75, "challenger": 0.25},
+        "salt": DEFAULT_SALT}
+    assert build(_spec("ucb1", "next", 5)).arms == ("champion", "next")
     with pytest.raises(ValidationError, match="--percent"):
-        _policy("split", "challenger", 125)
+        _spec("split", "challenger", 125)
+
+
+def test_every_kind_of_policy_is_an_option_and_no_other() -> None:
+    app = typer.Typer()
+    app.command("serve")(serve)
+    app.command("other")(lambda: None)
+    result = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200"})
+    assert ", ".join(KINDS) in " ".join(result.output.split())
+    with pytest.raises(ValidationError, match="--policy: expected one of champion, shadow"):
+        _spec("coin", "challenger", 5)
 
 
 def test_the_command_documents_its_options() -> None:
@@ -36,8 +49,8 @@ def test_the_command_documents_its_options() -> None:
 def test_the_public_surface_is_pinned() -> None:
     assert sorted(headwater.serving.__all__) == sorted(
         name for name in vars(headwater.serving) if not name.startswith("_")
-        and name not in {"actions", "bodies", "deployment", "inputs", "messages", "outcomes",
-                         "policies", "policy_spec", "prediction_log",
+        and name not in {"actions", "bodies", "client", "deployment", "inputs", "messages",
+                         "outcomes", "prediction_log",
                          "predictor", "app", "metrics", "openapi", "server"})
 
 

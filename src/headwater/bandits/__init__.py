@@ -1,6 +1,6 @@
 """Bandits: learning from rewards which model version to serve and which action to take.
 
-A *routing bandit* is a :class:`~headwater.serving.policies.Policy` whose arms are
+A *routing bandit* is a :class:`~headwater.routing.policies.Policy` whose arms are
 model versions (alias names): :class:`BetaThompson`, :class:`GaussianThompson` and
 :class:`UCB1` move traffic towards the version that earns the most, and forget old
 rewards (``discount`` or ``window``) so they follow drift. :class:`ABTest` is the
@@ -17,7 +17,6 @@ joins logged decisions with their outcomes).
 """
 
 from headwater.bandits.abtest import ABTest, FixedHorizonTest, SequentialTest, StoppingRule
-from headwater.bandits.arms import ArmStatistics
 from headwater.bandits.decision import Context, ContextEncoder, ContextualPolicy, Decision
 from headwater.bandits.decision_log import (
     DECISIONS_SCHEMA,
@@ -28,7 +27,7 @@ from headwater.bandits.decision_log import (
 from headwater.bandits.decision_log import ensure_topic as ensure_decisions_topic
 from headwater.bandits.elec2 import bandit as elec2_bandit
 from headwater.bandits.epsilon import EpsilonGreedy
-from headwater.bandits.feedback import Reward, RewardFeed, rewards_of
+from headwater.bandits.feedback import Reward, RewardFeed, Routed, rewards_of
 from headwater.bandits.linear import LinearPolicy
 from headwater.bandits.linear_thompson import LinearThompson, win_probabilities
 from headwater.bandits.linucb import LinUCB
@@ -40,7 +39,6 @@ from headwater.bandits.offpolicy import (
     progressive_rewards,
     snips,
 )
-from headwater.bandits.policy import ArmDecision, BanditPolicy
 from headwater.bandits.replay import BanditData, PlayedRun, play
 from headwater.bandits.ridge import Ridge
 from headwater.bandits.simulation import (
@@ -49,8 +47,10 @@ from headwater.bandits.simulation import (
     SimulationRun,
     simulate,
 )
-from headwater.bandits.thompson import BetaThompson, GaussianThompson
-from headwater.bandits.ucb import UCB1
+from headwater.routing.arms import ArmStatistics
+from headwater.routing.bandit import ArmDecision, BanditPolicy
+from headwater.routing.thompson import BetaThompson, GaussianThompson
+from headwater.routing.ucb import UCB1
 
 __all__ = [
     "DECISIONS_SCHEMA",
@@ -81,6 +81,7 @@ __all__ = [
     "Reward",
     "RewardFeed",
     "Ridge",
+    "Routed",
     "SequentialTest",
     "SimulationRun",
     "StoppingRule",

@@ -10,7 +10,8 @@ every request to the winner for good. Two tests, both sans-I/O:
 - :class:`SequentialTest`: the mixture sequential probability ratio test (mSPRT,
   Johari et al. 2017) on the difference of means, which may stop at any sample while
   keeping its false-positive rate under ``alpha``; at ``max_per_arm`` rewards each
-  without a decision, the control stays.
+  without a decision, the control stays. It runs :class:`headwater.stats.MixtureSPRT`,
+  the test :func:`headwater.evaluation.ab.ab_test` runs, with the same defaults.
 
 >>> test = FixedHorizonTest(per_arm=3)
 >>> test.observe([0.0, 0.0, 1.0], [1.0, 1.0, 1.0])
@@ -23,29 +24,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from statistics import NormalDist
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from headwater.bandits.arms import check_rewards
-from headwater.bandits.policy import ArmDecision
 from headwater.errors import ValidationError
-from headwater.serving.policies import Route, Split
+from headwater.routing.arms import check_rewards
+from headwater.routing.bandit import ArmDecision
+from headwater.routing.policies import DEFAULT_SALT, Route, Split
+from headwater.stats import MixtureSPRT
 
 __all__ = ["ABTest", "FixedHorizonTest", "SequentialTest", "StoppingRule"]
-
-
-def _z_quantile(p: float) -> float:
-    """The standard normal quantile (bisection on erf: exact enough, no SciPy)."""
-    lo, hi = -10.0, 10.0
-    for _ in range(100):
-        mid = (lo + hi) / 2
-        if 0.5 * (1.0 + math.erf(mid / math.sqrt(2.0))) < p:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
 
 
 def _check_alpha(alpha: object) -> float:
@@ -74,7 +65,7 @@ class FixedHorizonTest:
     def __init__(self, per_arm: int, *, alpha: float = 0.05) -> None:
         self.per_arm = _check_count("test.per_arm", per_arm)
         self.alpha = _check_alpha(alpha)
-        self._z = _z_quantile(1.0 - self.alpha / 2.0)
+        self._z = NormalDist().inv_cdf(1.0 - self.alpha / 2.0)
 
     def observe(self, control: Sequence[float], treatment: Sequence[float]) -> int | None:
         n = self.per_arm
@@ -90,9 +81,10 @@ class FixedHorizonTest:
 
 
 class SequentialTest:
-    """The mSPRT with a normal mixture of variance ``tau**2`` over the difference."""
+    """The mSPRT (:class:`~headwater.stats.MixtureSPRT`) as a stopping rule: the better
+    arm once it rejects equal means, the control at ``max_per_arm`` rewards each."""
 
-    def __init__(self, *, alpha: float = 0.05, tau: float = 0.1, min_per_arm: int = 100,
+    def __init__(self, *, alpha: float = 0.05, tau: float = 0.05, min_per_arm: int = 30,
                  max_per_arm: int = 1_000_000) -> None:
         self.alpha = _check_alpha(alpha)
         if not isinstance(tau, int | float) or not 0.0 < tau < float("inf"):
@@ -101,26 +93,12 @@ class SequentialTest:
         self.min_per_arm = _check_count("test.min_per_arm", min_per_arm)
         self.max_per_arm = _check_count("test.max_per_arm", max_per_arm)
 
-    def log_ratio(self, control: Sequence[float], treatment: Sequence[float]) -> float:
-        """The log mixture likelihood ratio over the first ``min(len)`` pairs."""
-        n = min(len(control), len(treatment))
-        a = np.asarray(control[:n], dtype=np.float64)
-        b = np.asarray(treatment[:n], dtype=np.float64)
-        v = float(a.var(ddof=1) + b.var(ddof=1))
-        if v <= 0.0:
-            v = 1e-12
-        diff = float(b.mean() - a.mean())
-        t2 = self.tau * self.tau
-        spread = v + n * t2
-        return 0.5 * math.log(v / spread) + (n * n * t2 * diff * diff) / (2 * v * spread)
-
     def observe(self, control: Sequence[float], treatment: Sequence[float]) -> int | None:
-        n = min(len(control), len(treatment))
-        if n < self.min_per_arm:
-            return None
-        if self.log_ratio(control, treatment) >= math.log(1.0 / self.alpha):
-            return 1 if float(np.mean(treatment[:n])) > float(np.mean(control[:n])) else 0
-        if n >= self.max_per_arm:
+        test = MixtureSPRT(alpha=self.alpha, tau=self.tau, min_samples=self.min_per_arm)
+        test.update(control, treatment)
+        if test.rejected:
+            return 1 if test.estimate > 0.0 else 0
+        if min(len(control), len(treatment)) >= self.max_per_arm:
             return 0
         return None
 
@@ -131,7 +109,7 @@ class ABTest:
     kind = "ab"
 
     def __init__(self, arms: tuple[str, str] = ("champion", "challenger"), *,
-                 test: StoppingRule, salt: str = "") -> None:
+                 test: StoppingRule, salt: str = DEFAULT_SALT) -> None:
         if len(arms) != 2 or arms[0] == arms[1]:
             raise ValidationError("policy.arms", f"expected two distinct arms, got {arms!r}")
         self._split = Split({arms[0]: 1.0, arms[1]: 1.0}, salt=salt)

@@ -17,7 +17,7 @@ A policy without ``update`` (a fixed split) is left alone; the feed still moves 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, Literal
+from typing import Final, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -27,11 +27,9 @@ from headwater.labels import TRAINING_EXAMPLES_TOPIC
 from headwater.log import Log
 from headwater.log.follow import TopicFollower
 from headwater.repeat import Repeater
+from headwater.routing.policies import Policy
 
-if TYPE_CHECKING:
-    from headwater.serving.deployment import Deployment
-
-__all__ = ["Reward", "RewardFeed", "rewards_of"]
+__all__ = ["Reward", "RewardFeed", "Routed", "rewards_of"]
 
 Reward = Literal["accuracy", "likelihood", "label"]
 _REWARDS: Final = ("accuracy", "likelihood", "label")
@@ -55,6 +53,19 @@ def rewards_of(kind: Reward, y: npt.NDArray[np.float64], scores: npt.NDArray[np.
     raise ValidationError("reward", f"expected one of {', '.join(_REWARDS)}, got {kind!r}")
 
 
+class _Snapshot(Protocol):
+    @property
+    def policy(self) -> Policy: ...
+
+
+class Routed(Protocol):
+    """What routes requests now: a :class:`headwater.serving.Deployment`, whose
+    ``snapshot.policy`` is the policy serving at this moment."""
+
+    @property
+    def snapshot(self) -> _Snapshot: ...
+
+
 class RewardFeed:
     """Feeds ``deployment``'s policy the rewards of its served arms (see the module).
 
@@ -62,7 +73,7 @@ class RewardFeed:
     belong to an earlier policy), unless ``from_start``.
     """
 
-    def __init__(self, log: Log, deployment: Deployment, *, reward: Reward = "accuracy",
+    def __init__(self, log: Log, deployment: Routed, *, reward: Reward = "accuracy",
                  topic: str = TRAINING_EXAMPLES_TOPIC, from_start: bool = False) -> None:
         rewards_of(reward, np.zeros(0), np.zeros(0))  # checks the kind
         self.log = log

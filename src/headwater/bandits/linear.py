@@ -21,10 +21,10 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from headwater.bandits.arms import check_rewards
 from headwater.bandits.decision import Context, ContextEncoder, Decision, check_actions
 from headwater.bandits.ridge import Ridge
 from headwater.errors import BanditStateError, ValidationError
+from headwater.routing.arms import check_rewards
 
 __all__ = ["LinearPolicy"]
 

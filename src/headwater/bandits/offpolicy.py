@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from statistics import NormalDist
 from typing import Final, Literal, NamedTuple
 
 import numpy as np
@@ -60,15 +61,8 @@ class Estimate(NamedTuple):
 
 
 def _z(level: float) -> float:
-    lo, hi = 0.0, 10.0
-    target = (1.0 + level) / 2.0
-    for _ in range(100):
-        mid = (lo + hi) / 2
-        if 0.5 * (1.0 + math.erf(mid / math.sqrt(2.0))) < target:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
+    """The normal quantile of a two-sided interval at ``level``."""
+    return NormalDist().inv_cdf((1.0 + level) / 2.0)
 
 
 def _array(field: str, values: npt.ArrayLike, n: int | None, low: float | None = None,

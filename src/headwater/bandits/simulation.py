@@ -13,7 +13,7 @@ Regret against the best fixed arm can be negative: under drift, following the be
 arm of the moment beats any single arm.
 
 >>> import numpy as np
->>> from headwater.bandits.thompson import BetaThompson
+>>> from headwater.routing.thompson import BetaThompson
 >>> env = DriftingBernoulli(("a", "b"), ((0, (0.9, 0.1)), (500, (0.1, 0.9))))
 >>> policy = BetaThompson(env.arms, rng=np.random.default_rng(0), discount=0.98)
 >>> run = simulate(policy, env, steps=1000, batch=10, rng=np.random.default_rng(1))
@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from headwater.errors import ValidationError
-from headwater.serving.policies import Policy
+from headwater.routing.policies import Policy
 
 __all__ = ["DriftingBernoulli", "LearningPolicy", "SimulationRun", "simulate"]
 

@@ -10,17 +10,15 @@ checks the server's aliases first and the server checks again (exit 2 naming the
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from headwater.cli.common import out, read_token_file, split_names, state_of
-from headwater.errors import ConfigError, ValidationError
-from headwater.serving.policy_spec import KINDS, check_arms, policy_from_spec
+from headwater.errors import ValidationError
+from headwater.routing import KINDS, PolicySpec, build, check_arms, parse_spec
+from headwater.serving.client import AdminClient
 
 __all__ = ["app", "spec_of"]
 
@@ -29,8 +27,10 @@ app = typer.Typer(help="See or change how a running prediction server routes req
 
 
 def spec_of(kind: str, *, arms: list[str], percent: float | None, weights: list[float],
-            discount: float | None, seed: int | None) -> dict[str, Any]:
-    """The JSON policy the options describe (checked by building it once)."""
+            discount: float | None, seed: int | None) -> PolicySpec:
+    """The policy the options describe (checked by building it once)."""
+    if kind not in KINDS:
+        raise ValidationError("policy.kind", f"expected one of {', '.join(KINDS)}, got {kind!r}")
     spec: dict[str, Any] = {"kind": kind}
     if kind == "champion":
         spec["arm"] = arms[0] if arms else "champion"
@@ -51,26 +51,9 @@ def spec_of(kind: str, *, arms: list[str], percent: float | None, weights: list[
             spec["discount"] = discount
         if seed is not None:
             spec["seed"] = seed
-    policy_from_spec(spec)
-    return spec
-
-
-def _call(method: str, url: str, body: dict[str, Any] | None = None,
-          token: str | None = None) -> dict[str, Any]:
-    headers = {"content-type": "application/json"}
-    if token:
-        headers["authorization"] = f"Bearer {token}"
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            answer: dict[str, Any] = json.loads(response.read())
-            return answer
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
-        raise ValidationError("server", f"{exc.code}: {detail}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot reach the server at {url}: {exc}") from None
+    parsed = parse_spec(spec)
+    build(parsed)
+    return parsed
 
 
 UrlOption = Annotated[str, typer.Option("--url", help="The prediction server.")]
@@ -79,7 +62,7 @@ UrlOption = Annotated[str, typer.Option("--url", help="The prediction server.")]
 @app.command("show")
 def show(url: UrlOption = "http://127.0.0.1:8000") -> None:
     """Print the server's versions, aliases and routing policy."""
-    out().print_json(data=_call("GET", f"{url.rstrip('/')}/models"))
+    out().print_json(data=AdminClient(url).models())
 
 
 @app.command("set")
@@ -109,8 +92,8 @@ def set_(
     spec = spec_of(kind, arms=list(split_names(arms, option="--arms")), percent=percent,
                    weights=numbers, discount=discount, seed=seed)
     token = read_token_file(token_file) if token_file else state_of(ctx).settings.admin_token
-    served = _call("GET", f"{url.rstrip('/')}/models")
-    check_arms(policy_from_spec(spec), served.get("aliases") or {}, model=str(served["model"]))
-    answer = _call("PUT", f"{url.rstrip('/')}/admin/policy",
-                   {"policy": spec, "reason": reason, "actor": "headwater-cli"}, token)
+    server = AdminClient(url, token)
+    served = server.models()
+    check_arms(build(spec), served.get("aliases") or {}, model=str(served["model"]))
+    answer = server.set_policy(spec, reason=reason, actor="headwater-cli")
     out().print_json(data=answer["models"]["policy"])

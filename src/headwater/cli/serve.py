@@ -18,7 +18,14 @@ It follows the feature engine's writes: an embedded online store is re-read ever
 ``--max-batch``, ``--read-timeout`` and ``--max-connections`` bound what one client can
 hold (defaults from the settings: ``HEADWATER_SERVE_MAX_BATCH`` and so on).
 
->>> _policy("canary", "challenger", 5.0).describe()["percent"]
+The policy the options describe is a :data:`~headwater.routing.PolicySpec`, built by the
+same :func:`~headwater.routing.build` as ``headwater policy set`` and ``PUT
+/admin/policy`` use, with the same salt: setting the split a server started with again
+moves no entity.
+
+>>> _spec("split", "challenger", 10.0)
+SplitSpec(weights={'champion': 90.0, 'challenger': 10.0}, salt='')
+>>> build(_spec("canary", "challenger", 5.0)).describe()["percent"]
 5.0
 """
 
@@ -28,7 +35,7 @@ import os
 import signal
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Literal, cast
+from typing import Annotated, cast
 
 import typer
 from rich.text import Text
@@ -50,17 +57,17 @@ from headwater.labels import TRAINING_EXAMPLES_SCHEMA, TRAINING_EXAMPLES_TOPIC
 from headwater.labels.join import JoinRule
 from headwater.log import Log
 from headwater.registry import open_registry
-from headwater.serving import (
-    Canary,
-    ChampionOnly,
-    Deployment,
-    Policy,
-    PredictionLog,
-    Predictor,
-    Shadow,
-    Split,
-    policy_from_spec,
+from headwater.routing import (
+    KINDS,
+    CanarySpec,
+    ChampionSpec,
+    PolicySpec,
+    ShadowSpec,
+    SplitSpec,
+    build,
+    parse_spec,
 )
+from headwater.serving import Deployment, PredictionLog, Predictor
 from headwater.serving.actions import ActionService
 from headwater.serving.outcomes import OutcomeSink
 from headwater.serving.prediction_log import PREDICTIONS_TOPIC
@@ -69,26 +76,22 @@ from headwater.time import parse_duration
 
 __all__ = ["serve"]
 
-PolicyName = Literal["champion", "shadow", "split", "canary", "thompson", "gaussian_thompson",
-                     "ucb1"]
 
-
-def _policy(kind: str, challenger: str, percent: float) -> Policy:
-    """The routing policy the options describe."""
+def _spec(kind: str, challenger: str, percent: float) -> PolicySpec:
+    """The routing policy ``--policy``, ``--challenger`` and ``--percent`` describe."""
     if kind == "champion":
-        return ChampionOnly()
+        return ChampionSpec()
     if kind == "shadow":
-        return Shadow("champion", (challenger,))
+        return ShadowSpec("champion", (challenger,))
     if kind == "split":
         if not 0.0 <= percent <= 100.0:
             raise ValidationError("--percent", f"expected 0..100, got {percent}")
-        return Split({"champion": 100.0 - percent, challenger: percent}, salt="headwater")
+        return SplitSpec({"champion": 100.0 - percent, challenger: percent})
     if kind == "canary":
-        return Canary(percent, canary=challenger)
-    if kind in ("thompson", "gaussian_thompson", "ucb1"):
-        return policy_from_spec({"kind": kind, "arms": ["champion", challenger]})
-    raise ValidationError("--policy", f"expected champion, shadow, split, canary, thompson, "
-                          f"gaussian_thompson or ucb1, got {kind!r}")
+        return CanarySpec(percent, canary=challenger)
+    if kind not in KINDS:
+        raise ValidationError("--policy", f"expected one of {', '.join(KINDS)}, got {kind!r}")
+    return parse_spec({"kind": kind, "arms": ["champion", challenger]})
 
 
 def _action_service(kind: str, context: str | None, window: str, log: Log,
@@ -161,7 +164,8 @@ def serve(
     artifacts: Annotated[str | None, typer.Option(
         "--artifacts", metavar="LOCATION", help="Where the artifacts are. Default: "
         "$HEADWATER_ARTIFACTS_URL or <registry>/artifacts.")] = None,
-    policy: Annotated[PolicyName, typer.Option(help="How traffic meets versions.")] = "champion",
+    policy: Annotated[str, typer.Option(
+        help=f"How traffic meets versions: {', '.join(KINDS)}.")] = "champion",
     challenger: Annotated[str, typer.Option(help="The alias of the other arm.")] = "challenger",
     percent: Annotated[float, typer.Option(
         help="The challenger's share of entities, for split and canary.")] = 5.0,
@@ -205,6 +209,7 @@ def serve(
     from headwater.serving.app import ServingApp
     from headwater.serving.server import serve as run
 
+    spec = _spec(policy, challenger, percent)
     state = state_of(ctx)
     settings = state.settings
     chosen = _feature_set(project or settings.project, feature_set)
@@ -218,7 +223,7 @@ def serve(
             "--refresh-ms", settings.online_refresh_ms if refresh_ms is None else refresh_ms))
         models = stack.enter_context(open_registry(registry, artifacts=artifacts,
                                                    settings=settings))
-        deployment = Deployment(models, model, _policy(policy, challenger, percent),
+        deployment = Deployment(models, model, build(spec),
                                 on_problem=_warn)
         log = stack.enter_context(state.open_log())
         prediction_log = None

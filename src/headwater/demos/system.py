@@ -31,8 +31,8 @@ from headwater.log import Log, Schema
 from headwater.log.embedded import EmbeddedBackend
 from headwater.models import LogisticRegression
 from headwater.registry import Creator, Lineage, ModelRegistry, open_registry
+from headwater.routing.policies import Shadow
 from headwater.serving.deployment import Deployment
-from headwater.serving.policies import Shadow
 from headwater.serving.prediction_log import PredictionLog
 from headwater.serving.predictor import Predictor
 from headwater.store.online import EmbeddedOnlineStore

@@ -13,7 +13,7 @@ describe itself as a :class:`~headwater.reports.Report`:
 - :mod:`~headwater.evaluation.shadow`: a challenger scored in the shadow of the
   champion: agreement and metric differences with intervals;
 - :mod:`~headwater.evaluation.ab`: a sticky A/B split with a sequential test
-  (:mod:`~headwater.evaluation.sequential`) that is safe to peek at;
+  (:mod:`~headwater.stats.sequential`) that is safe to peek at;
 - :mod:`~headwater.evaluation.canary_watch`: a canary watched live from the log, driving a
   running server through its admin API (``headwater eval rollout``);
 - :mod:`~headwater.evaluation.canary`: a ramp with guardrails
@@ -72,8 +72,8 @@ from headwater.evaluation.prequential import (
     compare_scores,
     prequential,
 )
-from headwater.evaluation.sequential import MixtureSPRT
 from headwater.evaluation.shadow import Paired, ShadowResult, pair, shadow_compare
+from headwater.stats.sequential import MixtureSPRT
 
 __all__ = [
     "DEFAULT_STEPS",

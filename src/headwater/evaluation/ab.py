@@ -4,7 +4,7 @@ Traffic is split by entity with :class:`~headwater.serving.Split` (a hash of sal
 key: an entity always sees the same arm, in every process). :func:`assign` gives the
 arm of each entity the same way, for planning or checking. :func:`ab_test` reads the
 served training examples (each request's answer joined with its label), groups them by
-arm, measures each arm, and runs a :class:`~headwater.evaluation.sequential.MixtureSPRT`
+arm, measures each arm, and runs a :class:`~headwater.stats.sequential.MixtureSPRT`
 over the requests in the order their labels arrived, looking after every ``every``
 labels — safe, since its p-value is valid at every look.
 
@@ -34,9 +34,9 @@ from headwater.errors import EvaluationError, ValidationError
 from headwater.evaluation.examples import int64_column
 from headwater.evaluation.intervals import PER_EXAMPLE, per_example
 from headwater.evaluation.metrics import higher_is_better, make_metric
-from headwater.evaluation.sequential import MixtureSPRT
 from headwater.reports import Report
-from headwater.serving.policies import Split
+from headwater.routing.policies import Split
+from headwater.stats.sequential import MixtureSPRT
 
 __all__ = ["ABResult", "ArmStats", "Decision", "ab_test", "assign"]
 

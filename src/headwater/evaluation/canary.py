@@ -46,7 +46,7 @@ from headwater.evaluation.examples import int64_column
 from headwater.evaluation.guardrails import ArmWindow, Check, Guardrails
 from headwater.registry import AliasMove, ModelRegistry
 from headwater.reports import Report
-from headwater.serving.policies import Canary, ChampionOnly, Policy
+from headwater.routing.policies import DEFAULT_SALT, Canary, ChampionOnly, Policy
 from headwater.time import Clock, SystemClock, format_duration, from_micros
 
 __all__ = [
@@ -187,7 +187,8 @@ class CanaryController:
     def __init__(self, registry: ModelRegistry, model: str, version: int, *,
                  apply: Callable[[Policy], object], ramp: CanaryRamp | None = None,
                  canary_arm: str = "challenger", stable_arm: str = "champion",
-                 actor: str = "canary", salt: str = "", clock: Clock | None = None) -> None:
+                 actor: str = "canary", salt: str = DEFAULT_SALT,
+                 clock: Clock | None = None) -> None:
         self.registry = registry
         self.model = model
         self.version = version

@@ -18,22 +18,20 @@ server through its admin API.
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
-from headwater.errors import ConfigError, ValidationError
+from headwater.errors import ValidationError
 from headwater.evaluation.canary import CanaryController, Step
 from headwater.evaluation.guardrails import ArmWindow
 from headwater.labels import TRAINING_EXAMPLES_SCHEMA, TRAINING_EXAMPLES_TOPIC
 from headwater.log import Log
 from headwater.log.follow import TopicFollower
-from headwater.serving.policies import Policy
+from headwater.routing.policies import Policy
+from headwater.serving.client import AdminClient
 from headwater.serving.prediction_log import PREDICTIONS_TOPIC, ensure_readable
 
 __all__ = ["CanaryWatch", "apply_over_http"]
@@ -120,20 +118,9 @@ def apply_over_http(url: str, token: str | None, *, actor: str = "canary"
                     ) -> Callable[[Policy], None]:
     """An ``apply`` for the controller: ``PUT /admin/policy`` on the server at ``url``."""
 
+    server = AdminClient(url, token)
+
     def apply(policy: Policy) -> None:
-        body = json.dumps({"policy": policy.describe(), "reason": "canary ramp",
-                           "actor": actor}).encode()
-        headers = {"content-type": "application/json"}
-        if token:
-            headers["authorization"] = f"Bearer {token}"
-        request = urllib.request.Request(f"{url.rstrip('/')}/admin/policy", data=body,
-                                         method="PUT", headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=10):
-                pass
-        except urllib.error.HTTPError as exc:
-            raise ValidationError("server", f"{exc.code}: {exc.read().decode()}") from None
-        except OSError as exc:
-            raise ConfigError(f"cannot reach the server at {url}: {exc}") from None
+        server.set_policy(policy.describe(), reason="canary ramp", actor=actor)
 
     return apply

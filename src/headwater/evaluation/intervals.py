@@ -32,12 +32,12 @@ import numpy.typing as npt
 
 from headwater.errors import ValidationError
 from headwater.evaluation.metrics import make_metric
+from headwater.models.metrics import log_losses
 
 __all__ = ["PER_EXAMPLE", "Interval", "Method", "paired_difference", "per_example"]
 
 Method = Literal["bootstrap", "normal"]
 F64 = npt.NDArray[np.float64]
-_EPS: Final = 1e-15
 _CHUNK: Final = 2_000_000  # resampled rows per step of the bootstrap
 #: The metrics that are means of per-example values (the normal approximation's).
 PER_EXAMPLE: Final = ("accuracy", "log_loss", "mae")
@@ -63,9 +63,7 @@ def per_example(metric: str, y: F64, scores: F64, threshold: float = 0.5) -> F64
         hits: F64 = ((scores > threshold) == y.astype(bool)).astype(np.float64)
         return hits
     if metric == "log_loss":
-        p = np.clip(scores, _EPS, 1.0 - _EPS)
-        loss: F64 = -np.where(y.astype(bool), np.log(p), np.log1p(-p))
-        return loss
+        return log_losses(y, scores)
     if metric == "mae":
         error: F64 = np.abs(y - scores)
         return error

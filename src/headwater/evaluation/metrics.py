@@ -47,7 +47,7 @@ import numpy as np
 import numpy.typing as npt
 
 from headwater.errors import ValidationError
-from headwater.models.metrics import accuracy, log_loss, roc_auc
+from headwater.models.metrics import accuracy, log_loss, log_losses, roc_auc
 
 __all__ = [
     "MAE",
@@ -70,7 +70,6 @@ __all__ = [
 ]
 
 F64 = npt.NDArray[np.float64]
-_EPS: Final = 1e-15
 
 
 def mae(y: npt.ArrayLike, predictions: npt.ArrayLike) -> float:
@@ -311,9 +310,7 @@ class LogLoss(_Mean):
     higher_is_better: ClassVar[bool] = False
 
     def _per_example(self, y: F64, scores: F64) -> F64:
-        p = np.clip(scores, _EPS, 1.0 - _EPS)
-        loss: F64 = -np.where(y.astype(bool), np.log(p), np.log1p(-p))
-        return loss
+        return log_losses(y, scores)
 
 
 class MAE(_Mean):

@@ -59,13 +59,13 @@ from headwater.labels.schema import (
     LATE_OUTCOMES_TOPIC,
     OUTCOMES_SCHEMA,
     OUTCOMES_TOPIC,
+    PREDICTIONS_TOPIC,
     TRAINING_EXAMPLES_SCHEMA,
     TRAINING_EXAMPLES_TOPIC,
 )
+from headwater.labels.schema import ensure_predictions_readable as ensure_predictions
 from headwater.labels.task import JoinTask, StepInput
 from headwater.log import Log
-from headwater.serving.prediction_log import PREDICTIONS_TOPIC
-from headwater.serving.prediction_log import ensure_readable as ensure_predictions
 from headwater.time import Clock, SystemClock
 
 if TYPE_CHECKING:

@@ -1,4 +1,8 @@
-"""The topics of the label loop: outcomes in, training examples and late outcomes out.
+"""The topics of the label loop: predictions and outcomes in, training examples and late
+outcomes out.
+
+A **prediction** is an event the prediction service logs for every scored model version
+(:class:`headwater.serving.PredictionLog` writes them); the joiner reads them.
 
 An **outcome** is something that happened after a prediction and says how it went: a
 click, a purchase, or an explicit label. It names the entity and, when the producer
@@ -31,16 +35,21 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-from headwater.log import Schema
+from headwater.errors import TopicExistsError, UnknownTopicError
+from headwater.log import Log, Schema
 
 __all__ = [
     "LATE_OUTCOMES_SCHEMA",
     "LATE_OUTCOMES_TOPIC",
     "OUTCOMES_SCHEMA",
     "OUTCOMES_TOPIC",
+    "PREDICTIONS_SCHEMA",
+    "PREDICTIONS_TOPIC",
     "TRAINING_EXAMPLES_SCHEMA",
     "TRAINING_EXAMPLES_TOPIC",
     "LabelSource",
+    "ensure_predictions_readable",
+    "ensure_predictions_topic",
 ]
 
 #: The default topic of outcomes.
@@ -70,3 +79,53 @@ LATE_OUTCOMES_SCHEMA: Final = Schema.of(
     {"request_id": "string", "entity": "string", "label": "float64", "ts": "timestamp",
      "reason": "string", "prediction_time": "timestamp"},
     key="entity", event_time="ts", nullable=("request_id", "label", "prediction_time"))
+
+#: The default topic of prediction events.
+PREDICTIONS_TOPIC: Final = "predictions"
+_FIELDS: Final = {
+    "request_id": "string", "entity": "string", "features": "binary", "model": "string",
+    "version": "int64", "score": "float64", "arm": "string", "served": "bool",
+    "missing": "string", "ts": "timestamp", "propensity": "float64", "latency_ms": "float64"}
+#: One event per scored model version (the returned one and every shadow).
+PREDICTIONS_SCHEMA: Final = Schema.of({**_FIELDS, "defaulted": "string"},
+                                      key="entity", event_time="ts")
+#: The schema of predictions topics written by earlier versions (no ``defaulted``).
+_EARLIER: Final = (Schema.of(_FIELDS, key="entity", event_time="ts"),)
+
+
+def ensure_predictions_topic(log: Log, topic: str = PREDICTIONS_TOPIC, *,
+                             partitions: int = 1) -> None:
+    """Create the predictions topic if it is missing; an existing one must have the
+    current schema (:class:`~headwater.errors.TopicExistsError` otherwise, saying what
+    to do with a topic an earlier version created)."""
+    try:
+        schema = log.topic(topic).schema
+    except UnknownTopicError:
+        log.ensure_topic(topic, PREDICTIONS_SCHEMA, partitions=partitions)
+        return
+    if schema == PREDICTIONS_SCHEMA:
+        return
+    if schema in _EARLIER:
+        raise TopicExistsError(
+            f"topic {topic!r} was created by an earlier version of Headwater: its events "
+            "have no 'defaulted' field, which says which feature values were filled by "
+            "their default, so new predictions are not logged to it. Its events stay "
+            "readable (labels, evaluation, replay); log new predictions to another topic: "
+            "headwater serve --predictions-topic NAME, and join them with "
+            "headwater labels run --predictions NAME")
+    raise TopicExistsError(f"topic {topic!r} exists with another schema than a predictions "
+                           "topic's; choose another topic for predictions")
+
+
+def ensure_predictions_readable(log: Log, topic: str = PREDICTIONS_TOPIC, *,
+                                partitions: int = 1) -> None:
+    """Create the predictions topic if it is missing; an existing one may also have the
+    schema of an earlier version (what a reader of predictions calls at start-up)."""
+    try:
+        schema = log.topic(topic).schema
+    except UnknownTopicError:
+        log.ensure_topic(topic, PREDICTIONS_SCHEMA, partitions=partitions)
+        return
+    if schema != PREDICTIONS_SCHEMA and schema not in _EARLIER:
+        raise TopicExistsError(f"topic {topic!r} exists with another schema than a "
+                               "predictions topic's")

@@ -13,10 +13,15 @@ one half, as scikit-learn's ``roc_auc_score`` does.
 
 from __future__ import annotations
 
+from typing import Final
+
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["accuracy", "log_loss", "roc_auc"]
+__all__ = ["LOG_LOSS_EPS", "accuracy", "log_loss", "log_losses", "roc_auc"]
+
+LOG_LOSS_EPS: Final = 1e-15
+"""How far from 0 and 1 a score is clipped before its log loss is taken, everywhere."""
 
 
 def roc_auc(y: npt.ArrayLike, scores: npt.ArrayLike) -> float:
@@ -44,8 +49,20 @@ def accuracy(y: npt.ArrayLike, scores: npt.ArrayLike, threshold: float = 0.5) ->
     return float(np.mean((np.asarray(scores) > threshold) == labels))
 
 
-def log_loss(y: npt.ArrayLike, scores: npt.ArrayLike, eps: float = 1e-15) -> float:
-    """The mean negative log-likelihood of the labels, scores clipped to ``[eps, 1-eps]``."""
+def log_losses(y: npt.ArrayLike, scores: npt.ArrayLike, eps: float = LOG_LOSS_EPS
+               ) -> npt.NDArray[np.float64]:
+    """Each row's negative log-likelihood of its label, the score clipped to
+    ``[eps, 1-eps]`` (so a confident mistake costs about 34.5, not infinity).
+
+    >>> log_losses([1, 0, 1], [0.5, 0.5, 0.0]).round(2).tolist()
+    [0.69, 0.69, 34.54]
+    """
     labels = np.asarray(y).astype(bool)
     p = np.clip(np.asarray(scores, dtype=np.float64), eps, 1.0 - eps)
-    return float(-np.mean(np.where(labels, np.log(p), np.log1p(-p))))
+    losses: npt.NDArray[np.float64] = -np.where(labels, np.log(p), np.log1p(-p))
+    return losses
+
+
+def log_loss(y: npt.ArrayLike, scores: npt.ArrayLike, eps: float = LOG_LOSS_EPS) -> float:
+    """The mean of :func:`log_losses`."""
+    return float(np.mean(log_losses(y, scores, eps)))

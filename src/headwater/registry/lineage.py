@@ -32,12 +32,11 @@ the same convention (``event_time_start`` included, ``event_time_end`` excluded)
 from __future__ import annotations
 
 import math
-import re
 from typing import Annotated, Final, Literal
 
 import msgspec
 
-from headwater.errors import ValidationError
+from headwater.errors import ValidationError, msgspec_path
 from headwater.time import MAX_MICROS, MIN_MICROS
 
 __all__ = [
@@ -67,7 +66,6 @@ _Version = Annotated[int, msgspec.Meta(ge=1)]
 _Micros = Annotated[int, msgspec.Meta(ge=MIN_MICROS, lt=MAX_MICROS)]
 _Sha256 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
 _Name = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-_PATH: Final = re.compile(r" - at `\$(.*)`$")
 
 
 class _Record(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
@@ -195,8 +193,7 @@ def decode_lineage(data: bytes | str, *, field: str = "lineage") -> Lineage:
 
 
 def _validation_error(exc: msgspec.ValidationError, field: str) -> ValidationError:
-    message = str(exc)
-    matched = _PATH.search(message)
-    if matched is None:
-        return ValidationError(field, message)
-    return ValidationError(field + matched.group(1), message[: matched.start()])
+    path, reason = msgspec_path(str(exc))
+    if not path:
+        return ValidationError(field, reason)
+    return ValidationError(field + (path if path.startswith("[") else f".{path}"), reason)

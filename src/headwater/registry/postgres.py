@@ -20,9 +20,9 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit, urlunsplit
 
 from headwater.errors import BackendError, MissingExtraError, ValidationError
+from headwater.locations import redacted
 from headwater.registry.sql import Session, SqlBackend
 
 if TYPE_CHECKING:
@@ -212,14 +212,9 @@ def _exists(connection: psycopg.Connection[tuple[Any, ...]], table: str) -> bool
 
 
 def _location(url: str) -> str:
-    """``url`` without its password, for messages.
+    """``url`` without its password, for messages (:func:`headwater.locations.redacted`).
 
     >>> _location("postgresql://ada:secret@db:5432/ml")
     'postgresql://ada@db:5432/ml'
     """
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return redacted(url)

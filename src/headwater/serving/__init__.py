@@ -17,11 +17,11 @@ The HTTP app (:mod:`headwater.serving.app`), its metrics and the uvicorn runner
 imported here.
 """
 
+from headwater.routing import policy_from_spec
+from headwater.routing.policies import Canary, ChampionOnly, Policy, Route, Shadow, Split, bucket
 from headwater.serving.deployment import Deployment, LoadedModel, Snapshot, VersionSource
 from headwater.serving.inputs import InputSpec, neutral_defaults
 from headwater.serving.messages import BatchResponse, Prediction, PredictRequest
-from headwater.serving.policies import Canary, ChampionOnly, Policy, Route, Shadow, Split, bucket
-from headwater.serving.policy_spec import policy_from_spec
 from headwater.serving.prediction_log import (
     PREDICTIONS_SCHEMA,
     PREDICTIONS_TOPIC,

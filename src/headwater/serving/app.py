@@ -53,6 +53,7 @@ from headwater.errors import (
     ValidationError,
 )
 from headwater.registry import ModelRegistry
+from headwater.routing import build, check_arms, parse_spec
 from headwater.serving.bodies import BodyError, decode, field_of
 from headwater.serving.deployment import Deployment
 from headwater.serving.messages import (
@@ -70,7 +71,6 @@ from headwater.serving.messages import (
 )
 from headwater.serving.metrics import CONTENT_TYPE, ServingMetrics
 from headwater.serving.openapi import openapi
-from headwater.serving.policy_spec import check_arms, policy_from_spec
 from headwater.serving.predictor import Predictor
 
 if TYPE_CHECKING:
@@ -307,7 +307,7 @@ class ServingApp:
         registry, name = self.registry, self.deployment.name
         if path == "/admin/policy":
             change = decode(_POLICY, body)
-            policy = policy_from_spec(change.policy)
+            policy = build(parse_spec(change.policy))
             check_arms(policy, await asyncio.to_thread(registry.aliases, name), model=name)
             await asyncio.to_thread(self.deployment.reload, policy)
             self.policy_changes.append((change.actor, change.reason, policy.describe()))

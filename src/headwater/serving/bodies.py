@@ -36,16 +36,13 @@ from typing import Any, Final, TypeVar
 
 import msgspec
 
-from headwater.errors import ValidationError
+from headwater.errors import ValidationError, msgspec_path
 from headwater.serving.messages import ErrorDetail
 
 __all__ = ["BodyError", "decode", "field_of"]
 
 T = TypeVar("T")
 
-_AT: Final = re.compile(r" - at `\$(.*)`$")
-_KEY_AT: Final = re.compile(r" - at `key` in `\$(.*)`$")
-_NAMED: Final = re.compile(r"field `([^`]*)`")
 _SEGMENT: Final = re.compile(r"\.?([A-Za-z_]\w*)|\[(\d+)\]|(\[\.\.\.\])")
 _SHOWN: Final = 40
 
@@ -92,16 +89,7 @@ def field_of(exc: msgspec.ValidationError) -> ErrorDetail:
     ...     field_of(exc)
     ErrorDetail(field='entities', reason='Expected `object | null`, got `int`')
     """
-    text = str(exc)
-    key = _KEY_AT.search(text)
-    if key:
-        return ErrorDetail(key.group(1).lstrip(".") or "body", text[: key.start()])
-    match = _AT.search(text)
-    path = match.group(1).lstrip(".") if match else ""
-    reason = text[: match.start()] if match else text
-    named = _NAMED.search(reason)
-    if named:
-        path = f"{path}.{named.group(1)}" if path else named.group(1)
+    path, reason = msgspec_path(str(exc))
     return ErrorDetail(path or "body", reason)
 
 
@@ -184,7 +172,7 @@ def _name_in_mapping(root: Any, body: bytes, detail: ErrorDetail, text: str) -> 
     mapping is checked with msgspec against the mapping's declared types: the first
     entry that fails gives the name and msgspec's own reason.
     """
-    bad_key = _KEY_AT.search(text) is not None
+    bad_key = " - at `key` in `$" in text
     if not bad_key and "[...]" not in detail.field:
         return detail
     try:

@@ -32,8 +32,8 @@ from headwater.errors import HeadwaterError, UnknownModelError, VersionLoadError
 from headwater.models import Model
 from headwater.registry import LoadedVersion
 from headwater.repeat import Repeater
+from headwater.routing.policies import Policy
 from headwater.serving.inputs import InputSpec
-from headwater.serving.policies import Policy
 from headwater.time import Clock, SystemClock
 
 __all__ = ["Deployment", "LoadedModel", "Snapshot", "VersionSource"]

@@ -214,7 +214,9 @@ class OutcomesAck(msgspec.Struct, frozen=True):
 
 class AdminPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """``PUT /admin/policy``: route with the policy ``policy`` describes from now on
-    (:func:`headwater.serving.policy_spec.policy_from_spec`)."""
+    (a :data:`headwater.routing.PolicySpec` as JSON, read by
+    :func:`headwater.routing.parse_spec`: its errors name the arm of a bad weight and list
+    the kinds)."""
 
     policy: dict[str, Any]
     reason: str

@@ -11,10 +11,11 @@ definition's default because the entity had none (``defaulted``: a count of 0 fo
 entity never seen is a value, and is flagged as a filled one). Labels are later joined
 to these events, and a training set rebuilt from them sees exactly what the model saw.
 
-A predictions topic created by an earlier version of Headwater (without ``defaulted``)
-is still read by every reader (:func:`ensure_readable`), but a server refuses to write
-to it (:func:`ensure_topic` raises, naming the topic and how to move on): its events
-could not say which values were filled.
+The topic and its schema are defined with the other topics of the label loop
+(:mod:`headwater.labels.schema`). A predictions topic created by an earlier version of
+Headwater (without ``defaulted``) is still read by every reader (:func:`ensure_readable`),
+but a server refuses to write to it (:func:`ensure_topic` raises, naming the topic and how
+to move on): its events could not say which values were filled.
 
 Logging is off the hot path but for one step. :meth:`PredictionLog.record` encodes the
 model input to JSON — a microsecond or so while the row is still in the CPU's cache, and
@@ -37,64 +38,18 @@ from typing import Any, Final
 import msgspec
 import pyarrow as pa
 
-from headwater.errors import TopicExistsError, UnknownTopicError
-from headwater.log import Log, Schema
+from headwater.labels.schema import PREDICTIONS_SCHEMA, PREDICTIONS_TOPIC
+from headwater.labels.schema import ensure_predictions_readable as ensure_readable
+from headwater.labels.schema import ensure_predictions_topic as ensure_topic
+from headwater.log import Log
 from headwater.log.appender import BatchAppender
 
 __all__ = ["PREDICTIONS_SCHEMA", "PREDICTIONS_TOPIC", "PredictionLog", "ensure_readable",
            "ensure_topic"]
 
-#: The default topic of prediction events.
-PREDICTIONS_TOPIC: Final = "predictions"
-_FIELDS: Final = {
-    "request_id": "string", "entity": "string", "features": "binary", "model": "string",
-    "version": "int64", "score": "float64", "arm": "string", "served": "bool",
-    "missing": "string", "ts": "timestamp", "propensity": "float64", "latency_ms": "float64"}
-#: One event per scored model version (the returned one and every shadow).
-PREDICTIONS_SCHEMA: Final = Schema.of({**_FIELDS, "defaulted": "string"},
-                                      key="entity", event_time="ts")
-#: The schema of predictions topics written by earlier versions (no ``defaulted``).
-_EARLIER: Final = (Schema.of(_FIELDS, key="entity", event_time="ts"),)
-
 _ENCODE: Final = msgspec.json.Encoder().encode
 _Event = tuple[str, str, bytes, str, int, float, str, bool, Sequence[str], int, float, float,
                Sequence[str]]
-
-
-def ensure_topic(log: Log, topic: str = PREDICTIONS_TOPIC, *, partitions: int = 1) -> None:
-    """Create the predictions topic if it is missing; an existing one must have the
-    current schema (:class:`~headwater.errors.TopicExistsError` otherwise, saying what
-    to do with a topic an earlier version created)."""
-    try:
-        schema = log.topic(topic).schema
-    except UnknownTopicError:
-        log.ensure_topic(topic, PREDICTIONS_SCHEMA, partitions=partitions)
-        return
-    if schema == PREDICTIONS_SCHEMA:
-        return
-    if schema in _EARLIER:
-        raise TopicExistsError(
-            f"topic {topic!r} was created by an earlier version of Headwater: its events "
-            "have no 'defaulted' field, which says which feature values were filled by "
-            "their default, so new predictions are not logged to it. Its events stay "
-            "readable (labels, evaluation, replay); log new predictions to another topic: "
-            "headwater serve --predictions-topic NAME, and join them with "
-            "headwater labels run --predictions NAME")
-    raise TopicExistsError(f"topic {topic!r} exists with another schema than a predictions "
-                           "topic's; choose another topic for predictions")
-
-
-def ensure_readable(log: Log, topic: str = PREDICTIONS_TOPIC, *, partitions: int = 1) -> None:
-    """Create the predictions topic if it is missing; an existing one may also have the
-    schema of an earlier version (what a reader of predictions calls at start-up)."""
-    try:
-        schema = log.topic(topic).schema
-    except UnknownTopicError:
-        log.ensure_topic(topic, PREDICTIONS_SCHEMA, partitions=partitions)
-        return
-    if schema != PREDICTIONS_SCHEMA and schema not in _EARLIER:
-        raise TopicExistsError(f"topic {topic!r} exists with another schema than a "
-                               "predictions topic's")
 
 
 class PredictionLog(BatchAppender[_Event]):

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final
-from urllib.parse import urlsplit
 
 from headwater.errors import BackendError, MissingExtraError
+from headwater.locations import redacted
 
 try:
     import redis
@@ -56,10 +56,8 @@ def connect(url: str) -> redis.Redis:
 
 
 def location(url: str) -> str:
-    """``url`` without its user name and password, for messages."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2] or "localhost"
-    return f"{parts.scheme}://{netloc}{parts.path}"
+    """``url`` without its password, for messages (:func:`headwater.locations.redacted`)."""
+    return redacted(url)
 
 
 @contextmanager

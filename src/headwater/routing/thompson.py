@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from headwater.bandits.policy import BanditPolicy, FloatArray
 from headwater.errors import ValidationError
+from headwater.routing.bandit import BanditPolicy, FloatArray
 
 __all__ = ["BetaThompson", "GaussianThompson"]
 

@@ -1,10 +1,10 @@
-"""The routing bandit: a :class:`~headwater.serving.policies.Policy` that learns from rewards.
+"""The routing bandit: a :class:`~headwater.routing.policies.Policy` that learns from rewards.
 
 A :class:`BanditPolicy` routes each request to one model version (an *arm*, an alias
 name such as ``champion``) at random with probabilities it recomputes from the rewards
 it is given (:meth:`BanditPolicy.update`, in batches, from joined labels). Subclasses
 say how rewards become probabilities: Thompson sampling
-(:mod:`headwater.bandits.thompson`) and UCB1 (:mod:`headwater.bandits.ucb`).
+(:mod:`headwater.routing.thompson`) and UCB1 (:mod:`headwater.routing.ucb`).
 
 The hot path allocates nothing. After every update the policy draws a *plan*: a block
 of arm choices sampled from the probabilities with the policy's seeded generator, as
@@ -21,7 +21,7 @@ a whole new plan, so a choice is always drawn from one set of probabilities.
 propensity of at least ``explore / arms`` (what off-policy estimates need).
 
 >>> import numpy as np
->>> from headwater.bandits.thompson import BetaThompson
+>>> from headwater.routing.thompson import BetaThompson
 >>> policy = BetaThompson(("champion", "challenger"), rng=np.random.default_rng(0))
 >>> policy.update("challenger", [1.0] * 50)
 >>> policy.update("champion", [0.0] * 50)
@@ -39,9 +39,9 @@ from typing import Any, ClassVar, Final, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from headwater.bandits.arms import ArmStatistics, check_rewards
 from headwater.errors import BanditStateError, ValidationError
-from headwater.serving.policies import Route
+from headwater.routing.arms import ArmStatistics, check_rewards
+from headwater.routing.policies import Route
 
 __all__ = ["ArmDecision", "BanditPolicy"]
 

@@ -33,9 +33,13 @@ from typing import Any, Final, NamedTuple, Protocol, runtime_checkable
 
 from headwater.errors import ValidationError
 
-__all__ = ["Canary", "ChampionOnly", "Policy", "Route", "Shadow", "Split", "bucket"]
+__all__ = ["DEFAULT_SALT", "Canary", "ChampionOnly", "Policy", "Route", "Shadow", "Split",
+           "bucket"]
 
 _SCALE: Final = float(1 << 64)
+
+DEFAULT_SALT: Final = ""
+"""The salt of every split and canary that names none, however it is set."""
 
 
 class Route(NamedTuple):
@@ -68,7 +72,7 @@ class Policy(Protocol):
         ...
 
 
-def bucket(key: str, salt: str = "") -> float:
+def bucket(key: str, salt: str = DEFAULT_SALT) -> float:
     """A stable position of ``key`` in [0, 1): BLAKE2b-64 of ``salt`` and ``key``.
 
     >>> bucket("user-1") == bucket("user-1") and 0.0 <= bucket("user-1") < 1.0
@@ -138,7 +142,7 @@ class Split:
     names the experiment, so two experiments split the same entities independently.
     """
 
-    def __init__(self, weights: Mapping[str, float], *, salt: str = "") -> None:
+    def __init__(self, weights: Mapping[str, float], *, salt: str = DEFAULT_SALT) -> None:
         if len(weights) < 1:
             raise ValidationError("policy.weights", "at least one arm is needed")
         total = 0.0
@@ -178,7 +182,7 @@ class Canary:
     """``percent`` % of entities (sticky) go to ``canary``, the rest to ``stable``."""
 
     def __init__(self, percent: float, *, canary: str = "challenger", stable: str = "champion",
-                 salt: str = "") -> None:
+                 salt: str = DEFAULT_SALT) -> None:
         if not isinstance(percent, int | float) or not 0.0 <= percent <= 100.0:
             raise ValidationError("policy.percent", f"expected 0..100, got {percent!r}")
         if _check_arm("policy.canary", canary) == _check_arm("policy.stable", stable):

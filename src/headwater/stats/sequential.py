@@ -18,6 +18,11 @@ confidence sequence — every θ not rejected at level alpha — is
 ``θ̂ ± sqrt(V (V + τ²) / τ² · (2 log(1/alpha) + log((V + τ²) / V)))``, intersected over
 time. ``τ`` is about the size of effect worth finding, in the outcome's units.
 
+Two arms that have each been constant so far (``V = 0``) are the limit ``V → 0``: Λ grows
+without bound when their means differ, so the test rejects (an arm that always converts
+against one that never does is a difference, not noise), and the confidence sequence is
+the difference itself; equal constant arms give no evidence either way.
+
 >>> import numpy as np
 >>> test = MixtureSPRT(alpha=0.05, tau=0.05)
 >>> rng = np.random.default_rng(0)
@@ -109,10 +114,13 @@ class MixtureSPRT:
 
     @property
     def likelihood_ratio(self) -> float:
-        """Λ now (1 before the test can start, or when both arms are constant)."""
+        """Λ now: 1 before the test can start; when both arms are constant, infinite if
+        their means differ and 1 if not (see the module docstring)."""
         v = self.variance
-        if math.isnan(v) or v <= 0.0:
+        if math.isnan(v):
             return 1.0
+        if v <= 0.0:
+            return math.inf if self.estimate != 0.0 else 1.0
         return mixture_likelihood_ratio(self.estimate, v, self.tau)
 
     @property
@@ -126,7 +134,11 @@ class MixtureSPRT:
         self.b.update(b)
         self.p_value = min(self.p_value, 1.0 / max(self.likelihood_ratio, 1.0))
         v = self.variance
-        if not math.isnan(v) and v > 0.0:
+        if math.isnan(v):
+            return
+        if v <= 0.0:
+            self.low, self.high = max(self.low, self.estimate), min(self.high, self.estimate)
+        else:
             t2 = self.tau * self.tau
             half = math.sqrt(v * (v + t2) / t2 * (2.0 * math.log(1.0 / self.alpha)
                                                   + math.log((v + t2) / v)))
