@@ -1,28 +1,18 @@
-"""Reproduce a model version from its lineage, and say whether it comes out the same.
+"""Judging a reproduction: does a replayed version come out as its lineage says?
 
-:func:`reproduce` replays the version's recorded training slice the way the trainers of
-:mod:`headwater.learning` learnt it: the examples are read with
-:func:`headwater.learning.read_examples` (the rows of the recorded routing arm — the
-served ones when none is recorded — and of the recorded model whose examples were read,
-of each recorded offset range, features decoded by
-:func:`headwater.labels.decode_features`, the content hash by
-:func:`headwater.learning.examples_hash`), and learnt test-then-train by :func:`replay` in
-the recorded steps of ``batch_rows`` (default 4096) by the recorded parent, or, for a version
-trained from scratch, by a fresh model with the version's hyper-parameters (the clone of
-its own artifact, whose hyper-parameters are checked against the recorded ones). The
-result is saved and compared with the record:
+:func:`headwater.learning.reproduce` replays a version's recorded training slice the way
+the trainers learnt it and hands what it found here, as plain values (:class:`Found`);
+:func:`judge` compares them with the record, without I/O:
 
 - the examples: their number, content hash and event-time range (a different log gives
   different examples);
 - the hyper-parameters recorded against the model's;
 - for a deterministic model (the adapter's class says ``deterministic = True``, as the
   built-in linear models do) the artifact's SHA-256; for any other the recorded metrics
-  that can be recomputed from the replay — ``rows`` and the gate's
-  ``prequential_<metric>`` over the last ``gate_examples`` examples — within
-  ``tolerance``, and the scores of the stored artifact against those of the replayed
-  model on the slice (a stored artifact that is not the replayed one differs there).
-
-:func:`judge` is the comparison on plain values, without I/O:
+  that the replay could recompute — ``rows`` and the gate's ``prequential_<metric>``
+  over the last ``gate_examples`` examples — within ``tolerance``, and the scores of the
+  stored artifact against those of the replayed model on the slice (a stored artifact
+  that is not the replayed one differs there).
 
 >>> from headwater.registry import Artifact, Lineage, ModelVersion, TrainingSlice
 >>> artifact = Artifact(sha256="ab" * 32, files=2, bytes=100)
@@ -42,33 +32,12 @@ result is saved and compared with the record:
 from __future__ import annotations
 
 import math
-import tempfile
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
-import numpy as np
-import numpy.typing as npt
-
-from headwater.errors import ValidationError
-from headwater.log import Log
-from headwater.models import Model
-from headwater.registry.hashing import hash_directory
+from headwater.registry.lineage import flatten_params
 from headwater.registry.records import ModelVersion
-from headwater.registry.registry import ModelRegistry
 
-__all__ = [
-    "BATCH_ROWS",
-    "Check",
-    "Found",
-    "Mode",
-    "Reproduction",
-    "Verdict",
-    "flatten_params",
-    "judge",
-    "replay",
-    "reproduce",
-]
+__all__ = ["Check", "Found", "Mode", "Reproduction", "Verdict", "judge"]
 
 Mode = Literal["auto", "artifact", "metrics"]
 """What decides: ``artifact`` (the SHA-256 must be the same), ``metrics`` (the recorded
@@ -76,10 +45,6 @@ metrics, within the tolerance) or ``auto`` (``artifact`` for deterministic model
 Verdict = Literal["match", "mismatch", "unverifiable"]
 """``unverifiable``: nothing decisive could be compared (metrics mode and no recorded
 metric that the replay can recompute)."""
-
-#: The trainers' default batch: a slice is learnt ``BATCH_ROWS`` examples at a time.
-BATCH_ROWS: Final = 4096
-_PREQUENTIAL: Final = "prequential_"
 
 
 class Check(NamedTuple):
@@ -126,24 +91,6 @@ class Reproduction(NamedTuple):
     def failed(self) -> list[Check]:
         """The decisive checks that disagree."""
         return [c for c in self.checks if c.decisive and not c.ok]
-
-
-def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested hyper-parameters as dotted names, tuples as lists (the lineage form).
-
-    >>> flatten_params({"lr": 0.1, "optimizer": {"name": "sgd", "betas": (0.9, 0.99)}})
-    {'lr': 0.1, 'optimizer.name': 'sgd', 'optimizer.betas': [0.9, 0.99]}
-    """
-    flat: dict[str, Any] = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat |= flatten_params(value, f"{name}.")
-        elif isinstance(value, tuple):
-            flat[name] = list(value)
-        else:
-            flat[name] = value
-    return flat
 
 
 def judge(version: ModelVersion, found: Found, *, deterministic: bool, mode: Mode = "auto",
@@ -196,116 +143,3 @@ def judge(version: ModelVersion, found: Found, *, deterministic: bool, mode: Mod
         verdict = "match"
     return Reproduction(version.model, version.version, lineage.parent, decided, verdict,
                         tuple(checks))
-
-
-def replay(model: Model, features: Mapping[str, npt.NDArray[Any]], y: npt.NDArray[Any], *,
-           batch_rows: int = BATCH_ROWS) -> npt.NDArray[np.float64]:
-    """Learn the examples test-then-train, ``batch_rows`` at a time, as the trainers do;
-    return each example's score from before it was learnt."""
-    n = len(y)
-    scores = np.empty(n)
-    predict_learn = getattr(model, "predict_learn", None)
-    for lo in range(0, n, batch_rows):
-        part = {k: v[lo:lo + batch_rows] for k, v in features.items()}
-        if predict_learn is not None:
-            scores[lo:lo + batch_rows] = predict_learn(part, y[lo:lo + batch_rows])
-        else:
-            scores[lo:lo + batch_rows] = model.predict(part)
-            model.learn(part, y[lo:lo + batch_rows])
-    return scores
-
-
-def reproduce(registry: ModelRegistry, log: Log, name: str, ref: int | str, *,
-              mode: Mode = "auto", tolerance: float = 1e-6, batch_rows: int | None = None,
-              workdir: str | Path | None = None) -> Reproduction:
-    """Replay version ``ref`` of ``name`` from its recorded slice and judge the result.
-
-    Artifacts are checked out verified from the store (so loading them trusts their
-    format). A version without a recorded slice is a
-    :class:`~headwater.errors.ValidationError` naming ``lineage.training``; a slice the
-    log no longer holds whole is a mismatch of the examples.
-    """
-    from headwater.learning.examples import examples_hash, read_examples
-
-    if mode not in ("auto", "artifact", "metrics"):
-        raise ValidationError("mode", f"expected auto, artifact or metrics, got {mode!r}")
-    if not (isinstance(tolerance, int | float) and tolerance >= 0):
-        raise ValidationError("tolerance", f"expected a number >= 0, got {tolerance!r}")
-    version = registry.get(name, ref)
-    creator = version.lineage.created_by
-    if batch_rows is None:
-        batch_rows = creator.batch_rows or BATCH_ROWS
-    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
-        raise ValidationError("batch_rows", f"expected an int >= 1, got {batch_rows!r}")
-    training = version.lineage.training
-    if training is None:
-        raise ValidationError("lineage.training", f"{name} v{version.version} recorded no "
-                              "training slice: there is nothing to replay")
-    parts = []
-    for topic in training.topics:
-        partitions = log.topic(topic.topic).partitions
-        start = dict.fromkeys(range(partitions), 0)  # unrecorded partitions: nothing
-        stop = dict.fromkeys(range(partitions), 0)
-        for r in topic.ranges:
-            start[r.partition], stop[r.partition] = r.start, r.end
-        parts.append(read_examples(log, start, stop, topic=topic.topic, arm=creator.arm,
-                                   model=creator.examples_of))
-    features = _concat([p.features for p in parts])
-    y = np.concatenate([p.y for p in parts]) if parts else np.zeros(0)
-    times = np.concatenate([p.label_time for p in parts]) if parts else np.zeros(0, np.int64)
-    digest = (parts[0].slice.examples_sha256 if len(parts) == 1 else
-              examples_hash([], [], [], []) if not parts else _joint_hash(parts))
-    stored = registry.load(name, version.version).model  # the store's trust rule
-    parent = version.lineage.parent
-    model = stored.clone() if parent is None else registry.load(name, parent).model
-    prequential = replay(model, features, y, batch_rows=batch_rows)
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        model.save(Path(tmp) / "model")
-        artifact, _ = hash_directory(Path(tmp) / "model")
-    gap = 0.0
-    if len(y):
-        gap = float(np.max(np.abs(stored.predict(features) - model.predict(features))))
-    found = Found(len(y), digest or "", int(times.min()) if len(times) else None,
-                  int(times.max()) + 1 if len(times) else None, artifact.sha256,
-                  model.params(), _metrics(version.lineage.metrics, y, prequential), gap)
-    return judge(version, found, deterministic=bool(getattr(type(model), "deterministic", False)),
-                 mode=mode, tolerance=tolerance)
-
-
-def _metrics(recorded: Mapping[str, float], y: npt.NDArray[Any],
-             scores: npt.NDArray[np.float64]) -> dict[str, float]:
-    """The recorded metrics the replay can recompute, as the trainers computed them."""
-    from headwater.evaluation.metrics import higher_is_better
-    from headwater.learning.triggers import metric_value
-
-    out: dict[str, float] = {}
-    if "rows" in recorded:
-        out["rows"] = float(len(y))
-    window = int(recorded.get("gate_examples", len(y)))
-    for key in recorded:
-        if not key.startswith(_PREQUENTIAL) or window > len(y) or not window:
-            continue
-        metric = key[len(_PREQUENTIAL):]
-        try:
-            sign = 1.0 if higher_is_better(metric) else -1.0
-        except ValidationError:
-            continue
-        out[key] = sign * metric_value(metric, y[-window:], scores[-window:])
-    return out
-
-
-def _concat(columns: list[dict[str, npt.NDArray[Any]]]) -> dict[str, npt.NDArray[Any]]:
-    if len(columns) == 1:
-        return columns[0]
-    names = {n: None for c in columns for n in c}
-    return {n: np.concatenate([c[n] for c in columns]) for n in names}
-
-
-def _joint_hash(parts: list[Any]) -> str:
-    """Several topics: the hash of their hashes, in the slice's order."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update((part.slice.examples_sha256 or "").encode())
-    return digest.hexdigest()
