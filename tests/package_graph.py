@@ -6,8 +6,9 @@ import modules of ``headwater.b`` (counted as importer/imported pairs), at the t
 file, inside a function or under ``TYPE_CHECKING`` alike. Top-level modules (``time``,
 ``errors``) count as packages of their own; ``__main__`` is left out.
 
-``python tests/package_graph.py`` prints one edge a line, then the cycles (the strongly
-connected components of two or more packages) and the pairs that import each other;
+``python tests/package_graph.py`` prints, for each package, the packages it imports with
+the counts, then the cycles (the strongly connected components of two or more packages)
+and the pairs that import each other;
 ``docs/design/layers.md`` shows its output from before and after the layers were drawn.
 """
 
@@ -83,10 +84,19 @@ def cycles(graph: Mapping[str, Mapping[str, int]]) -> list[list[str]]:
 
 
 def lines(graph: Mapping[str, Mapping[str, int]]) -> Iterator[str]:
-    """The graph as text: edges, then cycles."""
+    """The graph as text: each package's imports, then the cycles.
+
+    >>> print("\\n".join(lines({"a": {"b": 2, "c": 1}, "b": {"a": 1}})))
+    a -> b(2) c(1)
+    b -> a(1)
+    cycles: 1
+      a <-> b
+    packages importing each other: 1
+      a <-> b
+    """
     for importer in sorted(graph):
-        for imported, count in sorted(graph[importer].items()):
-            yield f"{importer} -> {imported} ({count})"
+        targets = " ".join(f"{b}({n})" for b, n in sorted(graph[importer].items()))
+        yield f"{importer} -> {targets}"
     found = cycles(graph)
     yield f"cycles: {len(found)}"
     for component in found:
