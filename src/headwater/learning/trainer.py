@@ -52,7 +52,7 @@ from headwater.labels.schema import TRAINING_EXAMPLES_TOPIC
 from headwater.learning.examples import ExampleSlice, read_examples, slice_end
 from headwater.learning.gate import Gate
 from headwater.learning.lease import TrainerLease
-from headwater.learning.score_then_learn import BATCH_ROWS, score_then_learn
+from headwater.learning.score_then_learn import BATCH_ROWS, check_batch_rows, score_then_learn
 from headwater.learning.triggers import Fire, Observation, Trigger
 from headwater.log import Log
 from headwater.models import Model
@@ -128,7 +128,7 @@ class Trainer:
         self.topic = topic
         self.arm = arm
         self.history = history
-        self.batch_rows = batch_rows
+        self.batch_rows = check_batch_rows(batch_rows)
         self.feature_set = feature_set
         self.clock: Clock = clock or SystemClock()
         self._cpu = cpu_time
