@@ -93,7 +93,7 @@ def test_the_scorecard_is_what_the_log_recorded(loop: Elec2Loop, tmp_path: Path)
 
 
 def test_a_stateful_version_of_the_loop_reproduces_from_the_log(loop: Elec2Loop) -> None:
-    from headwater.registry import reproduce
+    from headwater.learning import reproduce
 
     versions = [v for v in loop.registry.versions(MODEL)
                 if v.lineage.created_by.trainer == "stateful" and v.lineage.parent is not None]

@@ -157,6 +157,15 @@ def test_the_gate_promotes_nothing_on_a_handful_of_examples(world) -> None:  # t
     assert registry.get("m", "champion").version == 2
 
 
+def test_a_trainer_refuses_a_step_it_cannot_learn_in(world) -> None:  # type: ignore[no-untyped-def]
+    log, registry, _, clock = world
+    for bad in (0, -1, True):
+        with pytest.raises(ValidationError) as caught:
+            Trainer(log, registry, "m", LogisticRegression, strategy="stateless", clock=clock,
+                    batch_rows=bad)
+        assert caught.value.field == "batch_rows"
+
+
 def test_the_gate_refuses_a_minimum_its_window_cannot_hold() -> None:
     with pytest.raises(ValidationError, match="min_examples"):
         Gate("log_loss", window=100, min_examples=101)

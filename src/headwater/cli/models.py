@@ -46,6 +46,7 @@ from headwater.cli.common import (
     status,
 )
 from headwater.errors import UnknownModelError, UntrustedArtifactError, ValidationError
+from headwater.learning import reproduce
 from headwater.models import BUILTINS, Model, build_model, load_model, read_model
 from headwater.models.artifact import read_manifest
 from headwater.registry import (
@@ -57,11 +58,11 @@ from headwater.registry import (
     Reproduction,
     TrustChange,
     open_registry,
-    reproduce,
 )
+from headwater.registry.lineage import flatten_params
 from headwater.registry.names import check_model_name, parse_ref
 from headwater.registry.registry import trust_hint
-from headwater.registry.reproduce import Mode, flatten_params
+from headwater.registry.reproduction import Mode
 from headwater.time import from_micros
 
 __all__ = ["app"]

@@ -20,15 +20,29 @@ import pyarrow.compute as pc
 
 from headwater.evaluation.metrics import kappa_temporal
 from headwater.labels import TRAINING_EXAMPLES_TOPIC
-from headwater.learning import Cost
 from headwater.log import Log
 from headwater.models.metrics import accuracy, log_loss, roc_auc
 from headwater.registry import ModelRegistry
 
-__all__ = ["Scores", "StrategyScore", "score_strategies"]
+__all__ = ["Cost", "Scores", "StrategyScore", "score_strategies"]
 
 #: One arm's predictions in time order: when, label, score.
 _Record = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
+
+
+@dataclass
+class Cost:
+    """Rows learnt and the CPU and wall seconds spent learning them (a trainer of
+    :mod:`headwater.learning` counts them, and records them in each version's metrics)."""
+
+    rows: int = 0
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+
+    def add(self, other: Cost) -> None:
+        self.rows += other.rows
+        self.cpu_s += other.cpu_s
+        self.wall_s += other.wall_s
 
 
 @dataclass(frozen=True)

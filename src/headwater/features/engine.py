@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -31,9 +31,15 @@ from headwater.log import Log
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from headwater.store.online.protocol import OnlineStore
+__all__ = ["FeatureEngine", "History", "OnlineWriter", "backfill"]
 
-__all__ = ["FeatureEngine", "History", "backfill"]
+
+class OnlineWriter(Protocol):
+    """Where the changed entities of each micro-batch go (an online store: every
+    :class:`~headwater.store.online.OnlineStore` is one)."""
+
+    def write_columns(self, namespace: str, entities: Sequence[str],
+                      columns: Mapping[str, Sequence[bytes]]) -> None: ...
 
 
 class History(Protocol):
@@ -63,7 +69,7 @@ class FeatureEngine:
         self,
         log: Log,
         features: Sequence[Feature],
-        online: OnlineStore,
+        online: OnlineWriter,
         *,
         state_dir: str | Path,
         history: History | None = None,
@@ -208,7 +214,7 @@ def commit_task(task: FeatureTask, state_dir: Path, history: History | None) -> 
 def backfill(
     log: Log,
     features: Sequence[Feature],
-    online: OnlineStore,
+    online: OnlineWriter,
     *,
     state_dir: str | Path,
     history: History | None = None,

@@ -12,7 +12,7 @@ import math
 import operator
 import struct
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, Protocol
 
 import msgspec
 import numpy as np
@@ -22,14 +22,18 @@ from headwater.errors import ValidationError
 from headwater.features.definitions import DerivedFeature, Feature, FeatureSet
 from headwater.features.state import ENTRY_HEADER
 
-if TYPE_CHECKING:
-    from headwater.store.online.protocol import OnlineStore
-
-__all__ = ["EntityKey", "FeatureReader", "FeatureRow", "entity_key", "value_at",
-           "values_at"]
+__all__ = ["EntityKey", "FeatureReader", "FeatureRow", "OnlineReader", "entity_key",
+           "value_at", "values_at"]
 
 EntityKey = str | int
 """An entity's key as a caller gives it: text, or an integer."""
+
+
+class OnlineReader(Protocol):
+    """Where the engine's entries are read from (an online store: every
+    :class:`~headwater.store.online.OnlineStore` is one)."""
+
+    def read(self, namespace: str, entity: str) -> dict[str, bytes]: ...
 
 
 def entity_key(key: EntityKey, *, field: str = "entities") -> str:
@@ -92,7 +96,7 @@ class FeatureReader:
     ``request`` holds request values.
     """
 
-    def __init__(self, online: OnlineStore, feature_set: FeatureSet) -> None:
+    def __init__(self, online: OnlineReader, feature_set: FeatureSet) -> None:
         self.online = online
         self.feature_set = feature_set
         self.by_entity: dict[str, list[Feature]] = {}

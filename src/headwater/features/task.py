@@ -21,7 +21,7 @@ from.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 import numpy as np
@@ -36,9 +36,9 @@ from headwater.features.state import NO_TIME, FeatureState, TileRing
 from headwater.features.values import TextCodes, check_feature, column_values, is_text
 from headwater.features.windows import Window
 from headwater.log import APPEND_TIME, OFFSET, Log, Rejection, TopicInfo
-from headwater.store.history import rows as history_rows
 
-__all__ = ["FeatureTask", "Update", "late_dead_letters", "late_events"]
+__all__ = ["ENTITY", "EVENT_TIME", "PARTITION", "FeatureTask", "Update", "late_dead_letters",
+           "late_events"]
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -46,6 +46,11 @@ FOLD_CHUNK = 1 << 16
 """Events placed and folded together (a few MB of arrays, whatever the batch size)."""
 ENCODE_CHUNK = 1 << 13
 """Entities encoded together (their tiles fill a few MB, whatever the batch size)."""
+#: The system columns a task's history rows add to the log's ``_append_time`` and
+#: ``_offset`` (:mod:`headwater.store.history.rows` checks the rows at the history's edge).
+ENTITY: Final = "_entity"
+EVENT_TIME: Final = "_event_time"
+PARTITION: Final = "_partition"
 Update = tuple[list[str], dict[str, list[bytes]]]
 """Online entries that changed, in columns: entity keys (as text) and, per feature, one
 entry per entity (features that changed the same entities share one update)."""
@@ -239,16 +244,16 @@ class FeatureTask:
 
     def take_history(self) -> pa.Table | None:
         """The applied events since the last call, as feature-history rows
-        (:mod:`headwater.store.history.rows`: ``_entity``, ``_event_time``,
-        ``_append_time``, ``_partition``, ``_offset`` and the columns features read)."""
+        (:data:`ENTITY`, :data:`EVENT_TIME`, ``_append_time``, :data:`PARTITION`,
+        ``_offset`` and the columns features read)."""
         if not self.pending:
             return None
         table = pa.concat_tables(self.pending)
         self.pending = []
-        names = {self.key: history_rows.ENTITY, self.event_time: history_rows.EVENT_TIME}
+        names = {self.key: ENTITY, self.event_time: EVENT_TIME}
         table = table.rename_columns([names.get(n, n) for n in table.schema.names])
         partition = pa.array(np.full(table.num_rows, self.partition, np.int32))
-        return table.append_column(history_rows.PARTITION, partition)
+        return table.append_column(PARTITION, partition)
 
     # -- checkpoints ----------------------------------------------------------------
 

@@ -5,8 +5,14 @@ learns, and publishes versions with lineage to the model store; a trigger decide
 (time, volume, performance, drift), and the gate decides whether a new version may
 serve (not worse than the champion on recent examples, judged prequentially). A
 trainer holds its model's lease, so a model has one trainer at a time.
+
+Every trainer learns with one loop, :func:`score_then_learn` (test-then-train: each batch
+scored before it is learnt), and :func:`reproduce` replays a version's recorded slice
+with that same loop, then has :func:`headwater.registry.judge` say whether the same
+version came out.
 """
 
+from headwater.evaluation.arms import Cost
 from headwater.learning.examples import (
     ExampleSlice,
     examples_hash,
@@ -15,7 +21,9 @@ from headwater.learning.examples import (
 )
 from headwater.learning.gate import Gate
 from headwater.learning.lease import TrainerLease
-from headwater.learning.trainer import Cost, Published, Strategy, Trainer
+from headwater.learning.reproduce import reproduce
+from headwater.learning.score_then_learn import score_then_learn
+from headwater.learning.trainer import Published, Strategy, Trainer
 from headwater.learning.triggers import (
     AnyOf,
     Daily,
@@ -49,5 +57,7 @@ __all__ = [
     "Volume",
     "examples_hash",
     "read_examples",
+    "reproduce",
+    "score_then_learn",
     "slice_end",
 ]

@@ -49,11 +49,13 @@ import numpy as np
 import numpy.typing as npt
 
 from headwater.errors import UnknownAliasError, ValidationError
+from headwater.evaluation.arms import Cost
 from headwater.evaluation.prequential import Verdict
 from headwater.labels.schema import TRAINING_EXAMPLES_TOPIC
 from headwater.learning.examples import ExampleSlice, read_examples, slice_end
 from headwater.learning.gate import Gate
 from headwater.learning.lease import TrainerLease
+from headwater.learning.score_then_learn import BATCH_ROWS, check_batch_rows, score_then_learn
 from headwater.learning.triggers import Fire, Observation, Trigger
 from headwater.log import Log
 from headwater.models import Model
@@ -66,27 +68,13 @@ from headwater.registry import (
     TopicSlice,
     TrainingSlice,
 )
-from headwater.registry.reproduce import BATCH_ROWS, flatten_params, replay
+from headwater.registry.lineage import flatten_params
 from headwater.time import Clock, SystemClock
 
-__all__ = ["Cost", "Published", "Strategy", "Trainer"]
+__all__ = ["Published", "Strategy", "Trainer"]
 
 Strategy = Literal["stateless", "stateful", "continual"]
 _STRATEGIES = ("stateless", "stateful", "continual")
-
-
-@dataclass
-class Cost:
-    """Rows learnt and the CPU and wall seconds spent learning them."""
-
-    rows: int = 0
-    cpu_s: float = 0.0
-    wall_s: float = 0.0
-
-    def add(self, other: Cost) -> None:
-        self.rows += other.rows
-        self.cpu_s += other.cpu_s
-        self.wall_s += other.wall_s
 
 
 @dataclass(frozen=True)
@@ -143,7 +131,7 @@ class Trainer:
         self.topic = topic
         self.arm = arm
         self.history = history
-        self.batch_rows = batch_rows
+        self.batch_rows = check_batch_rows(batch_rows)
         self.feature_set = feature_set
         self.clock: Clock = clock or SystemClock()
         self._cpu = cpu_time
@@ -281,7 +269,8 @@ class Trainer:
                ) -> tuple[npt.NDArray[np.float64], Cost]:
         """Test-then-train over ``examples`` in batches: the scores before learning."""
         cpu0, wall0 = self._cpu(), time.perf_counter()
-        scores = replay(model, examples.features, examples.y, batch_rows=self.batch_rows)
+        scores = score_then_learn(model, examples.features, examples.y,
+                                  batch_rows=self.batch_rows)
         return scores, Cost(len(examples), self._cpu() - cpu0, time.perf_counter() - wall0)
 
     def _remember(self, examples: ExampleSlice, own: npt.NDArray[np.float64],

@@ -6,7 +6,8 @@ an append time and an offset from the log. Batches go in and come out as Arrow r
 batches; consumer groups read partitions and commit offsets to resume after a restart.
 
 Backends: embedded (local segment files, the default), Redis Streams, Kafka, and an
-in-memory one in :mod:`headwater.testing`. :func:`open_log` picks one by location.
+in-memory one (:mod:`headwater.log.memory`, for tests; :mod:`headwater.testing` exports
+it). :func:`open_log` picks one by location.
 """
 
 from headwater.log.backend import LogBackend, Membership, Producer

@@ -42,7 +42,7 @@ def open_backend(location: str, *, settings: Settings | None = None,
         return EmbeddedBackend(path, fsync=settings.fsync, group_commit_ms=settings.group_commit_ms,
                                segment_bytes=settings.segment_bytes, clock=clock)
     if scheme == "memory":
-        from headwater.testing.memory import MemoryBackend
+        from headwater.log.memory import MemoryBackend
 
         return MemoryBackend(clock=clock)
     if scheme in ("redis", "rediss"):

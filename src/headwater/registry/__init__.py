@@ -35,9 +35,9 @@ or in memory. Artifacts live on local disk or at any fsspec URL
         model = registry.load("churn", "champion").model  # verified, then loaded
 
 A version's lineage names the slice of the log it learned from (a trainer of
-:mod:`headwater.learning` records it); :func:`reproduce` replays the slice later, as the
-trainer learnt it, and says whether the same version comes out (``headwater models
-reproduce``).
+:mod:`headwater.learning` records it); :func:`headwater.learning.reproduce` replays the
+slice later, as the trainer learnt it, and :func:`judge` says whether the same version came
+out (``headwater models reproduce``).
 """
 
 from headwater.registry.aliases import forks
@@ -71,7 +71,7 @@ from headwater.registry.records import (
     VersionStatus,
 )
 from headwater.registry.registry import CheckedOut, LoadedVersion, ModelRegistry
-from headwater.registry.reproduce import Check, Reproduction, judge, reproduce
+from headwater.registry.reproduction import Check, Reproduction, judge
 from headwater.registry.sqlite import SqliteRegistryBackend
 from headwater.registry.tree import Line, LineageTree
 
@@ -113,5 +113,4 @@ __all__ = [
     "judge",
     "open_artifacts",
     "open_registry",
-    "reproduce",
 ]

@@ -32,7 +32,8 @@ the same convention (``event_time_start`` included, ``event_time_end`` excluded)
 from __future__ import annotations
 
 import math
-from typing import Annotated, Final, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
@@ -50,6 +51,7 @@ __all__ = [
     "check_lineage",
     "decode_lineage",
     "encode_lineage",
+    "flatten_params",
 ]
 
 TriggerKind = Literal["manual", "initial", "time", "volume", "performance", "drift"]
@@ -157,6 +159,24 @@ class Lineage(_Record, frozen=True, kw_only=True):
 
 _ENCODER: Final = msgspec.json.Encoder()
 _DECODER: Final = msgspec.json.Decoder(Lineage)
+
+
+def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested hyper-parameters as dotted names, tuples as lists (the lineage form).
+
+    >>> flatten_params({"lr": 0.1, "optimizer": {"name": "sgd", "betas": (0.9, 0.99)}})
+    {'lr': 0.1, 'optimizer.name': 'sgd', 'optimizer.betas': [0.9, 0.99]}
+    """
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat |= flatten_params(value, f"{name}.")
+        elif isinstance(value, tuple):
+            flat[name] = list(value)
+        else:
+            flat[name] = value
+    return flat
 
 
 def check_lineage(lineage: Lineage, *, field: str = "lineage") -> Lineage:

@@ -9,9 +9,9 @@ Use them in your own tests the way Headwater's tests do::
     log = Log(MemoryBackend(clock=ManualClock(0)))
 """
 
+from headwater.log.memory import MemoryBackend
 from headwater.registry.memory import MemoryRegistryBackend
 from headwater.store.online.memory import MemoryOnlineStore
-from headwater.testing.memory import MemoryBackend
 from headwater.time import ManualClock
 
 __all__ = ["ManualClock", "MemoryBackend", "MemoryOnlineStore", "MemoryRegistryBackend"]

@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 
 from headwater.errors import SchemaError, TimestampError, ValidationError
+from headwater.features.task import ENTITY, EVENT_TIME, PARTITION
 from headwater.log.schema import APPEND_TIME, OFFSET
 from headwater.time import MAX_MICROS, MIN_MICROS, describe_instant
 
@@ -51,9 +52,6 @@ __all__ = [
     "with_provenance",
 ]
 
-ENTITY: Final = "_entity"
-EVENT_TIME: Final = "_event_time"
-PARTITION: Final = "_partition"
 TASK: Final = "_task"
 CHECKPOINT: Final = "_checkpoint"
 #: The columns every row has, in file order (provenance last).

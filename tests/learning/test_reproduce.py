@@ -1,4 +1,5 @@
-"""Reproducing a version from its lineage: replay the slice as the trainer learnt it."""
+"""Reproducing a version from its lineage: replay the slice as the trainer learnt it, then
+judge the result."""
 
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ from headwater.cli import app
 from headwater.config import Settings
 from headwater.errors import ValidationError
 from headwater.labels import TRAINING_EXAMPLES_SCHEMA, TRAINING_EXAMPLES_TOPIC
-from headwater.learning import Gate, Trainer
+from headwater.learning import Gate, Trainer, reproduce
 from headwater.log import Log, open_log
 from headwater.log.schema import TIMESTAMP
 from headwater.models import LogisticRegression, Model, load_model
-from headwater.registry import ModelRegistry, open_registry, reproduce
+from headwater.registry import ModelRegistry, open_registry
 from headwater.testing import ManualClock, MemoryBackend
 from tests.models.adapters import require
 
