@@ -18,13 +18,15 @@ from headwater.errors import BackendError, MissingExtraError
 
 try:
     import redis
+    import redis.asyncio
     from redis.backoff import NoBackoff
     from redis.commands.core import Script
     from redis.retry import Retry
 except ImportError as exc:
     raise MissingExtraError("The Redis log backend", "redis", "redis") from exc
 
-__all__ = ["Redis", "Script", "connect", "failures", "location", "raw", "text"]
+__all__ = ["Redis", "Script", "connect", "connect_async", "failures", "location", "raw",
+           "text"]
 
 Redis = redis.Redis
 
@@ -49,6 +51,22 @@ def connect(url: str) -> redis.Redis:
             socket_timeout=REPLY_TIMEOUT_S,
             health_check_interval=HEALTH_CHECK_S,
             retry=Retry(NoBackoff(), 0),
+            decode_responses=False,
+        )
+    except ValueError as exc:
+        raise BackendError(f"cannot use Redis URL {location(url)!r}: {exc}") from exc
+
+
+def connect_async(url: str) -> redis.asyncio.Redis:
+    """An asyncio client for ``url``, configured as :func:`connect`'s (create it in the
+    event loop that uses it)."""
+    try:
+        return redis.asyncio.Redis.from_url(
+            url,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            socket_timeout=REPLY_TIMEOUT_S,
+            health_check_interval=HEALTH_CHECK_S,
+            retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
             decode_responses=False,
         )
     except ValueError as exc:

@@ -8,11 +8,14 @@ key                                         holds
 ==========================================  ============================================
 
 A read is one ``HGETALL`` (the whole feature set, one round trip); ``read_many`` is one
-pipelined round trip. Every change (write, delete, ``meta_set``) is one Lua script
-(:data:`COMMIT`), which Redis runs alone: the rows, the version check and the new
-version and metadata of a batch are applied together or not at all, in one round
-trip, however many processes write. Redis 6.2 or newer, standalone or
-primary/replica: a batch's keys span hash slots, so Redis Cluster is not supported.
+pipelined round trip, and so is ``read_many_async``, its form for an event loop (an
+asyncio client, created in the loop on first use: the server batches the reads of
+concurrent requests through it, :mod:`headwater.store.online.batched`). Every change
+(write, delete, ``meta_set``) is one Lua script (:data:`COMMIT`), which Redis runs
+alone: the rows, the version check and the new version and metadata of a batch are
+applied together or not at all, in one round trip, however many processes write. Redis
+6.2 or newer, standalone or primary/replica: a batch's keys span hash slots, so Redis
+Cluster is not supported.
 
 Namespaces never hold ``:``, so a key's namespace ends at the next ``:``. The default
 prefix, ``headwater-online`` (:data:`DEFAULT_PREFIX`), keeps these keys apart from the
@@ -38,7 +41,14 @@ try:
 except ImportError as exc:
     raise MissingExtraError("The Redis online store", "redis", "redis") from exc
 
-from headwater.log.redis.client import Script, connect, failures, location, raw
+from headwater.log.redis.client import (
+    Script,
+    connect,
+    connect_async,
+    failures,
+    location,
+    raw,
+)
 from headwater.store.online.batch import (
     Batch,
     check_entities,
@@ -112,6 +122,7 @@ class RedisOnlineStore(BatchWriter):
         self._client = connect(url)
         self._commit_script: Script = self._client.register_script(COMMIT)
         self._checked: set[str] = set()  # namespaces whose names passed the check
+        self._async: Any = None  # the asyncio client, made in the loop that reads
 
     def __repr__(self) -> str:
         return f"RedisOnlineStore({self._where!r}, prefix={self.prefix!r})"
@@ -137,6 +148,29 @@ class RedisOnlineStore(BatchWriter):
                 pipe.hgetall(self._entity(namespace, entity))
             replies: list[Any] = pipe.execute()
         return [{name.decode(): blob for name, blob in found.items()} for found in replies]
+
+    async def read_many_async(self, namespace: str, entities: Sequence[str]
+                              ) -> list[dict[str, bytes]]:
+        """:meth:`read_many` without blocking the event loop it is awaited in."""
+        self._check_namespace(namespace)
+        check_entities(entities)
+        if not entities:
+            return []
+        if self._async is None:
+            self._async = connect_async(self.url)
+        with failures(self._where, f"reading {len(entities)} entities of {namespace!r}"):
+            pipe = self._async.pipeline(transaction=False)
+            for entity in entities:
+                pipe.hgetall(self._entity(namespace, entity))
+            replies: list[Any] = await pipe.execute()
+        return [{name.decode(): blob for name, blob in found.items()} for found in replies]
+
+    async def close_async(self) -> None:
+        """Close the asyncio client's connections (from the loop that made them)."""
+        client, self._async = self._async, None
+        if client is not None:
+            with failures(self._where, "closing the connections"):
+                await client.aclose()
 
     def version(self, namespace: str) -> int | None:
         self._check_namespace(namespace)
