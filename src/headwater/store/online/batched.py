@@ -91,6 +91,11 @@ class BatchedReads:
                 for (_, _, future), entries in zip(reads, found, strict=True):
                     if not future.done():  # its request may have been cancelled
                         future.set_result(entries)
+        except BaseException:  # the round trip was cancelled (the loop stops): so are they
+            for _, _, future in pending:
+                if not future.done():
+                    future.cancel()
+            raise
         finally:
             self._send()  # what queued meanwhile goes next, or nothing is busy
 
