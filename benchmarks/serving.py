@@ -410,8 +410,10 @@ def rounds(configurations: dict[str, Callable[[], dict[str, float]]], count: int
     names = list(configurations)
     for r in range(count):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            print(f"round {r + 1}/{count}: {name}", file=sys.stderr, flush=True)
-            runs[name].append(configurations[name]())
+            done = configurations[name]()
+            runs[name].append(done)
+            print(f"round {r + 1}/{count}: {name}: {done['rps']:.0f} requests/s, "
+                  f"{done['cpu_us']:.1f} us CPU per request", file=sys.stderr, flush=True)
     return {name: {key: statistics.median(run[key] for run in done if key in run)
                    for key in done[0]} for name, done in runs.items()}
 
