@@ -67,6 +67,27 @@ def test_concurrent_reads_go_out_together_and_each_gets_its_own_entity(
     assert (reads.round_trips, reads.reads) == (1, len(users))
 
 
+def test_a_script_the_server_does_not_know_is_sent_once_then_called_by_its_digest(
+        redis_store: RedisOnlineStore) -> None:
+    from headwater.log.redis.client import ScriptConnection
+    from headwater.store.online.redis import READ
+
+    script = ScriptConnection(REDIS_URL, f"{READ}-- {uuid.uuid4().hex}\n")  # a new digest
+    keys = [redis_store._entity("user", user) for user in ("u1", "nobody")]
+
+    async def main() -> list[object]:
+        try:
+            return [await script(keys), await script(keys)]
+        finally:
+            await script.close()
+
+    first, second = asyncio.run(main())
+    assert first == second
+    assert isinstance(first, list)
+    assert first[1] == []
+    assert len(first[0]) == 6  # three features: names and blobs
+
+
 def test_http_answers_over_redis_equal_the_blocking_path(
         world: World, redis_store: RedisOnlineStore) -> None:
     from headwater.serving.server import BackgroundServer

@@ -12,9 +12,11 @@ pipelined round trip. ``read_many_async``, its form for an event loop (an asynci
 client, created in the loop on first use: the server batches the reads of concurrent
 requests through it, :mod:`headwater.store.online.batched`), is one command whatever
 the number of entities, a Lua script (:data:`READ`) that answers every entity's hash in
-one reply: the client's cost per command (a reply read and parsed on its own, with its
-own timeout) was most of a served request's CPU time, the server's cost per ``HGETALL``
-a small part of it. Every change
+one reply, sent on a connection kept for it
+(:class:`~headwater.log.redis.client.ScriptConnection`): the client's cost per command (a
+reply read and parsed on its own, with its own timeout, through the connection pool)
+was most of a served request's CPU time, the server's cost per ``HGETALL`` a small part
+of it. Every change
 (write, delete, ``meta_set``) is one Lua script (:data:`COMMIT`), which Redis runs
 alone: the rows, the version check and the new version and metadata of a batch are
 applied together or not at all, in one round trip, however many processes write. Redis
@@ -47,8 +49,8 @@ except ImportError as exc:
 
 from headwater.log.redis.client import (
     Script,
+    ScriptConnection,
     connect,
-    connect_async,
     failures,
     location,
     raw,
@@ -133,7 +135,7 @@ class RedisOnlineStore(BatchWriter):
         self._client = connect(url)
         self._commit_script: Script = self._client.register_script(COMMIT)
         self._checked: set[str] = set()  # namespaces whose names passed the check
-        self._async: Any = None  # the asyncio client, made in the loop that reads
+        self._async: ScriptConnection | None = None  # made in the loop that reads
 
     def __repr__(self) -> str:
         return f"RedisOnlineStore({self._where!r}, prefix={self.prefix!r})"
@@ -168,11 +170,10 @@ class RedisOnlineStore(BatchWriter):
         if not entities:
             return []
         if self._async is None:
-            client = connect_async(self.url)
-            self._async = (client, client.register_script(READ))
+            self._async = ScriptConnection(self.url, READ)
         with failures(self._where, f"reading {len(entities)} entities of {namespace!r}"):
-            replies: list[list[bytes]] = await self._async[1](
-                keys=[self._entity(namespace, entity) for entity in entities])
+            replies: list[list[bytes]] = await self._async(
+                [self._entity(namespace, entity) for entity in entities])
         out = []
         for flat in replies:
             names = iter(flat)
@@ -181,10 +182,10 @@ class RedisOnlineStore(BatchWriter):
 
     async def close_async(self) -> None:
         """Close the asyncio client's connections (from the loop that made them)."""
-        made, self._async = self._async, None
-        if made is not None:
+        connection, self._async = self._async, None
+        if connection is not None:
             with failures(self._where, "closing the connections"):
-                await made[0].aclose()
+                await connection.close()
 
     def version(self, namespace: str) -> int | None:
         self._check_namespace(namespace)
