@@ -40,6 +40,11 @@ passed to ``write``), median over steps of 50 predictions and 50 outcomes each, 
 ``joiner_state_bytes`` is the state a whole-state checkpoint would rewrite every step
 (its snapshot once the open predictions were read).
 
+``redis_server_cpu_us_per_request`` (target <= 60) and ``workers2_vs_1``: the prediction
+server over the Redis online store, computed by ``benchmarks/serving.py``
+(:func:`scale_figures` there: ``--serving-seconds`` of load per run, ``--serving-rounds``
+rounds, medians).
+
 Usage::
 
     python benchmarks/scale.py                  # 20 M rows: a few minutes
@@ -56,6 +61,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
     os.environ[_var] = "1"
 
 import argparse
+import importlib.util
 import json
 import resource
 import signal
@@ -517,12 +523,25 @@ def _joiner_step_bytes(root: Path, open_many: int) -> dict[str, Any]:
             "joiner_step_bytes_ratio": round(many / few, 3), "joiner_state_bytes": state}
 
 
+def serving(args: argparse.Namespace) -> dict[str, Any]:
+    spec = importlib.util.spec_from_file_location(
+        "serving_benchmark", Path(__file__).with_name("serving.py"))
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    log("serving: the Redis online store, one and two workers")
+    figures: dict[str, Any] = module.scale_figures(args.serving_seconds, args.serving_rounds)
+    return figures
+
+
 #: Every figure: a function of the arguments returning its figures.
 FIGURES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "pit_20m_peak_rss_mb": pit_20m_peak_rss_mb,
     "joiners2_identical": joiners2_identical,
     "trainers2_lineage_forks": trainers2_lineage_forks,
     "joiner_step_bytes": joiner_step_bytes,
+    "serving": serving,
 }
 
 
@@ -541,6 +560,10 @@ def main() -> None:
                         help="Rounds of 200 examples the trainers learn.")
     parser.add_argument("--open", type=int, default=200_000,
                         help="Open predictions for a joiner step's bytes.")
+    parser.add_argument("--serving-seconds", type=float, default=3.0,
+                        help="Seconds of load per serving run.")
+    parser.add_argument("--serving-rounds", type=int, default=3,
+                        help="Rounds of the serving runs (medians).")
     parser.add_argument("--child", choices=["stream", "memory"], help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)

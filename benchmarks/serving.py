@@ -6,19 +6,36 @@
 - ``http_*``: a server in a second process (uvicorn, httptools, uvloop) on 127.0.0.1,
   loaded by an asyncio generator here over 32 keep-alive connections for a fixed time;
   ``server_cpu_us_per_request`` is the server process's CPU time (``/proc``) divided by
-  the requests answered, ``prediction_log_cpu_us_per_request`` the part of it spent by
-  the prediction log's thread.
+  the requests answered (the in-process memory online store, predictions logged; target
+  <= 30), ``prediction_log_cpu_us_per_request`` the part of it spent by the prediction
+  log's thread.
 - ``floor_cpu_us_per_request``: the same server configuration around a trivial ASGI app
   that answers a fixed prediction-shaped body: what uvicorn, the event loop and the
   kernel cost per request whatever the app does; ``app_cpu_us_per_request`` is ours
   minus that floor, and ``server_cpu_vs_floor`` their ratio.
+- ``redis_server_cpu_us_per_request``: the same with the Redis online store (its reads
+  awaited and batched across requests, predictions logged; target <= 60), with
+  ``redis_reads_per_round_trip``, the reads a Redis round trip carried on average, and
+  ``redis_process_cpu_us_per_request``, the CPU time of the Redis server process per
+  request (when its ``/proc`` entry is readable).
 - ``http_vs_fastapi``: our requests per second divided by those of a FastAPI app doing
-  the same work (decode, predict, encode) under the same server settings (``null``
-  when FastAPI is not installed).
+  the same work (decode, predict, encode) in an ``async def`` endpoint under the same
+  server settings (``null`` when FastAPI is not installed).
+- ``workers2_vs_1``: requests per second of two server processes sharing a port
+  (``SO_REUSEPORT``, as ``headwater serve --workers 2`` runs them) over one, with the
+  Redis online store, the load generator in the same run on the same machine (none of
+  them pinned: they share the machine's cores, reported as ``cores``).
 - ``swap_failed_requests`` / ``swap_p99_ms``: 100 promotions through ``/admin/promote``
   while the load runs: predict requests that did not answer 200, and their p99 latency.
 
-Usage: ``python benchmarks/serving.py [--seconds 3]``.
+Fairness: each server configuration runs ``--rounds`` times (3 by default), the order
+rotated each round, and every figure is the median over the rounds; the single-server
+runs pin the server to one core and the load generator to another
+(``os.sched_setaffinity``) on a machine with two or more. The machine's load
+(``uptime``) is reported before and after.
+
+Usage: ``python benchmarks/serving.py [--seconds 3] [--rounds 3]
+[--redis-url redis://127.0.0.1:6379/15]``.
 """
 
 from __future__ import annotations
@@ -34,10 +51,14 @@ import asyncio
 import importlib
 import importlib.util
 import json
+import signal
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +74,7 @@ from headwater.models import LogisticRegression
 from headwater.registry import ModelRegistry, open_registry
 from headwater.serving import ChampionOnly, Deployment, PredictionLog, Predictor
 from headwater.store.online.memory import MemoryOnlineStore
+from headwater.store.online.protocol import OnlineStore
 from headwater.testing import ManualClock, MemoryBackend
 
 NOW = 1_700_000_000_000_000
@@ -62,9 +84,20 @@ TOKEN = "bench-token"
 COLUMNS = tuple(f"c{i}" for i in range(5))
 AGGREGATIONS = ("sum", "mean", "max", "min")
 REQUEST = tuple(f"r{i}" for i in range(10))
+REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
-def build(tmp: Path) -> tuple[Predictor, Deployment, ModelRegistry]:
+def online_store(kind: str, redis_url: str) -> OnlineStore:
+    """The in-process memory store, or a Redis store under a key prefix of its own."""
+    if kind == "memory":
+        return MemoryOnlineStore()
+    from headwater.store.online.redis import RedisOnlineStore
+
+    return RedisOnlineStore(redis_url, prefix=f"headwater-bench-{os.getpid()}")
+
+
+def build(tmp: Path, online: OnlineStore | None = None
+          ) -> tuple[Predictor, Deployment, ModelRegistry]:
     """20 online features of one entity, a two-version model, logging on."""
     user = Entity("user", key="user")
     source = StreamSource.of("events")
@@ -79,7 +112,7 @@ def build(tmp: Path) -> tuple[Predictor, Deployment, ModelRegistry]:
     log.append("events", pa.table({
         "user": [f"u{i % USERS}" for i in range(n)], **{c: rng.normal(size=n) for c in COLUMNS},
         "ts": pa.array(NOW - 50_000_000 + np.arange(n), pa.timestamp("us", tz="UTC"))}))
-    online = MemoryOnlineStore()
+    online = online or MemoryOnlineStore()
     with FeatureEngine(log, features, online, state_dir=tmp / "state") as engine:
         engine.run(idle_timeout_s=0)
     clock.set(NOW)
@@ -96,7 +129,7 @@ def build(tmp: Path) -> tuple[Predictor, Deployment, ModelRegistry]:
     registry.promote("bench", 1, actor="bench", reason="start")
     deployment = Deployment(registry, "bench", ChampionOnly(), clock=clock)
     deployment.reload()
-    plog = PredictionLog(log, capacity=1_000_000, flush_ms=20)
+    plog = PredictionLog(log)  # the defaults `headwater serve` logs with
     predictor = Predictor(FeatureReader(online, FeatureSet("bench", tuple(features))),
                           deployment, log=plog, clock=clock)
     return predictor, deployment, registry
@@ -135,7 +168,7 @@ def fastapi_app(predictor: Predictor) -> Any:
         request_id=(str | None, None),
     )
 
-    def predict(body: Any) -> dict[str, Any]:
+    async def predict(body: Any) -> dict[str, Any]:
         p = predictor.predict(body.entities, body.request, request_id=body.request_id)
         return {"request_id": p.request_id, "score": p.score, "model": p.model,
                 "version": p.version, "arm": p.arm, "unknown_entity": p.unknown_entity,
@@ -165,29 +198,39 @@ async def floor_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": FIXED})
 
 
-def run_server(kind: str) -> None:
+def run_server(kind: str, online: str, redis_url: str, port: int, cpu: int | None) -> None:
     import uvicorn
 
     from headwater.serving.app import ServingApp
-    from headwater.serving.server import server_config
+    from headwater.serving.server import listening_socket, server_config
 
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})  # before any thread starts: they inherit it
+    store = online_store(online, redis_url)
     with tempfile.TemporaryDirectory() as tmp:
-        predictor, deployment, registry = build(Path(tmp))
+        predictor, deployment, registry = build(Path(tmp), store)
         ours = ServingApp(predictor, deployment, registry=registry, admin_token=TOKEN)
         app: Any = {"ours": ours, "floor": floor_app}.get(kind) or fastapi_app(predictor)
-        config = server_config(ours, "127.0.0.1", 0)
+        config = server_config(ours, "127.0.0.1", port)
         config.app = app
         server = uvicorn.Server(config)
         assert predictor.log is not None
         log_thread = predictor.log._thread.native_id
+        sock = listening_socket("127.0.0.1", port, reuse_port=port != 0)
+        # uvicorn stops on SIGTERM, then raises it again to the handler it found: this
+        # one lets the process go on to report its reads.
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
 
         async def main() -> None:
-            task = asyncio.create_task(server.serve())
+            task = asyncio.create_task(server.serve(sockets=[sock]))
             while not server.started:
                 await asyncio.sleep(0.01)
-            port = server.servers[0].sockets[0].getsockname()[1]
-            print(port, log_thread, flush=True)
+            print(sock.getsockname()[1], log_thread, flush=True)
             await task
+            reads = predictor.reads
+            if reads is not None:
+                print(json.dumps({"round_trips": reads.round_trips, "reads": reads.reads}),
+                      flush=True)
 
         try:
             import uvloop
@@ -195,6 +238,11 @@ def run_server(kind: str) -> None:
             uvloop.run(main())
         except ImportError:
             asyncio.run(main())
+        finally:
+            predictor.log.close()
+            if hasattr(store, "destroy"):
+                store.destroy()
+            store.close()
 
 
 # -- the load generator ----------------------------------------------------------------
@@ -274,69 +322,188 @@ def cpu_seconds(pid: int, thread: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(kind: str, seconds: float, swaps: int = 0) -> dict[str, float]:
-    process = subprocess.Popen([sys.executable, __file__, "--serve", kind],
-                               stdout=subprocess.PIPE, text=True)
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_pid() -> int | None:
+    """The Redis server's process, when it runs on this machine and /proc shows it."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if stat.read_text().split(" ", 2)[1] == "(redis-server)":
+                return int(stat.parent.name)
+        except OSError:
+            continue
+    return None
+
+
+def measure(kind: str, seconds: float, *, online: str = "memory", redis_url: str = REDIS_URL,
+            swaps: int = 0, workers: int = 1, pin: bool = True) -> dict[str, float]:
+    """Start ``workers`` server processes (sharing a port when more than one), load them
+    for ``seconds``; requests/s, latencies and CPU per request of the servers together."""
+    pinned = pin and len(os.sched_getaffinity(0)) >= 2
+    cores = sorted(ALL_CORES)
+    os.sched_setaffinity(0, {cores[0]} if pinned else set(cores))
+    port = 0 if workers == 1 else free_port()
+    command = [sys.executable, __file__, "--serve", kind, "--online", online,
+               "--redis-url", redis_url, "--port", str(port)]
+    if pinned:
+        command += ["--cpu", str(cores[1])]
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+                 for _ in range(workers)]
     try:
-        assert process.stdout is not None
-        port, log_thread = map(int, process.stdout.readline().split())
+        ports, threads = [], []
+        for process in processes:
+            assert process.stdout is not None
+            bound, log_thread = map(int, process.stdout.readline().split())
+            ports.append(bound)
+            threads.append(log_thread)
+        port = ports[0]
         load(port, 0.5)  # warm up
-        before = cpu_seconds(process.pid), cpu_seconds(process.pid, log_thread)
+        redis = redis_pid() if online == "redis" else None
+        redis_before = cpu_seconds(redis) if redis else 0.0
+        before = [(cpu_seconds(p.pid), cpu_seconds(p.pid, t))
+                  for p, t in zip(processes, threads, strict=True)]
         latencies, failures, elapsed = load(port, seconds)
-        cpu = cpu_seconds(process.pid) - before[0]
-        log_cpu = cpu_seconds(process.pid, log_thread) - before[1]
+        cpu = sum(cpu_seconds(p.pid) - b[0] for p, b in zip(processes, before, strict=True))
+        log_cpu = sum(cpu_seconds(p.pid, t) - b[1]
+                      for p, t, b in zip(processes, threads, before, strict=True))
+        redis_cpu = cpu_seconds(redis) - redis_before if redis else None
         ms = np.array(latencies) * 1e3
         result = {"rps": len(latencies) / elapsed, "p50": float(np.percentile(ms, 50)),
                   "p99": float(np.percentile(ms, 99)), "max": float(ms.max()),
                   "cpu_us": cpu / len(latencies) * 1e6, "failed": float(len(failures)),
                   "log_cpu_us": log_cpu / len(latencies) * 1e6}
+        if redis_cpu is not None:
+            result["redis_cpu_us"] = redis_cpu / len(latencies) * 1e6
         if swaps:
             latencies, failures, _ = load(port, max(seconds, swaps * 0.015), swaps)
             result["swap_failed"] = float(len(failures))
             result["swap_p99"] = float(np.percentile(np.array(latencies) * 1e3, 99))
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            out, _ = process.communicate(timeout=30)
+            if out.strip():
+                counts = json.loads(out.strip().splitlines()[-1])
+                result["round_trips"] = result.get("round_trips", 0) + counts["round_trips"]
+                result["reads"] = result.get("reads", 0) + counts["reads"]
         return result
     finally:
-        process.terminate()
-        process.wait(10)
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        os.sched_setaffinity(0, ALL_CORES)
+
+
+ALL_CORES = os.sched_getaffinity(0)
+
+
+def rounds(configurations: dict[str, Callable[[], dict[str, float]]], count: int
+           ) -> dict[str, dict[str, float]]:
+    """Run every configuration ``count`` times, the order rotated each round; the median
+    of each figure over the rounds."""
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in configurations}
+    names = list(configurations)
+    for r in range(count):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            done = configurations[name]()
+            runs[name].append(done)
+            print(f"round {r + 1}/{count}: {name}: {done['rps']:.0f} requests/s, "
+                  f"{done['cpu_us']:.1f} us CPU per request", file=sys.stderr, flush=True)
+    return {name: {key: statistics.median(run[key] for run in done if key in run)
+                   for key in done[0]} for name, done in runs.items()}
+
+
+def uptime_load() -> list[float]:
+    """The load averages over 1, 5 and 15 minutes, as ``uptime`` shows them."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def scale_figures(seconds: float, count: int, redis_url: str = REDIS_URL) -> dict[str, Any]:
+    """The figures ``benchmarks/scale.py`` reports: the Redis online store's server CPU
+    per request and two workers over one."""
+    medians = rounds({
+        "redis": lambda: measure("ours", seconds, online="redis", redis_url=redis_url),
+        "workers1": lambda: measure("ours", seconds, online="redis", redis_url=redis_url,
+                                    pin=False),
+        "workers2": lambda: measure("ours", seconds, online="redis", redis_url=redis_url,
+                                    workers=2, pin=False),
+    }, count)
+    redis = medians["redis"]
+    return {
+        "redis_server_cpu_us_per_request": round(redis["cpu_us"], 1),
+        "redis_http_rps": round(redis["rps"]),
+        "redis_http_p99_ms": round(redis["p99"], 3),
+        "redis_prediction_log_cpu_us_per_request": round(redis["log_cpu_us"], 1),
+        "redis_reads_per_round_trip": round(redis["reads"] / redis["round_trips"], 1)
+        if redis.get("round_trips") else None,
+        "redis_process_cpu_us_per_request": round(redis["redis_cpu_us"], 1)
+        if "redis_cpu_us" in redis else None,
+        "redis_http_failed_requests": int(redis["failed"]),
+        "workers1_rps": round(medians["workers1"]["rps"]),
+        "workers2_rps": round(medians["workers2"]["rps"]),
+        "workers2_vs_1": round(medians["workers2"]["rps"] / medians["workers1"]["rps"], 2),
+        "workers2_failed_requests": int(medians["workers2"]["failed"]),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--redis-url", default=REDIS_URL)
     parser.add_argument("--serve", choices=("ours", "fastapi", "floor"))
+    parser.add_argument("--online", choices=("memory", "redis"), default="memory")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--cpu", type=int)
     args = parser.parse_args()
     if args.serve:
-        run_server(args.serve)
+        run_server(args.serve, args.online, args.redis_url, args.port, args.cpu)
         return
+    result: dict[str, Any] = {"uptime_load": uptime_load(), "cores": len(ALL_CORES)}
     with tempfile.TemporaryDirectory() as tmp:
         predictor, _, _ = build(Path(tmp))
-        result: dict[str, Any] = inproc(predictor)
+        result |= inproc(predictor)
         assert predictor.log is not None
         predictor.log.close()
         result["inproc_log_dropped"] = predictor.log.dropped
-    ours = measure("ours", args.seconds, swaps=100)
+    has_fastapi = importlib.util.find_spec("fastapi") is not None
+    configurations: dict[str, Callable[[], dict[str, float]]] = {
+        "floor": lambda: measure("floor", args.seconds),
+        "ours": lambda: measure("ours", args.seconds),
+    }
+    if has_fastapi:
+        configurations["fastapi"] = lambda: measure("fastapi", args.seconds)
+    medians = rounds(configurations, args.rounds)
+    ours, floor = medians["ours"], medians["floor"]
     result |= {"http_rps": round(ours["rps"]), "http_p50_ms": round(ours["p50"], 3),
                "http_p99_ms": round(ours["p99"], 3), "http_max_ms": round(ours["max"], 3),
                "server_cpu_us_per_request": round(ours["cpu_us"], 1),
                "prediction_log_cpu_us_per_request": round(ours["log_cpu_us"], 1),
-               "http_failed_requests": int(ours["failed"])}
-    floor = measure("floor", args.seconds)
-    result["floor_cpu_us_per_request"] = round(floor["cpu_us"], 1)
-    result["app_cpu_us_per_request"] = round(ours["cpu_us"] - floor["cpu_us"], 1)
-    result["server_cpu_vs_floor"] = round(ours["cpu_us"] / floor["cpu_us"], 2)
-    try:
-        if importlib.util.find_spec("fastapi") is None:
-            raise ImportError("fastapi")
-        theirs = measure("fastapi", args.seconds)
+               "http_failed_requests": int(ours["failed"]),
+               "floor_cpu_us_per_request": round(floor["cpu_us"], 1),
+               "floor_rps": round(floor["rps"]),
+               "app_cpu_us_per_request": round(ours["cpu_us"] - floor["cpu_us"], 1),
+               "server_cpu_vs_floor": round(ours["cpu_us"] / floor["cpu_us"], 2)}
+    if has_fastapi:
+        theirs = medians["fastapi"]
         result["fastapi_rps"] = round(theirs["rps"])
         result["fastapi_cpu_us_per_request"] = round(theirs["cpu_us"], 1)
         result["http_vs_fastapi"] = round(ours["rps"] / theirs["rps"], 2)
-    except ImportError:
+    else:
         result["http_vs_fastapi"] = None
         result["http_vs_fastapi_note"] = "fastapi is not installed"
-    result["swap_failed_requests"] = int(ours["swap_failed"])
-    result["swap_p99_ms"] = round(ours["swap_p99"], 3)
-    result["load_generator"] = f"python asyncio, {CONNECTIONS} connections, {args.seconds}s"
+    result |= scale_figures(args.seconds, args.rounds, args.redis_url)
+    swapped = measure("ours", args.seconds, swaps=100)
+    result["swap_failed_requests"] = int(swapped["swap_failed"])
+    result["swap_p99_ms"] = round(swapped["swap_p99"], 3)
+    result["load_generator"] = (f"python asyncio, {CONNECTIONS} connections, {args.seconds}s, "
+                                f"{args.rounds} rounds (medians)")
+    result["uptime_load_after"] = uptime_load()
     print(json.dumps(result))
 
 

@@ -44,3 +44,34 @@ def test_a_failed_append_is_counted() -> None:
     assert appender.flush() == 0
     assert appender.failed == 1
     appender.close()
+
+
+class LostReply(Log):
+    """A log whose first append is applied, then fails as a reply lost on the way would."""
+
+    lost = False
+
+    def append(self, topic: str, events: object, **options: object) -> object:  # type: ignore[override]
+        done = super().append(topic, events, **options)  # type: ignore[arg-type]
+        if not self.lost:
+            self.lost = True
+            raise ConnectionError("the reply was lost")
+        return done
+
+
+def test_an_append_retried_after_a_lost_reply_lands_once() -> None:
+    log = LostReply(MemoryBackend())
+    log.create_topic("t", SCHEMA)
+    appender = Appender(log, "t", flush_ms=60_000)
+    other = Appender(log, "t", flush_ms=60_000)  # another process's appender, say
+    assert appender.producer_id != other.producer_id
+    appender.record("a", 1)
+    appender.record("b", 2)
+    assert appender.flush() == 2
+    other.record("c", 3)
+    assert other.flush() == 1
+    appender.close()
+    other.close()
+    keys = [k for f in log.replay("t") for k in f.batch.column("k").to_pylist()]
+    assert sorted(keys) == ["a", "b", "c"]
+    assert (appender.failed, appender.logged) == (0, 2)

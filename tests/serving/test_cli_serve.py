@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -70,3 +72,15 @@ def test_decide_options_build_a_contextual_bandit_or_name_the_problem() -> None:
     assert service.decide(["a", "b"], {"x": 1.0, "y": 2.0})[1].action in ("a", "b")
     assert service.log is not None
     service.log.close()
+
+
+def test_workers_need_a_count_and_a_port_of_their_own(tmp_path: Path) -> None:
+    from tests.cli.helpers import Cli
+
+    cli = Cli(tmp_path)
+    none = cli.fails(2, "serve", "--model", "m", "--workers", "0")
+    assert "--workers" in none.output
+    assert "expected at least 1, got 0" in " ".join(none.output.split())
+    ephemeral = cli.fails(2, "serve", "--model", "m", "--workers", "2", "--port", "0")
+    assert "--port" in ephemeral.output
+    assert "workers share one port" in " ".join(ephemeral.output.split())

@@ -23,6 +23,12 @@ same :func:`~headwater.routing.build` as ``headwater policy set`` and ``PUT
 /admin/policy`` use, with the same salt: setting the split a server started with again
 moves no entity.
 
+``--workers N`` runs N server processes on the same port (``SO_REUSEPORT``: the kernel
+spreads connections between them), each a ``headwater serve`` of its own with its own
+deployment poller and prediction log producer; this process supervises them (a worker
+that exits is restarted) and stops them all on SIGTERM, SIGINT or SIGHUP, each flushing
+its prediction log first.
+
 >>> _spec("split", "challenger", 10.0)
 SplitSpec(weights={'champion': 90.0, 'challenger': 10.0}, salt='')
 >>> build(_spec("canary", "challenger", 5.0)).describe()["percent"]
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, cast
@@ -56,6 +63,7 @@ from headwater.features.project import load_project
 from headwater.labels import TRAINING_EXAMPLES_SCHEMA, TRAINING_EXAMPLES_TOPIC
 from headwater.labels.join import JoinRule
 from headwater.log import Log
+from headwater.orchestrator import Component, Supervisor
 from headwater.registry import open_registry
 from headwater.routing import (
     KINDS,
@@ -146,6 +154,22 @@ def _feature_set(project: str, name: str | None) -> FeatureSet:
     return loaded.feature_sets[0]
 
 
+def _supervise(workers: int, host: str, port: int) -> None:
+    """Run this command ``workers`` times over as worker processes on one port until a
+    stop signal; every worker is stopped however this ends."""
+    if port == 0:
+        raise ValidationError("--port", "workers share one port: give a port, not 0")
+    args = sys.argv[1:]
+    parent = str(os.getpid())
+    parts = [Component(f"worker-{i}", (sys.executable, "-m", "headwater", *args,
+                                       "--worker-of", parent)) for i in range(workers)]
+    status().print(f"serving on http://{host}:{port} with {workers} workers")
+    supervisor = Supervisor(parts, inherit_output=True, on_event=lambda name, what: status(
+        ).print(f"{name}: {what}"))
+    with stop_requested() as stop:
+        supervisor.run(stop=stop)
+
+
 def serve(
     ctx: typer.Context,
     model: Annotated[str, typer.Option("--model", help="The model to serve (its name).",
@@ -204,12 +228,23 @@ def serve(
     max_connections: Annotated[int | None, typer.Option(
         "--max-connections", help="Connections kept open at once; one more is answered 503. "
         "Default: $HEADWATER_SERVE_MAX_CONNECTIONS or 1000.")] = None,
+    workers: Annotated[int, typer.Option(
+        "--workers", help="Server processes sharing the port, each with its own "
+        "deployment poller and prediction log producer.")] = 1,
+    worker_of: Annotated[int | None, typer.Option(
+        "--worker-of", hidden=True, help="The supervising process of this worker.")] = None,
 ) -> None:
     """Serve predictions of MODEL over HTTP, with fresh features and hot swaps."""
     from headwater.serving.app import ServingApp
     from headwater.serving.server import serve as run
 
-    spec = _spec(policy, challenger, percent)
+    spec = _spec(policy, challenger, percent)  # a bad policy is refused before any worker
+    if workers < 1:
+        raise ValidationError("--workers", f"expected at least 1, got {workers}")
+    if workers > 1 and worker_of is None:
+        _supervise(workers, host, port)
+        return
+
     state = state_of(ctx)
     settings = state.settings
     chosen = _feature_set(project or settings.project, feature_set)
@@ -264,14 +299,16 @@ def serve(
         written = [prediction_log.topic] if prediction_log is not None else []
         written += [actions.log.topic] if actions is not None and actions.log is not None else []
         warn_unbounded(log, [*written, outcomes.topic])
-        status().print(f"serving {model} ({policy}) with {chosen.name} on http://{host}:{port}")
+        worker = f" (worker pid {os.getpid()})" if worker_of is not None else ""
+        status().print(f"serving {model} ({policy}) with {chosen.name} on "
+                       f"http://{host}:{port}{worker}")
         # uvicorn stops on SIGTERM and SIGINT, then raises the signal again to the handler
         # it found: ours only records it, so the process goes on to flush the prediction
         # log instead of dying with it. A hang-up stops the server the same way.
         with stop_requested():
             signal.signal(signal.SIGHUP, lambda signum, frame: os.kill(os.getpid(),
                                                                        signal.SIGTERM))
-            run(app, host, port,
+            run(app, host, port, reuse_port=worker_of is not None,
                 read_timeout_s=_positive("--read-timeout", settings.serve_read_timeout_s
                                          if read_timeout is None else read_timeout),
                 max_connections=settings.serve_max_connections if max_connections is None

@@ -118,28 +118,45 @@ class FeatureReader:
         """The model's inputs: every feature of the set but the helpers, by name."""
         return self.read_row(entities, now, request).values
 
-    def read_row(self, entities: Mapping[str, EntityKey], now: int,
-                 request: Mapping[str, Any] | None = None, *, helpers: bool = False
-                 ) -> FeatureRow:
-        """The values (with the helpers when ``helpers``), which were defaulted, and
-        which entities are unknown."""
-        values: dict[str, Any] = {}
-        defaulted: list[str] = []
-        unknown: list[str] = []
-        for entity, plans in self._plans.items():
+    def keys(self, entities: Mapping[str, EntityKey]) -> list[tuple[str, str]]:
+        """The store reads a row needs: ``(namespace, entity key)`` for each entity of
+        the set, in the order :meth:`read_row` takes their ``entries``."""
+        keys = []
+        for entity in self._plans:
             key = entities.get(entity)
             if key is None:
                 raise ValidationError(f"entities.{entity}", "missing: the feature set needs it")
-            entries = self.online.read(entity, entity_key(key, field=self._fields[entity]))
+            keys.append((entity, entity_key(key, field=self._fields[entity])))
+        return keys
+
+    def read_row(self, entities: Mapping[str, EntityKey], now: int,
+                 request: Mapping[str, Any] | None = None, *, helpers: bool = False,
+                 entries: Sequence[Mapping[str, bytes]] | None = None) -> FeatureRow:
+        """The values (with the helpers when ``helpers``), which were defaulted, and
+        which entities are unknown. ``entries``: each entity's blobs as read already
+        (in the order of :meth:`keys`), for a caller that read them without blocking;
+        without them the store is read here."""
+        values: dict[str, Any] = {}
+        defaulted: list[str] = []
+        unknown: list[str] = []
+        for i, (entity, plans) in enumerate(self._plans.items()):
+            if entries is not None:
+                found = entries[i]
+            else:
+                key = entities.get(entity)
+                if key is None:
+                    raise ValidationError(f"entities.{entity}",
+                                          "missing: the feature set needs it")
+                found = self.online.read(entity, entity_key(key, field=self._fields[entity]))
             together = self._together[entity]
             if together is not None:
-                found = together.values(entries, now)
-                if found is not None:  # every feature had a number: no defaults
-                    values.update(zip(together.names, found, strict=True))
+                numbers = together.values(found, now)
+                if numbers is not None:  # every feature had a number: no defaults
+                    values.update(zip(together.names, numbers, strict=True))
                     continue
             known = False
             for plan in plans:
-                value = plan.value(entries.get(plan.name), now)
+                value = plan.value(found.get(plan.name), now)
                 if value is None:
                     value = plan.default
                     if value is not None:

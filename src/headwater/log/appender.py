@@ -8,10 +8,20 @@ background thread turns the queued tuples into one Arrow batch with the subclass
 ``batch_events`` are waiting. When the queue is full an event is dropped and counted
 (``dropped``), never blocked on; a failed append is counted (``failed``) and its events
 dropped; what is still queued at :meth:`~BatchAppender.close` is flushed.
+
+Each appender is an idempotent producer of its own: its batches carry a producer id
+unique to the appender (its ``name``, the host, the process and a random part) and a
+sequence that grows by one per batch. Several processes logging to one topic (the
+workers of ``headwater serve --workers N``) never share sequences, and an append that
+failed on the way (a timeout after the log applied it) is retried once with the same
+sequence, so it lands once, not twice.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 import threading
 from collections import deque
 from typing import Any, Generic, TypeVar
@@ -39,6 +49,9 @@ class BatchAppender(Generic[E]):
         self.dropped = 0
         self.failed = 0
         self.logged = 0
+        #: This appender's producer id (see the module).
+        self.producer_id = f"{name}-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+        self._sequence = 0
         self._queue: deque[E] = deque()
         self._wake = threading.Event()
         self._closed = False
@@ -82,10 +95,20 @@ class BatchAppender(Generic[E]):
 
     def _append(self, events: list[E]) -> int:
         try:
-            self.log.append(self.topic, self.encode(events))
-        except Exception:  # the log is away, or an event would not encode: count the loss
+            batch = self.encode(events)
+        except Exception:  # an event would not encode: count the loss
             self.failed += len(events)
             return 0
+        self._sequence += 1
+        for attempt in (1, 2):
+            try:
+                self.log.append(self.topic, batch, producer_id=self.producer_id,
+                                sequence=self._sequence)
+                break
+            except Exception:  # the log is away: retry once, then count the loss
+                if attempt == 2:
+                    self.failed += len(events)
+                    return 0
         self.logged += len(events)
         return len(events)
 

@@ -22,6 +22,9 @@ running after ``grace_s``; :meth:`Supervisor.run` calls it however it ends (its
 also asks the kernel for SIGTERM when the supervisor dies (``PR_SET_PDEATHSIG``), so a
 supervisor killed with SIGKILL leaves no component running.
 
+Each component writes its output to ``<log_dir>/<name>.log``, to this process's own
+standard output and error with ``inherit_output``, or nowhere.
+
 The decisions (:meth:`Supervisor.poll`) take the time as an argument, so tests drive
 them without sleeping.
 """
@@ -83,7 +86,8 @@ class Supervisor:
     def __init__(self, components: Sequence[Component], *, log_dir: str | Path | None = None,
                  backoff_s: float = 0.5, max_backoff_s: float = 30.0, healthy_s: float = 10.0,
                  grace_s: float = 10.0, max_failures: int = 5,
-                 on_event: Callable[[str, str], None] | None = None) -> None:
+                 on_event: Callable[[str, str], None] | None = None,
+                 inherit_output: bool = False) -> None:
         names = [c.name for c in components]
         if len(set(names)) != len(names):
             raise ValidationError("components", "component names repeat")
@@ -91,6 +95,7 @@ class Supervisor:
             raise ValidationError("max_failures", f"expected at least 1, got {max_failures}")
         self.running = {c.name: _Running(c) for c in components}
         self.log_dir = Path(log_dir) if log_dir is not None else None
+        self.inherit_output = inherit_output
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.healthy_s = healthy_s
@@ -106,7 +111,7 @@ class Supervisor:
             self._spawn(run, now)
 
     def _spawn(self, run: _Running, now: float) -> None:
-        output: IO[bytes] | int = subprocess.DEVNULL
+        output: IO[bytes] | int | None = None if self.inherit_output else subprocess.DEVNULL
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             handle = open(self._log_path(run), "ab")  # noqa: SIM115

@@ -21,7 +21,10 @@ too: the reason says why); no version able to answer 503, with the reason each a
 not serve its alias's version (``GET /ready`` gives it too).
 
 Predictions run inline on the event loop: the path is tens of microseconds of CPU with
-an in-process online store, less than handing it to a thread would cost. A body over
+an in-process online store, less than handing it to a thread would cost. With a
+networked online store (Redis) a request's feature reads are awaited, never waited on
+in a blocking call, and go to the store in one round trip with those of the other
+requests in flight (:meth:`Predictor.predict_async`). A body over
 ``offload_bytes`` (a batch of more than a hundred requests or so) is decoded, scored and
 encoded in one worker thread instead, so that a large batch never holds the loop:
 ``/health``, ``/ready`` and single requests are answered while batches run, one at a
@@ -153,6 +156,8 @@ class ServingApp:
                 if len(body) > self.offload_bytes:
                     response = await asyncio.get_running_loop().run_in_executor(
                         self._worker, self._predict, body)
+                elif self.predictor.reads is not None:
+                    response = await self._predict_awaiting_reads(body)
                 else:
                     response = self._predict(body)
             elif path == "/outcomes" and method == "POST":
@@ -220,6 +225,17 @@ class ServingApp:
             return _error(422, "entities", "required (or a batch in requests)")
         prediction = self.predictor.predict(decoded.entities, decoded.request,
                                             request_id=decoded.request_id)
+        return 200, _JSON, _ENCODE(prediction)
+
+    async def _predict_awaiting_reads(self, body: bytes) -> _Response:
+        """:meth:`_predict` over a networked online store: one request's reads are
+        awaited (batched with the other requests'), a batch runs in the worker thread."""
+        decoded = decode(_BODY, body)
+        if decoded.requests is not None or decoded.entities is None:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._worker, self._predict, body)
+        prediction = await self.predictor.predict_async(decoded.entities, decoded.request,
+                                                        request_id=decoded.request_id)
         return 200, _JSON, _ENCODE(prediction)
 
     def _outcomes(self, body: bytes) -> _Response:
@@ -337,6 +353,8 @@ class ServingApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await asyncio.to_thread(self._worker.shutdown)
+                if self.predictor.reads is not None:
+                    await self.predictor.reads.close()
                 if self.on_shutdown is not None:
                     await asyncio.to_thread(self.on_shutdown)
                 await send({"type": "lifespan.shutdown.complete"})

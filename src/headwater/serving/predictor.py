@@ -26,6 +26,12 @@ before any model sees them, so a client's mistake is never counted as a model er
 If no version can answer, :class:`~headwater.errors.ModelError` is raised (a 503 over
 HTTP). A shadow that raises is counted (``shadow_errors``) and never affects the answer.
 
+:meth:`Predictor.predict_async` is :meth:`Predictor.predict` for an event loop: with an
+online store that reads without blocking (Redis), step 2's reads are awaited, batched
+with those of the other requests in flight
+(:class:`~headwater.store.online.batched.BatchedReads`), and the rest runs as above;
+with an in-process store it is :meth:`Predictor.predict` itself.
+
 :meth:`Predictor.predict_batch` answers many requests, scoring each version's rows as
 one columnar batch with ``predict``.
 
@@ -42,6 +48,7 @@ aside: what trains is always the first answer.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import secrets
 import threading
@@ -58,6 +65,7 @@ from headwater.serving.deployment import Deployment, LoadedModel, Snapshot
 from headwater.serving.inputs import InputSpec
 from headwater.serving.messages import Prediction, PredictRequest
 from headwater.serving.prediction_log import PredictionLog
+from headwater.store.online.batched import AsyncReads, BatchedReads
 from headwater.time import Clock, SystemClock
 
 __all__ = ["Predictor"]
@@ -107,6 +115,9 @@ class Predictor:
         self._recent_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._prefix = secrets.token_hex(4)
+        #: The event loop's batched reads, when the store reads without blocking.
+        self.reads = (BatchedReads(reader.online) if isinstance(reader.online, AsyncReads)
+                      else None)
 
     @property
     def entities(self) -> list[str]:
@@ -118,11 +129,27 @@ class Predictor:
         """Whether a model version is loaded for the policy's first arm."""
         return self.deployment.snapshot.ready
 
+    async def predict_async(self, entities: Mapping[str, EntityKey],
+                            request: Mapping[str, Any] | None = None, *,
+                            request_id: str | None = None) -> Prediction:
+        """:meth:`predict`, its store reads awaited (see the module docstring)."""
+        reads = self.reads
+        if reads is None:
+            return self.predict(entities, request, request_id=request_id)
+        keys = self.reader.keys(entities)
+        if len(keys) == 1:
+            entries = [await reads.read(*keys[0])]
+        else:
+            entries = list(await asyncio.gather(*(reads.read(ns, key) for ns, key in keys)))
+        return self.predict(entities, request, request_id=request_id, entries=entries)
+
     def predict(self, entities: Mapping[str, EntityKey],
                 request: Mapping[str, Any] | None = None, *,
-                request_id: str | None = None) -> Prediction:
+                request_id: str | None = None,
+                entries: list[dict[str, bytes]] | None = None) -> Prediction:
         """Score one request (see the module docstring for the steps). An integer entity
-        key is its decimal text (:func:`~headwater.features.online.entity_key`)."""
+        key is its decimal text (:func:`~headwater.features.online.entity_key`).
+        ``entries``: the entities' store blobs read already (:meth:`predict_async`)."""
         if not all(type(v) is str for v in entities.values()):
             entities = {k: entity_key(v, field=f"entities.{k}") for k, v in entities.items()}
         snap = self.deployment.snapshot
@@ -134,7 +161,8 @@ class Predictor:
                 self.repeats += 1
                 return answered
         started = perf_counter()
-        values, defaulted, unknowns = self.reader.read_row(entities, now, request)
+        values, defaulted, unknowns = self.reader.read_row(entities, now, request,
+                                                           entries=entries)
         rid = request_id or f"{self._prefix}-{next(self._ids)}"
         key = entity_key(entities.get(self.route_by, rid)) if self.route_by else rid
         route = snap.policy.choose(key)

@@ -24,6 +24,7 @@ Needs ``uvicorn``, ``httptools`` and ``uvloop`` (``pip install 'headwater[serve]
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from http import HTTPStatus
 from typing import Any
@@ -40,7 +41,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise MissingExtraError("The prediction server", "serve", "uvicorn") from exc
 
 __all__ = ["BackgroundServer", "OneWriteProtocol", "ResponseWrites", "http_error",
-           "limited_protocol", "serve", "server_config"]
+           "limited_protocol", "listening_socket", "serve", "server_config"]
 
 
 class ResponseWrites(asyncio.Transport):
@@ -283,9 +284,33 @@ def server_config(app: ServingApp, host: str = "127.0.0.1", port: int = 8000, *,
     return uvicorn.Config(app, **settings)
 
 
-def serve(app: ServingApp, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
-    """Serve ``app`` until interrupted."""
-    uvicorn.Server(server_config(app, host, port, **options)).run()
+def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A TCP socket bound to ``host:port``. With ``reuse_port`` it is bound with
+    ``SO_REUSEPORT``: several processes (the workers of one ``headwater serve --workers
+    N``) listen on the same port and the kernel spreads the connections between them.
+    Without it, a second server on a port in use fails to bind (``OSError``), as it
+    should: two unrelated servers must not share a port by accident."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        sock.set_inheritable(True)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def serve(app: ServingApp, host: str = "127.0.0.1", port: int = 8000, *,
+          reuse_port: bool = False, **options: Any) -> None:
+    """Serve ``app`` until interrupted (``reuse_port``: see :func:`listening_socket`)."""
+    sock = listening_socket(host, port, reuse_port=reuse_port)
+    with sock:
+        uvicorn.Server(server_config(app, host, port, **options)).run(sockets=[sock])
 
 
 class BackgroundServer:

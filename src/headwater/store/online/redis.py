@@ -8,11 +8,20 @@ key                                         holds
 ==========================================  ============================================
 
 A read is one ``HGETALL`` (the whole feature set, one round trip); ``read_many`` is one
-pipelined round trip. Every change (write, delete, ``meta_set``) is one Lua script
-(:data:`COMMIT`), which Redis runs alone: the rows, the version check and the new
-version and metadata of a batch are applied together or not at all, in one round
-trip, however many processes write. Redis 6.2 or newer, standalone or
-primary/replica: a batch's keys span hash slots, so Redis Cluster is not supported.
+pipelined round trip. ``read_many_async``, its form for an event loop (an asyncio
+client, created in the loop on first use: the server batches the reads of concurrent
+requests through it, :mod:`headwater.store.online.batched`), is one command whatever
+the number of entities, a Lua script (:data:`READ`) that answers every entity's hash in
+one reply, sent on a connection kept for it
+(:class:`~headwater.log.redis.client.ScriptConnection`): the client's cost per command (a
+reply read and parsed on its own, with its own timeout, through the connection pool)
+was most of a served request's CPU time, the server's cost per ``HGETALL`` a small part
+of it. Every change
+(write, delete, ``meta_set``) is one Lua script (:data:`COMMIT`), which Redis runs
+alone: the rows, the version check and the new version and metadata of a batch are
+applied together or not at all, in one round trip, however many processes write. Redis
+6.2 or newer, standalone or primary/replica: a batch's keys span hash slots, so Redis
+Cluster is not supported.
 
 Namespaces never hold ``:``, so a key's namespace ends at the next ``:``. The default
 prefix, ``headwater-online`` (:data:`DEFAULT_PREFIX`), keeps these keys apart from the
@@ -38,7 +47,14 @@ try:
 except ImportError as exc:
     raise MissingExtraError("The Redis online store", "redis", "redis") from exc
 
-from headwater.log.redis.client import Script, connect, failures, location, raw
+from headwater.log.redis.client import (
+    Script,
+    ScriptConnection,
+    connect,
+    failures,
+    location,
+    raw,
+)
 from headwater.store.online.batch import (
     Batch,
     check_entities,
@@ -49,7 +65,7 @@ from headwater.store.online.batch import (
 from headwater.store.online.state import check_version
 from headwater.store.online.writer import BatchWriter
 
-__all__ = ["COMMIT", "DEFAULT_PREFIX", "RedisOnlineStore"]
+__all__ = ["COMMIT", "DEFAULT_PREFIX", "READ", "RedisOnlineStore"]
 
 #: The key prefix of a store opened without one (the log's is ``headwater``).
 DEFAULT_PREFIX: Final = "headwater-online"
@@ -92,6 +108,13 @@ if version ~= '' then redis.call('HSET', KEYS[1], 'version', version) end
 return nil
 """
 
+READ: Final = """
+-- KEYS: the entities' hashes. Returns each one's fields and values, flat, in order.
+local found = {}
+for i, key in ipairs(KEYS) do found[i] = redis.call('HGETALL', key) end
+return found
+"""
+
 _GLOB: Final = re.compile(r"([*?\[\]\\])")
 _U32: Final = struct.Struct("<I")
 
@@ -112,6 +135,7 @@ class RedisOnlineStore(BatchWriter):
         self._client = connect(url)
         self._commit_script: Script = self._client.register_script(COMMIT)
         self._checked: set[str] = set()  # namespaces whose names passed the check
+        self._async: ScriptConnection | None = None  # made in the loop that reads
 
     def __repr__(self) -> str:
         return f"RedisOnlineStore({self._where!r}, prefix={self.prefix!r})"
@@ -137,6 +161,31 @@ class RedisOnlineStore(BatchWriter):
                 pipe.hgetall(self._entity(namespace, entity))
             replies: list[Any] = pipe.execute()
         return [{name.decode(): blob for name, blob in found.items()} for found in replies]
+
+    async def read_many_async(self, namespace: str, entities: Sequence[str]
+                              ) -> list[dict[str, bytes]]:
+        """:meth:`read_many` without blocking the event loop it is awaited in."""
+        self._check_namespace(namespace)
+        check_entities(entities)
+        if not entities:
+            return []
+        if self._async is None:
+            self._async = ScriptConnection(self.url, READ)
+        with failures(self._where, f"reading {len(entities)} entities of {namespace!r}"):
+            replies: list[list[bytes]] = await self._async(
+                [self._entity(namespace, entity) for entity in entities])
+        out = []
+        for flat in replies:
+            names = iter(flat)
+            out.append({name.decode(): blob for name, blob in zip(names, names, strict=True)})
+        return out
+
+    async def close_async(self) -> None:
+        """Close the asyncio client's connections (from the loop that made them)."""
+        connection, self._async = self._async, None
+        if connection is not None:
+            with failures(self._where, "closing the connections"):
+                await connection.close()
 
     def version(self, namespace: str) -> int | None:
         self._check_namespace(namespace)
