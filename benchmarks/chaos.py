@@ -37,9 +37,10 @@ last joiner run to idle:
 - ``failed_requests``: requests answered with anything but 200 by a server that was up,
   plus requests to ``B`` that got no answer. A request to ``A`` whose connection failed
   because ``A`` was killed is not a failure of the system when the client, retrying, is
-  answered 200 by the restarted ``A`` (counted in ``requests_retried``); it fails if the
-  retries give up (two minutes). Requests to ``B`` run through every hot swap and every
-  restart of the other processes.
+  answered 200 by the restarted ``A`` (such requests are counted in ``requests_retried``);
+  it fails if the retries give up (two minutes). The request in flight when the run ends
+  with ``A`` killed is ``requests_abandoned``, not a failure. Requests to ``B`` run
+  through every hot swap and every restart of the other processes.
 - ``lineage_forks``: promotions of the champion to a version that does not descend from
   the one it replaced (:func:`headwater.registry.forks`).
 
@@ -424,6 +425,7 @@ class Client(threading.Thread):
                     "request_id": f"{self.name}-{self.sent}"}
             self.sent += 1
             deadline = time.monotonic() + 120
+            retried = False
             while True:
                 try:
                     status, _ = request(self.port, "POST", "/predict", body)
@@ -439,8 +441,9 @@ class Client(threading.Thread):
                         self.failed += 1
                         self.failures[type(exc).__name__] += 1
                         break
-                    self.retried += 1
+                    retried = True
                     time.sleep(0.05)
+            self.retried += retried
             time.sleep(0.01)
 
 
@@ -468,7 +471,7 @@ class Feeder(threading.Thread):
             if not batch.num_rows:
                 continue
             self.positions[p] += batch.num_rows
-            rows = [r for r in batch.to_pylist() if r["served"]]
+            rows = [r for r in rows_of(batch) if r["served"]]
             if rows:
                 self.log.append(OUTCOMES_TOPIC, pa.record_batch({
                     "request_id": [r["request_id"] for r in rows],
@@ -499,18 +502,18 @@ def expected_join(home: Path) -> tuple[Counter[tuple[Any, ...]], Counter[tuple[A
     try:
         predictions: dict[str, dict[str, Any]] = {}
         for f in log.replay(PREDICTIONS_TOPIC):
-            for r in f.batch.to_pylist():
+            for r in rows_of(f.batch):
                 if r["served"]:
                     predictions.setdefault(r["request_id"], r)
         want: Counter[tuple[Any, ...]] = Counter()
         for f in log.replay(OUTCOMES_TOPIC):
-            for o in f.batch.to_pylist():
+            for o in rows_of(f.batch):
                 p = predictions[o["request_id"]]
                 want[(p["request_id"], p["entity"], p["features"], p["version"],
                       o["label"])] += 1
         got = Counter((r["request_id"], r["entity"], r["features"], r["version"], r["label"])
                       for f in log.replay(TRAINING_EXAMPLES_TOPIC)
-                      for r in f.batch.to_pylist())
+                      for r in rows_of(f.batch))
         return want, got
     finally:
         log.close()
