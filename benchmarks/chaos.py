@@ -44,11 +44,13 @@ last joiner run to idle:
 - ``lineage_forks``: promotions of the champion to a version that does not descend from
   the one it replaced (:func:`headwater.registry.forks`).
 
-Stalled health (``stalled_health_p99_ms``, ``health_p99_ms_idle`` the baseline of the
-same run). One server; four clients send batches of ``serve_max_batch`` requests back
-to back while a slowloris client holds 50 connections dripping header lines (reopening
-those the server closes); ``GET /health`` on a new connection every 20 ms, timed from
-connect to the last byte.
+Stalled health (``stalled_health_p99_ms``). Two servers; four clients send batches of
+``serve_max_batch`` requests back to back to the first while a slowloris client holds 50
+connections to it dripping header lines (reopening those it closes); ``GET /health`` on
+a new connection every 20 ms, timed from connect to the last byte. The baselines of the
+same run: ``health_p99_ms_idle`` (no load) and ``health_p99_ms_batches_elsewhere`` (the
+same load sent to the second server, so the machine is as busy but the first server's
+process is not); ``stalled_vs_elsewhere_p99`` is what the load costs inside the process.
 
 Targets: every count 0, ``stalled_health_p99_ms <= 50``.
 
