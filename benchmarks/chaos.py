@@ -41,6 +41,8 @@ last joiner run to idle:
   it fails if the retries give up (two minutes). The request in flight when the run ends
   with ``A`` killed is ``requests_abandoned``, not a failure. Requests to ``B`` run
   through every hot swap and every restart of the other processes.
+- ``request_ids_logged_twice``: ids a killed server logged before its client retried
+  them (the join labels the first; context for the count above).
 - ``lineage_forks``: promotions of the champion to a version that does not descend from
   the one it replaced (:func:`headwater.registry.forks`).
 
@@ -512,16 +514,19 @@ class Feeder(threading.Thread):
 
 
 def expected_join(home: Path) -> tuple[Counter[tuple[Any, ...]], Counter[tuple[Any, ...]],
-                                       Counter[str]]:
+                                       Counter[str], int]:
     """The examples the join must make, computed from the topics; those made; the late
-    outcomes by reason."""
+    outcomes by reason; the request ids logged more than once."""
     log = Log(EmbeddedBackend(home / "log", fsync="never"))
     try:
         predictions: dict[str, dict[str, Any]] = {}
+        logged: Counter[str] = Counter()
         for f in log.replay(PREDICTIONS_TOPIC):
             for r in rows_of(f.batch):
                 if r["served"]:
                     predictions.setdefault(r["request_id"], r)
+                    logged[r["request_id"]] += 1
+        twice = sum(1 for n in logged.values() if n > 1)
         want: Counter[tuple[Any, ...]] = Counter()
         for f in log.replay(OUTCOMES_TOPIC):
             for o in rows_of(f.batch):
@@ -534,7 +539,7 @@ def expected_join(home: Path) -> tuple[Counter[tuple[Any, ...]], Counter[tuple[A
         late = Counter(r["reason"] for f in log.replay(LATE_OUTCOMES_TOPIC)
                        for r in f.batch.to_pylist()) \
             if LATE_OUTCOMES_TOPIC in {t.name for t in log.topics()} else Counter()
-        return want, got, late
+        return want, got, late, twice
     finally:
         log.close()
 
@@ -628,7 +633,7 @@ def serving_stage(root: Path, kills: int, seed: int) -> dict[str, Any]:
     say("serving: a last joiner run, to idle")
     headwater(home, "labels", "run", "--window", "10m", "--quiet", "--idle-timeout",
               "5").finish()
-    want, got, late = expected_join(home)
+    want, got, late, twice = expected_join(home)
     for row in list((want - got).elements())[:20]:
         say(f"serving: an expected example is missing: {row}")
     for row in list((got - want).elements())[:20]:
@@ -642,7 +647,8 @@ def serving_stage(root: Path, kills: int, seed: int) -> dict[str, Any]:
         "trainer_kills": loops[2].done, "requests": sum(c.sent for c in clients),
         "requests_retried": clients[0].retried, "requests_abandoned": clients[0].abandoned,
         "request_failures": dict(sum((c.failures for c in clients), Counter())),
-        "examples": sum(got.values()), "late_outcomes": dict(late), "versions": versions,
+        "examples": sum(got.values()), "late_outcomes": dict(late),
+        "request_ids_logged_twice": twice, "versions": versions,
     }
 
 
