@@ -56,8 +56,9 @@ process is not); ``stalled_vs_elsewhere_p99`` is what the load costs inside the 
 
 Targets: every count 0, ``stalled_health_p99_ms <= 50``.
 
-Run: ``python benchmarks/chaos.py`` (50 kills of each process; about 15 minutes on a
-loaded two-core machine), ``--kills N``, ``--quick`` (3 kills each, a smoke run).
+Run: ``python benchmarks/chaos.py`` (50 kills of each process; 28 minutes on a
+two-core machine at load 16, most of it starting processes), ``--kills N``, ``--quick``
+(3 kills each, a smoke run), ``--skip-health`` (the kills only).
 """
 
 from __future__ import annotations
