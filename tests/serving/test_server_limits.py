@@ -8,13 +8,14 @@ import http.client
 import json
 import select
 import socket
+import sys
 import threading
 import time
 
 import pytest
 
 from headwater.serving.app import ServingApp
-from headwater.serving.server import BackgroundServer, OneWriteProtocol
+from headwater.serving.server import SWITCH_INTERVAL_S, BackgroundServer, OneWriteProtocol
 
 pytestmark = pytest.mark.skipif(OneWriteProtocol is None, reason="needs httptools")
 
@@ -154,3 +155,13 @@ def test_health_answers_while_large_batches_run(app: ServingApp) -> None:
         health.close()
     assert finished.count("batch of 10000") == 4
     assert finished[0] == "health"  # answered while the first batch was still running
+
+
+def test_a_running_server_hands_the_loop_the_interpreter_lock_sooner(app: ServingApp) -> None:
+    # A batch's worker thread holds the lock the loop needs for /health; a running server
+    # shortens the switch interval, and restores the process's own when it stops.
+    before = sys.getswitchinterval()
+    with BackgroundServer(app, "127.0.0.1", 0) as server:
+        assert sys.getswitchinterval() == SWITCH_INTERVAL_S < before
+        assert predict_ok(server.port)
+    assert sys.getswitchinterval() == before
