@@ -120,6 +120,20 @@ def test_create_and_rename_columns(cli: Cli) -> None:
     assert sorted(cli.events("clicks").column("who").to_pylist()) == ["ada", "bob"]
 
 
+def test_zero_padded_ids_keep_their_zeros(cli: Cli) -> None:
+    """``007`` is an identifier, not the number 7: a key (or any column) holding a
+    zero-padded integer is text, so ``007`` and ``7`` stay two accounts."""
+    path = cli.write("k.csv", "acct,branch,amount,ts\n007,02139,1.5,2026-12-07T10:00:00Z\n"
+                              "7,10001,2.0,2026-12-07T10:00:01Z\n")
+    cli.ok("produce", "acc", str(path), "--create", "--key", "acct", "--event-time", "ts")
+    with cli.open() as log:
+        types = {f.name: f.type for f in log.topic("acc").schema.fields}
+    assert (types["acct"], types["branch"], types["amount"]) == ("string", "string", "float64")
+    events = cli.events("acc")
+    assert events.column("acct").to_pylist() == ["007", "7"]
+    assert events.column("branch").to_pylist() == ["02139", "10001"]
+
+
 def test_bad_inputs(payments: Cli) -> None:
     path = payments.write("ok.csv", CSV)
     missing = payments.fails(1, "produce", "nope", str(path))

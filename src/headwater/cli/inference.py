@@ -10,12 +10,16 @@ values read (nulls aside):
   count: the schema then refuses them, unless allowed); else ``bool`` when more than
   that share are ``true``/``false``; else ``string``;
 - the key column is ``int64`` or ``string`` (a key is never a float);
+- a column holding any zero-padded integer (``007``, ``02139``) is ``string``: its values
+  are identifiers whose zeros a number would drop, so ``007`` and ``7`` stay apart;
 - the values that disagree with the chosen type are counted, reported with an example,
   and the rows holding them are rejected at append into the dead-letter topic.
 
 >>> votes = vote("amount", pa.array(["1.5", "2", "1,5", None]), np.array([2, 3, 4, 5]))
 >>> votes.type, votes.values, votes.disagree, votes.example
 ('float64', 3, 1, (4, '1,5'))
+>>> vote("account", pa.array(["007", "12", "31"]), np.array([2, 3, 4]), key=True).type
+'string'
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ _PATTERNS: Final = {
     "int64": r"^-?\d{1,18}$",
     "float64": r"^[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|(?i:nan|inf|infinity))$",
     "bool": r"^(?i:true|false)$",
+    "padded": r"^[+-]?0\d+$",  # an identifier's leading zeros: never a number
 }
 
 
@@ -70,7 +75,7 @@ class _Tally:
     def type(self, key: bool) -> str:
         matches = self.matches or dict.fromkeys(_PATTERNS, 0)
         need = MAJORITY * self.values
-        if not self.values:
+        if not self.values or matches["padded"]:
             return "string"
         if matches["int64"] > need and matches["int64"] >= matches["float64"]:
             return "int64"
