@@ -89,6 +89,25 @@ def test_apply_list_show_run_get(project: Path) -> None:
     assert "share.inputs: missing amount" in missing.stderr
 
 
+def test_events_too_late_to_apply_are_said_with_their_count(project: Path) -> None:
+    """An unsorted file: a row 1.5 h behind the newest event time is late for a source
+    allowing none, is not in the features, and ``features run`` says so with the count
+    and what to do (not only a record in the dead-letter topic)."""
+    rows = "\n".join(
+        f'{{"user": "{u}", "amount": {a}, "ts": "2024-05-01T{h}Z"}}'
+        for u, a, h in [("cy", 7, "05:00:00"), ("cy", 100, "03:30:00")])
+    ok(project, "produce", "payments", "-", input=rows)
+    ok(project, "features", "apply")
+    ran = ok(project, "features", "run", "--idle-timeout", "0.5")
+    said = " ".join(ran.stderr.split())
+    assert "warning: 1 event of payments arrived more than 0s behind" in said
+    assert "(1 in all, kept in payments.dlq)" in said
+    got = ok(project, "features", "get", "cy", "--set", "checkout",
+             "--at", "2024-05-01T06:00:00Z", "--request", '{"amount": 1}').stdout
+    assert "7.0" in got
+    assert "100" not in got  # the late 100 is not applied
+
+
 def test_backfill_gives_the_same_values(project: Path) -> None:
     ok(project, "features", "backfill")
     got = ok(project, "features", "get", "bob", "--at", "2024-05-01T12:00:00Z",

@@ -135,9 +135,36 @@ def run(
                                ) as engine:
         status().print(f"engine running ({len(loaded.features)} features); Ctrl-C or "
                        "SIGTERM stops it")
+        late = _LateWarning(engine, loaded.features)
         with stop_requested() as stop:
-            engine.run(idle_timeout_s=idle_timeout, poll_timeout_s=0.2, stop=stop)
+            engine.run(idle_timeout_s=idle_timeout, poll_timeout_s=0.2, stop=stop,
+                       report=late.say)
     status().print("engine stopped; its state is checkpointed")
+
+
+class _LateWarning:
+    """Says, as it happens (every few seconds at most), how many events the engine met
+    too late to apply: they are not in the features, only in the dead-letter topic."""
+
+    def __init__(self, engine: FeatureEngine, features: list[Feature]) -> None:
+        self.engine = engine
+        self.said: dict[str, int] = {}
+        self.lateness = {f.source.topic: f.source.allowed_lateness_us for f in features
+                         if isinstance(f, Feature)}
+
+    def say(self) -> None:
+        for topic, count in sorted(self.engine.late.items()):
+            if count > self.said.get(topic, 0):
+                new = count - self.said.get(topic, 0)
+                self.said[topic] = count
+                allowed = format_duration(self.lateness.get(topic, 0))
+                status().print(
+                    f"warning: {format_count(new)} event{'s' * (new != 1)} of {topic} arrived "
+                    "more than "
+                    f"{allowed} behind the newest event time and were not applied "
+                    f"({format_count(count)} in all, kept in {topic}.dlq); produce history "
+                    "in event-time order, or raise the source's allowed_lateness",
+                    markup=False)
 
 
 @app.command("backfill")

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -86,6 +87,8 @@ class FeatureEngine:
         self.consumer = log.consumer(group, sorted(self.features), member=member)
         self.tasks: dict[tuple[str, int], FeatureTask] = {}
         self._since_checkpoint = 0
+        #: Late events met per topic (not applied; kept in the topic's dead-letter topic).
+        self.late: Counter[str] = Counter()
 
     def _reconcile(self) -> None:
         """Follow the group: drop tasks of partitions lost, open tasks for those gained.
@@ -145,6 +148,8 @@ class FeatureEngine:
             batch = batches[0] if len(batches) == 1 else pa.Table.from_batches(batches)
             updates, late = task.process(batch)
             late_dead_letters(self.log, task, late)
+            if late.num_rows:
+                self.late[topic] += late.num_rows
             self._write(task, updates)
             count += got
         return count
@@ -155,15 +160,25 @@ class FeatureEngine:
             self.online.write_columns(namespace, entities, columns)
 
     def run(self, *, idle_timeout_s: float | None = None, poll_timeout_s: float = 0.05,
-            stop: threading.Event | None = None) -> None:
+            stop: threading.Event | None = None, report: Callable[[], None] | None = None,
+            report_every_s: float = 5.0) -> None:
         """Process until no event arrives for ``idle_timeout_s`` (forever if ``None``) or
-        ``stop`` is set (checked between steps, never inside one)."""
-        idle_since = time.monotonic()
-        while stop is None or not stop.is_set():
-            if self.step(timeout_s=poll_timeout_s):
-                idle_since = time.monotonic()
-            elif idle_timeout_s is not None and time.monotonic() - idle_since > idle_timeout_s:
-                return
+        ``stop`` is set (checked between steps, never inside one). ``report`` is called
+        every ``report_every_s`` seconds and once at the end."""
+        idle_since = reported = time.monotonic()
+        try:
+            while stop is None or not stop.is_set():
+                if self.step(timeout_s=poll_timeout_s):
+                    idle_since = time.monotonic()
+                elif (idle_timeout_s is not None
+                      and time.monotonic() - idle_since > idle_timeout_s):
+                    return
+                if report is not None and time.monotonic() - reported >= report_every_s:
+                    report()
+                    reported = time.monotonic()
+        finally:
+            if report is not None:
+                report()
 
     def checkpoint(self) -> None:
         """Commit every task's state with its position (and its history)."""
