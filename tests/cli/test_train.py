@@ -170,3 +170,26 @@ def test_report_compares_arms_and_trainers(cli: Cli, tmp_path: object) -> None:
     quiet = cli.run("report", "--model", "m", "--min-examples", "10", env=env)
     assert quiet.exit_code == 0, quiet.output
     assert "warning" not in quiet.stderr
+
+
+def test_retraining_a_model_keeps_its_kind_and_hyper_parameters(cli: Cli) -> None:
+    """``headwater train`` without ``--model-class`` trains fresh models like the
+    champion (its class and hyper-parameters), never the built-in model in its place,
+    and says so."""
+    env = {"HEADWATER_HOME": str(cli.root)}
+    registered = cli.run("models", "register", "m", "--builtin", "linear",
+                         "--param", "alpha=0.7", "--promote", env=env)
+    assert registered.exit_code == 0, registered.output
+    log_traffic(cli, 0, 300)
+    assert cli.run("labels", "run", "--window", "2m", "--timeout-label", "0",
+                   "--idle-timeout", "0", env=env).exit_code == 0
+    trained = cli.run("train", "--model", "m", env=env)
+    assert trained.exit_code == 0, trained.output
+    said = " ".join(trained.stderr.split())
+    assert "fresh models: LinearRegression like m v1" in said
+    with open_registry(cli.root / "registry") as registry:
+        first, second = registry.versions("m")
+        assert second.lineage.hyperparameters["alpha"] == 0.7
+        assert (second.lineage.hyperparameters.keys()
+                == first.lineage.hyperparameters.keys())
+        assert type(registry.load("m", 2).model).__name__ == "LinearRegression"

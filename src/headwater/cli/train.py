@@ -24,14 +24,19 @@ import importlib
 import threading
 import time
 from collections.abc import Callable
-from typing import Annotated, cast
+from typing import Annotated, Final, cast
 
 import typer
 from rich.text import Text
 
 from headwater.cli.common import out, state_of, status
 from headwater.cli.signals import stop_requested
-from headwater.errors import LeaseHeldError, ValidationError
+from headwater.errors import (
+    LeaseHeldError,
+    UnknownAliasError,
+    UnknownModelError,
+    ValidationError,
+)
 from headwater.labels import TRAINING_EXAMPLES_SCHEMA, TRAINING_EXAMPLES_TOPIC
 from headwater.learning import (
     AnyOf,
@@ -49,10 +54,13 @@ from headwater.learning.gate import DEFAULT_MIN_EXAMPLES
 from headwater.learning.lease import TrainerLease, default_holder
 from headwater.learning.trainer import Strategy
 from headwater.models import Model
-from headwater.registry import open_registry
+from headwater.registry import ModelRegistry, open_registry
 from headwater.time import SystemClock, format_micros, parse_duration, parse_time
 
-__all__ = ["make_factory", "train", "trigger_of"]
+__all__ = ["DEFAULT_MODEL_CLASS", "make_factory", "train", "trigger_of"]
+
+#: The model a first trainer builds when the model has no version to take after.
+DEFAULT_MODEL_CLASS: Final = "headwater.models:LogisticRegression"
 
 
 def make_factory(spec: str) -> Callable[[], Model]:
@@ -67,6 +75,22 @@ def make_factory(spec: str) -> Callable[[], Model]:
     if not callable(factory):
         raise ValidationError("--model-class", f"{spec!r} is not callable")
     return cast("Callable[[], Model]", factory)
+
+
+def _fresh_like(registry: ModelRegistry, model: str, alias: str) -> Callable[[], Model]:
+    """Fresh models like the alias's version (its class and hyper-parameters, nothing
+    learnt), so retraining a user's own model never swaps it for another kind; the
+    built-in logistic regression for a model with no version yet."""
+    try:
+        current = registry.get(model, alias)
+    except (UnknownModelError, UnknownAliasError):
+        return make_factory(DEFAULT_MODEL_CLASS)
+    like = registry.load(model, current.version).model
+    kind = like.params().get("estimator") or type(like).__name__
+    status().print(f"fresh models: {kind} like {model} v{current.version}, with its "
+                   "hyper-parameters and nothing learnt (--model-class chooses another)",
+                   markup=False)
+    return like.clone
 
 
 def trigger_of(every: str | None, daily_at: str | None, volume: int | None,
@@ -126,9 +150,11 @@ def train(
         help="stateless (from scratch), stateful (from the alias's version) or continual.")
     ] = "stateless",
     alias: Annotated[str, typer.Option(help="The alias the gate moves.")] = "champion",
-    model_class: Annotated[str, typer.Option(
-        "--model-class", help="module:Class of a fresh model.")
-    ] = "headwater.models:LogisticRegression",
+    model_class: Annotated[str | None, typer.Option(
+        "--model-class", help="module:Class of a fresh model. Default: the alias's version's "
+        "own class and hyper-parameters (a clone, nothing learnt), or the built-in "
+        "headwater.models:LogisticRegression when the model has no version yet.")
+    ] = None,
     every: Annotated[str | None, typer.Option(help="Publish every interval (e.g. 1h).")] = None,
     daily_at: Annotated[str | None, typer.Option(
         "--daily-at", help="Publish daily at HH:MM UTC.")] = None,
@@ -183,9 +209,10 @@ def train(
         window = (parse_time(start, clock=clock, field="--from") if start else -(1 << 62),
                   parse_time(stop, clock=clock, field="--to") if stop else (1 << 62) - 1)
     gate = Gate(gate_metric, margin=margin, window=gate_window, min_examples=gate_min_examples)
-    factory = make_factory(model_class)
     with state.open_log() as log, open_registry(settings=state.settings) as registry, \
             stop_requested() as stopping:
+        factory = (make_factory(model_class) if model_class is not None
+                   else _fresh_like(registry, model, alias))
         if trigger is not None:  # a trainer started before the joiner waits for examples
             log.ensure_topic(topic, TRAINING_EXAMPLES_SCHEMA)
         held = TrainerLease(registry, model, holder=f"{default_holder()} ({strategy}-cli)",
