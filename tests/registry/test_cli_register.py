@@ -166,3 +166,23 @@ def test_promote_refuses_a_tampered_version_with_the_reason(tmp_path: Path) -> N
     with open_registry(tmp_path / "registry") as registry:
         assert registry.aliases("churn") == {"champion": 1}
         assert len(registry.history("churn")) == 1
+
+
+def test_an_estimator_that_learnt_nothing_is_registered_with_a_warning(tmp_path: Path) -> None:
+    """An unfitted scikit-learn estimator answers the neutral value to every request:
+    registering one says so, where it happens; a fitted one registers quietly."""
+    require("sklearn")
+    import skops.io
+    from sklearn.linear_model import LogisticRegression as SkLogistic
+
+    skops.io.dump(SkLogistic(), tmp_path / "unfit.skops")
+    unfit = headwater(tmp_path, "models", "register", "churn", str(tmp_path / "unfit.skops"))
+    assert unfit.returncode == 0, unfit.stderr
+    said = " ".join(unfit.stderr.split())
+    assert "warning: churn v1 has learnt nothing: it answers the neutral value" in said
+    fitted = SkLogistic().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1]))
+    skops.io.dump(fitted, tmp_path / "fit.skops")
+    done = headwater(tmp_path, "models", "register", "churn", str(tmp_path / "fit.skops"),
+                     "--features", "x")
+    assert done.returncode == 0, done.stderr
+    assert "learnt nothing" not in done.stderr

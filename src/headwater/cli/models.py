@@ -327,6 +327,12 @@ def register(
                                          f"trust pickle-based artifacts; {trust_hint()}{hint}",
                                          risk=exc.risk) from exc
         out().print(f"registered {name} v{version.version} ({fmt}) from {origin}")
+        if getattr(model, "fitted", True) is False:  # an adapter that knows it learnt nothing
+            status().print(f"warning: {name} v{version.version} has learnt nothing: it "
+                           "answers the neutral value (0.5 for a classifier) to every "
+                           "request until a trainer publishes a version that learnt "
+                           "(headwater train, headwater run); fit it before registering "
+                           "to serve it as it is", markup=False)
         if promote_:
             move = registry.promote(name, version.version, alias, actor=who,
                                     reason=reason or "registered by hand")

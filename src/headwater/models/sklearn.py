@@ -107,6 +107,12 @@ class SklearnModel:
         """The input columns, in order (``None`` until known: nothing learnt yet)."""
         return None if self._schema is None else self._schema.numeric
 
+    @property
+    def fitted(self) -> bool:
+        """Whether the estimator has learnt anything (until then every answer is the
+        neutral value)."""
+        return self._schema is not None
+
     def params(self) -> dict[str, Any]:
         """The estimator's ``get_params(deep=False)``, non-JSON values as their repr."""
         return {"estimator": type(self.estimator).__name__,
