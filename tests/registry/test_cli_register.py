@@ -172,8 +172,10 @@ def test_an_estimator_that_learnt_nothing_is_registered_with_a_warning(tmp_path:
     """An unfitted scikit-learn estimator answers the neutral value to every request:
     registering one says so, where it happens; a fitted one registers quietly."""
     require("sklearn")
-    import skops.io
-    from sklearn.linear_model import LogisticRegression as SkLogistic
+    import skops.io  # type: ignore[import-untyped]
+    from sklearn.linear_model import (  # type: ignore[import-untyped]
+        LogisticRegression as SkLogistic,
+    )
 
     skops.io.dump(SkLogistic(), tmp_path / "unfit.skops")
     unfit = headwater(tmp_path, "models", "register", "churn", str(tmp_path / "unfit.skops"))

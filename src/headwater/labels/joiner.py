@@ -270,10 +270,17 @@ class LabelJoiner:
         predictions_topic, outcomes_topic = self.topics
         task = slot.task
         positions = {t: dict(p) for t, p in task.positions.items()}
+        # Outcomes are read only up to where their partitions ended before the predictions
+        # were read: an outcome appended after its prediction then finds it read whenever
+        # the predictions were read to their end, however two servers' batches interleave
+        # in the predictions partition (out of time order).
+        ends = {p: self.log.backend.offsets(outcomes_topic, p)[1]
+                for p in slot.reads[outcomes_topic]}
         predictions = {p: predictions_of(b) for p, b in
                        self._read(predictions_topic, slot.reads, positions, max_events).items()}
         read = {p: outcomes_of(b) for p, b in
-                self._read(outcomes_topic, slot.reads, positions, max_events).items()}
+                self._read(outcomes_topic, slot.reads, positions, max_events,
+                           ends=ends).items()}
         outcomes_behind = self._behind(outcomes_topic, positions)
         step = StepInput(task.sequence + 1, positions, predictions, read,
                          self._behind(predictions_topic, positions), outcomes_behind,
@@ -328,15 +335,19 @@ class LabelJoiner:
                 if at < self.log.backend.offsets(topic, p)[1]]
 
     def _read(self, topic: str, reads: dict[str, list[int]],
-              positions: dict[str, dict[int, int]], max_events: int
-              ) -> dict[int, pa.RecordBatch]:
+              positions: dict[str, dict[int, int]], max_events: int, *,
+              ends: dict[int, int] | None = None) -> dict[int, pa.RecordBatch]:
         """What is new in each partition of ``topic`` the slot reads (up to
-        ``max_events`` each), moving ``positions`` past it."""
+        ``max_events`` each, and before ``ends`` when given), moving ``positions`` past
+        it."""
         batches = {}
         where = positions.setdefault(topic, {})
         for p in reads[topic]:
             at = where.setdefault(p, self.log.backend.offsets(topic, p)[0])
-            fetched = self.log.read(topic, p, at, max_events)
+            count = max_events if ends is None else min(max_events, ends.get(p, at) - at)
+            if count <= 0:
+                continue
+            fetched = self.log.read(topic, p, at, count)
             if fetched.batch.num_rows:
                 batches[p] = fetched.batch
                 where[p] = fetched.next_offset

@@ -22,7 +22,11 @@ While an outcomes partition is behind (not read to its end), the watermark stays
 latest time read from it, since its next outcomes may be that old. While a predictions
 partition is behind, outcomes at or after the latest time read from it wait (the
 prediction they answer may not have been read yet), and the watermark stays below it.
-(Each partition is taken to be in time order, as the prediction service appends it.)
+(Each partition is taken to be in time order, as the prediction service appends it. Two
+servers appending to one partition interleave their batches out of time order; the
+joiner reads outcomes only up to where they ended before it read the predictions, so an
+outcome appended after its prediction finds it read whenever the predictions were read to
+their end. A read cut short by ``max_events`` still relies on the time order.)
 
 >>> from headwater.labels.join import JoinRule, Outcome, Prediction
 >>> task = JoinTask(JoinRule(window=10), {"predictions": {0: 0}, "outcomes": {0: 0}})
