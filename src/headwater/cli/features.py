@@ -131,8 +131,9 @@ def run(
         state.settings.online_location, settings=state.settings
     )) as online, FeatureEngine(log, loaded.features, online, group=group,
                                state_dir=state.settings.features_dir / "state",
-                               history=FeatureHistory(state.settings.history_location),
-                               ) as engine:
+                               history=FeatureHistory(state.settings.history_location,
+                                                      fsync=state.settings.fsync),
+                               fsync=state.settings.fsync) as engine:
         status().print(f"engine running ({len(loaded.features)} features); Ctrl-C or "
                        "SIGTERM stops it")
         with stop_requested() as stop:
@@ -149,7 +150,8 @@ def backfill_(ctx: typer.Context, project: ProjectOption = None) -> None:
         state.settings.online_location, settings=state.settings
     )) as online:
         count = backfill(log, loaded.features, online,
-                         state_dir=state.settings.features_dir / "backfill")
+                         state_dir=state.settings.features_dir / "backfill",
+                         fsync=state.settings.fsync)
     status().print(f"backfilled {format_count(count)} events")
 
 

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.errors import HeadwaterError
-from headwater.store.history.files import is_temporary
+from headwater.fsync import is_temporary
 from headwater.store.history.layout import CheckpointFile, compacted_name, is_compacted
 from headwater.store.history.manifest import Manifest, read_manifest, write_manifest
 from headwater.store.history.rows import CHECKPOINT, ENTITY, EVENT_TIME, OFFSET, PARTITION, TASK

@@ -35,6 +35,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from headwater.filesystems import open_filesystem
+from headwater.fsync import FsyncPolicy, atomic_write, install
 from headwater.store.history import files
 
 __all__ = ["Storage", "open_storage"]
@@ -44,10 +45,12 @@ class Storage:
     """The files under ``root`` of a local directory (``fs`` is ``None``) or of an fsspec
     filesystem."""
 
-    def __init__(self, root: str, fs: Any = None, *, location: str | None = None) -> None:
+    def __init__(self, root: str, fs: Any = None, *, location: str | None = None,
+                 fsync: FsyncPolicy = "group") -> None:
         self.root = root.rstrip("/") or "/"
         self.location = location or root
         self._fs = fs
+        self._fsync: FsyncPolicy = fsync
 
     @property
     def local(self) -> bool:
@@ -116,7 +119,7 @@ class Storage:
         """Write ``table`` as zstd Parquet under a temporary name beside ``target``; the
         temporary path, to :meth:`install` later (or :meth:`delete`)."""
         if self._fs is None:
-            return str(files.stage_parquet(Path(target), table))
+            return str(files.stage_parquet(Path(target), table, fsync=self._fsync))
         folder, _, name = target.rpartition("/")
         temp = f"{folder}/.{name}.{uuid.uuid4().hex[:12]}.tmp"
         try:
@@ -132,7 +135,7 @@ class Storage:
     def install(self, temp: str, target: str) -> None:
         """Put a staged file in place as ``target`` (replacing it)."""
         if self._fs is None:
-            files.install(Path(temp), Path(target))
+            install(temp, target, fsync=self._fsync)
         else:
             self._fs.mv(temp, target)
 
@@ -140,7 +143,7 @@ class Storage:
         """Replace ``path`` with ``data``, atomically."""
         if self._fs is None:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            files.write_bytes(Path(path), data)
+            atomic_write(path, data, fsync=self._fsync)
         else:
             self._fs.pipe_file(path, data)
 
@@ -162,11 +165,13 @@ class Storage:
             yield
 
 
-def open_storage(location: str | os.PathLike[str], **storage_options: Any) -> Storage:
-    """The storage at ``location``: a path (or ``file://``) or an fsspec URL."""
+def open_storage(location: str | os.PathLike[str], *, fsync: FsyncPolicy = "group",
+                 **storage_options: Any) -> Storage:
+    """The storage at ``location``: a path (or ``file://``) or an fsspec URL. ``fsync``
+    applies to a local directory (an object store's PUT is durable when it returns)."""
     text = os.fspath(location)
     if "://" not in text or text.startswith("file://"):
         path = text[len("file://"):] if text.startswith("file://") else text
-        return Storage(os.path.abspath(path), location=text)
+        return Storage(os.path.abspath(path), location=text, fsync=fsync)
     fs, root = open_filesystem(text, "A feature history", **storage_options)
     return Storage(root, fs, location=text)
