@@ -71,7 +71,8 @@ def apply(ctx: typer.Context, project: ProjectOption = None) -> None:
                    for topic in {f.source.topic for f in loaded.features}}
         for feature in loaded.features:  # before any engine meets an event
             check_feature(feature, schemas[feature.source.topic])
-    applied = write_applied(state.settings.features_dir, loaded, SystemClock().now_us())
+    applied = write_applied(state.settings.features_dir, loaded, SystemClock().now_us(),
+                            fsync=state.settings.fsync)
     table = Table("feature", "change", "digest", title=f"applied {loaded.path}")
     for f in applied.features:
         change = ("new" if f.name not in previous
