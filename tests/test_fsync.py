@@ -14,7 +14,7 @@ from typing import BinaryIO
 import pytest
 
 from headwater.errors import ConfigError
-from headwater.fsync import FsyncPolicy, atomic_write, is_temporary, stage, syncs
+from headwater.fsync import FsyncPolicy, atomic_write, is_temporary, stage, staged_name, syncs
 
 
 @pytest.mark.parametrize("policy", ["always", "group", "never"])
@@ -105,3 +105,9 @@ def test_an_unknown_policy_is_a_config_error(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == []
     assert syncs("group")
     assert not syncs("never")
+
+
+def test_a_temporary_file_names_the_file_it_becomes(tmp_path: Path) -> None:
+    temp = stage(tmp_path / "s-0-000000000007-0.parquet", b"rows", fsync="never")
+    assert staged_name(temp.name) == "s-0-000000000007-0.parquet"
+    assert staged_name("s-0-000000000007-0.parquet") is None

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -44,7 +45,9 @@ __all__ = [
     "install",
     "is_temporary",
     "stage",
+    "staged_name",
     "syncs",
+    "temporary_name",
     "temporary_path",
 ]
 
@@ -83,16 +86,43 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+def temporary_name(name: str, *, shared: bool = False) -> str:
+    """The name of the temporary file this process and thread write the file ``name``
+    through: ``.<name>.<pid>.<thread>.tmp``. ``shared`` (storage other hosts write to
+    as well, where a pid and thread may repeat) puts a random part in the thread's place.
+
+    >>> staged_name(temporary_name("part.parquet", shared=True))
+    'part.parquet'
+    """
+    unique = uuid.uuid4().hex[:12] if shared else str(threading.get_ident())
+    return f".{name}.{os.getpid()}.{unique}.tmp"
+
+
 def temporary_path(target: str | os.PathLike[str]) -> Path:
     """The temporary file beside ``target`` that this process and thread write it through."""
     target = Path(target)
-    return target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    return target.with_name(temporary_name(target.name))
 
 
 def is_temporary(name: str) -> bool:
-    """Whether a file name is one of :func:`temporary_path`'s (a write under way, or
+    """Whether a file name is one of :func:`temporary_name`'s (a write under way, or
     left by a crash)."""
     return name.startswith(".") and name.endswith(".tmp")
+
+
+def staged_name(name: str) -> str | None:
+    """The name of the file a temporary file named ``name`` was to become (``None`` if
+    ``name`` is not a temporary file). Also reads the earlier ``.<name>.<random>.tmp``
+    that a crash may have left in older data.
+
+    >>> staged_name(".part.parquet.0f3a9c.tmp")
+    'part.parquet'
+    """
+    if not is_temporary(name):
+        return None
+    stem, _, _unique = name[1:-len(".tmp")].rpartition(".")
+    head, _, pid = stem.rpartition(".")
+    return head if head and pid.isdigit() else stem or None
 
 
 def stage(target: str | os.PathLike[str], content: Content, *, fsync: FsyncPolicy) -> Path:

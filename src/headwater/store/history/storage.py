@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from headwater.filesystems import open_filesystem
-from headwater.fsync import FsyncPolicy, atomic_write, install
+from headwater.fsync import FsyncPolicy, atomic_write, install, temporary_name
 from headwater.store.history import files
 
 __all__ = ["Storage", "open_storage"]
@@ -121,7 +120,7 @@ class Storage:
         if self._fs is None:
             return str(files.stage_parquet(Path(target), table, fsync=self._fsync))
         folder, _, name = target.rpartition("/")
-        temp = f"{folder}/.{name}.{uuid.uuid4().hex[:12]}.tmp"
+        temp = f"{folder}/{temporary_name(name, shared=True)}"
         try:
             with self._fs.open(temp, "wb") as handle:
                 pq.write_table(table, handle, compression="zstd",
