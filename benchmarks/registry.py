@@ -219,7 +219,7 @@ def measure(registry: ModelRegistry, query: Query, parents: list[int | None],
 def sqlite_run(parents: list[int | None], args: argparse.Namespace, work: Path) -> dict[str, Any]:
     print("sqlite", file=sys.stderr)
     backend = SqliteRegistryBackend(work / "registry.db", synchronous="normal")
-    registry = ModelRegistry(backend, LocalArtifacts(work / "artifacts", fsync=False),
+    registry = ModelRegistry(backend, LocalArtifacts(work / "artifacts", fsync="never"),
                              clock=ManualClock(1_700_000_000_000_000))
     raw = sqlite3.connect(work / "registry.db")
     try:
@@ -239,7 +239,7 @@ def postgres_run(parents: list[int | None], args: argparse.Namespace,
     print("postgres", file=sys.stderr)
     schema = f"hwbench_{uuid.uuid4().hex[:12]}"
     backend = PostgresRegistryBackend(args.postgres_url, schema=schema, connect_timeout_s=3)
-    registry = ModelRegistry(backend, LocalArtifacts(work / "artifacts", fsync=False),
+    registry = ModelRegistry(backend, LocalArtifacts(work / "artifacts", fsync="never"),
                              clock=ManualClock(1_700_000_000_000_000))
     raw = psycopg.connect(args.postgres_url, autocommit=True)
     raw.execute(f'SET search_path TO "{schema}"')

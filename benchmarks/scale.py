@@ -491,7 +491,7 @@ def step_bytes(root: Path, open_predictions: int, steps: int) -> tuple[float, in
             [(f"r{i}", f"u{i % 5000}", t0 + i) for i in range(lo, hi)]))
     state = root / f"state-{n}"
     joiner = LabelJoiner(topics, JoinRule(window=3_600 * SECOND), state_dir=state, clock=clock,
-                         fsync=False, compact_bytes=1 << 20)  # the state is snapshot once
+                         fsync="never", compact_bytes=1 << 20)  # the state is snapshot once
     while joiner.step().predictions:
         pass
     per_step = []

@@ -17,19 +17,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 
 from headwater.errors import ConfigError, TimestampError
+from headwater.fsync import FsyncPolicy
 from headwater.time import parse_duration
 
 __all__ = ["FsyncPolicy", "Settings"]
-
-FsyncPolicy = Literal["always", "group", "never"]
-"""When the embedded log calls fsync: after every append, every ``group_commit_ms``
-(appends wait for it), or never (the OS decides; survives a process crash, not a power
-cut)."""
 
 _Positive = Annotated[float, msgspec.Meta(gt=0)]
 _Count = Annotated[int, msgspec.Meta(ge=1)]

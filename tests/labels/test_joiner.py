@@ -70,7 +70,7 @@ def test_outcomes_become_examples_and_silence_becomes_negatives(tmp_path: Path) 
     setup_topics(log)
     clock = ManualClock(T0)
     joiner = LabelJoiner(log, JoinRule(window=10 * SECOND, timeout_label=0.0),
-                         state_dir=tmp_path / "j", clock=clock, fsync=False)
+                         state_dir=tmp_path / "j", clock=clock, fsync="never")
     log.append(PREDICTIONS_TOPIC, predictions(["a", "b", "c"], ["u", "v", "w"],
                                               [T0, T0 + SECOND, T0 + 2 * SECOND]))
     log.append("outcomes", outcomes(["a", None], ["u", "v"], [None, 0.0],
@@ -99,7 +99,7 @@ def test_a_predictions_topic_of_an_earlier_version_is_still_joined(tmp_path: Pat
     log.append(PREDICTIONS_TOPIC, predictions(["a"], ["u"], [T0]).drop_columns(["defaulted"]))
     log.append("outcomes", outcomes(["a"], ["u"], [1.0], [T0 + SECOND]))
     joiner = LabelJoiner(log, JoinRule(window=10 * SECOND), state_dir=tmp_path / "j",
-                         clock=ManualClock(T0), fsync=False)
+                         clock=ManualClock(T0), fsync="never")
     assert joiner.step().examples == 1
     assert [(r["request_id"], r["label"]) for r in examples(log)] == [("a", 1.0)]
 
@@ -109,7 +109,7 @@ def test_an_outcome_read_before_its_prediction_waits_for_it(tmp_path: Path) -> N
     setup_topics(log)
     clock = ManualClock(T0)
     joiner = LabelJoiner(log, JoinRule(window=10 * SECOND), state_dir=tmp_path / "j",
-                         clock=clock, fsync=False)
+                         clock=clock, fsync="never")
     log.append(PREDICTIONS_TOPIC, predictions(["a", "b"], ["u", "u"], [T0, T0 + SECOND]))
     log.append("outcomes", outcomes(["b"], ["u"], [1.0], [T0 + 2 * SECOND]))
     joiner.step(max_events=1)  # reads prediction a only: b's outcome is held
@@ -124,7 +124,7 @@ def test_a_crash_between_checkpoint_and_append_appends_once(tmp_path: Path,
     log.append(PREDICTIONS_TOPIC, predictions(["a"], ["u"], [T0]))
     log.append("outcomes", outcomes(["a"], ["u"], [1.0], [T0 + 1]))
     joiner = LabelJoiner(log, JoinRule(window=SECOND), state_dir=tmp_path / "j",
-                         clock=ManualClock(T0), fsync=False)
+                         clock=ManualClock(T0), fsync="never")
 
     def crash(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
@@ -136,9 +136,9 @@ def test_a_crash_between_checkpoint_and_append_appends_once(tmp_path: Path,
     joiner.close()  # the process is gone, and its place in the group with it
     assert examples(log) == []
     LabelJoiner(log, JoinRule(window=SECOND), state_dir=tmp_path / "j", clock=ManualClock(T0),
-                fsync=False).close()  # the restart appends what the journal recorded
+                fsync="never").close()  # the restart appends what the journal recorded
     again = LabelJoiner(log, JoinRule(window=SECOND), state_dir=tmp_path / "j",
-                        clock=ManualClock(T0), fsync=False)
+                        clock=ManualClock(T0), fsync="never")
     assert again.step().examples == 0
     assert [r["request_id"] for r in examples(log)] == ["a"]
 
@@ -223,7 +223,7 @@ def test_the_status_line_says_how_many_repeated_request_ids_were_set_aside(
     log = Log(EmbeddedBackend(tmp_path / "log", fsync="never"))
     setup_topics(log)
     joiner = LabelJoiner(log, JoinRule(window=10 * SECOND), state_dir=tmp_path / "j",
-                         clock=ManualClock(T0), fsync=False)
+                         clock=ManualClock(T0), fsync="never")
     log.append(PREDICTIONS_TOPIC, predictions(["a", "b", "a"], ["u", "v", "u"],
                                               [T0, T0 + SECOND, T0 + 2 * SECOND]))
     log.append("outcomes", outcomes(["a"], ["u"], [1.0], [T0 + 3 * SECOND]))

@@ -45,7 +45,7 @@ def bytes_per_step(tmp_path: Path, open_predictions: int, steps: int) -> tuple[l
                                                   [T0 + i for i in range(lo, hi)]))
     state = tmp_path / f"state-{n}"
     joiner = LabelJoiner(log, JoinRule(window=HOUR), state_dir=state, clock=clock,
-                         fsync=False, compact_bytes=256 << 10)
+                         fsync="never", compact_bytes=256 << 10)
     while joiner.step().predictions:
         pass
     assert joiner.open_requests == n

@@ -107,7 +107,7 @@ def test_two_joiner_processes_one_killed_make_the_examples_of_one(tmp_path: Path
 
     with LabelJoiner(log, JoinRule(window=30 * SECOND, timeout_label=0.0),
                      state_dir=tmp_path / "reference", examples="reference",
-                     late="reference.late", group="reference", fsync=False) as one:
+                     late="reference.late", group="reference", fsync="never") as one:
         assert one.slots == [f"partition-{p}" for p in range(PARTITIONS)]
         while one.step().predictions:
             pass
@@ -135,7 +135,7 @@ STALLING = textwrap.dedent(
     url, prefix, state = sys.argv[1], sys.argv[2], sys.argv[3]
     log = Log(RedisBackend(url, prefix=prefix, session_timeout_s=1.0))
     joiner = LabelJoiner(log, JoinRule(window=30_000_000, timeout_label=0.0),
-                         state_dir=state, fsync=False, retake_after_s=1.0)
+                         state_dir=state, fsync="never", retake_after_s=1.0)
     print("ready", flush=True)
     joiner.run(idle_timeout_s=5.0, poll_s=0.05)
     joiner.close()
@@ -190,7 +190,7 @@ def test_a_joiner_stalled_past_its_session_on_redis_is_fenced(tmp_path: Path) ->
 
         with LabelJoiner(log, JoinRule(window=30 * SECOND, timeout_label=0.0),
                          state_dir=tmp_path / "reference", examples="reference",
-                         late="reference.late", group="reference", fsync=False) as one:
+                         late="reference.late", group="reference", fsync="never") as one:
             while one.step().predictions:
                 pass
         want = rows(log, "reference", EXAMPLE)

@@ -80,7 +80,7 @@ def test_joiners_coming_and_going_make_the_oracles_examples_once(
                                  key=lambda e: e[:2])
     with tempfile.TemporaryDirectory() as tmp:
         def joiner(group: str = "labels") -> LabelJoiner:
-            return LabelJoiner(log, rule, state_dir=Path(tmp), clock=clock, fsync=False,
+            return LabelJoiner(log, rule, state_dir=Path(tmp), clock=clock, fsync="never",
                                group=group, compact_bytes=300, retake_after_s=0.0)
 
         members = [joiner()]
@@ -135,12 +135,12 @@ def test_a_joiner_claimed_over_is_fenced_and_appends_nothing(tmp_path: Path) -> 
     log.append("outcomes", outcomes([f"r{i}" for i in range(n)], [f"u{i % 7}" for i in range(n)],
                                     [float(i % 2) for i in range(n)],
                                     [T0 + 100 + i for i in range(n)]))
-    first = LabelJoiner(log, rule, state_dir=tmp_path, clock=clock, fsync=False, group="a")
+    first = LabelJoiner(log, rule, state_dir=tmp_path, clock=clock, fsync="never", group="a")
     said: list[str] = []
     first.progress.on_warning = said.append
     assert first.slots == ["partition-0", "partition-1"]
     assert first.step(max_events=1).predictions == 2
-    second = LabelJoiner(log, rule, state_dir=tmp_path, clock=clock, fsync=False, group="b")
+    second = LabelJoiner(log, rule, state_dir=tmp_path, clock=clock, fsync="never", group="b")
     assert first.step(max_events=1) == JoinStep(0, 0, 0, 0, 0)  # fenced: wrote nothing
     assert first.fenced == 2
     assert first.slots == []  # and leaves the slots alone for a while
@@ -165,9 +165,9 @@ def test_a_joiner_with_other_state_refuses_to_append_a_step_twice(tmp_path: Path
     rule = JoinRule(window=10_000_000)
     log.append(PREDICTIONS_TOPIC, predictions(["a"], ["u"], [T0]))
     log.append("outcomes", outcomes(["a"], ["u"], [1.0], [T0 + 1]))
-    with LabelJoiner(log, rule, state_dir=tmp_path / "one", clock=clock, fsync=False) as one:
+    with LabelJoiner(log, rule, state_dir=tmp_path / "one", clock=clock, fsync="never") as one:
         assert one.step().examples == 1
-    with LabelJoiner(log, rule, state_dir=tmp_path / "two", clock=clock, fsync=False) as two, \
+    with LabelJoiner(log, rule, state_dir=tmp_path / "two", clock=clock, fsync="never") as two, \
             pytest.raises(ConfigError, match=r"already holds step 1 of label-joiner\.partition-0"):
         two.step()
     assert sum(f.batch.num_rows for f in log.replay(TRAINING_EXAMPLES_TOPIC)) == 1
@@ -177,11 +177,11 @@ def test_co_partitioned_topics_make_one_slot_per_partition(tmp_path: Path) -> No
     log = Log(MemoryBackend())
     log.create_topic(PREDICTIONS_TOPIC, PREDICTIONS_SCHEMA, partitions=4)
     rule = JoinRule(window=10)
-    with LabelJoiner(log, rule, state_dir=tmp_path, fsync=False) as a:
+    with LabelJoiner(log, rule, state_dir=tmp_path, fsync="never") as a:
         assert log.topic("outcomes").partitions == 4  # created alike, when missing
         assert a.unsplit is None
         assert a.slots == [f"partition-{p}" for p in range(4)]
-        with LabelJoiner(log, rule, state_dir=tmp_path, fsync=False) as b:
+        with LabelJoiner(log, rule, state_dir=tmp_path, fsync="never") as b:
             a.step()
             assert sorted([*a.slots, *b.slots]) == [f"partition-{p}" for p in range(4)]
             assert len(a.slots) == len(b.slots) == 2
@@ -190,7 +190,7 @@ def test_co_partitioned_topics_make_one_slot_per_partition(tmp_path: Path) -> No
     other = Log(MemoryBackend())
     other.create_topic(PREDICTIONS_TOPIC, PREDICTIONS_SCHEMA, partitions=4)
     other.create_topic("outcomes", OUTCOMES_SCHEMA, partitions=2)
-    with LabelJoiner(other, rule, state_dir=tmp_path / "x", fsync=False) as c:
+    with LabelJoiner(other, rule, state_dir=tmp_path / "x", fsync="never") as c:
         assert c.slots == ["all"]
         assert c.unsplit is not None
         assert "not co-partitioned" in c.unsplit
@@ -200,5 +200,5 @@ def test_the_state_of_an_earlier_joiner_is_named_not_overwritten(tmp_path: Path)
     (tmp_path / "joiner.ckpt").write_bytes(b"one checkpoint for every partition")
     log = Log(MemoryBackend())
     with pytest.raises(ConfigError, match=r"joiner\.ckpt: the state of an earlier label joiner"):
-        LabelJoiner(log, JoinRule(window=10), state_dir=tmp_path, fsync=False)
+        LabelJoiner(log, JoinRule(window=10), state_dir=tmp_path, fsync="never")
     assert (tmp_path / "joiner.ckpt").read_bytes() == b"one checkpoint for every partition"

@@ -84,7 +84,7 @@ def test_a_journal_replayed_after_any_crash_redoes_every_step_exactly(
     encode = msgspec.msgpack.encode
     decode = msgspec.msgpack.Decoder(StepInput).decode
     with tempfile.TemporaryDirectory() as tmp:
-        journal = Journal(tmp, fsync=False, compact_bytes=compact)
+        journal = Journal(tmp, fsync="never", compact_bytes=compact)
         journal.claim()
         task = JoinTask(rule, P0)
         journal.compact(0, task.snapshot())
@@ -93,7 +93,7 @@ def test_a_journal_replayed_after_any_crash_redoes_every_step_exactly(
             journal.append(encode(step))
             if k in crashes:  # killed after the record, before applying it
                 journal.close()
-                journal = Journal(tmp, fsync=False, compact_bytes=compact)
+                journal = Journal(tmp, fsync="never", compact_bytes=compact)
                 snapshot, records = journal.claim()
                 assert snapshot is not None
                 task = JoinTask.restore(snapshot)
@@ -159,7 +159,7 @@ def test_a_partition_behind_holds_back_the_outcomes_a_partition_ahead_would_let_
 
 
 def test_the_journal_cuts_a_torn_record_and_keeps_the_rest(tmp_path: Path) -> None:
-    journal = Journal(tmp_path, fsync=False)
+    journal = Journal(tmp_path, fsync="never")
     journal.claim()
     journal.append(b"one")
     journal.append(b"two")
@@ -167,17 +167,17 @@ def test_the_journal_cuts_a_torn_record_and_keeps_the_rest(tmp_path: Path) -> No
     wal = next(tmp_path.glob("*.wal"))
     with open(wal, "ab") as f:
         f.write(b"HWOB\x00\x00")  # a writer killed in the middle of a record
-    again = Journal(tmp_path, fsync=False)
+    again = Journal(tmp_path, fsync="never")
     assert again.claim() == (None, [b"one", b"two"])
     again.append(b"three")
     again.close()
-    third = Journal(tmp_path, fsync=False)
+    third = Journal(tmp_path, fsync="never")
     assert third.claim() == (None, [b"one", b"two", b"three"])
     third.close()
 
 
 def test_a_bad_record_before_good_ones_is_corruption_not_a_torn_tail(tmp_path: Path) -> None:
-    journal = Journal(tmp_path, fsync=False)
+    journal = Journal(tmp_path, fsync="never")
     journal.claim()
     journal.append(b"one")
     journal.append(b"two")
@@ -187,11 +187,11 @@ def test_a_bad_record_before_good_ones_is_corruption_not_a_torn_tail(tmp_path: P
     data[8 + 16] ^= 0xFF  # the first payload byte (after the file and record headers)
     wal.write_bytes(bytes(data))
     with pytest.raises(CorruptLogError):
-        Journal(tmp_path, fsync=False).claim()
+        Journal(tmp_path, fsync="never").claim()
 
 
 def test_compaction_replaces_the_records_by_a_snapshot(tmp_path: Path) -> None:
-    journal = Journal(tmp_path, fsync=False, compact_bytes=1)
+    journal = Journal(tmp_path, fsync="never", compact_bytes=1)
     journal.claim()
     journal.append(b"step 1")
     assert journal.due
@@ -200,16 +200,16 @@ def test_compaction_replaces_the_records_by_a_snapshot(tmp_path: Path) -> None:
     journal.append(b"step 2")
     journal.close()
     assert sorted(p.name for p in tmp_path.glob("*.wal")) == [f"{1:020d}.wal"]
-    again = Journal(tmp_path, fsync=False)
+    again = Journal(tmp_path, fsync="never")
     assert again.claim() == (b"state after 1", [b"step 2"])
     again.close()
 
 
 def test_an_owner_claimed_over_can_neither_append_nor_compact(tmp_path: Path) -> None:
-    old = Journal(tmp_path, fsync=False)
+    old = Journal(tmp_path, fsync="never")
     old.claim()
     old.append(b"mine")
-    new = Journal(tmp_path, fsync=False)
+    new = Journal(tmp_path, fsync="never")
     assert new.claim() == (None, [b"mine"])
     assert (old.epoch, new.epoch) == (1, 2)
     with pytest.raises(FencedError, match="epoch 2"):
@@ -219,7 +219,7 @@ def test_an_owner_claimed_over_can_neither_append_nor_compact(tmp_path: Path) ->
     new.append(b"next")
     old.close()
     new.close()
-    last = Journal(tmp_path, fsync=False)
+    last = Journal(tmp_path, fsync="never")
     assert last.claim() == (None, [b"mine", b"next"])
     last.close()
     assert not any(name.endswith(".tmp") for name in os.listdir(tmp_path))

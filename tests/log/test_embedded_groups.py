@@ -17,7 +17,7 @@ def test_a_member_joining_while_another_sweeps_dead_members_stays_in_the_group(
     unheld, takes it for a dead member's and unlinks it. ``b`` must still end up a live
     member (it used to hold a lock on the unlinked file and crash with "'b' is not in
     list" at its next poll)."""
-    store = GroupStore(tmp_path / "groups", fsync=False)
+    store = GroupStore(tmp_path / "groups", fsync="never")
     a = store.join("g", "a")
     real_flock = fcntl.flock
     swept: list[list[str]] = []
@@ -40,7 +40,7 @@ def test_a_member_joining_while_another_sweeps_dead_members_stays_in_the_group(
 
 
 def test_a_dead_members_lock_is_swept(tmp_path: Path) -> None:
-    store = GroupStore(tmp_path / "groups", fsync=False)
+    store = GroupStore(tmp_path / "groups", fsync="never")
     a = store.join("g", "a")
     b = store.join("g", "b")
     b.close()

@@ -32,7 +32,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def registry(backend: RegistryBackend, tmp_path: Path, clock: ManualClock) -> ModelRegistry:
-    return ModelRegistry(backend, LocalArtifacts(tmp_path / "artifacts", fsync=False),
+    return ModelRegistry(backend, LocalArtifacts(tmp_path / "artifacts", fsync="never"),
                          clock=clock)
 
 

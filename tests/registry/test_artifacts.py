@@ -58,7 +58,7 @@ def _local(tmp_path: Path) -> Store:
 
         remove_tree(root / model / sha)
 
-    return Store(LocalArtifacts(root, fsync=False), tamper, remove)
+    return Store(LocalArtifacts(root, fsync="never"), tamper, remove)
 
 
 def _fsspec(tmp_path: Path) -> Store:
@@ -78,7 +78,7 @@ def _fsspec(tmp_path: Path) -> Store:
     def remove(model: str, sha: str) -> None:
         fs.rm(f"/{bucket}/{model}/{sha}", recursive=True)
 
-    return Store(FsspecArtifacts(f"memory://{bucket}", cache=tmp_path / "cache", fsync=False),
+    return Store(FsspecArtifacts(f"memory://{bucket}", cache=tmp_path / "cache", fsync="never"),
                  tamper, remove)
 
 
@@ -218,7 +218,7 @@ def test_a_failed_copy_leaves_nothing_behind(tmp_path: Path, make_artifact: Make
     from headwater.registry.hashing import copy_hashing
 
     root = tmp_path / "artifacts"
-    registry = ModelRegistry(MemoryRegistryBackend(), LocalArtifacts(root, fsync=False))
+    registry = ModelRegistry(MemoryRegistryBackend(), LocalArtifacts(root, fsync="never"))
     real = copy_hashing
     calls = []
 
@@ -237,6 +237,7 @@ def test_a_failed_copy_leaves_nothing_behind(tmp_path: Path, make_artifact: Make
 
 
 def test_durable_local_store(tmp_path: Path, make_artifact: MakeArtifact) -> None:
-    registry = ModelRegistry(MemoryRegistryBackend(), LocalArtifacts(tmp_path / "a", fsync=True))
+    registry = ModelRegistry(MemoryRegistryBackend(),
+                             LocalArtifacts(tmp_path / "a", fsync="always"))
     registry.register("churn", make_artifact("m", FILES))
     assert contents(registry.checkout("churn", 1)) == contents(make_artifact("m", FILES))

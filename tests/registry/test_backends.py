@@ -103,7 +103,7 @@ def test_postgres_schema_from_the_url(postgres: Harness, tmp_path: Path) -> None
 
 def test_sqlite_history_is_append_only(tmp_path: Path) -> None:
     backend = SqliteRegistryBackend(tmp_path / "r.db", synchronous="normal")
-    registry = ModelRegistry(backend, LocalArtifacts(tmp_path / "a", fsync=False))
+    registry = ModelRegistry(backend, LocalArtifacts(tmp_path / "a", fsync="never"))
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "w").write_text("w")
     registry.register("churn", tmp_path / "m")

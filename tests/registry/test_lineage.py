@@ -96,7 +96,7 @@ def test_offset_ranges_check_themselves() -> None:
 
 def test_register_refuses_a_bad_lineage_before_storing(
         tmp_path: Any, make_artifact: MakeArtifact) -> None:
-    registry = ModelRegistry(MemoryRegistryBackend(), LocalArtifacts(tmp_path / "a", fsync=False))
+    registry = ModelRegistry(MemoryRegistryBackend(), LocalArtifacts(tmp_path / "a", fsync="never"))
     bad = Lineage(created_by=Creator(trainer=""), code=CodeVersion(package="p"))
     with pytest.raises(ValidationError) as caught:
         registry.register("churn", make_artifact(), lineage=bad)

@@ -44,7 +44,7 @@ ROWS = [
 
 
 def check_kept_and_migrated(backend: RegistryBackend, tmp_path: Path) -> None:
-    registry = ModelRegistry(backend, LocalArtifacts(tmp_path / "artifacts", fsync=False))
+    registry = ModelRegistry(backend, LocalArtifacts(tmp_path / "artifacts", fsync="never"))
     version = registry.get("churn", "champion")
     assert (version.version, version.artifact.sha256) == (1, SHA)
     assert version.lineage.metrics == {"auc": 0.8}

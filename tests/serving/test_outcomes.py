@@ -182,7 +182,7 @@ def test_outcomes_over_http_become_the_labels_of_the_served_predictions(
     assert ids == ["q0", "q1", "q2", "q3"]
     world.clock.advance(1_000_000)
     joiner = LabelJoiner(world.log, JoinRule(window=600_000_000, timeout_label=None),
-                         state_dir=tmp_path / "joiner", clock=world.clock, fsync=False)
+                         state_dir=tmp_path / "joiner", clock=world.clock, fsync="never")
     joiner.step()
     examples = [row for f in world.log.replay("training_examples")
                 for row in pa.Table.from_batches([f.batch]).to_pylist()]
@@ -205,7 +205,7 @@ def test_two_servers_may_append_a_retry_twice_and_the_joiner_labels_once(
     assert two.append([outcome]).appended == 1  # it had read back nothing of it
     assert len(outcomes_in(world.log)) == 2
     joiner = LabelJoiner(world.log, JoinRule(window=600_000_000, timeout_label=None),
-                         state_dir=tmp_path / "joiner", clock=world.clock, fsync=False)
+                         state_dir=tmp_path / "joiner", clock=world.clock, fsync="never")
     step = joiner.step()
     assert (step.examples, step.late) == (1, 1)
     late = [row for f in world.log.replay("outcomes.late")

@@ -71,7 +71,8 @@ def apply(ctx: typer.Context, project: ProjectOption = None) -> None:
                    for topic in {f.source.topic for f in loaded.features}}
         for feature in loaded.features:  # before any engine meets an event
             check_feature(feature, schemas[feature.source.topic])
-    applied = write_applied(state.settings.features_dir, loaded, SystemClock().now_us())
+    applied = write_applied(state.settings.features_dir, loaded, SystemClock().now_us(),
+                            fsync=state.settings.fsync)
     table = Table("feature", "change", "digest", title=f"applied {loaded.path}")
     for f in applied.features:
         change = ("new" if f.name not in previous
@@ -131,8 +132,9 @@ def run(
         state.settings.online_location, settings=state.settings
     )) as online, FeatureEngine(log, loaded.features, online, group=group,
                                state_dir=state.settings.features_dir / "state",
-                               history=FeatureHistory(state.settings.history_location),
-                               ) as engine:
+                               history=FeatureHistory(state.settings.history_location,
+                                                      fsync=state.settings.fsync),
+                               fsync=state.settings.fsync) as engine:
         status().print(f"engine running ({len(loaded.features)} features); Ctrl-C or "
                        "SIGTERM stops it")
         late = _LateWarning(engine, loaded.features)
@@ -176,7 +178,8 @@ def backfill_(ctx: typer.Context, project: ProjectOption = None) -> None:
         state.settings.online_location, settings=state.settings
     )) as online:
         count = backfill(log, loaded.features, online,
-                         state_dir=state.settings.features_dir / "backfill")
+                         state_dir=state.settings.features_dir / "backfill",
+                         fsync=state.settings.fsync)
     status().print(f"backfilled {format_count(count)} events")
 
 

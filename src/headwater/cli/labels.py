@@ -118,7 +118,7 @@ def run(
                              "labels", predictions=predictions, outcomes=outcomes,
                              examples=examples, late=LATE_OUTCOMES_TOPIC
                              if outcomes == OUTCOMES_TOPIC else f"{outcomes}.late",
-                             fsync=state.settings.fsync != "never", group=group)
+                             fsync=state.settings.fsync, group=group)
         if joiner.unsplit is not None:
             say(joiner.unsplit)
         if joiner.previous_rule is not None:

@@ -60,7 +60,8 @@ class DemoSystem:
         self.online = EmbeddedOnlineStore(directory / "online", fsync="never")
         self.engine = FeatureEngine(self.log, [f for f in features.features
                                                if isinstance(f, Feature)],
-                                    self.online, state_dir=directory / "engine")
+                                    self.online, state_dir=directory / "engine",
+                                    fsync="never")
         self.registry: ModelRegistry = open_registry(
             directory / "registry", clock=self.clock,
             settings=Settings(home=str(directory), fsync="never"))
@@ -72,7 +73,7 @@ class DemoSystem:
         self.predictor = Predictor(FeatureReader(self.online, features), self.deployment,
                                    log=self.predictions, clock=self.clock)
         self.joiner = LabelJoiner(self.log, rule, state_dir=directory / "joiner",
-                                  clock=self.clock, fsync=False)
+                                  clock=self.clock, fsync="never")
 
     def _first_version(self, arms: Sequence[str]) -> None:
         fresh = LogisticRegression()

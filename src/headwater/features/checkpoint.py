@@ -23,7 +23,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from headwater.errors import CorruptLogError
-from headwater.fsync import fsync_dir, fsync_file
+from headwater.fsync import FsyncPolicy, atomic_write, fsync_dir, fsync_file, syncs
 
 __all__ = ["Checkpoint", "CheckpointStore"]
 
@@ -42,9 +42,11 @@ class Checkpoint(msgspec.Struct, frozen=True):
 class CheckpointStore:
     """The checkpoints of one task, in a directory."""
 
-    def __init__(self, path: Path, *, keep: int = 2) -> None:
+    def __init__(self, path: Path, *, keep: int = 2, fsync: FsyncPolicy = "group") -> None:
         self.path = path
         self.keep = keep
+        self.fsync: FsyncPolicy = fsync
+        self._sync = syncs(fsync)
         path.mkdir(parents=True, exist_ok=True)
 
     def current(self) -> tuple[Checkpoint, dict[str, npt.NDArray[Any]], pa.Array] | None:
@@ -76,23 +78,19 @@ class CheckpointStore:
         meta = msgspec.structs.replace(meta, aliases=aliases)
         with open(staging / "state.npz", "wb") as f:
             np.savez(f, allow_pickle=False, **cast("dict[str, Any]", stored))
-            f.flush()
-            os.fsync(f.fileno())
         with pa.OSFile(str(staging / "keys.arrow"), "wb") as sink, pa.ipc.new_file(
             sink, pa.schema([("key", keys.type)])
         ) as writer:
             writer.write_table(pa.table({"key": keys}))
         (staging / "meta.json").write_bytes(msgspec.json.encode(meta))
-        fsync_file(staging / "keys.arrow")
-        fsync_file(staging / "meta.json")
+        if self._sync:
+            for file in ("state.npz", "keys.arrow", "meta.json"):
+                fsync_file(staging / file)
+            fsync_dir(staging)
         target = self.path / name
         shutil.rmtree(target, ignore_errors=True)
-        os.rename(staging, target)
-        pointer = self.path / ".CURRENT.tmp"
-        pointer.write_text(name)
-        fsync_file(pointer)
-        os.replace(pointer, self.path / "CURRENT")
-        fsync_dir(self.path)
+        os.rename(staging, target)  # a directory: made durable with CURRENT's directory
+        atomic_write(self.path / "CURRENT", name.encode(), fsync=self.fsync)
         self._prune(name)
 
     def _prune(self, current: str) -> None:

@@ -27,6 +27,7 @@ from headwater.errors import ValidationError
 from headwater.features.checkpoint import CheckpointStore
 from headwater.features.definitions import Feature
 from headwater.features.task import FeatureTask, Update, late_dead_letters
+from headwater.fsync import FsyncPolicy
 from headwater.log import Log
 
 if TYPE_CHECKING:
@@ -77,8 +78,10 @@ class FeatureEngine:
         group: str = "features",
         member: str | None = None,
         checkpoint_events: int = 1_000_000,
+        fsync: FsyncPolicy = "group",
     ) -> None:
         self.log = log
+        self.fsync: FsyncPolicy = fsync
         self.online = online
         self.history = history
         self.state_dir = Path(state_dir)
@@ -183,7 +186,7 @@ class FeatureEngine:
     def checkpoint(self) -> None:
         """Commit every task's state with its position (and its history)."""
         for task in self.tasks.values():
-            commit_task(task, self.state_dir, self.history)
+            commit_task(task, self.state_dir, self.history, fsync=self.fsync)
         owned = set(self.consumer.assignment())
         progress = {k: t.position for k, t in self.tasks.items() if k in owned}
         if progress:  # for lag reports; the checkpoints are what the engine resumes from
@@ -216,14 +219,16 @@ def open_task(log: Log, topic: str, partition: int, features: Sequence[Feature],
     return task
 
 
-def commit_task(task: FeatureTask, state_dir: Path, history: History | None) -> None:
+def commit_task(task: FeatureTask, state_dir: Path, history: History | None, *,
+                fsync: FsyncPolicy) -> None:
     task.checkpoint_id += 1
     table = task.take_history()
     if history is not None and table is not None:
         history.write(task.topic.name, table, checkpoint=task.checkpoint_id, task=task.name,
                       position=task.position, watermark=task.watermark,
                       lateness=task.lateness)
-    CheckpointStore(state_dir / task.topic.name / str(task.partition)).commit(*task.snapshot())
+    CheckpointStore(state_dir / task.topic.name / str(task.partition),
+                    fsync=fsync).commit(*task.snapshot())
 
 
 def backfill(
@@ -235,6 +240,7 @@ def backfill(
     history: History | None = None,
     partitions: Iterable[tuple[str, int]] | None = None,
     batch_events: int = 1_000_000,
+    fsync: FsyncPolicy = "group",
 ) -> int:
     """Compute features from the start of the log to its current end, with the same tasks
     as the live engine, in big batches; return the events applied."""
@@ -250,5 +256,5 @@ def backfill(
             for entities, columns in updates:
                 online.write_columns(task.features[0].entity.name, entities, columns)
             count += fetched.batch.num_rows
-        commit_task(task, Path(state_dir), history)
+        commit_task(task, Path(state_dir), history, fsync=fsync)
     return count

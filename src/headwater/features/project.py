@@ -19,6 +19,7 @@ import msgspec
 
 from headwater.errors import ValidationError
 from headwater.features.definitions import DerivedFeature, Entity, Feature, FeatureSet
+from headwater.fsync import FsyncPolicy, atomic_write
 
 __all__ = ["Applied", "AppliedFeature", "Project", "load_project", "read_applied", "write_applied"]
 
@@ -99,7 +100,8 @@ class Applied(msgspec.Struct, frozen=True):
     members: dict[str, list[str]]  # feature set -> feature names
 
 
-def write_applied(directory: Path, project: Project, now: int) -> Applied:
+def write_applied(directory: Path, project: Project, now: int, *,
+                  fsync: FsyncPolicy = "group") -> Applied:
     applied = Applied(
         str(project.path.resolve()), now,
         [AppliedFeature(f.name, f.digest, f) for f in project.features]
@@ -108,9 +110,8 @@ def write_applied(directory: Path, project: Project, now: int) -> Applied:
         {fs.name: fs.names for fs in project.feature_sets},
     )
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / ".applied.json.tmp"
-    tmp.write_bytes(msgspec.json.format(msgspec.json.encode(applied)))
-    tmp.replace(directory / "applied.json")
+    atomic_write(directory / "applied.json", msgspec.json.format(msgspec.json.encode(applied)),
+                 fsync=fsync)
     return applied
 
 

@@ -51,6 +51,7 @@ import msgspec
 import pyarrow as pa
 
 from headwater.errors import ConfigError, CorruptLogError, FencedError
+from headwater.fsync import FsyncPolicy
 from headwater.labels.join import Example, Joined, JoinRule, Late, outcomes_of, predictions_of
 from headwater.labels.journal import Journal
 from headwater.labels.progress import JoinProgress, JoinStep
@@ -107,7 +108,7 @@ class LabelJoiner:
     def __init__(self, log: Log, rule: JoinRule, *, state_dir: str | Path,
                  predictions: str = PREDICTIONS_TOPIC, outcomes: str = OUTCOMES_TOPIC,
                  examples: str = TRAINING_EXAMPLES_TOPIC, late: str = LATE_OUTCOMES_TOPIC,
-                 clock: Clock | None = None, fsync: bool = True,
+                 clock: Clock | None = None, fsync: FsyncPolicy = "group",
                  producer_id: str = "label-joiner", group: str = "labels",
                  member: str | None = None, compact_bytes: int = 16 << 20,
                  retake_after_s: float = 5.0) -> None:
@@ -117,7 +118,7 @@ class LabelJoiner:
         self.examples_topic = examples
         self.late_topic = late
         self.clock: Clock = clock or SystemClock()
-        self.fsync = fsync
+        self.fsync: FsyncPolicy = fsync
         self.producer_id = producer_id
         self.compact_bytes = compact_bytes
         self.retake_after_s = retake_after_s

@@ -26,11 +26,11 @@ fenced when it wakes.
 
 >>> import tempfile
 >>> path = tempfile.mkdtemp()
->>> first = Journal(path, fsync=False)
+>>> first = Journal(path, fsync="never")
 >>> first.claim()
 (None, [])
 >>> first.append(b"step 1")
->>> second = Journal(path, fsync=False)
+>>> second = Journal(path, fsync="never")
 >>> second.claim()
 (None, [b'step 1'])
 >>> try:
@@ -52,8 +52,9 @@ from pathlib import Path
 from typing import Final
 
 from headwater.errors import CorruptLogError, FencedError
+from headwater.fsync import FsyncPolicy, atomic_write, syncs
 from headwater.store.online.directory import StoreDirectory
-from headwater.store.online.wal import WalFollower, WalWriter, create_file, encode_record, scan
+from headwater.store.online.wal import WalFollower, WalWriter, encode_record, scan
 
 __all__ = ["Journal"]
 
@@ -65,12 +66,13 @@ _EPOCH: Final = struct.Struct("<Q")
 class Journal:
     """The journal in directory ``path`` (created); see the module docstring."""
 
-    def __init__(self, path: str | Path, *, fsync: bool = True,
+    def __init__(self, path: str | Path, *, fsync: FsyncPolicy = "group",
                  compact_bytes: int = 16 << 20) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._files = StoreDirectory(str(self.path))
-        self._sync = fsync
+        self._fsync: FsyncPolicy = fsync
+        self._sync = syncs(fsync)
         self.compact_bytes = compact_bytes
         #: The epoch this handle claimed (0 before :meth:`claim`).
         self.epoch = 0
@@ -113,7 +115,7 @@ class Journal:
                 follower.close()
         last = files.wal(live[-1])
         if not os.path.exists(last):
-            create_file(last, _WAL, sync=self._sync)
+            atomic_write(last, _WAL, fsync=self._fsync)
             self.bytes_written += len(_WAL)
         if self._wal is not None:
             self._wal.close(sync=False)
@@ -166,11 +168,11 @@ class Journal:
             files = self._files
             following = files.wal(step)
             if step != self._generation:
-                create_file(following, _WAL, sync=self._sync)  # first: a failure changes nothing
+                atomic_write(following, _WAL, fsync=self._fsync)  # first: a failure changes nothing
                 self.bytes_written += len(_WAL)
             content = b"".join([_SNAPSHOT, encode_record(_EPOCH.pack(step)),
                                 encode_record(snapshot)])
-            create_file(files.snapshot, content, sync=self._sync)
+            atomic_write(files.snapshot, content, fsync=self._fsync)
             self.bytes_written += len(content)
             if step != self._generation:
                 wal.close(sync=False)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,6 +32,7 @@ import msgspec
 import numpy as np
 
 from headwater.errors import ModelArtifactError, UntrustedArtifactError
+from headwater.fsync import FsyncPolicy, atomic_write
 from headwater.models.protocol import PathArg
 
 __all__ = [
@@ -45,6 +45,10 @@ __all__ = [
     "save_arrays",
     "write_artifact",
 ]
+
+#: A saved model is a working directory: the model store copies it and makes the copy
+#: durable under the settings' policy (:class:`~headwater.registry.LocalArtifacts`).
+_FSYNC: Final[FsyncPolicy] = "never"
 
 #: The manifest's file name inside an artifact directory.
 MANIFEST: Final = "headwater-model.json"
@@ -76,10 +80,11 @@ def write_artifact(directory: PathArg, manifest: Manifest, files: Mapping[str, b
     for name, data in files.items():
         if name == MANIFEST or Path(name).name != name:
             raise ValueError(f"bad weight file name {name!r}")
-        _replace(root / name, data)
+        atomic_write(root / name, data, fsync=_FSYNC)
         hashes[name] = hashlib.sha256(data).hexdigest()
-    _replace(root / MANIFEST, msgspec.json.format(
-        msgspec.json.encode(msgspec.structs.replace(manifest, files=hashes)), indent=2))
+    atomic_write(root / MANIFEST, msgspec.json.format(
+        msgspec.json.encode(msgspec.structs.replace(manifest, files=hashes)), indent=2),
+        fsync=_FSYNC)
 
 
 def read_manifest(directory: PathArg, format: str | None = None) -> Manifest:
@@ -157,8 +162,3 @@ def load_arrays(data: bytes, path: PathArg,
                                                 f"{array.ndim} dimensions")
     return arrays
 
-
-def _replace(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from headwater.errors import ArtifactCorruptError, ArtifactMissingError, ValidationError
+from headwater.fsync import FsyncPolicy, fsync_dir, syncs
 from headwater.registry.hashing import (
     FileEntry,
     artifact_of,
@@ -69,13 +70,13 @@ class ArtifactStore(Protocol):
 class LocalArtifacts:
     """Artifacts in a directory on local disk (no optional dependency).
 
-    ``fsync=False`` skips flushing files and directories to disk (faster; a power cut
+    ``fsync="never"`` skips flushing files and directories to disk (faster; a power cut
     may then lose recent artifacts, never corrupt the ones it keeps unnoticed).
     """
 
-    def __init__(self, root: str | Path, *, fsync: bool = True) -> None:
+    def __init__(self, root: str | Path, *, fsync: FsyncPolicy = "group") -> None:
         self._root = Path(root)
-        self._fsync = fsync
+        self._fsync = syncs(fsync)
 
     @property
     def location(self) -> str:
@@ -154,12 +155,8 @@ class LocalArtifacts:
             os.fsync(fd)
 
     def _flush_dir(self, path: Path) -> None:
-        if self._fsync and hasattr(os, "O_DIRECTORY"):
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        if self._fsync:
+            fsync_dir(path)
 
 
 def check_content(files: Path, expected: str, recorded_manifest: bytes | None,

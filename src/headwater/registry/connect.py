@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from headwater.config import Settings
 from headwater.errors import ConfigError
+from headwater.fsync import FsyncPolicy, syncs
 from headwater.locations import pop_query
 from headwater.registry.artifacts import ArtifactStore, LocalArtifacts
 from headwater.registry.backend import RegistryBackend
@@ -45,7 +46,6 @@ def open_registry(location: str | Path | None = None, *, artifacts: str | Path |
     where = str(location) if location is not None else settings.registry_location
     if artifacts is None:
         artifacts = settings.artifacts_url
-    fsync = settings.fsync != "never"
     scheme = urlsplit(where).scheme if "://" in where else ""
     backend: RegistryBackend
     if scheme in ("", "file"):
@@ -53,7 +53,7 @@ def open_registry(location: str | Path | None = None, *, artifacts: str | Path |
 
         root = Path(urlsplit(where).path if scheme == "file" else where)
         backend = SqliteRegistryBackend(root / "registry.db",
-                                        synchronous="full" if fsync else "normal")
+                                        synchronous="full" if syncs(settings.fsync) else "normal")
         artifacts = root / "artifacts" if artifacts is None else artifacts
     elif scheme in ("postgresql", "postgres"):
         from headwater.registry.postgres import PostgresRegistryBackend
@@ -71,7 +71,7 @@ def open_registry(location: str | Path | None = None, *, artifacts: str | Path |
         if artifacts is None:
             raise ConfigError(f"registry location {scheme}://…: give the artifact location too "
                               "(a directory or an fsspec URL)")
-        store = open_artifacts(artifacts, fsync=fsync,
+        store = open_artifacts(artifacts, fsync=settings.fsync,
                                cache=cache or Path(settings.home) / "cache" / "artifacts")
     except BaseException:
         backend.close()
@@ -79,7 +79,8 @@ def open_registry(location: str | Path | None = None, *, artifacts: str | Path |
     return ModelRegistry(backend, store, clock=clock)
 
 
-def open_artifacts(location: str | Path, *, cache: str | Path, fsync: bool = True) -> ArtifactStore:
+def open_artifacts(location: str | Path, *, cache: str | Path,
+                   fsync: FsyncPolicy = "group") -> ArtifactStore:
     """The artifact store at a directory or fsspec URL (checkouts cached in ``cache``)."""
     where = str(location)
     scheme = urlsplit(where).scheme if "://" in where else ""

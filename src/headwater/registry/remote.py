@@ -24,6 +24,7 @@ from headwater.errors import (
     ValidationError,
 )
 from headwater.filesystems import open_filesystem
+from headwater.fsync import FsyncPolicy
 from headwater.registry.artifacts import LocalArtifacts
 from headwater.registry.hashing import (
     FileEntry,
@@ -44,7 +45,7 @@ class FsspecArtifacts:
     ``storage_options`` go to the filesystem (credentials, endpoints, …).
     """
 
-    def __init__(self, url: str, *, cache: str | Path, fsync: bool = True,
+    def __init__(self, url: str, *, cache: str | Path, fsync: FsyncPolicy = "group",
                  **storage_options: Any) -> None:
         self._url = url
         self._fs: Any

@@ -16,6 +16,7 @@ from html import escape
 from pathlib import Path
 from typing import Final
 
+from headwater.fsync import atomic_write
 from headwater.reports.document import Block, LinePlot, Report, Table, Text, format_cell
 from headwater.reports.figures import line_plot_svg
 
@@ -66,10 +67,9 @@ def to_html(report: Report) -> str:
 
 def write_html(report: Report, path: str | os.PathLike[str]) -> Path:
     """Write the document to ``path`` (parents created) through a temporary file, so a
-    reader never sees half a report; return the path."""
+    reader never sees half a report; return the path. Not fsynced: a report is made
+    again from its data."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.partial")
-    partial.write_text(to_html(report), encoding="utf-8")
-    partial.replace(target)
+    atomic_write(target, to_html(report).encode(), fsync="never")
     return target

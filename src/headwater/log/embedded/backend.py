@@ -23,12 +23,12 @@ from pathlib import Path
 import msgspec
 import pyarrow as pa
 
-from headwater.config import FsyncPolicy
 from headwater.errors import (
     TopicExistsError,
     UnknownPartitionError,
     UnknownTopicError,
 )
+from headwater.fsync import FsyncPolicy, atomic_write, fsync_dir, syncs
 from headwater.log.backend import Producer
 from headwater.log.embedded.durability import Durability
 from headwater.log.embedded.groups import GroupStore, LockMembership
@@ -57,7 +57,7 @@ class EmbeddedBackend:
         self._segment_bytes = segment_bytes
         self._topics_dir = self.root / "topics"
         self._topics_dir.mkdir(parents=True, exist_ok=True)
-        self._groups = GroupStore(self.root / "groups", fsync=fsync != "never")
+        self._groups = GroupStore(self.root / "groups", fsync=fsync)
         self._infos: dict[str, TopicInfo] = {}
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._lock = threading.RLock()
@@ -70,11 +70,15 @@ class EmbeddedBackend:
             if not target.exists():
                 staging = self._topics_dir / f".{info.name}.{uuid.uuid4().hex}"
                 staging.mkdir()
-                (staging / "topic.json").write_bytes(msgspec.json.encode(info))
+                atomic_write(staging / "topic.json", msgspec.json.encode(info),
+                             fsync=self.durability.policy)
                 try:
                     os.rename(staging, target)
                 except OSError:  # created meanwhile by another process
                     shutil.rmtree(staging, ignore_errors=True)
+                else:
+                    if syncs(self.durability.policy):
+                        fsync_dir(self._topics_dir)
             existing = self.topic(info.name)
             if existing != info:
                 raise TopicExistsError(f"topic {info.name!r} exists with another definition")
@@ -129,7 +133,7 @@ class EmbeddedBackend:
                 part = Partition(
                     self._topics_dir / topic / str(partition), info.schema,
                     segment_bytes=self._segment_bytes,
-                    sync_dirs=self.durability.policy != "never",
+                    fsync=self.durability.policy,
                 )
                 self._partitions[(topic, partition)] = part
             return part
@@ -160,9 +164,8 @@ class EmbeddedBackend:
         with self._lock:
             info = msgspec.structs.replace(self._read_info(topic), retention=retention)
             folder = self._topics_dir / topic
-            staging = folder / f".topic.json.{uuid.uuid4().hex}"
-            staging.write_bytes(msgspec.json.encode(info))
-            os.replace(staging, folder / "topic.json")
+            atomic_write(folder / "topic.json", msgspec.json.encode(info),
+                         fsync=self.durability.policy)
             self._infos[topic] = info
             return info
 

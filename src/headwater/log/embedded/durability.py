@@ -17,8 +17,8 @@ import threading
 import time
 from typing import Protocol
 
-from headwater.config import FsyncPolicy
 from headwater.errors import ConfigError
+from headwater.fsync import FsyncPolicy, syncs
 
 __all__ = ["Durability", "Syncable"]
 
@@ -31,8 +31,7 @@ class Durability:
     """Applies one fsync policy to the partitions of a log."""
 
     def __init__(self, policy: FsyncPolicy, group_commit_ms: float) -> None:
-        if policy not in ("always", "group", "never"):
-            raise ConfigError(f"fsync: expected always, group or never, got {policy!r}")
+        syncs(policy)  # checks it
         if group_commit_ms < 0:
             raise ConfigError("group_commit_ms: must be >= 0")
         self.policy = policy

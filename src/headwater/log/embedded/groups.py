@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from headwater.errors import UnknownConsumerGroupError, ValidationError
+from headwater.fsync import FsyncPolicy, atomic_write
 
 __all__ = ["GroupStore", "LockMembership"]
 
@@ -29,7 +30,7 @@ __all__ = ["GroupStore", "LockMembership"]
 class GroupStore:
     """Committed offsets of every group, under ``root``."""
 
-    def __init__(self, root: Path, *, fsync: bool) -> None:
+    def __init__(self, root: Path, *, fsync: FsyncPolicy) -> None:
         self.root = root
         self._fsync = fsync
         root.mkdir(parents=True, exist_ok=True)
@@ -55,13 +56,7 @@ class GroupStore:
             target = path / f"{topic}.json"
             current = _read(target)
             current.update({str(p): int(o) for p, o in offsets.items()})
-            tmp = path / f".{topic}.json.tmp"
-            with open(tmp, "w") as f:
-                json.dump(current, f)
-                f.flush()
-                if self._fsync:
-                    os.fsync(f.fileno())
-            os.replace(tmp, target)
+            atomic_write(target, json.dumps(current).encode(), fsync=self._fsync)
             (path / ".committed").touch()
 
     def committed(self, group: str, topic: str) -> dict[int, int]:

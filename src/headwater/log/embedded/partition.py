@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from headwater.errors import CorruptLogError, OffsetOutOfRangeError, WriterConflictError
-from headwater.fsync import fsync_dir
+from headwater.fsync import FsyncPolicy, atomic_write, fsync_dir, syncs
 from headwater.log.backend import Producer
 from headwater.log.embedded.segment import (
     FILE_HEADER,
@@ -59,13 +59,15 @@ _LEFTOVER: Final = re.compile(r"^\d{20}\.seg\.(\d+)\.\d+\.tmp$")
 class Partition:
     """Append, read and seek one partition; safe across threads and processes."""
 
-    def __init__(self, path: Path, schema: Schema, *, segment_bytes: int, sync_dirs: bool) -> None:
+    def __init__(self, path: Path, schema: Schema, *, segment_bytes: int,
+                 fsync: FsyncPolicy) -> None:
         self.path = path
         self.schema = schema
         self._stored = schema.stored_schema()
         self._events = schema.arrow_schema()
         self._segment_bytes = segment_bytes
-        self._sync_dirs = sync_dirs
+        self._fsync: FsyncPolicy = fsync
+        self._sync_dirs = syncs(fsync)
         self._lock = threading.RLock()
         self._write_fd: int | None = None
         self._write_segment = -1
@@ -392,11 +394,8 @@ class Partition:
             return dropped
 
     def _write_start(self, offset: int) -> None:
-        tmp = self.path / "start.tmp"
-        tmp.write_text(str(offset))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path / "start")
+        atomic_write(self.path / "start", str(offset).encode(),
+                     fsync=self._fsync)
         self._read_start()
 
     def _delete_dead_segments(self) -> None:

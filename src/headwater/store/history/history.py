@@ -52,6 +52,7 @@ import pyarrow.compute as pc
 from headwater.errors import ConfigError, ValidationError
 from headwater.features.definitions import Feature
 from headwater.features.pointintime import Mode, Queries, Sources, point_in_time
+from headwater.fsync import FsyncPolicy
 from headwater.log.partitioner import partition_of
 from headwater.store.history import layout
 from headwater.store.history.layout import (
@@ -146,15 +147,16 @@ class FeatureHistory:
     Partitions already stored are read whatever their granularity; it decides where new
     rows go. ``buckets`` is the number of entity buckets of sources written first by this
     history (default :data:`DEFAULT_BUCKETS`); a source keeps the number it was created
-    with, and opening it with another is an error.
+    with, and opening it with another is an error. Files written to a local directory
+    are made durable under ``fsync`` (:data:`~headwater.fsync.FsyncPolicy`).
     """
 
     def __init__(self, location: str | os.PathLike[str], *,
                  granularity: Literal["day", "hour"] = "day", buckets: int | None = None,
-                 **storage_options: Any) -> None:
+                 fsync: FsyncPolicy = "group", **storage_options: Any) -> None:
         if granularity not in layout.GRANULARITIES:
             raise ValidationError("granularity", f"expected 'day' or 'hour', got {granularity!r}")
-        self.storage: Storage = open_storage(location, **storage_options)
+        self.storage: Storage = open_storage(location, fsync=fsync, **storage_options)
         self.location = self.storage.location
         self.granularity = layout.GRANULARITIES[granularity]
         self._wanted_buckets = _check_buckets(buckets)

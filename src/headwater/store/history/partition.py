@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.errors import HeadwaterError
-from headwater.store.history.files import is_temporary
+from headwater.fsync import staged_name
 from headwater.store.history.layout import CheckpointFile, compacted_name, is_compacted
 from headwater.store.history.manifest import Manifest, read_manifest, write_manifest
 from headwater.store.history.rows import CHECKPOINT, ENTITY, EVENT_TIME, OFFSET, PARTITION, TASK
@@ -44,13 +44,6 @@ _COMPACTING: Final = "_compacting"
 _SNAPSHOT_ATTEMPTS: Final = 1000
 _SORT_KEYS: Final = [(ENTITY, "ascending"), (EVENT_TIME, "ascending"), (OFFSET, "ascending"),
                      (PARTITION, "ascending")]
-
-
-def _staged_name(name: str) -> str | None:
-    """The target name of a temporary file (``.<name>.<random>.tmp``)."""
-    if not is_temporary(name):
-        return None
-    return name[1:].rsplit(".", 2)[0]
 
 
 class Partition:
@@ -136,7 +129,7 @@ class Partition:
         """Delete the temporary files a crashed writer of ``task`` left behind (only
         while no writer of ``task`` runs: at recovery)."""
         for name in self._names():
-            parsed = CheckpointFile.parse(_staged_name(name) or "")
+            parsed = CheckpointFile.parse(staged_name(name) or "")
             if parsed is not None and parsed.task == task:
                 self.storage.delete(self._file(name))
 
@@ -153,7 +146,7 @@ class Partition:
         compaction leaves those: the caller holds both locks)."""
         for name in names:
             parsed = CheckpointFile.parse(name)
-            staged = _staged_name(name)
+            staged = staged_name(name)
             if ((parsed is not None and manifest.replaces(parsed.task, parsed.checkpoint))
                     or (is_compacted(name) and name not in manifest.files)
                     or (staged is not None and is_compacted(staged))):

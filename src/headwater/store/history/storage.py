@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from headwater.filesystems import open_filesystem
+from headwater.fsync import FsyncPolicy, atomic_write, install, temporary_name
 from headwater.store.history import files
 
 if TYPE_CHECKING:  # imported where used: pyarrow.dataset imports pandas (~0.3 s a process)
@@ -46,10 +46,12 @@ class Storage:
     """The files under ``root`` of a local directory (``fs`` is ``None``) or of an fsspec
     filesystem."""
 
-    def __init__(self, root: str, fs: Any = None, *, location: str | None = None) -> None:
+    def __init__(self, root: str, fs: Any = None, *, location: str | None = None,
+                 fsync: FsyncPolicy = "group") -> None:
         self.root = root.rstrip("/") or "/"
         self.location = location or root
         self._fs = fs
+        self._fsync: FsyncPolicy = fsync
 
     @property
     def local(self) -> bool:
@@ -120,9 +122,9 @@ class Storage:
         """Write ``table`` as zstd Parquet under a temporary name beside ``target``; the
         temporary path, to :meth:`install` later (or :meth:`delete`)."""
         if self._fs is None:
-            return str(files.stage_parquet(Path(target), table))
+            return str(files.stage_parquet(Path(target), table, fsync=self._fsync))
         folder, _, name = target.rpartition("/")
-        temp = f"{folder}/.{name}.{uuid.uuid4().hex[:12]}.tmp"
+        temp = f"{folder}/{temporary_name(name, shared=True)}"
         try:
             with self._fs.open(temp, "wb") as handle:
                 pq.write_table(table, handle, compression="zstd",
@@ -136,7 +138,7 @@ class Storage:
     def install(self, temp: str, target: str) -> None:
         """Put a staged file in place as ``target`` (replacing it)."""
         if self._fs is None:
-            files.install(Path(temp), Path(target))
+            install(temp, target, fsync=self._fsync)
         else:
             self._fs.mv(temp, target)
 
@@ -144,7 +146,7 @@ class Storage:
         """Replace ``path`` with ``data``, atomically."""
         if self._fs is None:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            files.write_bytes(Path(path), data)
+            atomic_write(path, data, fsync=self._fsync)
         else:
             self._fs.pipe_file(path, data)
 
@@ -166,11 +168,13 @@ class Storage:
             yield
 
 
-def open_storage(location: str | os.PathLike[str], **storage_options: Any) -> Storage:
-    """The storage at ``location``: a path (or ``file://``) or an fsspec URL."""
+def open_storage(location: str | os.PathLike[str], *, fsync: FsyncPolicy = "group",
+                 **storage_options: Any) -> Storage:
+    """The storage at ``location``: a path (or ``file://``) or an fsspec URL. ``fsync``
+    applies to a local directory (an object store's PUT is durable when it returns)."""
     text = os.fspath(location)
     if "://" not in text or text.startswith("file://"):
         path = text[len("file://"):] if text.startswith("file://") else text
-        return Storage(os.path.abspath(path), location=text)
+        return Storage(os.path.abspath(path), location=text, fsync=fsync)
     fs, root = open_filesystem(text, "A feature history", **storage_options)
     return Storage(root, fs, location=text)

@@ -35,8 +35,8 @@ from typing import Final
 
 import msgspec
 
-from headwater.config import FsyncPolicy
 from headwater.errors import ConfigError, CorruptLogError, WriterConflictError
+from headwater.fsync import FsyncPolicy, atomic_write, syncs
 from headwater.log.embedded.durability import Durability
 from headwater.store.online.batch import (
     Batch,
@@ -48,7 +48,6 @@ from headwater.store.online.wal import (
     FILE_HEADER,
     WalFollower,
     WalWriter,
-    create_file,
     encode_record,
 )
 from headwater.store.online.writer import BatchWriter, StateReads
@@ -81,7 +80,8 @@ class EmbeddedOnlineStore(StateReads, BatchWriter):
         self._dir = str(self.path)
         self._files = StoreDirectory(self._dir)
         self._durability = Durability(fsync, group_commit_ms)
-        self._sync = fsync != "never"
+        self._fsync: FsyncPolicy = fsync
+        self._sync = syncs(fsync)
         self._compact_bytes = compact_bytes
         self._compact_at = compact_bytes
         self._lock = threading.RLock()
@@ -172,11 +172,11 @@ class EmbeddedOnlineStore(StateReads, BatchWriter):
             raise WriterConflictError(f"{self._dir}: only an open writer compacts")
         following = self._generation + 1
         path = self._files.wal(following)
-        create_file(path, FILE_HEADER, sync=self._sync)  # first: a failure changes nothing
+        atomic_write(path, FILE_HEADER, fsync=self._fsync)  # first: a failure changes nothing
         wal.close(sync=self._sync)
         self._wal = WalWriter(path, len(FILE_HEADER))
         self._generation = following
-        write_snapshot(self._files.snapshot, following, self._state, sync=self._sync)
+        write_snapshot(self._files.snapshot, following, self._state, fsync=self._fsync)
         self._compact_at = max(self._compact_bytes, os.stat(self._files.snapshot).st_size)
         self._files.remove_before(following)
 
@@ -201,7 +201,7 @@ class EmbeddedOnlineStore(StateReads, BatchWriter):
                 follower.close()
         last = files.wal(live[-1])
         if not os.path.exists(last):
-            create_file(last, FILE_HEADER, sync=self._sync)
+            atomic_write(last, FILE_HEADER, fsync=self._fsync)
         self._wal, records = WalWriter.open(last)
         _apply(state, records, last)
         self._state, self._generation = state, live[-1]

@@ -12,7 +12,7 @@ crash leaves the old snapshot or the new one, never a mix.
 >>> state = OnlineState()
 >>> state.apply(write_batch("user", [("u1", {"a": b"1"})]))
 >>> path = os.path.join(tempfile.mkdtemp(), "snapshot")
->>> write_snapshot(path, 3, state, sync=False)
+>>> write_snapshot(path, 3, state, fsync="never")
 >>> generation, restored = read_snapshot(path)
 >>> generation, restored.read("user", "u1")
 (3, {'a': b'1'})
@@ -26,8 +26,9 @@ from typing import Final
 import msgspec
 
 from headwater.errors import CorruptLogError
+from headwater.fsync import FsyncPolicy, atomic_write
 from headwater.store.online.state import OnlineState
-from headwater.store.online.wal import SNAPSHOT_HEADER, create_file, encode_record, scan
+from headwater.store.online.wal import SNAPSHOT_HEADER, encode_record, scan
 
 __all__ = ["read_generation", "read_snapshot", "write_snapshot"]
 
@@ -35,14 +36,15 @@ _GENERATION: Final = struct.Struct("<Q")
 _FIRST_RECORD: Final = len(encode_record(bytes(_GENERATION.size)))
 
 
-def write_snapshot(path: str, generation: int, state: OnlineState, *, sync: bool) -> None:
-    """Replace the snapshot at ``path`` atomically (durably under ``sync``)."""
+def write_snapshot(path: str, generation: int, state: OnlineState, *,
+                   fsync: FsyncPolicy) -> None:
+    """Replace the snapshot at ``path`` atomically (durably under ``fsync``)."""
     content = b"".join([
         SNAPSHOT_HEADER,
         encode_record(_GENERATION.pack(generation)),
         encode_record(state.encode()),
     ])
-    create_file(path, content, sync=sync)
+    atomic_write(path, content, fsync=fsync)
 
 
 def read_generation(path: str) -> int:

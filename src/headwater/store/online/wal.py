@@ -34,14 +34,12 @@ from typing import Final
 from crc32c import crc32c
 
 from headwater.errors import CorruptLogError
-from headwater.fsync import fsync_dir
 
 __all__ = [
     "FILE_HEADER",
     "SNAPSHOT_HEADER",
     "WalFollower",
     "WalWriter",
-    "create_file",
     "encode_record",
     "scan",
 ]
@@ -176,23 +174,6 @@ class WalFollower:
             os.close(self._fd)
             self._fd = None
 
-
-def create_file(path: str, content: bytes, *, sync: bool) -> None:
-    """Create or replace ``path`` with ``content`` whole: a temporary file, fsync'd
-    (under ``sync``), renamed over it, and the directory fsync'd."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(content)
-        while view:
-            view = view[os.write(fd, view):]
-        if sync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    if sync:
-        fsync_dir(os.path.dirname(path) or ".")
 
 
 
