@@ -120,6 +120,16 @@ def test_create_and_rename_columns(cli: Cli) -> None:
     assert sorted(cli.events("clicks").column("who").to_pylist()) == ["ada", "bob"]
 
 
+def test_partitions_for_an_existing_topic_are_refused_not_ignored(cli: Cli) -> None:
+    path = cli.write("clicks.csv", "who,page,when\nada,home,2024-01-01T00:00:00Z\n")
+    cli.ok("produce", "clicks", str(path), "--create", "--key", "who", "--event-time", "when")
+    refused = cli.fails(2, "produce", "clicks", str(path), "--create", "--key", "who",
+                        "--event-time", "when", "--partitions", "2")
+    assert "--partitions" in refused.stderr
+    assert "exists with 1 partition(s), not 2" in " ".join(refused.stderr.split())
+    cli.ok("produce", "clicks", str(path), "--partitions", "1")  # what it has: fine
+
+
 def test_zero_padded_ids_keep_their_zeros(cli: Cli) -> None:
     """``007`` is an identifier, not the number 7: a key (or any column) holding a
     zero-padded integer is text, so ``007`` and ``7`` stay two accounts."""

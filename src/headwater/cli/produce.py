@@ -109,8 +109,8 @@ def produce(
     create: Annotated[bool, typer.Option(
         "--create", help="Create the topic with the file's columns if it does not exist "
         "(a CSV's types are voted by its values, and reported).")] = False,
-    partitions: Annotated[int, typer.Option(
-        min=1, help="Partitions of a topic made by --create.")] = 1,
+    partitions: Annotated[int | None, typer.Option(
+        min=1, help="Partitions of a topic made by --create (default 1).")] = None,
     allow_non_finite: Annotated[str | None, typer.Option(
         "--allow-non-finite", help="With --create: comma-separated float columns that may "
         "hold NaN and infinity (refused by default).")] = None,
@@ -174,7 +174,7 @@ def produce(
 
 
 def _topic_for(log: Log, topic: str, source: Source, *, key: str | None,
-               event_time: str | None, create: bool, partitions: int,
+               event_time: str | None, create: bool, partitions: int | None,
                allow_non_finite: tuple[str, ...]) -> TopicInfo:
     try:
         info = log.topic(topic)
@@ -185,6 +185,10 @@ def _topic_for(log: Log, topic: str, source: Source, *, key: str | None,
         if allow_non_finite:
             raise ValidationError("--allow-non-finite", f"topic {topic!r} exists: its schema "
                                   "decides which fields may hold NaN and infinity")
+        if partitions is not None and partitions != info.partitions:
+            raise ValidationError("--partitions", f"topic {topic!r} exists with "
+                                  f"{info.partitions} partition(s), not {partitions}: a topic "
+                                  "keeps the partitions it was created with")
         return info
     if event_time is None:
         raise ValidationError("--event-time", "name the event-time column to --create a topic")
@@ -192,9 +196,9 @@ def _topic_for(log: Log, topic: str, source: Source, *, key: str | None,
                                  allow_non_finite=allow_non_finite)
     if votes:
         status().print(votes_table(votes, source.name))
-    info = log.create_topic(topic, schema, partitions=partitions)
+    info = log.create_topic(topic, schema, partitions=partitions or 1)
     status().print(f"created topic {topic} ({len(schema.fields)} fields, "
-                   f"{partitions} partition(s))")
+                   f"{info.partitions} partition(s))")
     return info
 
 
