@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from headwater.errors import ConfigError
@@ -58,7 +58,19 @@ def append(log: Log, chunk: list[Event]) -> None:
                                         [o.label for o in os_], [o.ts for o in os_]))
 
 
+def _read_ahead() -> tuple[JoinRule, list[Prediction], list[Outcome]]:
+    """Found by exploring: read three at a time, one outcomes partition (14 outcomes of r0,
+    then r1's) falls behind the other (r7's, later); r7's outcome must not close r1 before
+    r1's own outcome is read."""
+    preds = [Prediction(f"r{i}", "e0", b'{"x": 1.0}', "m", 1, 0.5, "champion", True, T0)
+             for i in range(7)]
+    outs = [*(Outcome("r0", "e0", None, T0) for _ in range(14)), Outcome("r1", "e0", None, T0),
+            Outcome("r7", "e3", None, T0 + 2)]
+    return JoinRule(window=1, timeout_label=0.0), preds, outs
+
+
 @settings(max_examples=60, deadline=None)
+@example(world=_read_ahead(), partitions=(4, 2), script=[])
 @given(worlds(), st.sampled_from([(1, 1), (2, 2), (3, 3), (8, 8), (4, 2)]),
        st.lists(st.tuples(st.sampled_from(["append", "append", "step", "step", "join",
                                            "leave", "rogue", "rogue"]),

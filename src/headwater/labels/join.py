@@ -32,8 +32,10 @@ Order. Events are applied by (time, kind, arrival) with predictions before outco
 equal times, and a prediction expires when an event with a *later* time is applied or
 the watermark passes its deadline: so an outcome exactly at the deadline still counts,
 and the result depends only on the events and the watermark, never on how they were
-batched. Closed predictions are remembered for one more window, so a late outcome can be
-told from one that matched nothing.
+batched. An outcome read ahead of a partition that is behind closes nothing past the
+watermark (that partition's outcomes may still answer); it is compared with the deadline
+of the prediction it names. Closed predictions are remembered for one more window, so a
+late outcome can be told from one that matched nothing.
 
 >>> rule = JoinRule(window=10, timeout_label=0.0)  # clicks: silence is a 0
 >>> state = JoinState(rule)
@@ -236,7 +238,9 @@ class JoinState:
         late: list[Late] = []
         expired = self.expired
         for outcome in sorted(outcomes, key=lambda o: o.ts):
-            self._expire(outcome.ts - 1, examples)
+            # Time is known to have passed only up to the watermark: an outcome of another
+            # partition, read ahead of one behind, must not close what that one may answer.
+            self._expire(min(outcome.ts, watermark) - 1, examples)
             self._match(outcome, examples, late)
         self._expire(watermark - 1, examples)
         if watermark > self.watermark:
@@ -262,6 +266,10 @@ class JoinState:
         if outcome.ts < entry.time:
             late.append(Late(*outcome, "before_prediction", entry.time))
             return
+        if outcome.ts > entry.time + self.rule.window:  # its window closed before it came
+            self._time_out(rid, entry, examples)
+            late.append(Late(*outcome, "window_closed", entry.time))
+            return
         label, source = ((self.rule.positive, "outcome") if outcome.label is None
                          else (float(outcome.label), "explicit"))
         self._close(rid, entry, "already_labelled")
@@ -270,26 +278,32 @@ class JoinState:
 
     def _latest_open(self, entity: str, ts: int) -> str | None:
         found: tuple[int, str] | None = None
+        window = self.rule.window
         for made, rid in self._by_entity.get(entity, ()):
-            if made <= ts and rid in self._open and (found is None or made >= found[0]):
+            if (made <= ts <= made + window and rid in self._open
+                    and (found is None or made >= found[0])):
                 found = (made, rid)
         return None if found is None else found[1]
 
     def _expire(self, until: int, examples: list[Example]) -> None:
         """Close, by timeout, every open prediction whose deadline is at or before ``until``."""
         deadlines = self._deadlines
-        timeout = self.rule.timeout_label
         while deadlines and deadlines[0][0] <= until:
-            deadline, rid = heapq.heappop(deadlines)
+            _, rid = heapq.heappop(deadlines)
             entry = self._open.get(rid)
-            if entry is None:
-                continue
-            self._close(rid, entry, "window_closed")
-            if timeout is None:
-                self.expired += 1
-                continue
-            examples.extend(Example(*row[:8], timeout, "timeout", entry.time, deadline)
-                            for row in entry.rows)
+            if entry is not None:
+                self._time_out(rid, entry, examples)
+
+    def _time_out(self, rid: str, entry: _Open, examples: list[Example]) -> None:
+        """Close ``rid`` at its deadline: the timeout label's example, or counted."""
+        self._close(rid, entry, "window_closed")
+        timeout = self.rule.timeout_label
+        if timeout is None:
+            self.expired += 1
+            return
+        deadline = entry.time + self.rule.window
+        examples.extend(Example(*row[:8], timeout, "timeout", entry.time, deadline)
+                        for row in entry.rows)
 
     def _close(self, rid: str, entry: _Open, how: str) -> None:
         del self._open[rid]
