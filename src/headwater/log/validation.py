@@ -159,8 +159,11 @@ def _validate_exact(schema: Schema, batch: pa.RecordBatch, limit: int) -> Valida
         # A sum is finite only if every value is (NaN and infinity propagate): one pass,
         # no temporary array. A sum that overflows only sends the batch down the full path.
         values = columns[i]
-        if values.null_count or not math.isfinite(
-                np.add.reduce(values.to_numpy(zero_copy_only=True))):
+        if values.null_count:
+            return None
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = np.add.reduce(values.to_numpy(zero_copy_only=True))
+        if not math.isfinite(total):
             return None
     if _size_plan(schema)[1]:
         rejects = _Rejects(n)
