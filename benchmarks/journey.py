@@ -12,10 +12,12 @@
   processes: the time until the online store itself holds the new value (read here
   directly, a read-only embedded store refreshed at every poll), which is what the
   engine costs; ``served_vs_store_p99_<backend>`` is their ratio, what serving adds.
+- ``served_freshness_p99_ms``: the worst of the backends' p99 (the target holds for each).
 - ``follow_refresh_idle_us``: one refresh of a read-only embedded store with nothing
   new (what the server's follower thread spends every ``HEADWATER_ONLINE_REFRESH_MS``).
 
-Run: ``python benchmarks/journey.py`` (``--samples 300``; ``--backends embedded`` to skip
+The first ``WARMUP`` events of each kind are not sampled. Run: ``python
+benchmarks/journey.py`` (``--samples 300``; ``--backends embedded`` to skip
 Redis).
 """
 
@@ -60,6 +62,9 @@ PROJECT = textwrap.dedent("""
     total = Feature.of("total", user, events, "sum", column="x", window=Lifetime())
     fs = FeatureSet("fs", (total,))
 """)
+#: Events appended and read before the samples (the server's first requests, the engine's
+#: first entity): a cold start is not what freshness measures.
+WARMUP = 5
 USER = Entity("user", key="user")
 TOTAL = Feature.of("total", USER, StreamSource.of("events"), "sum", column="x",
                    window=Lifetime())
@@ -186,7 +191,7 @@ def freshness(backend: str, redis_url: str, samples: int) -> dict[str, float]:
             served: list[float] = []
             direct: list[float] = []
             try:
-                for i in range(2 * samples):
+                for i in range(2 * (samples + WARMUP)):
                     total = float(i + 1)
                     expected = served_model.predict_one({"total": total})
                     now = time.time_ns() // 1000
@@ -201,7 +206,9 @@ def freshness(backend: str, redis_url: str, samples: int) -> dict[str, float]:
                                 raise SystemExit(f"/predict answered {status}: {answer}")
                             return bool(answer["score"] == expected)
 
-                        served.append(appended + wait_until(on_http, f"event {i} over HTTP"))
+                        took = appended + wait_until(on_http, f"event {i} over HTTP")
+                        if i >= 2 * WARMUP:
+                            served.append(took)
                     else:
                         def in_store(total: float = total) -> bool:
                             if isinstance(store, EmbeddedOnlineStore):
@@ -209,7 +216,9 @@ def freshness(backend: str, redis_url: str, samples: int) -> dict[str, float]:
                             now = time.time_ns() // 1000
                             return bool(reader.read({"user": "fresh"}, now)["total"] == total)
 
-                        direct.append(appended + wait_until(in_store, f"event {i} in the store"))
+                        took = appended + wait_until(in_store, f"event {i} in the store")
+                        if i >= 2 * WARMUP:
+                            direct.append(took)
                     time.sleep(0.01)
             finally:
                 store.close()
@@ -247,6 +256,9 @@ def main() -> None:
     for backend in args.backends.split(","):
         log_progress(f"freshness on {backend}")
         figures.update(freshness(backend, args.redis, args.samples))
+    # The issue's figure: the worst backend's p99 (target <= 100 on every backend).
+    figures["served_freshness_p99_ms"] = max(
+        v for k, v in figures.items() if k.startswith("served_freshness_p99_ms_"))
     tmp = Path(tempfile.mkdtemp(prefix="hw-bench-refresh-"))
     try:
         figures["follow_refresh_idle_us"] = round(refresh_idle_us(tmp), 2)
