@@ -150,3 +150,13 @@ def test_a_repeated_request_id_labels_the_first_prediction_only() -> None:
     assert state.repeated == 2
     restored = JoinState.restore(state.snapshot())
     assert restored.repeated == 2
+
+
+def test_a_logged_prediction_keeps_its_propensity_apart_from_its_score() -> None:
+    from headwater.labels.join import predictions_of
+    from headwater.log.system import PREDICTIONS, PredictionRow
+
+    batch = PREDICTIONS.encode([PredictionRow("r", "u", b"{}", "m", 1, 0.75, "challenger",
+                                              True, (), 5, propensity=0.25)])
+    [row] = predictions_of(batch)
+    assert (row.score, row.propensity, row.arm) == (0.75, 0.25, "challenger")

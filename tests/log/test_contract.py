@@ -45,9 +45,7 @@ def events(count: int, *, start: int = 0, users: int = 7, t0: int = START_US) ->
 
 
 def read_all(log: Log, topic: str, partition: int) -> pa.Table:
-    batches = [f.batch for f in log.replay(topic, [partition])]
-    schema = log.topic(topic).schema.stored_schema()
-    return pa.Table.from_batches(batches, schema=schema)
+    return log.read_table(topic, [partition])
 
 
 @pytest.fixture
@@ -135,6 +133,28 @@ def test_read_back_equals_what_was_appended(log: Log) -> None:
     expected = pa.Table.from_batches([first, second]).cast(SCHEMA.arrow_schema())
     assert table.select(SCHEMA.names).equals(expected)
     assert table.column(OFFSET).to_pylist() == list(range(25))
+
+
+def test_read_table_of_an_empty_topic_has_the_stored_schema(log: Log) -> None:
+    log.create_topic("orders", SCHEMA, partitions=3)
+    table = log.read_table("orders")
+    assert table.num_rows == 0
+    assert table.schema == SCHEMA.stored_schema()
+    assert log.read_table("orders", [1], start=5, stop=9).num_rows == 0
+
+
+def test_read_table_is_every_replayed_event_partition_after_partition(log: Log) -> None:
+    log.create_topic("orders", SCHEMA, partitions=3)
+    log.append("orders", events(40))
+    log.append("orders", events(20, start=40))
+    replayed = [f.batch for f in log.replay("orders", max_events=7)]
+    table = log.read_table("orders")
+    assert table.schema == SCHEMA.stored_schema()
+    assert table.num_rows == 60
+    assert table.equals(pa.Table.from_batches(replayed, schema=SCHEMA.stored_schema()))
+    ranged = log.read_table("orders", [2, 0], start=1, stop=4)
+    expected = [read_all(log, "orders", p).slice(1, 3) for p in (2, 0)]
+    assert ranged.equals(pa.concat_tables(expected))
 
 
 def test_read_from_an_offset_and_up_to_a_maximum(log: Log) -> None:

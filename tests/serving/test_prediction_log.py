@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-import pyarrow as pa
 import pytest
 
 from headwater.errors import TopicExistsError
@@ -17,16 +16,19 @@ from headwater.serving import (
     Split,
     ensure_topic,
 )
-from headwater.serving.prediction_log import ensure_readable
+from headwater.serving.prediction_log import PredictionRow, encode_features, ensure_readable
 from headwater.testing import ManualClock, MemoryBackend
 from tests.serving.conftest import NOW, World, train
 
 
 def events(log: Log, topic: str = "predictions") -> list[dict[str, Any]]:
-    batches = [f.batch for f in log.replay(topic)]
-    if not batches:
-        return []
-    return pa.Table.from_batches(batches).to_pylist()  # type: ignore[no-any-return]
+    return log.read_table(topic).to_pylist()  # type: ignore[no-any-return]
+
+
+def row(request_id: str, features: dict[str, Any] | None = None,
+        defaulted: tuple[str, ...] = ()) -> PredictionRow:
+    return PredictionRow(request_id, "e", encode_features(features or {}), "m", 1, 0.5,
+                         "champion", True, (), NOW, defaulted=defaulted)
 
 
 def test_events_land_with_the_features_as_served(world: World) -> None:
@@ -90,7 +92,7 @@ def test_events_are_appended_in_batches() -> None:
     log.append = counting  # type: ignore[method-assign,assignment]
     plog = PredictionLog(log, batch_events=100, flush_ms=10_000)
     for i in range(250):
-        plog.record(f"r{i}", "e", {"x": float(i)}, "m", 1, 0.5, "champion", True, (), NOW)
+        plog.record(row(f"r{i}", {"x": float(i)}))
     plog.close()
     assert sum(appends) == 250
     assert max(appends) <= 100
@@ -106,7 +108,7 @@ def test_a_full_queue_drops_and_counts_never_blocks() -> None:
     plog = PredictionLog(log, capacity=10, batch_events=1_000, flush_ms=10_000)
     with plog._flush_lock:  # hold the flusher out while the queue overflows
         for i in range(25):
-            plog.record(f"r{i}", "e", {}, "m", 1, 0.5, "champion", True, (), NOW)
+            plog.record(row(f"r{i}"))
     assert plog.dropped == 15
     plog.close()
     assert plog.logged == 10
@@ -120,7 +122,7 @@ def test_a_failed_append_is_counted(world: World) -> None:
         raise OSError("disk full")
 
     world.log.append = failing  # type: ignore[method-assign]
-    plog.record("r", "e", {}, "m", 1, 0.5, "champion", True, (), NOW)
+    plog.record(row("r"))
     plog.close()
     assert plog.failed == 1
     assert plog.logged == 0
@@ -145,7 +147,7 @@ def test_a_topic_of_an_earlier_version_is_read_but_not_written() -> None:
         PredictionLog(log)
     ensure_readable(log)  # a reader (the label joiner, a canary watch) still reads it
     plog = PredictionLog(log, "predictions.v2", flush_ms=10_000)
-    plog.record("r", "e", {"n": 0.0}, "m", 1, 0.5, "champion", True, (), NOW, defaulted=["n"])
+    plog.record(row("r", {"n": 0.0}, defaulted=("n",)))
     plog.close()
     assert events(log, "predictions.v2")[0]["defaulted"] == "n"
 
@@ -153,9 +155,9 @@ def test_a_topic_of_an_earlier_version_is_read_but_not_written() -> None:
 def test_the_features_are_those_at_record_time() -> None:
     log = Log(MemoryBackend())
     plog = PredictionLog(log, flush_ms=10_000)
-    row: dict[str, Any] = {"x": 1.0, "city": "oslo"}
-    plog.record("r", "e", row, "m", 1, 0.5, "champion", True, (), NOW)
-    row["x"] = 2.0  # a caller reusing its dict changes nothing logged
+    values: dict[str, Any] = {"x": 1.0, "city": "oslo"}
+    plog.record(row("r", values))
+    values["x"] = 2.0  # a caller reusing its dict changes nothing logged
     plog.close()
     [event] = events(log)
     assert msgspec.json.decode(event["features"]) == {"x": 1.0, "city": "oslo"}

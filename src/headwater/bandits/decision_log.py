@@ -8,7 +8,8 @@ these events are what off-policy estimates (:mod:`headwater.bandits.offpolicy`) 
 
 Logging is off the hot path, as for predictions
 (:class:`~headwater.serving.prediction_log.PredictionLog`): :meth:`DecisionLog.record`
-appends a tuple to a bounded queue and returns; a background thread appends the queue
+encodes the context and appends a :class:`~headwater.log.system.DecisionRow` to a bounded
+queue and returns; a background thread appends the queue
 to the log as one Arrow batch every ``flush_ms`` or once ``batch_events`` wait. A full
 queue drops the event and counts it (``dropped``); a failed append counts its events
 (``failed``); :meth:`DecisionLog.close` flushes what is left. :func:`read_decisions`
@@ -35,22 +36,19 @@ import numpy as np
 import pyarrow as pa
 
 from headwater.bandits.decision import Context, Decision
-from headwater.log import Log, Schema
+from headwater.log import Log
 from headwater.log.appender import BatchAppender
+from headwater.log.system import DECISIONS, DecisionRow
 
 __all__ = ["DECISIONS_SCHEMA", "DECISIONS_TOPIC", "DecisionLog", "ensure_topic",
            "read_decisions"]
 
 #: The default topic of decision events.
-DECISIONS_TOPIC: Final = "decisions"
-#: One event per decision.
-DECISIONS_SCHEMA: Final = Schema.of(
-    {"request_id": "string", "entity": "string", "context": "binary", "actions": "binary",
-     "action": "string", "propensity": "float64", "policy": "string", "ts": "timestamp"},
-    key="entity", event_time="ts")
+DECISIONS_TOPIC: Final = DECISIONS.name
+#: One event per decision (:class:`~headwater.log.system.DecisionRow`).
+DECISIONS_SCHEMA: Final = DECISIONS.schema
 
 _ENCODE: Final = msgspec.json.Encoder().encode
-_Event = tuple[str, str, Context, tuple[str, ...], str, float, str, int]
 
 
 def _jsonable(context: Context) -> Any:
@@ -61,18 +59,15 @@ def _jsonable(context: Context) -> Any:
 
 def ensure_topic(log: Log, topic: str = DECISIONS_TOPIC, *, partitions: int = 1) -> None:
     """Create the decisions topic if it is missing (an existing one must match)."""
-    log.ensure_topic(topic, DECISIONS_SCHEMA, partitions=partitions)
+    DECISIONS.ensure(log, topic, partitions=partitions)
 
 
 def read_decisions(log: Log, topic: str = DECISIONS_TOPIC) -> pa.Table:
     """Every decision on ``topic``, partition after partition, as one table."""
-    batches = [fetched.batch for fetched in log.replay(topic)]
-    if not batches:
-        return DECISIONS_SCHEMA.arrow_schema().empty_table()
-    return pa.Table.from_batches(batches).select(list(DECISIONS_SCHEMA.arrow_schema().names))
+    return log.read_table(topic).select(list(DECISIONS_SCHEMA.names))
 
 
-class DecisionLog(BatchAppender[_Event]):
+class DecisionLog(BatchAppender[DecisionRow]):
     """Appends decision events to ``topic`` in batches from a background thread."""
 
     def __init__(self, log: Log, topic: str = DECISIONS_TOPIC, *, capacity: int = 100_000,
@@ -83,22 +78,13 @@ class DecisionLog(BatchAppender[_Event]):
 
     def record(self, request_id: str, entity: str, context: Context, decision: Decision,
                ts: int) -> None:
-        """Queue one decision; never blocks. ``context`` must not change afterwards."""
-        self._put((request_id, entity, context, decision.actions, decision.action,
-                   decision.propensity, decision.policy, ts))
+        """Queue one decision (its context encoded now); never blocks."""
+        self._put(DecisionRow(request_id, entity, _ENCODE(_jsonable(context)),
+                              _ENCODE(list(decision.actions)), decision.action,
+                              decision.propensity, decision.policy, ts))
 
-    def encode(self, events: list[_Event]) -> pa.RecordBatch:
-        columns = list(zip(*events, strict=True))
-        return pa.record_batch([
-            pa.array(columns[0], pa.string()),
-            pa.array(columns[1], pa.string()),
-            pa.array([_ENCODE(_jsonable(c)) for c in columns[2]], pa.binary()),
-            pa.array([_ENCODE(list(a)) for a in columns[3]], pa.binary()),
-            pa.array(columns[4], pa.string()),
-            pa.array(columns[5], pa.float64()),
-            pa.array(columns[6], pa.string()),
-            pa.array(columns[7], pa.timestamp("us", tz="UTC")),
-        ], schema=DECISIONS_SCHEMA.arrow_schema())
+    def encode(self, events: list[DecisionRow]) -> pa.RecordBatch:
+        return DECISIONS.encode(events)
 
     def __enter__(self) -> DecisionLog:
         return self

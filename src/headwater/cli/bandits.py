@@ -22,7 +22,6 @@ from typing import Annotated, Any
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
 import typer
 
 from headwater.bandits import (
@@ -150,10 +149,10 @@ def _simulate_report(runs: dict[str, SimulationRun], tests: dict[str, ABTest],
 def _log_report(log: Log, decisions_topic: str, outcomes_topic: str, html: Path | None
                 ) -> None:
     decisions = read_decisions(log, decisions_topic)
-    batches = [f.batch for f in log.replay(outcomes_topic)]
-    if not batches:
+    outcomes = log.read_table(outcomes_topic)
+    if not outcomes.num_rows:
         raise ValidationError("--outcomes", f"topic {outcomes_topic!r} has no outcomes")
-    logged = join_rewards(decisions, pa.Table.from_batches(batches))
+    logged = join_rewards(decisions, outcomes)
     values = fixed_action_values(logged)
     mean = float(logged.rewards.mean())
     rows: list[list[Cell]] = []

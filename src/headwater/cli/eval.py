@@ -85,8 +85,7 @@ def _names(text: str, option: str) -> tuple[str, ...]:
 def _rows(ctx: typer.Context, topic: str, since: str | None, until: str | None) -> pa.Table:
     """Every row of ``topic`` predicted in [since, until), in log order."""
     with state_of(ctx).open_log() as log:
-        schema = log.topic(topic).schema.stored_schema()
-        table = pa.Table.from_batches([f.batch for f in log.replay(topic)], schema=schema)
+        table = log.read_table(topic)
     if not table.num_rows:
         raise EvaluationError(f"topic {topic!r} is empty")
     if "prediction_time" in table.column_names and (since or until):

@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import pyarrow as pa
 import pyarrow.compute as pc
 import typer
 
@@ -58,8 +57,7 @@ def report(
     state = state_of(ctx)
     start = parse_time(since, clock=SystemClock(), field="--since") if since else -(1 << 62)
     with state.open_log() as log, open_registry(settings=state.settings) as registry:
-        rows = pa.Table.from_batches([f.batch for f in log.replay(topic)],
-                                     schema=log.topic(topic).schema.stored_schema())
+        rows = log.read_table(topic)
         arms = sorted(set(pc.unique(rows.column("arm")).to_pylist()))
         scores = score_strategies(log, registry, model, arms, {}, start=start, topic=topic)
         costs = costs_by_trainer(registry, model)

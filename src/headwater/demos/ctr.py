@@ -219,8 +219,7 @@ class CtrLoop(DemoSystem):
 
     def report(self) -> Report:
         """Quality over time per arm, and the cold start by position in the session."""
-        table = pa.Table.from_batches([f.batch for f in self.log.replay(TRAINING_EXAMPLES_TOPIC)])
-        rows = table.to_pydict()
+        rows = self.log.read_table(TRAINING_EXAMPLES_TOPIC).to_pydict()
         where = {rid: (pos, new) for rid, pos, new in self.positions}
         out = Report("Headwater demo: click-through with drift and cold starts")
         out.text(f"{self.stats.impressions:,} impressions in {self.sessions:,} sessions, "

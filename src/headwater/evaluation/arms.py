@@ -73,9 +73,7 @@ class Scores:
 
 
 def _arm_rows(log: Log, topic: str) -> pa.Table:
-    table = pa.Table.from_batches([f.batch for f in log.replay(topic)],
-                                  schema=log.topic(topic).schema.stored_schema())
-    return table.select(["arm", "label", "score", "prediction_time"])
+    return log.read_table(topic).select(["arm", "label", "score", "prediction_time"])
 
 
 def score_strategies(log: Log, registry: ModelRegistry, model: str, strategies: list[str],

@@ -107,6 +107,8 @@ class Prediction(NamedTuple):
     arm: str
     served: bool
     ts: int
+    #: The probability the routing policy gave ``arm`` (1 when always scored).
+    propensity: float = 1.0
 
 
 class Outcome(NamedTuple):
@@ -151,7 +153,8 @@ def predictions_of(batch: pa.RecordBatch | pa.Table) -> list[Prediction]:
     cols = [batch.column(n).to_pylist() for n in
             ("request_id", "entity", "features", "model", "version", "score", "arm", "served")]
     ts = batch.column("ts").cast(pa.int64()).to_pylist()
-    return [Prediction(*row) for row in zip(*cols, ts, strict=True)]
+    propensity = batch.column("propensity").to_pylist()
+    return [Prediction(*row) for row in zip(*cols, ts, propensity, strict=True)]
 
 
 def outcomes_of(batch: pa.RecordBatch | pa.Table) -> list[Outcome]:

@@ -35,8 +35,8 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-from headwater.errors import TopicExistsError, UnknownTopicError
-from headwater.log import Log, Schema
+from headwater.log import Log
+from headwater.log.system import LATE_OUTCOMES, OUTCOMES, PREDICTIONS, TRAINING_EXAMPLES
 
 __all__ = [
     "LATE_OUTCOMES_SCHEMA",
@@ -52,45 +52,28 @@ __all__ = [
     "ensure_predictions_topic",
 ]
 
+# The topics and their schemas are rows of the catalogue of system topics
+# (:mod:`headwater.log.system`); these names are kept for the label loop's readers.
+
 #: The default topic of outcomes.
-OUTCOMES_TOPIC: Final = "outcomes"
+OUTCOMES_TOPIC: Final = OUTCOMES.name
 #: The default topic of training examples.
-TRAINING_EXAMPLES_TOPIC: Final = "training_examples"
+TRAINING_EXAMPLES_TOPIC: Final = TRAINING_EXAMPLES.name
 #: The default topic of outcomes that came too late or matched no prediction.
-LATE_OUTCOMES_TOPIC: Final = "outcomes.late"
+LATE_OUTCOMES_TOPIC: Final = LATE_OUTCOMES.name
+#: The default topic of prediction events.
+PREDICTIONS_TOPIC: Final = PREDICTIONS.name
 
 LabelSource = Literal["outcome", "timeout", "explicit"]
 
 #: Outcomes: ``request_id`` and ``label`` may be null (see the module docstring).
-OUTCOMES_SCHEMA: Final = Schema.of(
-    {"request_id": "string", "entity": "string", "label": "float64", "ts": "timestamp"},
-    key="entity", event_time="ts", nullable=("request_id", "label"))
-
+OUTCOMES_SCHEMA: Final = OUTCOMES.schema
 #: One logged prediction joined with its label.
-TRAINING_EXAMPLES_SCHEMA: Final = Schema.of(
-    {"request_id": "string", "entity": "string", "features": "binary", "model": "string",
-     "version": "int64", "score": "float64", "arm": "string", "served": "bool",
-     "label": "float64", "source": "string", "prediction_time": "timestamp",
-     "label_time": "timestamp"},
-    key="entity", event_time="label_time")
-
+TRAINING_EXAMPLES_SCHEMA: Final = TRAINING_EXAMPLES.schema
 #: An outcome kept aside: too late for its prediction's window, or matched nothing.
-LATE_OUTCOMES_SCHEMA: Final = Schema.of(
-    {"request_id": "string", "entity": "string", "label": "float64", "ts": "timestamp",
-     "reason": "string", "prediction_time": "timestamp"},
-    key="entity", event_time="ts", nullable=("request_id", "label", "prediction_time"))
-
-#: The default topic of prediction events.
-PREDICTIONS_TOPIC: Final = "predictions"
-_FIELDS: Final = {
-    "request_id": "string", "entity": "string", "features": "binary", "model": "string",
-    "version": "int64", "score": "float64", "arm": "string", "served": "bool",
-    "missing": "string", "ts": "timestamp", "propensity": "float64", "latency_ms": "float64"}
+LATE_OUTCOMES_SCHEMA: Final = LATE_OUTCOMES.schema
 #: One event per scored model version (the returned one and every shadow).
-PREDICTIONS_SCHEMA: Final = Schema.of({**_FIELDS, "defaulted": "string"},
-                                      key="entity", event_time="ts")
-#: The schema of predictions topics written by earlier versions (no ``defaulted``).
-_EARLIER: Final = (Schema.of(_FIELDS, key="entity", event_time="ts"),)
+PREDICTIONS_SCHEMA: Final = PREDICTIONS.schema
 
 
 def ensure_predictions_topic(log: Log, topic: str = PREDICTIONS_TOPIC, *,
@@ -98,34 +81,11 @@ def ensure_predictions_topic(log: Log, topic: str = PREDICTIONS_TOPIC, *,
     """Create the predictions topic if it is missing; an existing one must have the
     current schema (:class:`~headwater.errors.TopicExistsError` otherwise, saying what
     to do with a topic an earlier version created)."""
-    try:
-        schema = log.topic(topic).schema
-    except UnknownTopicError:
-        log.ensure_topic(topic, PREDICTIONS_SCHEMA, partitions=partitions)
-        return
-    if schema == PREDICTIONS_SCHEMA:
-        return
-    if schema in _EARLIER:
-        raise TopicExistsError(
-            f"topic {topic!r} was created by an earlier version of Headwater: its events "
-            "have no 'defaulted' field, which says which feature values were filled by "
-            "their default, so new predictions are not logged to it. Its events stay "
-            "readable (labels, evaluation, replay); log new predictions to another topic: "
-            "headwater serve --predictions-topic NAME, and join them with "
-            "headwater labels run --predictions NAME")
-    raise TopicExistsError(f"topic {topic!r} exists with another schema than a predictions "
-                           "topic's; choose another topic for predictions")
+    PREDICTIONS.ensure(log, topic, partitions=partitions)
 
 
 def ensure_predictions_readable(log: Log, topic: str = PREDICTIONS_TOPIC, *,
                                 partitions: int = 1) -> None:
     """Create the predictions topic if it is missing; an existing one may also have the
     schema of an earlier version (what a reader of predictions calls at start-up)."""
-    try:
-        schema = log.topic(topic).schema
-    except UnknownTopicError:
-        log.ensure_topic(topic, PREDICTIONS_SCHEMA, partitions=partitions)
-        return
-    if schema != PREDICTIONS_SCHEMA and schema not in _EARLIER:
-        raise TopicExistsError(f"topic {topic!r} exists with another schema than a "
-                               "predictions topic's")
+    PREDICTIONS.ensure(log, topic, partitions=partitions, readable=True)

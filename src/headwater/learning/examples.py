@@ -80,19 +80,17 @@ def read_examples(log: Log, start: Mapping[int, int] | None = None,
     actually read.
     """
     partitions = log.topic(topic).partitions
-    batches: list[pa.RecordBatch] = []
+    tables: list[pa.Table] = []
     ranges: list[OffsetRange] = []
     for p in range(partitions):
         first = (start or {}).get(p, log.start_offsets(topic)[p])
         last = (stop or {}).get(p, log.end_offsets(topic)[p])
         if last <= first:
             continue
-        read_to = first
-        for fetched in log.replay(topic, [p], start=first, stop=last):
-            batches.append(fetched.batch)
-            read_to = fetched.next_offset
-        ranges.append(OffsetRange(partition=p, start=first, end=read_to))
-    table = pa.Table.from_batches(batches, schema=log.topic(topic).schema.stored_schema())
+        tables.append(log.read_table(topic, [p], start=first, stop=last))
+        ranges.append(OffsetRange(partition=p, start=first, end=first + tables[-1].num_rows))
+    table = (pa.concat_tables(tables) if tables
+             else log.topic(topic).schema.stored_schema().empty_table())
     if arm is None:
         table = table.filter(table.column("served"))
     else:

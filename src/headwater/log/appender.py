@@ -1,9 +1,10 @@
 """A background appender: events queued from the hot path, appended in batches.
 
 Components that log as a side effect of answering (the prediction log, the decision
-log) must never make a request wait for the log. :class:`BatchAppender` takes a tuple
-per event (:meth:`~BatchAppender.record`: a bounded ``deque.append``, no lock) and a
-background thread turns the queued tuples into one Arrow batch with the subclass's
+log) must never make a request wait for the log. :class:`BatchAppender` takes a row per
+event (a struct of :mod:`headwater.log.system`; :meth:`~BatchAppender.record`: a bounded
+``deque.append``, no lock) and a background thread turns the queued rows into one Arrow
+batch with the subclass's
 :meth:`~BatchAppender.encode` and appends it every ``flush_ms``, or as soon as
 ``batch_events`` are waiting. When the queue is full an event is dropped and counted
 (``dropped``), never blocked on; a failed append is counted (``failed``) and its events
@@ -24,7 +25,7 @@ import secrets
 import socket
 import threading
 from collections import deque
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import pyarrow as pa
 
@@ -32,7 +33,7 @@ from headwater.log.log import Log
 
 __all__ = ["BatchAppender"]
 
-E = TypeVar("E", bound=tuple[Any, ...])
+E = TypeVar("E")
 
 
 class BatchAppender(Generic[E]):

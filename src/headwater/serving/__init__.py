@@ -26,6 +26,8 @@ from headwater.serving.prediction_log import (
     PREDICTIONS_SCHEMA,
     PREDICTIONS_TOPIC,
     PredictionLog,
+    PredictionRow,
+    encode_features,
     ensure_topic,
 )
 from headwater.serving.predictor import Predictor
@@ -43,6 +45,7 @@ __all__ = [
     "PredictRequest",
     "Prediction",
     "PredictionLog",
+    "PredictionRow",
     "Predictor",
     "Route",
     "Shadow",
@@ -50,6 +53,7 @@ __all__ = [
     "Split",
     "VersionSource",
     "bucket",
+    "encode_features",
     "ensure_topic",
     "neutral_defaults",
     "policy_from_spec",

@@ -23,7 +23,7 @@ import itertools
 import secrets
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from headwater.bandits.decision import ContextualPolicy, Decision
 from headwater.bandits.decision_log import DecisionLog
@@ -37,6 +37,9 @@ from headwater.repeat import Repeater
 from headwater.time import Clock, SystemClock
 
 __all__ = ["ActionService"]
+
+#: A decision is not a score: its open "prediction" in the join carries none.
+_NO_SCORE: Final = float("nan")
 
 
 class ActionService:
@@ -81,9 +84,9 @@ class ActionService:
         with self._lock:
             decision = self.policy.choose(values, actions)
             self._contexts[rid] = values
-            self._join.add_predictions([Prediction(rid, entity, b"", decision.policy, 0,
-                                                   decision.propensity, decision.action,
-                                                   True, now)])
+            self._join.add_predictions([Prediction(
+                rid, entity, b"", decision.policy, 0, _NO_SCORE, decision.action, True, now,
+                decision.propensity)])
         self.decisions += 1
         if self.log is not None:
             self.log.record(rid, entity, values, decision, now)

@@ -17,10 +17,11 @@ Headwater (without ``defaulted``) is still read by every reader (:func:`ensure_r
 but a server refuses to write to it (:func:`ensure_topic` raises, naming the topic and how
 to move on): its events could not say which values were filled.
 
-Logging is off the hot path but for one step. :meth:`PredictionLog.record` encodes the
-model input to JSON — a microsecond or so while the row is still in the CPU's cache, and
-the event then holds no mutable object — appends a tuple to a bounded in-memory queue
-and returns; a background thread drains the queue every ``flush_ms`` or as soon as
+Logging is off the hot path but for one step. The caller encodes the model input to JSON
+(:func:`encode_features`) — a microsecond or so while the row is still in the CPU's cache,
+and the event then holds no mutable object — and :meth:`PredictionLog.record` appends the
+event (a :class:`~headwater.log.system.PredictionRow`) to a bounded in-memory queue and
+returns; a background thread drains the queue every ``flush_ms`` or as soon as
 ``batch_events`` are waiting and appends the events to the log as one Arrow batch.
 (Encoding in the background thread instead cost more CPU in all: the thread read every
 row from another core's cache; ``benchmarks/serving.py`` measures both threads.) A
@@ -32,7 +33,7 @@ are flushed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Final
 
 import msgspec
@@ -43,16 +44,20 @@ from headwater.labels.schema import ensure_predictions_readable as ensure_readab
 from headwater.labels.schema import ensure_predictions_topic as ensure_topic
 from headwater.log import Log
 from headwater.log.appender import BatchAppender
+from headwater.log.system import PREDICTIONS, PredictionRow
 
-__all__ = ["PREDICTIONS_SCHEMA", "PREDICTIONS_TOPIC", "PredictionLog", "ensure_readable",
-           "ensure_topic"]
+__all__ = ["PREDICTIONS_SCHEMA", "PREDICTIONS_TOPIC", "PredictionLog", "PredictionRow",
+           "encode_features", "ensure_readable", "ensure_topic"]
 
 _ENCODE: Final = msgspec.json.Encoder().encode
-_Event = tuple[str, str, bytes, str, int, float, str, bool, Sequence[str], int, float, float,
-               Sequence[str]]
 
 
-class PredictionLog(BatchAppender[_Event]):
+def encode_features(features: Mapping[str, Any]) -> bytes:
+    """The model input as a prediction event holds it (a JSON object)."""
+    return _ENCODE(features)
+
+
+class PredictionLog(BatchAppender[PredictionRow]):
     """Appends prediction events to ``topic`` in batches from a background thread.
 
     ``capacity`` bounds the queue (events beyond it are dropped and counted);
@@ -66,40 +71,12 @@ class PredictionLog(BatchAppender[_Event]):
         super().__init__(log, topic, capacity=capacity, batch_events=batch_events,
                          flush_ms=flush_ms, name="headwater-prediction-log")
 
-    def record(self, request_id: str, entity: str, features: Mapping[str, Any], model: str,
-               version: int, score: float, arm: str, served: bool, missing: Sequence[str],
-               ts: int, propensity: float = 1.0, latency_ms: float = 0.0,
-               defaulted: Sequence[str] = ()) -> None:
-        """Queue one event (``features`` encoded now); never blocks. ``propensity`` is the
-        probability the routing policy gave ``arm`` (1 for a shadow: always scored);
-        ``latency_ms`` how long the prediction took in the service (features, routing,
-        scoring); ``defaulted`` the features whose value is their default."""
-        queue = self._queue
-        if len(queue) >= self.capacity or self._closed:
-            self.dropped += 1
-            return
-        queue.append((request_id, entity, _ENCODE(features), model, version, score, arm,
-                      served, missing, ts, propensity, latency_ms, defaulted))
-        if len(queue) == self.batch_events:
-            self._wake.set()
+    def record(self, event: PredictionRow) -> None:
+        """Queue one event; never blocks (a full queue drops it and counts)."""
+        self._put(event)
 
-    def encode(self, events: list[_Event]) -> pa.RecordBatch:
-        columns = list(zip(*events, strict=True))
-        return pa.record_batch([
-            pa.array(columns[0], pa.string()),
-            pa.array(columns[1], pa.string()),
-            pa.array(columns[2], pa.binary()),
-            pa.array(columns[3], pa.string()),
-            pa.array(columns[4], pa.int64()),
-            pa.array(columns[5], pa.float64()),
-            pa.array(columns[6], pa.string()),
-            pa.array(columns[7], pa.bool_()),
-            pa.array([",".join(m) for m in columns[8]], pa.string()),
-            pa.array(columns[9], pa.timestamp("us", tz="UTC")),
-            pa.array(columns[10], pa.float64()),
-            pa.array(columns[11], pa.float64()),
-            pa.array([",".join(d) for d in columns[12]], pa.string()),
-        ], schema=PREDICTIONS_SCHEMA.arrow_schema())
+    def encode(self, events: list[PredictionRow]) -> pa.RecordBatch:
+        return PREDICTIONS.encode(events)
 
     def __enter__(self) -> PredictionLog:
         return self

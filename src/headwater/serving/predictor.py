@@ -64,7 +64,7 @@ from headwater.features.online import EntityKey, FeatureReader, entity_key
 from headwater.serving.deployment import Deployment, LoadedModel, Snapshot
 from headwater.serving.inputs import InputSpec
 from headwater.serving.messages import Prediction, PredictRequest
-from headwater.serving.prediction_log import PredictionLog
+from headwater.serving.prediction_log import PredictionLog, PredictionRow, encode_features
 from headwater.store.online.batched import AsyncReads, BatchedReads
 from headwater.time import Clock, SystemClock
 
@@ -171,9 +171,10 @@ class Predictor:
         self.predictions += 1
         log = self.log
         if log is not None:
-            log.record(rid, key, row, model.name, model.version, score, route.arm, True,
-                       missing, now, snap.policy.propensity(route.arm),
-                       (perf_counter() - started) * 1e3, defaulted)
+            log.record(PredictionRow(
+                rid, key, encode_features(row), model.name, model.version, score, route.arm,
+                True, missing, now, snap.policy.propensity(route.arm),
+                (perf_counter() - started) * 1e3, defaulted))
         if route.shadows:
             self._shadow(snap, route.shadows, values, request, rid, key, now, defaulted)
         prediction = Prediction(rid, score, model.name, model.version, route.arm,
@@ -243,9 +244,10 @@ class Predictor:
                 self.shadow_errors += 1
                 continue
             if self.log is not None:
-                self.log.record(rid, key, row, model.name, model.version, score, arm, False,
-                                missing, now, 1.0, (perf_counter() - started) * 1e3,
-                                defaulted)
+                self.log.record(PredictionRow(
+                    rid, key, encode_features(row), model.name, model.version, score, arm,
+                    False, missing, now, 1.0, (perf_counter() - started) * 1e3,
+                    defaulted))
 
     def predict_batch(self, requests: Sequence[PredictRequest]) -> list[Prediction]:
         """Score many requests: one store read per entity and request, then each
@@ -309,9 +311,10 @@ class Predictor:
                 out[i] = Prediction(rid, score, model_i.name, model_i.version, arm, unknown,
                                     missing, fallback)
                 if self.log is not None:
-                    self.log.record(rid, key, row, model_i.name, model_i.version, score, arm,
-                                    True, missing, now, snap.policy.propensity(arm),
-                                    (perf_counter() - started) * 1e3, defaulted)
+                    self.log.record(PredictionRow(
+                        rid, key, encode_features(row), model_i.name, model_i.version, score,
+                        arm, True, missing, now, snap.policy.propensity(arm),
+                        (perf_counter() - started) * 1e3, defaulted))
                 shadows = snap.policy.choose(key).shadows
                 if shadows:
                     self._shadow(snap, shadows, got, asked, rid, key, now, defaulted)
