@@ -6,14 +6,43 @@ a reward feed, a canary watch, a service learning from outcomes — share this l
 exception goes to ``on_error`` (by default it is dropped and the action tried again next
 time: a store or log that is away must not stop the component), and :meth:`Repeater.stop`
 ends the loop and joins the thread.
+
+Components that work through a backlog in the foreground — a feature engine, a label
+joiner, a trainer — share :func:`run_until_idle`: step until nothing has been done for
+``idle_timeout_s`` or until stopped.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
-__all__ = ["Repeater"]
+__all__ = ["Repeater", "run_until_idle"]
+
+
+def run_until_idle(step: Callable[[], bool], *, idle_timeout_s: float | None,
+                   poll_s: float = 0.0, stop: threading.Event | None = None,
+                   monotonic: Callable[[], float] = time.monotonic) -> None:
+    """Call ``step`` until it has done nothing (returned false) for at least
+    ``idle_timeout_s`` seconds (forever when ``None``) or ``stop`` is set (checked between
+    steps, never inside one). After a step that did nothing, wait ``poll_s`` before the
+    next (0 for a step that waits for work itself). ``monotonic`` measures the idle time.
+
+    >>> done = iter([True, True, False, False])
+    >>> run_until_idle(lambda: next(done), idle_timeout_s=0)
+    >>> next(done)
+    False
+    """
+    stop = stop or threading.Event()
+    idle_since = monotonic()
+    while not stop.is_set():
+        if step():
+            idle_since = monotonic()
+        elif idle_timeout_s is not None and monotonic() - idle_since >= idle_timeout_s:
+            return
+        elif poll_s > 0:
+            stop.wait(poll_s)
 
 
 class Repeater:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib
 import threading
-import time
 from collections.abc import Callable
 from typing import Annotated, Final, cast
 
@@ -55,6 +54,7 @@ from headwater.learning.lease import TrainerLease, default_holder
 from headwater.learning.trainer import Strategy
 from headwater.models import Model
 from headwater.registry import ModelRegistry, open_registry
+from headwater.repeat import run_until_idle
 from headwater.time import SystemClock, format_micros, parse_duration, parse_time
 
 __all__ = ["DEFAULT_MODEL_CLASS", "make_factory", "train", "trigger_of"]
@@ -240,18 +240,15 @@ def train(
 def _keep_training(trainer: Trainer, gate: Gate, strategy: str, model: str, poll: float,
                    idle_timeout: float | None, stopping: threading.Event) -> None:
     status().print(f"{strategy} trainer of {model} running; Ctrl-C or SIGTERM stops it")
-    idle_since = time.monotonic()
-    while not stopping.is_set():
+
+    def step() -> bool:
         before = dict(trainer.position)
         done = trainer.step()
         if done is not None:
             _show(done, gate)
-        if trainer.position != before or done is not None:
-            idle_since = time.monotonic()
-        elif idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
-            break
-        else:
-            stopping.wait(poll)
+        return trainer.position != before or done is not None
+
+    run_until_idle(step, idle_timeout_s=idle_timeout, poll_s=poll, stop=stopping)
 
 
 def _standing_by(held: LeaseHeldError) -> None:

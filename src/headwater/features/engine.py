@@ -29,6 +29,7 @@ from headwater.features.definitions import Feature
 from headwater.features.task import FeatureTask, Update, late_dead_letters
 from headwater.fsync import FsyncPolicy
 from headwater.log import Log
+from headwater.repeat import run_until_idle
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -168,17 +169,18 @@ class FeatureEngine:
         """Process until no event arrives for ``idle_timeout_s`` (forever if ``None``) or
         ``stop`` is set (checked between steps, never inside one). ``report`` is called
         every ``report_every_s`` seconds and once at the end."""
-        idle_since = reported = time.monotonic()
+        reported = time.monotonic()
+
+        def step() -> bool:
+            nonlocal reported
+            done = self.step(timeout_s=poll_timeout_s) > 0
+            if report is not None and time.monotonic() - reported >= report_every_s:
+                report()
+                reported = time.monotonic()
+            return done
+
         try:
-            while stop is None or not stop.is_set():
-                if self.step(timeout_s=poll_timeout_s):
-                    idle_since = time.monotonic()
-                elif (idle_timeout_s is not None
-                      and time.monotonic() - idle_since > idle_timeout_s):
-                    return
-                if report is not None and time.monotonic() - reported >= report_every_s:
-                    report()
-                    reported = time.monotonic()
+            run_until_idle(step, idle_timeout_s=idle_timeout_s, stop=stop)
         finally:
             if report is not None:
                 report()

@@ -67,6 +67,7 @@ from headwater.labels.schema import (
 from headwater.labels.schema import ensure_predictions_readable as ensure_predictions
 from headwater.labels.task import JoinTask, StepInput
 from headwater.log import Log
+from headwater.repeat import run_until_idle
 from headwater.time import Clock, SystemClock
 
 if TYPE_CHECKING:
@@ -315,19 +316,15 @@ class LabelJoiner:
         is set (checked between steps, never inside one), saying what it does through
         :attr:`progress`: warnings when the rule does not fit the outcomes, a status line
         every ``status_every_s``. Returns the progress."""
-        stop = stop or threading.Event()
         progress = self.progress
         progress.on_warning, progress.on_status = on_warning, on_status
         progress.every_us = round(status_every_s * 1e6)
-        idle_since = time.monotonic()
-        while not stop.is_set():
+
+        def step() -> bool:
             done = self.step()
-            if done.predictions or done.outcomes or done.examples:
-                idle_since = time.monotonic()
-            elif idle_timeout_s is not None and time.monotonic() - idle_since >= idle_timeout_s:
-                return progress
-            else:
-                stop.wait(poll_s)
+            return bool(done.predictions or done.outcomes or done.examples)
+
+        run_until_idle(step, idle_timeout_s=idle_timeout_s, poll_s=poll_s, stop=stop)
         return progress
 
     def _behind(self, topic: str, positions: dict[str, dict[int, int]]) -> list[int]:
