@@ -139,3 +139,31 @@ def test_without_delay_one_predict_learn_call_equals_the_loop() -> None:
 
     loop = prequential(Plain(), ex, metrics=("log_loss",))
     np.testing.assert_allclose(fast.scores, loop.scores, rtol=1e-9, atol=1e-12)
+
+
+class RowRecorder(Recorder):
+    """A :class:`Recorder` that also scores and learns row by row in one call, as the
+    built-in linear models do (``predict_learn``)."""
+
+    def predict_learn(self, batch: Features, y: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        scores = []
+        for i in np.asarray(batch["id"]):
+            scores.append(len(self.learnt) / (len(self.learnt) + 1.0))
+            self.learnt.append(int(i))
+        return np.asarray(scores)
+
+
+@given(st.permutations(list(range(25))), st.booleans())
+def test_without_delay_the_trainers_loop_scores_in_input_order(
+        times: list[int], row_by_row: bool) -> None:
+    """Examples in any input order, no label delay: prequential runs the trainers' loop
+    (``score_then_learn``) over them in time order and gives each example its own score."""
+    t = np.asarray(times)
+    ex = Examples({"id": np.arange(len(t), dtype=np.float64)}, np.zeros(len(t), int),
+                  prediction_time=t)
+    model = RowRecorder() if row_by_row else Recorder()
+    result = prequential(model, ex, metrics=("accuracy",))
+    scores, learnt = _oracle(ex)
+    assert result.scores.tolist() == scores
+    assert model.learnt == learnt
+    assert result.learnt == len(ex)

@@ -9,6 +9,14 @@ in label-time order (as an evaluator watching the stream would learn of them), a
 the metrics are sampled every ``every`` labels, cumulative and over the last
 ``window`` examples.
 
+The loop itself is :func:`score_then_learn`, the one test-then-train loop of Headwater: a
+stream whose labels come with no delay is evaluated by it, and every trainer learns with
+it (:mod:`headwater.learning.score_then_learn`), so what the evaluation measured is what a
+trainer does. A slice is learnt ``batch_rows`` examples at a time, and every example is
+scored before its label is learnt: a model with ``predict_learn`` (the built-in linear
+ones) scores each row just before learning it, in one pass; any other is asked
+``predict`` on the batch, then ``learn``.
+
 :func:`compare` is the promotion gate: it scores recent examples with a candidate and
 with the champion and says whether the candidate wins by at least ``margin`` on one
 metric, with both values and the reason.
@@ -31,8 +39,9 @@ metric, with both values and the reason.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -44,12 +53,14 @@ from headwater.models.features import Features
 from headwater.reports import Report
 from headwater.time import format_duration
 
-__all__ = ["Learner", "PrequentialResult", "Verdict", "compare", "compare_scores",
-           "prequential"]
+__all__ = ["BATCH_ROWS", "Learner", "PrequentialResult", "Verdict", "check_batch_rows",
+           "compare", "compare_scores", "prequential", "score_then_learn"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 _DEFAULT_METRICS: Final = ("accuracy", "log_loss", "roc_auc", "kappa_t")
+#: The default batch of :func:`score_then_learn` (and so of the trainers).
+BATCH_ROWS: Final = 4096
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,40 @@ class Learner(Protocol):
               sample_weight: npt.ArrayLike | None = None) -> None: ...
 
 
+def check_batch_rows(batch_rows: object) -> int:
+    """``batch_rows`` if it is an int >= 1, else a :class:`~headwater.errors.ValidationError`
+    naming it."""
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
+        raise ValidationError("batch_rows", f"expected an int >= 1, got {batch_rows!r}")
+    return batch_rows
+
+
+def score_then_learn(model: Learner, features: Mapping[str, npt.NDArray[Any]],
+                     y: npt.NDArray[Any], *, batch_rows: int = BATCH_ROWS) -> F64:
+    """Learn the examples in order, ``batch_rows`` at a time; return each example's score
+    from before it was learnt (see the module docstring).
+
+    >>> from headwater.models import LogisticRegression
+    >>> model = LogisticRegression()
+    >>> x = {"amount": np.array([1.0, 2.0, 3.0, 4.0])}
+    >>> scores = score_then_learn(model, x, np.array([0.0, 1.0, 0.0, 1.0]), batch_rows=2)
+    >>> float(scores[0])  # the first row meets a model that has learnt nothing
+    0.5
+    """
+    check_batch_rows(batch_rows)
+    n = len(y)
+    scores = np.empty(n)
+    predict_learn = getattr(model, "predict_learn", None)
+    for lo in range(0, n, batch_rows):
+        part = {k: v[lo:lo + batch_rows] for k, v in features.items()}
+        if predict_learn is not None:
+            scores[lo:lo + batch_rows] = predict_learn(part, y[lo:lo + batch_rows])
+        else:
+            scores[lo:lo + batch_rows] = model.predict(part)
+            model.learn(part, y[lo:lo + batch_rows])
+    return scores
+
+
 def _learn_order(ex: Examples) -> I64:
     return np.lexsort((np.arange(len(ex)), ex.label_time)).astype(np.int64)
 
@@ -134,13 +179,15 @@ def prequential(model: Learner, examples: Examples, *,
         known = (known // learn_every + 1) * learn_every - 1
     n = len(examples)
     columns = examples.features
-    fast = getattr(model, "predict_learn", None)
-    if (learn and learn_every is None and callable(fast) and (order == learn_order).all()
+    if (learn and learn_every is None and (order == learn_order).all()
             and (examples.label_time == examples.prediction_time).all()
             and (np.diff(predicted) > 0).all()):
-        # no delay and no ties: each row is scored then learnt, in one call
-        scores = np.asarray(fast({c: v[order] for c, v in columns.items()},
-                                 examples.y[order]), np.float64)
+        # no delay and no ties: each row is scored then learnt, in one pass if the model
+        # scores and learns a row at a time (else one row after another)
+        batch = n if callable(getattr(model, "predict_learn", None)) else 1
+        scores = np.empty(n)
+        scores[order] = score_then_learn(model, {c: v[order] for c, v in columns.items()},
+                                         examples.y[order], batch_rows=batch)
         return _measure(examples, scores, learn_order, metrics, window, every, n)
     scores = np.empty(n)
     done = j = learnt = 0

@@ -1,11 +1,10 @@
 """The trainers' learning loop, test-then-train: score a batch of examples, then learn it.
 
 A trainer learns a slice of examples ``batch_rows`` at a time, and every example is scored
-before its label is learnt (prequential, "test then train"): a model with
-``predict_learn`` (the built-in linear ones) scores each row just before learning it, in
-one pass; any other is asked ``predict`` on the batch, then ``learn``. The scores feed the
-gate; and because the loop is this one function, :func:`headwater.learning.reproduce`
-replays a slice exactly as the trainer learnt it.
+before its label is learnt (prequential, "test then train"). The loop is the one
+prequential evaluation runs (:func:`headwater.evaluation.prequential.score_then_learn`,
+imported here): the scores feed the gate, :func:`headwater.learning.reproduce` replays a
+slice exactly as the trainer learnt it, and an evaluation measures what a trainer does.
 
 >>> import numpy as np
 >>> from headwater.models import LogisticRegression
@@ -18,43 +17,6 @@ replays a slice exactly as the trainer learnt it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Final
-
-import numpy as np
-import numpy.typing as npt
-
-from headwater.errors import ValidationError
-from headwater.models import Model
+from headwater.evaluation.prequential import BATCH_ROWS, check_batch_rows, score_then_learn
 
 __all__ = ["BATCH_ROWS", "check_batch_rows", "score_then_learn"]
-
-#: The trainers' default batch: a slice is learnt ``BATCH_ROWS`` examples at a time.
-BATCH_ROWS: Final = 4096
-
-
-def check_batch_rows(batch_rows: object) -> int:
-    """``batch_rows`` if it is an int >= 1, else a :class:`~headwater.errors.ValidationError`
-    naming it."""
-    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
-        raise ValidationError("batch_rows", f"expected an int >= 1, got {batch_rows!r}")
-    return batch_rows
-
-
-def score_then_learn(model: Model, features: Mapping[str, npt.NDArray[Any]],
-                     y: npt.NDArray[Any], *, batch_rows: int = BATCH_ROWS
-                     ) -> npt.NDArray[np.float64]:
-    """Learn the examples in order, ``batch_rows`` at a time; return each example's score
-    from before it was learnt."""
-    check_batch_rows(batch_rows)
-    n = len(y)
-    scores = np.empty(n)
-    predict_learn = getattr(model, "predict_learn", None)
-    for lo in range(0, n, batch_rows):
-        part = {k: v[lo:lo + batch_rows] for k, v in features.items()}
-        if predict_learn is not None:
-            scores[lo:lo + batch_rows] = predict_learn(part, y[lo:lo + batch_rows])
-        else:
-            scores[lo:lo + batch_rows] = model.predict(part)
-            model.learn(part, y[lo:lo + batch_rows])
-    return scores
