@@ -54,7 +54,6 @@ import numpy as np
 
 from headwater.bandits import (
     UCB1,
-    ABTest,
     BanditData,
     BetaThompson,
     DriftingBernoulli,
@@ -66,6 +65,7 @@ from headwater.bandits import (
     LinUCB,
     SequentialTest,
     SimulationRun,
+    SplitTest,
     doubly_robust,
     elec2_bandit,
     ips,
@@ -120,7 +120,7 @@ def overheads(repeats: int, calls: int) -> dict[str, float]:
         "thompson_beta": trained(BetaThompson(ARMS, rng=rng, discount=0.999)),
         "thompson_gaussian": trained(GaussianThompson(ARMS, rng=rng, discount=0.999)),
         "ucb1": trained(UCB1(ARMS, rng=rng, window=2_000)),
-        "ab_test_deciding": ABTest(ARMS, test=FixedHorizonTest(10_000)),
+        "ab_test_deciding": SplitTest(ARMS, test=FixedHorizonTest(10_000)),
     }
     empty = _Empty()
     best = {name: float("inf") for name in policies}
@@ -154,7 +154,7 @@ def regrets() -> tuple[dict[str, Any], dict[str, Any]]:
     decided: dict[str, tuple[str, int]] = {}
     for name, test in (("fixed_horizon_2000", FixedHorizonTest(2_000)),
                        ("sequential_msprt", SequentialTest())):
-        policy = ABTest(ARMS, test=test)
+        policy = SplitTest(ARMS, test=test)
         run = simulate(policy, DRIFT, steps=STEPS, batch=100, rng=np.random.default_rng(1))
         assert policy.winner is not None
         assert policy.decided_at is not None

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import importlib
+import pkgutil
+import re
 import sys
+from types import ModuleType
 
 import pytest
 
 import headwater
+import headwater.bandits
 import headwater.errors
 import headwater.features
 import headwater.labels
 import headwater.learning
 import headwater.log
 import headwater.orchestrator
+import headwater.serving
 import headwater.testing
 import headwater.time
 from headwater.errors import ConfigError, MissingExtraError
@@ -26,12 +31,22 @@ PUBLIC: dict[object, list[str]] = {
     headwater.labels: ["LATE_OUTCOMES_SCHEMA", "LATE_OUTCOMES_TOPIC", "OUTCOMES_SCHEMA",
                        "OUTCOMES_TOPIC", "TRAINING_EXAMPLES_SCHEMA", "TRAINING_EXAMPLES_TOPIC",
                        "LabelSource", "decode_features"],
-    headwater.learning: ["AnyOf", "Cost", "Daily", "Drift", "Every", "ExampleSlice", "Fire", "Gate",
+    headwater.learning: ["AnyOf", "Daily", "Drift", "Every", "ExampleSlice", "Fire", "Gate",
                          "Observation", "Performance", "Published", "RateLimited", "Strategy",
                          "Trainer", "TrainerLease", "Trigger", "Volume",
                          "examples_hash", "read_examples", "reproduce", "score_then_learn",
                          "slice_end"],
     headwater.orchestrator: ["Component", "RunLock", "Supervisor"],
+    headwater.log: ["APPEND_TIME", "DEAD_LETTER_SCHEMA", "OFFSET", "AppendResult", "Consumer",
+                    "Fetched", "Field", "Log", "LogBackend", "Membership", "PartitionAppend",
+                    "Producer", "Rejection", "Retention", "Schema", "TopicInfo",
+                    "dead_letter_topic", "open_backend", "open_log", "partition_of"],
+    headwater.serving: ["PREDICTIONS_SCHEMA", "PREDICTIONS_TOPIC", "BatchResponse", "Canary",
+                        "ChampionOnly", "Deployment", "InputSpec", "LoadedModel", "Policy",
+                        "PredictRequest", "Prediction", "PredictionLog", "PredictionRow",
+                        "Predictor", "Route", "Shadow", "Snapshot", "Split", "VersionSource",
+                        "bucket", "encode_features", "ensure_topic", "neutral_defaults",
+                        "policy_from_spec"],
     headwater.features: ["Aggregation", "DerivedFeature", "Entity", "Feature", "FeatureSet",
                          "Filter", "Lifetime", "Queries", "RequestSource", "Sliding", "Sources",
                          "StreamSource", "TableSource", "Tumbling", "Window", "feature_values",
@@ -46,12 +61,24 @@ def test_exported_members(module: object) -> None:
 
 @pytest.mark.parametrize("module", [headwater, headwater.log, headwater.errors, headwater.time,
                                     headwater.testing, headwater.labels, headwater.learning,
-                                    headwater.orchestrator, headwater.features],
+                                    headwater.orchestrator, headwater.features,
+                                    headwater.serving],
                          ids=lambda m: m.__name__)
 def test_all_names_exist_and_are_documented(module: object) -> None:
     assert module.__doc__
     for name in module.__all__:  # type: ignore[attr-defined]
         assert hasattr(module, name), name
+
+
+@pytest.mark.parametrize("package", [headwater.log, headwater.features, headwater.serving,
+                                     headwater.bandits], ids=lambda m: m.__name__)
+def test_the_package_docstring_lists_every_module(package: ModuleType) -> None:
+    """Each module of the package is named in the docstring's list of modules."""
+    doc = package.__doc__ or ""
+    listed = set(re.findall(r"``(\w+)``", doc.split("Modules (every one public):")[1]))
+    modules = {m.name for m in pkgutil.iter_modules(package.__path__)
+               if not m.name.startswith("_")}
+    assert modules <= listed, sorted(modules - listed)
 
 
 def test_importing_headwater_imports_no_server_client() -> None:

@@ -39,9 +39,9 @@ server and CLI layers, not of these classes::
     │       └── UntrustedVersionError  it can run code on load; the registry has not opted in
     ├── EvaluationError              an evaluation that cannot be made (names what and why)
     ├── ModelError                   a model adapter failed (see ``__cause__``)
-    │   └── ModelArtifactError       a saved model that cannot be loaded (names file, reason)
+    │   └── ModelArtifactError       a saved model that cannot be loaded (also a ValidationError)
     │       └── UntrustedArtifactError  a pickle-based model loaded without trusted=True
-    ├── BackendError                 a server backend failed (Redis, Kafka)
+    ├── BackendError                 a server backend failed (Redis, Kafka, PostgreSQL, fsspec)
     ├── FencedError                  another process took this work over (a newer epoch or
     │                                lease): this one may no longer write for it
     └── OrchestrationError           supervised components (``headwater run``)
@@ -378,7 +378,8 @@ class UntrustedArtifactError(ModelArtifactError):
 
 
 class BackendError(HeadwaterError):
-    """A server backend (Redis, Kafka, PostgreSQL) failed; see ``__cause__``."""
+    """A server backend (Redis, Kafka, PostgreSQL, object storage through fsspec) failed;
+    see ``__cause__``."""
 
 
 class FencedError(HeadwaterError):

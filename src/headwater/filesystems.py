@@ -5,7 +5,11 @@ fsspec (``pip install 'headwater[fsspec]'`` plus the filesystem's own package, e
 s3fs). The model store's artifacts and the feature history both open their URL here, so
 a missing package or an unknown protocol reads the same everywhere: a
 :class:`~headwater.errors.ConfigError` naming the URL and what to do, with fsspec's own
-error kept in ``__cause__``.
+error kept in ``__cause__``. Once open, a failure of the filesystem (a refused request, a
+dropped connection: fsspec raises an :class:`OSError`) reads the same way too: inside
+:func:`fsspec_errors` it becomes a :class:`~headwater.errors.BackendError` naming the
+URL, the original in ``__cause__``; a missing file stays a :class:`FileNotFoundError`,
+which each caller turns into what missing means there.
 
 >>> fs, root = open_filesystem("memory://headwater-doc/history", "A feature history")
 >>> root
@@ -17,12 +21,14 @@ headwater.errors.ConfigError: A feature history at 'nosuch://x': fsspec cannot o
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+from collections.abc import Iterator
 from typing import Any
 
-from headwater.errors import ConfigError, MissingExtraError
+from headwater.errors import BackendError, ConfigError, MissingExtraError
 
-__all__ = ["open_filesystem"]
+__all__ = ["fsspec_errors", "open_filesystem"]
 
 
 def open_filesystem(url: str, what: str, **storage_options: Any) -> tuple[Any, str]:
@@ -39,3 +45,22 @@ def open_filesystem(url: str, what: str, **storage_options: Any) -> tuple[Any, s
     except (ValueError, TypeError) as exc:  # unknown protocol, bad storage options
         raise ConfigError(f"{what} at {url!r}: fsspec cannot open it: {exc}") from exc
     return fs, str(root)
+
+
+@contextlib.contextmanager
+def fsspec_errors(what: str, url: str) -> Iterator[None]:
+    """Turn the filesystem failures raised inside into a
+    :class:`~headwater.errors.BackendError` naming ``what`` and ``url`` (the original in
+    ``__cause__``); a :class:`FileNotFoundError` passes through.
+
+    >>> with fsspec_errors("Artifacts", "s3://bucket/models"):  # doctest: +ELLIPSIS
+    ...     raise PermissionError("Access Denied")
+    Traceback (most recent call last):
+    headwater.errors.BackendError: Artifacts at 's3://bucket/models': Access Denied ...
+    """
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise BackendError(f"{what} at {url!r}: {exc} ({type(exc).__name__})") from exc

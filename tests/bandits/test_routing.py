@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from headwater.bandits import (
     UCB1,
-    ABTest,
     ArmStatistics,
     BanditPolicy,
     BetaThompson,
@@ -19,6 +18,7 @@ from headwater.bandits import (
     FixedHorizonTest,
     GaussianThompson,
     SequentialTest,
+    SplitTest,
     simulate,
 )
 from headwater.errors import BanditStateError, ValidationError
@@ -155,7 +155,7 @@ def test_bad_input_names_the_field() -> None:
 def test_thompson_follows_drift_and_beats_the_ab_test(name: str) -> None:
     bandit = simulate(POLICIES[name](np.random.default_rng(0)), DRIFT, steps=20_000,
                       batch=100, rng=np.random.default_rng(1))
-    ab = ABTest(ARMS, test=FixedHorizonTest(2_000))
+    ab = SplitTest(ARMS, test=FixedHorizonTest(2_000))
     test = simulate(ab, DRIFT, steps=20_000, batch=100, rng=np.random.default_rng(1))
     assert ab.winner == "champion"  # the better arm while the test ran
     assert bandit.share("challenger", last=5_000) > 0.8  # it followed the drift
@@ -171,14 +171,14 @@ def test_the_fixed_horizon_test_keeps_the_control_without_evidence() -> None:
 
 
 def test_the_sequential_test_stops_early_on_a_clear_difference() -> None:
-    ab = ABTest(ARMS, test=SequentialTest())
+    ab = SplitTest(ARMS, test=SequentialTest())
     env = DriftingBernoulli(ARMS, ((0, (0.3, 0.6)),))
     simulate(ab, env, steps=5_000, batch=50, rng=np.random.default_rng(2))
     assert ab.winner == "challenger"
     assert ab.decided_at is not None
     assert ab.decided_at < 2_000
     assert ab.decide("u").propensity == 1.0
-    null = ABTest(ARMS, test=SequentialTest(max_per_arm=1_000))
+    null = SplitTest(ARMS, test=SequentialTest(max_per_arm=1_000))
     simulate(null, DriftingBernoulli(ARMS, ((0, (0.5, 0.5)),)), steps=5_000, batch=50,
              rng=np.random.default_rng(3))
     assert null.winner == "champion"

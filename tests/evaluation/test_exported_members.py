@@ -5,9 +5,9 @@ from __future__ import annotations
 import headwater.evaluation
 
 PUBLIC = [
-    "DEFAULT_STEPS", "MAE", "METRICS", "RMSE", "ROCAUC", "ABResult", "Accuracy", "ArmStats",
+    "DEFAULT_STEPS", "MAE", "METRICS", "RMSE", "ROCAUC", "ABResult", "Accuracy", "ABArm",
     "ArmWindow", "BacktestResult", "CanaryController", "CanaryRamp", "CanaryReplay",
-    "CanaryWatch", "Check", "Decision", "Examples", "Fold", "FoldResult", "Guardrails",
+    "CanaryWatch", "Check", "ABDecision", "Examples", "Fold", "FoldResult", "Guardrails",
     "Interval", "KappaTemporal", "Learner", "LogLoss", "MixtureSPRT", "Paired",
     "PrequentialResult", "ShadowResult", "Step", "StreamingMetric", "Verdict", "ab_test",
     "apply_over_http", "assign", "backtest", "check_features", "check_fold", "compare",

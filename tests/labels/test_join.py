@@ -7,17 +7,18 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from headwater.labels.join import Example, JoinRule, JoinState, Late, Outcome, Prediction
+from headwater.labels.join import Example, JoinRule, JoinState, Late, LoggedPrediction, Outcome
 
 END = 1 << 60
 
 
-def pred(rid: str, entity: str, ts: int, *, served: bool = True, version: int = 1) -> Prediction:
-    return Prediction(rid, entity, b"{}", "m", version, 0.5, "champion", served, ts)
+def pred(rid: str, entity: str, ts: int, *, served: bool = True,
+         version: int = 1) -> LoggedPrediction:
+    return LoggedPrediction(rid, entity, b"{}", "m", version, 0.5, "champion", served, ts)
 
 
 @st.composite
-def streams(draw: st.DrawFn) -> tuple[JoinRule, list[Prediction], list[Outcome]]:
+def streams(draw: st.DrawFn) -> tuple[JoinRule, list[LoggedPrediction], list[Outcome]]:
     rule = JoinRule(window=draw(st.integers(1, 20)),
                     timeout_label=draw(st.sampled_from([0.0, None])))
     n = draw(st.integers(0, 12))
@@ -30,7 +31,7 @@ def streams(draw: st.DrawFn) -> tuple[JoinRule, list[Prediction], list[Outcome]]
     return rule, preds, outcomes
 
 
-def oracle(rule: JoinRule, preds: list[Prediction], outcomes: list[Outcome]
+def oracle(rule: JoinRule, preds: list[LoggedPrediction], outcomes: list[Outcome]
            ) -> tuple[set[tuple[str, float, str, int]], int]:
     """Per request: the first outcome (by time, then arrival) inside [t, t + window]
     labels it; none labels it by timeout at t + window."""
@@ -52,11 +53,11 @@ def oracle(rule: JoinRule, preds: list[Prediction], outcomes: list[Outcome]
     return examples, expired
 
 
-def run(rule: JoinRule, preds: list[Prediction], outcomes: list[Outcome], cuts: list[int]
+def run(rule: JoinRule, preds: list[LoggedPrediction], outcomes: list[Outcome], cuts: list[int]
         ) -> tuple[list[Example], list[Late], int]:
     """Feed the events in time order (predictions first at equal times), cut into chunks
     at ``cuts``, each chunk's last time as the watermark, then close everything."""
-    events: list[tuple[int, int, int, Prediction | Outcome]] = (
+    events: list[tuple[int, int, int, LoggedPrediction | Outcome]] = (
         [(p.ts, 0, i, p) for i, p in enumerate(preds)]
         + [(o.ts, 1, i, o) for i, o in enumerate(outcomes)])
     events.sort(key=lambda e: e[:3])
@@ -69,7 +70,7 @@ def run(rule: JoinRule, preds: list[Prediction], outcomes: list[Outcome], cuts: 
         chunk = events[lo:hi]
         if not chunk:
             continue
-        state.add_predictions([e[3] for e in chunk if isinstance(e[3], Prediction)])
+        state.add_predictions([e[3] for e in chunk if isinstance(e[3], LoggedPrediction)])
         done = state.apply([e[3] for e in chunk if isinstance(e[3], Outcome)],
                            watermark=chunk[-1][0])
         examples += done.examples
@@ -83,7 +84,7 @@ def run(rule: JoinRule, preds: list[Prediction], outcomes: list[Outcome], cuts: 
 @settings(max_examples=300)
 @given(streams(), st.lists(st.integers(0, 40), max_size=6))
 def test_streaming_join_equals_the_oracle_however_it_is_batched(
-        stream: tuple[JoinRule, list[Prediction], list[Outcome]], cuts: list[int]) -> None:
+        stream: tuple[JoinRule, list[LoggedPrediction], list[Outcome]], cuts: list[int]) -> None:
     rule, preds, outcomes = stream
     examples, late, expired = run(rule, preds, outcomes, cuts)
     want, want_expired = oracle(rule, preds, outcomes)
@@ -139,9 +140,9 @@ def test_a_repeated_request_id_labels_the_first_prediction_only() -> None:
     """The server answers a repeated id with its first answer; beyond its memory, a repeat
     is logged again, and the joiner keeps the first prediction of the id, as served."""
     state = JoinState(JoinRule(window=10))
-    first = Prediction("r", "u", b'{"x":1.0}', "m", 1, 0.25, "champion", True, 5)
-    again = Prediction("r", "u", b'{"x":2.0}', "m", 2, 0.75, "champion", True, 6)
-    shadow_again = Prediction("r", "u", b'{"x":2.0}', "m", 3, 0.5, "challenger", False, 6)
+    first = LoggedPrediction("r", "u", b'{"x":1.0}', "m", 1, 0.25, "champion", True, 5)
+    again = LoggedPrediction("r", "u", b'{"x":2.0}', "m", 2, 0.75, "champion", True, 6)
+    shadow_again = LoggedPrediction("r", "u", b'{"x":2.0}', "m", 3, 0.5, "challenger", False, 6)
     state.add_predictions([first, again, shadow_again])
     done = state.apply([Outcome("r", "u", 1.0, 8)], watermark=8)
     assert [(e.features, e.version, e.score, e.label) for e in done.examples] == [

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from headwater.errors import ConfigError
 from headwater.labels import OUTCOMES_SCHEMA, TRAINING_EXAMPLES_TOPIC
-from headwater.labels.join import JoinRule, Outcome, Prediction
+from headwater.labels.join import JoinRule, LoggedPrediction, Outcome
 from headwater.labels.joiner import LabelJoiner
 from headwater.labels.progress import JoinStep
 from headwater.log import Log
@@ -25,18 +25,18 @@ from tests.labels.test_joiner import outcomes, predictions
 T0 = 1_700_000_000_000_000
 END = T0 + (1 << 40)
 
-Event = tuple[int, int, Prediction | Outcome]
+Event = tuple[int, int, LoggedPrediction | Outcome]
 
 
 @st.composite
-def worlds(draw: st.DrawFn) -> tuple[JoinRule, list[Prediction], list[Outcome]]:
+def worlds(draw: st.DrawFn) -> tuple[JoinRule, list[LoggedPrediction], list[Outcome]]:
     """Requests of several entities and their outcomes; an outcome names its request and
     carries its entity (as the prediction service's outcomes do), or names none known."""
     rule = JoinRule(window=draw(st.integers(1, 20)),
                     timeout_label=draw(st.sampled_from([0.0, None])))
     n = draw(st.integers(0, 16))
     entities = [f"e{i}" for i in range(6)]
-    preds = [Prediction(f"r{i}", draw(st.sampled_from(entities)), b'{"x": 1.0}', "m", 1, 0.5,
+    preds = [LoggedPrediction(f"r{i}", draw(st.sampled_from(entities)), b'{"x": 1.0}', "m", 1, 0.5,
                         "champion", True, T0 + draw(st.integers(0, 60))) for i in range(n)]
     outs = []
     for _ in range(draw(st.integers(0, 16))):
@@ -48,7 +48,7 @@ def worlds(draw: st.DrawFn) -> tuple[JoinRule, list[Prediction], list[Outcome]]:
 
 
 def append(log: Log, chunk: list[Event]) -> None:
-    ps = [e[2] for e in chunk if isinstance(e[2], Prediction)]
+    ps = [e[2] for e in chunk if isinstance(e[2], LoggedPrediction)]
     os_ = [e[2] for e in chunk if isinstance(e[2], Outcome)]
     if ps:
         log.append(PREDICTIONS_TOPIC, predictions([p.request_id for p in ps],
@@ -58,11 +58,11 @@ def append(log: Log, chunk: list[Event]) -> None:
                                         [o.label for o in os_], [o.ts for o in os_]))
 
 
-def _read_ahead() -> tuple[JoinRule, list[Prediction], list[Outcome]]:
+def _read_ahead() -> tuple[JoinRule, list[LoggedPrediction], list[Outcome]]:
     """Found by exploring: read three at a time, one outcomes partition (14 outcomes of r0,
     then r1's) falls behind the other (r7's, later); r7's outcome must not close r1 before
     r1's own outcome is read."""
-    preds = [Prediction(f"r{i}", "e0", b'{"x": 1.0}', "m", 1, 0.5, "champion", True, T0)
+    preds = [LoggedPrediction(f"r{i}", "e0", b'{"x": 1.0}', "m", 1, 0.5, "champion", True, T0)
              for i in range(7)]
     outs = [*(Outcome("r0", "e0", None, T0) for _ in range(14)), Outcome("r1", "e0", None, T0),
             Outcome("r7", "e3", None, T0 + 2)]
@@ -76,7 +76,7 @@ def _read_ahead() -> tuple[JoinRule, list[Prediction], list[Outcome]]:
                                            "leave", "rogue", "rogue"]),
                           st.integers(1, 5)), max_size=40))
 def test_joiners_coming_and_going_make_the_oracles_examples_once(
-        world: tuple[JoinRule, list[Prediction], list[Outcome]], partitions: tuple[int, int],
+        world: tuple[JoinRule, list[LoggedPrediction], list[Outcome]], partitions: tuple[int, int],
         script: list[tuple[str, int]]) -> None:
     """Predictions and outcomes are appended in time order while members join the group,
     leave it (as a killed process does), step with small reads, and a joiner of another

@@ -13,15 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from headwater.errors import CorruptLogError, FencedError
-from headwater.labels.join import Example, JoinRule, Late, Outcome, Prediction
+from headwater.labels.join import Example, JoinRule, Late, LoggedPrediction, Outcome
 from headwater.labels.journal import Journal
 from headwater.labels.task import JoinTask, StepInput
 
 P0 = {"predictions": {0: 0}, "outcomes": {0: 0}}
 
 
-def pred(rid: str, entity: str, ts: int) -> Prediction:
-    return Prediction(rid, entity, b"{}", "m", 1, 0.5, "champion", True, ts)
+def pred(rid: str, entity: str, ts: int) -> LoggedPrediction:
+    return LoggedPrediction(rid, entity, b"{}", "m", 1, 0.5, "champion", True, ts)
 
 
 @st.composite

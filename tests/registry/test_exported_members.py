@@ -13,7 +13,7 @@ PUBLIC = [
     "TrustKind", "VersionStatus",
     "check_lineage", "decode_lineage", "detect_code_version", "encode_lineage", "forks",
     "hash_directory", "open_artifacts", "open_registry",
-    "Check", "Reproduction", "judge",
+    "ReproductionCheck", "Reproduction", "judge",
 ]
 
 

@@ -8,7 +8,6 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-import headwater.serving
 from headwater.cli.serve import _spec, serve
 from headwater.errors import ValidationError
 from headwater.routing import DEFAULT_SALT, KINDS, build
@@ -46,14 +45,6 @@ def test_the_command_documents_its_options() -> None:
                    "--admin-token-file", "--refresh-ms", "--max-batch", "--read-timeout",
                    "--max-connections"):
         assert option in result.output
-
-
-def test_the_public_surface_is_pinned() -> None:
-    assert sorted(headwater.serving.__all__) == sorted(
-        name for name in vars(headwater.serving) if not name.startswith("_")
-        and name not in {"actions", "bodies", "client", "deployment", "inputs", "messages",
-                         "outcomes", "prediction_log",
-                         "predictor", "app", "metrics", "openapi", "server"})
 
 
 def test_decide_options_build_a_contextual_bandit_or_name_the_problem() -> None:

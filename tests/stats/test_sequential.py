@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from headwater.bandits import ABTest, SequentialTest
+from headwater.bandits import SequentialTest, SplitTest
 from headwater.stats import MixtureSPRT
 
 
@@ -77,7 +77,7 @@ def test_the_bandits_stopping_rule_is_the_same_test() -> None:
 
 
 def test_an_ab_policy_stops_on_constant_arms() -> None:
-    ab = ABTest(("champion", "challenger"), test=SequentialTest())
+    ab = SplitTest(("champion", "challenger"), test=SequentialTest())
     ab.update("champion", [0.0] * 30)
     ab.update("challenger", [1.0] * 30)
     assert ab.winner == "challenger"

@@ -3,7 +3,7 @@
 A *routing bandit* is a :class:`~headwater.routing.policies.Policy` whose arms are
 model versions (alias names): :class:`BetaThompson`, :class:`GaussianThompson` and
 :class:`UCB1` move traffic towards the version that earns the most, and forget old
-rewards (``discount`` or ``window``) so they follow drift. :class:`ABTest` is the
+rewards (``discount`` or ``window``) so they follow drift. :class:`SplitTest` is the
 fixed split and test they are measured against, on :func:`simulate`.
 
 A *contextual policy* chooses an action for a context and returns a :class:`Decision`
@@ -14,9 +14,24 @@ joined labels. :class:`DecisionLog` records decisions on the ``decisions`` topic
 :func:`ips`, :func:`snips` and :func:`doubly_robust` estimate, with confidence
 intervals, what another policy would have earned on those logs (:func:`join_rewards`
 joins logged decisions with their outcomes).
+
+Modules (every one public):
+
+- ``abtest``: the A/B test a routing bandit is measured against (:class:`SplitTest`);
+- ``simulation``: simulated traffic with drift; ``feedback``: rewards from joined labels;
+- ``decision``: contextual decisions; ``decision_log``: the ``decisions`` topic;
+- ``epsilon``, ``linucb``, ``linear_thompson``: contextual policies, on ``linear`` and
+  ``ridge``;
+- ``logged``, ``offpolicy``: logged decisions and off-policy estimates; ``replay``:
+  playing a policy on recorded data; ``elec2``: Elec2 as a contextual bandit.
 """
 
-from headwater.bandits.abtest import ABTest, FixedHorizonTest, SequentialTest, StoppingRule
+from headwater.bandits.abtest import (
+    FixedHorizonTest,
+    SequentialTest,
+    SplitTest,
+    StoppingRule,
+)
 from headwater.bandits.decision import Context, ContextEncoder, ContextualPolicy, Decision
 from headwater.bandits.decision_log import (
     DECISIONS_SCHEMA,
@@ -56,7 +71,6 @@ __all__ = [
     "DECISIONS_SCHEMA",
     "DECISIONS_TOPIC",
     "UCB1",
-    "ABTest",
     "ArmDecision",
     "ArmStatistics",
     "BanditData",
@@ -84,6 +98,7 @@ __all__ = [
     "Routed",
     "SequentialTest",
     "SimulationRun",
+    "SplitTest",
     "StoppingRule",
     "doubly_robust",
     "elec2_bandit",

@@ -1,6 +1,6 @@
 """The A/B test a bandit is measured against: split 50/50, test, commit to the winner.
 
-:class:`ABTest` is a routing policy: a sticky fixed split between two arms (the
+:class:`SplitTest` is a routing policy: a sticky fixed split between two arms (the
 control first, e.g. ``champion``, then the treatment) until its test decides, then
 every request to the winner for good. Two tests, both sans-I/O:
 
@@ -36,7 +36,7 @@ from headwater.routing.bandit import ArmDecision
 from headwater.routing.policies import DEFAULT_SALT, Route, Split
 from headwater.stats import MixtureSPRT
 
-__all__ = ["ABTest", "FixedHorizonTest", "SequentialTest", "StoppingRule"]
+__all__ = ["FixedHorizonTest", "SequentialTest", "SplitTest", "StoppingRule"]
 
 
 def _check_alpha(alpha: object) -> float:
@@ -103,7 +103,7 @@ class SequentialTest:
         return None
 
 
-class ABTest:
+class SplitTest:
     """A 50/50 sticky split of ``arms`` (control, treatment) until ``test`` decides."""
 
     kind = "ab"

@@ -42,7 +42,7 @@ from headwater.errors import ValidationError
 __all__ = ["Estimate", "doubly_robust", "ips", "progressive_rewards", "snips"]
 
 FloatArray = npt.NDArray[np.float64]
-Interval = Literal["normal", "bootstrap"]
+IntervalMethod = Literal["normal", "bootstrap"]
 _RESAMPLES: Final = 1000
 
 
@@ -111,7 +111,7 @@ def _bootstrap(method: str, statistic: Callable[[npt.NDArray[np.int64]], float],
     return Estimate(method, statistic(everything), float(lower), float(upper), n, level)
 
 
-def _mean_estimate(method: str, terms: FloatArray, level: float, interval: Interval,
+def _mean_estimate(method: str, terms: FloatArray, level: float, interval: IntervalMethod,
                    rng: np.random.Generator | None, resamples: int) -> Estimate:
     n = len(terms)
     if interval == "bootstrap":
@@ -124,7 +124,7 @@ def _mean_estimate(method: str, terms: FloatArray, level: float, interval: Inter
 
 
 def ips(rewards: npt.ArrayLike, propensities: npt.ArrayLike, target: npt.ArrayLike, *,
-        level: float = 0.95, interval: Interval = "normal",
+        level: float = 0.95, interval: IntervalMethod = "normal",
         rng: np.random.Generator | None = None, resamples: int = _RESAMPLES) -> Estimate:
     """Inverse propensity scoring."""
     r, w = _inputs(rewards, propensities, target)
@@ -132,7 +132,7 @@ def ips(rewards: npt.ArrayLike, propensities: npt.ArrayLike, target: npt.ArrayLi
 
 
 def snips(rewards: npt.ArrayLike, propensities: npt.ArrayLike, target: npt.ArrayLike, *,
-          level: float = 0.95, interval: Interval = "normal",
+          level: float = 0.95, interval: IntervalMethod = "normal",
           rng: np.random.Generator | None = None, resamples: int = _RESAMPLES) -> Estimate:
     """Self-normalised inverse propensity scoring."""
     r, w = _inputs(rewards, propensities, target)
@@ -159,7 +159,7 @@ def snips(rewards: npt.ArrayLike, propensities: npt.ArrayLike, target: npt.Array
 
 def doubly_robust(rewards: npt.ArrayLike, propensities: npt.ArrayLike, target: npt.ArrayLike,
                   predicted: npt.ArrayLike, expected: npt.ArrayLike, *, level: float = 0.95,
-                  interval: Interval = "normal", rng: np.random.Generator | None = None,
+                  interval: IntervalMethod = "normal", rng: np.random.Generator | None = None,
                   resamples: int = _RESAMPLES) -> Estimate:
     """The doubly robust estimate.
 

@@ -26,13 +26,13 @@ import typer
 
 from headwater.bandits import (
     UCB1,
-    ABTest,
     BetaThompson,
     DriftingBernoulli,
     FixedHorizonTest,
     GaussianThompson,
     SequentialTest,
     SimulationRun,
+    SplitTest,
     fixed_action_values,
     join_rewards,
     read_decisions,
@@ -78,7 +78,7 @@ def _rates(text: str, *, option: str) -> tuple[float, float]:
 
 def _simulation(steps: int, batch: int, seed: int, rates: tuple[float, float],
                 drifted: tuple[float, float], drift_at: int, discount: float,
-                window: int | None) -> tuple[dict[str, SimulationRun], dict[str, ABTest]]:
+                window: int | None) -> tuple[dict[str, SimulationRun], dict[str, SplitTest]]:
     if steps < 1:
         raise ValidationError("--steps", f"expected an int >= 1, got {steps}")
     if batch < 1:
@@ -100,8 +100,8 @@ def _simulation(steps: int, batch: int, seed: int, rates: tuple[float, float],
             **forget)),
         "ucb1": run(UCB1(_ARMS, rng=np.random.default_rng(seed), **forget)),
     }
-    tests = {"ab-fixed": ABTest(_ARMS, test=FixedHorizonTest(max(2, min(2_000, steps // 10)))),
-             "ab-sequential": ABTest(_ARMS, test=SequentialTest())}
+    tests = {"ab-fixed": SplitTest(_ARMS, test=FixedHorizonTest(max(2, min(2_000, steps // 10)))),
+             "ab-sequential": SplitTest(_ARMS, test=SequentialTest())}
     for name, policy in tests.items():
         runs[name] = run(policy)
     return runs, tests
@@ -121,7 +121,7 @@ def _show(report: Report, html: Path | None) -> None:
         status().print(f"wrote {html}")
 
 
-def _simulate_report(runs: dict[str, SimulationRun], tests: dict[str, ABTest],
+def _simulate_report(runs: dict[str, SimulationRun], tests: dict[str, SplitTest],
                      html: Path | None) -> None:
     rows: list[list[Cell]] = []
     for name, run in runs.items():

@@ -16,9 +16,8 @@ import pyarrow.compute as pc
 import typer
 
 from headwater.cli.common import out, state_of, status
-from headwater.evaluation.arms import score_strategies
+from headwater.evaluation.arms import Cost, score_strategies
 from headwater.labels import TRAINING_EXAMPLES_TOPIC
-from headwater.learning import Cost
 from headwater.learning.gate import DEFAULT_MIN_EXAMPLES
 from headwater.registry import ModelRegistry, open_registry
 from headwater.reports import Cell, Report, render

@@ -27,7 +27,7 @@ describe itself as a :class:`~headwater.reports.Report`:
 (0.5, 3)
 """
 
-from headwater.evaluation.ab import ABResult, ArmStats, Decision, ab_test, assign
+from headwater.evaluation.ab import ABArm, ABDecision, ABResult, ab_test, assign
 from headwater.evaluation.backtest import (
     BacktestResult,
     Fold,
@@ -81,9 +81,10 @@ __all__ = [
     "METRICS",
     "RMSE",
     "ROCAUC",
+    "ABArm",
+    "ABDecision",
     "ABResult",
     "Accuracy",
-    "ArmStats",
     "ArmWindow",
     "BacktestResult",
     "CanaryController",
@@ -91,7 +92,6 @@ __all__ = [
     "CanaryReplay",
     "CanaryWatch",
     "Check",
-    "Decision",
     "Examples",
     "Fold",
     "FoldResult",

@@ -38,9 +38,9 @@ from headwater.reports import Report
 from headwater.routing.policies import Split
 from headwater.stats.sequential import MixtureSPRT
 
-__all__ = ["ABResult", "ArmStats", "Decision", "ab_test", "assign"]
+__all__ = ["ABArm", "ABDecision", "ABResult", "ab_test", "assign"]
 
-Decision = Literal["treatment", "control", "no difference", "continue"]
+ABDecision = Literal["treatment", "control", "no difference", "continue"]
 F64 = npt.NDArray[np.float64]
 _ARM_METRICS: Final = ("accuracy", "log_loss", "roc_auc")
 
@@ -51,7 +51,7 @@ def assign(entities: Iterable[str], split: Split) -> list[str]:
 
 
 @dataclass(frozen=True)
-class ArmStats:
+class ABArm:
     """One arm: requests, entities, mean outcome and model metrics on its labels."""
 
     arm: str
@@ -66,15 +66,15 @@ class ArmStats:
 class ABResult:
     """The arms, the test's path over time, and the decision with its reason."""
 
-    control: ArmStats
-    treatment: ArmStats
+    control: ABArm
+    treatment: ABArm
     outcome: str
     alpha: float
     estimate: float
     low: float
     high: float
     p_value: float
-    decision: Decision
+    decision: ABDecision
     reason: str
     looks: list[int] = field(default_factory=list)
     path_estimate: list[float] = field(default_factory=list)
@@ -129,14 +129,14 @@ def _outcomes(outcome: str, y: F64, scores: F64) -> F64:
 
 
 def _stats(arm: str, rows: pa.Table, y: F64, scores: F64, values: F64,
-           metrics: Sequence[str]) -> ArmStats:
+           metrics: Sequence[str]) -> ABArm:
     measured = {}
     for name in metrics:
         m = make_metric(name)
         m.update(y, scores)
         measured[name] = m.value
     versions = sorted(set(rows.column("version").to_pylist()))
-    return ArmStats(arm, ", ".join(f"v{v}" for v in versions), len(y),
+    return ABArm(arm, ", ".join(f"v{v}" for v in versions), len(y),
                     len(set(rows.column("entity").to_pylist())),
                     float(values.mean()) if len(values) else math.nan, measured)
 
@@ -197,10 +197,10 @@ def ab_test(table: pa.Table, *, control: str = "champion", treatment: str = "cha
 
 
 def _decide(test: MixtureSPRT, better_high: bool, stopped_at: int | None,
-            max_samples: int | None, outcome: str) -> tuple[Decision, str]:
+            max_samples: int | None, outcome: str) -> tuple[ABDecision, str]:
     if test.rejected:
         treatment_better = (test.estimate > 0) == better_high
-        decision: Decision = "treatment" if treatment_better else "control"
+        decision: ABDecision = "treatment" if treatment_better else "control"
         return decision, (f"The difference in {outcome} is {test.estimate:+.4g} "
                           f"(confidence sequence [{test.low:.4g}, {test.high:.4g}], p = "
                           f"{test.p_value:.3g} <= {test.alpha:g}), first significant after "

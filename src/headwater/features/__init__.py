@@ -7,6 +7,17 @@ point-in-time join (:mod:`headwater.features.pointintime`), so training data and
 cannot disagree. :func:`training_frame` joins them to a pandas DataFrame of entity
 keys and times (``pip install 'headwater[pandas]'``). The rules are in
 ``docs/design/features.md``.
+
+Modules (every one public):
+
+- ``definitions``: entities, sources, features and feature sets; ``windows``: windows;
+- ``aggregations``: the aggregation monoids; ``values``: what a feature reads of a column;
+- ``engine``: the live feature engine; ``task``: one source partition's features;
+  ``state``: their live state; ``checkpoint``: its checkpoints;
+- ``online``: reading features online; ``pointintime``: features as of a moment;
+  ``timetravel``: as they were known at a past moment; ``frames``: training frames;
+- ``tables``: batch features from static tables; ``project``: loading definitions from a
+  project module.
 """
 
 from headwater.features.aggregations import Aggregation, make

@@ -39,11 +39,11 @@ late outcome can be told from one that matched nothing.
 
 >>> rule = JoinRule(window=10, timeout_label=0.0)  # clicks: silence is a 0
 >>> state = JoinState(rule)
->>> state.add_predictions([Prediction("r1", "u", b"{}", "m", 1, 0.7, "champion", True, 100)])
+>>> state.add_predictions([LoggedPrediction("r1", "u", b"{}", "m", 1, 0.7, "champion", True, 100)])
 >>> done = state.apply([Outcome("r1", "u", None, 105)], watermark=105)
 >>> [(e.request_id, e.label, e.source, e.label_time) for e in done.examples]
 [('r1', 1.0, 'outcome', 105)]
->>> state.add_predictions([Prediction("r2", "u", b"{}", "m", 1, 0.2, "champion", True, 120)])
+>>> state.add_predictions([LoggedPrediction("r2", "u", b"{}", "m", 1, 0.2, "champion", True, 120)])
 >>> [(e.request_id, e.label, e.source) for e in state.apply([], watermark=131).examples]
 [('r2', 0.0, 'timeout')]
 >>> [(x.request_id, x.reason) for x in state.apply([Outcome("r2", "u", None, 129)], 131).late]
@@ -67,8 +67,8 @@ __all__ = [
     "JoinState",
     "Joined",
     "Late",
+    "LoggedPrediction",
     "Outcome",
-    "Prediction",
     "outcomes_of",
     "predictions_of",
 ]
@@ -95,7 +95,7 @@ class JoinRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValidationError("lateness", "must not be negative")
 
 
-class Prediction(NamedTuple):
+class LoggedPrediction(NamedTuple):
     """One logged prediction event (one scored version of a request)."""
 
     request_id: str
@@ -148,13 +148,13 @@ class Late(NamedTuple):
     prediction_time: int | None
 
 
-def predictions_of(batch: pa.RecordBatch | pa.Table) -> list[Prediction]:
+def predictions_of(batch: pa.RecordBatch | pa.Table) -> list[LoggedPrediction]:
     """The rows of a batch of the predictions topic."""
     cols = [batch.column(n).to_pylist() for n in
             ("request_id", "entity", "features", "model", "version", "score", "arm", "served")]
     ts = batch.column("ts").cast(pa.int64()).to_pylist()
     propensity = batch.column("propensity").to_pylist()
-    return [Prediction(*row) for row in zip(*cols, ts, propensity, strict=True)]
+    return [LoggedPrediction(*row) for row in zip(*cols, ts, propensity, strict=True)]
 
 
 def outcomes_of(batch: pa.RecordBatch | pa.Table) -> list[Outcome]:
@@ -174,7 +174,7 @@ class Joined(NamedTuple):
 
 class _Open(msgspec.Struct, array_like=True):
     time: int
-    rows: list[Prediction]
+    rows: list[LoggedPrediction]
 
 
 class _Snapshot(msgspec.Struct, array_like=True):
@@ -217,7 +217,7 @@ class JoinState:
             heapq.heappop(deadlines)  # a request closed by an outcome: nothing is due
         return bool(deadlines) and deadlines[0][0] <= watermark - 1
 
-    def add_predictions(self, rows: Iterable[Prediction]) -> None:
+    def add_predictions(self, rows: Iterable[LoggedPrediction]) -> None:
         """Open the requests of ``rows`` (rows of one request gather, served or shadow)."""
         window = self.rule.window
         for row in rows:
@@ -344,7 +344,7 @@ class JoinState:
         # In the order they were opened (a dict keeps it): an entity's open requests are
         # then listed as before the snapshot, so ties in time resolve the same way.
         for rid, entry in snap.open.items():
-            entry.rows = [Prediction(*row) for row in entry.rows]
+            entry.rows = [LoggedPrediction(*row) for row in entry.rows]
             state._open[rid] = entry
             state._by_entity.setdefault(entry.rows[0].entity, []).append((entry.time, rid))
             heapq.heappush(state._deadlines, (entry.time + rule.window, rid))

@@ -28,9 +28,9 @@ joiner reads outcomes only up to where they ended before it read the predictions
 outcome appended after its prediction finds it read whenever the predictions were read to
 their end. A read cut short by ``max_events`` still relies on the time order.)
 
->>> from headwater.labels.join import JoinRule, Outcome, Prediction
+>>> from headwater.labels.join import JoinRule, Outcome, LoggedPrediction
 >>> task = JoinTask(JoinRule(window=10), {"predictions": {0: 0}, "outcomes": {0: 0}})
->>> p = Prediction("r1", "u", b"{}", "m", 1, 0.5, "champion", True, 100)
+>>> p = LoggedPrediction("r1", "u", b"{}", "m", 1, 0.5, "champion", True, 100)
 >>> step = StepInput(1, {"predictions": {0: 1}, "outcomes": {0: 1}}, {0: [p]},
 ...                  {0: [Outcome("r1", "u", 1.0, 104)]}, predictions_behind=[],
 ...                  outcomes_behind=[], clock_watermark=None)
@@ -47,7 +47,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from headwater.labels.join import Joined, JoinRule, JoinState, Outcome, Prediction
+from headwater.labels.join import Joined, JoinRule, JoinState, LoggedPrediction, Outcome
 
 __all__ = ["JoinTask", "StepInput"]
 
@@ -69,7 +69,7 @@ class StepInput(msgspec.Struct, array_like=True, frozen=True):
 
     sequence: int
     positions: Positions
-    predictions: dict[int, list[Prediction]]
+    predictions: dict[int, list[LoggedPrediction]]
     outcomes: dict[int, list[Outcome]]
     predictions_behind: list[int]
     outcomes_behind: list[int]

@@ -12,7 +12,6 @@ with that same loop, then has :func:`headwater.registry.judge` say whether the s
 version came out.
 """
 
-from headwater.evaluation.arms import Cost
 from headwater.learning.examples import (
     ExampleSlice,
     examples_hash,
@@ -39,7 +38,6 @@ from headwater.learning.triggers import (
 
 __all__ = [
     "AnyOf",
-    "Cost",
     "Daily",
     "Drift",
     "Every",

@@ -8,6 +8,18 @@ batches; consumer groups read partitions and commit offsets to resume after a re
 Backends: embedded (local segment files, the default), Redis Streams, Kafka, and an
 in-memory one (:mod:`headwater.log.memory`, for tests; :mod:`headwater.testing` exports
 it). :func:`open_log` picks one by location.
+
+Modules (every one public):
+
+- ``log``: :class:`Log`, the same for every backend (appends, reads, seeks, groups);
+- ``schema``: topic schemas; ``records``: what the log hands back (results, fetches);
+- ``system``: the catalogue of the topics Headwater's components write (row structs);
+- ``backend``: the protocol a backend implements; ``connect``: :func:`open_log`;
+- ``embedded``, ``redis``, ``kafka``, ``memory``: the backends;
+- ``consumer``: consumer groups; ``follow``: following a topic without a group;
+- ``appender``: a background appender for events queued from a hot path;
+- ``partitioner``: key-hash partitioning; ``validation``: schema checks at append;
+- ``frames``: a partition stored as a sequence of appended batches.
 """
 
 from headwater.log.backend import LogBackend, Membership, Producer

@@ -71,7 +71,7 @@ from headwater.registry.records import (
     VersionStatus,
 )
 from headwater.registry.registry import CheckedOut, LoadedVersion, ModelRegistry
-from headwater.registry.reproduction import Check, Reproduction, judge
+from headwater.registry.reproduction import Reproduction, ReproductionCheck, judge
 from headwater.registry.sqlite import SqliteRegistryBackend
 from headwater.registry.tree import Line, LineageTree
 
@@ -79,7 +79,6 @@ __all__ = [
     "AliasMove",
     "Artifact",
     "ArtifactStore",
-    "Check",
     "CheckedOut",
     "CodeVersion",
     "Creator",
@@ -97,6 +96,7 @@ __all__ = [
     "OffsetRange",
     "RegistryBackend",
     "Reproduction",
+    "ReproductionCheck",
     "SqliteRegistryBackend",
     "TopicSlice",
     "TrainingSlice",

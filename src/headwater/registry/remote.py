@@ -23,7 +23,7 @@ from headwater.errors import (
     ArtifactMissingError,
     ValidationError,
 )
-from headwater.filesystems import open_filesystem
+from headwater.filesystems import fsspec_errors, open_filesystem
 from headwater.fsync import FsyncPolicy
 from headwater.registry.artifacts import LocalArtifacts
 from headwater.registry.hashing import (
@@ -66,17 +66,18 @@ class FsspecArtifacts:
             entries.append(FileEntry(rel, size, sha256))
         artifact = artifact_of(entries)
         base = self._base(model, artifact.sha256)
-        if self._fs.exists(f"{base}/manifest"):
-            return artifact  # stored already; every checkout verifies it
-        for entry in entries:
-            target = f"{base}/files/{entry.path}"
-            self._fs.makedirs(target.rpartition("/")[0], exist_ok=True)
-            with open(source / entry.path, "rb") as src, self._fs.open(target, "wb") as dst:
-                size, sha256 = copy_hashing(src, dst)
-            if (size, sha256) != (entry.size, entry.sha256):
-                raise ValidationError("artifact_dir",
-                                      f"{entry.path!r} changed while it was being stored")
-        self._fs.pipe_file(f"{base}/manifest", manifest_bytes(entries))
+        with fsspec_errors("Artifacts", self._url):
+            if self._fs.exists(f"{base}/manifest"):
+                return artifact  # stored already; every checkout verifies it
+            for entry in entries:
+                target = f"{base}/files/{entry.path}"
+                self._fs.makedirs(target.rpartition("/")[0], exist_ok=True)
+                with open(source / entry.path, "rb") as src, self._fs.open(target, "wb") as dst:
+                    size, sha256 = copy_hashing(src, dst)
+                if (size, sha256) != (entry.size, entry.sha256):
+                    raise ValidationError("artifact_dir",
+                                          f"{entry.path!r} changed while it was being stored")
+            self._fs.pipe_file(f"{base}/manifest", manifest_bytes(entries))
         return artifact
 
     def checkout(self, version: ModelVersion) -> Path:
@@ -89,7 +90,8 @@ class FsspecArtifacts:
         label = (f"the artifact of model {version.model!r} version {version.version} "
                  f"at {self._url}")
         try:
-            manifest = self._fs.cat_file(f"{base}/manifest")
+            with fsspec_errors("Artifacts", self._url):
+                manifest = self._fs.cat_file(f"{base}/manifest")
         except FileNotFoundError:
             raise ArtifactMissingError(f"{label} ({expected}) is missing: no {base}") from None
         if hashlib.sha256(manifest).hexdigest() != expected:
@@ -104,7 +106,8 @@ class FsspecArtifacts:
                 target = files / entry.path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    with self._fs.open(f"{base}/files/{entry.path}", "rb") as src, \
+                    with fsspec_errors("Artifacts", self._url), \
+                            self._fs.open(f"{base}/files/{entry.path}", "rb") as src, \
                             open(target, "xb") as dst:
                         size, sha256 = copy_hashing(src, dst)
                 except FileNotFoundError:

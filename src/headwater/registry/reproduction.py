@@ -37,17 +37,17 @@ from typing import Any, Literal, NamedTuple
 from headwater.registry.lineage import flatten_params
 from headwater.registry.records import ModelVersion
 
-__all__ = ["Check", "Found", "Mode", "Reproduction", "Verdict", "judge"]
+__all__ = ["Found", "Mode", "Reproduction", "ReproductionCheck", "ReproductionVerdict", "judge"]
 
 Mode = Literal["auto", "artifact", "metrics"]
 """What decides: ``artifact`` (the SHA-256 must be the same), ``metrics`` (the recorded
 metrics, within the tolerance) or ``auto`` (``artifact`` for deterministic models)."""
-Verdict = Literal["match", "mismatch", "unverifiable"]
+ReproductionVerdict = Literal["match", "mismatch", "unverifiable"]
 """``unverifiable``: nothing decisive could be compared (metrics mode and no recorded
 metric that the replay can recompute)."""
 
 
-class Check(NamedTuple):
+class ReproductionCheck(NamedTuple):
     """One comparison: what the record says, what the replay found, whether they agree,
     and whether it decides the verdict."""
 
@@ -80,15 +80,15 @@ class Reproduction(NamedTuple):
     version: int
     parent: int | None
     mode: Literal["artifact", "metrics"]
-    verdict: Verdict
-    checks: tuple[Check, ...]
+    verdict: ReproductionVerdict
+    checks: tuple[ReproductionCheck, ...]
 
     @property
     def matches(self) -> bool:
         return self.verdict == "match"
 
     @property
-    def failed(self) -> list[Check]:
+    def failed(self) -> list[ReproductionCheck]:
         """The decisive checks that disagree."""
         return [c for c in self.checks if c.decisive and not c.ok]
 
@@ -100,41 +100,42 @@ def judge(version: ModelVersion, found: Found, *, deterministic: bool, mode: Mod
         ("artifact" if deterministic else "metrics") if mode == "auto" else mode)
     lineage = version.lineage
     training = lineage.training
-    checks: list[Check] = []
+    checks: list[ReproductionCheck] = []
+    check = ReproductionCheck
     if training is not None:
-        checks.append(Check("examples", str(training.examples), str(found.examples),
+        checks.append(check("examples", str(training.examples), str(found.examples),
                             training.examples == found.examples))
         if training.examples_sha256 is not None:
-            checks.append(Check("examples_sha256", training.examples_sha256,
+            checks.append(check("examples_sha256", training.examples_sha256,
                                 found.examples_sha256,
                                 training.examples_sha256 == found.examples_sha256))
         start, end = training.event_time_start, training.event_time_end
         if start is not None or end is not None:
-            checks.append(Check("event_time", f"[{start}, {end})",
+            checks.append(check("event_time", f"[{start}, {end})",
                                 f"[{found.event_time_start}, {found.event_time_end})",
                                 (start, end) == (found.event_time_start, found.event_time_end)))
     params = flatten_params(found.params)
     for key, value in sorted(lineage.hyperparameters.items()):
         have = params.get(key, "<absent>")
-        checks.append(Check(f"hyperparameter {key}", repr(value), repr(have), have == value))
-    checks.append(Check("artifact", version.artifact.sha256, found.artifact_sha256,
+        checks.append(check(f"hyperparameter {key}", repr(value), repr(have), have == value))
+    checks.append(check("artifact", version.artifact.sha256, found.artifact_sha256,
                         version.artifact.sha256 == found.artifact_sha256,
                         decisive=decided == "artifact"))
     compared = 0
     for name, recorded in sorted(lineage.metrics.items()):
         value = found.metrics.get(name)
         if value is None:
-            checks.append(Check(f"metric {name}", f"{recorded:.6g}", "not recomputed", True,
+            checks.append(check(f"metric {name}", f"{recorded:.6g}", "not recomputed", True,
                                 decisive=False))
             continue
         compared += 1
         close = math.isclose(value, recorded, rel_tol=0.0, abs_tol=tolerance) or (
             math.isnan(value) and math.isnan(recorded))
-        checks.append(Check(f"metric {name}", f"{recorded:.6g}", f"{value:.6g}", close,
+        checks.append(check(f"metric {name}", f"{recorded:.6g}", f"{value:.6g}", close,
                             decisive=decided == "metrics"))
-    checks.append(Check("stored scores", f"within {tolerance:g}", f"{found.score_gap:.3g}",
+    checks.append(check("stored scores", f"within {tolerance:g}", f"{found.score_gap:.3g}",
                         found.score_gap <= tolerance, decisive=decided == "metrics"))
-    verdict: Verdict
+    verdict: ReproductionVerdict
     if any(c.decisive and not c.ok for c in checks):
         verdict = "mismatch"
     elif decided == "metrics" and not compared:

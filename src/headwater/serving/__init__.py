@@ -15,6 +15,16 @@ that raises falls back to the one before it.
 The HTTP app (:mod:`headwater.serving.app`), its metrics and the uvicorn runner
 (:mod:`headwater.serving.server`) need ``pip install 'headwater[serve]'`` and are not
 imported here.
+
+Modules (every one public):
+
+- ``predictor``: the in-process prediction path; ``deployment``: the loaded versions;
+- ``inputs``: a request's model input; ``messages``: requests and responses;
+- ``prediction_log``: prediction events on the ``predictions`` topic;
+- ``actions``: contextual decisions served in-process; ``outcomes``: outcomes sent to
+  the service;
+- ``app``, ``bodies``, ``openapi``, ``metrics``, ``server``: the HTTP service (extra
+  ``serve``); ``client``: a client of its admin API.
 """
 
 from headwater.routing import policy_from_spec

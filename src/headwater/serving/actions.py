@@ -29,7 +29,7 @@ from headwater.bandits.decision import ContextualPolicy, Decision
 from headwater.bandits.decision_log import DecisionLog
 from headwater.errors import ValidationError
 from headwater.features.online import EntityKey, FeatureReader, entity_key
-from headwater.labels.join import JoinRule, JoinState, Outcome, Prediction, outcomes_of
+from headwater.labels.join import JoinRule, JoinState, LoggedPrediction, Outcome, outcomes_of
 from headwater.labels.schema import OUTCOMES_SCHEMA, OUTCOMES_TOPIC
 from headwater.log import Log
 from headwater.log.follow import TopicFollower
@@ -84,7 +84,7 @@ class ActionService:
         with self._lock:
             decision = self.policy.choose(values, actions)
             self._contexts[rid] = values
-            self._join.add_predictions([Prediction(
+            self._join.add_predictions([LoggedPrediction(
                 rid, entity, b"", decision.policy, 0, _NO_SCORE, decision.action, True, now,
                 decision.propensity)])
         self.decisions += 1

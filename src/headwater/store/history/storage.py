@@ -24,15 +24,16 @@ small set of operations, so the layout, manifest and compaction code is written 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from headwater.filesystems import open_filesystem
+from headwater.filesystems import fsspec_errors, open_filesystem
 from headwater.fsync import FsyncPolicy, atomic_write, install, temporary_name
 from headwater.store.history import files
 
@@ -40,6 +41,24 @@ if TYPE_CHECKING:  # imported where used: pyarrow.dataset imports pandas (~0.3 s
     import pyarrow.dataset as ds
 
 __all__ = ["Storage", "open_storage"]
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _remote(method: Callable[Concatenate[Storage, _P], _R]
+            ) -> Callable[Concatenate[Storage, _P], _R]:
+    """On object storage, the method's filesystem failures as a
+    :class:`~headwater.errors.BackendError` naming the location
+    (:func:`~headwater.filesystems.fsspec_errors`)."""
+    @functools.wraps(method)
+    def call(self: Storage, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if self._fs is None:
+            return method(self, *args, **kwargs)
+        with fsspec_errors("A feature history", self.location):
+            return method(self, *args, **kwargs)
+    return call
 
 
 class Storage:
@@ -67,6 +86,7 @@ class Storage:
 
     # -- reading -------------------------------------------------------------------------
 
+    @_remote
     def listdir(self, path: str) -> list[tuple[str, bool]]:
         """``(name, is_directory)`` of each entry of ``path`` (none if it is missing)."""
         if self._fs is None:
@@ -85,11 +105,13 @@ class Storage:
                 out.append((name, entry["type"] == "directory"))
         return out
 
+    @_remote
     def exists(self, path: str) -> bool:
         if self._fs is None:
             return os.path.exists(path)
         return bool(self._fs.exists(path))
 
+    @_remote
     def read_bytes(self, path: str) -> bytes:
         """The bytes of ``path``; FileNotFoundError when it is missing."""
         if self._fs is None:
@@ -103,6 +125,7 @@ class Storage:
         return ds.dataset(paths, schema=schema, format="parquet",
                           filesystem=self._fs)
 
+    @_remote
     def row_count(self, path: str) -> int:
         """The rows of one Parquet file, from its footer."""
         if self._fs is None:
@@ -112,12 +135,14 @@ class Storage:
 
     # -- writing -------------------------------------------------------------------------
 
+    @_remote
     def makedirs(self, path: str) -> None:
         if self._fs is None:
             os.makedirs(path, exist_ok=True)
         else:
             self._fs.makedirs(path, exist_ok=True)
 
+    @_remote
     def stage_parquet(self, target: str, table: pa.Table) -> str:
         """Write ``table`` as zstd Parquet under a temporary name beside ``target``; the
         temporary path, to :meth:`install` later (or :meth:`delete`)."""
@@ -135,6 +160,7 @@ class Storage:
             raise
         return temp
 
+    @_remote
     def install(self, temp: str, target: str) -> None:
         """Put a staged file in place as ``target`` (replacing it)."""
         if self._fs is None:
@@ -142,6 +168,7 @@ class Storage:
         else:
             self._fs.mv(temp, target)
 
+    @_remote
     def write_bytes(self, path: str, data: bytes) -> None:
         """Replace ``path`` with ``data``, atomically."""
         if self._fs is None:
@@ -150,6 +177,7 @@ class Storage:
         else:
             self._fs.pipe_file(path, data)
 
+    @_remote
     def delete(self, path: str) -> None:
         """Delete a file; a missing one is fine."""
         if self._fs is None:
