@@ -25,6 +25,13 @@
   (``SO_REUSEPORT``, as ``headwater serve --workers 2`` runs them) over one, with the
   Redis online store, the load generator in the same run on the same machine (none of
   them pinned: they share the machine's cores, reported as ``cores``).
+- ``one_write_vs_two_writes``: our server's CPU per request with its protocol
+  (:data:`headwater.serving.server.OneWriteProtocol`, a subclass of uvicorn's httptools
+  protocol writing a response's head and body in one system call, and bounding what a
+  client can hold) over the same protocol writing them apart (``one_write=False``), same
+  app, same run: what the one write saves; ``protocol_vs_plain`` our protocol over
+  uvicorn's own httptools protocol: what the whole subclass of a private uvicorn class
+  costs or saves (``--only protocol`` runs these alone).
 - ``swap_failed_requests`` / ``swap_p99_ms``: 100 promotions through ``/admin/promote``
   while the load runs: predict requests that did not answer 200, and their p99 latency.
 
@@ -35,7 +42,7 @@ runs pin the server to one core and the load generator to another
 (``uptime``) is reported before and after.
 
 Usage: ``python benchmarks/serving.py [--seconds 3] [--rounds 3]
-[--redis-url redis://127.0.0.1:6379/15]``.
+[--redis-url redis://127.0.0.1:6379/15] [--only protocol]``.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 import argparse
 import asyncio
 import importlib
+import importlib.metadata
 import importlib.util
 import json
 import signal
@@ -202,7 +210,7 @@ def run_server(kind: str, online: str, redis_url: str, port: int, cpu: int | Non
     import uvicorn
 
     from headwater.serving.app import ServingApp
-    from headwater.serving.server import listening_socket, server_config
+    from headwater.serving.server import limited_protocol, listening_socket, server_config
 
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})  # before any thread starts: they inherit it
@@ -210,9 +218,14 @@ def run_server(kind: str, online: str, redis_url: str, port: int, cpu: int | Non
     with tempfile.TemporaryDirectory() as tmp:
         predictor, deployment, registry = build(Path(tmp), store)
         ours = ServingApp(predictor, deployment, registry=registry, admin_token=TOKEN)
-        app: Any = {"ours": ours, "floor": floor_app}.get(kind) or fastapi_app(predictor)
+        app: Any = ({"ours": ours, "plain": ours, "two-writes": ours,
+                     "floor": floor_app}.get(kind) or fastapi_app(predictor))
         config = server_config(ours, "127.0.0.1", port)
         config.app = app
+        if kind == "plain":  # uvicorn's own httptools protocol
+            config.http = "httptools"
+        elif kind == "two-writes":  # ours, a response's head and body written apart
+            config.http = limited_protocol(10.0, 1_000, one_write=False) or "httptools"
         server = uvicorn.Server(config)
         assert predictor.log is not None
         log_thread = predictor.log._thread.native_id
@@ -451,12 +464,25 @@ def scale_figures(seconds: float, count: int, redis_url: str = REDIS_URL) -> dic
     }
 
 
+def protocol_figures(medians: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """Our protocol against itself writing twice and against uvicorn's own (see the module
+    docstring)."""
+    ours, two, plain = medians["ours"], medians["two-writes"], medians["plain"]
+    return {"protocol_cpu_us_per_request": round(ours["cpu_us"], 1),
+            "two_writes_cpu_us_per_request": round(two["cpu_us"], 1),
+            "plain_httptools_cpu_us_per_request": round(plain["cpu_us"], 1),
+            "one_write_vs_two_writes": round(ours["cpu_us"] / two["cpu_us"], 3),
+            "protocol_vs_plain": round(ours["cpu_us"] / plain["cpu_us"], 3),
+            "protocol_failed_requests": int(ours["failed"] + two["failed"] + plain["failed"])}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--redis-url", default=REDIS_URL)
-    parser.add_argument("--serve", choices=("ours", "fastapi", "floor"))
+    parser.add_argument("--serve", choices=("ours", "plain", "two-writes", "fastapi", "floor"))
+    parser.add_argument("--only", choices=("protocol",))
     parser.add_argument("--online", choices=("memory", "redis"), default="memory")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--cpu", type=int)
@@ -465,6 +491,15 @@ def main() -> None:
         run_server(args.serve, args.online, args.redis_url, args.port, args.cpu)
         return
     result: dict[str, Any] = {"uptime_load": uptime_load(), "cores": len(ALL_CORES)}
+    if args.only == "protocol":
+        result |= protocol_figures(rounds({
+            "ours": lambda: measure("ours", args.seconds),
+            "two-writes": lambda: measure("two-writes", args.seconds),
+            "plain": lambda: measure("plain", args.seconds)}, args.rounds))
+        result["uvicorn"] = importlib.metadata.version("uvicorn")
+        result["uptime_load_after"] = uptime_load()
+        print(json.dumps(result))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         predictor, _, _ = build(Path(tmp))
         result |= inproc(predictor)
@@ -475,6 +510,8 @@ def main() -> None:
     configurations: dict[str, Callable[[], dict[str, float]]] = {
         "floor": lambda: measure("floor", args.seconds),
         "ours": lambda: measure("ours", args.seconds),
+        "two-writes": lambda: measure("two-writes", args.seconds),
+        "plain": lambda: measure("plain", args.seconds),
     }
     if has_fastapi:
         configurations["fastapi"] = lambda: measure("fastapi", args.seconds)
@@ -489,6 +526,7 @@ def main() -> None:
                "floor_rps": round(floor["rps"]),
                "app_cpu_us_per_request": round(ours["cpu_us"] - floor["cpu_us"], 1),
                "server_cpu_vs_floor": round(ours["cpu_us"] / floor["cpu_us"], 2)}
+    result |= protocol_figures(medians)
     if has_fastapi:
         theirs = medians["fastapi"]
         result["fastapi_rps"] = round(theirs["rps"])

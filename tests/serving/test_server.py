@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import socket
+import tomllib
+from pathlib import Path
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 from headwater.serving.app import ServingApp
 from headwater.serving.server import BackgroundServer, OneWriteProtocol, ResponseWrites
@@ -101,3 +107,35 @@ def test_the_server_does_no_per_request_work_it_does_not_need(app: ServingApp) -
     assert not config.proxy_headers
     assert not config.server_header
     assert not config.date_header
+
+
+def test_the_overridden_uvicorn_methods_are_still_there() -> None:
+    """:data:`OneWriteProtocol` overrides methods of uvicorn's undocumented httptools
+    protocol: an uvicorn outside the pinned versions that renamed one fails here, not in
+    production."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    for name in ("connection_made", "data_received", "connection_lost",
+                 "on_message_complete", "on_response_complete", "send_400_response"):
+        assert callable(getattr(HttpToolsProtocol, name, None)), name
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    [pin] = [r for r in project["project"]["optional-dependencies"]["serve"]
+             if r.startswith("uvicorn")]
+    assert Version(importlib.metadata.version("uvicorn")) in SpecifierSet(
+        pin.removeprefix("uvicorn"))
+
+
+def test_two_writes_answer_the_same_as_one(app: ServingApp) -> None:
+    """The benchmark's baseline (``one_write=False``) serves the same answers."""
+    from headwater.serving.server import limited_protocol
+
+    body = json.dumps({"entities": {"user": "u1"}}).encode()
+    predict = (b"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-length: "
+               + str(len(body)).encode() + b"\r\n\r\n" + body)
+    answers = []
+    for one_write in (True, False):
+        protocol = limited_protocol(10.0, 100, one_write=one_write)
+        with BackgroundServer(app, "127.0.0.1", 0, http=protocol) as server:
+            answers.append([json.loads(a.split(b"\r\n\r\n", 1)[1])["score"]
+                            for a in _exchange(server.port, predict * 2, 2)])
+    assert answers[0] == answers[1]

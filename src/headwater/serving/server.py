@@ -8,9 +8,14 @@ The configuration keeps uvicorn's per-request work to what serving needs: no acc
 log, no ``server`` or ``date`` header, no parsing of ``X-Forwarded-*`` headers (the
 service reads no client address), and uvicorn's httptools protocol with one change,
 :class:`OneWriteProtocol`: a response's head is written together with its body. uvicorn
-writes them separately and uvloop sends each at once, so a small response cost two
-``send`` system calls, the largest single item of a request's CPU time after the
-prediction itself.
+writes them separately and uvloop sends each at once, so a small response costs two
+``send`` system calls. ``benchmarks/serving.py --only protocol`` measures it, in one run,
+against the same protocol writing twice (``one_write=False``) and against uvicorn's own:
+on a loaded two-core machine one write took 0.977x the server CPU per request of two,
+and the whole subclass, with the connection limits below, 1.04x uvicorn's own protocol
+(``benchmarks/RESULTS.md``). The class overrides methods of one uvicorn does not
+document (``HttpToolsProtocol``), so the ``serve`` extra pins uvicorn to the versions
+its tests ran on, and a test checks that the methods it overrides are still there.
 
 The same protocol bounds what one client can hold (:func:`limited_protocol`): a
 connection has ``read_timeout_s`` to deliver each whole request, and past
@@ -199,6 +204,7 @@ def _one_write_protocol() -> type[asyncio.Protocol] | None:
 
         read_timeout_s: float | None = None
         max_connections: int | None = None
+        one_write = True
         _read_timer: asyncio.TimerHandle | None = None
         _received = False
         _refused = False
@@ -212,7 +218,7 @@ def _one_write_protocol() -> type[asyncio.Protocol] | None:
                                            f"{limit} open connections; retry later"))
                 transport.close()
                 return
-            super().connection_made(ResponseWrites(transport))
+            super().connection_made(ResponseWrites(transport) if self.one_write else transport)
             self._arm()
 
         def data_received(self, data: bytes) -> None:
@@ -271,9 +277,11 @@ def _one_write_protocol() -> type[asyncio.Protocol] | None:
 OneWriteProtocol = _one_write_protocol()
 
 
-def limited_protocol(read_timeout_s: float | None, max_connections: int | None
-                     ) -> type[asyncio.Protocol] | None:
-    """:data:`OneWriteProtocol` with connection limits (``None`` without httptools).
+def limited_protocol(read_timeout_s: float | None, max_connections: int | None, *,
+                     one_write: bool = True) -> type[asyncio.Protocol] | None:
+    """:data:`OneWriteProtocol` with connection limits (``None`` without httptools);
+    ``one_write=False`` writes a response's head and body apart, as uvicorn does (for
+    the benchmark that measures what the one write saves).
 
     ``read_timeout_s``: a connection must deliver a whole request (headers and body)
     within this time of opening, or of the previous response; otherwise it is closed —
@@ -286,6 +294,7 @@ def limited_protocol(read_timeout_s: float | None, max_connections: int | None
         return None
     return type("LimitedProtocol", (OneWriteProtocol,), {
         "read_timeout_s": read_timeout_s, "max_connections": max_connections,
+        "one_write": one_write,
         "__doc__": f"OneWriteProtocol: read timeout {read_timeout_s} s, at most "
                    f"{max_connections} connections."})
 
