@@ -7,7 +7,10 @@
 - With a trigger (``--every``, ``--daily-at``, ``--volume``, ``--drift``) the command
   keeps running: scheduled retraining (stages 2 and 3) or, with ``--strategy
   continual``, a trainer that learns every batch and publishes when a trigger fires
-  (stage 4). Every version is gated and recorded with its lineage and cost.
+  (stage 4). Every version is gated and recorded with its lineage and cost. A continual
+  trainer also appends its live model's updates to the ``model_updates`` topic every
+  ``--update-every-rows`` examples or ``--update-every-ms`` (``--no-updates`` stops it),
+  which servers follow: its versions are then checkpoints, every ``--every``.
 
 One trainer per model: the command first takes the model's lease in the model store.
 When another trainer holds it, ``--standby`` (the default) waits, saying who holds it,
@@ -53,6 +56,7 @@ from headwater.learning import (
 from headwater.learning.gate import DEFAULT_MIN_EXAMPLES
 from headwater.learning.lease import TrainerLease, default_holder
 from headwater.learning.trainer import Strategy
+from headwater.learning.updates import DEFAULT_EVERY_MS, DEFAULT_EVERY_ROWS, UpdatePublisher
 from headwater.models import Model
 from headwater.registry import ModelRegistry, open_registry
 from headwater.time import SystemClock, format_micros, parse_duration, parse_time
@@ -190,6 +194,16 @@ def train(
     examples_of: Annotated[str | None, typer.Option(
         "--examples-of", help="Learn the examples this model served (default: --model's "
         "own).")] = None,
+    updates: Annotated[bool, typer.Option(
+        "--updates/--no-updates", help="A continual trainer appends its live model's "
+        "updates to the model_updates topic between versions (servers serve them within "
+        "a second); its versions (--every ...) are then checkpoints.")] = True,
+    update_every_rows: Annotated[int, typer.Option(
+        "--update-every-rows", min=1, help="Send an update every N examples learnt ...")
+    ] = DEFAULT_EVERY_ROWS,
+    update_every_ms: Annotated[float, typer.Option(
+        "--update-every-ms", min=1.0, help="... or every T ms while an example is unsent.")
+    ] = DEFAULT_EVERY_MS,
 ) -> None:
     """Train versions of MODEL from the training-examples topic, with lineage."""
     state = state_of(ctx)
@@ -221,10 +235,16 @@ def train(
             status().print("stopped while standing by")
             return
         try:
+            publisher = (UpdatePublisher(log, model, every_rows=update_every_rows,
+                                         every_ms=update_every_ms)
+                         if updates and strategy == "continual" else None)
             trainer = Trainer(log, registry, model, factory,
                               strategy=cast("Strategy", strategy), alias=alias,
                               trigger=trigger, gate=gate, trainer=f"{strategy}-cli",
-                              topic=topic, examples_of=examples_of, lease=held)
+                              topic=topic, examples_of=examples_of, lease=held,
+                              updates=publisher)
+            if publisher is not None:  # look at the topic as often as updates may go out
+                poll = min(poll, update_every_ms / 1000.0)
             if trigger is None:
                 _show(trainer.train(event_time=window), gate)
                 _left_out(trainer, model)
