@@ -29,7 +29,6 @@ from headwater.models.updates import (
 )
 from tests.models.adapters import ADAPTERS, Adapter, batch, require, rows, target
 
-
 LINEAR = Adapter("linear-logistic", lambda: LogisticRegression(block=4), classifier=True)
 
 
