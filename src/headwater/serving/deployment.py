@@ -209,7 +209,8 @@ class Deployment:
             return True
 
     def apply(self, update: ModelUpdate) -> bool:
-        """Swap in the arms' model with ``update`` applied; ``True`` if any arm took it.
+        """Swap in the arms' model with ``update`` applied; ``True`` if an arm serves its
+        base (an update that does not fit its base is counted in ``updates_failed``).
 
         The update applies to every arm serving its base version with an older update
         (or none), in one swap, as a version moves in :meth:`reload`. An update of a
@@ -251,6 +252,7 @@ class Deployment:
             self.on_problem(problem)
 
     def _swap_update(self, update: ModelUpdate) -> bool:
+        """Apply ``update`` to the arms serving its base; whether any does."""
         current = self.snapshot
         arms = dict(current.arms)
         changed = False
@@ -260,10 +262,10 @@ class Deployment:
             if loaded.update is not None and loaded.update >= (update.offset or 0):
                 changed = True  # already serves this update or a newer one
                 continue
+            changed = True  # its base serves: taken, or counted as failed
             updated = self._updated(loaded, update)
             if updated is not None:
                 arms[arm] = updated
-                changed = True
         if any(arms[a] is not current.arms[a] for a in arms):
             self.snapshot = Snapshot(current.policy, arms, current.previous,
                                      current.generation + 1, self.clock.now_us())
