@@ -31,7 +31,16 @@ from headwater.log.schema import TIMESTAMP
 from headwater.models import LogisticRegression
 from headwater.registry import open_registry
 from headwater.registry.updates import MODEL_UPDATES_TOPIC, decode
-from tests.processes import Backends, environment, free_port, headwater, http, wait_for
+from tests.learning.test_trainer import Stream
+from tests.processes import (
+    Backends,
+    Server,
+    environment,
+    free_port,
+    headwater,
+    http,
+    wait_for,
+)
 
 PROJECT = textwrap.dedent(
     """
@@ -149,3 +158,87 @@ def test_a_label_reaches_the_next_prediction(tmp_path: Path, backends: Backends)
         reader.join(5)
         log.close()
     assert run.returncode == 0, "".join(lines)
+
+
+@pytest.mark.slow
+def test_every_worker_serves_the_updates_and_a_checkpoint_on_demand(
+        tmp_path: Path, backends: Backends) -> None:
+    """``headwater serve --workers 2`` and ``headwater train --strategy continual`` as
+    processes: every worker serves the trainer's update (the scores a model that learnt
+    the examples gives), and SIGUSR1 makes the trainer record a checkpoint the workers
+    then serve as a version."""
+    home = tmp_path / "home"
+    project = tmp_path / "features.py"
+    project.write_text(PROJECT)
+    env = backends.environment(home)
+    log = backends.open_log(home)
+    log.create_topic("events", Schema.of({"user": "string", "x": "float64", "ts": "timestamp"},
+                                         key="user", event_time="ts"))
+    stream = Stream(log)
+    first = LogisticRegression()
+    first.learn({"x1": np.array([1.0, -1.0] * 10), "x2": np.array([0.5, -0.5] * 10)},
+                np.array([1, 0] * 10))
+    first.save(tmp_path / "initial")
+    with open_registry(settings=backends.settings(home)) as registry:
+        registry.register("m", tmp_path / "initial")
+        registry.promote("m", 1, actor="test", reason="the first version")
+    trainer = subprocess.Popen(
+        [sys.executable, "-m", "headwater", "train", "--model", "m", "--strategy",
+         "continual", "--every", "1h", "--update-every-ms", "20", "--margin", "1.0",
+         "--gate-min-examples", "1"],
+        env=environment(home, env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    said: list[str] = []
+    stream_err = trainer.stderr
+    assert stream_err is not None
+    reader = threading.Thread(target=lambda: said.extend(iter(stream_err.readline, "")),
+                              daemon=True)
+    reader.start()
+    try:
+        with Server(home, "--model", "m", "--project", str(project), "--workers", "2",
+                    env=env) as server:
+            wait_for(lambda: any("running (pid" in line for line in said), 60, "the trainer")
+            stream.add(50)
+
+            def served(update: bool) -> list[dict[str, Any]]:
+                answers = []
+                for i in range(12):  # a new connection each: the kernel spreads them
+                    status, answer = server.post("/predict", {
+                        "entities": {"user": f"u{i}"}, "request": {"x1": 0.3 * i - 1.5,
+                                                                   "x2": 0.2}})
+                    assert status == 200, answer
+                    answers.append(answer)
+                return answers
+
+            wait_for(lambda: all(a["update"] is not None for a in served(True)), 60,
+                     "every worker to serve the update")
+            newest = max(log.end_offsets(MODEL_UPDATES_TOPIC)) - 1
+            wait_for(lambda: all(a["update"] == newest for a in served(True)), 30,
+                     "the newest update")
+            learnt = LogisticRegression.load(tmp_path / "initial")
+            examples = read_examples(log)
+            score_then_learn(learnt, examples.features, examples.y)
+            for i, answer in enumerate(served(True)):
+                assert (answer["version"], answer["update"]) == (1, newest)
+                assert answer["score"] == learnt.predict_one({"x1": 0.3 * i - 1.5, "x2": 0.2})
+
+            trainer.send_signal(signal.SIGUSR1)
+            wait_for(lambda: all(a["version"] == 2 for a in served(False)), 60,
+                     "every worker to serve the checkpoint")
+            with open_registry(settings=backends.settings(home)) as registry:
+                checkpoint = registry.get("m", "champion")
+                assert checkpoint.version == 2
+                assert checkpoint.lineage.created_by.reason == "checkpoint on demand (SIGUSR1)"
+                assert checkpoint.lineage.training is not None
+                assert checkpoint.lineage.training.examples == 50
+            for i, answer in enumerate(served(False)):
+                assert answer["score"] == learnt.predict_one({"x1": 0.3 * i - 1.5, "x2": 0.2})
+    finally:
+        trainer.send_signal(signal.SIGINT)
+        try:
+            trainer.wait(60)
+        except subprocess.TimeoutExpired:
+            trainer.kill()
+            trainer.wait()
+        reader.join(5)
+        log.close()
+    assert trainer.returncode == 0, "".join(said)

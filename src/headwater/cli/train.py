@@ -10,7 +10,8 @@
   (stage 4). Every version is gated and recorded with its lineage and cost. A continual
   trainer also appends its live model's updates to the ``model_updates`` topic every
   ``--update-every-rows`` examples or ``--update-every-ms`` (``--no-updates`` stops it),
-  which servers follow: its versions are then checkpoints, every ``--every``.
+  which servers follow: its versions are then checkpoints, every ``--every``, and on
+  demand: ``kill -USR1 <pid>`` has the running trainer record one now.
 
 One trainer per model: the command first takes the model's lease in the model store.
 When another trainer holds it, ``--standby`` (the default) waits, saying who holds it,
@@ -24,6 +25,8 @@ from them) and says how many of other models' it left out.
 from __future__ import annotations
 
 import importlib
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -259,11 +262,22 @@ def train(
 
 def _keep_training(trainer: Trainer, gate: Gate, strategy: str, model: str, poll: float,
                    idle_timeout: float | None, stopping: threading.Event) -> None:
-    status().print(f"{strategy} trainer of {model} running; Ctrl-C or SIGTERM stops it")
+    status().print(f"{strategy} trainer of {model} running (pid {os.getpid()}); Ctrl-C or "
+                   "SIGTERM stops it, SIGUSR1 records a checkpoint now")
+    wanted = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGUSR1, lambda signum, frame: wanted.set())
     idle_since = time.monotonic()
     while not stopping.is_set():
         before = dict(trainer.position)
         done = trainer.step()
+        if wanted.is_set():
+            wanted.clear()
+            checkpoint = trainer.checkpoint("checkpoint on demand (SIGUSR1)")
+            if checkpoint is None:
+                status().print("checkpoint on demand: nothing learnt since the last version")
+            else:
+                _show(checkpoint, gate)
         if done is not None:
             _show(done, gate)
         if trainer.position != before or done is not None:

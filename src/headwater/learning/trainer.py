@@ -233,6 +233,14 @@ class Trainer:
             self.trigger.reset(self.clock.now_us())
         return published
 
+    def checkpoint(self, reason: str = "checkpoint on demand") -> Published | None:
+        """Publish a version now (gated like any other): a continual trainer's live model,
+        another trainer's run on what it read. ``None`` when nothing new was learnt."""
+        fire = Fire("manual", reason)
+        if self.strategy == "continual":
+            return self._publish_live(fire)
+        return self.train(stop=self.position, fire=fire)
+
     def _publish_live(self, fired: Fire) -> Published | None:
         assert self.model is not None
         if self._pending.rows == 0:
