@@ -8,8 +8,8 @@ the updates read together only the newest of each base matters; the others are s
 without being decoded. An update of a base version no arm serves is counted and told by
 the deployment, never applied to another version.
 
-It starts reading at the first update made after the oldest version the deployment
-serves was registered: a server started between two updates serves the newest at once.
+It starts reading at the first update appended after the oldest version the deployment
+serves was registered (less a minute, for clocks that differ): a server started between two updates serves the newest at once.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ __all__ = ["DEFAULT_POLL_MS", "UpdateFollower"]
 
 #: How often a server looks for new updates (ms).
 DEFAULT_POLL_MS: Final = 20.0
+#: How far before a version's registration the first read starts: the model store's and
+#: the log's clocks may differ (updates read twice are harmless, one missed is not).
+CLOCK_SKEW_US: Final = 60_000_000
 
 
 class UpdateFollower:
@@ -48,7 +51,7 @@ class UpdateFollower:
         created = [m.created_at for m in arms if m.created_at]
         if not created:
             return self.log.start_offsets(self.topic)[0]
-        return self.log.seek(self.topic, 0, append_time=min(created))
+        return self.log.seek(self.topic, 0, append_time=min(created) - CLOCK_SKEW_US)
 
     def step(self, max_events: int = 1_000) -> int:
         """Read what is new and apply it; the number of updates the deployment took."""
