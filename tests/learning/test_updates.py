@@ -122,3 +122,26 @@ def test_a_bad_cadence_is_named(world: tuple[Log, ModelRegistry, Stream, ManualC
         UpdatePublisher(log, "m", every_rows=0)
     with pytest.raises(ValidationError, match="every_ms"):
         UpdatePublisher(log, "m", every_ms=0)
+
+
+def test_an_update_over_the_size_limit_is_told_and_sending_stops_until_the_checkpoint(
+        tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    log = Log(EmbeddedBackend(tmp_path / "log", fsync="never"), max_event_bytes=2_000)
+    registry = open_registry(tmp_path / "registry", clock=clock)
+    stream = Stream(log)
+    v1 = _first_version(log, registry, stream, clock)
+    told: list[str] = []
+    publisher = UpdatePublisher(log, "m", every_rows=1, clock=clock, on_problem=told.append)
+    model = LogisticRegression()
+    model.learn({"x1": np.arange(4.0), "city": np.array(["a", "b"] * 2)}, np.arange(4) % 2)
+    publisher.rebase(model, v1, TRAINING_EXAMPLES_TOPIC, {0: 200})
+    model.learn({"x1": np.arange(300.0), "city": np.array([f"c{i}" for i in range(300)])},
+                np.arange(300) % 2)  # 300 more hashed coordinates: a delta over 2,000 bytes
+    assert publisher.learnt(300, {0: 500}) is None
+    assert publisher.refused == 1
+    assert "refused by topic 'model_updates'" in told[0]
+    assert "checkpoint more often" in told[0]
+    assert publisher.learnt(1, {0: 501}) is None  # stalled: not tried again
+    assert publisher.refused == 1
+    assert log.end_offsets(MODEL_UPDATES_TOPIC) == [0]

@@ -239,7 +239,7 @@ def train(
             return
         try:
             publisher = (UpdatePublisher(log, model, every_rows=update_every_rows,
-                                         every_ms=update_every_ms)
+                                         every_ms=update_every_ms, on_problem=_warn)
                          if updates and strategy == "continual" else None)
             trainer = Trainer(log, registry, model, factory,
                               strategy=cast("Strategy", strategy), alias=alias,
@@ -286,6 +286,10 @@ def _keep_training(trainer: Trainer, gate: Gate, strategy: str, model: str, poll
             break
         else:
             stopping.wait(poll)
+
+
+def _warn(problem: str) -> None:
+    status().print(Text.assemble(("warning: ", "yellow"), problem), soft_wrap=True)
 
 
 def _standing_by(held: LeaseHeldError) -> None:

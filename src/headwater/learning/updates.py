@@ -14,7 +14,7 @@ it). The payload is chosen by the model's adapter (:mod:`headwater.models.update
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 
 from headwater.errors import PayloadTooLargeError, ValidationError
@@ -39,11 +39,13 @@ DEFAULT_EVERY_MS: Final = 50.0
 
 
 class UpdatePublisher:
-    """Appends updates of model ``name`` to ``topic`` (see the module docstring)."""
+    """Appends updates of model ``name`` to ``topic`` (see the module docstring);
+    ``on_problem`` is told when the topic refuses one (over its size limit)."""
 
     def __init__(self, log: Log, name: str, *, every_rows: int = DEFAULT_EVERY_ROWS,
                  every_ms: float = DEFAULT_EVERY_MS, topic: str = MODEL_UPDATES_TOPIC,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None,
+                 on_problem: Callable[[str], None] | None = None) -> None:
         if isinstance(every_rows, bool) or not isinstance(every_rows, int) or every_rows < 1:
             raise ValidationError("every_rows", f"expected an int >= 1, got {every_rows!r}")
         if not every_ms > 0:
@@ -64,6 +66,10 @@ class UpdatePublisher:
         self._examples = 0  # learnt since the base
         self._unsent = 0  # learnt since the last update
         self._sent_at = 0
+        self._stalled = False
+        #: Updates the topic refused (too large): none is sent until the next checkpoint.
+        self.refused = 0
+        self.on_problem = on_problem
 
     def rebase(self, model: Model, base: int | None, examples_topic: str,
                start: Mapping[int, int]) -> None:
@@ -77,6 +83,7 @@ class UpdatePublisher:
         self._start = dict(start)
         self._examples = self._unsent = 0
         self._sent_at = self.clock.now_us()
+        self._stalled = False
 
     def learnt(self, rows: int, position: Mapping[int, int]) -> ModelUpdate | None:
         """The live model learnt ``rows`` more examples, up to ``position``: append an
@@ -88,7 +95,7 @@ class UpdatePublisher:
     def flush(self, position: Mapping[int, int], *, due_only: bool = False
               ) -> ModelUpdate | None:
         """Append an update of what is unsent (if due, with ``due_only``)."""
-        if self._maker is None or self.base is None or not self._unsent:
+        if self._maker is None or self.base is None or not self._unsent or self._stalled:
             return None
         now = self.clock.now_us()
         if due_only and self._unsent < self.every_rows and now - self._sent_at < self.every_us:
@@ -99,14 +106,27 @@ class UpdatePublisher:
                                                     ranges=ranges),),
                                  examples=self._examples)
         update = ModelUpdate(self.name, self.base, self._maker.update(), training, now)
-        result = self.log.append(self.topic, encode([update]))
+        try:
+            result = self.log.append(self.topic, encode([update]))
+        except PayloadTooLargeError as exc:
+            return self._refused(str(exc))
         if result.rejected:
-            raise PayloadTooLargeError(
-                "update", f"the update of {self.name} v{self.base} was refused by topic "
-                f"{self.topic!r}: {result.rejected[0].reason}")
+            return self._refused(result.rejected[0].reason)
         self.last = ModelUpdate(update.model, update.base, update.update, training, now,
                                 int(result.offsets[0]))
         self.published += 1
         self._unsent = 0
         self._sent_at = now
         return self.last
+
+    def _refused(self, reason: str) -> ModelUpdate | None:
+        """The topic refused an update: say so, send none until the next checkpoint (the
+        servers keep serving the last update, which their predictions name)."""
+        self.refused += 1
+        self._stalled = True
+        if self.on_problem is not None:
+            self.on_problem(f"the update of {self.name} v{self.base} was refused by topic "
+                            f"{self.topic!r} ({reason}): no update is sent until the next "
+                            "checkpoint; checkpoint more often (--every) or raise "
+                            "HEADWATER_MAX_EVENT_BYTES")
+        return None

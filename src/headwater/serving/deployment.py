@@ -197,6 +197,8 @@ class Deployment:
                     updated = self._updated(loaded_model, waiting)
                     if updated is not None:
                         arms[arm] = updated
+                    else:  # counted and told once, not at every poll
+                        self._pending.pop(loaded_model.version, None)
             self.problems = problems
             self._tell(problems, failing)
             previous = {arm: m for arm, m in previous.items() if arm in policy.arms}

@@ -9,7 +9,8 @@ without being decoded. An update of a base version no arm serves is counted and 
 the deployment, never applied to another version.
 
 It starts reading at the first update appended after the oldest version the deployment
-serves was registered (less a minute, for clocks that differ): a server started between two updates serves the newest at once.
+serves was registered (less a minute, for clocks that differ): a server started between
+two updates serves the newest at once.
 """
 
 from __future__ import annotations
