@@ -5,10 +5,13 @@ ignored, counted and told, and applied once its base serves."""
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from headwater.learning.updates import UpdatePublisher
-from headwater.models.updates import UpdateMaker
-from headwater.registry.updates import MODEL_UPDATES_TOPIC
+from headwater.models.updates import UpdateMaker, apply_update
+from headwater.registry import TrainingSlice
+from headwater.registry.updates import MODEL_UPDATES_TOPIC, ModelUpdate
 from headwater.serving import PredictionLog
 from headwater.serving.updates import UpdateFollower
 from tests.serving.conftest import World, train, training_batch
@@ -130,3 +133,29 @@ def test_the_update_maker_checkpoints_what_the_publisher_rebases_on(world: World
     maker = UpdateMaker(model)
     maker.checkpoint()
     assert maker.update().kind == "delta"  # nothing learnt: an empty delta, still exact
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(order=st.permutations(range(4)))
+def test_updates_read_in_any_order_serve_the_newest(world: World, order: list[int]) -> None:
+    """However updates of one base arrive (retried, reordered), the arm serves the
+    newest, never an older one over it."""
+    version = world.register(train(1), "champion")
+    deployment = world.deployment()
+    base = deployment.snapshot.arms["champion"].base
+    maker = UpdateMaker(train(1))
+    maker.checkpoint()
+    made = []
+    for step in range(4):
+        batch = training_batch(10 + step)
+        maker.model.learn(batch, (batch["price"] > 40).astype(int))
+        made.append(ModelUpdate("fraud", version, maker.update(), TrainingSlice(), 0, step))
+    for i in order:
+        deployment.apply(made[i])
+    arm = deployment.snapshot.arms["champion"]
+    assert arm.update == 3
+    batch = training_batch(99)
+    np.testing.assert_array_equal(arm.model.predict(batch),
+                                  apply_update(base, made[3].update).predict(batch))
+    assert deployment.updates_ignored == 0
