@@ -166,10 +166,11 @@ def train(
     rate_limit: Annotated[str, typer.Option(
         "--rate-limit", help="At most one drift-triggered version per interval.")] = "1h",
     gate_metric: Annotated[str, typer.Option(
-        "--gate-metric", help="log_loss, accuracy, roc_auc, kappa_t, mae or rmse.")
+        "--gate-metric", help="log_loss, accuracy or mae (a mean of per-example losses).")
     ] = "log_loss",
     margin: Annotated[float, typer.Option(
-        min=0.0, help="How much worse than the champion a candidate may be.")] = 0.0,
+        min=0.0, help="How much worse than the champion a candidate may be (held back only when "
+        "significantly worse by more).")] = 0.0,
     gate_window: Annotated[int, typer.Option(
         "--gate-window", min=1, help="Recent examples the gate compares on.")] = 1000,
     gate_min_examples: Annotated[int | None, typer.Option(
