@@ -5,6 +5,9 @@ cache that holds the champion and the checkpoint only."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from headwater.models.features import Features
 from headwater.registry import ModelRegistry, open_registry
 from headwater.testing import ManualClock
 from tests.learning.test_trainer import MINUTE, T0, Stream
-from tests.processes import Backends
+from tests.processes import Backends, environment
 
 World = tuple[Log, ModelRegistry, Stream, ManualClock]
 
@@ -117,3 +120,34 @@ def test_updates_that_go_wrong_are_reverted_to_the_checkpoint(world: World) -> N
     slice_ = after[0].version.lineage.training
     assert slice_ is not None
     assert slice_.topics[0].ranges[0].start == 1000 + 100 * steps
+
+
+def test_the_train_command_learns_a_stationary_stream_without_a_revert(
+        backends: Backends, tmp_path: Path) -> None:
+    """``headwater train`` as a process, fed while it runs: every version promoted, and
+    it says how many times it reverted (none)."""
+    log = backends.open_log(tmp_path)
+    stream = Stream(log)
+    trainer = subprocess.Popen(
+        [sys.executable, "-m", "headwater", "train", "--model", "m", "--strategy",
+         "continual", "--volume", "500", "--poll", "0.1", "--idle-timeout", "3"],
+        env=environment(tmp_path, backends.environment(tmp_path)), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(20):
+            stream.add(250)
+            time.sleep(0.2)
+        out, err = trainer.communicate(timeout=120)
+    finally:
+        if trainer.poll() is None:
+            trainer.kill()
+        log.close()
+    assert trainer.returncode == 0, err
+    assert "trainer stopped: 5000 rows learnt" in err
+    assert "0 reverts to a checkpoint" in err
+    with open_registry(settings=backends.settings(tmp_path)) as registry:
+        versions = registry.versions("m")
+        assert versions
+        assert [v.status for v in versions if v.status == "rejected"] == []
+        assert registry.get("m", "champion").version == versions[-1].version
+    assert out.count("promoted") == len(versions)

@@ -235,7 +235,7 @@ def train(
             held.release()
     _left_out(trainer, model)
     status().print(f"trainer stopped: {trainer.cost.rows} rows learnt, "
-                   f"{trainer.cost.cpu_s:.2f} CPU s")
+                   f"{trainer.cost.cpu_s:.2f} CPU s, {trainer.reverts} reverts to a checkpoint")
 
 
 def _keep_training(trainer: Trainer, gate: Gate, strategy: str, model: str, poll: float,
@@ -243,8 +243,10 @@ def _keep_training(trainer: Trainer, gate: Gate, strategy: str, model: str, poll
     status().print(f"{strategy} trainer of {model} running; Ctrl-C or SIGTERM stops it")
     idle_since = time.monotonic()
     while not stopping.is_set():
-        before = dict(trainer.position)
+        before, reverts = dict(trainer.position), trainer.reverts
         done = trainer.step()
+        if trainer.reverts > reverts:  # the live model dropped below its checkpoint
+            status().print(f"{model} {trainer.published[-1].verdict.reason}")
         if done is not None:
             _show(done, gate)
         if trainer.position != before or done is not None:
