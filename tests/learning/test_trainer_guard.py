@@ -151,3 +151,49 @@ def test_the_train_command_learns_a_stationary_stream_without_a_revert(
         assert [v.status for v in versions if v.status == "rejected"] == []
         assert registry.get("m", "champion").version == versions[-1].version
     assert out.count("promoted") == len(versions)
+
+
+def _scoring_backwards(model: object) -> None:
+    """From now on ``model`` scores every row as its opposite (a broken scoring path)."""
+    assert isinstance(model, LogisticRegression)
+    predict_learn = model.predict_learn
+
+    def backwards(batch: Features, y: npt.ArrayLike,
+                  sample_weight: npt.ArrayLike | None = None) -> npt.NDArray[np.float64]:
+        return 1.0 - predict_learn(batch, y, sample_weight)
+
+    model.predict_learn = backwards  # type: ignore[method-assign]
+
+
+def test_a_continual_version_the_gate_refuses_is_reverted_too(world: World) -> None:
+    """Published before the guard has enough examples to decide, a version judged worse
+    than the champion is kept as rejected and the live model goes on from the
+    checkpoint, not from it."""
+    log, registry, stream, clock = world
+    trainer = Trainer(log, registry, "m", LogisticRegression, strategy="continual",
+                      trigger=Volume(1000), gate=Gate("accuracy", window=100, min_examples=20),
+                      clock=clock)
+    stream.add(1000)
+    assert trainer.step() is not None
+    assert trainer.model is not None
+    _scoring_backwards(trainer.model)
+    trainer.trigger = Volume(25)  # fewer than the guard's 30 examples
+    stream.add(25)
+    clock.advance(MINUTE)
+    refused = trainer.step()
+    assert refused is not None
+    assert not refused.verdict.promote
+    assert refused.verdict.low > 0
+    assert trainer.reverts == 1
+    assert registry.get("m", 2).status == "rejected"
+    assert registry.get("m", "champion").version == 1
+    stream.add(25)
+    clock.advance(MINUTE)
+    after = trainer.step()
+    assert after is not None
+    assert after.verdict.promote, after.verdict.reason
+    assert after.version.lineage.parent == 1
+    training = after.version.lineage.training
+    assert training is not None
+    assert training.topics[0].ranges[0].start == 1025
+    assert trainer.reverts == 1

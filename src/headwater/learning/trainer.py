@@ -25,11 +25,14 @@ artifact; the registry's copy of the artifact is made after the record is writte
 
 A continual trainer also guards every update: the gate's test, run sequentially
 (:class:`~headwater.learning.gate.Guard`), compares the live model's prequential scores
-with its last checkpoint's (the version it last published) on the same incoming labels.
-On a significant drop it reverts the live model to the checkpoint: the dropped state is
-registered as a rejected version whose reason says why (its lineage names what it had
-learnt), the next version's slice starts after it, and :attr:`Trainer.reverts` counts
-the reverts. The trainer holds at most two stored models beside its live one: the
+with its last checkpoint's (the last version it published and went on from) on the same
+incoming labels. On a significant drop it reverts the live model to the checkpoint: the
+dropped state is registered as a rejected version whose reason says why (its lineage
+names what it had learnt), the next version's slice starts after it, and
+:attr:`Trainer.reverts` counts the reverts. A continual version the gate refuses on
+enough examples (significantly worse than the champion, or scores that are not finite)
+is reverted the same way: the live model goes on from the checkpoint, not from the
+refused version. The trainer holds at most two stored models beside its live one: the
 champion and the checkpoint (usually the same version).
 
 Resuming needs no checkpoint: the model store is one. A trainer started again loads the
@@ -239,7 +242,13 @@ class Trainer:
         examples_slice = self._slice(self._slice_start, self.position)
         published = self._publish(self.model, self.parent, examples_slice, fired,
                                    self._pending, self._recent)
-        self.parent = published.version
+        verdict = published.verdict
+        if (not verdict.promote and verdict.examples >= self.gate.min_examples
+                and self.parent is not None):  # judged worse: go on from the checkpoint
+            self.model = self._load(self.parent)
+            self.reverts += 1
+        else:
+            self.parent = published.version
         self._guard.reset()
         self._recent = _Recent(self.gate.window)  # the next gate judges on rows no version learnt
         self._slice_start = dict(self.position)
