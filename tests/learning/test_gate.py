@@ -69,6 +69,9 @@ def test_the_gate_needs_examples_and_finite_scores() -> None:
     assert not broken.promote
     assert "1 non-finite" in broken.reason
     assert gate.judge(y4, np.array([0.9, 0.1, 0.8, 0.1]), None).reason == "no champion yet"
+    unscored = gate.judge(y4, np.array([0.9, 0.1, 0.8, 0.1]), np.array([0.9, np.nan, 0.1, 0.1]))
+    assert unscored.promote
+    assert "the champion scored only 3 of these 4 examples" in unscored.reason
 
 
 def test_bad_settings_are_named() -> None:

@@ -279,6 +279,11 @@ class Gate:
             return Verdict(name, ours, math.nan, margin, True, "no champion yet", n)
         test = self.guard(min_examples=min(max(2, n), GUARD_MIN_EXAMPLES))
         test.update(y, candidate, champion[-self.window:])
+        if test.examples < self.min_examples:
+            return Verdict(name, ours, math.nan, margin, True,
+                           f"the champion scored only {test.examples} of these {n} examples "
+                           f"(fewer than {self.min_examples}): nothing to hold the candidate "
+                           "back on", n)
         ours, theirs = test.values
         _, low, high = test.worse_by
         bounds = f"{_LOSS[name]}: {test.worse_by[0]:+.4g} in [{low:+.4g}, {high:+.4g}] at " \
