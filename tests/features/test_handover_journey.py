@@ -189,9 +189,10 @@ def test_an_engine_killed_hands_its_partitions_over_with_their_state(
     wait_for(lambda: len(first.owned()) == PARTITIONS or first.process.poll() is not None,
              120, "the first engine to take every partition")
     assert first.process.poll() is None, first.printed()
-    second = Engine(tmp_path / "b", env) if redis else None  # both in the group
-    if second is not None:
-        wait_for(lambda: bool(second.owned()), 120, "the second engine to take some over")
+    second: Engine | None = None
+    if redis:  # both in the group
+        standby = second = Engine(tmp_path / "b", env)
+        wait_for(lambda: bool(standby.owned()), 120, "the second engine to take some over")
     reader = Reader(env["HEADWATER_ONLINE_URL"], settings)
     produce(settings, rng, 10, at)
     movers = sorted(set(range(PARTITIONS)) - set(second.owned() if second else {}))

@@ -155,7 +155,10 @@ class FeatureEngine:
         """
         owned = set(self.consumer.assignment())
         for key in [k for k in self.tasks if k not in owned]:
-            self._drop(key)  # another member owns it now and resumes it from its checkpoint
+            # Another member owns it now and resumes it from its checkpoint: a fresh
+            # one, unless that member has claimed it already.
+            self._commit(key)
+            self._drop(key)
         for topic, partition in sorted(owned - set(self.tasks)):
             namespace = self.features[topic][0].entity.name
             ownership = Ownership(self.online, namespace, topic, partition)  # before reading
@@ -170,6 +173,18 @@ class FeatureEngine:
             self.tasks[(topic, partition)] = task
             self.owned[(topic, partition)] = ownership
             self.resumed.append((topic, partition, task.position))
+
+    def _commit(self, key: tuple[str, int]) -> None:
+        """Checkpoint one task, if the engine still holds the partition's epoch (an
+        engine fenced off must not move the checkpoint of the one that claimed it)."""
+        ownership = self.owned[key]
+        try:
+            self.online.write_columns(ownership.namespace, [], {}, fence=ownership.fence)
+        except FencedError:
+            self._drop(key)
+            self.fenced.append(key)
+            return
+        commit_task(self.tasks[key], self.state_dir, self.history, fsync=self.fsync)
 
     def _drop(self, key: tuple[str, int]) -> None:
         self.tasks.pop(key, None)
@@ -259,15 +274,8 @@ class FeatureEngine:
 
     def checkpoint(self) -> None:
         """Commit every task's state with its position (and its history)."""
-        for key, task in list(self.tasks.items()):
-            ownership = self.owned[key]
-            try:  # still the owner? (a fenced engine must not move the checkpoint)
-                self.online.write_columns(ownership.namespace, [], {}, fence=ownership.fence)
-            except FencedError:
-                self._drop(key)
-                self.fenced.append(key)
-                continue
-            commit_task(task, self.state_dir, self.history, fsync=self.fsync)
+        for key in list(self.tasks):
+            self._commit(key)
         owned = set(self.consumer.assignment())
         progress = {k: t.position for k, t in self.tasks.items() if k in owned}
         if progress:  # for lag reports; the checkpoints are what the engine resumes from
