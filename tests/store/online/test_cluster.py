@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pyarrow as pa
@@ -35,11 +35,12 @@ def store() -> Iterator[RedisClusterOnlineStore]:
     from headwater.store.online.cluster import RedisClusterOnlineStore
 
     try:
-        opened = open_online_store(f"{REDIS_CLUSTER_URL}?prefix=hwtest-{uuid.uuid4().hex[:12]}")
-        assert isinstance(opened, RedisClusterOnlineStore)
-        opened.ping()
+        found = open_online_store(f"{REDIS_CLUSTER_URL}?prefix=hwtest-{uuid.uuid4().hex[:12]}")
+        assert isinstance(found, RedisClusterOnlineStore)
+        found.ping()
     except BackendError as exc:
         unavailable(f"Redis Cluster at {REDIS_CLUSTER_URL}: {exc}")
+    opened = cast("RedisClusterOnlineStore", found)
     try:
         yield opened
     finally:
