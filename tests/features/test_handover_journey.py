@@ -214,3 +214,49 @@ def test_an_engine_killed_hands_its_partitions_over_with_their_state(
     assert set(movers) <= set(resumed), second.printed()
     assert all(resumed[p] > 0 for p in movers), ("resumed from the checkpoints, not from "
                                                  f"offset 0: {resumed}")
+
+
+@pytest.mark.slow
+def test_a_paused_engine_that_wakes_up_is_fenced_off(tmp_path: Path, backends: Backends) -> None:
+    """SIGSTOP past the group timeout: the other engine claims the partitions; woken
+    up (SIGCONT), the first one still thinks it owns them, and its writes are refused
+    rather than served over the newer values."""
+    if backends.log is None:
+        pytest.skip("the embedded online store has one writer: no engine writes beside "
+                    "a paused one")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "features.py").write_text(PROJECT)
+    env = {**backends.environment(tmp_path / "a"), "HEADWATER_LOG_URL": backends.log,
+           "HEADWATER_ONLINE_URL": backends.online or "",
+           "HEADWATER_HISTORY_URL": str(shared / "history"),
+           "HEADWATER_CHECKPOINTS_URL": str(shared / "checkpoints"),
+           "HEADWATER_PROJECT": str(shared / "features.py")}
+    settings = Settings.from_env(environment(tmp_path / "a", env))
+    with open_log(settings=settings) as log:
+        log.create_topic("events", SCHEMA, partitions=PARTITIONS)
+    rng, at = np.random.default_rng(9), [0]
+    first = Engine(tmp_path / "a", env)
+    wait_for(lambda: len(first.owned()) == PARTITIONS or first.process.poll() is not None,
+             120, "the first engine to take every partition")
+    second = Engine(tmp_path / "b", env)
+    wait_for(lambda: bool(second.owned()), 120, "the second engine to take some over")
+    reader = Reader(env["HEADWATER_ONLINE_URL"], settings)
+    produce(settings, rng, 5, at)
+    movers = sorted(set(range(PARTITIONS)) - set(second.owned()))
+    os.kill(first.process.pid, signal.SIGSTOP)
+    wait_for(lambda: set(movers) <= set(second.owned()), 120,
+             "the second engine to claim the paused one's partitions")
+    produce(settings, rng, 10, at)
+    expected = reference(settings)
+    wait_for(lambda: reader.values() == expected, 120, "the second engine to catch up")
+    os.kill(first.process.pid, signal.SIGCONT)
+    produce(settings, rng, 10, at)
+    wait_for(lambda: "gave up events[" in first.printed(), 120,
+             "the woken engine to find itself fenced off")
+    expected = reference(settings)
+    wait_for(lambda: reader.values() == expected, 120, "both engines to catch up")
+    assert first.stop() == 0, first.printed()
+    assert second.stop() == 0, second.printed()
+    reader.close()
+    assert reader.backwards == [], reader.backwards[:10]
