@@ -180,11 +180,17 @@ class FeatureEngine:
         ownership = self.owned[key]
         try:
             self.online.write_columns(ownership.namespace, [], {}, fence=ownership.fence)
+            try:
+                commit_task(self.tasks[key], self.state_dir, self.history, fsync=self.fsync)
+            except OSError:
+                # The engine that claimed the partition meanwhile may have trimmed the
+                # history under this commit: then the failure is expected, and the
+                # partition is that engine's now.
+                self.online.write_columns(ownership.namespace, [], {}, fence=ownership.fence)
+                raise
         except FencedError:
             self._drop(key)
             self.fenced.append(key)
-            return
-        commit_task(self.tasks[key], self.state_dir, self.history, fsync=self.fsync)
 
     def _drop(self, key: tuple[str, int]) -> None:
         self.tasks.pop(key, None)
