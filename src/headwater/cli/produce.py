@@ -42,7 +42,7 @@ from headwater.errors import HeadwaterError, UnknownTopicError, ValidationError
 from headwater.log import AppendResult, Log, Rejection, Schema, TopicInfo, dead_letter_topic
 from headwater.log.schema import TIMESTAMP
 
-__all__ = ["EXIT_REJECTED", "ProduceReport", "produce"]
+__all__ = ["EXIT_REJECTED", "ProduceReport", "produce", "read_times"]
 
 #: Exit code when rows were rejected (the others were appended) without --allow-rejects.
 EXIT_REJECTED: Final = 3
@@ -241,7 +241,7 @@ def _prepare(events: pa.RecordBatch | list[Any], rows: npt.NDArray[np.int64],
         pos = events.schema.get_field_index(name)
         if pos < 0:
             continue
-        column, reasons = _read_times(events.column(pos), name, times)
+        column, reasons = read_times(events.column(pos), name, times)
         events = events.set_column(pos, name, column)
         for i, reason in reasons.items():
             refused.setdefault(i, (name, reason))
@@ -256,7 +256,7 @@ def _prepare(events: pa.RecordBatch | list[Any], rows: npt.NDArray[np.int64],
     return events.filter(pa.array(keep)), rows[keep], bad
 
 
-def _read_times(column: pa.Array, name: str, times: TimeReader
+def read_times(column: pa.Array, name: str, times: TimeReader
                 ) -> tuple[pa.Array, dict[int, str]]:
     """A time column of a file as µs (or as it was, for the log's validation to judge),
     and the reasons of the values refused, by position."""
