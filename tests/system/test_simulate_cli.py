@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.processes import Backends
+
 PROJECT = textwrap.dedent(
     """
     from headwater.features import Entity, Feature, FeatureSet, Lifetime, StreamSource
@@ -46,14 +48,18 @@ def _files(root: Path, n: int) -> tuple[Path, Path, list[float]]:
     return root / "payments.csv", root / "chargebacks.csv", truth
 
 
-def _headwater(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _headwater(home: Path, *args: str, backends: Backends | None = None
+               ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
     env.update(HEADWATER_HOME=str(home), HEADWATER_FSYNC="never")
+    if backends is not None:
+        env.update(backends.environment(home))
     return subprocess.run([sys.executable, "-m", "headwater", *args], env=env, cwd=home.parent,
                           capture_output=True, text=True, timeout=600, check=False)
 
 
-def test_simulate_replays_delayed_labels_through_the_loop(tmp_path: Path) -> None:
+def test_simulate_replays_delayed_labels_through_the_loop(tmp_path: Path,
+                                                         backends: Backends) -> None:
     events, labels, truth = _files(tmp_path, 1200)
     (tmp_path / "features.py").write_text(PROJECT)
     home = tmp_path / "home"
@@ -62,7 +68,8 @@ def test_simulate_replays_delayed_labels_through_the_loop(tmp_path: Path) -> Non
                       str(labels), "--topic", "payments", "--key", "card", "--event-time",
                       "paid_at", "--request-id", "payment_id", "--label", "chargeback",
                       "--request", "amount", "--window", "3h", "--every", "30m",
-                      "--gate-min-examples", "50", "--learn-every", "5m", "--json")
+                      "--gate-min-examples", "50", "--learn-every", "5m", "--json",
+                      backends=backends)
     assert done.returncode == 0, done.stderr
     assert "ETA" in done.stderr
     assert "100.0%" in done.stderr
@@ -87,16 +94,17 @@ def test_simulate_replays_delayed_labels_through_the_loop(tmp_path: Path) -> Non
     assert set(card["cpu_s"]) == {"features", "serving", "labels", "training"}
     assert sum(truth) > 0
     # the log and the model store are a live run's
-    lineage = _headwater(home, "models", "lineage", "fraud")
+    lineage = _headwater(home, "models", "lineage", "fraud", backends=backends)
     assert lineage.returncode == 0, lineage.stderr
     assert "v2" in lineage.stdout or "2" in lineage.stdout
-    report = _headwater(home, "report", "--model", "fraud")
+    report = _headwater(home, "report", "--model", "fraud", backends=backends)
     assert report.returncode == 0, report.stderr
     assert "champion" in report.stdout
     again = _headwater(home, "simulate", "--model", "fraud", "--project",
                        str(tmp_path / "features.py"), "--events", str(events), "--outcomes",
                        str(labels), "--topic", "payments", "--key", "card", "--event-time",
-                       "paid_at", "--request-id", "payment_id", "--label", "chargeback")
+                       "paid_at", "--request-id", "payment_id", "--label", "chargeback",
+                       backends=backends)
     assert again.returncode == 2
     assert "starts from nothing" in again.stderr
 

@@ -9,7 +9,10 @@ with its trigger and gate, hot-swapping what it promotes, on a simulated clock
 time. It writes the log, the online store and the model store of the settings (as a
 live run would), so ``headwater report`` and ``headwater models lineage`` read the
 result; it refuses a model that has versions already or a predictions topic that holds
-events (a simulation starts from nothing: give it a fresh ``HEADWATER_HOME``).
+events (a simulation starts from nothing: give it a fresh ``HEADWATER_HOME``). The
+topics it creates keep every event (however old in simulated time, the report reads
+them all), and nothing is flushed to disk as it goes: a simulation is run again, not
+recovered.
 
 It is configured like ``headwater run``, plus the speed controls ``--tick`` (the
 simulated time the events of one batch span) and ``--learn-every`` (how often, in
@@ -23,6 +26,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -35,7 +39,7 @@ from headwater.cli.run import config_of
 from headwater.cli.times import TimeReader
 from headwater.cli.train import DEFAULT_MODEL_CLASS
 from headwater.errors import UnknownTopicError, ValidationError
-from headwater.log import Schema, open_log
+from headwater.log import Log, Schema, open_log
 from headwater.log.schema import TIMESTAMP
 from headwater.log.validation import validate
 from headwater.registry import open_registry
@@ -93,6 +97,15 @@ def _schema_of(table: pa.Table, key: str, event_time: str) -> Schema:
     return Schema.of(fields, key=key, event_time=event_time)
 
 
+def _held(log: Log, topic: str) -> int:
+    """The events ``topic`` holds (0 when it does not exist)."""
+    try:
+        partitions = log.topic(topic).partitions
+    except UnknownTopicError:
+        return 0
+    return sum(log.backend.offsets(topic, p)[1] for p in range(partitions))
+
+
 def _say(progress: Progress) -> None:
     eta = progress.eta_s
     status().print(f"simulate: {progress.percent:5.1f}% ({progress.done:,}/{progress.total:,} "
@@ -144,7 +157,9 @@ def simulate(
     request_id: Annotated[str, typer.Option(
         "--request-id", help="The column naming each request, in both files.")
     ] = "request_id",
-    label: Annotated[str, typer.Option(help="The outcomes' label column.")] = "label",
+    label: Annotated[str | None, typer.Option(
+        help="The outcomes' label column (none: every outcome is a positive, as a click "
+        "or a chargeback; --timeout-label 0 makes silence a negative).")] = None,
     known_at: Annotated[str, typer.Option(
         "--known-at", help="The outcomes' column of when each label became known.")
     ] = "known_at",
@@ -180,7 +195,10 @@ def simulate(
 ) -> None:
     """Replay a history of events and outcomes through the whole loop, simulated."""
     state = state_of(ctx)
-    settings = state.settings
+    # a simulation keeps every event it writes (the report reads them all, however old in
+    # simulated time) and is rebuilt rather than recovered: no flush to disk
+    settings = msgspec.structs.replace(state.settings, system_retention="forever",
+                                       fsync="never")
     config = config_of(model, project=project or settings.project, feature_set=feature_set,
                        window=window, timeout_label=timeout_label, strategy=strategy,
                        every=every, volume=volume, drift=drift,
@@ -202,13 +220,14 @@ def simulate(
     ids = table.column(request_id).cast(pa.string())
     stored = table.drop_columns([request_id])
     outs = _read(outcomes, (known_at,), "--outcomes")
-    for column in (request_id, label):
-        if column not in outs.column_names:
-            raise ValidationError("--outcomes", f"{outcomes} has no column {column!r}")
-    if outs.column(label).null_count:
+    for wanted in (request_id, label):
+        if wanted is not None and wanted not in outs.column_names:
+            raise ValidationError("--outcomes", f"{outcomes} has no column {wanted!r}")
+    if label is not None and outs.column(label).null_count:
         raise ValidationError("--outcomes", f"column {label!r} has empty labels")
     outs = pa.table({"request_id": outs.column(request_id).cast(pa.string()),
-                     "label": outs.column(label).cast(pa.float64()),
+                     "label": pa.nulls(outs.num_rows, pa.float64()) if label is None
+                     else outs.column(label).cast(pa.float64()),
                      "known_at": _micros(outs, known_at, reader, "--outcomes")})
     start = int(np.min(table.column(event_time).cast(pa.int64()).to_numpy())) - 1
     clock = ManualClock(start)
@@ -217,14 +236,11 @@ def simulate(
         if any(s.name == model for s in registry.models()) and registry.versions(model):
             raise ValidationError("--model", f"model {model!r} has versions already: a "
                                   "simulation starts from nothing (a fresh HEADWATER_HOME)")
-        try:
-            held = sum(log.backend.offsets(PREDICTIONS_TOPIC, p)[1] for p in
-                       range(log.topic(PREDICTIONS_TOPIC).partitions))
-        except UnknownTopicError:
-            held = 0
-        if held:
-            raise ValidationError("--log", "the predictions topic holds events already: a "
-                                  "simulation starts from nothing (a fresh HEADWATER_HOME)")
+        for name in (PREDICTIONS_TOPIC, topic):
+            if _held(log, name):
+                raise ValidationError("--log", f"topic {name!r} holds events already: a "
+                                      "simulation starts from nothing (a fresh "
+                                      "HEADWATER_HOME)")
         try:
             schema = log.topic(topic).schema
         except UnknownTopicError:

@@ -6,8 +6,10 @@ and replays them in time order through a :class:`~headwater.system.System`: the 
 moves one ``tick`` at a time; in each tick the events and the outcomes known by its end
 are appended to the log, the engine applies them, every event is a prediction request
 for its entity (with the ``request`` columns as request values), and every
-``learn_every`` the system joins, trains and hot-swaps. An outcome is released at its
-own time, never with its event: a label known hours later is learnt hours later.
+``learn_every`` the system joins, trains and hot-swaps (the cycles due while nothing
+came are one cycle, at the last of them: with no new event or outcome they would only
+move the clock). An outcome is released at its own time, never with its event: a label
+known hours later is learnt hours later.
 
 The log, the model store and the online store it writes are those of a live run, so
 ``headwater report`` and ``headwater models lineage`` read the result. The
@@ -139,7 +141,7 @@ def simulate(system: System, clock: ManualClock, *, topic: str, events: pa.Table
     known = outcomes.column("known_at").cast(pa.int64()).to_numpy()
     out_order = np.argsort(known, kind="stable")
     known = known[out_order]
-    labels = outcomes.column("label").cast(pa.float64()).to_numpy()[out_order]
+    labels = outcomes.column("label").cast(pa.float64()).take(pa.array(out_order))
     out_ids = [out_ids[i] for i in out_order]
     ts_type = pa.timestamp("us", tz="UTC")
 
@@ -153,22 +155,34 @@ def simulate(system: System, clock: ManualClock, *, topic: str, events: pa.Table
     now = start - 1
     next_learn = start + learn_every_us
     shown = 0
+    fresh = False  # events or outcomes appended since the last learning cycle
     while i < n or j < m:
         upcoming = min(int(times[i]) if i < n else 1 << 62, int(known[j]) if j < m else 1 << 62)
         now = start + -(-(upcoming - start) // tick_us) * tick_us  # the end of its tick
-        while next_learn <= now:  # labels and training as time passes, not all at once
-            clock.set(max(clock.now_us(), next_learn))
-            if system.learn():
-                served_newest = _served_newest(system)
-            next_learn += learn_every_us
+        if next_learn <= now:  # labels and training as time passes, not all at once
+            due = next_learn + (now - next_learn) // learn_every_us * learn_every_us
+            # the first cycle due sees what came; the ones after it saw nothing new, and
+            # one cycle at the last of them stands for them all
+            for at in (next_learn, due) if fresh and due > next_learn else (due,):
+                clock.set(max(clock.now_us(), at))
+                if system.learn():
+                    served_newest = _served_newest(system)
+            fresh = False
+            next_learn = due + learn_every_us
         clock.set(now)
         hi = int(np.searchsorted(known, now, side="right"))
         if hi > j:
-            system.log.append(OUTCOMES_TOPIC, pa.record_batch({
+            appended = system.log.append(OUTCOMES_TOPIC, pa.record_batch({
                 "request_id": out_ids[j:hi], "entity": [entity_of[r] for r in out_ids[j:hi]],
-                "label": labels[j:hi], "ts": pa.array(known[j:hi], pa.int64()).cast(ts_type)},
+                "label": labels.slice(j, hi - j).combine_chunks(),
+                "ts": pa.array(known[j:hi], pa.int64()).cast(ts_type)},
                 schema=OUTCOMES_SCHEMA.arrow_schema()))
+            if appended.rejected:
+                bad = appended.rejected[0]
+                raise ValidationError(f"outcomes.{bad.field}", f"the outcome of request "
+                                      f"{out_ids[j + bad.index]!r} refused: {bad.reason}")
             j = hi
+            fresh = True
         hi = int(np.searchsorted(times, now, side="right"))
         if hi > i:
             result = system.log.append(topic, stored.slice(i, hi - i))
@@ -187,6 +201,7 @@ def simulate(system: System, clock: ManualClock, *, topic: str, events: pa.Table
                     ages.append(now - served_newest)
             card.predictions += hi - i
             i = hi
+            fresh = True
         if on_progress is not None and i - shown >= progress_every:
             shown = i
             on_progress(Progress(i, n, time.perf_counter() - started))
