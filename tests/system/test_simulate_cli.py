@@ -119,3 +119,15 @@ def test_outcomes_naming_no_event_are_refused(tmp_path: Path) -> None:
                       "paid_at", "--request-id", "payment_id", "--label", "chargeback")
     assert done.returncode == 2
     assert "p999" in done.stderr
+
+
+def test_run_refuses_bad_options_before_starting_anything(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    done = _headwater(home, "run", "--model", "fraud", "--window", "soon")
+    assert done.returncode == 2
+    assert "--window" in done.stderr
+    assert not (home / "run").exists()
+    done = _headwater(home, "run", "--model", "fraud", "--every", "1h",
+                      "--model-class", "nowhere:Model")
+    assert done.returncode == 2
+    assert "--model-class" in done.stderr
