@@ -19,6 +19,7 @@ import headwater.learning
 import headwater.log
 import headwater.orchestrator
 import headwater.serving
+import headwater.system
 import headwater.testing
 import headwater.time
 from headwater.errors import ConfigError, MissingExtraError
@@ -30,13 +31,15 @@ PUBLIC: dict[object, list[str]] = {
                         "MemoryRegistryBackend"],
     headwater.labels: ["LATE_OUTCOMES_SCHEMA", "LATE_OUTCOMES_TOPIC", "OUTCOMES_SCHEMA",
                        "OUTCOMES_TOPIC", "TRAINING_EXAMPLES_SCHEMA", "TRAINING_EXAMPLES_TOPIC",
-                       "LabelSource", "decode_features"],
+                       "JoinRule", "LabelJoiner", "LabelSource", "decode_features"],
     headwater.learning: ["AnyOf", "Daily", "Drift", "Every", "ExampleSlice", "Fire", "Gate",
-                         "Observation", "Performance", "Published", "RateLimited", "Strategy",
-                         "Trainer", "TrainerLease", "Trigger", "Volume",
+                         "Guard", "Observation", "Performance", "Published", "RateLimited",
+                         "Strategy", "Trainer", "TrainerLease", "Trigger", "Verdict", "Volume",
                          "examples_hash", "read_examples", "reproduce", "score_then_learn",
                          "slice_end"],
     headwater.orchestrator: ["Component", "RunLock", "Supervisor"],
+    headwater.system: ["COMPONENTS", "DEFAULT_RULE", "Serving", "System", "SystemConfig",
+                       "first_version"],
     headwater.log: ["APPEND_TIME", "DEAD_LETTER_SCHEMA", "OFFSET", "AppendResult", "Consumer",
                     "Fetched", "Field", "Log", "LogBackend", "Membership", "PartitionAppend",
                     "Producer", "Rejection", "Retention", "Schema", "TopicInfo",
@@ -47,9 +50,11 @@ PUBLIC: dict[object, list[str]] = {
                         "Predictor", "Route", "Shadow", "Snapshot", "Split", "VersionSource",
                         "bucket", "encode_features", "ensure_topic", "neutral_defaults",
                         "policy_from_spec"],
-    headwater.features: ["Aggregation", "DerivedFeature", "Entity", "Feature", "FeatureSet",
+    headwater.features: ["Aggregation", "DerivedFeature", "Entity", "Feature", "FeatureEngine",
+                         "FeatureReader", "FeatureSet",
                          "Filter", "Lifetime", "Queries", "RequestSource", "Sliding", "Sources",
-                         "StreamSource", "TableSource", "Tumbling", "Window", "feature_values",
+                         "StreamSource", "TableSource", "Tumbling", "Window", "backfill",
+                         "feature_values",
                          "make", "model_inputs", "point_in_time", "training_frame"],
 }
 
@@ -62,7 +67,7 @@ def test_exported_members(module: object) -> None:
 @pytest.mark.parametrize("module", [headwater, headwater.log, headwater.errors, headwater.time,
                                     headwater.testing, headwater.labels, headwater.learning,
                                     headwater.orchestrator, headwater.features,
-                                    headwater.serving],
+                                    headwater.serving, headwater.system],
                          ids=lambda m: m.__name__)
 def test_all_names_exist_and_are_documented(module: object) -> None:
     assert module.__doc__

@@ -57,7 +57,7 @@ def rows_of(topic: SystemTopic[Any], table: pa.Table) -> list[Any]:
 
 PREDICTION = st.builds(PredictionRow, TEXT, TEXT, st.binary(max_size=8), TEXT,
                        st.integers(0, 1 << 40), FLOATS, TEXT, st.booleans(), NAMES, TIMES,
-                       FLOATS, FLOATS, NAMES)
+                       FLOATS, FLOATS, NAMES, st.none() | st.integers(0, 1 << 40))
 DECISION = st.builds(DecisionRow, TEXT, TEXT, st.binary(max_size=8), st.binary(max_size=8),
                      TEXT, FLOATS, TEXT, TIMES)
 OUTCOME = st.builds(OutcomeRow, st.none() | TEXT, TEXT, st.none() | FLOATS, TIMES)
@@ -92,9 +92,12 @@ def test_the_derived_schemas_are_those_topics_were_created_with() -> None:
         "version": "int64", "score": "float64", "arm": "string", "served": "bool",
         "missing": "string", "ts": "timestamp", "propensity": "float64",
         "latency_ms": "float64"}
-    assert PREDICTIONS.schema == Schema.of({**predictions, "defaulted": "string"},
-                                           key="entity", event_time="ts")
-    assert PREDICTIONS.earlier == (Schema.of(predictions, key="entity", event_time="ts"),)
+    assert PREDICTIONS.schema == Schema.of(
+        {**predictions, "defaulted": "string", "update": "int64"}, key="entity",
+        event_time="ts", nullable=("update",))
+    assert PREDICTIONS.earlier == (
+        Schema.of(predictions, key="entity", event_time="ts"),
+        Schema.of({**predictions, "defaulted": "string"}, key="entity", event_time="ts"))
     assert DECISIONS.schema == Schema.of(
         {"request_id": "string", "entity": "string", "context": "binary",
          "actions": "binary", "action": "string", "propensity": "float64",

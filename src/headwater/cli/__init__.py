@@ -11,6 +11,7 @@ One module per command (``headwater --help`` lists them; a test keeps this list 
   :mod:`~headwater.cli.serve`, :mod:`~headwater.cli.policy` (the routing policy of a
   running server);
 - the loop: :mod:`~headwater.cli.run` (every component, supervised),
+  :mod:`~headwater.cli.simulate` (the whole system on a simulated clock),
   :mod:`~headwater.cli.report`, :mod:`~headwater.cli.eval` (backtests and evaluation in
   production), :mod:`~headwater.cli.demos` (``headwater demo``),
   :mod:`~headwater.cli.datasets` (sample data).

@@ -40,7 +40,7 @@ import functools
 import operator
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Final, Generic, TypeVar
 
 import msgspec
@@ -79,7 +79,8 @@ class PredictionRow(msgspec.Struct, frozen=True):
     ``features`` is the model input as served (a JSON object); ``missing`` the inputs the
     model's neutral defaults filled; ``propensity`` the probability the routing policy
     gave ``arm`` (1 for a shadow); ``latency_ms`` how long the prediction took in the
-    service; ``defaulted`` the features whose value is their definition's default.
+    service; ``defaulted`` the features whose value is their definition's default;
+    ``update`` the offset of the model update the version served with.
     """
 
     request_id: str
@@ -95,6 +96,8 @@ class PredictionRow(msgspec.Struct, frozen=True):
     propensity: float = 1.0
     latency_ms: float = 0.0
     defaulted: Names = ()
+    #: The offset of the model update the version served with (``None``: as registered).
+    update: int | None = None
 
 
 class DecisionRow(msgspec.Struct, frozen=True):
@@ -167,6 +170,8 @@ class SystemTopic(Generic[R]):
     earlier: tuple[Schema, ...] = ()
     #: What to do with a topic of an earlier schema, said when a writer refuses it.
     upgrade: str = ""
+    #: What a field added since an earlier schema says (for that refusal).
+    fields_say: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @functools.cached_property
     def _fields(self) -> tuple[tuple[str, str, bool], ...]:
@@ -214,9 +219,11 @@ class SystemTopic(Generic[R]):
         if schema == self.schema or (readable and schema in self.earlier):
             return
         if schema in self.earlier:
+            missing = next(n for n in self.schema.names if n not in schema.names)
+            why = f", which {self.fields_say[missing]}" if missing in self.fields_say else ""
             raise TopicExistsError(
-                f"topic {topic!r} was created by an earlier version of Headwater, with "
-                f"another schema than a {self.name} topic's now{self.upgrade}")
+                f"topic {topic!r} was created by an earlier version of Headwater: its events "
+                f"have no {missing!r} field{why}{self.upgrade}")
         raise TopicExistsError(f"topic {topic!r} exists with another schema than a "
                                f"{self.name} topic's; choose another topic for {self.name}")
 
@@ -239,21 +246,22 @@ def _field(row: type, name: str, hint: Any) -> tuple[str, str, bool]:
     return name, _TYPES[hint], nullable
 
 
-_EARLIER_PREDICTIONS: Final = Schema.of(
-    {"request_id": "string", "entity": "string", "features": "binary", "model": "string",
-     "version": "int64", "score": "float64", "arm": "string", "served": "bool",
-     "missing": "string", "ts": "timestamp", "propensity": "float64",
-     "latency_ms": "float64"}, key="entity", event_time="ts")
+_EARLIER_FIELDS: Final = {
+    "request_id": "string", "entity": "string", "features": "binary", "model": "string",
+    "version": "int64", "score": "float64", "arm": "string", "served": "bool",
+    "missing": "string", "ts": "timestamp", "propensity": "float64", "latency_ms": "float64"}
 
 #: Predictions: one event per scored model version (the returned one and every shadow).
 PREDICTIONS: Final = SystemTopic(
     "predictions", PredictionRow, event_time="ts", key="entity",
-    earlier=(_EARLIER_PREDICTIONS,),
-    upgrade=" (its events have no 'defaulted' field, which says which feature values "
-    "were filled by their default), so new predictions are not logged to it. Its events "
-    "stay readable (labels, evaluation, replay); log new predictions to another topic: "
-    "headwater serve --predictions-topic NAME, and join them with "
-    "headwater labels run --predictions NAME")
+    earlier=(Schema.of(_EARLIER_FIELDS, key="entity", event_time="ts"),
+             Schema.of({**_EARLIER_FIELDS, "defaulted": "string"}, key="entity",
+                       event_time="ts")),
+    fields_say={"defaulted": "says which feature values were filled by their default",
+                "update": "says which model update served each prediction"},
+    upgrade=", so new predictions are not logged to it. Its events stay readable (labels, "
+    "evaluation, replay); log new predictions to another topic: headwater serve "
+    "--predictions-topic NAME, and join them with headwater labels run --predictions NAME")
 #: Decisions: one event per contextual decision.
 DECISIONS: Final = SystemTopic("decisions", DecisionRow, event_time="ts", key="entity")
 #: Outcomes: what happened after a prediction.

@@ -22,7 +22,7 @@ Modules (every one public):
 - ``inputs``: a request's model input; ``messages``: requests and responses;
 - ``prediction_log``: prediction events on the ``predictions`` topic;
 - ``actions``: contextual decisions served in-process; ``outcomes``: outcomes sent to
-  the service;
+  the service; ``updates``: following the model updates a continual trainer publishes;
 - ``app``, ``bodies``, ``openapi``, ``metrics``, ``server``: the HTTP service (extra
   ``serve``); ``client``: a client of its admin API.
 """

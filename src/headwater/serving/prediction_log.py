@@ -8,7 +8,9 @@ returned or only shadowed, the names of the inputs the model's neutral defaults 
 routing policy gave the arm (for off-policy estimates), the latency of the prediction in
 the service (for canary guardrails), and the names of the features whose value is their
 definition's default because the entity had none (``defaulted``: a count of 0 for an
-entity never seen is a value, and is flagged as a filled one). Labels are later joined
+entity never seen is a value, and is flagged as a filled one), and the model update the
+version served with (``update``, an offset in the ``model_updates`` topic; null for the
+version as registered): the served state is exactly (version, update). Labels are later joined
 to these events, and a training set rebuilt from them sees exactly what the model saw.
 
 The topic and its schema are defined with the other topics of the label loop
