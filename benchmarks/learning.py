@@ -45,6 +45,11 @@ Figures:
 - ``last_label``: ours with one more feature, the previous row's label (a legal
   streaming feature: Elec2's label is known 30 minutes later, when the next row comes).
 - ``predict_one_us`` / ``river_predict_one_us``: one single-row prediction from a dict.
+- ``label_to_serving_p99_ms`` (target <= 1000), with ``_p50``/``_p99``/``_max`` per
+  backend: live, in wall time, from a label's append to the first prediction served by
+  a model that learnt it, with the processes of ``headwater run`` on the embedded default
+  and on Redis (``benchmarks/label_to_serving.py``; ``--freshness-only`` measures just
+  these, ``--backends embedded`` skips Redis).
 
 Usage::
 
@@ -72,6 +77,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+import label_to_serving  # type: ignore[import-not-found]  # beside this script
 from headwater.datasets import elec2
 from headwater.models import LogisticRegression, from_arrow
 from headwater.models.metrics import accuracy, log_loss, roc_auc
@@ -118,7 +124,18 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--sklearn-batch", type=int, default=16)
     parser.add_argument("--rows", type=int, default=None, help="Elec2 rows (default: all)")
+    parser.add_argument("--labels", type=int, default=60,
+                        help="Labels sampled per backend for label_to_serving")
+    parser.add_argument("--backends", default="embedded,redis")
+    parser.add_argument("--redis", default=os.environ.get("HEADWATER_TEST_REDIS_URL",
+                                                          "redis://127.0.0.1:6379/15"))
+    parser.add_argument("--freshness-only", action="store_true",
+                        help="Measure label_to_serving only")
     args = parser.parse_args()
+    freshness = label_to_serving.figures(args.backends.split(","), args.redis, args.labels)
+    if args.freshness_only:
+        print(json.dumps(freshness, indent=2))
+        return
 
     table = elec2.load(args.rows)
     columns = from_arrow(table, FEATURES)
@@ -212,6 +229,7 @@ def main() -> None:
         "predict_one_us": _per_call_us(lambda x: trained.predict_one(x), rows),
         "river_predict_one_us": _per_call_us(lambda x: river_trained.predict_proba_one(x),
                                              rows),
+        **freshness,
     }
     print(json.dumps(report, indent=2))
 

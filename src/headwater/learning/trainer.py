@@ -27,6 +27,11 @@ registering a version and moving the alias leaves that version as a leaf nobody
 promoted; its successor resumes from the alias, so what it serves never skips an
 example and never learns one twice.
 
+A continual trainer given an :class:`~headwater.learning.updates.UpdatePublisher` also
+appends its live model's updates to the ``model_updates`` topic between versions, so
+servers serve what it learnt within a second; its versions are then checkpoints. A model
+that cannot learn continually is refused (:class:`~headwater.errors.NotContinualError`).
+
 A trainer learns only what its model served: the examples a version of ``examples_of``
 (by default the trained model itself) scored; the others are counted in
 :attr:`Trainer.skipped`. One trainer per model: a trainer given a
@@ -57,8 +62,10 @@ from headwater.learning.gate import Gate
 from headwater.learning.lease import TrainerLease
 from headwater.learning.score_then_learn import BATCH_ROWS, check_batch_rows, score_then_learn
 from headwater.learning.triggers import Fire, Observation, Trigger
+from headwater.learning.updates import UpdatePublisher
 from headwater.log import Log
 from headwater.models import Model
+from headwater.models.updates import check_continual
 from headwater.registry import (
     Creator,
     Lineage,
@@ -115,7 +122,8 @@ class Trainer:
                  history: int | None = None, batch_rows: int = BATCH_ROWS,
                  feature_set: str | None = None, clock: Clock | None = None,
                  cpu_time: Callable[[], float] = time.process_time,
-                 examples_of: str | None = None, lease: TrainerLease | None = None) -> None:
+                 examples_of: str | None = None, lease: TrainerLease | None = None,
+                 updates: UpdatePublisher | None = None) -> None:
         if strategy not in _STRATEGIES:
             raise ValidationError("strategy", f"unknown strategy {strategy!r}; use "
                                   f"{', '.join(_STRATEGIES)}")
@@ -149,9 +157,16 @@ class Trainer:
         self.position: dict[int, int] = dict(start)  # examples read (triggers have seen them)
         self.model: Model | None = None
         self._slice_start = dict(start)
+        #: Sends the live model's updates to servers (continual only), see
+        #: :mod:`headwater.learning.updates`.
+        self.updates = updates if strategy == "continual" else None
         if strategy == "continual":
             self.model = (self._load(self.parent) if self.parent is not None
                           else make_model())
+            check_continual(self.model)
+            if self.updates is not None:
+                self.updates.rebase(self.model, None if self.parent is None
+                                    else self.parent.version, self.topic, start)
 
     # -- one step of the loop ------------------------------------------------------
 
@@ -173,6 +188,8 @@ class Trainer:
             self._pending.add(cost)
             self.cost.add(cost)
             self._remember(fresh, own)
+            if self.updates is not None:
+                self.updates.learnt(len(fresh), self.position)
         obs = Observation(now=self.clock.now_us(), y=fresh.y, served=fresh.scores,
                           own=own if own is not None else np.zeros(0), features=fresh.features)
         fired = self._observe(obs)
@@ -216,6 +233,14 @@ class Trainer:
             self.trigger.reset(self.clock.now_us())
         return published
 
+    def checkpoint(self, reason: str = "checkpoint on demand") -> Published | None:
+        """Publish a version now (gated like any other): a continual trainer's live model,
+        another trainer's run on what it read. ``None`` when nothing new was learnt."""
+        fire = Fire("manual", reason)
+        if self.strategy == "continual":
+            return self._publish_live(fire)
+        return self.train(stop=self.position, fire=fire)
+
     def _publish_live(self, fired: Fire) -> Published | None:
         assert self.model is not None
         if self._pending.rows == 0:
@@ -225,6 +250,9 @@ class Trainer:
                                    self._pending, self._recent)
         self.parent = published.version
         self._slice_start = dict(self.position)
+        if self.updates is not None and published.verdict.promote:
+            self.updates.rebase(self.model, published.version.version, self.topic,
+                                self.position)
         self._pending = Cost()
         if self.trigger is not None:
             self.trigger.reset(self.clock.now_us())
