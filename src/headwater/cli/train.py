@@ -173,10 +173,11 @@ def train(
     rate_limit: Annotated[str, typer.Option(
         "--rate-limit", help="At most one drift-triggered version per interval.")] = "1h",
     gate_metric: Annotated[str, typer.Option(
-        "--gate-metric", help="log_loss, accuracy, roc_auc, kappa_t, mae or rmse.")
+        "--gate-metric", help="log_loss, accuracy or mae (a mean of per-example losses).")
     ] = "log_loss",
     margin: Annotated[float, typer.Option(
-        min=0.0, help="How much worse than the champion a candidate may be.")] = 0.0,
+        min=0.0, help="How much worse than the champion a candidate may be (held back only when "
+        "significantly worse by more).")] = 0.0,
     gate_window: Annotated[int, typer.Option(
         "--gate-window", min=1, help="Recent examples the gate compares on.")] = 1000,
     gate_min_examples: Annotated[int | None, typer.Option(
@@ -257,7 +258,7 @@ def train(
             held.release()
     _left_out(trainer, model)
     status().print(f"trainer stopped: {trainer.cost.rows} rows learnt, "
-                   f"{trainer.cost.cpu_s:.2f} CPU s")
+                   f"{trainer.cost.cpu_s:.2f} CPU s, {trainer.reverts} reverts to a checkpoint")
 
 
 def _keep_training(trainer: Trainer, gate: Gate, strategy: str, model: str, poll: float,
@@ -269,7 +270,7 @@ def _keep_training(trainer: Trainer, gate: Gate, strategy: str, model: str, poll
         signal.signal(signal.SIGUSR1, lambda signum, frame: wanted.set())
     idle_since = time.monotonic()
     while not stopping.is_set():
-        before = dict(trainer.position)
+        before, reverts = dict(trainer.position), trainer.reverts
         done = trainer.step()
         if wanted.is_set():
             wanted.clear()
@@ -278,6 +279,8 @@ def _keep_training(trainer: Trainer, gate: Gate, strategy: str, model: str, poll
                 status().print("checkpoint on demand: nothing learnt since the last version")
             else:
                 _show(checkpoint, gate)
+        if trainer.reverts > reverts:  # the live model dropped below its checkpoint
+            status().print(f"{model} {trainer.published[-1].verdict.reason}")
         if done is not None:
             _show(done, gate)
         if trainer.position != before or done is not None:

@@ -275,9 +275,8 @@ class Elec2Loop(DemoSystem):
 
     @property
     def reverts(self) -> int:
-        """How often the continual trainer went back to a checkpoint, as it counts them
-        (0 for a trainer that never reverts)."""
-        return int(getattr(self.trainers["continual"], "reverts", 0))
+        """How often the continual trainer went back to its checkpoint, as it counts them."""
+        return self.trainers["continual"].reverts
 
     def labels(self) -> npt.NDArray[np.float64]:
         """The label of every row replayed, in order."""

@@ -92,13 +92,17 @@ class UpdatePublisher:
         self._unsent += rows
         return self.flush(position, due_only=True)
 
-    def flush(self, position: Mapping[int, int], *, due_only: bool = False
-              ) -> ModelUpdate | None:
-        """Append an update of what is unsent (if due, with ``due_only``)."""
-        if self._maker is None or self.base is None or not self._unsent or self._stalled:
+    def flush(self, position: Mapping[int, int], *, due_only: bool = False,
+              force: bool = False) -> ModelUpdate | None:
+        """Append an update of what is unsent (if due, with ``due_only``; even when
+        nothing is, with ``force``: after a revert to the base, servers then serve it)."""
+        if self._maker is None or self.base is None or self._stalled:
+            return None
+        if not self._unsent and not force:
             return None
         now = self.clock.now_us()
-        if due_only and self._unsent < self.every_rows and now - self._sent_at < self.every_us:
+        if (due_only and not force and self._unsent < self.every_rows
+                and now - self._sent_at < self.every_us):
             return None
         ranges = tuple(OffsetRange(partition=p, start=self._start.get(p, 0), end=end)
                        for p, end in sorted(position.items()) if end > self._start.get(p, 0))
