@@ -183,8 +183,10 @@ class Elec2Loop(DemoSystem):
                            strategy=strategy,  # type: ignore[arg-type]
                            alias=alias, arm=alias, trigger=trigger, trainer=alias,
                            history=history if alias == "stateless" else None,
-                           # a daily run learns one day: 48 half-hours, judged on them all
-                           gate=Gate("log_loss", margin=0.02, window=96, min_examples=48),
+                           # a daily run learns one day: 48 half-hours, judged on them all;
+                           # a continual version is judged on what it learnt since the last
+                           gate=Gate("log_loss", margin=0.02, window=96, min_examples=(
+                               min(48, self.train_every) if alias == "continual" else 48)),
                            feature_set=fs,
                            clock=self.clock)
 
