@@ -6,8 +6,8 @@ policy, the join rule, the trainer's strategy, trigger and gate. From it,
 log, predictor, label joiner, trainer) and drives it in the order that keeps the parts
 agreeing; :class:`Serving` is its serving half, behind ``headwater serve``;
 :func:`first_version` gives a model with no version one that has learnt nothing, so a
-loop can start; :func:`simulate` replays a history through the same parts on a
-simulated clock and returns its :class:`Scorecard`.
+loop can start; :func:`headwater.system.simulation.simulate` replays a history through the same
+parts on a simulated clock and returns its scorecard (``headwater simulate``).
 """
 
 from headwater.system.config import DEFAULT_RULE, SystemConfig
