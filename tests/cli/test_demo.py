@@ -63,7 +63,7 @@ def test_headwater_demo_runs_the_loop_and_writes_the_report(cli: Cli) -> None:
     result = cli.ok("demo", "--dir", str(cli.root / "demo"), "--rows", "700", "--json")
     figures = json.loads(result.stdout)
     assert figures["rows"] == 700
-    assert set(figures["strategies"]) == set(STRATEGIES)
+    assert set(figures["strategies"]) == {*STRATEGIES, "ideal"}
     assert Path(figures["report"]).exists()
     again = cli.ok("demo", "--dir", str(cli.root / "demo"), "--rows", "400")
     assert "continual" in again.stdout

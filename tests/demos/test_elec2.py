@@ -4,6 +4,7 @@ scorecard is what the log recorded."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +102,25 @@ def test_a_stateful_version_of_the_loop_reproduces_from_the_log(loop: Elec2Loop)
     assert version.lineage.created_by.arm == "stateful"
     result = reproduce(loop.registry, loop.log, MODEL, version.version)
     assert result.matches, result.failed
+
+
+def test_the_ideal_learns_the_served_features_on_arrival(loop: Elec2Loop, tmp_path: Path
+                                                         ) -> None:
+    scores = score_strategies(loop.log, loop.registry, MODEL, list(STRATEGIES),
+                              {name: t.cost for name, t in loop.trainers.items()},
+                              start=loop.static_until)
+    ideal, (when, y, scored) = loop.ideal()
+    continual_when, continual_y, _ = scores.series["continual"]
+    assert ideal.examples == len(continual_y)
+    assert when.tolist() == continual_when.tolist()
+    assert y.tolist() == continual_y.tolist()
+    assert ideal.cost.rows == ROWS - 1  # every label, from the first
+    assert ideal.accuracy == accuracy(y, scored)
+    assert np.std(scored) > 0.1
+    report = build_report(replace(scores, strategies=[*scores.strategies, ideal],
+                                  series={**scores.series, "ideal": (when, y, scored)}),
+                          loop.registry, MODEL, rows=ROWS, wall_s=1.0)
+    report.write(tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text()
+    assert "the same model and features learning each label" in page
+    assert "no change" in page  # the baseline over time, beside the strategies

@@ -3,14 +3,18 @@
 With no subcommand it replays Elec2 as a live stream through the real system on the
 embedded backends (:mod:`headwater.demos.elec2`): events and labels into the log,
 streaming features, predictions through the prediction service, the label joiner and
-four trainers (static, stateless daily, stateful daily, continual). It shows progress,
-prints the scorecard and writes an HTML report with plots. ``headwater demo ctr``
-simulates click-through with drifting tastes and cold starts (:mod:`headwater.demos.ctr`);
-``headwater demo log`` runs the log round trip alone (:mod:`headwater.cli.demo`).
+four trainers (static, stateless daily, stateful daily, continual), next to the ideal
+(the same model learning each label on arrival, in memory). It shows progress, prints
+the scorecard and writes an HTML report with plots; ``--json`` prints the figures as
+one JSON object, the headline ones as flat keys (``continual_auc``, ``ideal_auc``,
+``static_auc``, ``stateless_cpu_s`` …). ``headwater demo ctr`` simulates click-through
+with drifting tastes and cold starts (:mod:`headwater.demos.ctr`); ``headwater demo log``
+runs the log round trip alone (:mod:`headwater.cli.demo`).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -20,9 +24,9 @@ import typer
 from headwater.cli import demo as log_demo
 from headwater.cli.common import format_count, out, state_of, status
 from headwater.demos.ctr import CtrLoop
-from headwater.demos.elec2 import MODEL, STRATEGIES, Elec2Loop, LoopStats
+from headwater.demos.elec2 import MODEL, STRATEGIES, TRAIN_EVERY, Elec2Loop, LoopStats
 from headwater.demos.scorecard import build_report
-from headwater.evaluation.arms import score_strategies
+from headwater.evaluation.arms import Scores, score_strategies
 from headwater.reports import render
 
 __all__ = ["app"]
@@ -33,11 +37,59 @@ app.command("log")(log_demo.demo)
 
 
 class _Figures(msgspec.Struct):
+    """What ``headwater demo --json`` prints: the run, each strategy's scores and cost,
+    and the headline figures as flat keys (``stateless_daily`` is the ``stateless``
+    strategy, retrained from scratch daily; ``ideal`` the same model and features
+    learning each label the moment it arrives, in memory)."""
+
     rows: int
     wall_s: float
     report: str
     strategies: dict[str, dict[str, float]]
     no_change_accuracy: float
+    continual_accuracy: float
+    continual_auc: float
+    ideal_accuracy: float
+    ideal_auc: float
+    nochange_accuracy: float
+    nochange_auc: float
+    static_accuracy: float
+    static_auc: float
+    stateless_daily_accuracy: float
+    stateless_daily_auc: float
+    stateful_daily_auc: float
+    stateless_cpu_s: float
+    stateful_cpu_s: float
+    continual_cpu_s: float
+    ideal_cpu_s: float
+    continual_rows_learnt: int
+    stateless_rows_learnt: int
+    continual_versions: int
+    continual_rejected: int
+    continual_reverts: int
+
+
+def _figures(stats: LoopStats, report: Path, scores: Scores, reverts: int) -> _Figures:
+    by = {s.name: s for s in scores.strategies}
+    return _Figures(
+        stats.rows, round(stats.wall_s, 2), str(report),
+        {s.name: {"accuracy": s.accuracy, "auc": s.auc, "log_loss": s.log_loss,
+                  "kappa_temporal": s.kappa_temporal, "versions": s.versions,
+                  "rejected": s.rejected, "rows_learnt": s.cost.rows,
+                  "cpu_s": s.cost.cpu_s} for s in scores.strategies},
+        scores.no_change_accuracy,
+        continual_accuracy=by["continual"].accuracy, continual_auc=by["continual"].auc,
+        ideal_accuracy=by["ideal"].accuracy, ideal_auc=by["ideal"].auc,
+        nochange_accuracy=scores.no_change_accuracy, nochange_auc=scores.no_change_auc,
+        static_accuracy=by["static"].accuracy, static_auc=by["static"].auc,
+        stateless_daily_accuracy=by["stateless"].accuracy,
+        stateless_daily_auc=by["stateless"].auc, stateful_daily_auc=by["stateful"].auc,
+        stateless_cpu_s=by["stateless"].cost.cpu_s, stateful_cpu_s=by["stateful"].cost.cpu_s,
+        continual_cpu_s=by["continual"].cost.cpu_s, ideal_cpu_s=by["ideal"].cost.cpu_s,
+        continual_rows_learnt=by["continual"].cost.rows,
+        stateless_rows_learnt=by["stateless"].cost.rows,
+        continual_versions=by["continual"].versions,
+        continual_rejected=by["continual"].rejected, continual_reverts=reverts)
 
 
 @app.callback()
@@ -48,7 +100,8 @@ def elec2(
     rows: Annotated[int | None, typer.Option(
         min=400, help="Replay only the first N rows of Elec2 (default: all 45,312).")] = None,
     train_every: Annotated[int, typer.Option(
-        min=1, help="Join labels and train every N rows (the iteration cycle).")] = 8,
+        min=1, help="Join labels and train every N rows (the iteration cycle).")
+    ] = TRAIN_EVERY,
     price_means: Annotated[bool, typer.Option(
         "--price-means/--no-price-means", help="Use the rolling price and demand means "
         "(Elec2's label is defined against the 24-hour price mean), or the label history "
@@ -80,6 +133,10 @@ def elec2(
         scores = score_strategies(loop.log, loop.registry, MODEL, list(STRATEGIES),
                                   {a: t.cost for a, t in loop.trainers.items()},
                                   start=loop.static_until)
+        ideal, record = loop.ideal()
+        scores = replace(scores, strategies=[*scores.strategies, ideal],
+                         series={**scores.series, ideal.name: record})
+        reverts = loop.reverts
         report = build_report(scores, loop.registry, MODEL, rows=stats.rows,
                               wall_s=stats.wall_s)
         target = html or workspace / "report.html"
@@ -87,13 +144,7 @@ def elec2(
     finally:
         loop.close()
     if as_json:
-        typer.echo(msgspec.json.encode(_Figures(
-            stats.rows, round(stats.wall_s, 2), str(target),
-            {s.name: {"accuracy": s.accuracy, "auc": s.auc, "log_loss": s.log_loss,
-                      "kappa_temporal": s.kappa_temporal, "versions": s.versions,
-                      "rejected": s.rejected, "rows_learnt": s.cost.rows,
-                      "cpu_s": s.cost.cpu_s} for s in scores.strategies},
-            scores.no_change_accuracy)).decode())
+        typer.echo(msgspec.json.encode(_figures(stats, target, scores, reverts)).decode())
         return
     render(report, out())
     status().print(f"report written to {target}")

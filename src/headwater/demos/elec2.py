@@ -21,23 +21,25 @@ clock set to each row's time) through the real components, in one process:
    - ``stateless``: retrained from scratch daily on the last ``history_days`` of
      examples (8 weeks by default);
    - ``stateful``: the previous version updated on the day's examples, daily;
-   - ``continual``: learns every batch of examples as it arrives; publishes every
-     ``publish_every`` (and on drift when River is installed).
+   - ``continual``: learns every batch of examples as it arrives and publishes what it
+     learnt at once (with ``publish_every``: every ``publish_every`` of stream time, and
+     on drift when River is installed).
 
 Every strategy is judged on the same predictions, from the log: the training examples
 of its arm are its prequential record (each prediction was made before its label was
 known). Joining and training run every ``train_every`` rows (the iteration cycle is a
-knob); features and predictions run every row.
+knob), before that row's prediction, so the label that came with the row is learnt;
+features and predictions run every row.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -45,7 +47,16 @@ import pyarrow as pa
 
 from headwater.datasets import elec2
 from headwater.demos.system import DemoSystem
-from headwater.features import Entity, Feature, FeatureSet, Lifetime, Sliding, StreamSource
+from headwater.evaluation.arms import Record, StrategyScore, score_on_arrival
+from headwater.features import (
+    DerivedFeature,
+    Entity,
+    Feature,
+    FeatureSet,
+    Lifetime,
+    Sliding,
+    StreamSource,
+)
 from headwater.labels import OUTCOMES_SCHEMA, OUTCOMES_TOPIC
 from headwater.labels.join import JoinRule
 from headwater.learning import (
@@ -58,50 +69,76 @@ from headwater.learning import (
     RateLimited,
     Trainer,
     Trigger,
+    Volume,
 )
 from headwater.log import Schema
 from headwater.models import LogisticRegression
 
-__all__ = ["MODEL", "STRATEGIES", "Elec2Loop", "LoopStats", "feature_set"]
+__all__ = ["MODEL", "STRATEGIES", "TRAIN_EVERY", "Elec2Loop", "LoopStats", "feature_set"]
 
 MODEL: Final = "elec2"
+#: Rows between two rounds of joining labels and training (the iteration cycle).
+TRAIN_EVERY: Final = 16
 #: The strategies compared, each an alias of the model and a routing arm.
 STRATEGIES: Final = ("static", "stateless", "stateful", "continual")
 HOUR: Final = 3_600_000_000
 DAY: Final = 24 * HOUR
-REQUEST_COLUMNS: Final = ("date", "day", "period", "nswprice", "nswdemand", "vicprice",
-                          "vicdemand", "transfer")
-SCHEMA: Final = Schema.of({"region": "string", **dict.fromkeys(REQUEST_COLUMNS, "float64"),
+#: The columns of an ``elec2`` event: the row as the data set has it.
+EVENT_COLUMNS: Final = ("date", "day", "period", "nswprice", "nswdemand", "vicprice",
+                        "vicdemand", "transfer")
+#: The row's values a request carries: those that mean the same thing over the whole
+#: stream (not ``date``, a time index; not ``vicprice``, ``vicdemand`` and ``transfer``,
+#: which hold one filler value for the first 17,424 rows).
+REQUEST_COLUMNS: Final = ("day", "period", "nswprice", "nswdemand")
+SCHEMA: Final = Schema.of({"region": "string", **dict.fromkeys(EVENT_COLUMNS, "float64"),
                            "ts": "timestamp"}, key="region", event_time="ts")
 
 
+def _against_mean(columns: Mapping[str, npt.NDArray[Any]]) -> npt.NDArray[Any]:
+    value, mean = columns.values()
+    return np.asarray(value - mean)
+
+
+def _change(columns: Mapping[str, npt.NDArray[Any]]) -> npt.NDArray[Any]:
+    # the hour's mean holds this half hour's price and the one before
+    price, mean_1h = columns.values()
+    return np.asarray(2.0 * (price - mean_1h))
+
+
 def feature_set(*, price_means: bool = True) -> FeatureSet:
-    """The streaming features of the demo (entity ``region``).
+    """The streaming features of the demo (entity ``region``), next to the request's
+    :data:`REQUEST_COLUMNS` (time of day, day of week, the NSW price and demand).
 
     Elec2's label says whether the price is above its mean over the last 24 hours, so
-    the rolling price means (``price_means``) let a model approach the label's own
-    definition from values known at prediction time; without them the features are the
-    label history alone (the last known label, the share of "up" over the last day).
+    with ``price_means`` the model reads the price against its 24-hour mean, the price
+    change since the half hour before and the demand against its 24-hour mean, all
+    from values known at prediction time; without them the features are the label
+    history alone (the last known label, the share of "up" over the last day). Every
+    feature means the same thing over the whole stream.
     """
     region = Entity("region", key="region")
     rows = StreamSource.of("elec2")
     labels = StreamSource.of(OUTCOMES_TOPIC, "entity")
     history = (
-        Feature.of("last_label", region, labels, "last", column="label", window=Lifetime()),
+        Feature.of("last_label", region, labels, "last", column="label", window=Lifetime(),
+                   default=0.5),
         Feature.of("up_share_1d", region, labels, "mean", column="label",
-                   window=Sliding.of("1d", hop="2h")),
+                   window=Sliding.of("1d", hop="30m"), default=0.5),
     )
     if not price_means:
         return FeatureSet("elec2_labels", history)
     return FeatureSet("elec2", (
-        Feature.of("price_mean_2h", region, rows, "mean", column="nswprice",
-                   window=Sliding.of("2h", hop="30m")),
-        Feature.of("price_mean_1d", region, rows, "mean", column="nswprice",
-                   window=Sliding.of("1d", hop="2h")),
-        Feature.of("demand_mean_1d", region, rows, "mean", column="nswdemand",
-                   window=Sliding.of("1d", hop="2h")),
         *history,
-    ))
+        Feature.of("price_mean_1h", region, rows, "mean", column="nswprice",
+                   window=Sliding.of("1h", hop="30m")),
+        Feature.of("price_mean_1d", region, rows, "mean", column="nswprice",
+                   window=Sliding.of("1d", hop="30m")),
+        Feature.of("demand_mean_1d", region, rows, "mean", column="nswdemand",
+                   window=Sliding.of("1d", hop="30m")),
+        DerivedFeature("price_vs_1d", ("nswprice", "price_mean_1d"), _against_mean),
+        DerivedFeature("price_change", ("nswprice", "price_mean_1h"), _change),
+        DerivedFeature("demand_vs_1d", ("nswdemand", "demand_mean_1d"), _against_mean),
+    ), helpers=("price_mean_1h", "price_mean_1d", "demand_mean_1d"))
 
 
 @dataclass
@@ -120,8 +157,9 @@ class LoopStats:
 class Elec2Loop(DemoSystem):
     """The Elec2 replay over the demo system in ``directory`` (cleared)."""
 
-    def __init__(self, directory: Path, *, rows: int | None = None, train_every: int = 8,
-                 publish_every: int = 12 * HOUR, static_days: int = 7,
+    def __init__(self, directory: Path, *, rows: int | None = None,
+                 train_every: int = TRAIN_EVERY, publish_every: int | None = None,
+                 static_days: int = 7,
                  history_days: int = 56, price_means: bool = True) -> None:
         self.table = elec2.load(limit=rows)
         self.rows = self.table.num_rows
@@ -133,11 +171,11 @@ class Elec2Loop(DemoSystem):
                          rule=JoinRule(window=HOUR, timeout_label=None))
         self.trainers = self._trainers(publish_every, history_days * DAY)
         self.stats = LoopStats()
-        self._columns = {c: self.table.column(c).to_numpy() for c in REQUEST_COLUMNS}
+        self._columns = {c: self.table.column(c).to_numpy() for c in EVENT_COLUMNS}
         self._labels = self.table.column("label").to_numpy()
         self._times = self.table.column("event_time").cast(pa.int64()).to_numpy()
 
-    def _trainers(self, publish_every: int, history: int) -> dict[str, Trainer]:
+    def _trainers(self, publish_every: int | None, history: int) -> dict[str, Trainer]:
         fs = self.features.version
 
         def make(alias: str, strategy: str, trigger: Trigger | None) -> Trainer:
@@ -145,14 +183,19 @@ class Elec2Loop(DemoSystem):
                            strategy=strategy,  # type: ignore[arg-type]
                            alias=alias, arm=alias, trigger=trigger, trainer=alias,
                            history=history if alias == "stateless" else None,
-                           # a daily run learns one day: 48 half-hours, judged on them all
-                           gate=Gate("log_loss", margin=0.02, window=96, min_examples=48),
+                           # a daily run learns one day: 48 half-hours, judged on them all;
+                           # a continual version is judged on what it learnt since the last
+                           gate=Gate("log_loss", margin=0.02, window=96, min_examples=(
+                               min(48, self.train_every) if alias == "continual" else 48)),
                            feature_set=fs,
                            clock=self.clock)
 
-        continual: Trigger = Every(publish_every)
-        if importlib.util.find_spec("river") is not None:
-            continual = AnyOf(continual, RateLimited(Drift("adwin", on="error"), 12 * HOUR))
+        continual: Trigger = Volume(1)  # whatever it learnt, at once
+        if publish_every is not None:
+            continual = Every(publish_every)
+            if importlib.util.find_spec("river") is not None:
+                continual = AnyOf(continual, RateLimited(Drift("adwin", on="error"),
+                                                         12 * HOUR))
         return {
             "static": make("static", "stateless", None),
             "stateless": make("stateless", "stateless", Daily()),
@@ -177,8 +220,8 @@ class Elec2Loop(DemoSystem):
         return self.stats
 
     def step(self, i: int) -> None:
-        """Row ``i``'s half hour: events in, features, a prediction, and every
-        ``train_every`` rows the label join and the trainers."""
+        """Row ``i``'s half hour: events in, features, every ``train_every`` rows the
+        label join and the trainers (the label that just came included), a prediction."""
         now = int(self._times[i])
         self.clock.set(now)
         if i > 0:
@@ -187,17 +230,18 @@ class Elec2Loop(DemoSystem):
                  "label": [float(self._labels[i - 1])],
                  "ts": pa.array([now], pa.int64()).cast(pa.timestamp("us", tz="UTC"))},
                 schema=OUTCOMES_SCHEMA.arrow_schema()))
-        request = {c: float(v[i]) for c, v in self._columns.items()}
+        row = {c: float(v[i]) for c, v in self._columns.items()}
         self.log.append("elec2", pa.record_batch(
-            {"region": ["NSW"], **{c: [v] for c, v in request.items()},
+            {"region": ["NSW"], **{c: [v] for c, v in row.items()},
              "ts": pa.array([now], pa.int64()).cast(pa.timestamp("us", tz="UTC"))},
             schema=SCHEMA.arrow_schema()))
         self.engine.step()
+        if i and i % self.train_every == 0:
+            self._train()
+        request = {c: row[c] for c in REQUEST_COLUMNS}
         self.predictor.predict({"region": "NSW"}, request, request_id=f"elec2-{i}")
         self.stats.rows = i + 1
         self.stats.predictions += 1
-        if i % self.train_every == self.train_every - 1:
-            self._train()
 
     def _train(self) -> None:
         self.predictions.flush()
@@ -223,6 +267,18 @@ class Elec2Loop(DemoSystem):
                     self.stats.rejected[alias] += 1
         if changed:
             self.deployment.reload()
+
+    def ideal(self) -> tuple[StrategyScore, Record]:
+        """The reference the system is judged against: the same model and features (as
+        served to the continual arm) learning each label the moment it arrives, in
+        memory, scored from the eighth day like the strategies."""
+        return score_on_arrival(self.log, LogisticRegression, "continual",
+                                start=self.static_until)
+
+    @property
+    def reverts(self) -> int:
+        """How often the continual trainer went back to its checkpoint, as it counts them."""
+        return self.trainers["continual"].reverts
 
     def labels(self) -> npt.NDArray[np.float64]:
         """The label of every row replayed, in order."""

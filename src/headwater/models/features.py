@@ -100,7 +100,7 @@ def batch_length(batch: Features) -> int:
     for name, column in batch.items():
         if not isinstance(name, str):
             raise ValidationError("batch", f"column names must be str, got {name!r}")
-        shape = np.shape(column)
+        shape = column.shape if type(column) is np.ndarray else np.shape(column)
         if len(shape) != 1:
             raise ValidationError(name, f"expected a 1-D column, got shape {shape}")
         if n is None:
@@ -175,8 +175,11 @@ def labels(y: npt.ArrayLike, n: int, *, binary: bool) -> FloatArray:
     if array.dtype.kind not in _NUMERIC_KINDS:
         raise ValidationError("y", f"expected numeric targets, got dtype {array.dtype}")
     out = array.astype(np.float64)
-    if binary and not np.isin(out, (0.0, 1.0)).all():
-        row = int(np.argmin(np.isin(out, (0.0, 1.0))))
+    if binary:
+        binary_ok = (out == 0.0) | (out == 1.0)
+        if binary_ok.all():
+            return out  # 0 and 1 are finite
+        row = int(np.argmin(binary_ok))
         raise ValidationError("y", f"expected labels 0 or 1, got {array[row]!r} at row {row}")
     if not np.isfinite(out).all():
         row = int(np.argmin(np.isfinite(out)))

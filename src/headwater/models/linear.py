@@ -119,12 +119,13 @@ class _Linear:
                           l1=self._params["l1"], l2=self._params["l2"],
                           decay=self._params["decay"], block=self._params["block"])
 
-    def _design(self, batch: Features, learning: bool) -> tuple[FloatArray, npt.NDArray[np.int64] |
-                                                            None]:
-        """The dense rows (bias, scaled numbers) and hashed coordinates of a batch."""
+    def _design(self, batch: Features, learning: bool, n: int | None = None
+                ) -> tuple[FloatArray, npt.NDArray[np.int64] | None]:
+        """The dense rows (bias, scaled numbers) and hashed coordinates of a batch (of
+        ``n`` rows, counted here when not given)."""
         assert self._schema is not None
         assert self._scaler is not None
-        n = features.batch_length(batch)
+        n = features.batch_length(batch) if n is None else n
         numbers = features.numeric_matrix(batch, self._schema.numeric, n)
         if self._params["standardize"]:
             numbers = (self._scaler.learn_transform(numbers) if learning
@@ -175,7 +176,7 @@ class _Linear:
         n = features.batch_length(batch)
         target = features.labels(y, n, binary=self._logistic)
         weight = features.sample_weights(sample_weight, n)
-        dense, hashed = self._design(batch, learning=True)
+        dense, hashed = self._design(batch, learning=True, n=n)
         assert self._ftrl is not None
         self._one = None
         if keep:

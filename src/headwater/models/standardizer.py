@@ -52,6 +52,8 @@ class Standardizer:
 
     def learn_transform(self, x: FloatArray) -> FloatArray:
         """Each row scaled with the statistics before it; then all rows are counted."""
+        if len(x) <= _CHUNK:
+            return self._chunk(x)
         out = np.empty_like(x)
         for start in range(0, len(x), _CHUNK):
             out[start: start + _CHUNK] = self._chunk(x[start: start + _CHUNK])
