@@ -53,12 +53,15 @@ def oracle(rule: JoinRule, preds: list[LoggedPrediction], outcomes: list[Outcome
     return examples, expired
 
 
-def run(rule: JoinRule, preds: list[LoggedPrediction], outcomes: list[Outcome], cuts: list[int]
-        ) -> tuple[list[Example], list[Late], int]:
+def run(rule: JoinRule, preds: list[LoggedPrediction], outcomes: list[Outcome], cuts: list[int],
+        delays: list[int] | None = None) -> tuple[list[Example], list[Late], int]:
     """Feed the events in time order (predictions first at equal times), cut into chunks
-    at ``cuts``, each chunk's last time as the watermark, then close everything."""
+    at ``cuts``, each chunk's last time as the watermark, then close everything. With
+    ``delays``, prediction ``i`` reaches the join ``delays[i]`` after its time (a server
+    appending its predictions in batches, after outcomes that answer them)."""
+    late_by = delays or [0] * len(preds)
     events: list[tuple[int, int, int, LoggedPrediction | Outcome]] = (
-        [(p.ts, 0, i, p) for i, p in enumerate(preds)]
+        [(p.ts + late_by[i], 0, i, p) for i, p in enumerate(preds)]
         + [(o.ts, 1, i, o) for i, o in enumerate(outcomes)])
     events.sort(key=lambda e: e[:3])
     state = JoinState(rule)
@@ -94,6 +97,40 @@ def test_streaming_join_equals_the_oracle_however_it_is_batched(
     # nothing is lost: every outcome either labelled a request or is late
     labelled = sum(1 for e in examples if e.source != "timeout")
     assert labelled + len(late) == len(outcomes)
+
+
+@settings(max_examples=300)
+@given(streams(), st.lists(st.integers(0, 40), max_size=6), st.data())
+def test_a_prediction_read_after_its_outcome_is_still_joined(
+        stream: tuple[JoinRule, list[LoggedPrediction], list[Outcome]], cuts: list[int],
+        data: st.DataObject) -> None:
+    """A prediction reaching the join up to a window after its time (after the outcome
+    that answers it) is labelled as if it had come first."""
+    rule, preds, outcomes = stream
+    delays = data.draw(st.lists(st.integers(0, rule.window), min_size=len(preds),
+                                max_size=len(preds)))
+    examples, late, expired = run(rule, preds, outcomes, cuts, delays)
+    want, want_expired = oracle(rule, preds, outcomes)
+    assert {(e.request_id, e.label, e.source, e.label_time) for e in examples} == want
+    assert len(examples) == len(want)
+    assert expired == want_expired
+    labelled = sum(1 for e in examples if e.source != "timeout")
+    assert labelled + len(late) == len(outcomes)
+
+
+def test_an_outcome_waits_a_window_for_its_prediction_then_is_unmatched() -> None:
+    state = JoinState(JoinRule(window=10))
+    assert state.apply([Outcome("r1", "u", 1.0, 100)], watermark=100).late == []
+    assert state.waiting == 1
+    state = JoinState.restore(state.snapshot())  # a restart while it waits
+    state.add_predictions([pred("r1", "u", 98)])
+    done = state.apply([], watermark=105)
+    assert [(e.request_id, e.label, e.label_time) for e in done.examples] == [("r1", 1.0, 100)]
+    assert state.waiting == 0
+    state.apply([Outcome("r2", "u", 1.0, 120)], watermark=120)
+    assert state.apply([], watermark=130).late == []  # r2's prediction may still come
+    late = state.apply([], watermark=131).late
+    assert [(x.request_id, x.reason) for x in late] == [("r2", "unmatched")]
 
 
 def test_every_scored_version_of_a_request_gets_the_label() -> None:
@@ -133,7 +170,9 @@ def test_closed_requests_are_forgotten_after_two_windows() -> None:
     state.apply([], watermark=11)
     assert state.apply([Outcome("a", "u", None, 12)], 12).late[0].reason == "window_closed"
     state.apply([], watermark=100)
-    assert state.apply([Outcome("a", "u", None, 101)], 101).late[0].reason == "unmatched"
+    # forgotten: the outcome waits a window for a prediction of that id, then is unmatched
+    assert state.apply([Outcome("a", "u", None, 101)], 101).late == []
+    assert state.apply([], 112).late[0].reason == "unmatched"
 
 
 def test_a_repeated_request_id_labels_the_first_prediction_only() -> None:

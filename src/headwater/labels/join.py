@@ -22,11 +22,16 @@ events in event-time order. The rule (:class:`JoinRule`):
   labels (a fraud verdict, a rating) silence means "not known yet", and a timeout
   label would turn every label later than the window into its opposite. So the rule
   never assumes one: a stream of clicks says ``timeout_label=0.0``.
+- An outcome that names a request id the join has not seen (its prediction not read
+  yet: a server appends its predictions in batches, so an outcome can reach the log
+  first) waits for it as long as a prediction waits for its outcome: until the watermark
+  passes the outcome's time plus the window. Its prediction read meanwhile is matched as
+  if it had come first.
 - An outcome that matches nothing open is *late*, never dropped: ``"window_closed"``
   when its prediction already closed by timeout, ``"already_labelled"`` when another
   outcome closed it, ``"before_prediction"`` when it is older than the prediction it
-  names, ``"unmatched"`` otherwise (an outcome past a deadline finds its prediction
-  closed: time reached the outcome's, so the window had closed).
+  names, ``"unmatched"`` otherwise (no prediction of that request id came within a
+  window of the outcome, or none of its entity was open).
 
 Order. Events are applied by (time, kind, arrival) with predictions before outcomes at
 equal times, and a prediction expires when an event with a *later* time is applied or
@@ -184,6 +189,7 @@ class _Snapshot(msgspec.Struct, array_like=True):
     closed: dict[str, tuple[int, str]]
     expired: int
     repeated: int = 0
+    waiting: list[Outcome] = []
 
 
 class JoinState:
@@ -200,11 +206,18 @@ class JoinState:
         self._deadlines: list[tuple[int, str]] = []
         self._closed: dict[str, tuple[int, str]] = {}  # request id -> (prediction time, how)
         self._forget: list[tuple[int, str]] = []
+        #: Outcomes naming a request id not seen yet, in arrival order (see the module).
+        self._waiting: list[Outcome] = []
 
     @property
     def open(self) -> int:
         """Requests waiting for their outcome."""
         return len(self._open)
+
+    @property
+    def waiting(self) -> int:
+        """Outcomes waiting for the prediction they name."""
+        return len(self._waiting)
 
     def is_open(self, request_id: str) -> bool:
         """Whether ``request_id`` still waits for its outcome."""
@@ -215,6 +228,8 @@ class JoinState:
         deadlines = self._deadlines
         while deadlines and deadlines[0][1] not in self._open:
             heapq.heappop(deadlines)  # a request closed by an outcome: nothing is due
+        if any(o.ts + self.rule.window <= watermark - 1 for o in self._waiting):
+            return True
         return bool(deadlines) and deadlines[0][0] <= watermark - 1
 
     def add_predictions(self, rows: Iterable[LoggedPrediction]) -> None:
@@ -240,18 +255,22 @@ class JoinState:
         examples: list[Example] = []
         late: list[Late] = []
         expired = self.expired
-        for outcome in sorted(outcomes, key=lambda o: o.ts):
+        # Outcomes that waited for their prediction go first among equal times: they came
+        # before the ones read now. The sort is stable, so arrival order breaks ties.
+        waiting, self._waiting = self._waiting, []
+        for outcome in sorted([*waiting, *outcomes], key=lambda o: o.ts):
             # Time is known to have passed only up to the watermark: an outcome of another
             # partition, read ahead of one behind, must not close what that one may answer.
             self._expire(min(outcome.ts, watermark) - 1, examples)
-            self._match(outcome, examples, late)
+            self._match(outcome, watermark, examples, late)
         self._expire(watermark - 1, examples)
         if watermark > self.watermark:
             self.watermark = watermark
         self._forget_closed()
         return Joined(examples, late, self.expired - expired)
 
-    def _match(self, outcome: Outcome, examples: list[Example], late: list[Late]) -> None:
+    def _match(self, outcome: Outcome, watermark: int, examples: list[Example],
+               late: list[Late]) -> None:
         rid = outcome.request_id
         if rid is None:
             rid = self._latest_open(outcome.entity, outcome.ts)
@@ -262,7 +281,10 @@ class JoinState:
         if entry is None:
             closed = self._closed.get(rid)
             if closed is None:
-                late.append(Late(*outcome, "unmatched", None))
+                if outcome.ts + self.rule.window > max(watermark, self.watermark) - 1:
+                    self._waiting.append(outcome)  # its prediction may not be read yet
+                else:
+                    late.append(Late(*outcome, "unmatched", None))
             else:
                 late.append(Late(*outcome, closed[1], closed[0]))
             return
@@ -329,7 +351,8 @@ class JoinState:
     def snapshot(self) -> bytes:
         """The state as bytes (MessagePack): :meth:`restore` continues from it exactly."""
         return msgspec.msgpack.encode(_Snapshot(self.rule, self.watermark, self._open,
-                                                self._closed, self.expired, self.repeated))
+                                                self._closed, self.expired, self.repeated,
+                                                self._waiting))
 
     @classmethod
     def restore(cls, data: bytes, rule: JoinRule | None = None) -> JoinState:
@@ -341,6 +364,7 @@ class JoinState:
         state.watermark = snap.watermark
         state.expired = snap.expired
         state.repeated = snap.repeated
+        state._waiting = [Outcome(*o) for o in snap.waiting]
         # In the order they were opened (a dict keeps it): an entity's open requests are
         # then listed as before the snapshot, so ties in time resolve the same way.
         for rid, entry in snap.open.items():
