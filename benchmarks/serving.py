@@ -27,6 +27,11 @@
   them pinned: they share the machine's cores, reported as ``cores``).
 - ``swap_failed_requests`` / ``swap_p99_ms``: 100 promotions through ``/admin/promote``
   while the load runs: predict requests that did not answer 200, and their p99 latency.
+- ``console_cpu_vs_without``: the server CPU per request with the console open on its
+  Serving page (``console_server_cpu_us_per_request``) over without, the two runs in the
+  same rounds: the console's poll reads the server's ``GET /metrics`` and ``GET
+  /models`` (what ``headwater ui`` asks a server for), here every ``--console-ms``
+  (500 ms, four times as often as the console's default); target <= 1.05.
 
 Fairness: each server configuration runs ``--rounds`` times (3 by default), the order
 rotated each round, and every figure is the median over the rounds; the single-server
@@ -35,7 +40,8 @@ runs pin the server to one core and the load generator to another
 (``uptime``) is reported before and after.
 
 Usage: ``python benchmarks/serving.py [--seconds 3] [--rounds 3]
-[--redis-url redis://127.0.0.1:6379/15]``.
+[--redis-url redis://127.0.0.1:6379/15] [--console-ms 500] [--only console]``
+(``--only console`` measures the console's overhead alone).
 """
 
 from __future__ import annotations
@@ -291,7 +297,23 @@ async def _swaps(port: int, count: int) -> None:
     writer.close()
 
 
-def load(port: int, seconds: float, swaps: int = 0) -> tuple[list[float], list[int], float]:
+async def _console(port: int, every_s: float, until: float, polls: list[int]) -> None:
+    """What an open console asks of the server: ``/metrics`` and ``/models`` per poll."""
+    while time.perf_counter() < until:
+        for path in (b"/metrics", b"/models"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET " + path
+                         + b" HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            answer = await reader.read()
+            writer.close()
+            if answer[9:12] != b"200":
+                raise RuntimeError(f"GET {path.decode()} failed: {answer[:100]!r}")
+        polls.append(1)
+        await asyncio.sleep(every_s)
+
+
+def load(port: int, seconds: float, swaps: int = 0, console_ms: float | None = None
+         ) -> tuple[list[float], list[int], float]:
     bodies = [json.dumps({"entities": {"user": f"u{i % USERS}"},
                           "request": request_values(i)}).encode() for i in range(500)]
     latencies: list[float] = []
@@ -304,7 +326,12 @@ def load(port: int, seconds: float, swaps: int = 0) -> tuple[list[float], list[i
                 for _ in range(CONNECTIONS)]
         if swaps:
             jobs.append(_swaps(port, swaps))
+        polls: list[int] = []
+        if console_ms is not None:
+            jobs.append(_console(port, console_ms / 1000, until, polls))
         await asyncio.gather(*jobs)
+        if console_ms is not None and not polls:
+            raise RuntimeError("the console did not poll")
         return time.perf_counter() - started
 
     try:
@@ -340,9 +367,11 @@ def redis_pid() -> int | None:
 
 
 def measure(kind: str, seconds: float, *, online: str = "memory", redis_url: str = REDIS_URL,
-            swaps: int = 0, workers: int = 1, pin: bool = True) -> dict[str, float]:
+            swaps: int = 0, workers: int = 1, pin: bool = True,
+            console_ms: float | None = None) -> dict[str, float]:
     """Start ``workers`` server processes (sharing a port when more than one), load them
-    for ``seconds``; requests/s, latencies and CPU per request of the servers together."""
+    for ``seconds`` (with a console polling every ``console_ms``); requests/s, latencies
+    and CPU per request of the servers together."""
     pinned = pin and len(os.sched_getaffinity(0)) >= 2
     cores = sorted(ALL_CORES)
     os.sched_setaffinity(0, {cores[0]} if pinned else set(cores))
@@ -366,7 +395,7 @@ def measure(kind: str, seconds: float, *, online: str = "memory", redis_url: str
         redis_before = cpu_seconds(redis) if redis else 0.0
         before = [(cpu_seconds(p.pid), cpu_seconds(p.pid, t))
                   for p, t in zip(processes, threads, strict=True)]
-        latencies, failures, elapsed = load(port, seconds)
+        latencies, failures, elapsed = load(port, seconds, console_ms=console_ms)
         cpu = sum(cpu_seconds(p.pid) - b[0] for p, b in zip(processes, before, strict=True))
         log_cpu = sum(cpu_seconds(p.pid, t) - b[1]
                       for p, t, b in zip(processes, threads, before, strict=True))
@@ -451,6 +480,23 @@ def scale_figures(seconds: float, count: int, redis_url: str = REDIS_URL) -> dic
     }
 
 
+def console_figures(seconds: float, count: int, console_ms: float) -> dict[str, Any]:
+    """Server CPU per request with a console polling the server, and without."""
+    medians = rounds({
+        "without_console": lambda: measure("ours", seconds),
+        "with_console": lambda: measure("ours", seconds, console_ms=console_ms),
+    }, count)
+    without, with_ = medians["without_console"], medians["with_console"]
+    return {
+        "console_poll_ms": console_ms,
+        "no_console_server_cpu_us_per_request": round(without["cpu_us"], 1),
+        "console_server_cpu_us_per_request": round(with_["cpu_us"], 1),
+        "console_cpu_vs_without": round(with_["cpu_us"] / without["cpu_us"], 3),
+        "console_http_rps": round(with_["rps"]),
+        "no_console_http_rps": round(without["rps"]),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0)
@@ -460,11 +506,18 @@ def main() -> None:
     parser.add_argument("--online", choices=("memory", "redis"), default="memory")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--cpu", type=int)
+    parser.add_argument("--console-ms", type=float, default=500.0)
+    parser.add_argument("--only", choices=("console",))
     args = parser.parse_args()
     if args.serve:
         run_server(args.serve, args.online, args.redis_url, args.port, args.cpu)
         return
     result: dict[str, Any] = {"uptime_load": uptime_load(), "cores": len(ALL_CORES)}
+    if args.only == "console":
+        result |= console_figures(args.seconds, args.rounds, args.console_ms)
+        result["uptime_load_after"] = uptime_load()
+        print(json.dumps(result))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         predictor, _, _ = build(Path(tmp))
         result |= inproc(predictor)
@@ -501,6 +554,7 @@ def main() -> None:
     swapped = measure("ours", args.seconds, swaps=100)
     result["swap_failed_requests"] = int(swapped["swap_failed"])
     result["swap_p99_ms"] = round(swapped["swap_p99"], 3)
+    result |= console_figures(args.seconds, args.rounds, args.console_ms)
     result["load_generator"] = (f"python asyncio, {CONNECTIONS} connections, {args.seconds}s, "
                                 f"{args.rounds} rounds (medians)")
     result["uptime_load_after"] = uptime_load()

@@ -25,6 +25,7 @@ from headwater.cli import (
     tail,
     topics,
     train,
+    ui,
 )
 from headwater.cli import eval as evaluation
 from headwater.cli.common import EXIT_FAILURE, CliState, exit_code, print_error
@@ -98,6 +99,7 @@ app.add_typer(labels.app, name="labels")
 app.command("train")(train.train)
 app.command("run")(run.run)
 app.command("report")(report.report)
+app.command("ui")(ui.ui)
 
 
 def main() -> None:
