@@ -102,6 +102,7 @@ class Loop:
 
     root: Path
     home: Path
+    backends: Backends
     env: dict[str, str]
     server: Server
     console: Console
@@ -159,7 +160,7 @@ def run_the_loop(root: Path, backends: Backends) -> Iterator[Loop]:
             "--idle-timeout", "0.5")
         console = Console(home, "--server", server.url, "--reports", str(root), env=env)
         stack.callback(console.close)
-        yield Loop(root, home, env, server, console, token_file, produced=40, versions=2)
+        yield Loop(root, home, backends, env, server, console, token_file, produced=40, versions=2)
 
 
 def _logged(backends: Backends, home: Path, ids: set[str]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from contextlib import closing
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pyarrow as pa
 import typer
@@ -19,6 +19,7 @@ from rich.table import Table
 
 from headwater.cli.common import format_count, out, state_of, status
 from headwater.cli.signals import stop_requested
+from headwater.cli.statusline import MetricsPortOption, StatusLine, metrics_on
 from headwater.errors import ValidationError
 from headwater.features.definitions import DerivedFeature, Feature, FeatureSet, TableSource
 from headwater.features.engine import FeatureEngine, backfill
@@ -30,7 +31,16 @@ from headwater.features.values import check_feature
 from headwater.store.history import FeatureHistory
 from headwater.store.history.lookup import history_gap, values_at_times
 from headwater.store.online import open_online_store
-from headwater.time import SystemClock, format_duration, format_micros, parse_time
+from headwater.time import (
+    SystemClock,
+    format_duration,
+    format_micros,
+    parse_duration,
+    parse_time,
+)
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
 
 __all__ = ["app"]
 
@@ -124,6 +134,11 @@ def run(
     idle_timeout: Annotated[float | None, typer.Option(
         help="Stop after this many seconds without events (default: run until stopped).")] = None,
     group: Annotated[str, typer.Option(help="The engines' consumer group.")] = "features",
+    metrics_port: MetricsPortOption = None,
+    status_every: Annotated[str, typer.Option(
+        "--status-every", help="How often to print the status line.")] = "10s",
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", help="No status line (warnings are still printed).")] = False,
 ) -> None:
     """Run the feature engine: consume the sources, keep the online store current."""
     state = state_of(ctx)
@@ -138,10 +153,26 @@ def run(
         status().print(f"engine running ({len(loaded.features)} features); Ctrl-C or "
                        "SIGTERM stops it")
         late = _LateWarning(engine, loaded.features)
-        with stop_requested() as stop:
+        line = StatusLine("engine", lambda: {"events applied": sum(engine.applied.values()),
+                                             "late": sum(engine.late.values())},
+                          every_us=parse_duration(status_every, field="--status-every"),
+                          quiet=quiet)
+
+        def report() -> None:
+            late.say()
+            line.tick()
+
+        with stop_requested() as stop, metrics_on(metrics_port, lambda: _engine_metrics(engine)):
             engine.run(idle_timeout_s=idle_timeout, poll_timeout_s=0.2, stop=stop,
-                       report=late.say)
+                       report=report, report_every_s=min(5.0, line.every_us / 1e6))
+        line.print()
     status().print("engine stopped; its state is checkpointed")
+
+
+def _engine_metrics(engine: FeatureEngine) -> Collector:
+    from headwater.cli.metrics import EngineMetrics
+
+    return EngineMetrics(engine, SystemClock())
 
 
 class _LateWarning:

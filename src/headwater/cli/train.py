@@ -24,13 +24,14 @@ import importlib
 import threading
 import time
 from collections.abc import Callable
-from typing import Annotated, Final, cast
+from typing import TYPE_CHECKING, Annotated, Final, cast
 
 import typer
 from rich.text import Text
 
 from headwater.cli.common import out, state_of, status
 from headwater.cli.signals import stop_requested
+from headwater.cli.statusline import MetricsPortOption, StatusLine, TrainerCounts, metrics_on
 from headwater.errors import (
     LeaseHeldError,
     UnknownAliasError,
@@ -56,6 +57,9 @@ from headwater.learning.trainer import Strategy
 from headwater.models import Model
 from headwater.registry import ModelRegistry, open_registry
 from headwater.time import SystemClock, format_micros, parse_duration, parse_time
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
 
 __all__ = ["DEFAULT_MODEL_CLASS", "make_factory", "train", "trigger_of"]
 
@@ -190,6 +194,13 @@ def train(
     examples_of: Annotated[str | None, typer.Option(
         "--examples-of", help="Learn the examples this model served (default: --model's "
         "own).")] = None,
+    metrics_port: MetricsPortOption = None,
+    status_every: Annotated[str, typer.Option(
+        "--status-every", help="How often a running trainer prints its status line.")
+    ] = "10s",
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", help="No status line (versions and warnings are still printed).")
+    ] = False,
 ) -> None:
     """Train versions of MODEL from the training-examples topic, with lineage."""
     state = state_of(ctx)
@@ -198,6 +209,7 @@ def train(
         raise ValidationError("--strategy", f"expected stateless, stateful or continual, got "
                               f"{strategy!r}")
     trigger = trigger_of(every, daily_at, volume, drift, rate_limit)
+    status_every_us = parse_duration(status_every, field="--status-every")
     if strategy == "continual" and trigger is None:
         raise ValidationError("--strategy", "a continual trainer needs a trigger: --every, "
                               "--daily-at, --volume or --drift")
@@ -229,7 +241,13 @@ def train(
                 _show(trainer.train(event_time=window), gate)
                 _left_out(trainer, model)
                 return
-            _keep_training(trainer, gate, strategy, model, poll, idle_timeout, stopping)
+            counts = TrainerCounts(rows=lambda: trainer.cost.rows)
+            line = StatusLine(f"{strategy} trainer", lambda: {
+                "examples learnt": counts.rows(), "versions": counts.published,
+                "rejected": counts.rejected}, every_us=status_every_us, quiet=quiet)
+            with metrics_on(metrics_port, lambda: _trainer_metrics(counts)):
+                _keep_training(trainer, gate, strategy, model, poll, idle_timeout, stopping,
+                               counts, line)
         finally:
             held.release()
     _left_out(trainer, model)
@@ -238,20 +256,32 @@ def train(
 
 
 def _keep_training(trainer: Trainer, gate: Gate, strategy: str, model: str, poll: float,
-                   idle_timeout: float | None, stopping: threading.Event) -> None:
+                   idle_timeout: float | None, stopping: threading.Event,
+                   counts: TrainerCounts, line: StatusLine) -> None:
     status().print(f"{strategy} trainer of {model} running; Ctrl-C or SIGTERM stops it")
     idle_since = time.monotonic()
     while not stopping.is_set():
+        line.tick()
         before = dict(trainer.position)
         done = trainer.step()
         if done is not None:
             _show(done, gate)
+            counts.published += 1
+            counts.rejected += not done.verdict.promote
+            counts.fires[done.fire.kind] = counts.fires.get(done.fire.kind, 0) + 1
+            counts.last_published_us = done.version.created_at
         if trainer.position != before or done is not None:
             idle_since = time.monotonic()
         elif idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
             break
         else:
             stopping.wait(poll)
+
+
+def _trainer_metrics(counts: TrainerCounts) -> Collector:
+    from headwater.cli.metrics import TrainerMetrics
+
+    return TrainerMetrics(counts, SystemClock())
 
 
 def _standing_by(held: LeaseHeldError) -> None:
