@@ -15,7 +15,7 @@ from importlib import resources
 import pytest
 
 from headwater.console.scrape import Sample, parse, total
-from tests.console.loop import USERS, Loop, clicks_csv
+from tests.console.loop import USERS, Console, Loop, clicks_csv
 from tests.processes import environment, free_port, wait_for
 
 pytestmark = pytest.mark.slow
@@ -71,6 +71,16 @@ def test_every_component_exports_its_metrics(loop: Loop) -> None:
     assert fresh
     assert all(s.value >= 0 for s in fresh)
     scraped["engine"] = engine.samples
+    # The console shows what the engine counts.
+    console = Console(loop.home, "--server", "none", "--metrics",
+                      f"http://127.0.0.1:{engine.port}/metrics", env=loop.env)
+    try:
+        [shown] = console.data("topics")["data"]["components"]
+        figures = {f["name"]: f["value"] for f in shown["figures"]}
+        assert figures["engine_events_total"] == behind + 6
+        assert figures["engine_late_events_total"] == 0
+    finally:
+        console.close()
     _, said = engine.stop()
     assert re.search(r"engine: [\d,]+ events applied \([\d,.]+/s\), 0 late", said), said
 

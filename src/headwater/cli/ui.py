@@ -1,9 +1,10 @@
 """``headwater ui``: the console, a local web page that shows the loop live.
 
 It reads the log (the global ``--log``), the model store (``--registry``), the online
-store (``--online``), the prediction server's metrics (``--server``), the project's
-feature sets (``--project``) and the HTML reports under ``--reports``; it writes to none
-of them. Pages refresh every ``--refresh-ms``. See :mod:`headwater.console`.
+store (``--online``), the prediction server's metrics (``--server``), the other
+components' metrics (``--metrics URL``, repeatable), the project's feature sets
+(``--project``) and the HTML reports under ``--reports``; it writes to none of them.
+Pages refresh every ``--refresh-ms``. See :mod:`headwater.console`.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ def ui(
         "--reports", metavar="DIR", help="A directory of HTML reports (and its "
         "subdirectories) for the Evaluation page; repeatable. Default: the home and the "
         "current directory.")] = None,
+    metrics: Annotated[list[str] | None, typer.Option(
+        "--metrics", metavar="URL", help="A component's metrics (features run, labels run or "
+        "train with --metrics-port), e.g. http://127.0.0.1:9101/metrics; repeatable.")
+    ] = None,
     refresh_ms: Annotated[int, typer.Option(
         "--refresh-ms", min=0, help="How often the pages refresh (0: never).")] = 2000,
 ) -> None:
@@ -67,6 +72,10 @@ def ui(
         server = None
     if server is not None and not server.startswith(("http://", "https://")):
         raise ValidationError("--server", f"expected an http:// or https:// URL, got {server!r}")
+    for url in metrics or []:
+        if not url.startswith(("http://", "https://")):
+            raise ValidationError("--metrics", f"expected an http:// or https:// URL, got "
+                                  f"{url!r}")
     folders = reports or list(dict.fromkeys([Path(settings.home), Path()]))
     with ExitStack() as stack:
         log = stack.enter_context(state.open_log())
@@ -80,7 +89,8 @@ def ui(
         app = ConsoleApp(Sources(log=log, registry=models, clock=SystemClock(), online=store,
                                  feature_sets=feature_sets,
                                  server=server.rstrip("/") if server else None,
-                                 reports=folders), refresh_ms=refresh_ms)
+                                 reports=folders, components=list(metrics or [])),
+                         refresh_ms=refresh_ms)
         stack.callback(app.close)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                                 access_log=False, lifespan="on")

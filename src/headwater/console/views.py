@@ -51,7 +51,9 @@ _QUANTILES: Final = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
 @dataclass
 class Sources:
     """What the console reads. ``server`` is the prediction server's base URL (its
-    ``/metrics`` and ``/models``), ``reports`` the directories of HTML reports."""
+    ``/metrics`` and ``/models``), ``reports`` the directories of HTML reports,
+    ``components`` the metrics URLs of the engine, joiner and trainer
+    (``--metrics-port``)."""
 
     log: Log
     registry: ModelRegistry
@@ -60,6 +62,7 @@ class Sources:
     feature_sets: list[FeatureSet] = field(default_factory=list)
     server: str | None = None
     reports: list[Path] = field(default_factory=list)
+    components: list[str] = field(default_factory=list)
     rates: Rates = field(default_factory=Rates)
 
 
@@ -96,10 +99,32 @@ def topics(src: Sources) -> dict[str, Any]:
                      "rate": src.rates.rate(f"topic:{info.name}"),
                      "groups": lagging, "key": info.schema.key,
                      "dead": _dead_letters(log, info.name)})
-    return {"topics": rows,
+    return {"topics": rows, "components": [_component(src, url, now) for url in src.components],
             "series": {f"topic:{r['name']}": _chart(["events/s"],
                                                    *src.rates.series(f"topic:{r['name']}"))
                        for r in rows}}
+
+
+def _component(src: Sources, url: str, now: int) -> dict[str, Any]:
+    """A component's metrics: each ``headwater_*`` family summed over its labels, with
+    the rate of the counters."""
+    try:
+        samples = parse(_get(url).decode())
+    except (OSError, ValueError) as exc:
+        return {"url": url, "error": str(exc), "figures": []}
+    sums: dict[str, float] = {}
+    for sample in samples:
+        if sample.name.startswith("headwater_") and not sample.name.endswith(
+                ("_created", "_bucket", "_count", "_sum")):
+            sums[sample.name] = sums.get(sample.name, 0.0) + sample.value
+    figures = []
+    for name, value in sorted(sums.items()):
+        rate = None
+        if name.endswith("_total"):
+            src.rates.observe(f"component:{url}:{name}", value, at_us=now)
+            rate = src.rates.rate(f"component:{url}:{name}")
+        figures.append({"name": name.removeprefix("headwater_"), "value": value, "rate": rate})
+    return {"url": url, "error": None, "figures": figures}
 
 
 def _dead_letters(log: Log, topic: str) -> dict[str, Any]:
