@@ -118,6 +118,8 @@ class TrainerMetrics(Collector):
         versions.add_metric(["promoted"], c.published - c.rejected)
         versions.add_metric(["rejected"], c.rejected)
         yield versions
+        yield CounterMetricFamily("headwater_trainer_reverts", "Reverts of the live model "
+                                  "to its checkpoint.", value=c.reverts)
         fires = CounterMetricFamily("headwater_trainer_trigger_fires", "Trigger fires, by "
                                     "kind.", labels=["trigger"])
         for kind, n in sorted(dict(c.fires).items()):

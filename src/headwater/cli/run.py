@@ -11,7 +11,9 @@ restarts any that stops (:class:`~headwater.orchestrator.Supervisor`):
 - ``trainer``: ``headwater train`` (by default a continual trainer).
 
 Each writes its output to ``<home>/run/<name>.log``. Training never blocks serving:
-the server hot-swaps a version when the trainer moves the alias.
+the server hot-swaps a version when the trainer moves the alias, and applies the
+continual trainer's model updates as they come (``--update-every-rows``,
+``--update-every-ms``), so a label reaches the served model within a second.
 
 Stopping: SIGTERM, SIGINT (Ctrl-C) or SIGHUP stops every component (each checkpoints
 and exits), then the command exits 0; a supervisor killed outright takes its components
@@ -42,7 +44,8 @@ def components(model: str, *, project: str | None, feature_set: str | None, host
                port: int, window: str, timeout_label: str, strategy: str, every: str | None,
                volume: int | None, drift: str | None,
                gate_min_examples: int | None = None,
-               predictions_topic: str = PREDICTIONS_TOPIC) -> list[Component]:
+               predictions_topic: str = PREDICTIONS_TOPIC,
+               updates: tuple[str, ...] = ()) -> list[Component]:
     """The four components' command lines: the server logs its predictions to
     ``predictions_topic`` and the joiner reads them there."""
     base = (sys.executable, "-m", "headwater")
@@ -66,8 +69,17 @@ def components(model: str, *, project: str | None, feature_set: str | None, host
         Component("labels", (*base, "labels", "run", "--window", window, "--timeout-label",
                              timeout_label, "--predictions", predictions_topic)),
         Component("trainer", (*base, "train", "--model", model, "--strategy", strategy,
-                              *trigger, *gate)),
+                              *trigger, *gate, *updates)),
     ]
+
+
+def _update_args(every_rows: int | None, every_ms: float | None) -> tuple[str, ...]:
+    args: tuple[str, ...] = ()
+    if every_rows is not None:
+        args += ("--update-every-rows", str(every_rows))
+    if every_ms is not None:
+        args += ("--update-every-ms", str(every_ms))
+    return args
 
 
 def run(
@@ -94,6 +106,12 @@ def run(
     predictions_topic: Annotated[str, typer.Option(
         "--predictions-topic", help="The topic the server logs predictions to and the "
         "label joiner reads them from.")] = PREDICTIONS_TOPIC,
+    update_every_rows: Annotated[int | None, typer.Option(
+        "--update-every-rows", min=1, help="The continual trainer sends the servers an "
+        "update every N examples ... (default: the trainer's)")] = None,
+    update_every_ms: Annotated[float | None, typer.Option(
+        "--update-every-ms", min=1.0, help="... or every T ms while an example is unsent "
+        "(default: the trainer's).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the commands only.")
     ] = False,
 ) -> None:
@@ -106,7 +124,8 @@ def run(
                        window=window, timeout_label=timeout_label, strategy=strategy,
                        every=every, volume=volume, drift=drift,
                        gate_min_examples=gate_min_examples,
-                       predictions_topic=predictions_topic)
+                       predictions_topic=predictions_topic,
+                       updates=_update_args(update_every_rows, update_every_ms))
     env = {"HEADWATER_LOG_URL": state.location}
     parts = [Component(c.name, c.argv, env) for c in parts]
     if dry_run:

@@ -4,7 +4,9 @@ It reads the feature set from the project (``--project``, default
 ``$HEADWATER_PROJECT`` or ``features.py``), the online store and the log from the
 settings, follows the model's aliases in the model store (``--registry``, default
 ``$HEADWATER_REGISTRY_URL``; ``--artifacts``, default ``$HEADWATER_ARTIFACTS_URL``) every
-``--poll-ms``, logs every prediction to the ``predictions`` topic, and binds
+``--poll-ms``, applies the model updates a continual trainer appends to the
+``model_updates`` topic as they come (each prediction logs its version and update),
+logs every prediction to the ``predictions`` topic, and binds
 127.0.0.1 unless ``--host`` says otherwise. ``POST /outcomes`` appends outcomes to the
 ``outcomes`` topic, where the label joiner reads them. The admin endpoints need a bearer token
 read from ``--admin-token-file`` or ``$HEADWATER_ADMIN_TOKEN``; without one they are
@@ -79,6 +81,7 @@ from headwater.serving import Deployment, PredictionLog, Predictor
 from headwater.serving.actions import ActionService
 from headwater.serving.outcomes import OutcomeSink
 from headwater.serving.prediction_log import PREDICTIONS_TOPIC
+from headwater.serving.updates import UpdateFollower
 from headwater.store.online import StoreFollower, open_online_store
 from headwater.time import parse_duration
 
@@ -266,6 +269,7 @@ def serve(
             prediction_log = PredictionLog(log, predictions_topic)
             stack.callback(prediction_log.close)
         predictor = Predictor(FeatureReader(store, chosen), deployment, log=prediction_log)
+        updates = UpdateFollower(log, deployment)
         # Bandit policies (set now or later through the admin API) learn from the rewards
         # of the joined labels, fed from a background thread.
         log.ensure_topic(TRAINING_EXAMPLES_TOPIC, TRAINING_EXAMPLES_SCHEMA)
@@ -274,10 +278,12 @@ def serve(
         def startup() -> None:
             follower.start()
             deployment.start(poll_ms)
+            updates.start()
             feed.start()
 
         def shutdown() -> None:
             feed.stop()
+            updates.stop()
             deployment.stop()
             follower.stop()
 

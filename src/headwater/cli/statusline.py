@@ -41,13 +41,15 @@ MetricsPortOption = Annotated[int | None, typer.Option(
 @dataclass
 class TrainerCounts:
     """What a trainer's loop counts: versions published and rejected, trigger fires by
-    kind, the last publication (µs), and a reader of the rows learnt."""
+    kind, the last publication (µs), reverts of the live model to its checkpoint, and a
+    reader of the rows learnt."""
 
     rows: Callable[[], int]
     published: int = 0
     rejected: int = 0
     fires: dict[str, int] = field(default_factory=dict)
     last_published_us: int | None = None
+    reverts: int = 0
 
 
 

@@ -86,11 +86,15 @@ _FIELDS: Final = {
     "request_id": "string", "entity": "string", "features": "binary", "model": "string",
     "version": "int64", "score": "float64", "arm": "string", "served": "bool",
     "missing": "string", "ts": "timestamp", "propensity": "float64", "latency_ms": "float64"}
-#: One event per scored model version (the returned one and every shadow).
-PREDICTIONS_SCHEMA: Final = Schema.of({**_FIELDS, "defaulted": "string"},
-                                      key="entity", event_time="ts")
-#: The schema of predictions topics written by earlier versions (no ``defaulted``).
-_EARLIER: Final = (Schema.of(_FIELDS, key="entity", event_time="ts"),)
+#: One event per scored model version (the returned one and every shadow); ``update``
+#: is the offset of the model update the version served with (null: as registered).
+PREDICTIONS_SCHEMA: Final = Schema.of({**_FIELDS, "defaulted": "string", "update": "int64"},
+                                      key="entity", event_time="ts", nullable=("update",))
+#: The schemas of predictions topics written by earlier versions (no ``defaulted``; no
+#: ``update``).
+_EARLIER: Final = (Schema.of(_FIELDS, key="entity", event_time="ts"),
+                   Schema.of({**_FIELDS, "defaulted": "string"}, key="entity",
+                             event_time="ts"))
 
 
 def ensure_predictions_topic(log: Log, topic: str = PREDICTIONS_TOPIC, *,
@@ -106,10 +110,13 @@ def ensure_predictions_topic(log: Log, topic: str = PREDICTIONS_TOPIC, *,
     if schema == PREDICTIONS_SCHEMA:
         return
     if schema in _EARLIER:
+        missing = "defaulted" if schema == _EARLIER[0] else "update"
+        why = ("says which feature values were filled by their default" if missing ==
+               "defaulted" else "says which model update served each prediction")
         raise TopicExistsError(
             f"topic {topic!r} was created by an earlier version of Headwater: its events "
-            "have no 'defaulted' field, which says which feature values were filled by "
-            "their default, so new predictions are not logged to it. Its events stay "
+            f"have no {missing!r} field, which {why}, so new predictions are not logged to "
+            "it. Its events stay "
             "readable (labels, evaluation, replay); log new predictions to another topic: "
             "headwater serve --predictions-topic NAME, and join them with "
             "headwater labels run --predictions NAME")
