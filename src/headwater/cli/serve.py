@@ -77,15 +77,15 @@ from headwater.routing import (
     build,
     parse_spec,
 )
-from headwater.serving import Deployment, PredictionLog, Predictor
 from headwater.serving.actions import ActionService
 from headwater.serving.outcomes import OutcomeSink
 from headwater.serving.prediction_log import PREDICTIONS_TOPIC
 from headwater.serving.updates import UpdateFollower
 from headwater.store.online import StoreFollower, open_online_store
+from headwater.system import Serving, SystemConfig
 from headwater.time import parse_duration
 
-__all__ = ["serve"]
+__all__ = ["feature_set_of", "serve"]
 
 
 def _spec(kind: str, challenger: str, percent: float) -> PolicySpec:
@@ -146,7 +146,8 @@ def _warn(problem: str) -> None:
     status().print(Text(f"warning: {problem}", style="yellow"), soft_wrap=True)
 
 
-def _feature_set(project: str, name: str | None) -> FeatureSet:
+def feature_set_of(project: str, name: str | None) -> FeatureSet:
+    """The project's feature set ``name`` (``--feature-set``), or its only one."""
     loaded = load_project(project)
     if name is not None:
         return loaded.feature_set(name)
@@ -250,7 +251,7 @@ def serve(
 
     state = state_of(ctx)
     settings = state.settings
-    chosen = _feature_set(project or settings.project, feature_set)
+    chosen = feature_set_of(project or settings.project, feature_set)
     token = (read_token_file(admin_token_file) if admin_token_file
              else state_of(ctx).settings.admin_token)
     with ExitStack() as stack:
@@ -261,14 +262,15 @@ def serve(
             "--refresh-ms", settings.online_refresh_ms if refresh_ms is None else refresh_ms))
         models = stack.enter_context(open_registry(registry, artifacts=artifacts,
                                                    settings=settings))
-        deployment = Deployment(models, model, build(spec),
-                                on_problem=_warn)
         log = stack.enter_context(state.open_log())
-        prediction_log = None
-        if log_predictions:
-            prediction_log = PredictionLog(log, predictions_topic)
-            stack.callback(prediction_log.close)
-        predictor = Predictor(FeatureReader(store, chosen), deployment, log=prediction_log)
+        serving = Serving(SystemConfig(model, chosen, policy=spec,
+                                       predictions_topic=predictions_topic,
+                                       alias=build(spec).arms[0]),
+                          online=store, registry=models,
+                          log=log if log_predictions else None, on_problem=_warn)
+        stack.callback(serving.close)
+        deployment, predictor = serving.deployment, serving.predictor
+        prediction_log = serving.prediction_log
         updates = UpdateFollower(log, deployment)
         # Bandit policies (set now or later through the admin API) learn from the rewards
         # of the joined labels, fed from a background thread.

@@ -4,10 +4,21 @@ The engine reads the source topics through a consumer group (several engine proc
 in one group split the partitions), runs one :class:`~headwater.features.task.FeatureTask`
 per owned partition, writes the changed entities to the online store after every
 micro-batch, and checkpoints each task's state with its position every
-``checkpoint_events`` events and on close. The feature history receives a checkpoint's
+``checkpoint_events`` events (or ``checkpoint_interval_s`` seconds with events) and on
+close. The feature history receives a checkpoint's
 events just before the checkpoint commits, named by it, so after a crash the engine
 resumes from the last checkpoint, discards history written after it, and recomputes the
 rest: the stores end up exactly as after an uninterrupted run.
+
+A partition moves between engines with its state when the checkpoints are on storage
+they share (``state_dir`` an fsspec URL, or a directory both see): the new owner
+resumes from the last checkpoint. Its writes to the online store are fenced: taking a
+partition over, an engine claims it in the store (a new epoch, see
+:meth:`~headwater.store.online.OnlineStore.claim`), after which the previous owner's
+writes are refused; and every write records how far the partition was applied
+(``applied:<topic>:<partition>``), so the new owner writes nothing until it has
+passed that point. Served values therefore never go back while a partition moves,
+even though the checkpoint it resumes from is older than what was served.
 
 :func:`backfill` drives the same tasks over a replay of the log.
 """
@@ -23,8 +34,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 
-from headwater.errors import ValidationError
-from headwater.features.checkpoint import CheckpointStore
+from headwater.errors import FencedError, ValidationError
+from headwater.features.checkpoint import open_checkpoints
 from headwater.features.definitions import Feature
 from headwater.features.task import FeatureTask, Update, late_dead_letters
 from headwater.fsync import FsyncPolicy
@@ -41,7 +52,39 @@ class OnlineWriter(Protocol):
     :class:`~headwater.store.online.OnlineStore` is one)."""
 
     def write_columns(self, namespace: str, entities: Sequence[str],
-                      columns: Mapping[str, Sequence[bytes]]) -> None: ...
+                      columns: Mapping[str, Sequence[bytes]], *,
+                      meta: Mapping[str, bytes] | None = None,
+                      fence: tuple[str, int] | None = None) -> None: ...
+
+    def claim(self, namespace: str, key: str) -> int: ...
+
+    def meta_get(self, namespace: str, key: str) -> bytes | None: ...
+
+
+class Ownership:
+    """An engine's claim on one partition in the online store: its epoch there, and
+    the position the partition's values were written up to when it was claimed."""
+
+    __slots__ = ("applied", "epoch", "namespace", "partition", "topic")
+
+    def __init__(self, online: OnlineWriter, namespace: str, topic: str, partition: int
+                 ) -> None:
+        self.namespace, self.topic, self.partition = namespace, topic, partition
+        self.epoch = online.claim(namespace, self.fence_key)
+        applied = online.meta_get(namespace, self.applied_key)
+        self.applied = -1 if applied is None else int(applied)
+
+    @property
+    def fence_key(self) -> str:
+        return f"epoch:{self.topic}:{self.partition}"
+
+    @property
+    def applied_key(self) -> str:
+        return f"applied:{self.topic}:{self.partition}"
+
+    @property
+    def fence(self) -> tuple[str, int]:
+        return self.fence_key, self.epoch
 
 
 class History(Protocol):
@@ -78,17 +121,28 @@ class FeatureEngine:
         group: str = "features",
         member: str | None = None,
         checkpoint_events: int = 1_000_000,
+        checkpoint_interval_s: float | None = None,
         fsync: FsyncPolicy = "group",
     ) -> None:
+        if checkpoint_interval_s is not None and checkpoint_interval_s <= 0:
+            raise ValidationError("checkpoint_interval_s",
+                                  f"expected a positive number, got {checkpoint_interval_s}")
         self.log = log
+        self.checkpoint_interval_s = checkpoint_interval_s
+        self._checkpointed_at = time.monotonic()
         self.fsync: FsyncPolicy = fsync
         self.online = online
         self.history = history
-        self.state_dir = Path(state_dir)
+        self.state_dir = state_dir
         self.checkpoint_events = checkpoint_events
         self.features = _by_topic(features)
         self.consumer = log.consumer(group, sorted(self.features), member=member)
         self.tasks: dict[tuple[str, int], FeatureTask] = {}
+        self.owned: dict[tuple[str, int], Ownership] = {}
+        #: Partitions taken over: (topic, partition, the offset resumed from), in order.
+        self.resumed: list[tuple[str, int, int]] = []
+        #: Partitions given up because another engine claimed them while this one wrote.
+        self.fenced: list[tuple[str, int]] = []
         self._since_checkpoint = 0
         #: Late events met per topic (not applied; kept in the topic's dead-letter topic).
         self.late: Counter[str] = Counter()
@@ -103,8 +157,13 @@ class FeatureEngine:
         """
         owned = set(self.consumer.assignment())
         for key in [k for k in self.tasks if k not in owned]:
-            del self.tasks[key]  # another member owns it now and resumes it from its checkpoint
+            # Another member owns it now and resumes it from its checkpoint: a fresh
+            # one, unless that member has claimed it already.
+            self._commit(key)
+            self._drop(key)
         for topic, partition in sorted(owned - set(self.tasks)):
+            namespace = self.features[topic][0].entity.name
+            ownership = Ownership(self.online, namespace, topic, partition)  # before reading
             task = open_task(self.log, topic, partition, self.features[topic], self.state_dir,
                              self.history)
             start, _ = self.log.backend.offsets(topic, partition)
@@ -114,6 +173,30 @@ class FeatureEngine:
                     "by retention before the engine applied them; backfill from the history"
                 )
             self.tasks[(topic, partition)] = task
+            self.owned[(topic, partition)] = ownership
+            self.resumed.append((topic, partition, task.position))
+
+    def _commit(self, key: tuple[str, int]) -> None:
+        """Checkpoint one task, if the engine still holds the partition's epoch (an
+        engine fenced off must not move the checkpoint of the one that claimed it)."""
+        ownership = self.owned[key]
+        try:
+            self.online.write_columns(ownership.namespace, [], {}, fence=ownership.fence)
+            try:
+                commit_task(self.tasks[key], self.state_dir, self.history, fsync=self.fsync)
+            except OSError:
+                # The engine that claimed the partition meanwhile may have trimmed the
+                # history under this commit: then the failure is expected, and the
+                # partition is that engine's now.
+                self.online.write_columns(ownership.namespace, [], {}, fence=ownership.fence)
+                raise
+        except FencedError:
+            self._drop(key)
+            self.fenced.append(key)
+
+    def _drop(self, key: tuple[str, int]) -> None:
+        self.tasks.pop(key, None)
+        self.owned.pop(key, None)
 
     def step(self, max_events: int = 100_000, timeout_s: float = 0.0) -> int:
         """Process what is there (up to ``max_events``); return the events applied.
@@ -127,7 +210,9 @@ class FeatureEngine:
             time.sleep(min(0.002, max(0.0, deadline - time.monotonic())))
             count = self._step_once(max_events)
         self._since_checkpoint += count
-        if self._since_checkpoint >= self.checkpoint_events:
+        if self._since_checkpoint >= self.checkpoint_events or (
+                self._since_checkpoint and self.checkpoint_interval_s is not None
+                and time.monotonic() - self._checkpointed_at >= self.checkpoint_interval_s):
             self.checkpoint()
         return count
 
@@ -156,14 +241,24 @@ class FeatureEngine:
             if late.num_rows:
                 self.late[topic] += late.num_rows
             self.applied[topic] += got - late.num_rows
-            self._write(task, updates)
+            self._write((topic, partition), task, updates)
             count += got
         return count
 
-    def _write(self, task: FeatureTask, updates: list[Update]) -> None:
-        namespace = task.features[0].entity.name
-        for entities, columns in updates:
-            self.online.write_columns(namespace, entities, columns)
+    def _write(self, key: tuple[str, int], task: FeatureTask, updates: list[Update]) -> None:
+        """Write a micro-batch's updates under the partition's epoch, unless the store
+        holds values of a later position already (written by the previous owner)."""
+        ownership = self.owned[key]
+        if task.position <= ownership.applied:
+            return  # replaying what the previous owner applied and wrote: nothing newer
+        applied = {ownership.applied_key: str(task.position).encode()}
+        try:
+            for entities, columns in updates:
+                self.online.write_columns(ownership.namespace, entities, columns,
+                                          meta=applied, fence=ownership.fence)
+        except FencedError:  # another engine claimed the partition: it carries on
+            self._drop(key)
+            self.fenced.append(key)
 
     def run(self, *, idle_timeout_s: float | None = None, poll_timeout_s: float = 0.05,
             stop: threading.Event | None = None, report: Callable[[], None] | None = None,
@@ -188,13 +283,14 @@ class FeatureEngine:
 
     def checkpoint(self) -> None:
         """Commit every task's state with its position (and its history)."""
-        for task in self.tasks.values():
-            commit_task(task, self.state_dir, self.history, fsync=self.fsync)
+        for key in list(self.tasks):
+            self._commit(key)
         owned = set(self.consumer.assignment())
         progress = {k: t.position for k, t in self.tasks.items() if k in owned}
         if progress:  # for lag reports; the checkpoints are what the engine resumes from
             self.consumer.commit(progress)
         self._since_checkpoint = 0
+        self._checkpointed_at = time.monotonic()
 
     def close(self) -> None:
         self._reconcile()
@@ -210,10 +306,11 @@ class FeatureEngine:
 
 
 def open_task(log: Log, topic: str, partition: int, features: Sequence[Feature],
-              state_dir: Path, history: History | None) -> FeatureTask:
-    """A task restored from its last checkpoint (or fresh), history trimmed to match."""
+              state_dir: str | Path, history: History | None) -> FeatureTask:
+    """A task restored from its last checkpoint (or fresh), history trimmed to match.
+    ``state_dir`` is a directory or an fsspec URL (checkpoints shared by engines)."""
     task = FeatureTask(log.topic(topic), partition, features)
-    store = CheckpointStore(state_dir / topic / str(partition))
+    store = open_checkpoints(state_dir, topic, str(partition))
     current = store.current()
     if current is not None:
         task.restore(*current)
@@ -222,7 +319,7 @@ def open_task(log: Log, topic: str, partition: int, features: Sequence[Feature],
     return task
 
 
-def commit_task(task: FeatureTask, state_dir: Path, history: History | None, *,
+def commit_task(task: FeatureTask, state_dir: str | Path, history: History | None, *,
                 fsync: FsyncPolicy) -> None:
     task.checkpoint_id += 1
     table = task.take_history()
@@ -230,8 +327,8 @@ def commit_task(task: FeatureTask, state_dir: Path, history: History | None, *,
         history.write(task.topic.name, table, checkpoint=task.checkpoint_id, task=task.name,
                       position=task.position, watermark=task.watermark,
                       lateness=task.lateness)
-    CheckpointStore(state_dir / task.topic.name / str(task.partition),
-                    fsync=fsync).commit(*task.snapshot())
+    open_checkpoints(state_dir, task.topic.name, str(task.partition),
+                     fsync=fsync).commit(*task.snapshot())
 
 
 def backfill(
@@ -259,5 +356,5 @@ def backfill(
             for entities, columns in updates:
                 online.write_columns(task.features[0].entity.name, entities, columns)
             count += fetched.batch.num_rows
-        commit_task(task, Path(state_dir), history, fsync=fsync)
+        commit_task(task, state_dir, history, fsync=fsync)
     return count
