@@ -272,6 +272,7 @@ def train(
             with metrics_on(metrics_port, lambda: _trainer_metrics(counts)):
                 _keep_training(trainer, gate, strategy, model, poll, idle_timeout, stopping,
                                counts, line)
+            line.print()
         finally:
             held.release()
     _left_out(trainer, model)
