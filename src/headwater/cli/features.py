@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from contextlib import closing
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import pyarrow as pa
@@ -21,6 +21,7 @@ from rich.table import Table
 
 from headwater.cli.common import CliState, format_count, out, state_of, status
 from headwater.cli.signals import stop_requested
+from headwater.cli.statusline import MetricsPortOption, StatusLine, metrics_on
 from headwater.errors import ValidationError
 from headwater.features.definitions import DerivedFeature, Feature, FeatureSet, TableSource
 from headwater.features.engine import FeatureEngine, backfill
@@ -39,6 +40,9 @@ from headwater.time import (
     parse_duration,
     parse_time,
 )
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
 
 __all__ = ["app"]
 
@@ -130,6 +134,11 @@ def run(
     idle_timeout: Annotated[float | None, typer.Option(
         help="Stop after this many seconds without events (default: run until stopped).")] = None,
     group: Annotated[str, typer.Option(help="The engines' consumer group.")] = "features",
+    metrics_port: MetricsPortOption = None,
+    status_every: Annotated[str, typer.Option(
+        "--status-every", help="How often to print the status line.")] = "10s",
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", help="No status line (warnings are still printed).")] = False,
     group_timeout: Annotated[str | None, typer.Option(
         help="How long an engine may be silent before the others take its partitions "
         "over (the failover time on the Redis log). Default: $HEADWATER_GROUP_TIMEOUT "
@@ -159,16 +168,28 @@ def run(
         status().print(f"engine running ({len(loaded.features)} features); Ctrl-C or "
                        "SIGTERM stops it")
         late = _LateWarning(engine, loaded.features)
+        line = StatusLine("engine", lambda: {"events applied": sum(engine.applied.values()),
+                                             "late": sum(engine.late.values())},
+                          every_us=parse_duration(status_every, field="--status-every"),
+                          quiet=quiet)
         moves = _Moves(engine)
 
         def report() -> None:
             late.say()
             moves.say()
+            line.tick()
 
-        with stop_requested() as stop:
+        with stop_requested() as stop, metrics_on(metrics_port, lambda: _engine_metrics(engine)):
             engine.run(idle_timeout_s=idle_timeout, poll_timeout_s=0.2, stop=stop,
                        report=report, report_every_s=0.5)
+        line.print()
     status().print("engine stopped; its state is checkpointed")
+
+
+def _engine_metrics(engine: FeatureEngine) -> Collector:
+    from headwater.cli.metrics import EngineMetrics
+
+    return EngineMetrics(engine, SystemClock())
 
 
 class _Moves:

@@ -147,6 +147,8 @@ class FeatureEngine:
         self._since_checkpoint = 0
         #: Late events met per topic (not applied; kept in the topic's dead-letter topic).
         self.late: Counter[str] = Counter()
+        #: Events applied per topic (the late ones are counted in ``late``).
+        self.applied: Counter[str] = Counter()
 
     def _reconcile(self) -> None:
         """Follow the group: drop tasks of partitions lost, open tasks for those gained.
@@ -239,6 +241,7 @@ class FeatureEngine:
             late_dead_letters(self.log, task, late)
             if late.num_rows:
                 self.late[topic] += late.num_rows
+            self.applied[topic] += got - late.num_rows
             self._write((topic, partition), task, updates)
             count += got
         return count
