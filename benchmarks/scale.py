@@ -243,7 +243,7 @@ def predictions_batch(rows: list[tuple[str, str, int]]) -> pa.RecordBatch:
         "model": ["m"] * n, "version": pa.array([1] * n, pa.int64()), "score": [0.5] * n,
         "arm": ["champion"] * n, "served": [True] * n, "missing": [""] * n,
         "ts": pa.array(times, pa.int64()).cast(TIMESTAMP), "propensity": [1.0] * n,
-        "latency_ms": [0.1] * n, "defaulted": [""] * n,
+        "latency_ms": [0.1] * n, "defaulted": [""] * n, "entities": [None] * n,
     }, schema=PREDICTIONS_SCHEMA.arrow_schema())
 
 

@@ -138,7 +138,8 @@ def test_the_topic_is_created_once_and_checked() -> None:
 
 def test_a_topic_of_an_earlier_version_is_read_but_not_written() -> None:
     log = Log(MemoryBackend())
-    fields = {f.name: f.type for f in PREDICTIONS_SCHEMA.fields if f.name != "defaulted"}
+    fields = {f.name: f.type for f in PREDICTIONS_SCHEMA.fields
+              if f.name not in ("defaulted", "entities")}
     log.create_topic("predictions", Schema.of(fields, key="entity", event_time="ts"))
     with pytest.raises(TopicExistsError, match=r"earlier version of Headwater.*"
                        r"--predictions-topic NAME"):

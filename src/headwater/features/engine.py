@@ -2,12 +2,13 @@
 
 The engine reads the source topics through a consumer group (several engine processes
 in one group split the partitions), runs one :class:`~headwater.features.task.FeatureTask`
-per owned partition, writes the changed entities to the online store after every
-micro-batch, and checkpoints each task's state with its position every
-``checkpoint_events`` events and on close. The feature history receives a checkpoint's
-events just before the checkpoint commits, named by it, so after a crash the engine
-resumes from the last checkpoint, discards history written after it, and recomputes the
-rest: the stores end up exactly as after an uninterrupted run.
+per owned partition (one over all of a topic's partitions when features are keyed by a
+column other than the topic's key: such a topic is computed by one member), writes the
+changed entities to the online store after every micro-batch, and checkpoints each
+task's state with its position every ``checkpoint_events`` events and on close. The
+feature history receives a checkpoint's events just before the checkpoint commits, named
+by it, so after a crash the engine resumes from the last checkpoint, discards history
+written after it, and recomputes the rest: the stores end up exactly as after an uninterrupted run.
 
 :func:`backfill` drives the same tasks over a replay of the log.
 """
@@ -25,7 +26,7 @@ import pyarrow as pa
 
 from headwater.errors import ValidationError
 from headwater.features.checkpoint import CheckpointStore
-from headwater.features.definitions import Feature
+from headwater.features.definitions import Feature, key_column
 from headwater.features.task import FeatureTask, Update, late_dead_letters
 from headwater.fsync import FsyncPolicy
 from headwater.log import Log
@@ -33,7 +34,7 @@ from headwater.log import Log
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["FeatureEngine", "History", "OnlineWriter", "backfill"]
+__all__ = ["FeatureEngine", "History", "OnlineWriter", "backfill", "task_partitions"]
 
 
 class OnlineWriter(Protocol):
@@ -58,10 +59,18 @@ def _by_topic(features: Sequence[Feature]) -> dict[str, list[Feature]]:
     grouped: dict[str, list[Feature]] = {}
     for feature in features:
         grouped.setdefault(feature.source.topic, []).append(feature)
-    for topic, group in grouped.items():
-        if len({f.entity for f in group}) != 1:
-            raise ValidationError("features", f"features of {topic!r} describe several entities")
     return grouped
+
+
+def task_partitions(log: Log, topic: str, features: Sequence[Feature], partition: int
+                    ) -> tuple[int, ...]:
+    """The partitions of the task that computes ``features`` of ``partition``: that one
+    partition when every feature is keyed by the topic's key, else all of them (an
+    entity keyed by another column has events in every partition)."""
+    info = log.topic(topic)
+    if all(key_column(f) == info.schema.key for f in features):
+        return (partition,)
+    return tuple(range(info.partitions))
 
 
 class FeatureEngine:
@@ -88,6 +97,8 @@ class FeatureEngine:
         self.checkpoint_events = checkpoint_events
         self.features = _by_topic(features)
         self.consumer = log.consumer(group, sorted(self.features), member=member)
+        #: The task of each owned partition (one task over all of a topic's partitions
+        #: is the task of each of them).
         self.tasks: dict[tuple[str, int], FeatureTask] = {}
         self._since_checkpoint = 0
         #: Late events met per topic (not applied; kept in the topic's dead-letter topic).
@@ -100,18 +111,26 @@ class FeatureEngine:
         their checkpoints (never the group's committed offsets).
         """
         owned = set(self.consumer.assignment())
-        for key in [k for k in self.tasks if k not in owned]:
+        lost = {id(t) for k, t in self.tasks.items() if k not in owned}
+        for key in [k for k, t in self.tasks.items() if id(t) in lost]:
             del self.tasks[key]  # another member owns it now and resumes it from its checkpoint
         for topic, partition in sorted(owned - set(self.tasks)):
-            task = open_task(self.log, topic, partition, self.features[topic], self.state_dir,
-                             self.history)
-            start, _ = self.log.backend.offsets(topic, partition)
-            if task.position < start:
+            partitions = task_partitions(self.log, topic, self.features[topic], partition)
+            if not owned.issuperset((topic, p) for p in partitions):
                 raise ValidationError(
-                    "position", f"{task.name}: events {task.position}..{start - 1} were removed "
-                    "by retention before the engine applied them; backfill from the history"
-                )
-            self.tasks[(topic, partition)] = task
+                    "group", f"features of {topic!r} keyed by a column other than its key "
+                    f"read all its {len(partitions)} partitions, but this member of the "
+                    "group owns only some: run one engine process for them")
+            task = open_task(self.log, topic, partitions, self.features[topic],
+                             self.state_dir, self.history)
+            for p, lane in task.lanes.items():
+                start, _ = self.log.backend.offsets(topic, p)
+                if lane.position < start:
+                    raise ValidationError(
+                        "position", f"{lane.name}: events {lane.position}..{start - 1} were "
+                        "removed by retention before the engine applied them; backfill from "
+                        "the history")
+                self.tasks[(topic, p)] = task
 
     def step(self, max_events: int = 100_000, timeout_s: float = 0.0) -> int:
         """Process what is there (up to ``max_events``); return the events applied.
@@ -138,7 +157,7 @@ class FeatureEngine:
             if budget <= 0:
                 break
             batches: list[pa.RecordBatch] = []
-            position, got = task.position, 0
+            position, got = task.lanes[partition].position, 0
             while got < budget:
                 batch = self.log.backend.read(topic, partition, position + got, budget - got)
                 if not batch.num_rows:
@@ -149,8 +168,8 @@ class FeatureEngine:
                 continue
             # Several reads go on as one table of their batches: no copy into one batch.
             batch = batches[0] if len(batches) == 1 else pa.Table.from_batches(batches)
-            updates, late = task.process(batch)
-            late_dead_letters(self.log, task, late)
+            updates, late = task.process(batch, partition)
+            late_dead_letters(self.log, task, late, partition)
             if late.num_rows:
                 self.late[topic] += late.num_rows
             self._write(task, updates)
@@ -158,8 +177,7 @@ class FeatureEngine:
         return count
 
     def _write(self, task: FeatureTask, updates: list[Update]) -> None:
-        namespace = task.features[0].entity.name
-        for entities, columns in updates:
+        for namespace, entities, columns in updates:
             self.online.write_columns(namespace, entities, columns)
 
     def run(self, *, idle_timeout_s: float | None = None, poll_timeout_s: float = 0.05,
@@ -185,10 +203,10 @@ class FeatureEngine:
 
     def checkpoint(self) -> None:
         """Commit every task's state with its position (and its history)."""
-        for task in self.tasks.values():
+        for task in {id(t): t for t in self.tasks.values()}.values():
             commit_task(task, self.state_dir, self.history, fsync=self.fsync)
         owned = set(self.consumer.assignment())
-        progress = {k: t.position for k, t in self.tasks.items() if k in owned}
+        progress = {k: t.lanes[k[1]].position for k, t in self.tasks.items() if k in owned}
         if progress:  # for lag reports; the checkpoints are what the engine resumes from
             self.consumer.commit(progress)
         self._since_checkpoint = 0
@@ -206,29 +224,36 @@ class FeatureEngine:
         self.close()
 
 
-def open_task(log: Log, topic: str, partition: int, features: Sequence[Feature],
-              state_dir: Path, history: History | None) -> FeatureTask:
+def _checkpoints(state_dir: Path, task: FeatureTask) -> Path:
+    """Where a task's checkpoints are: by partition, or ``all`` for a task over all."""
+    return state_dir / task.topic.name / ("all" if task.whole else str(task.partition))
+
+
+def open_task(log: Log, topic: str, partitions: int | Sequence[int],
+              features: Sequence[Feature], state_dir: Path, history: History | None
+              ) -> FeatureTask:
     """A task restored from its last checkpoint (or fresh), history trimmed to match."""
-    task = FeatureTask(log.topic(topic), partition, features)
-    store = CheckpointStore(state_dir / topic / str(partition))
-    current = store.current()
+    task = FeatureTask(log.topic(topic), partitions, features)
+    current = CheckpointStore(_checkpoints(state_dir, task)).current()
     if current is not None:
         task.restore(*current)
     if history is not None:
-        history.discard_after(topic, task.name, task.checkpoint_id)
+        for lane in task.lanes.values():
+            history.discard_after(topic, lane.name, task.checkpoint_id)
     return task
 
 
 def commit_task(task: FeatureTask, state_dir: Path, history: History | None, *,
                 fsync: FsyncPolicy) -> None:
+    """Checkpoint a task; its applied events go to the history first, by partition."""
     task.checkpoint_id += 1
-    table = task.take_history()
-    if history is not None and table is not None:
-        history.write(task.topic.name, table, checkpoint=task.checkpoint_id, task=task.name,
-                      position=task.position, watermark=task.watermark,
-                      lateness=task.lateness)
-    CheckpointStore(state_dir / task.topic.name / str(task.partition),
-                    fsync=fsync).commit(*task.snapshot())
+    for p, lane in task.lanes.items():
+        table = task.take_history(p)
+        if history is not None and table is not None:
+            history.write(task.topic.name, table, checkpoint=task.checkpoint_id,
+                          task=lane.name, position=lane.position, watermark=lane.watermark,
+                          lateness=task.lateness)
+    CheckpointStore(_checkpoints(state_dir, task), fsync=fsync).commit(*task.snapshot())
 
 
 def backfill(
@@ -245,16 +270,27 @@ def backfill(
     """Compute features from the start of the log to its current end, with the same tasks
     as the live engine, in big batches; return the events applied."""
     grouped = _by_topic(features)
-    chosen = partitions or [(t, p) for t in grouped for p in range(log.topic(t).partitions)]
+    chosen = list(partitions or [(t, p) for t in grouped
+                                 for p in range(log.topic(t).partitions)])
     count = 0
+    done: set[tuple[str, int]] = set()
     for topic, partition in chosen:
-        task = FeatureTask(log.topic(topic), partition, grouped[topic])
-        task.position = log.backend.offsets(topic, partition)[0]
-        for fetched in log.replay(topic, [partition], max_events=batch_events):
-            updates, late = task.process(fetched.batch)
-            late_dead_letters(log, task, late)
-            for entities, columns in updates:
-                online.write_columns(task.features[0].entity.name, entities, columns)
-            count += fetched.batch.num_rows
+        if (topic, partition) in done:
+            continue
+        lanes = task_partitions(log, topic, grouped[topic], partition)
+        if not set(chosen).issuperset((topic, p) for p in lanes):
+            raise ValidationError(
+                "partitions", f"features of {topic!r} keyed by a column other than its key "
+                f"read all its {len(lanes)} partitions: backfill them together")
+        task = FeatureTask(log.topic(topic), lanes, grouped[topic])
+        for p in lanes:
+            task.lanes[p].position = log.backend.offsets(topic, p)[0]
+            for fetched in log.replay(topic, [p], max_events=batch_events):
+                updates, late = task.process(fetched.batch, p)
+                late_dead_letters(log, task, late, p)
+                for namespace, entities, columns in updates:
+                    online.write_columns(namespace, entities, columns)
+                count += fetched.batch.num_rows
+            done.add((topic, p))
         commit_task(task, Path(state_dir), history, fsync=fsync)
     return count
