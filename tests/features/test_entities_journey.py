@@ -93,6 +93,16 @@ def test_one_request_reads_each_entity_by_its_own_key(tmp_path: Path,
     run(backends, home, "produce", "payments", "-", "--format", "csv", input=csv)
     run(backends, home, "features", "apply")
     run(backends, home, "features", "run", "--idle-timeout", "0")
+    for at in ((), ("--at", "now")):  # the online store, and recomputed from the log
+        got = run(backends, home, "features", "get", "user=u1", "merchant=m2", "--set",
+                  "checkout", "--request", '{"amount": 40.0}', *at)
+        want = recount(rows, "u1", "m2", 40.0)
+        table = {cells[0]: cells[1] for cells in (line.replace("│", " ").split()
+                                                  for line in got.splitlines())
+                 if len(cells) >= 2 and cells[0] in want}
+        for name, value in want.items():
+            if name != "amount":  # a request value, not a feature
+                assert np.isclose(float(table[name]), value), (at, name, got)
 
     rng = np.random.default_rng(1)
     model = LogisticRegression()
