@@ -45,11 +45,35 @@ Figures:
 - ``last_label``: ours with one more feature, the previous row's label (a legal
   streaming feature: Elec2's label is known 30 minutes later, when the next row comes).
 - ``predict_one_us`` / ``river_predict_one_us``: one single-row prediction from a dict.
+- ``label_to_serving_p99_ms`` (target <= 1000), with ``_p50``/``_p99``/``_max`` per
+  backend: live, in wall time, from a label's append to the first prediction served by
+  a model that learnt it, with the processes of ``headwater run`` on the embedded default
+  and on Redis (``benchmarks/label_to_serving.py``; ``--freshness-only`` measures just
+  these, ``--backends embedded`` skips Redis).
+
+And a continual :class:`headwater.learning.Trainer`'s footprint (``trainer``), with a
+categorical column so the model carries its 2^18 hashed weights (about 14 MB of state):
+
+- ``trainer_rss_growth_mb``: a child process appends examples to an embedded log and
+  runs a continual trainer over them (a sqlite model store on disk) for ``--updates``
+  steps of ``--update-rows`` examples, publishing a checkpoint every ``updates /
+  checkpoints`` steps (``--checkpoints``); the growth of its peak RSS from the end of the
+  second checkpoint to the end (target <= 50 MB over 5,000 updates and 500
+  checkpoints). ``reverts`` and ``rejected`` count what the guard and the gate refused on
+  that stationary stream.
+- ``publish``: saving that model's state — ``before_ms`` the zlib-compressed ``.npz``
+  publishing used to write, ``after_ms`` what it writes now (uncompressed, sparse arrays
+  as their non-zero entries), the best of ``--rounds`` x 5 in this run, with
+  ``speedup`` and both sizes; ``checkpoint_ms`` the trainer's whole publication (judging,
+  saving, registering, promoting) per checkpoint in the child: the median step that
+  published less the median step that did not (``step_ms``: reading, learning and
+  guarding one update).
 
 Usage::
 
     .venv/bin/python benchmarks/learning.py
     .venv/bin/python benchmarks/learning.py --rounds 5 --rows 10000
+    .venv/bin/python benchmarks/learning.py --trainer-only
 """
 
 from __future__ import annotations
@@ -62,16 +86,22 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
 
 import argparse
 import gc
+import io
 import json
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+import label_to_serving  # type: ignore[import-not-found]  # beside this script
 from headwater.datasets import elec2
 from headwater.models import LogisticRegression, from_arrow
 from headwater.models.metrics import accuracy, log_loss, roc_auc
@@ -118,7 +148,32 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--sklearn-batch", type=int, default=16)
     parser.add_argument("--rows", type=int, default=None, help="Elec2 rows (default: all)")
+    parser.add_argument("--labels", type=int, default=60,
+                        help="Labels sampled per backend for label_to_serving")
+    parser.add_argument("--backends", default="embedded,redis")
+    parser.add_argument("--redis", default=os.environ.get("HEADWATER_TEST_REDIS_URL",
+                                                          "redis://127.0.0.1:6379/15"))
+    parser.add_argument("--freshness-only", action="store_true",
+                        help="Measure label_to_serving only")
+    parser.add_argument("--updates", type=int, default=5_000)
+    parser.add_argument("--checkpoints", type=int, default=500)
+    parser.add_argument("--update-rows", type=int, default=20)
+    parser.add_argument("--trainer-only", action="store_true",
+                        help="Only the continual trainer's footprint and publishing cost.")
+    parser.add_argument("--trainer-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.trainer_child:
+        print(json.dumps(_trainer_child(args.updates, args.checkpoints, args.update_rows)))
+        return
+    if args.freshness_only:
+        print(json.dumps(label_to_serving.figures(args.backends.split(","), args.redis,
+                                                  args.labels), indent=2))
+        return
+    trainer = _trainer(args)
+    if args.trainer_only:
+        print(json.dumps({"trainer": trainer, **_flat(trainer)}, indent=2))
+        return
+    freshness = label_to_serving.figures(args.backends.split(","), args.redis, args.labels)
 
     table = elec2.load(args.rows)
     columns = from_arrow(table, FEATURES)
@@ -212,8 +267,147 @@ def main() -> None:
         "predict_one_us": _per_call_us(lambda x: trained.predict_one(x), rows),
         "river_predict_one_us": _per_call_us(lambda x: river_trained.predict_proba_one(x),
                                              rows),
+        **freshness,
+        "trainer": trainer, **_flat(trainer),
     }
     print(json.dumps(report, indent=2))
+
+
+def _flat(trainer: dict[str, Any]) -> dict[str, Any]:
+    return {"trainer_rss_growth_mb": trainer["trainer_rss_growth_mb"],
+            "publish_speedup": trainer["publish"]["speedup"]}
+
+
+def _trainer(args: argparse.Namespace) -> dict[str, Any]:
+    """The continual trainer's footprint (in a child process) and publishing cost."""
+    _log(f"trainer: {args.updates} updates, {args.checkpoints} checkpoints (child process)")
+    child = subprocess.run(
+        [sys.executable, __file__, "--trainer-child", "--updates", str(args.updates),
+         "--checkpoints", str(args.checkpoints), "--update-rows", str(args.update_rows)],
+        capture_output=True, text=True, check=False)
+    if child.returncode:
+        sys.exit(f"the trainer's child process failed:\n{child.stderr}")
+    figures: dict[str, Any] = json.loads(child.stdout)
+    figures["publish"] = _publish_cost(args.rounds) | {
+        "checkpoint_ms": figures.pop("checkpoint_ms")}
+    return figures
+
+
+def _examples(rng: np.random.Generator, start: int, count: int) -> Any:
+    """``count`` training examples of a stationary stream (two numbers, a city)."""
+    import msgspec
+    import pyarrow as pa
+
+    from headwater.labels import TRAINING_EXAMPLES_SCHEMA
+    from headwater.log.schema import TIMESTAMP
+
+    x = rng.normal(size=(count, 2))
+    city = rng.integers(0, 200, count)
+    y = ((x[:, 0] - x[:, 1] + (city % 3 - 1) + rng.normal(0, 1, count)) > 0).astype(float)
+    times = (1_700_000_000_000_000 + (start + np.arange(count)) * 1_000_000).tolist()
+    features = [msgspec.json.encode({"x1": a, "x2": b, "city": f"c{c}"})
+                for (a, b), c in zip(x.tolist(), city.tolist(), strict=True)]
+    rows = {
+        "request_id": [f"r{start + i}" for i in range(count)], "entity": ["e"] * count,
+        "features": features, "model": ["m"] * count,
+        "version": pa.array([1] * count, pa.int64()), "score": [0.5] * count,
+        "arm": ["champion"] * count, "served": [True] * count, "label": y,
+        "source": ["explicit"] * count,
+        "prediction_time": pa.array(times, pa.int64()).cast(TIMESTAMP),
+        "label_time": pa.array(times, pa.int64()).cast(TIMESTAMP),
+    }
+    return pa.record_batch(rows, schema=TRAINING_EXAMPLES_SCHEMA.arrow_schema())
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _trainer_child(updates: int, checkpoints: int, rows: int) -> dict[str, Any]:
+    """Run in a process of its own: a continual trainer over a stationary stream."""
+    from headwater.labels import TRAINING_EXAMPLES_SCHEMA, TRAINING_EXAMPLES_TOPIC
+    from headwater.learning import Trainer, Volume
+    from headwater.log import Log
+    from headwater.log.embedded import EmbeddedBackend
+    from headwater.registry import open_registry
+    from headwater.testing import ManualClock
+
+    every = max(1, updates // checkpoints)
+    rng = np.random.default_rng(7)
+    with tempfile.TemporaryDirectory(prefix="headwater-bench-") as tmp:
+        clock = ManualClock(1_700_000_000_000_000)
+        log = Log(EmbeddedBackend(Path(tmp) / "log", fsync="never"))
+        log.create_topic(TRAINING_EXAMPLES_TOPIC, TRAINING_EXAMPLES_SCHEMA)
+        registry = open_registry(Path(tmp) / "registry", clock=clock)
+        trainer = Trainer(log, registry, "m", LogisticRegression, strategy="continual",
+                          trigger=Volume(every * rows), clock=clock)
+        base = None
+        steps: dict[bool, list[float]] = {True: [], False: []}  # published or not
+        for update in range(updates):
+            log.append(TRAINING_EXAMPLES_TOPIC, _examples(rng, update * rows, rows))
+            clock.advance(1_000_000)
+            start = time.perf_counter()
+            done = trainer.step()
+            steps[done is not None].append(time.perf_counter() - start)
+            if update == 2 * every - 1:
+                gc.collect()
+                base = _peak_rss_mb()
+        peak = _peak_rss_mb()
+        published = trainer.published
+        registry.close()
+        log.close()
+    assert base is not None
+    checkpoint_ms = 1000 * (float(np.median(steps[True])) - float(np.median(steps[False])))
+    return {"updates": updates, "checkpoints": len(published), "update_rows": rows,
+            "trainer_rss_growth_mb": round(peak - base, 1), "peak_rss_mb": round(peak, 1),
+            "rss_after_second_checkpoint_mb": round(base, 1),
+            "reverts": trainer.reverts,
+            "rejected": sum(not p.verdict.promote for p in published),
+            "step_ms": round(1000 * float(np.median(steps[False])), 2),
+            "checkpoint_ms": round(checkpoint_ms, 1)}
+
+
+def _publish_cost(rounds: int) -> dict[str, Any]:
+    """Saving a model with 2^18 hashed weights: the compressed .npz publishing used to
+    write against what it writes now."""
+    from headwater.models import artifact
+
+    rng = np.random.default_rng(3)
+    model = LogisticRegression()
+    for start in range(0, 20_000, 1_000):
+        batch = _examples(rng, start, 1_000)
+        import msgspec
+
+        decoded = [msgspec.json.decode(f) for f in batch.column("features").to_pylist()]
+        model.learn({"x1": np.array([d["x1"] for d in decoded]),
+                     "x2": np.array([d["x2"] for d in decoded]),
+                     "city": np.array([d["city"] for d in decoded])},
+                    batch.column("label").to_numpy())
+    with tempfile.TemporaryDirectory(prefix="headwater-bench-") as tmp:
+        model.save(tmp)  # the arrays a save writes, read back whole
+        path = Path(tmp) / "state.npz"
+        state = artifact.load_arrays(path.read_bytes(), path, {})
+    sizes: dict[str, int] = {}
+
+    def before() -> None:
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **state)  # type: ignore[arg-type]
+        sizes["before"] = len(buffer.getvalue())
+
+    def after() -> None:
+        sizes["after"] = len(artifact.save_arrays(state))
+
+    best: dict[str, float] = {}
+    for name, call in (("before", before), ("after", after)) * max(1, rounds):
+        for _ in range(5):
+            began = time.perf_counter()
+            call()
+            best[name] = min(best.get(name, float("inf")), time.perf_counter() - began)
+    return {"before_ms": round(1000 * best["before"], 2),
+            "after_ms": round(1000 * best["after"], 2),
+            "speedup": round(best["before"] / best["after"], 1),
+            "before_bytes": sizes["before"], "after_bytes": sizes["after"],
+            "state_bytes": int(sum(a.nbytes for a in state.values()))}
 
 
 def _one_row_calls(stream: Stream, ours: dict[str, float], river: dict[str, float],

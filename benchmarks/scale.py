@@ -40,6 +40,19 @@ passed to ``write``), median over steps of 50 predictions and 50 outcomes each, 
 ``joiner_state_bytes`` is the state a whole-state checkpoint would rewrite every step
 (its snapshot once the open predictions were read).
 
+``engines2_vs_1``: the events per second of two ``headwater features run`` processes in
+one group over one of them, catching up with a backlog of ``--engine-events`` events in
+eight partitions on the Redis log, into the Redis online store: the engines are
+started and hold their partitions, then stopped (SIGSTOP) while the backlog is appended
+and continued (so start-up and appending are not counted). ``engines2_identical``: both
+runs left the same values for every entity.
+
+``failover_s`` (target <= 3): two engines in one group on Redis (the default group
+timeout, 2 s), checkpoints in a shared directory; one is SIGKILLed, an event appended
+at once to each of its partitions, and the time until the online store serves values
+that include those events (each partition's ``applied`` mark, written with the values,
+passing them) is measured; median of ``--failover-rounds`` kills.
+
 ``redis_server_cpu_us_per_request`` (target <= 60) and ``workers2_vs_1``: the prediction
 server over the Redis online store, computed by ``benchmarks/serving.py``
 (:func:`scale_figures` there: ``--serving-seconds`` of load per run, ``--serving-rounds``
@@ -243,7 +256,8 @@ def predictions_batch(rows: list[tuple[str, str, int]]) -> pa.RecordBatch:
         "model": ["m"] * n, "version": pa.array([1] * n, pa.int64()), "score": [0.5] * n,
         "arm": ["champion"] * n, "served": [True] * n, "missing": [""] * n,
         "ts": pa.array(times, pa.int64()).cast(TIMESTAMP), "propensity": [1.0] * n,
-        "latency_ms": [0.1] * n, "defaulted": [""] * n, "entities": [None] * n,
+        "latency_ms": [0.1] * n, "defaulted": [""] * n, "update": [None] * n,
+        "entities": [None] * n,
     }, schema=PREDICTIONS_SCHEMA.arrow_schema())
 
 
@@ -535,6 +549,211 @@ def serving(args: argparse.Namespace) -> dict[str, Any]:
     return figures
 
 
+# -- engines2_vs_1, failover_s -----------------------------------------------------------
+
+ENGINE_PROJECT = """
+from headwater.features import Entity, Feature, Lifetime, Sliding, StreamSource
+user = Entity("user", key="user")
+events = StreamSource.of("events")
+FEATURES = [
+    Feature.of("n", user, events, "count", window=Lifetime()),
+    Feature.of("spend_1h", user, events, "sum", column="x", window=Sliding.of("1h", hop="5m")),
+    Feature.of("last_x", user, events, "last", column="x"),
+]
+"""
+ENGINE_PARTITIONS = 8
+ENGINE_USERS = 20_000
+
+
+class _Engines:
+    """``headwater features run`` processes over one Redis log and online store (under
+    prefixes of their own), each in its own home, checkpoints in a shared directory."""
+
+    def __init__(self, root: Path, redis_url: str) -> None:
+        import uuid
+
+        self.root = root
+        self.prefix = f"hwbench-{uuid.uuid4().hex[:10]}"
+        (root / "features.py").write_text(ENGINE_PROJECT)
+        self.env = {**os.environ, "HEADWATER_FSYNC": "never",
+                    "HEADWATER_LOG_URL": f"{redis_url}?prefix={self.prefix}",
+                    "HEADWATER_ONLINE_URL": f"{redis_url}?prefix={self.prefix}-online",
+                    "HEADWATER_CHECKPOINTS_URL": str(root / "checkpoints"),
+                    "HEADWATER_HISTORY_URL": str(root / "history"),
+                    "HEADWATER_PROJECT": str(root / "features.py")}
+        self.settings = Settings.from_env(self.env)
+        from headwater.log import Schema, open_log
+        from headwater.store.online import open_online_store
+
+        self.log = open_log(settings=self.settings)
+        self.log.create_topic("events", Schema.of(
+            {"user": "string", "x": "float64", "ts": "timestamp"}, key="user",
+            event_time="ts"), partitions=ENGINE_PARTITIONS)
+        self.online = open_online_store(self.settings.online_location, settings=self.settings)
+        self.rng = np.random.default_rng(17)
+        self.at = 1_717_200_000_000_000
+        self.homes = 0
+
+    def append(self, n: int, users: list[str] | None = None) -> None:
+        for lo in range(0, n, 50_000):
+            m = min(50_000, n - lo)
+            names = users or [f"u{i}" for i in self.rng.integers(0, ENGINE_USERS, m)]
+            self.log.append("events", pa.record_batch({
+                "user": names[:m], "x": np.round(self.rng.lognormal(3, 1, m), 2),
+                "ts": pa.array(self.at + np.arange(m) * 1000, pa.int64()).cast(TIMESTAMP)}))
+            self.at += m * 1000
+
+    def start(self, *args: str) -> _Collected:
+        self.homes += 1
+        env = {**self.env, "HEADWATER_HOME": str(self.root / f"home-{self.homes}")}
+        return _Collected(subprocess.Popen(
+            [sys.executable, "-m", "headwater", "features", "run", *args], env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+
+    def applied(self) -> dict[int, int]:
+        out = {}
+        for p in range(ENGINE_PARTITIONS):
+            mark = self.online.meta_get("user", f"applied:events:{p}")
+            out[p] = -1 if mark is None else int(mark)
+        return out
+
+    def caught_up(self, partitions: list[int] | None = None) -> bool:
+        ends = self.log.end_offsets("events")
+        applied = self.applied()
+        return all(applied[p] >= ends[p] for p in partitions or range(ENGINE_PARTITIONS))
+
+    def values(self) -> list[dict[str, bytes]]:
+        return self.online.read_many("user", [f"u{i}" for i in range(ENGINE_USERS)])
+
+    def close(self) -> None:
+        from headwater.log.redis import RedisBackend
+
+        destroy = getattr(self.online, "destroy", None)
+        if destroy is not None:
+            destroy()
+        self.online.close()
+        backend = self.log.backend
+        self.log.close()
+        if isinstance(backend, RedisBackend):
+            redo = RedisBackend(backend.url, prefix=backend.prefix)
+            redo.destroy()
+            redo.close()
+
+
+def _owned(proc: _Collected) -> set[int]:
+    import re
+
+    return {int(p) for p in re.findall(r"took over events\[(\d+)\]", "".join(proc.lines))}
+
+
+def _stop(procs: list[_Collected]) -> None:
+    for proc in procs:
+        if proc.proc.poll() is None:
+            proc.proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.proc.kill()
+            proc.proc.wait()
+
+
+def _catch_up(root: Path, redis_url: str, events: int, engines: int
+              ) -> tuple[float, list[dict[str, bytes]]]:
+    """Seconds for ``engines`` engines, started and holding their partitions, to catch
+    up with a backlog appended while they were stopped (SIGSTOP: their start-up and
+    the group's first rebalance are not counted)."""
+    bench = _Engines(root, redis_url)
+    procs = [bench.start("--group-timeout", "10m") for _ in range(engines)]
+    try:
+        deadline = time.monotonic() + 120
+        while sum(len(_owned(p)) for p in procs) < ENGINE_PARTITIONS or not all(
+                _owned(p) for p in procs):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the engines did not split the partitions: "
+                                   + "".join(line for p in procs for line in p.lines))
+            time.sleep(0.05)
+        time.sleep(1.0)  # the one that lost partitions has let them go
+        for proc in procs:
+            os.kill(proc.proc.pid, signal.SIGSTOP)
+        bench.append(events)
+        begin = time.perf_counter()
+        for proc in procs:
+            os.kill(proc.proc.pid, signal.SIGCONT)
+        while not bench.caught_up():
+            for proc in procs:
+                if proc.proc.poll() is not None:
+                    raise RuntimeError(f"an engine stopped: {''.join(proc.lines)}")
+            time.sleep(0.02)
+        seconds = time.perf_counter() - begin
+        return seconds, bench.values()
+    finally:
+        _stop(procs)
+        bench.close()
+
+
+def engines2_vs_1(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="headwater-scale-") as folder:
+        root = Path(folder)
+        log(f"engines: a backlog of {args.engine_events:,} events, one engine")
+        (root / "one").mkdir()
+        one_s, one = _catch_up(root / "one", args.redis_url, args.engine_events, 1)
+        log("engines: the same backlog, two engines in one group")
+        (root / "two").mkdir()
+        two_s, two = _catch_up(root / "two", args.redis_url, args.engine_events, 2)
+    return {"engines2_vs_1": round(one_s / two_s, 3),
+            "engines1_events_per_s": round(args.engine_events / one_s),
+            "engines2_events_per_s": round(args.engine_events / two_s),
+            "engines2_identical": one == two, "engine_events": args.engine_events}
+
+
+def failover_s(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="headwater-scale-") as folder:
+        bench = _Engines(Path(folder), args.redis_url)
+        try:
+            return _failover_s(bench, args.failover_rounds)
+        finally:
+            bench.close()
+
+
+def _failover_s(bench: _Engines, rounds: int) -> dict[str, Any]:
+    times: list[float] = []
+    # One user of each partition, found with the log's own partitioner.
+    from headwater.log.partitioner import partition_of
+
+    names = [f"u{i}" for i in range(1_000)]
+    probes: dict[int, str] = {}
+    for name, p in zip(names, partition_of(pa.array(names), ENGINE_PARTITIONS).tolist(),
+                       strict=True):
+        probes.setdefault(p, name)
+    survivor = bench.start("--checkpoint-interval", "1s")
+    survivor.wait_for("took over")
+    for k in range(rounds):
+        victim = bench.start("--checkpoint-interval", "1s")
+        deadline = time.monotonic() + 60
+        while not _owned(victim) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        bench.append(20_000)
+        while not bench.caught_up():
+            time.sleep(0.05)
+        time.sleep(1.5)  # a checkpoint of the victim's partitions
+        lost = sorted(_owned(victim))
+        log(f"failover {k + 1}/{rounds}: SIGKILL of the engine owning partitions {lost}")
+        os.kill(victim.proc.pid, signal.SIGKILL)
+        killed = time.perf_counter()
+        victim.proc.wait()
+        bench.append(len(lost), [probes[p] for p in lost])
+        while not bench.caught_up(lost):
+            if time.perf_counter() - killed > 120:
+                raise RuntimeError(f"no failover: {''.join(survivor.lines)}")
+            time.sleep(0.01)
+        times.append(time.perf_counter() - killed)
+    _stop([survivor])
+    return {"failover_s": round(statistics.median(times), 2),
+            "failover_s_each": [round(t, 2) for t in times],
+            "group_timeout": bench.settings.group_timeout}
+
+
 #: Every figure: a function of the arguments returning its figures.
 FIGURES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "pit_20m_peak_rss_mb": pit_20m_peak_rss_mb,
@@ -542,6 +761,8 @@ FIGURES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "trainers2_lineage_forks": trainers2_lineage_forks,
     "joiner_step_bytes": joiner_step_bytes,
     "serving": serving,
+    "engines2_vs_1": engines2_vs_1,
+    "failover_s": failover_s,
 }
 
 
@@ -564,6 +785,10 @@ def main() -> None:
                         help="Seconds of load per serving run.")
     parser.add_argument("--serving-rounds", type=int, default=3,
                         help="Rounds of the serving runs (medians).")
+    parser.add_argument("--engine-events", type=int, default=1_000_000,
+                        help="The backlog the engines catch up with.")
+    parser.add_argument("--failover-rounds", type=int, default=3)
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--child", choices=["stream", "memory"], help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)

@@ -14,6 +14,7 @@ import headwater.labels
 import headwater.learning
 import headwater.log
 import headwater.orchestrator
+import headwater.system
 import headwater.testing
 import headwater.time
 from headwater.errors import ConfigError, MissingExtraError
@@ -25,16 +26,20 @@ PUBLIC: dict[object, list[str]] = {
                         "MemoryRegistryBackend"],
     headwater.labels: ["LATE_OUTCOMES_SCHEMA", "LATE_OUTCOMES_TOPIC", "OUTCOMES_SCHEMA",
                        "OUTCOMES_TOPIC", "TRAINING_EXAMPLES_SCHEMA", "TRAINING_EXAMPLES_TOPIC",
-                       "LabelSource", "decode_features"],
+                       "JoinRule", "LabelJoiner", "LabelSource", "decode_features"],
     headwater.learning: ["AnyOf", "Cost", "Daily", "Drift", "Every", "ExampleSlice", "Fire", "Gate",
-                         "Observation", "Performance", "Published", "RateLimited", "Strategy",
-                         "Trainer", "TrainerLease", "Trigger", "Volume",
+                         "Guard", "Observation", "Performance", "Published", "RateLimited",
+                         "Strategy", "Trainer", "TrainerLease", "Trigger", "Verdict", "Volume",
                          "examples_hash", "read_examples", "reproduce", "score_then_learn",
                          "slice_end"],
     headwater.orchestrator: ["Component", "RunLock", "Supervisor"],
-    headwater.features: ["Aggregation", "DerivedFeature", "Entity", "Feature", "FeatureSet",
+    headwater.system: ["COMPONENTS", "DEFAULT_RULE", "Serving", "System", "SystemConfig",
+                       "first_version"],
+    headwater.features: ["Aggregation", "DerivedFeature", "Entity", "Feature", "FeatureEngine",
+                         "FeatureReader", "FeatureSet",
                          "Filter", "Lifetime", "Queries", "RequestSource", "Sliding", "Sources",
-                         "StreamSource", "TableSource", "Tumbling", "Window", "feature_values",
+                         "StreamSource", "TableSource", "Tumbling", "Window", "backfill",
+                         "feature_values",
                          "make", "model_inputs", "point_in_time", "training_frame"],
 }
 
@@ -46,7 +51,8 @@ def test_exported_members(module: object) -> None:
 
 @pytest.mark.parametrize("module", [headwater, headwater.log, headwater.errors, headwater.time,
                                     headwater.testing, headwater.labels, headwater.learning,
-                                    headwater.orchestrator, headwater.features],
+                                    headwater.orchestrator, headwater.features,
+                                    headwater.system],
                          ids=lambda m: m.__name__)
 def test_all_names_exist_and_are_documented(module: object) -> None:
     assert module.__doc__

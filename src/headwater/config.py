@@ -52,6 +52,17 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     history_url: str | None = None
     """The feature history: a directory or an fsspec URL (``s3://bucket/history``).
     Defaults to ``<home>/features/history``."""
+    checkpoints_url: str | None = None
+    """Where the feature engine checkpoints each partition's state: a directory or an
+    fsspec URL (``s3://bucket/checkpoints``). Engines on several machines that share it
+    (and the log, the online store and the history) hand a partition over with its
+    state: the new owner resumes from the last checkpoint instead of the log's start.
+    Defaults to ``<home>/features/state``."""
+    group_timeout: str = "2s"
+    """How long a member of a consumer group (a feature engine, a label joiner) may be
+    silent before the others take its partitions over, on the Redis log: the most of the
+    failover time after a process dies (the embedded log notices a dead process at once;
+    the Kafka log's members hold 30 s leases)."""
     project: str = "features.py"
     """The Python module (a file) holding the feature definitions."""
     admin_token: str | None = None
@@ -85,6 +96,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         self.file_permissions  # noqa: B018  (checks the setting)
         self.system_retention_us  # noqa: B018
+        self.group_timeout_s  # noqa: B018
 
     @property
     def file_permissions(self) -> int:
@@ -120,6 +132,18 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return us
 
     @property
+    def group_timeout_s(self) -> float:
+        """``group_timeout`` in seconds."""
+        try:
+            us = parse_duration(self.group_timeout, field="HEADWATER_GROUP_TIMEOUT")
+        except TimestampError as exc:
+            raise ConfigError(str(exc)) from exc
+        if us <= 0:
+            raise ConfigError("HEADWATER_GROUP_TIMEOUT: expected a positive duration, got "
+                              f"{self.group_timeout!r}")
+        return us / 1_000_000
+
+    @property
     def log_location(self) -> str:
         return self.log_url or str(Path(self.home) / "log")
 
@@ -136,6 +160,12 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def history_location(self) -> str:
         """The feature history (``history_url``, or ``<home>/features/history``)."""
         return self.history_url or str(self.features_dir / "history")
+
+    @property
+    def checkpoints_location(self) -> str:
+        """The feature engine's checkpoints (``checkpoints_url``, or
+        ``<home>/features/state``)."""
+        return self.checkpoints_url or str(self.features_dir / "state")
 
     @property
     def features_dir(self) -> Path:

@@ -15,6 +15,7 @@ server and CLI layers, not of these classes::
     │   ├── BanditStateError         a bandit snapshot that cannot be restored
     │   ├── UnknownArmError          a routing policy's arm that is no alias of the model
     │   ├── ConflictError            input contradicting what was accepted (a reused id)
+    │   ├── NotContinualError        a model that cannot learn continually (names why)
     │   └── LeakageError             a label or feature visible before it could be known
     ├── LogError                     the event log
     │   ├── UnknownTopicError
@@ -75,6 +76,7 @@ __all__ = [
     "MissingExtraError",
     "ModelArtifactError",
     "ModelError",
+    "NotContinualError",
     "OffsetOutOfRangeError",
     "OrchestrationError",
     "PayloadTooLargeError",
@@ -186,6 +188,11 @@ class UnknownArmError(ValidationError):
 class ConflictError(ValidationError):
     """Input that contradicts what was accepted before: a request id sent again with
     another request, or a second outcome for one prediction that says otherwise."""
+
+
+class NotContinualError(ValidationError):
+    """A model asked to learn continually that cannot (a scikit-learn estimator without
+    ``partial_fit`` refits from scratch on every batch): ``field`` names the model."""
 
 
 class LeakageError(ValidationError):

@@ -162,3 +162,17 @@ def test_get_at_reads_the_history_and_the_log_after_it_as_processes(project: Pat
     assert "42.0" not in earlier
     assert "5.0" in get("bob", "2024-05-01T12:00:00Z").stdout
     assert "1.0" in get("cy", "2024-05-01T12:00:00Z").stdout  # only in the log
+
+
+@pytest.mark.parametrize(("option", "value", "named"), [
+    ("--group-timeout", "soon", "HEADWATER_GROUP_TIMEOUT"),
+    ("--group-timeout", "0s", "HEADWATER_GROUP_TIMEOUT"),
+    ("--checkpoint-interval", "-1s", "--checkpoint-interval"),
+    ("--checkpoint-interval", "often", "--checkpoint-interval"),
+])
+def test_run_refuses_a_bad_timing_option(project: Path, option: str, value: str,
+                                         named: str) -> None:
+    ok(project, "features", "apply")
+    result = run(project, "features", "run", "--idle-timeout", "0", option, value)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert named in result.stderr

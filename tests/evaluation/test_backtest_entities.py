@@ -87,7 +87,7 @@ def test_each_entity_is_looked_up_by_its_own_key(tmp_path: Path) -> None:
             "model": ["fraud"] * m, "version": pa.array([1] * m, pa.int64()),
             "score": [0.5] * m, "arm": ["champion"] * m, "served": [True] * m,
             "missing": [""] * m, "ts": stamp, "propensity": [1.0] * m,
-            "latency_ms": [0.1] * m, "defaulted": [""] * m,
+            "latency_ms": [0.1] * m, "defaulted": [""] * m, "update": [None] * m,
             "entities": [msgspec.json.encode({"user": u, "merchant": w}).decode()
                          for u, w in zip(who, where, strict=True)],
         }, schema=PREDICTIONS_SCHEMA.arrow_schema()))

@@ -9,9 +9,9 @@ PUBLIC = [
     "ArmWindow", "BacktestResult", "CanaryController", "CanaryRamp", "CanaryReplay",
     "CanaryWatch", "Check", "Decision", "Examples", "Fold", "FoldResult", "Guardrails",
     "Interval", "KappaTemporal", "Learner", "LogLoss", "MixtureSPRT", "Paired",
-    "PrequentialResult", "ShadowResult", "Step", "StreamingMetric", "Verdict", "ab_test",
-    "apply_over_http", "assign", "backtest", "check_features", "check_fold", "compare",
-    "compare_scores", "examples_at", "higher_is_better", "ks", "make_metric", "pair",
+    "PrequentialResult", "ShadowResult", "Step", "StreamingMetric", "ab_test",
+    "apply_over_http", "assign", "backtest", "check_features", "check_fold",
+    "examples_at", "higher_is_better", "ks", "make_metric", "pair",
     "paired_difference", "prequential", "psi", "replay_canary", "restore_metric",
     "shadow_compare", "walk_forward",
 ]

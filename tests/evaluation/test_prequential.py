@@ -1,4 +1,4 @@
-"""Prequential evaluation against a one-example-at-a-time oracle, and the promotion gate."""
+"""Prequential evaluation against a one-example-at-a-time oracle."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 from headwater.errors import ValidationError
 from headwater.evaluation.examples import Examples
-from headwater.evaluation.prequential import compare, compare_scores, prequential
+from headwater.evaluation.prequential import prequential
 from headwater.models import LogisticRegression
 from headwater.models.features import Features
-from tests.evaluation.models import Constant, Recorder
+from tests.evaluation.models import Recorder
 
 STREAMS = st.lists(st.tuples(st.integers(0, 30), st.integers(0, 10), st.integers(0, 1)),
                    min_size=1, max_size=40)
@@ -72,32 +72,6 @@ def test_a_real_model_learns_a_delayed_stream() -> None:
                                   "roc_auc", "roc_auc@500", "kappa_t", "kappa_t@500"}
     page = result.report(model="churn v3").to_html()
     assert "churn v3: roc_auc over time" in page
-
-
-def test_compare_gives_both_values_and_the_reason() -> None:
-    ex = Examples({"x": np.zeros(4)}, np.array([0, 1, 0, 1]), prediction_time=np.arange(4))
-    good, bad = Constant(0.5), Constant(0.9)
-    verdict = compare(good, bad, ex, metric="log_loss", margin=0.1)
-    assert verdict.promote
-    assert verdict.candidate == pytest.approx(np.log(2))
-    assert "beats the champion" in verdict.reason
-    again = compare(bad, good, ex, metric="log_loss")
-    assert not again.promote
-    assert "does not beat" in again.reason
-    assert "Keep the champion" in again.report().to_html()
-
-
-def test_compare_needs_a_real_gain_and_a_defined_metric() -> None:
-    y = np.array([1, 1])
-    same = compare_scores(y, candidate=np.array([0.6, 0.6]), champion=np.array([0.6, 0.6]),
-                          metric="accuracy")
-    assert not same.promote
-    undefined = compare_scores(y, candidate=np.array([0.6, 0.7]), champion=np.array([0.5, 0.5]),
-                               metric="roc_auc")
-    assert not undefined.promote
-    assert "undefined" in undefined.reason
-    with pytest.raises(ValidationError, match="margin"):
-        compare_scores(y, candidate=y, champion=y, margin=-1.0)
 
 
 def test_examples_refuse_a_label_known_before_its_prediction() -> None:

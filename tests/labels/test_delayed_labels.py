@@ -41,7 +41,7 @@ def predict_then_label(home: Path, *, delay: int, explicit: bool) -> dict[str, f
         "model": ["m"] * N, "version": pa.array([1] * N, pa.int64()), "score": [0.5] * N,
         "arm": ["champion"] * N, "served": [True] * N, "missing": [""] * N,
         "ts": pa.array(times, pa.int64()).cast(TIMESTAMP), "propensity": [1.0] * N,
-        "latency_ms": [0.2] * N, "defaulted": [""] * N,
+        "latency_ms": [0.2] * N, "defaulted": [""] * N, "update": [None] * N,
         "entities": [msgspec.json.encode({"carrier": e}).decode() for e in entities],
     }, schema=PREDICTIONS_SCHEMA.arrow_schema()))
     if explicit:

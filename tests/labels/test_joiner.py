@@ -42,7 +42,7 @@ def predictions(rids: list[str], entities: list[str], times: list[int],
         "score": [0.5] * n, "arm": ["champion"] * n, "served": [True] * n,
         "missing": [""] * n, "ts": pa.array(times, pa.int64()).cast(TIMESTAMP),
         "propensity": [1.0] * n, "latency_ms": [0.1] * n, "defaulted": [""] * n,
-        "entities": [None] * n,
+        "update": [None] * n, "entities": [None] * n,
     }, schema=PREDICTIONS_SCHEMA.arrow_schema())
 
 
@@ -93,7 +93,7 @@ def test_outcomes_become_examples_and_silence_becomes_negatives(tmp_path: Path) 
 
 def test_a_predictions_topic_of_an_earlier_version_is_still_joined(tmp_path: Path) -> None:
     log = Log(EmbeddedBackend(tmp_path / "log", fsync="never"))
-    later = ("defaulted", "entities")
+    later = ("defaulted", "update", "entities")
     fields = {f.name: f.type for f in PREDICTIONS_SCHEMA.fields if f.name not in later}
     earlier = Schema.of(fields, key="entity", event_time="ts")
     log.create_topic(PREDICTIONS_TOPIC, earlier)

@@ -63,10 +63,12 @@ def append(log: Log, chunk: list[tuple[int, str, object]]) -> None:
 
 
 def joiner(home: Path) -> subprocess.Popen[str]:
+    # Idle for 15 s before it stops: on a loaded machine the appending below can pause
+    # for seconds, and a joiner that stopped then would leave the rest unjoined.
     env = {**os.environ, "HEADWATER_HOME": str(home), "HEADWATER_FSYNC": "never"}
     return subprocess.Popen(
         [sys.executable, "-m", "headwater", "labels", "run", "--window", "30s",
-         "--timeout-label", "0", "--idle-timeout", "4", "--quiet"],
+         "--timeout-label", "0", "--idle-timeout", "15", "--quiet"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

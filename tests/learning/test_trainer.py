@@ -179,14 +179,16 @@ def test_the_gate_rejects_a_worse_candidate_and_keeps_it(world) -> None:  # type
     assert Trainer(log, registry, "m", LogisticRegression, strategy="stateless",
                    clock=clock).train() is not None
     clock.advance(30 * MINUTE)
-    stream.add(12)
-    clock.set(T0 + 2013 * MINUTE)
-    tiny = Trainer(log, registry, "m", LogisticRegression, strategy="stateless",
-                   history=12 * MINUTE, gate=Gate("log_loss", window=100, min_examples=10),
-                   clock=clock)
-    done = tiny.train()
+    stream.add(40)
+    clock.set(T0 + 2041 * MINUTE)
+    sluggish = Trainer(log, registry, "m", lambda: LogisticRegression(alpha=1e-4),
+                       strategy="stateless", history=40 * MINUTE,
+                       gate=Gate("log_loss", window=100, min_examples=10), clock=clock)
+    done = sluggish.train()  # a model that barely learns: no better than a coin
     assert done is not None
+    assert done.verdict.examples == 40
     assert not done.verdict.promote
+    assert done.verdict.low > 0  # significantly worse, not merely worse
     assert done.version.status == "rejected"
     assert done.version.status_reason is not None
     assert "worse than the champion" in done.version.status_reason

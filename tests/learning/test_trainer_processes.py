@@ -64,14 +64,14 @@ def registry_of(home: Path) -> ModelRegistry:
     return open_registry(home / "registry", settings=Settings(home=str(home), fsync="never"))
 
 
-def versions(home: Path) -> int:
+def count_versions(home: Path) -> int:
     with registry_of(home) as registry:
         return len(registry.versions("m")) if registry.models() else 0
 
 
 def wait_versions(home: Path, count: int, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
-    while versions(home) < count:
+    while count_versions(home) < count:
         assert time.monotonic() < deadline, f"fewer than {count} versions"
         time.sleep(0.1)
 
@@ -87,18 +87,19 @@ def test_one_trainer_trains_a_standby_takes_over_and_the_lineage_is_one_chain(
     second = Trainer(tmp_path, *CONTINUAL)
     standby = second.wait_for("standby:")
     assert f":{first.proc.pid} (continual-cli)" in standby  # who holds the model
-    for _ in range(6):
+    # every 200 examples: a version, each from the last (one at a time: a trainer slowed
+    # by a loaded machine that read 400 at once would make one version of them)
+    for n in range(1, 7):
         stream.add(200)
-        time.sleep(0.2)
-    wait_versions(tmp_path, 6)  # every 200 examples: a version, each from the last
+        wait_versions(tmp_path, n)
     time.sleep(0.5)
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait()
     second.wait_for("continual trainer of m running", timeout_s=60)  # its lease ran out
-    for _ in range(3):
+    have = count_versions(tmp_path)  # 6, or 7 with a version the killed one had not promoted
+    for n in range(1, 4):  # the standby goes on from where the first stopped
         stream.add(200)
-        time.sleep(0.3)
-    wait_versions(tmp_path, 8)  # the standby goes on from where the first stopped
+        wait_versions(tmp_path, have + n)
     assert second.stop() == 0
     log.close()
 

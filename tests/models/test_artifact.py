@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from headwater.errors import ModelArtifactError, UntrustedArtifactError, ValidationError
 from headwater.models import FORMATS, LinearRegression, LogisticRegression, load_model
-from headwater.models.artifact import MANIFEST
+from headwater.models.artifact import MANIFEST, load_arrays, save_arrays
 from tests.extras import require_extra
 from tests.models.adapters import batch, target
 
@@ -182,3 +186,64 @@ def test_saving_again_replaces_the_artifact(saved: Path) -> None:
     model.save(saved)
     assert isinstance(load_model(saved), LinearRegression)
     assert not list(saved.glob(".*.tmp"))
+
+
+@given(st.lists(st.tuples(st.sampled_from(["f8", "f4", "i8"]), st.integers(0, 9_000),
+                          st.floats(0.0, 1.0)), min_size=1, max_size=4),
+       st.integers(0, 2**32 - 1))
+def test_saved_arrays_read_back_equal_dense_or_sparse(
+        specs: list[tuple[str, int, float]], seed: int) -> None:
+    """Whatever share of an array is zero, the arrays read back are the arrays saved
+    (long ones mostly of one value go as the entries that differ), and nothing is
+    compressed."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for i, (dtype, size, share) in enumerate(specs):
+        values = rng.normal(size=size) * 100
+        values[rng.random(size) >= share] = 0.0 if i % 2 else 0.5
+        arrays[f"a{i}"] = values.astype(dtype)
+    data = save_arrays(arrays)
+    back = load_arrays(data, "state.npz", dict.fromkeys(arrays, ("fi", 1)))
+    assert set(back) == set(arrays)
+    for name, array in arrays.items():
+        assert back[name].dtype == array.dtype
+        np.testing.assert_array_equal(back[name], array)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert {i.compress_type for i in archive.infolist()} == {zipfile.ZIP_STORED}
+
+
+def test_a_wide_model_saves_its_hashed_weights_sparse_and_loads_the_same(
+        tmp_path: Path) -> None:
+    model = LogisticRegression()  # 2**18 hashed weights
+    features = batch(200, 0)
+    model.learn(features, target(features, True))
+    model.save(tmp_path)
+    with np.load(tmp_path / "state.npz") as npz:
+        assert "w@index" in npz.files
+        assert "w" not in npz.files
+    assert (tmp_path / "state.npz").stat().st_size < 2**18  # not 2**18 x 8 bytes x 7
+    again = load_model(tmp_path)
+    np.testing.assert_array_equal(again.predict(features), model.predict(features))
+
+
+def test_an_artifact_saved_compressed_still_loads(saved: Path) -> None:
+    with np.load(saved / "state.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    _replace_state(saved, buffer.getvalue())
+    assert load_model(saved).predict(batch(5, 1)).shape == (5,)
+
+
+def test_sparse_parts_that_do_not_fit_are_named() -> None:
+    parts = {"w@index": np.array([3, 70_000]), "w@values": np.array([1.0, 2.0]),
+             "w@size": np.int64(8), "w@fill": np.float64(0.0)}
+    buffer = io.BytesIO()
+    np.savez(buffer, **parts)  # type: ignore[arg-type]
+    with pytest.raises(ModelArtifactError, match="'w': an index outside"):
+        load_arrays(buffer.getvalue(), "state.npz", {"w": ("f", 1)})
+    del parts["w@size"]
+    buffer = io.BytesIO()
+    np.savez(buffer, **parts)  # type: ignore[arg-type]
+    with pytest.raises(ModelArtifactError, match="missing"):
+        load_arrays(buffer.getvalue(), "state.npz", {"w": ("f", 1)})

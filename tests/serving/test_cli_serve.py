@@ -52,7 +52,7 @@ def test_the_public_surface_is_pinned() -> None:
     assert sorted(headwater.serving.__all__) == sorted(
         name for name in vars(headwater.serving) if not name.startswith("_")
         and name not in {"actions", "bodies", "client", "deployment", "inputs", "messages",
-                         "outcomes", "prediction_log",
+                         "outcomes", "prediction_log", "updates",
                          "predictor", "app", "metrics", "openapi", "server"})
 
 

@@ -139,7 +139,7 @@ def test_the_topic_is_created_once_and_checked() -> None:
 def test_a_topic_of_an_earlier_version_is_read_but_not_written() -> None:
     log = Log(MemoryBackend())
     fields = {f.name: f.type for f in PREDICTIONS_SCHEMA.fields
-              if f.name not in ("defaulted", "entities")}
+              if f.name not in ("defaulted", "update", "entities")}
     log.create_topic("predictions", Schema.of(fields, key="entity", event_time="ts"))
     with pytest.raises(TopicExistsError, match=r"earlier version of Headwater.*"
                        r"--predictions-topic NAME"):
@@ -160,3 +160,40 @@ def test_the_features_are_those_at_record_time() -> None:
     plog.close()
     [event] = events(log)
     assert msgspec.json.decode(event["features"]) == {"x": 1.0, "city": "oslo"}
+
+
+def test_a_topic_without_the_update_field_is_read_but_not_written() -> None:
+    """A predictions topic from before model updates: readable, and a server names why it
+    does not log to it (its events could not say which update served them)."""
+    log = Log(MemoryBackend())
+    fields = {f.name: f.type for f in PREDICTIONS_SCHEMA.fields
+              if f.name not in ("update", "entities")}
+    log.create_topic("predictions", Schema.of(fields, key="entity", event_time="ts"))
+    with pytest.raises(TopicExistsError, match=r"no 'update' field, which says which model "
+                                               r"update served each prediction"):
+        PredictionLog(log)
+    ensure_readable(log)
+    plog = PredictionLog(log, "predictions.v3", flush_ms=10_000)
+    plog.record("r", "e", {"n": 0.0}, "m", 1, 0.5, "champion", True, (), NOW, update=7)
+    plog.record("s", "e", {"n": 0.0}, "m", 1, 0.5, "champion", True, (), NOW)
+    plog.close()
+    assert [e["update"] for e in events(log, "predictions.v3")] == [7, None]
+
+
+def test_a_topic_without_the_entities_field_is_read_but_not_written() -> None:
+    """A predictions topic from before entity maps: a server names why it does not log
+    to it; a new one records every entity key of a request."""
+    log = Log(MemoryBackend())
+    fields = {f.name: f.type for f in PREDICTIONS_SCHEMA.fields if f.name != "entities"}
+    log.create_topic("predictions", Schema.of(fields, key="entity", event_time="ts",
+                                              nullable=("update",)))
+    with pytest.raises(TopicExistsError, match=r"no 'entities' field, which names every "
+                                               r"entity key of the request"):
+        PredictionLog(log)
+    plog = PredictionLog(log, "predictions.v4", flush_ms=10_000)
+    plog.record("r", "ada", {"n": 0.0}, "m", 1, 0.5, "champion", True, (), NOW,
+                entities={"user": "ada", "merchant": "grocery"})
+    plog.record("s", "bob", {"n": 0.0}, "m", 1, 0.5, "champion", True, (), NOW)
+    plog.close()
+    assert [e["entities"] for e in events(log, "predictions.v4")] == [
+        '{"user":"ada","merchant":"grocery"}', None]

@@ -22,6 +22,7 @@ from headwater.cli import (
     report,
     run,
     serve,
+    simulate,
     tail,
     topics,
     train,
@@ -97,6 +98,7 @@ app.add_typer(policy.app, name="policy")
 app.add_typer(labels.app, name="labels")
 app.command("train")(train.train)
 app.command("run")(run.run)
+app.command("simulate")(simulate.simulate)
 app.command("report")(report.report)
 
 

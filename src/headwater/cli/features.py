@@ -2,9 +2,10 @@
 
 The definitions live in a project module (``--project``, default ``$HEADWATER_PROJECT``
 or ``features.py``); the engine's checkpoints and the record of what was applied live
-under ``<home>/features``, the feature history at ``$HEADWATER_HISTORY_URL`` or
-``<home>/features/history``, the online store at ``$HEADWATER_ONLINE_URL`` or
-``<home>/online``.
+under ``<home>/features`` (the checkpoints at ``$HEADWATER_CHECKPOINTS_URL`` when
+engines on several machines share them), the feature history at
+``$HEADWATER_HISTORY_URL`` or ``<home>/features/history``, the online store at
+``$HEADWATER_ONLINE_URL`` or ``<home>/online``.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import json
 from contextlib import closing
 from typing import Annotated, Any
 
+import msgspec
 import pyarrow as pa
 import typer
 from rich.table import Table
 
-from headwater.cli.common import format_count, out, state_of, status
+from headwater.cli.common import CliState, format_count, out, state_of, status
 from headwater.cli.signals import stop_requested
 from headwater.errors import ValidationError
 from headwater.features.definitions import DerivedFeature, Feature, FeatureSet, TableSource
@@ -30,7 +32,13 @@ from headwater.features.values import check_feature
 from headwater.store.history import FeatureHistory
 from headwater.store.history.lookup import history_gap, values_at_times
 from headwater.store.online import open_online_store
-from headwater.time import SystemClock, format_duration, format_micros, parse_time
+from headwater.time import (
+    SystemClock,
+    format_duration,
+    format_micros,
+    parse_duration,
+    parse_time,
+)
 
 __all__ = ["app"]
 
@@ -110,8 +118,6 @@ def show(ctx: typer.Context, name: str) -> None:
     applied = read_applied(state_of(ctx).settings.features_dir)
     for f in applied.features if applied else []:
         if f.name == name:
-            import msgspec
-
             out().print_json(msgspec.json.encode(f).decode())
             return
     raise ValidationError("name", f"no applied feature {name!r}")
@@ -124,24 +130,63 @@ def run(
     idle_timeout: Annotated[float | None, typer.Option(
         help="Stop after this many seconds without events (default: run until stopped).")] = None,
     group: Annotated[str, typer.Option(help="The engines' consumer group.")] = "features",
+    group_timeout: Annotated[str | None, typer.Option(
+        help="How long an engine may be silent before the others take its partitions "
+        "over (the failover time on the Redis log). Default: $HEADWATER_GROUP_TIMEOUT "
+        "or 2s.")] = None,
+    checkpoint_interval: Annotated[str, typer.Option(
+        help="Checkpoint at least this often while events arrive: what an engine taking "
+        "a partition over replays.")] = "30s",
 ) -> None:
     """Run the feature engine: consume the sources, keep the online store current."""
     state = state_of(ctx)
+    if group_timeout is not None:
+        settings = msgspec.structs.replace(state.settings, group_timeout=group_timeout)
+        settings.group_timeout_s  # noqa: B018  (checks it)
+        state = CliState(settings, state.location)
+    interval_s = parse_duration(checkpoint_interval, field="--checkpoint-interval") / 1e6
+    if interval_s <= 0:
+        raise ValidationError("--checkpoint-interval", "expected a positive duration")
     loaded = _project(ctx, project)
     with state.open_log() as log, closing(open_online_store(
         state.settings.online_location, settings=state.settings
     )) as online, FeatureEngine(log, loaded.features, online, group=group,
-                               state_dir=state.settings.features_dir / "state",
+                               checkpoint_interval_s=interval_s,
+                               state_dir=state.settings.checkpoints_location,
                                history=FeatureHistory(state.settings.history_location,
                                                       fsync=state.settings.fsync),
                                fsync=state.settings.fsync) as engine:
         status().print(f"engine running ({len(loaded.features)} features); Ctrl-C or "
                        "SIGTERM stops it")
         late = _LateWarning(engine, loaded.features)
+        moves = _Moves(engine)
+
+        def report() -> None:
+            late.say()
+            moves.say()
+
         with stop_requested() as stop:
             engine.run(idle_timeout_s=idle_timeout, poll_timeout_s=0.2, stop=stop,
-                       report=late.say)
+                       report=report, report_every_s=0.5)
     status().print("engine stopped; its state is checkpointed")
+
+
+class _Moves:
+    """Says which partitions the engine took over (and from which offset it resumed
+    them) and which it gave up to another engine."""
+
+    def __init__(self, engine: FeatureEngine) -> None:
+        self.engine = engine
+        self.resumed = self.fenced = 0
+
+    def say(self) -> None:
+        for topic, partition, offset in self.engine.resumed[self.resumed:]:
+            status().print(f"took over {topic}[{partition}]: resumed at offset {offset}",
+                           markup=False)
+        for topic, partition in self.engine.fenced[self.fenced:]:
+            status().print(f"gave up {topic}[{partition}]: another engine claimed it",
+                           markup=False)
+        self.resumed, self.fenced = len(self.engine.resumed), len(self.engine.fenced)
 
 
 class _LateWarning:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import tempfile
 import typing
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any, Final, cast
 
@@ -47,6 +47,7 @@ from headwater.cli.common import (
 )
 from headwater.errors import UnknownModelError, UntrustedArtifactError, ValidationError
 from headwater.learning import reproduce
+from headwater.learning.served_state import reproduce_served
 from headwater.models import BUILTINS, Model, build_model, load_model, read_model
 from headwater.models.artifact import read_manifest
 from headwater.registry import (
@@ -181,10 +182,18 @@ def reproduce_(
         help="Examples learnt per step (default: what the version's trainer recorded, "
         "else 4096).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    update: Annotated[int | None, typer.Option(
+        "--update", min=0, help="Rebuild the served state (VERSION, the model update at "
+        "this offset of the model_updates topic) and check it against the scores served "
+        "with it and a replay of the update's slice.")] = None,
 ) -> None:
     """Replay a version's training slice from the log and check the same version comes
-    out (exit code 1 if not)."""
+    out (exit code 1 if not); with --update, rebuild a served state (version, update)."""
     state = state_of(ctx)
+    if update is not None:
+        _reproduce_served(ctx, name, version, update, as_json=as_json, batch_rows=batch_rows,
+                          tolerance=tolerance)
+        return
     with _open(ctx) as registry, state.open_log() as log:
         result = reproduce(registry, log, check_model_name(name, field="NAME"),
                            parse_ref(version, field="VERSION"), mode=_mode(mode),
@@ -195,6 +204,27 @@ def reproduce_(
     else:
         _print_reproduction(result)
     if not result.matches:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _reproduce_served(ctx: typer.Context, name: str, version: str, update: int, *,
+                      as_json: bool, batch_rows: int | None, tolerance: float) -> None:
+    with _open(ctx) as registry, state_of(ctx).open_log() as log:
+        found = reproduce_served(registry, log, check_model_name(name, field="NAME"),
+                                 parse_ref(version, field="VERSION"), update,
+                                 batch_rows=batch_rows, tolerance=tolerance)
+    if as_json:
+        typer.echo(_ENCODER.encode({**asdict(found),
+                                    "matches": found.matches}).decode())
+    else:
+        verdict = (Text("reproduced", style="bold green") if found.matches
+                   else Text("MISMATCH", style="bold red"))
+        out().print(Text.assemble(
+            verdict, f": {found.model} v{found.version} with update {found.update}: "
+            f"{found.predictions} predictions served with it rescored, largest gap "
+            f"{found.max_score_gap:g}; {found.examples} examples of its slice replayed, "
+            f"largest gap {found.replay_max_gap:g} (tolerance {found.tolerance:g})"))
+    if not found.matches:
         raise typer.Exit(EXIT_FAILURE)
 
 

@@ -13,12 +13,20 @@ or, for Parquet, its 1-based row, the same number in the summary, the dead-lette
 record's ``index`` and every message. When any row was rejected the command exits
 with code 3 after appending the others (``--allow-rejects``: 0).
 
+Each row's append time is when the log learnt of it: by default now. A backfill of
+history says when each row became known instead (``--known-at COLUMN``, or
+``--known-at event-time``: when it happened), so "as known at" queries over it answer
+what was known then rather than nothing; the rows are appended in groups of one such
+time, each with that append time, and a topic already holding later appends refuses
+them (append times only grow).
+
 Times are read by the rules of :mod:`headwater.cli.times` (``--timezone`` for times
 without an offset, ``--time-unit`` for integers, told by magnitude when not given).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 import time
@@ -33,22 +41,44 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from headwater.cli.common import format_count, out, progress_bar, split_names, state_of, status
+from headwater.cli.common import (
+    CliState,
+    format_count,
+    out,
+    progress_bar,
+    split_names,
+    state_of,
+    status,
+)
 from headwater.cli.formats import METADATA_COLUMNS, STDIO, FileFormat, format_of
 from headwater.cli.inference import votes_table
 from headwater.cli.sources import Source, Unreadable, infer_schema, open_source
 from headwater.cli.times import TimeReader, TimeUnit
 from headwater.errors import HeadwaterError, UnknownTopicError, ValidationError
-from headwater.log import AppendResult, Log, Rejection, Schema, TopicInfo, dead_letter_topic
+from headwater.locations import check_shared
+from headwater.log import (
+    AppendResult,
+    Log,
+    Rejection,
+    Schema,
+    TopicInfo,
+    dead_letter_topic,
+    open_log,
+)
 from headwater.log.schema import TIMESTAMP
+from headwater.time import ManualClock, format_micros
 
-__all__ = ["EXIT_REJECTED", "ProduceReport", "produce"]
+__all__ = ["EXIT_REJECTED", "ProduceReport", "produce", "read_times"]
 
 #: Exit code when rows were rejected (the others were appended) without --allow-rejects.
 EXIT_REJECTED: Final = 3
 #: Rejections listed in the summary (all of them are in the dead-letter topic).
 SHOWN_REJECTIONS: Final = 10
 _PAYLOAD_BYTES: Final = 64 << 10
+#: ``--known-at event-time``: every row became known when it happened.
+KNOWN_AT_EVENT_TIME: Final = "event-time"
+#: Sequence numbers per batch with --known-at (each known-at group is one append).
+_GROUPS: Final = 1 << 20
 
 
 @dataclass
@@ -119,17 +149,25 @@ def produce(
     producer_id: Annotated[str | None, typer.Option(
         "--producer-id", help="Make re-runs idempotent: batch k is appended with sequence k. "
         "Use one id per input file and keep --batch-size.")] = None,
+    known_at: Annotated[str | None, typer.Option(
+        "--known-at", help="When each row became known (its append time, for \"as known "
+        "at\" queries over a backfill): a column of the file, or event-time (known when it "
+        "happened). Default: now, the wall clock.")] = None,
     allow_rejects: Annotated[bool, typer.Option(
         "--allow-rejects", help="Exit 0 even when rows were rejected (they are in the "
         "dead-letter topic either way).")] = False,
 ) -> None:
     """Append the events of a file (or standard input) to TOPIC."""
     started = time.perf_counter()
+    clock = None
+    if known_at is not None:
+        # each group of rows is appended with the clock at the time it became known
+        clock = ManualClock(0)
     times = TimeReader(timezone=timezone, unit=time_unit,
                        say=lambda text: status().print(Text(text)))
     non_finite = split_names(allow_non_finite, option="--allow-non-finite")
     with open_source(file, format_of(file, fmt), sys.stdin.buffer) as source, \
-            state_of(ctx).open_log() as log:
+            _open_log(state_of(ctx), clock) as log:
         info = _topic_for(log, topic, source, key=key, event_time=event_time,
                           create=create, partitions=partitions, allow_non_finite=non_finite)
         renames = _renames(info, source, key=key, event_time=event_time)
@@ -140,14 +178,25 @@ def produce(
                 for k, chunk in enumerate(source.chunks(batch_size)):
                     refused = list(chunk.unreadable)
                     if len(chunk.rows):
-                        events, numbers, bad = _prepare(chunk.events, chunk.rows, renames,
+                        given, known = chunk.events, None
+                        if known_at is not None:
+                            given, known = _known_times(given, chunk.rows, known_at,
+                                                        info.schema, times)
+                        events, numbers, bad = _prepare(given, chunk.rows, renames,
                                                         info.schema, times)
                         refused.extend(bad)
-                        if len(numbers):
+                        if len(numbers) and known is None:
                             result = log.append(topic, events, producer_id=producer_id,
                                                 sequence=None if producer_id is None else k,
                                                 numbers=numbers.tolist())
                             report.add(result, numbers)
+                        elif len(numbers):
+                            assert isinstance(events, pa.RecordBatch)
+                            assert clock is not None
+                            assert known is not None
+                            at = known[np.searchsorted(chunk.rows, numbers)]
+                            _append_as_known(log, clock, topic, events, numbers, at, report,
+                                             producer_id, k)
                     if refused:
                         refused.sort()
                         _dead_letter(log, topic, refused, producer_id, k)
@@ -171,6 +220,58 @@ def produce(
         status().print(Text(f"error: {message}; --allow-rejects exits 0 all the same",
                             style="red"), soft_wrap=True)
         raise typer.Exit(EXIT_REJECTED)
+
+
+def _open_log(state: CliState, clock: ManualClock | None) -> Log:
+    """The command's log; on ``clock`` (append times set by the rows) when given."""
+    if clock is None:
+        return state.open_log()
+    return open_log(check_shared(state.location, "--log"), settings=state.settings,
+                    clock=clock)
+
+
+def _known_times(events: pa.RecordBatch | list[Any], rows: npt.NDArray[np.int64],
+                 known_at: str, schema: Schema, times: TimeReader
+                 ) -> tuple[pa.RecordBatch, npt.NDArray[np.int64]]:
+    """When each row became known (µs), and the events without that column unless the
+    topic holds it; a time that cannot be read is refused, naming its line."""
+    if not isinstance(events, pa.RecordBatch):
+        raise ValidationError("--known-at", "needs a CSV or Parquet file")
+    name = schema.event_time if known_at == KNOWN_AT_EVENT_TIME else known_at
+    if name not in events.schema.names:
+        raise ValidationError("--known-at", f"the file has no column {name!r}")
+    column, reasons = read_times(events.column(name), name, times)
+    if reasons or column.null_count:
+        where = min(reasons) if reasons else int(np.flatnonzero(
+            np.asarray(column.is_null()))[0])
+        raise ValidationError("--known-at", f"line {int(rows[where])}: "
+                              f"{reasons.get(where, 'no time')} in column {name!r}")
+    if name not in {f.name for f in schema.fields}:
+        events = events.drop_columns([name])
+    return events, np.asarray(column.cast(pa.int64()), np.int64)
+
+
+def _append_as_known(log: Log, clock: ManualClock, topic: str, events: pa.RecordBatch,
+                     numbers: npt.NDArray[np.int64], at: npt.NDArray[np.int64],
+                     report: ProduceReport, producer_id: str | None, k: int) -> None:
+    """Append ``events`` in groups of one known-at time each, the clock at that time, so
+    each row's append time is when it became known. A topic that already holds events
+    appended later cannot take them (append times only grow): refused, naming the line."""
+    order = np.argsort(at, kind="stable")
+    events, numbers, at = events.take(pa.array(order)), numbers[order], at[order]
+    cuts = [0, *(np.flatnonzero(np.diff(at)) + 1).tolist(), len(at)]
+    for g, (lo, hi) in enumerate(itertools.pairwise(cuts)):
+        clock.set(int(at[lo]))
+        result = log.append(topic, events.slice(lo, hi - lo), producer_id=producer_id,
+                            sequence=None if producer_id is None else k * _GROUPS + g,
+                            numbers=numbers[lo:hi].tolist())
+        if result.accepted and not result.duplicate and result.append_time != at[lo]:
+            raise ValidationError("--known-at", f"line {int(numbers[lo])} became known at "
+                                  f"{format_micros(int(at[lo]))}, but {topic!r} holds events "
+                                  f"appended at {format_micros(result.append_time)}: append "
+                                  "times only grow, so declare known times into a topic "
+                                  "(or a file order) where nothing later came first")
+        report.add(result, numbers[lo:hi])
 
 
 def _topic_for(log: Log, topic: str, source: Source, *, key: str | None,
@@ -241,7 +342,7 @@ def _prepare(events: pa.RecordBatch | list[Any], rows: npt.NDArray[np.int64],
         pos = events.schema.get_field_index(name)
         if pos < 0:
             continue
-        column, reasons = _read_times(events.column(pos), name, times)
+        column, reasons = read_times(events.column(pos), name, times)
         events = events.set_column(pos, name, column)
         for i, reason in reasons.items():
             refused.setdefault(i, (name, reason))
@@ -256,7 +357,7 @@ def _prepare(events: pa.RecordBatch | list[Any], rows: npt.NDArray[np.int64],
     return events.filter(pa.array(keep)), rows[keep], bad
 
 
-def _read_times(column: pa.Array, name: str, times: TimeReader
+def read_times(column: pa.Array, name: str, times: TimeReader
                 ) -> tuple[pa.Array, dict[int, str]]:
     """A time column of a file as µs (or as it was, for the log's validation to judge),
     and the reasons of the values refused, by position."""

@@ -4,7 +4,9 @@ It reads the feature set from the project (``--project``, default
 ``$HEADWATER_PROJECT`` or ``features.py``), the online store and the log from the
 settings, follows the model's aliases in the model store (``--registry``, default
 ``$HEADWATER_REGISTRY_URL``; ``--artifacts``, default ``$HEADWATER_ARTIFACTS_URL``) every
-``--poll-ms``, logs every prediction to the ``predictions`` topic, and binds
+``--poll-ms``, applies the model updates a continual trainer appends to the
+``model_updates`` topic as they come (each prediction logs its version and update),
+logs every prediction to the ``predictions`` topic, and binds
 127.0.0.1 unless ``--host`` says otherwise. ``POST /outcomes`` appends outcomes to the
 ``outcomes`` topic, where the label joiner reads them. The admin endpoints need a bearer token
 read from ``--admin-token-file`` or ``$HEADWATER_ADMIN_TOKEN``; without one they are
@@ -75,14 +77,15 @@ from headwater.routing import (
     build,
     parse_spec,
 )
-from headwater.serving import Deployment, PredictionLog, Predictor
 from headwater.serving.actions import ActionService
 from headwater.serving.outcomes import OutcomeSink
 from headwater.serving.prediction_log import PREDICTIONS_TOPIC
+from headwater.serving.updates import UpdateFollower
 from headwater.store.online import StoreFollower, open_online_store
+from headwater.system import Serving, SystemConfig
 from headwater.time import parse_duration
 
-__all__ = ["serve"]
+__all__ = ["feature_set_of", "serve"]
 
 
 def _spec(kind: str, challenger: str, percent: float) -> PolicySpec:
@@ -143,7 +146,8 @@ def _warn(problem: str) -> None:
     status().print(Text(f"warning: {problem}", style="yellow"), soft_wrap=True)
 
 
-def _feature_set(project: str, name: str | None) -> FeatureSet:
+def feature_set_of(project: str, name: str | None) -> FeatureSet:
+    """The project's feature set ``name`` (``--feature-set``), or its only one."""
     loaded = load_project(project)
     if name is not None:
         return loaded.feature_set(name)
@@ -247,7 +251,7 @@ def serve(
 
     state = state_of(ctx)
     settings = state.settings
-    chosen = _feature_set(project or settings.project, feature_set)
+    chosen = feature_set_of(project or settings.project, feature_set)
     token = (read_token_file(admin_token_file) if admin_token_file
              else state_of(ctx).settings.admin_token)
     with ExitStack() as stack:
@@ -258,14 +262,16 @@ def serve(
             "--refresh-ms", settings.online_refresh_ms if refresh_ms is None else refresh_ms))
         models = stack.enter_context(open_registry(registry, artifacts=artifacts,
                                                    settings=settings))
-        deployment = Deployment(models, model, build(spec),
-                                on_problem=_warn)
         log = stack.enter_context(state.open_log())
-        prediction_log = None
-        if log_predictions:
-            prediction_log = PredictionLog(log, predictions_topic)
-            stack.callback(prediction_log.close)
-        predictor = Predictor(FeatureReader(store, chosen), deployment, log=prediction_log)
+        serving = Serving(SystemConfig(model, chosen, policy=spec,
+                                       predictions_topic=predictions_topic,
+                                       alias=build(spec).arms[0]),
+                          online=store, registry=models,
+                          log=log if log_predictions else None, on_problem=_warn)
+        stack.callback(serving.close)
+        deployment, predictor = serving.deployment, serving.predictor
+        prediction_log = serving.prediction_log
+        updates = UpdateFollower(log, deployment)
         # Bandit policies (set now or later through the admin API) learn from the rewards
         # of the joined labels, fed from a background thread.
         log.ensure_topic(TRAINING_EXAMPLES_TOPIC, TRAINING_EXAMPLES_SCHEMA)
@@ -274,10 +280,12 @@ def serve(
         def startup() -> None:
             follower.start()
             deployment.start(poll_ms)
+            updates.start()
             feed.start()
 
         def shutdown() -> None:
             feed.stop()
+            updates.stop()
             deployment.stop()
             follower.stop()
 

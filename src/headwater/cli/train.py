@@ -7,7 +7,11 @@
 - With a trigger (``--every``, ``--daily-at``, ``--volume``, ``--drift``) the command
   keeps running: scheduled retraining (stages 2 and 3) or, with ``--strategy
   continual``, a trainer that learns every batch and publishes when a trigger fires
-  (stage 4). Every version is gated and recorded with its lineage and cost.
+  (stage 4). Every version is gated and recorded with its lineage and cost. A continual
+  trainer also appends its live model's updates to the ``model_updates`` topic every
+  ``--update-every-rows`` examples or ``--update-every-ms`` (``--no-updates`` stops it),
+  which servers follow: its versions are then checkpoints, every ``--every``, and on
+  demand: ``kill -USR1 <pid>`` has the running trainer record one now.
 
 One trainer per model: the command first takes the model's lease in the model store.
 When another trainer holds it, ``--standby`` (the default) waits, saying who holds it,
@@ -21,6 +25,8 @@ from them) and says how many of other models' it left out.
 from __future__ import annotations
 
 import importlib
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -53,6 +59,7 @@ from headwater.learning import (
 from headwater.learning.gate import DEFAULT_MIN_EXAMPLES
 from headwater.learning.lease import TrainerLease, default_holder
 from headwater.learning.trainer import Strategy
+from headwater.learning.updates import DEFAULT_EVERY_MS, DEFAULT_EVERY_ROWS, UpdatePublisher
 from headwater.models import Model
 from headwater.registry import ModelRegistry, open_registry
 from headwater.time import SystemClock, format_micros, parse_duration, parse_time
@@ -166,10 +173,11 @@ def train(
     rate_limit: Annotated[str, typer.Option(
         "--rate-limit", help="At most one drift-triggered version per interval.")] = "1h",
     gate_metric: Annotated[str, typer.Option(
-        "--gate-metric", help="log_loss, accuracy, roc_auc, kappa_t, mae or rmse.")
+        "--gate-metric", help="log_loss, accuracy or mae (a mean of per-example losses).")
     ] = "log_loss",
     margin: Annotated[float, typer.Option(
-        min=0.0, help="How much worse than the champion a candidate may be.")] = 0.0,
+        min=0.0, help="How much worse than the champion a candidate may be (held back only when "
+        "significantly worse by more).")] = 0.0,
     gate_window: Annotated[int, typer.Option(
         "--gate-window", min=1, help="Recent examples the gate compares on.")] = 1000,
     gate_min_examples: Annotated[int | None, typer.Option(
@@ -190,6 +198,16 @@ def train(
     examples_of: Annotated[str | None, typer.Option(
         "--examples-of", help="Learn the examples this model served (default: --model's "
         "own).")] = None,
+    updates: Annotated[bool, typer.Option(
+        "--updates/--no-updates", help="A continual trainer appends its live model's "
+        "updates to the model_updates topic between versions (servers serve them within "
+        "a second); its versions (--every ...) are then checkpoints.")] = True,
+    update_every_rows: Annotated[int, typer.Option(
+        "--update-every-rows", min=1, help="Send an update every N examples learnt ...")
+    ] = DEFAULT_EVERY_ROWS,
+    update_every_ms: Annotated[float, typer.Option(
+        "--update-every-ms", min=1.0, help="... or every T ms while an example is unsent.")
+    ] = DEFAULT_EVERY_MS,
 ) -> None:
     """Train versions of MODEL from the training-examples topic, with lineage."""
     state = state_of(ctx)
@@ -221,10 +239,16 @@ def train(
             status().print("stopped while standing by")
             return
         try:
+            publisher = (UpdatePublisher(log, model, every_rows=update_every_rows,
+                                         every_ms=update_every_ms, on_problem=_warn)
+                         if updates and strategy == "continual" else None)
             trainer = Trainer(log, registry, model, factory,
                               strategy=cast("Strategy", strategy), alias=alias,
                               trigger=trigger, gate=gate, trainer=f"{strategy}-cli",
-                              topic=topic, examples_of=examples_of, lease=held)
+                              topic=topic, examples_of=examples_of, lease=held,
+                              updates=publisher)
+            if publisher is not None:  # look at the topic as often as updates may go out
+                poll = min(poll, update_every_ms / 1000.0)
             if trigger is None:
                 _show(trainer.train(event_time=window), gate)
                 _left_out(trainer, model)
@@ -234,16 +258,29 @@ def train(
             held.release()
     _left_out(trainer, model)
     status().print(f"trainer stopped: {trainer.cost.rows} rows learnt, "
-                   f"{trainer.cost.cpu_s:.2f} CPU s")
+                   f"{trainer.cost.cpu_s:.2f} CPU s, {trainer.reverts} reverts to a checkpoint")
 
 
 def _keep_training(trainer: Trainer, gate: Gate, strategy: str, model: str, poll: float,
                    idle_timeout: float | None, stopping: threading.Event) -> None:
-    status().print(f"{strategy} trainer of {model} running; Ctrl-C or SIGTERM stops it")
+    status().print(f"{strategy} trainer of {model} running (pid {os.getpid()}); Ctrl-C or "
+                   "SIGTERM stops it, SIGUSR1 records a checkpoint now")
+    wanted = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGUSR1, lambda signum, frame: wanted.set())
     idle_since = time.monotonic()
     while not stopping.is_set():
-        before = dict(trainer.position)
+        before, reverts = dict(trainer.position), trainer.reverts
         done = trainer.step()
+        if wanted.is_set():
+            wanted.clear()
+            checkpoint = trainer.checkpoint("checkpoint on demand (SIGUSR1)")
+            if checkpoint is None:
+                status().print("checkpoint on demand: nothing learnt since the last version")
+            else:
+                _show(checkpoint, gate)
+        if trainer.reverts > reverts:  # the live model dropped below its checkpoint
+            status().print(f"{model} {trainer.published[-1].verdict.reason}")
         if done is not None:
             _show(done, gate)
         if trainer.position != before or done is not None:
@@ -252,6 +289,10 @@ def _keep_training(trainer: Trainer, gate: Gate, strategy: str, model: str, poll
             break
         else:
             stopping.wait(poll)
+
+
+def _warn(problem: str) -> None:
+    status().print(Text.assemble(("warning: ", "yellow"), problem), soft_wrap=True)
 
 
 def _standing_by(held: LeaseHeldError) -> None:

@@ -8,8 +8,8 @@ describe itself as a :class:`~headwater.reports.Report`:
   ROC AUC, kappa-temporal, MAE, RMSE), cumulative or over the last N examples;
 - :mod:`~headwater.evaluation.backtest`: train on one period of the log, test on the
   next, walk-forward, with features as known at prediction time and leaks refused;
-- :mod:`~headwater.evaluation.prequential`: test-then-train with the labels' delay,
-  and the promotion gate :func:`compare`;
+- :mod:`~headwater.evaluation.prequential`: test-then-train with the labels' delay (the
+  promotion gate that judges on such scores is :class:`headwater.learning.Gate`);
 - :mod:`~headwater.evaluation.shadow`: a challenger scored in the shadow of the
   champion: agreement and metric differences with intervals;
 - :mod:`~headwater.evaluation.ab`: a sticky A/B split with a sequential test
@@ -67,9 +67,6 @@ from headwater.evaluation.metrics import (
 from headwater.evaluation.prequential import (
     Learner,
     PrequentialResult,
-    Verdict,
-    compare,
-    compare_scores,
     prequential,
 )
 from headwater.evaluation.shadow import Paired, ShadowResult, pair, shadow_compare
@@ -106,15 +103,12 @@ __all__ = [
     "ShadowResult",
     "Step",
     "StreamingMetric",
-    "Verdict",
     "ab_test",
     "apply_over_http",
     "assign",
     "backtest",
     "check_features",
     "check_fold",
-    "compare",
-    "compare_scores",
     "examples_at",
     "higher_is_better",
     "ks",

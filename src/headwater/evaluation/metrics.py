@@ -52,6 +52,7 @@ from headwater.models.metrics import accuracy, log_loss, log_losses, roc_auc
 __all__ = [
     "MAE",
     "METRICS",
+    "PER_EXAMPLE",
     "RMSE",
     "ROCAUC",
     "Accuracy",
@@ -64,6 +65,7 @@ __all__ = [
     "log_loss",
     "mae",
     "make_metric",
+    "per_example",
     "restore_metric",
     "rmse",
     "roc_auc",
@@ -471,6 +473,25 @@ def make_metric(name: str, *, window: int | None = None) -> StreamingMetric:
     if kind is None:
         raise ValidationError("metric", f"expected one of {', '.join(METRICS)}, got {name!r}")
     return kind(window=window)  # type: ignore[call-arg]
+
+
+#: The metrics whose value is the mean of per-example values (:func:`per_example`).
+PER_EXAMPLE: Final = ("log_loss", "accuracy", "mae")
+
+
+def per_example(name: str, y: npt.ArrayLike, scores: npt.ArrayLike) -> F64:
+    """Each example's value of metric ``name`` (one of :data:`PER_EXAMPLE`): its log
+    loss, 1 for a hit (accuracy), its absolute error; the metric is their mean.
+
+    >>> per_example("accuracy", [1, 0, 1], [0.8, 0.7, 0.2]).tolist()
+    [1.0, 0.0, 0.0]
+    """
+    if name not in PER_EXAMPLE:
+        raise ValidationError("metric", f"{name!r} is not a mean of per-example values: "
+                              f"expected one of {', '.join(PER_EXAMPLE)}")
+    metric = make_metric(name)
+    assert isinstance(metric, _Mean)
+    return metric._per_example(*_arrays(y, scores))
 
 
 def restore_metric(snapshot: dict[str, Any]) -> StreamingMetric:

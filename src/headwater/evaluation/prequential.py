@@ -1,4 +1,4 @@
-"""Prequential evaluation (test-then-train) with label delay, and the promotion gate.
+"""Prequential evaluation (test-then-train) with label delay.
 
 Each example is scored at its prediction time by the model *as it was then*: having
 learnt exactly the examples whose labels were known strictly before that moment, in
@@ -9,9 +9,8 @@ in label-time order (as an evaluator watching the stream would learn of them), a
 the metrics are sampled every ``every`` labels, cumulative and over the last
 ``window`` examples.
 
-:func:`compare` is the promotion gate: it scores recent examples with a candidate and
-with the champion and says whether the candidate wins by at least ``margin`` on one
-metric, with both values and the reason.
+The promotion gate that judges a candidate on such scores against the champion's is
+:class:`headwater.learning.Gate`.
 
 >>> import numpy as np
 >>> from headwater.models import LogisticRegression
@@ -22,15 +21,10 @@ metric, with both values and the reason.
 >>> result = prequential(LogisticRegression(), ex, metrics=("accuracy",), window=500)
 >>> result.final["accuracy"] > 0.9, len(result.scores)
 (True, 2000)
->>> verdict = compare_scores(ex.y, candidate=np.where(ex.y > 0, 0.9, 0.1),
-...                          champion=np.full(2_000, 0.5), metric="log_loss", margin=0.01)
->>> verdict.promote, verdict.reason
-(True, 'log_loss 0.1054 beats the champion 0.6931 by 0.5878 (margin 0.01)')
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -39,13 +33,12 @@ import numpy.typing as npt
 
 from headwater.errors import ValidationError
 from headwater.evaluation.examples import Examples
-from headwater.evaluation.metrics import higher_is_better, make_metric
+from headwater.evaluation.metrics import make_metric
 from headwater.models.features import Features
 from headwater.reports import Report
 from headwater.time import format_duration
 
-__all__ = ["Learner", "PrequentialResult", "Verdict", "compare", "compare_scores",
-           "prequential"]
+__all__ = ["Learner", "PrequentialResult", "prequential"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -189,61 +182,3 @@ def _measure(examples: Examples, scores: F64, learn_order: I64, metrics: tuple[s
     return PrequentialResult(scores, np.asarray(times, np.int64), np.asarray(counts, np.int64),
                              {k: np.asarray(v) for k, v in curves.items()}, final, window,
                              learnt)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The promotion gate's answer: both values, whether to promote, and why."""
-
-    metric: str
-    candidate: float
-    champion: float
-    margin: float
-    promote: bool
-    reason: str
-    examples: int
-
-    def report(self, report: Report | None = None, *, title: str = "Promotion gate") -> Report:
-        """Add (or make) a report of the verdict."""
-        report = report or Report(title)
-        report.section("Promotion gate")
-        report.table(["metric", "candidate", "champion", "margin", "examples"],
-                     [[self.metric, self.candidate, self.champion, self.margin, self.examples]])
-        report.text(("Promote: " if self.promote else "Keep the champion: ") + self.reason,
-                    tone="good" if self.promote else "bad")
-        return report
-
-
-def compare_scores(y: npt.ArrayLike, *, candidate: npt.ArrayLike, champion: npt.ArrayLike,
-                   metric: str = "log_loss", margin: float = 0.0) -> Verdict:
-    """The verdict on scores already made by the two models on the same examples."""
-    if not (isinstance(margin, int | float) and math.isfinite(margin) and margin >= 0):
-        raise ValidationError("margin", f"expected a finite number >= 0, got {margin!r}")
-    labels = np.asarray(y, np.float64)
-    values = []
-    for scores in (candidate, champion):
-        m = make_metric(metric)
-        m.update(labels, scores)
-        values.append(m.value)
-    ours, theirs = values
-    if math.isnan(ours) or math.isnan(theirs):
-        return Verdict(metric, ours, theirs, margin, False,
-                       f"{metric} is undefined on these {len(labels)} examples", len(labels))
-    gain = ours - theirs if higher_is_better(metric) else theirs - ours
-    promote = gain > 0 and gain >= margin
-    word = "beats" if promote else "does not beat"
-    reason = (f"{metric} {ours:.4g} {word} the champion {theirs:.4g} by {gain:.4g} "
-              f"(margin {margin:g})")
-    return Verdict(metric, ours, theirs, float(margin), promote, reason, len(labels))
-
-
-def compare(candidate: Learner, champion: Learner, examples: Examples, metric: str = "log_loss",
-            margin: float = 0.0) -> Verdict:
-    """Score recent ``examples`` with both models (neither learns) and compare them on
-    ``metric``: the candidate must be better by at least ``margin`` (and better at all)."""
-    if not len(examples):
-        raise ValidationError("examples", "no recent example to compare on")
-    return compare_scores(examples.y, candidate=candidate.predict(examples.features),
-                          champion=champion.predict(examples.features), metric=metric,
-                          margin=margin)
-

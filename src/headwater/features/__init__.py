@@ -4,7 +4,9 @@ A feature aggregates a source's events per entity over a window of tiles (slidin
 tumbling or lifetime), with an optional filter and TTL. The same aggregation monoids
 (:mod:`headwater.features.aggregations`) are folded by the live engine and reduced by the
 point-in-time join (:mod:`headwater.features.pointintime`), so training data and serving
-cannot disagree. :func:`training_frame` joins them to a pandas DataFrame of entity
+cannot disagree. The :class:`FeatureEngine` keeps an online store current from the log
+(:func:`backfill` replays it) and a :class:`FeatureReader` reads a feature set's values
+back for a request. :func:`training_frame` joins them to a pandas DataFrame of entity
 keys and times (``pip install 'headwater[pandas]'``). The rules are in
 ``docs/design/features.md``.
 """
@@ -20,7 +22,9 @@ from headwater.features.definitions import (
     StreamSource,
     TableSource,
 )
+from headwater.features.engine import FeatureEngine, backfill
 from headwater.features.frames import training_frame
+from headwater.features.online import FeatureReader
 from headwater.features.pointintime import (
     Queries,
     Sources,
@@ -35,6 +39,8 @@ __all__ = [
     "DerivedFeature",
     "Entity",
     "Feature",
+    "FeatureEngine",
+    "FeatureReader",
     "FeatureSet",
     "Filter",
     "Lifetime",
@@ -46,6 +52,7 @@ __all__ = [
     "TableSource",
     "Tumbling",
     "Window",
+    "backfill",
     "feature_values",
     "make",
     "model_inputs",

@@ -7,15 +7,22 @@ content (the counts of features that fold the same column into one ring, say) ar
 stored once: ``meta.json`` names the others (``aliases``). A crash before
 that leaves the previous checkpoint committed; the task resumes from its position and
 recomputes exactly what was lost, so nothing is counted twice or missed.
+
+Checkpoints kept on shared storage (an fsspec URL, :class:`SharedCheckpointStore`) move
+with their partition: an engine on another machine that takes the partition over
+resumes from the last checkpoint instead of the start of the log. There each file is
+one object written whole, and ``CURRENT``, written last, names the committed one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import msgspec
 import numpy as np
@@ -23,9 +30,13 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from headwater.errors import CorruptLogError
+from headwater.filesystems import open_filesystem
 from headwater.fsync import FsyncPolicy, atomic_write, fsync_dir, fsync_file, syncs
 
-__all__ = ["Checkpoint", "CheckpointStore"]
+__all__ = ["Checkpoint", "CheckpointStore", "SharedCheckpointStore", "is_shared",
+           "open_checkpoints"]
+
+Arrays = dict[str, npt.NDArray[Any]]
 
 
 class Checkpoint(msgspec.Struct, frozen=True):
@@ -121,3 +132,77 @@ def _once(arrays: dict[str, npt.NDArray[Any]]
         else:
             aliases[name] = twin
     return stored, aliases
+
+
+class SharedCheckpointStore:
+    """The checkpoints of one task at an fsspec URL (object storage, or ``memory://``
+    in tests): the same files as :class:`CheckpointStore`, each written whole."""
+
+    def __init__(self, url: str, *, keep: int = 2) -> None:
+        self.url = url
+        self.keep = keep
+        self._fs, self._root = open_filesystem(url, "Feature checkpoints")
+
+    def _path(self, *parts: str) -> str:
+        return "/".join([self._root.rstrip("/"), *parts])
+
+    def current(self) -> tuple[Checkpoint, Arrays, pa.Array] | None:
+        """The committed checkpoint, its arrays and its entity keys, or ``None``."""
+        try:
+            name = self._fs.cat_file(self._path("CURRENT")).decode().strip()
+        except FileNotFoundError:
+            return None
+        try:
+            meta = msgspec.json.decode(self._fs.cat_file(self._path(name, "meta.json")),
+                                       type=Checkpoint)
+            with np.load(io.BytesIO(self._fs.cat_file(self._path(name, "state.npz"))),
+                         allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+            arrays.update({k: arrays[v] for k, v in meta.aliases.items()})
+            keys_bytes = self._fs.cat_file(self._path(name, "keys.arrow"))
+            keys = pa.ipc.open_file(pa.BufferReader(keys_bytes)).read_all().column(
+                "key").combine_chunks()
+        except (OSError, ValueError, msgspec.DecodeError) as exc:
+            raise CorruptLogError(f"{self._path(name)}: unreadable checkpoint ({exc})") from exc
+        return meta, arrays, keys
+
+    def commit(self, meta: Checkpoint, arrays: Arrays, keys: pa.Array) -> None:
+        """Write a checkpoint's files, then ``CURRENT`` naming it."""
+        name = f"ckpt-{meta.id:012d}"
+        stored, aliases = _once(arrays)
+        meta = msgspec.structs.replace(meta, aliases=aliases)
+        state = io.BytesIO()
+        np.savez(state, allow_pickle=False, **cast("dict[str, Any]", stored))
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_file(sink, pa.schema([("key", keys.type)])) as writer:
+            writer.write_table(pa.table({"key": keys}))
+        self._fs.makedirs(self._path(name), exist_ok=True)
+        self._fs.pipe_file(self._path(name, "state.npz"), state.getvalue())
+        self._fs.pipe_file(self._path(name, "keys.arrow"), sink.getvalue().to_pybytes())
+        self._fs.pipe_file(self._path(name, "meta.json"), msgspec.json.encode(meta))
+        self._fs.pipe_file(self._path("CURRENT"), name.encode())
+        self._prune(name)
+
+    def _prune(self, current: str) -> None:
+        names = sorted(p.rstrip("/").rsplit("/", 1)[-1]
+                       for p in self._fs.glob(self._path("ckpt-*")))
+        for old in names[: max(0, len(names) - self.keep)]:
+            if old != current:
+                self._fs.rm(self._path(old), recursive=True)
+
+
+def is_shared(location: str | Path) -> bool:
+    """Whether ``location`` is an fsspec URL rather than a local directory."""
+    text = str(location)
+    return "://" in text and urlsplit(text).scheme not in ("", "file")
+
+
+def open_checkpoints(location: str | Path, *parts: str, fsync: FsyncPolicy = "group"
+                     ) -> CheckpointStore | SharedCheckpointStore:
+    """The checkpoints of one task at ``location``/``parts``: a local directory (a path
+    or ``file://``), or an fsspec URL."""
+    text = str(location)
+    if is_shared(text):
+        return SharedCheckpointStore("/".join([text.rstrip("/"), *parts]))
+    root = Path(urlsplit(text).path if text.startswith("file://") else text)
+    return CheckpointStore(root.joinpath(*parts), fsync=fsync)

@@ -5,10 +5,21 @@ in one group split the partitions), runs one :class:`~headwater.features.task.Fe
 per owned partition (one over all of a topic's partitions when features are keyed by a
 column other than the topic's key: such a topic is computed by one member), writes the
 changed entities to the online store after every micro-batch, and checkpoints each
-task's state with its position every ``checkpoint_events`` events and on close. The
-feature history receives a checkpoint's events just before the checkpoint commits, named
-by it, so after a crash the engine resumes from the last checkpoint, discards history
-written after it, and recomputes the rest: the stores end up exactly as after an uninterrupted run.
+task's state with its position every ``checkpoint_events`` events (or
+``checkpoint_interval_s`` seconds with events) and on close. The feature history
+receives a checkpoint's events just before the checkpoint commits, named by it, so after
+a crash the engine resumes from the last checkpoint, discards history written after it,
+and recomputes the rest: the stores end up exactly as after an uninterrupted run.
+
+A partition moves between engines with its state when the checkpoints are on storage
+they share (``state_dir`` an fsspec URL, or a directory both see): the new owner
+resumes from the last checkpoint. Its writes to the online store are fenced: taking a
+partition over, an engine claims it in the store (a new epoch, see
+:meth:`~headwater.store.online.OnlineStore.claim`), after which the previous owner's
+writes are refused; and every write records how far the partition was applied
+(``applied:<topic>:<partition>``), so the new owner writes nothing until it has
+passed that point. Served values therefore never go back while a partition moves,
+even though the checkpoint it resumes from is older than what was served.
 
 :func:`backfill` drives the same tasks over a replay of the log.
 """
@@ -24,8 +35,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 
-from headwater.errors import ValidationError
-from headwater.features.checkpoint import CheckpointStore
+from headwater.errors import FencedError, ValidationError
+from headwater.features.checkpoint import open_checkpoints
 from headwater.features.definitions import Feature, key_column
 from headwater.features.task import FeatureTask, Update, late_dead_letters
 from headwater.fsync import FsyncPolicy
@@ -42,7 +53,39 @@ class OnlineWriter(Protocol):
     :class:`~headwater.store.online.OnlineStore` is one)."""
 
     def write_columns(self, namespace: str, entities: Sequence[str],
-                      columns: Mapping[str, Sequence[bytes]]) -> None: ...
+                      columns: Mapping[str, Sequence[bytes]], *,
+                      meta: Mapping[str, bytes] | None = None,
+                      fence: tuple[str, int] | None = None) -> None: ...
+
+    def claim(self, namespace: str, key: str) -> int: ...
+
+    def meta_get(self, namespace: str, key: str) -> bytes | None: ...
+
+
+class Ownership:
+    """An engine's claim on one partition in the online store: its epoch there, and
+    the position the partition's values were written up to when it was claimed."""
+
+    __slots__ = ("applied", "epoch", "namespace", "partition", "topic")
+
+    def __init__(self, online: OnlineWriter, namespace: str, topic: str, partition: int
+                 ) -> None:
+        self.namespace, self.topic, self.partition = namespace, topic, partition
+        self.epoch = online.claim(namespace, self.fence_key)
+        applied = online.meta_get(namespace, self.applied_key)
+        self.applied = -1 if applied is None else int(applied)
+
+    @property
+    def fence_key(self) -> str:
+        return f"epoch:{self.topic}:{self.partition}"
+
+    @property
+    def applied_key(self) -> str:
+        return f"applied:{self.topic}:{self.partition}"
+
+    @property
+    def fence(self) -> tuple[str, int]:
+        return self.fence_key, self.epoch
 
 
 class History(Protocol):
@@ -87,19 +130,31 @@ class FeatureEngine:
         group: str = "features",
         member: str | None = None,
         checkpoint_events: int = 1_000_000,
+        checkpoint_interval_s: float | None = None,
         fsync: FsyncPolicy = "group",
     ) -> None:
+        if checkpoint_interval_s is not None and checkpoint_interval_s <= 0:
+            raise ValidationError("checkpoint_interval_s",
+                                  f"expected a positive number, got {checkpoint_interval_s}")
         self.log = log
+        self.checkpoint_interval_s = checkpoint_interval_s
+        self._checkpointed_at = time.monotonic()
         self.fsync: FsyncPolicy = fsync
         self.online = online
         self.history = history
-        self.state_dir = Path(state_dir)
+        self.state_dir = state_dir
         self.checkpoint_events = checkpoint_events
         self.features = _by_topic(features)
         self.consumer = log.consumer(group, sorted(self.features), member=member)
         #: The task of each owned partition (one task over all of a topic's partitions
         #: is the task of each of them).
         self.tasks: dict[tuple[str, int], FeatureTask] = {}
+        #: The claims on each owned partition, one per entity its task writes.
+        self.owned: dict[tuple[str, int], list[Ownership]] = {}
+        #: Partitions taken over: (topic, partition, the offset resumed from), in order.
+        self.resumed: list[tuple[str, int, int]] = []
+        #: Partitions given up because another engine claimed them while this one wrote.
+        self.fenced: list[tuple[str, int]] = []
         self._since_checkpoint = 0
         #: Late events met per topic (not applied; kept in the topic's dead-letter topic).
         self.late: Counter[str] = Counter()
@@ -113,16 +168,24 @@ class FeatureEngine:
         owned = set(self.consumer.assignment())
         lost = {id(t) for k, t in self.tasks.items() if k not in owned}
         for key in [k for k, t in self.tasks.items() if id(t) in lost]:
-            del self.tasks[key]  # another member owns it now and resumes it from its checkpoint
+            if key in self.tasks:
+                # Another member owns it now and resumes it from its checkpoint: a fresh
+                # one, unless that member has claimed it already.
+                self._commit(key)
+                self._drop(key)
         for topic, partition in sorted(owned - set(self.tasks)):
-            partitions = task_partitions(self.log, topic, self.features[topic], partition)
+            features = self.features[topic]
+            partitions = task_partitions(self.log, topic, features, partition)
             if not owned.issuperset((topic, p) for p in partitions):
                 raise ValidationError(
                     "group", f"features of {topic!r} keyed by a column other than its key "
                     f"read all its {len(partitions)} partitions, but this member of the "
                     "group owns only some: run one engine process for them")
-            task = open_task(self.log, topic, partitions, self.features[topic],
-                             self.state_dir, self.history)
+            namespaces = list(dict.fromkeys(f.entity.name for f in features))
+            ownerships = {p: [Ownership(self.online, namespace, topic, p)  # before reading
+                              for namespace in namespaces] for p in partitions}
+            task = open_task(self.log, topic, partitions, features, self.state_dir,
+                             self.history)
             for p, lane in task.lanes.items():
                 start, _ = self.log.backend.offsets(topic, p)
                 if lane.position < start:
@@ -131,6 +194,42 @@ class FeatureEngine:
                         "removed by retention before the engine applied them; backfill from "
                         "the history")
                 self.tasks[(topic, p)] = task
+                self.owned[(topic, p)] = ownerships[p]
+                self.resumed.append((topic, p, lane.position))
+
+    def _keys_of(self, task: FeatureTask) -> list[tuple[str, int]]:
+        """The partitions a task computes (one, or all of its topic's)."""
+        return [k for k, t in self.tasks.items() if t is task]
+
+    def _commit(self, key: tuple[str, int]) -> None:
+        """Checkpoint the task of a partition, if the engine still holds the epoch of
+        every partition it computes (an engine fenced off must not move the checkpoint
+        of the one that claimed it)."""
+        task = self.tasks[key]
+        ownerships = [o for k in self._keys_of(task) for o in self.owned[k]]
+        try:
+            for o in ownerships:
+                self.online.write_columns(o.namespace, [], {}, fence=o.fence)
+            try:
+                commit_task(task, self.state_dir, self.history, fsync=self.fsync)
+            except OSError:
+                # The engine that claimed the partition meanwhile may have trimmed the
+                # history under this commit: then the failure is expected, and the
+                # partition is that engine's now.
+                for o in ownerships:
+                    self.online.write_columns(o.namespace, [], {}, fence=o.fence)
+                raise
+        except FencedError:
+            self._fenced(task)
+
+    def _fenced(self, task: FeatureTask) -> None:
+        for k in self._keys_of(task):
+            self._drop(k)
+            self.fenced.append(k)
+
+    def _drop(self, key: tuple[str, int]) -> None:
+        self.tasks.pop(key, None)
+        self.owned.pop(key, None)
 
     def step(self, max_events: int = 100_000, timeout_s: float = 0.0) -> int:
         """Process what is there (up to ``max_events``); return the events applied.
@@ -144,7 +243,9 @@ class FeatureEngine:
             time.sleep(min(0.002, max(0.0, deadline - time.monotonic())))
             count = self._step_once(max_events)
         self._since_checkpoint += count
-        if self._since_checkpoint >= self.checkpoint_events:
+        if self._since_checkpoint >= self.checkpoint_events or (
+                self._since_checkpoint and self.checkpoint_interval_s is not None
+                and time.monotonic() - self._checkpointed_at >= self.checkpoint_interval_s):
             self.checkpoint()
         return count
 
@@ -172,13 +273,25 @@ class FeatureEngine:
             late_dead_letters(self.log, task, late, partition)
             if late.num_rows:
                 self.late[topic] += late.num_rows
-            self._write(task, updates)
+            self._write((topic, partition), task, updates)
             count += got
         return count
 
-    def _write(self, task: FeatureTask, updates: list[Update]) -> None:
-        for namespace, entities, columns in updates:
-            self.online.write_columns(namespace, entities, columns)
+    def _write(self, key: tuple[str, int], task: FeatureTask, updates: list[Update]) -> None:
+        """Write a micro-batch's updates under the partition's epoch, unless the store
+        holds values of a later position already (written by the previous owner)."""
+        position = task.lanes[key[1]].position
+        ownerships = {o.namespace: o for o in self.owned[key]}
+        try:
+            for namespace, entities, columns in updates:
+                ownership = ownerships[namespace]
+                if position <= ownership.applied:
+                    continue  # replaying what the previous owner applied and wrote
+                applied = {ownership.applied_key: str(position).encode()}
+                self.online.write_columns(namespace, entities, columns, meta=applied,
+                                          fence=ownership.fence)
+        except FencedError:  # another engine claimed the partition: it carries on
+            self._fenced(task)
 
     def run(self, *, idle_timeout_s: float | None = None, poll_timeout_s: float = 0.05,
             stop: threading.Event | None = None, report: Callable[[], None] | None = None,
@@ -204,12 +317,15 @@ class FeatureEngine:
     def checkpoint(self) -> None:
         """Commit every task's state with its position (and its history)."""
         for task in {id(t): t for t in self.tasks.values()}.values():
-            commit_task(task, self.state_dir, self.history, fsync=self.fsync)
+            keys = self._keys_of(task)
+            if keys:
+                self._commit(keys[0])
         owned = set(self.consumer.assignment())
         progress = {k: t.lanes[k[1]].position for k, t in self.tasks.items() if k in owned}
         if progress:  # for lag reports; the checkpoints are what the engine resumes from
             self.consumer.commit(progress)
         self._since_checkpoint = 0
+        self._checkpointed_at = time.monotonic()
 
     def close(self) -> None:
         self._reconcile()
@@ -224,17 +340,18 @@ class FeatureEngine:
         self.close()
 
 
-def _checkpoints(state_dir: Path, task: FeatureTask) -> Path:
+def _slot(task: FeatureTask) -> str:
     """Where a task's checkpoints are: by partition, or ``all`` for a task over all."""
-    return state_dir / task.topic.name / ("all" if task.whole else str(task.partition))
+    return "all" if task.whole else str(task.partition)
 
 
 def open_task(log: Log, topic: str, partitions: int | Sequence[int],
-              features: Sequence[Feature], state_dir: Path, history: History | None
+              features: Sequence[Feature], state_dir: str | Path, history: History | None
               ) -> FeatureTask:
-    """A task restored from its last checkpoint (or fresh), history trimmed to match."""
+    """A task restored from its last checkpoint (or fresh), history trimmed to match.
+    ``state_dir`` is a directory or an fsspec URL (checkpoints shared by engines)."""
     task = FeatureTask(log.topic(topic), partitions, features)
-    current = CheckpointStore(_checkpoints(state_dir, task)).current()
+    current = open_checkpoints(state_dir, topic, _slot(task)).current()
     if current is not None:
         task.restore(*current)
     if history is not None:
@@ -243,7 +360,7 @@ def open_task(log: Log, topic: str, partitions: int | Sequence[int],
     return task
 
 
-def commit_task(task: FeatureTask, state_dir: Path, history: History | None, *,
+def commit_task(task: FeatureTask, state_dir: str | Path, history: History | None, *,
                 fsync: FsyncPolicy) -> None:
     """Checkpoint a task; its applied events go to the history first, by partition."""
     task.checkpoint_id += 1
@@ -253,7 +370,8 @@ def commit_task(task: FeatureTask, state_dir: Path, history: History | None, *,
             history.write(task.topic.name, table, checkpoint=task.checkpoint_id,
                           task=lane.name, position=lane.position, watermark=lane.watermark,
                           lateness=task.lateness)
-    CheckpointStore(_checkpoints(state_dir, task), fsync=fsync).commit(*task.snapshot())
+    open_checkpoints(state_dir, task.topic.name, _slot(task),
+                     fsync=fsync).commit(*task.snapshot())
 
 
 def backfill(
@@ -292,5 +410,5 @@ def backfill(
                     online.write_columns(namespace, entities, columns)
                 count += fetched.batch.num_rows
             done.add((topic, p))
-        commit_task(task, Path(state_dir), history, fsync=fsync)
+        commit_task(task, state_dir, history, fsync=fsync)
     return count

@@ -3,9 +3,12 @@
 The prediction service logs every prediction with the features as served; outcomes
 (clicks, explicit labels) arrive later on their own topic. The label joiner pairs them
 under a window rule and emits training examples, so a model trains on exactly what it
-saw when it predicted ("log and wait").
+saw when it predicted ("log and wait"): the :class:`LabelJoiner` does it, under a
+:class:`JoinRule`.
 """
 
+from headwater.labels.join import JoinRule
+from headwater.labels.joiner import LabelJoiner
 from headwater.labels.schema import (
     LATE_OUTCOMES_SCHEMA,
     LATE_OUTCOMES_TOPIC,
@@ -24,6 +27,8 @@ __all__ = [
     "OUTCOMES_TOPIC",
     "TRAINING_EXAMPLES_SCHEMA",
     "TRAINING_EXAMPLES_TOPIC",
+    "JoinRule",
+    "LabelJoiner",
     "LabelSource",
     "decode_features",
 ]

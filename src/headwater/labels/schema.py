@@ -86,17 +86,24 @@ _FIELDS: Final = {
     "request_id": "string", "entity": "string", "features": "binary", "model": "string",
     "version": "int64", "score": "float64", "arm": "string", "served": "bool",
     "missing": "string", "ts": "timestamp", "propensity": "float64", "latency_ms": "float64"}
-#: One event per scored model version (the returned one and every shadow). ``entity``
-#: is the key the request was routed by; ``entities`` the request's every entity key, as
-#: a JSON object of entity name to key (null when the writer did not give them).
-PREDICTIONS_SCHEMA: Final = Schema.of({**_FIELDS, "defaulted": "string", "entities": "string"},
-                                      key="entity", event_time="ts", nullable=("entities",))
-#: The schemas of predictions topics written by earlier versions (no ``defaulted``, no
-#: ``entities``).
+#: One event per scored model version (the returned one and every shadow). ``update`` is
+#: the offset of the model update the version served with (null: as registered).
+#: ``entity`` is the key the request was routed by; ``entities`` the request's every
+#: entity key, as a JSON object of entity name to key (null when the writer did not give
+#: them).
+PREDICTIONS_SCHEMA: Final = Schema.of(
+    {**_FIELDS, "defaulted": "string", "update": "int64", "entities": "string"},
+    key="entity", event_time="ts", nullable=("update", "entities"))
+#: The schemas of predictions topics written by earlier versions (no ``defaulted``; no
+#: ``update``; no ``entities``).
 _EARLIER: Final = (Schema.of(_FIELDS, key="entity", event_time="ts"),
-                   Schema.of({**_FIELDS, "defaulted": "string"}, key="entity", event_time="ts"))
-_WHY: Final = {"defaulted": "which feature values were filled by their default",
-               "entities": "the key of every entity of the request"}
+                   Schema.of({**_FIELDS, "defaulted": "string"}, key="entity",
+                             event_time="ts"),
+                   Schema.of({**_FIELDS, "defaulted": "string", "update": "int64"},
+                             key="entity", event_time="ts", nullable=("update",)))
+_WHY: Final = {"defaulted": "which says which feature values were filled by their default",
+               "update": "which says which model update served each prediction",
+               "entities": "which names every entity key of the request"}
 
 
 def ensure_predictions_topic(log: Log, topic: str = PREDICTIONS_TOPIC, *,
@@ -114,12 +121,12 @@ def ensure_predictions_topic(log: Log, topic: str = PREDICTIONS_TOPIC, *,
     if schema in _EARLIER:
         lacking = [f.name for f in PREDICTIONS_SCHEMA.fields
                    if f.name not in {g.name for g in schema.fields}]
-        said = "; ".join(f"{name!r} ({_WHY[name]})" for name in lacking)
+        said = "; ".join(f"{name!r} field, {_WHY[name]}" for name in lacking)
         raise TopicExistsError(
             f"topic {topic!r} was created by an earlier version of Headwater: its events "
-            f"have no field {said}, so new predictions are not logged to it. Its events "
-            "stay readable (labels, evaluation, replay); log new predictions to another "
-            "topic: headwater serve --predictions-topic NAME, and join them with "
+            f"have no {said}, so new predictions are not logged to it. Its events stay "
+            "readable (labels, evaluation, replay); log new predictions to another topic: "
+            "headwater serve --predictions-topic NAME, and join them with "
             "headwater labels run --predictions NAME")
     raise TopicExistsError(f"topic {topic!r} exists with another schema than a predictions "
                            "topic's; choose another topic for predictions")

@@ -3,8 +3,11 @@
 A trainer reads the training-examples topic (predictions joined with their labels),
 learns, and publishes versions with lineage to the model store; a trigger decides when
 (time, volume, performance, drift), and the gate decides whether a new version may
-serve (not worse than the champion on recent examples, judged prequentially). A
-trainer holds its model's lease, so a model has one trainer at a time.
+serve (unless it is significantly worse than the champion on recent examples, judged
+prequentially); a continual trainer runs the gate's test after every update as a
+:class:`Guard` against its last checkpoint and reverts to the checkpoint on a
+significant drop. A trainer holds its model's lease, so a model has one trainer at a
+time.
 
 Every trainer learns with one loop, :func:`score_then_learn` (test-then-train: each batch
 scored before it is learnt), and :func:`reproduce` replays a version's recorded slice
@@ -19,7 +22,7 @@ from headwater.learning.examples import (
     read_examples,
     slice_end,
 )
-from headwater.learning.gate import Gate
+from headwater.learning.gate import Gate, Guard, Verdict
 from headwater.learning.lease import TrainerLease
 from headwater.learning.reproduce import reproduce
 from headwater.learning.score_then_learn import score_then_learn
@@ -46,6 +49,7 @@ __all__ = [
     "ExampleSlice",
     "Fire",
     "Gate",
+    "Guard",
     "Observation",
     "Performance",
     "Published",
@@ -54,6 +58,7 @@ __all__ = [
     "Trainer",
     "TrainerLease",
     "Trigger",
+    "Verdict",
     "Volume",
     "examples_hash",
     "read_examples",

@@ -50,7 +50,8 @@ def open_backend(location: str, *, settings: Settings | None = None,
         from headwater.log.redis.backend import DEFAULT_PREFIX
 
         url, prefix = pop_query(location, "prefix")
-        return RedisBackend(url, prefix=prefix or DEFAULT_PREFIX, clock=clock)
+        return RedisBackend(url, prefix=prefix or DEFAULT_PREFIX, clock=clock,
+                            session_timeout_s=settings.group_timeout_s)
     if scheme in ("kafka", "kafka+mock"):
         from headwater.log.kafka import KafkaBackend
 

@@ -133,26 +133,56 @@ def require_trusted(directory: PathArg, manifest: Manifest, trusted: bool) -> No
             risk=risk)
 
 
+#: A 1-D array of at least this many entries, at most a quarter of them set (hashed
+#: weights: one slot per hashed value seen), is stored as the entries that are set.
+_SPARSE_MIN: Final = 4096
+_SPARSE_PARTS: Final = ("@index", "@values", "@size", "@fill")
+
+
 def save_arrays(arrays: Mapping[str, np.ndarray]) -> bytes:
-    """Arrays as the bytes of a compressed ``.npz`` (numeric dtypes only, no pickle)."""
+    """Arrays as the bytes of an uncompressed ``.npz`` (numeric dtypes only, no pickle).
+
+    Nothing is zlib-compressed: saving a version is on a continual trainer's hot path,
+    and deflating 2^18-wide weight arrays cost more than learning the rows in between.
+    A long 1-D array that mostly holds one value (zero, or its last entry: a per-slot
+    rate still at its start) is kept as the entries that differ instead (``name@index``,
+    ``name@values``, ``name@size`` and ``name@fill``; :func:`load_arrays` rebuilds it),
+    so a model with few hashed values seen stays small on disk.
+    """
     named: dict[str, Any] = {}
     for name, array in arrays.items():
-        if array.dtype.kind not in "biuf" or name == "allow_pickle":  # nothing needing pickle
-            raise ValueError(f"array {name!r} of dtype {array.dtype}: numbers only")
+        if array.dtype.kind not in "biuf" or name == "allow_pickle" or "@" in name:
+            raise ValueError(f"array {name!r} of dtype {array.dtype}: numbers only, "
+                             "and no '@' in a name")
+        if array.ndim == 1 and len(array) >= _SPARSE_MIN:
+            fill = array[-1:]  # one value of the array's dtype
+            index = np.flatnonzero(array != fill)
+            if len(index) * 2 > len(array):  # mostly something else: try zero
+                fill = np.zeros(1, array.dtype)
+                index = np.flatnonzero(array)
+            if len(index) * 4 <= len(array):
+                named[f"{name}@index"] = index.astype(np.int64)
+                named[f"{name}@values"] = array[index]
+                named[f"{name}@size"] = np.int64(len(array))
+                named[f"{name}@fill"] = fill[0]
+                continue
         named[name] = array
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **named)
+    np.savez(buffer, **named)
     return buffer.getvalue()
 
 
 def load_arrays(data: bytes, path: PathArg,
                 expected: Mapping[str, tuple[str, int]]) -> dict[str, np.ndarray]:
-    """The arrays of an ``.npz``; ``expected`` maps name to (dtype kinds, ndim)."""
+    """The arrays of an ``.npz`` (compressed or not, sparse entries rebuilt; see
+    :func:`save_arrays`); ``expected`` maps name to (dtype kinds, ndim)."""
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
         raise ModelArtifactError(str(path), f"not a readable .npz: {exc}") from exc
+    for name in [n[:-len("@size")] for n in arrays if n.endswith("@size")]:
+        arrays[name] = _dense(arrays, name, path)
     for name, (kinds, ndim) in expected.items():
         array = arrays.get(name)
         if array is None:
@@ -161,4 +191,20 @@ def load_arrays(data: bytes, path: PathArg,
             raise ModelArtifactError(str(path), f"array {name!r} has dtype {array.dtype} and "
                                                 f"{array.ndim} dimensions")
     return arrays
+
+
+def _dense(arrays: dict[str, np.ndarray], name: str, path: PathArg) -> np.ndarray:
+    """The array ``name`` rebuilt from its sparse parts (removed from ``arrays``)."""
+    index, values, size, fill = (arrays.pop(name + part, None) for part in _SPARSE_PARTS)
+    if index is None or values is None or size is None or fill is None:
+        raise ModelArtifactError(str(path), f"array {name!r} is missing a sparse part")
+    if (size.ndim or fill.ndim or index.ndim != 1 or index.dtype.kind != "i"
+            or index.shape != values.shape or fill.dtype != values.dtype
+            or size.dtype.kind != "i" or not 0 <= int(size) <= 1 << 40):
+        raise ModelArtifactError(str(path), f"array {name!r}: sparse parts do not fit")
+    if len(index) and (int(index.min()) < 0 or int(index.max()) >= int(size)):
+        raise ModelArtifactError(str(path), f"array {name!r}: an index outside 0..{int(size)}")
+    dense = np.full(int(size), fill, dtype=values.dtype)
+    dense[index] = values
+    return dense
 

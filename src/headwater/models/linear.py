@@ -52,6 +52,7 @@ from headwater.models.ftrl import FTRL
 from headwater.models.hashing import hash_column, hash_value
 from headwater.models.protocol import PathArg
 from headwater.models.standardizer import Standardizer
+from headwater.models.updates import pack_arrays, unpack_arrays
 
 __all__ = ["LinearRegression", "LogisticRegression", "load"]
 
@@ -240,6 +241,59 @@ class _Linear:
             None if schema is None else list(schema.names),
             metadata={} if schema is None else {"categorical": list(schema.categorical)})
         artifact.write_artifact(directory, manifest, {_STATE: artifact.save_arrays(arrays)})
+
+    # -- updates (headwater.models.updates): deltas of the learnt state ----------------
+
+    def delta_mark(self) -> object:
+        """A copy of the learnt state, which later deltas are relative to."""
+        if self._ftrl is None or self._scaler is None or self._schema is None:
+            return None
+        return self._schema, self._ftrl.state()
+
+    def delta_since(self, mark: object) -> bytes | None:
+        """The coordinates whose state changed since ``mark``, with their values now;
+        ``None`` when the marked model had learnt nothing or read other columns."""
+        if mark is None or self._ftrl is None or self._scaler is None:
+            return None
+        if not isinstance(mark, tuple) or mark[0] != self._schema:
+            return None
+        before: dict[str, np.ndarray] = mark[1]
+        now = self._ftrl.state()
+        changed = np.zeros(len(now["z"]), dtype=bool)
+        for name in (*_FLOATS, "last"):
+            changed |= now[name] != before[name]
+        idx = np.flatnonzero(changed)
+        arrays = {"idx": idx, **{name: now[name][idx] for name in (*_FLOATS, "last")},
+                  "seen": now["seen"], "pending": now["pending"],
+                  **{f"scaler_{k}": v for k, v in self._scaler.state().items()}}
+        return pack_arrays(arrays)
+
+    def with_delta(self, payload: bytes) -> Self:
+        """A new model: this one with a delta of :meth:`delta_since` applied."""
+        if self._ftrl is None or self._schema is None:
+            raise ModelArtifactError("update", "a delta cannot apply to a model that has "
+                                               "learnt nothing")
+        arrays = unpack_arrays(payload)
+        state = self._ftrl.state()
+        idx = arrays.get("idx")
+        size = len(state["z"])
+        if idx is None or idx.ndim != 1 or (len(idx) and not 0 <= idx.min() <= idx.max() < size):
+            raise ModelArtifactError("update", "a delta without coordinates of this model")
+        try:
+            for name in (*_FLOATS, "last"):
+                state[name][idx] = arrays[name]
+            state["seen"] = arrays["seen"]
+            state["pending"] = arrays["pending"]
+            scaler = Standardizer.restore({k: arrays[f"scaler_{k}"].copy()
+                                           for k in ("count", "mean", "m2")})
+        except (KeyError, ValueError) as exc:
+            raise ModelArtifactError("update", f"a delta that does not fit: {exc}") from exc
+        model = self.clone()
+        model._build(self._schema)
+        assert model._ftrl is not None
+        model._ftrl.restore(state)
+        model._scaler = scaler
+        return model
 
     @classmethod
     def load(cls, directory: PathArg, *, trusted: bool = False) -> Self:

@@ -113,6 +113,19 @@ class SklearnModel:
         neutral value)."""
         return self._schema is not None
 
+    @property
+    def continual(self) -> bool:
+        """Whether the estimator learns incrementally (``partial_fit``): a continual
+        trainer refuses one that refits from scratch on every batch."""
+        return hasattr(self.estimator, "partial_fit")
+
+    @property
+    def not_continual_reason(self) -> str:
+        """Why :attr:`continual` is false."""
+        return (f"{type(self.estimator).__name__} has no partial_fit, so every batch would "
+                "refit it from scratch; use an estimator with partial_fit (SGDClassifier, "
+                "say) or train it stateless")
+
     def params(self) -> dict[str, Any]:
         """The estimator's ``get_params(deep=False)``, non-JSON values as their repr."""
         return {"estimator": type(self.estimator).__name__,

@@ -307,6 +307,9 @@ class ServingApp:
         return 200, _JSON, _ENCODE({
             "model": self.deployment.name, "aliases": aliases, **snapshot.describe(),
             "swaps": self.deployment.swaps, "load_errors": self.deployment.load_errors,
+            "updates_applied": self.deployment.updates_applied,
+            "updates_ignored": self.deployment.updates_ignored,
+            "updates_failed": self.deployment.updates_failed,
             "last_error": self.deployment.last_error})
 
     async def _admin(self, path: str, scope: Scope, body: bytes) -> _Response:

@@ -30,7 +30,9 @@ from typing import Any, Protocol
 
 from headwater.errors import HeadwaterError, UnknownModelError, VersionLoadError
 from headwater.models import Model
+from headwater.models.updates import apply_update
 from headwater.registry import LoadedVersion
+from headwater.registry.updates import ModelUpdate
 from headwater.repeat import Repeater
 from headwater.routing.policies import Policy
 from headwater.serving.inputs import InputSpec
@@ -49,12 +51,25 @@ class VersionSource(Protocol):
 
 @dataclass(frozen=True, slots=True, eq=False)
 class LoadedModel:
-    """One version of the model, loaded, with the spec of its input row."""
+    """One version of the model, loaded, with the spec of its input row.
+
+    ``update`` is the offset of the model update applied to the version (``None``: the
+    version as registered), ``checkpoint`` the version's own model the update was
+    applied to, ``created_at`` when the version was registered (µs).
+    """
 
     name: str
     version: int
     model: Model
     inputs: InputSpec
+    update: int | None = None
+    checkpoint: Model | None = None
+    created_at: int = 0
+
+    @property
+    def base(self) -> Model:
+        """The version's model as registered (what every update applies to)."""
+        return self.checkpoint if self.checkpoint is not None else self.model
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +108,7 @@ class Snapshot:
             "generation": self.generation, "loaded_at": self.loaded_at,
             "policy": self.policy.describe(),
             "arms": {arm: m.version for arm, m in self.arms.items()},
+            "updates": {arm: m.update for arm, m in self.arms.items()},
             "previous": {arm: m.version for arm, m in self.previous.items()},
         }
 
@@ -122,8 +138,15 @@ class Deployment:
         self.on_problem = on_problem
         self.remind_us = int(remind_s * 1_000_000)
         self._told: dict[str, tuple[str, int]] = {}  # arm -> (problem, when told)
-        self._reload_lock = threading.Lock()
+        self._reload_lock = threading.RLock()
         self._poller: Repeater | None = None
+        #: Model updates applied, ignored (their base version serves no arm) and
+        #: failed (they did not fit their base); see :meth:`apply`.
+        self.updates_applied = 0
+        self.updates_ignored = 0
+        self.updates_failed = 0
+        self._pending: dict[int, ModelUpdate] = {}  # base version -> newest update
+        self._told_ignored: tuple[int, int] | None = None  # (base, when told)
 
     def reload(self, policy: Policy | None = None) -> bool:
         """Load what the aliases point at now and swap it in; ``True`` if anything changed.
@@ -167,6 +190,15 @@ class Deployment:
                 loaded[number] = arms[arm] = model
                 if old is not None:
                     previous[arm] = old
+            for arm, loaded_model in list(arms.items()):
+                waiting = self._pending.get(loaded_model.version)
+                if waiting is not None and (loaded_model.update is None
+                                            or loaded_model.update < (waiting.offset or 0)):
+                    updated = self._updated(loaded_model, waiting)
+                    if updated is not None:
+                        arms[arm] = updated
+                    else:  # counted and told once, not at every poll
+                        self._pending.pop(loaded_model.version, None)
             self.problems = problems
             self._tell(problems, failing)
             previous = {arm: m for arm, m in previous.items() if arm in policy.arms}
@@ -178,11 +210,91 @@ class Deployment:
             self.swaps += 1
             return True
 
+    def apply(self, update: ModelUpdate) -> bool:
+        """Swap in the arms' model with ``update`` applied; ``True`` if an arm serves its
+        base (an update that does not fit its base is counted in ``updates_failed``).
+
+        The update applies to every arm serving its base version with an older update
+        (or none), in one swap, as a version moves in :meth:`reload`. An update of a
+        base version no arm serves is never applied to another: it is counted
+        (``updates_ignored``), told to ``on_problem``, and kept (the newest per base)
+        for when that version comes to serve — the aliases are read again at once, as
+        a trainer's new checkpoint is usually promoted just before its updates arrive.
+        """
+        if update.model != self.name:
+            return False
+        with self._reload_lock:
+            if not self._swap_update(update):
+                self._pending[update.base] = update
+                for old in sorted(self._pending)[:-4]:  # bounded: the newest bases only
+                    del self._pending[old]
+                served = {m.version for m in self.snapshot.arms.values()}
+                if not served or update.base > max(served):
+                    self.reload()
+                if not self._swap_update(update):
+                    self.updates_ignored += 1
+                    self._tell_ignored(update)
+                    return False
+            return True
+
+    def _tell_ignored(self, update: ModelUpdate) -> None:
+        """Tell ``on_problem`` of ignored updates: at the first of a base version, then
+        every ``remind_s`` while they last."""
+        now = self.clock.now_us()
+        told = self._told_ignored
+        if told is not None and told[0] == update.base and now - told[1] < self.remind_us:
+            return
+        self._told_ignored = (update.base, now)
+        served = sorted({m.version for m in self.snapshot.arms.values()})
+        problem = (f"updates of {self.name} v{update.base} ignored ({self.updates_ignored} so "
+                   f"far, the last at offset {update.offset}): no arm serves v{update.base} "
+                   f"(serving {served or 'nothing'})")
+        self.last_error = problem
+        if self.on_problem is not None:
+            self.on_problem(problem)
+
+    def _swap_update(self, update: ModelUpdate) -> bool:
+        """Apply ``update`` to the arms serving its base; whether any does."""
+        current = self.snapshot
+        arms = dict(current.arms)
+        changed = False
+        for arm, loaded in current.arms.items():
+            if loaded.version != update.base:
+                continue
+            if loaded.update is not None and loaded.update >= (update.offset or 0):
+                changed = True  # already serves this update or a newer one
+                continue
+            changed = True  # its base serves: taken, or counted as failed
+            updated = self._updated(loaded, update)
+            if updated is not None:
+                arms[arm] = updated
+        if any(arms[a] is not current.arms[a] for a in arms):
+            self.snapshot = Snapshot(current.policy, arms, current.previous,
+                                     current.generation + 1, self.clock.now_us())
+            self.updates_applied += 1
+        return changed
+
+    def _updated(self, loaded: LoadedModel, update: ModelUpdate) -> LoadedModel | None:
+        """``loaded``'s version with ``update`` applied, or ``None`` (counted, told) when
+        the update does not fit it."""
+        try:
+            model = apply_update(loaded.base, update.update)
+        except Exception as exc:  # a bad update must not stop serving
+            self.updates_failed += 1
+            self.last_error = (f"update {update.offset} of {self.name} v{update.base} cannot "
+                               f"apply: {type(exc).__name__}: {exc}")
+            if self.on_problem is not None:
+                self.on_problem(self.last_error)
+            return None
+        return LoadedModel(self.name, loaded.version, model, InputSpec.of(model),
+                           update.offset, loaded.base, loaded.created_at)
+
     def _load(self, number: int, failed: dict[int, str]) -> LoadedModel | None:
         try:
             loaded = self.source.load(self.name, number)
             model = loaded.model
-            return LoadedModel(self.name, loaded.version.version, model, InputSpec.of(model))
+            return LoadedModel(self.name, loaded.version.version, model, InputSpec.of(model),
+                               created_at=loaded.version.created_at)
         except Exception as exc:  # a bad artifact must not stop serving
             self.load_errors += 1
             reason = (str(exc) if isinstance(exc, VersionLoadError) else

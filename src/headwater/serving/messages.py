@@ -109,7 +109,9 @@ class Prediction(msgspec.Struct, frozen=True, gc=False):
     model version that answered. ``unknown_entity`` says that the online store had no
     live value for an entity (never seen, or every value past its TTL); ``missing``
     names the inputs filled by the model's defaults; ``fallback`` says that another
-    version than the arm's current one answered (it raised, or the arm has none).
+    version than the arm's current one answered (it raised, or the arm has none);
+    ``update`` is the offset of the model update the version served with (``None``: the
+    version as registered).
     """
 
     request_id: str
@@ -120,6 +122,7 @@ class Prediction(msgspec.Struct, frozen=True, gc=False):
     unknown_entity: bool = False
     missing: tuple[str, ...] = ()
     fallback: bool = False
+    update: int | None = None
 
 
 class BatchResponse(msgspec.Struct, frozen=True, gc=False):

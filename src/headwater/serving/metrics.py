@@ -8,8 +8,8 @@ they are built only at scrape time from these counts. The counts are touched by 
 event loop's thread only. Read from the serving objects at scrape time too (their
 counters are plain ints, so the hot path pays nothing for them): predictions,
 fallbacks, model errors, shadow errors, prediction-log events appended, dropped (queue
-full) and failed (append raised), swaps and model load errors, and the generation of
-the snapshot serving.
+full) and failed (append raised), swaps and model load errors, model updates applied,
+ignored and failed, and the generation of the snapshot serving.
 
 Needs ``prometheus-client`` (``pip install 'headwater[serve]'``).
 """
@@ -62,6 +62,12 @@ class _Counters(Collector):
             ("headwater_model_swaps", "Snapshots swapped in.", d.swaps),
             ("headwater_model_load_errors", "Versions or aliases that failed to load.",
              d.load_errors),
+            ("headwater_model_updates_applied", "Model updates swapped in.",
+             d.updates_applied),
+            ("headwater_model_updates_ignored",
+             "Model updates of a version no arm serves, not applied.", d.updates_ignored),
+            ("headwater_model_updates_failed", "Model updates that could not apply.",
+             d.updates_failed),
         ]:
             yield CounterMetricFamily(name, doc, value=value)
         if log is not None:
@@ -113,7 +119,8 @@ class ServingMetrics:
     >>> from types import SimpleNamespace as Fake
     >>> metrics = ServingMetrics(
     ...     Fake(predictions=1, fallbacks=0, model_errors=0, shadow_errors=0, log=None),
-    ...     Fake(swaps=1, load_errors=0, snapshot=Fake(generation=1)))
+    ...     Fake(swaps=1, load_errors=0, updates_applied=0, updates_ignored=0,
+    ...          updates_failed=0, snapshot=Fake(generation=1)))
     >>> metrics.observe("/predict", 200, 0.0003)
     >>> text = metrics.render().decode()
     >>> 'headwater_http_request_seconds_bucket{endpoint="/predict",le="0.0005"} 1.0' in text

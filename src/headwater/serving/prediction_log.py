@@ -8,11 +8,13 @@ returned or only shadowed, the names of the inputs the model's neutral defaults 
 routing policy gave the arm (for off-policy estimates), the latency of the prediction in
 the service (for canary guardrails), the names of the features whose value is their
 definition's default because the entity had none (``defaulted``: a count of 0 for an
-entity never seen is a value, and is flagged as a filled one), and the key of every
-entity of the request (``entities``, a JSON object: ``entity`` holds only the key the
-request was routed by), so a replay can look each entity's features up again. Labels
-are later joined to these events, and a training set rebuilt from them sees exactly what
-the model saw.
+entity never seen is a value, and is flagged as a filled one), the model update the
+version served with (``update``, an offset in the ``model_updates`` topic; null for the
+version as registered): the served state is exactly (version, update), and the key of
+every entity of the request (``entities``, a JSON object: ``entity`` holds only the key
+the request was routed by), so a replay can look each entity's features up again.
+Labels are later joined to these events, and a training set rebuilt from them sees
+exactly what the model saw.
 
 The topic and its schema are defined with the other topics of the label loop
 (:mod:`headwater.labels.schema`). A predictions topic created by an earlier version of
@@ -52,7 +54,7 @@ __all__ = ["PREDICTIONS_SCHEMA", "PREDICTIONS_TOPIC", "PredictionLog", "ensure_r
 
 _ENCODE: Final = msgspec.json.Encoder().encode
 _Event = tuple[str, str, bytes, str, int, float, str, bool, Sequence[str], int, float, float,
-               Sequence[str], bytes | None]
+               Sequence[str], int | None, bytes | None]
 
 
 class PredictionLog(BatchAppender[_Event]):
@@ -72,19 +74,21 @@ class PredictionLog(BatchAppender[_Event]):
     def record(self, request_id: str, entity: str, features: Mapping[str, Any], model: str,
                version: int, score: float, arm: str, served: bool, missing: Sequence[str],
                ts: int, propensity: float = 1.0, latency_ms: float = 0.0,
-               defaulted: Sequence[str] = (), entities: Mapping[str, str] | None = None
-               ) -> None:
+               defaulted: Sequence[str] = (), update: int | None = None,
+               entities: Mapping[str, str] | None = None) -> None:
         """Queue one event (``features`` encoded now); never blocks. ``propensity`` is the
         probability the routing policy gave ``arm`` (1 for a shadow: always scored);
         ``latency_ms`` how long the prediction took in the service (features, routing,
-        scoring); ``defaulted`` the features whose value is their default; ``entities``
-        the request's key of every entity (``entity`` is the one it was routed by)."""
+        scoring); ``defaulted`` the features whose value is their default; ``update``
+        the offset of the model update the version served with (``None``: none);
+        ``entities`` the request's key of every entity (``entity`` is the one it was
+        routed by)."""
         queue = self._queue
         if len(queue) >= self.capacity or self._closed:
             self.dropped += 1
             return
         queue.append((request_id, entity, _ENCODE(features), model, version, score, arm,
-                      served, missing, ts, propensity, latency_ms, defaulted,
+                      served, missing, ts, propensity, latency_ms, defaulted, update,
                       None if entities is None else _ENCODE(entities)))
         if len(queue) == self.batch_events:
             self._wake.set()
@@ -105,7 +109,8 @@ class PredictionLog(BatchAppender[_Event]):
             pa.array(columns[10], pa.float64()),
             pa.array(columns[11], pa.float64()),
             pa.array([",".join(d) for d in columns[12]], pa.string()),
-            pa.array([None if e is None else e.decode() for e in columns[13]], pa.string()),
+            pa.array(columns[13], pa.int64()),
+            pa.array([None if e is None else e.decode() for e in columns[14]], pa.string()),
         ], schema=PREDICTIONS_SCHEMA.arrow_schema())
 
     def __enter__(self) -> PredictionLog:

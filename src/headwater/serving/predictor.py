@@ -179,12 +179,12 @@ class Predictor:
         if log is not None:
             log.record(rid, key, row, model.name, model.version, score, route.arm, True,
                        missing, now, snap.policy.propensity(route.arm),
-                       (perf_counter() - started) * 1e3, defaulted, entities)
+                       (perf_counter() - started) * 1e3, defaulted, model.update, entities)
         if route.shadows:
             self._shadow(snap, route.shadows, values, request, rid, key, now, defaulted,
                          entities)
         prediction = Prediction(rid, score, model.name, model.version, route.arm,
-                                bool(unknowns), missing, fallback)
+                                bool(unknowns), missing, fallback, model.update)
         if request_id is not None:
             self._remember(request_id, entities, request, prediction)
         return prediction
@@ -252,7 +252,7 @@ class Predictor:
             if self.log is not None:
                 self.log.record(rid, key, row, model.name, model.version, score, arm, False,
                                 missing, now, 1.0, (perf_counter() - started) * 1e3,
-                                defaulted, entities)
+                                defaulted, model.update, entities)
 
     def predict_batch(self, requests: Sequence[PredictRequest]) -> list[Prediction]:
         """Score many requests: one store read per entity and request, then each
@@ -314,12 +314,13 @@ class Predictor:
                 else:
                     model_i, score = model, float(scores[j])
                 out[i] = Prediction(rid, score, model_i.name, model_i.version, arm, unknown,
-                                    missing, fallback)
+                                    missing, fallback, model_i.update)
                 keys = _texts(requests[i].entities)
                 if self.log is not None:
                     self.log.record(rid, key, row, model_i.name, model_i.version, score, arm,
                                     True, missing, now, snap.policy.propensity(arm),
-                                    (perf_counter() - started) * 1e3, defaulted, keys)
+                                    (perf_counter() - started) * 1e3, defaulted,
+                                    model_i.update, keys)
                 shadows = snap.policy.choose(key).shadows
                 if shadows:
                     self._shadow(snap, shadows, got, asked, rid, key, now, defaulted, keys)

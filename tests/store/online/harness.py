@@ -1,12 +1,16 @@
 """One harness per online store backend, so every contract test runs against all of them.
 
 A harness opens stores onto one storage; opening a second after closing the first is
-how tests simulate a process restart. The Redis harness skips without its server,
-unless ``HEADWATER_REQUIRE_SERVICES=1`` (set by CI) turns the skip into a failure.
+how tests simulate a process restart. The Redis harnesses skip without their servers
+(Redis on ``HEADWATER_TEST_REDIS_URL``; a Redis Cluster on
+``HEADWATER_TEST_REDIS_CLUSTER_URL``, three primaries on 127.0.0.1:7001-7003 that
+``.ci/run`` starts), unless ``HEADWATER_REQUIRE_SERVICES=1`` (set by CI) turns the skip
+into a failure.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +21,10 @@ from headwater.store.online import EmbeddedOnlineStore, MemoryOnlineStore, Onlin
 from tests.extras import require_extra
 from tests.log.harness import REDIS_URL, unavailable
 
-__all__ = ["HARNESSES", "REDIS_URL", "Harness", "unavailable"]
+__all__ = ["HARNESSES", "REDIS_CLUSTER_URL", "REDIS_URL", "Harness", "unavailable"]
+
+REDIS_CLUSTER_URL = os.environ.get("HEADWATER_TEST_REDIS_CLUSTER_URL",
+                                   "redis+cluster://127.0.0.1:7001")
 
 
 @dataclass
@@ -79,8 +86,30 @@ def redis_harness(tmp_path: Path) -> Iterator[Harness]:
         probe.close()
 
 
+@contextmanager
+def redis_cluster_harness(tmp_path: Path) -> Iterator[Harness]:
+    require_extra("redis", "redis")
+    from headwater.store.online.cluster import RedisClusterOnlineStore
+
+    prefix = f"hwtest-{uuid.uuid4().hex[:12]}"
+    try:
+        probe = RedisClusterOnlineStore(REDIS_CLUSTER_URL, prefix=prefix)
+        probe.ping()
+    except Exception as exc:
+        unavailable(f"Redis Cluster at {REDIS_CLUSTER_URL}: {exc}")
+    harness = Harness("redis-cluster",
+                      lambda: RedisClusterOnlineStore(REDIS_CLUSTER_URL, prefix=prefix))
+    try:
+        yield harness
+    finally:
+        harness.close()
+        probe.destroy()
+        probe.close()
+
+
 HARNESSES = {
     "memory": memory_harness,
     "embedded": embedded_harness,
     "redis": redis_harness,
+    "redis-cluster": redis_cluster_harness,
 }

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from headwater.errors import ValidationError
+from headwater.errors import FencedError, ValidationError
 from headwater.store.online import OnlineStore
 from tests.store.online.harness import Harness
 
@@ -349,3 +349,45 @@ def test_write_columns_is_fenced_by_versions_too(store: OnlineStore) -> None:
         store.write_columns(NS, ["u1"], {"a": [b"2"]}, version=5)
     assert info.value.field == "version"
     assert store.read(NS, "u1") == {"a": b"1"}
+
+
+# -- fences ------------------------------------------------------------------------------
+
+
+def test_a_claim_fences_off_the_writes_of_the_epoch_before(harness: Harness) -> None:
+    store = harness.open()
+    first = store.claim(NS, "epoch:events:0")
+    store.write_columns(NS, ["u1"], {"a": [b"1"]}, fence=("epoch:events:0", first),
+                        meta={"applied:events:0": b"10"})
+    second = store.claim(NS, "epoch:events:0")
+    assert second > first
+    with pytest.raises(FencedError, match="epoch:events:0"):
+        store.write_columns(NS, ["u1", "u2"], {"a": [b"stale", b"stale"]},
+                            fence=("epoch:events:0", first), meta={"applied:events:0": b"11"})
+    with pytest.raises(FencedError):
+        store.write(NS, [("u1", {"a": b"stale"})], fence=("epoch:events:0", first))
+    assert store.read_many(NS, ["u1", "u2"]) == [{"a": b"1"}, {}]
+    assert store.meta_get(NS, "applied:events:0") == b"10"
+    store.write(NS, [("u1", {"a": b"2"})], fence=("epoch:events:0", second))
+    store.write(NS, [("u1", {"b": b"other"})])  # an unfenced write is not the fence's
+    other = store.claim(NS, "epoch:events:1")
+    store.write(NS, [("u9", {"a": b"9"})], fence=("epoch:events:1", other))
+    store = harness.reopen(store)
+    assert store.read(NS, "u1") == {"a": b"2", "b": b"other"}
+    assert store.claim(NS, "epoch:events:0") == second + 1  # kept across a reopen
+    with pytest.raises(FencedError):
+        store.write(NS, [("u1", {"a": b"3"})], fence=("epoch:events:0", second))
+
+
+def test_a_fence_never_claimed_refuses_writes(store: OnlineStore) -> None:
+    with pytest.raises(FencedError):
+        store.write(NS, [("u1", {"a": b"1"})], fence=("epoch:events:0", 0))
+    assert store.read(NS, "u1") == {}
+
+
+@pytest.mark.parametrize("fence", [("", 1), ("k", -1), ("k", True), ("k",), "k", ("k", 1.0)])
+def test_a_bad_fence_names_the_field(store: OnlineStore, fence: Any) -> None:
+    with pytest.raises(ValidationError) as info:
+        store.write_columns(NS, ["u1"], {"a": [b"1"]}, fence=fence)
+    assert info.value.field == "fence"
+    assert store.read(NS, "u1") == {}

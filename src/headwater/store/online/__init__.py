@@ -5,7 +5,8 @@ feature, the state blob the features layer last wrote (its tile partials); readi
 an entity returns its whole feature set in one call, and the features layer
 evaluates the windows at read time. Writes are atomic batches that may carry a write
 version and metadata (an engine's consumer offsets), so the engine commits its state
-and its progress together and resumes exactly once.
+and its progress together and resumes exactly once, and a fence: the epoch of the
+writer that last claimed that part of the store, so a writer taken over is refused.
 
 Backends, all passing one contract (``tests/store/test_contract.py``):
 
@@ -14,6 +15,8 @@ Backends, all passing one contract (``tests/store/test_contract.py``):
 - :class:`MemoryOnlineStore`: a dict, for tests.
 - ``headwater.store.online.redis.RedisOnlineStore``: one Redis hash per entity
   (``pip install 'headwater[redis]'``; imported only when used).
+- ``headwater.store.online.cluster.RedisClusterOnlineStore``: the same on Redis
+  Cluster, each namespace in one hash slot (``redis+cluster://``).
 
 :func:`open_online_store` picks one by location; :class:`StoreFollower` keeps a reader
 in another process than the writer (the prediction server) as current as the writer.

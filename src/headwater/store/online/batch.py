@@ -25,14 +25,16 @@ from typing import Any, Final, cast
 
 import msgspec
 
-from headwater.errors import ValidationError
+from headwater.errors import FencedError, ValidationError
 
 __all__ = [
     "Batch",
     "Columns",
+    "Fence",
     "Row",
     "check_entities",
     "check_entity",
+    "check_fence",
     "check_meta_key",
     "check_namespace",
     "columns_batch",
@@ -107,6 +109,9 @@ class Batch(msgspec.Struct, frozen=True, array_like=True):
     """Metadata entries to set (e.g. the engine's consumer offsets)."""
     columns: Columns | None = None
     """More rows, in columns (``write_columns``), applied after ``rows``."""
+    fence: Fence | None = None
+    """The epoch the batch is written under: refused whole unless it is the epoch
+    stored at the fence's metadata key (see :class:`Fence`)."""
 
     def all_rows(self) -> dict[str, dict[str, bytes]]:
         """``rows`` and ``columns`` together, as rows (for a backend that stores each
@@ -119,12 +124,51 @@ class Batch(msgspec.Struct, frozen=True, array_like=True):
         return rows
 
 
+class Fence(msgspec.Struct, frozen=True, array_like=True):
+    """A writer's claim on part of a namespace (an engine's source partition), kept as a
+    decimal epoch in the metadata entry ``key``.
+
+    A *claim* (``claim=True``) is applied only when ``epoch`` exceeds the stored one,
+    and stores it: from then on, a batch fenced with an older epoch (the previous owner,
+    still writing) is refused whole with :class:`~headwater.errors.FencedError`. Any
+    other fenced batch is applied only while ``epoch`` is the stored one.
+    """
+
+    key: str
+    epoch: int
+    claim: bool = False
+
+    def check(self, stored: bytes | None, namespace: str) -> None:
+        """Raise :class:`~headwater.errors.FencedError` unless the fence holds against
+        the stored epoch (``None``: never claimed)."""
+        current = -1 if stored is None else int(stored)
+        if self.epoch > current if self.claim else self.epoch == current:
+            return
+        raise FencedError(
+            f"{namespace!r} {self.key}: epoch {self.epoch} is "
+            f"{'not newer than' if self.claim else 'not'} the stored epoch {current}: "
+            "another writer claimed this part of the store")
+
+
+def check_fence(fence: object) -> Fence | None:
+    """A ``(key, epoch)`` pair as a :class:`Fence` (or ``None``)."""
+    if fence is None or isinstance(fence, Fence):
+        return fence
+    if (not isinstance(fence, tuple) or len(fence) != 2 or not isinstance(fence[0], str)
+            or not fence[0] or isinstance(fence[1], bool) or not isinstance(fence[1], int)
+            or not 0 <= fence[1] < 2**63):
+        raise ValidationError("fence", f"expected a (metadata key, epoch) pair, got "
+                                       f"{_kind(fence)}")
+    return Fence(fence[0], fence[1])
+
+
 def write_batch(
     namespace: str,
     rows: Sequence[Row],
     *,
     version: int | None = None,
     meta: Mapping[str, bytes] | None = None,
+    fence: tuple[str, int] | Fence | None = None,
 ) -> Batch:
     """Check the arguments of ``write``; rows of one entity merge, later ones winning."""
     check_namespace(namespace)
@@ -152,7 +196,7 @@ def write_batch(
         raise ValidationError("version", f"expected an integer in 0..2**63-1 or None, "
                                          f"got {version!r}")
     return Batch(namespace, merged, version=version,
-                 meta={} if meta is None else _blobs(meta, "meta"))
+                 meta={} if meta is None else _blobs(meta, "meta"), fence=check_fence(fence))
 
 
 def columns_batch(
@@ -162,6 +206,7 @@ def columns_batch(
     *,
     version: int | None = None,
     meta: Mapping[str, bytes] | None = None,
+    fence: tuple[str, int] | None = None,
 ) -> Batch:
     """Check the arguments of ``write_columns``: entity ``i`` gets ``columns[f][i]`` for
     every feature ``f``. Checked column by column, without a dict per row on the way in.
@@ -195,11 +240,12 @@ def columns_batch(
         raise ValidationError("version", f"expected an integer in 0..2**63-1 or None, "
                                          f"got {version!r}")
     checked = {} if meta is None else _blobs(meta, "meta")
+    fenced = check_fence(fence)
     if not columns or not n:
-        return Batch(namespace, version=version, meta=checked)
+        return Batch(namespace, version=version, meta=checked, fence=fenced)
     lists = [list(c) for c in columns.values()]
     return Batch(namespace, version=version, meta=checked,
-                 columns=Columns(list(entities), list(columns), lists))
+                 columns=Columns(list(entities), list(columns), lists), fence=fenced)
 
 
 def delete_batch(namespace: str, entities: Sequence[str]) -> Batch:

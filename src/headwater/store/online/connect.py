@@ -7,6 +7,8 @@
   from the Redis log's ``headwater``. A prefix that overlaps the settings' Redis log
   on the same database (the same, or one under the other) is refused: the online
   store would then share keys with the log.
+- ``redis+cluster://host:port[?prefix=p]`` or ``rediss+cluster://…``: Redis Cluster
+  (any node; each namespace in one hash slot, see :mod:`headwater.store.online.cluster`)
 
 >>> open_online_store("memory://")
 MemoryOnlineStore(namespaces=[])
@@ -65,9 +67,15 @@ def open_online_store(
         prefix = prefix or DEFAULT_PREFIX
         _check_apart_from_log(url, prefix, settings.log_location)
         return RedisOnlineStore(url, prefix=prefix)
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        from headwater.store.online.cluster import RedisClusterOnlineStore
+        from headwater.store.online.redis import DEFAULT_PREFIX
+
+        url, prefix = pop_query(location, "prefix")
+        return RedisClusterOnlineStore(url, prefix=prefix or DEFAULT_PREFIX)
     raise ConfigError(
         f"online store location {location!r}: unknown scheme {scheme!r}; use a path, "
-        "memory:// or redis://"
+        "memory://, redis:// or redis+cluster://"
     )
 
 

@@ -18,6 +18,10 @@ Conventions every backend keeps:
   with :class:`~headwater.errors.ValidationError` (``field == "version"``) and nothing
   of it is applied. Versions let an engine commit its state with its consumer offsets
   (in ``meta``) and resume exactly once after a crash, and fence off a stale writer.
+- A write ``fence`` ``(key, epoch)`` must name the epoch last stored at metadata
+  ``key`` by :meth:`~OnlineStore.claim`, or the write is refused whole with
+  :class:`~headwater.errors.FencedError`: an engine claims a source partition when it
+  takes it over, so the previous owner, still writing, can no longer write.
 - Bad arguments raise :class:`~headwater.errors.ValidationError` naming the field.
 """
 
@@ -41,6 +45,7 @@ class OnlineStore(Protocol):
         *,
         version: int | None = None,
         meta: Mapping[str, bytes] | None = None,
+        fence: tuple[str, int] | None = None,
     ) -> None:
         """Set the given features of each entity, atomically with ``version`` and ``meta``.
 
@@ -58,6 +63,7 @@ class OnlineStore(Protocol):
         *,
         version: int | None = None,
         meta: Mapping[str, bytes] | None = None,
+        fence: tuple[str, int] | None = None,
     ) -> None:
         """:meth:`write` in columns: entity ``i`` gets ``columns[feature][i]`` for every
         feature. The same atomic write, for writers holding whole columns (an engine's
@@ -86,6 +92,11 @@ class OnlineStore(Protocol):
 
     def meta_set(self, namespace: str, key: str, value: bytes) -> None:
         """Set one metadata entry on its own (a write's ``meta`` commits with its rows)."""
+        ...
+
+    def claim(self, namespace: str, key: str) -> int:
+        """Store at metadata ``key`` an epoch newer than any stored there before, and
+        return it: writes fenced with an older one are refused from then on."""
         ...
 
     def close(self) -> None:

@@ -73,11 +73,22 @@ DEFAULT_PREFIX: Final = "headwater-online"
 COMMIT: Final = """
 -- KEYS: the namespace's meta hash, the D entities to delete, the entities to write
 -- ARGV: version ('' for none), D, and the blobs (see _pack): the metadata to set,
---       then the features of each entity written
--- Returns nil once applied, or the current version when ours is not greater (then
--- nothing is applied). Versions are decimal strings compared by length, then
--- bytes: exact to any size.
+--       then the features of each entity written; then the fence's metadata field
+--       ('' for none), its epoch and '1' for a claim
+-- Returns nil once applied; the current version when ours is not greater, or
+-- {'fenced', the stored epoch} when the fence does not hold (then nothing is
+-- applied). Versions are decimal strings compared by length, then bytes: exact to
+-- any size.
 local version = ARGV[1]
+local fence = ARGV[4]
+if fence ~= nil and fence ~= '' then
+  local stored = tonumber(redis.call('HGET', KEYS[1], 'm:' .. fence) or '-1')
+  local epoch = tonumber(ARGV[5])
+  if (ARGV[6] == '1' and epoch <= stored) or (ARGV[6] ~= '1' and epoch ~= stored) then
+    return {'fenced', tostring(stored)}
+  end
+  redis.call('HSET', KEYS[1], 'm:' .. fence, ARGV[5])
+end
 if version ~= '' then
   local current = redis.call('HGET', KEYS[1], 'version')
   if current and (#version < #current or (#version == #current and version <= current)) then
@@ -234,7 +245,8 @@ class RedisOnlineStore(BatchWriter):
 
     def _commit(self, batch: Batch, action: str) -> None:
         rows = batch.all_rows()
-        if not (rows or batch.deletes or batch.meta or batch.version is not None):
+        if not (rows or batch.deletes or batch.meta or batch.version is not None
+                or batch.fence is not None):
             return
         ns = batch.namespace
         keys = [self._meta(ns), *(self._entity(ns, e) for e in batch.deletes),
@@ -243,9 +255,14 @@ class RedisOnlineStore(BatchWriter):
         args: list[str | int | bytes] = [
             "" if batch.version is None else str(batch.version), len(batch.deletes), data
         ]
+        if batch.fence is not None:
+            args += [batch.fence.key, batch.fence.epoch, "1" if batch.fence.claim else "0"]
         with failures(self._where, f"{action} {ns!r}"):
             current = self._commit_script(keys=keys, args=args)
-        if current is not None:
+        if isinstance(current, list):  # ['fenced', the stored epoch]
+            assert batch.fence is not None
+            batch.fence.check(current[1], ns)
+        elif current is not None:
             check_version(batch, int(current))
 
     def _check_namespace(self, namespace: str) -> None:

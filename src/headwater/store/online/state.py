@@ -122,8 +122,12 @@ class OnlineState:
     # -- changing -----------------------------------------------------------------
 
     def check(self, batch: Batch) -> None:
-        """Refuse a batch whose version does not exceed the namespace's last one."""
+        """Refuse a batch whose fence does not hold or whose version does not exceed the
+        namespace's last one."""
         ns = self.namespaces.get(batch.namespace)
+        if batch.fence is not None:
+            batch.fence.check(None if ns is None else ns.meta.get(batch.fence.key),
+                              batch.namespace)
         check_version(batch, None if ns is None else ns.version)
 
     def apply(self, batch: Batch) -> None:
@@ -134,7 +138,7 @@ class OnlineState:
         ns = self.namespaces.get(batch.namespace)
         if ns is None:
             if (not batch.rows and batch.columns is None and batch.version is None
-                    and not batch.meta):
+                    and not batch.meta and batch.fence is None):
                 return
             ns = self.namespaces[batch.namespace] = Namespace({}, None, {})
         entities = ns.entities
@@ -156,8 +160,10 @@ class OnlineState:
             self._apply_columns(batch.namespace, entities, batch.columns)
         if batch.version is not None:
             ns.version = batch.version
-        if batch.meta:
+        if batch.meta or batch.fence is not None:
             ns.meta = ns.meta | batch.meta
+            if batch.fence is not None:
+                ns.meta[batch.fence.key] = str(batch.fence.epoch).encode()
 
     def _apply_columns(self, namespace: str, entities: dict[str, dict[str, bytes]],
                        columns: Columns) -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 
+from headwater.errors import FencedError
 from headwater.store.online.batch import (
     Batch,
+    Fence,
     Row,
     columns_batch,
     delete_batch,
@@ -37,8 +39,10 @@ class BatchWriter(ABC):
         *,
         version: int | None = None,
         meta: Mapping[str, bytes] | None = None,
+        fence: tuple[str, int] | None = None,
     ) -> None:
-        self._commit(write_batch(namespace, rows, version=version, meta=meta), "writing to")
+        self._commit(write_batch(namespace, rows, version=version, meta=meta, fence=fence),
+                     "writing to")
 
     def write_columns(
         self,
@@ -48,15 +52,35 @@ class BatchWriter(ABC):
         *,
         version: int | None = None,
         meta: Mapping[str, bytes] | None = None,
+        fence: tuple[str, int] | None = None,
     ) -> None:
-        self._commit(columns_batch(namespace, entities, columns, version=version, meta=meta),
-                     "writing to")
+        self._commit(columns_batch(namespace, entities, columns, version=version, meta=meta,
+                                   fence=fence), "writing to")
 
     def delete(self, namespace: str, entities: Sequence[str]) -> None:
         self._commit(delete_batch(namespace, entities), "deleting from")
 
     def meta_set(self, namespace: str, key: str, value: bytes) -> None:
         self._commit(meta_batch(namespace, key, value), "setting metadata of")
+
+    def claim(self, namespace: str, key: str) -> int:
+        """Take the part of the store fenced at metadata ``key`` over: store an epoch
+        newer than any before and return it. Writes fenced with an older epoch are
+        refused from then on (:class:`~headwater.errors.FencedError`)."""
+        for _ in range(100):  # another claimer between the read and the write: again
+            stored = self.meta_get(namespace, key)
+            epoch = (-1 if stored is None else int(stored)) + 1
+            try:
+                self._commit(write_batch(namespace, [], fence=Fence(key, epoch, claim=True)),
+                             "claiming")
+            except FencedError:
+                continue
+            return epoch
+        raise FencedError(f"{namespace!r} {key}: claimed by others 100 times in a row")
+
+    @abstractmethod
+    def meta_get(self, namespace: str, key: str) -> bytes | None:
+        """A metadata entry (every backend reads its own)."""
 
 
 class StateReads:
