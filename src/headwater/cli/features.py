@@ -252,7 +252,9 @@ def backfill_(ctx: typer.Context, project: ProjectOption = None) -> None:
 @app.command("get")
 def get(
     ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="The entity's key.")],
+    keys: Annotated[list[str], typer.Argument(
+        help="The entity's key; for a set of several entities, each as NAME=KEY "
+        "(user=ada merchant=grocery).", metavar="KEY...")],
     project: ProjectOption = None,
     feature_set: Annotated[str | None, typer.Option("--set", help="A feature set's name "
                                                     "(default: every feature).")] = None,
@@ -276,7 +278,8 @@ def get(
     values: dict[str, Any] = json.loads(request) if request else {}
     if not isinstance(values, dict):
         raise ValidationError("--request", "expected a JSON object")
-    entities = {f.entity.name for f in chosen.features if isinstance(f, Feature)}
+    entities = _entity_keys(keys, [f.entity.name for f in chosen.features
+                                   if isinstance(f, Feature)])
     defaulted: tuple[str, ...] = ()
     if at:
         history = FeatureHistory(state.settings.history_location)
@@ -286,7 +289,8 @@ def get(
             if gap is not None:
                 status().print(f"replaying all of {topic}: {gap}", markup=False)
         with state.open_log() as log:
-            past = values_at_times(log, history, stream, [key], [now], mode=mode)
+            past = values_at_times(log, history, stream,
+                                   {name: [k] for name, k in entities.items()}, [now], mode=mode)
         derived = [f for f in chosen.features if isinstance(f, DerivedFeature)]
         if derived:
             for name, value in values.items():
@@ -297,11 +301,30 @@ def get(
         with closing(open_online_store(state.settings.online_location, settings=state.settings,
                                        read_only=True)) as online:
             got, defaulted, _ = FeatureReader(online, chosen).read_row(
-                dict.fromkeys(entities, key), now, values, helpers=True)
-    table = Table("feature", "value", "", title=f"{key} at {format_micros(now)}")
+                entities, now, values, helpers=True)
+    table = Table("feature", "value", "", title=f"{' '.join(keys)} at {format_micros(now)}")
     for name, value in got.items():
         notes = [n for n, yes in (("helper: no model input", name in chosen.helpers),
                                   ("default: no value for the entity", name in defaulted))
                  if yes]
         table.add_row(name, "null" if value is None else str(value), "; ".join(notes))
     out().print(table)
+
+
+def _entity_keys(given: list[str], names: list[str]) -> dict[str, str]:
+    """Each entity's key: one key for a set of one entity, else ``NAME=KEY`` for each."""
+    wanted = list(dict.fromkeys(names))
+    if len(given) == 1 and len(wanted) <= 1 and given[0].partition("=")[0] not in wanted:
+        return dict.fromkeys(wanted, given[0])
+    keys: dict[str, str] = {}
+    for text in given:
+        name, equals, key = text.partition("=")
+        if not equals or name not in wanted:
+            raise ValidationError("KEY", f"{text!r}: the features describe "
+                                  f"{', '.join(wanted)}: give each entity's key as NAME=KEY")
+        keys[name] = key
+    missing = [name for name in wanted if name not in keys]
+    if missing:
+        raise ValidationError("KEY", f"no key of entity {missing[0]!r}: give it as "
+                              f"{missing[0]}=KEY")
+    return keys
