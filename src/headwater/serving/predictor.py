@@ -326,6 +326,15 @@ class Predictor:
             self._remember(rid, requests[i].entities, requests[i].request, out[i])
         return [out[i] for i in range(len(requests))]
 
+    def entity_of(self, request_id: str) -> str | None:
+        """The routing entity's key of the request ``request_id`` (the entity its
+        prediction is logged for), while it is remembered; ``None`` otherwise."""
+        with self._recent_lock:
+            found = self._recent.get(request_id)
+        if found is None or self.route_by is None or self.route_by not in found[0]:
+            return None
+        return entity_key(found[0][self.route_by])
+
     def _answered(self, request_id: str, entities: Mapping[str, EntityKey],
                   request: Mapping[str, Any], field: str) -> Prediction | None:
         """The answer already given to ``request_id``, if it is remembered; a
