@@ -257,6 +257,7 @@ def predictions_batch(rows: list[tuple[str, str, int]]) -> pa.RecordBatch:
         "arm": ["champion"] * n, "served": [True] * n, "missing": [""] * n,
         "ts": pa.array(times, pa.int64()).cast(TIMESTAMP), "propensity": [1.0] * n,
         "latency_ms": [0.1] * n, "defaulted": [""] * n, "update": [None] * n,
+        "entities": [None] * n,
     }, schema=PREDICTIONS_SCHEMA.arrow_schema())
 
 

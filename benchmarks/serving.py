@@ -34,6 +34,15 @@
   costs or saves (``--only protocol`` runs these alone).
 - ``swap_failed_requests`` / ``swap_p99_ms``: 100 promotions through ``/admin/promote``
   while the load runs: predict requests that did not answer 200, and their p99 latency.
+- ``console_cpu_vs_without``: the server CPU per request with the console open on its
+  Serving page (``console_server_cpu_us_per_request``) over without, the two runs in the
+  same rounds: the console's poll reads the server's ``GET /metrics`` and ``GET
+  /models`` (what ``headwater ui`` asks a server for), here every ``--console-ms``
+  (500 ms, four times as often as the console's default); target <= 1.05. On a loaded
+  machine the ratio's noise is larger than the effect, so the cost of one poll is also
+  measured alone (``server_cpu_ms_per_console_poll``: 200 polls back to back, nothing
+  else) and spread over the requests of one polling interval at the measured rate
+  (``console_poll_share_of_request_cpu``).
 
 Fairness: each server configuration runs ``--rounds`` times (3 by default), the order
 rotated each round, and every figure is the median over the rounds; the single-server
@@ -42,7 +51,8 @@ runs pin the server to one core and the load generator to another
 (``uptime``) is reported before and after.
 
 Usage: ``python benchmarks/serving.py [--seconds 3] [--rounds 3]
-[--redis-url redis://127.0.0.1:6379/15] [--only protocol]``.
+[--redis-url redis://127.0.0.1:6379/15] [--console-ms 500] [--only protocol|console]``
+(``--only console`` measures the console's overhead alone).
 """
 
 from __future__ import annotations
@@ -304,7 +314,26 @@ async def _swaps(port: int, count: int) -> None:
     writer.close()
 
 
-def load(port: int, seconds: float, swaps: int = 0) -> tuple[list[float], list[int], float]:
+async def _console(port: int, every_s: float, until: float, polls: list[int], *,
+                   once: bool = False) -> None:
+    """What an open console asks of the server: ``/metrics`` and ``/models`` per poll."""
+    while once or time.perf_counter() < until:
+        for path in (b"/metrics", b"/models"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET " + path
+                         + b" HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            answer = await reader.read()
+            writer.close()
+            if answer[9:12] != b"200":
+                raise RuntimeError(f"GET {path.decode()} failed: {answer[:100]!r}")
+        polls.append(1)
+        if once:
+            return
+        await asyncio.sleep(every_s)
+
+
+def load(port: int, seconds: float, swaps: int = 0, console_ms: float | None = None
+         ) -> tuple[list[float], list[int], float]:
     bodies = [json.dumps({"entities": {"user": f"u{i % USERS}"},
                           "request": request_values(i)}).encode() for i in range(500)]
     latencies: list[float] = []
@@ -317,7 +346,12 @@ def load(port: int, seconds: float, swaps: int = 0) -> tuple[list[float], list[i
                 for _ in range(CONNECTIONS)]
         if swaps:
             jobs.append(_swaps(port, swaps))
+        polls: list[int] = []
+        if console_ms is not None:
+            jobs.append(_console(port, console_ms / 1000, until, polls))
         await asyncio.gather(*jobs)
+        if console_ms is not None and not polls:
+            raise RuntimeError("the console did not poll")
         return time.perf_counter() - started
 
     try:
@@ -353,9 +387,11 @@ def redis_pid() -> int | None:
 
 
 def measure(kind: str, seconds: float, *, online: str = "memory", redis_url: str = REDIS_URL,
-            swaps: int = 0, workers: int = 1, pin: bool = True) -> dict[str, float]:
+            swaps: int = 0, workers: int = 1, pin: bool = True,
+            console_ms: float | None = None) -> dict[str, float]:
     """Start ``workers`` server processes (sharing a port when more than one), load them
-    for ``seconds``; requests/s, latencies and CPU per request of the servers together."""
+    for ``seconds`` (with a console polling every ``console_ms``); requests/s, latencies
+    and CPU per request of the servers together."""
     pinned = pin and len(os.sched_getaffinity(0)) >= 2
     cores = sorted(ALL_CORES)
     os.sched_setaffinity(0, {cores[0]} if pinned else set(cores))
@@ -379,7 +415,7 @@ def measure(kind: str, seconds: float, *, online: str = "memory", redis_url: str
         redis_before = cpu_seconds(redis) if redis else 0.0
         before = [(cpu_seconds(p.pid), cpu_seconds(p.pid, t))
                   for p, t in zip(processes, threads, strict=True)]
-        latencies, failures, elapsed = load(port, seconds)
+        latencies, failures, elapsed = load(port, seconds, console_ms=console_ms)
         cpu = sum(cpu_seconds(p.pid) - b[0] for p, b in zip(processes, before, strict=True))
         log_cpu = sum(cpu_seconds(p.pid, t) - b[1]
                       for p, t, b in zip(processes, threads, before, strict=True))
@@ -476,16 +512,65 @@ def protocol_figures(medians: dict[str, dict[str, float]]) -> dict[str, Any]:
             "protocol_failed_requests": int(ours["failed"] + two["failed"] + plain["failed"])}
 
 
+def poll_cpu_ms(polls: int = 200) -> float:
+    """The server's CPU time per console poll (``/metrics`` and ``/models``), polled
+    back to back after some load, with no other request: what one poll costs."""
+    process = subprocess.Popen([sys.executable, __file__, "--serve", "ours"],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline().split()[0])
+        load(port, 0.5)  # the counters and histograms the scrape renders
+        before = cpu_seconds(process.pid)
+        done: list[int] = []
+
+        async def main() -> None:
+            while len(done) < polls:
+                await _console(port, 0.0, time.perf_counter(), done, once=True)
+
+        asyncio.run(main())
+        return (cpu_seconds(process.pid) - before) / polls * 1e3
+    finally:
+        process.kill()
+        process.wait()
+
+
+def console_figures(seconds: float, count: int, console_ms: float) -> dict[str, Any]:
+    """Server CPU per request with a console polling the server, and without; and what
+    one poll costs the server, so the share of a server's CPU it takes at a given load."""
+    poll_ms = poll_cpu_ms()
+    medians = rounds({
+        "without_console": lambda: measure("ours", seconds),
+        "with_console": lambda: measure("ours", seconds, console_ms=console_ms),
+    }, count)
+    without, with_ = medians["without_console"], medians["with_console"]
+    requests_per_poll = without["rps"] * console_ms / 1000
+    return {
+        "console_poll_ms": console_ms,
+        "server_cpu_ms_per_console_poll": round(poll_ms, 3),
+        # One poll's CPU spread over the requests answered between two polls, over a
+        # request's CPU without the console: the overhead the load above implies.
+        "console_poll_share_of_request_cpu": round(
+            poll_ms * 1e3 / requests_per_poll / without["cpu_us"], 4),
+        "no_console_server_cpu_us_per_request": round(without["cpu_us"], 1),
+        "console_server_cpu_us_per_request": round(with_["cpu_us"], 1),
+        "console_cpu_vs_without": round(with_["cpu_us"] / without["cpu_us"], 3),
+        "console_http_rps": round(with_["rps"]),
+        "no_console_http_rps": round(without["rps"]),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--redis-url", default=REDIS_URL)
     parser.add_argument("--serve", choices=("ours", "plain", "two-writes", "fastapi", "floor"))
-    parser.add_argument("--only", choices=("protocol",))
+    parser.add_argument("--only", choices=("protocol", "console"))
     parser.add_argument("--online", choices=("memory", "redis"), default="memory")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--cpu", type=int)
+    parser.add_argument("--console-ms", type=float, default=500.0)
     args = parser.parse_args()
     if args.serve:
         run_server(args.serve, args.online, args.redis_url, args.port, args.cpu)
@@ -497,6 +582,9 @@ def main() -> None:
             "two-writes": lambda: measure("two-writes", args.seconds),
             "plain": lambda: measure("plain", args.seconds)}, args.rounds))
         result["uvicorn"] = importlib.metadata.version("uvicorn")
+    if args.only == "console":
+        result |= console_figures(args.seconds, args.rounds, args.console_ms)
+    if args.only is not None:
         result["uptime_load_after"] = uptime_load()
         print(json.dumps(result))
         return
@@ -539,6 +627,7 @@ def main() -> None:
     swapped = measure("ours", args.seconds, swaps=100)
     result["swap_failed_requests"] = int(swapped["swap_failed"])
     result["swap_p99_ms"] = round(swapped["swap_p99"], 3)
+    result |= console_figures(args.seconds, args.rounds, args.console_ms)
     result["load_generator"] = (f"python asyncio, {CONNECTIONS} connections, {args.seconds}s, "
                                 f"{args.rounds} rounds (medians)")
     result["uptime_load_after"] = uptime_load()

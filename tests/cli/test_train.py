@@ -36,6 +36,7 @@ def log_traffic(cli: Cli, start: int, count: int, arm: str = "champion", *,
             "missing": [""] * count, "ts": pa.array(times, pa.int64()).cast(TIMESTAMP),
             "propensity": [1.0] * count, "latency_ms": [0.1] * count,
             "defaulted": [""] * count, "update": [None] * count,
+            "entities": [None] * count,
         }, schema=PREDICTIONS_SCHEMA.arrow_schema()))
         clicked = [i for i in range(count) if x[i, 0] + x[i, 1] > 0]
         log.append(OUTCOMES_TOPIC, pa.record_batch({

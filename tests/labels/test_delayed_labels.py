@@ -42,6 +42,7 @@ def predict_then_label(home: Path, *, delay: int, explicit: bool) -> dict[str, f
         "arm": ["champion"] * N, "served": [True] * N, "missing": [""] * N,
         "ts": pa.array(times, pa.int64()).cast(TIMESTAMP), "propensity": [1.0] * N,
         "latency_ms": [0.2] * N, "defaulted": [""] * N, "update": [None] * N,
+        "entities": [msgspec.json.encode({"carrier": e}).decode() for e in entities],
     }, schema=PREDICTIONS_SCHEMA.arrow_schema()))
     if explicit:
         chosen = list(range(N))

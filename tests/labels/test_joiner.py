@@ -42,7 +42,7 @@ def predictions(rids: list[str], entities: list[str], times: list[int],
         "score": [0.5] * n, "arm": ["champion"] * n, "served": [True] * n,
         "missing": [""] * n, "ts": pa.array(times, pa.int64()).cast(TIMESTAMP),
         "propensity": [1.0] * n, "latency_ms": [0.1] * n, "defaulted": [""] * n,
-        "update": [None] * n,
+        "update": [None] * n, "entities": [None] * n,
     }, schema=PREDICTIONS_SCHEMA.arrow_schema())
 
 
@@ -93,13 +93,12 @@ def test_outcomes_become_examples_and_silence_becomes_negatives(tmp_path: Path) 
 
 def test_a_predictions_topic_of_an_earlier_version_is_still_joined(tmp_path: Path) -> None:
     log = Log(EmbeddedBackend(tmp_path / "log", fsync="never"))
-    fields = {f.name: f.type for f in PREDICTIONS_SCHEMA.fields
-              if f.name not in ("defaulted", "update")}
+    later = ("defaulted", "update", "entities")
+    fields = {f.name: f.type for f in PREDICTIONS_SCHEMA.fields if f.name not in later}
     earlier = Schema.of(fields, key="entity", event_time="ts")
     log.create_topic(PREDICTIONS_TOPIC, earlier)
     log.ensure_topic("outcomes", OUTCOMES_SCHEMA)
-    log.append(PREDICTIONS_TOPIC, predictions(["a"], ["u"], [T0]).drop_columns(["defaulted",
-                                                                             "update"]))
+    log.append(PREDICTIONS_TOPIC, predictions(["a"], ["u"], [T0]).drop_columns(list(later)))
     log.append("outcomes", outcomes(["a"], ["u"], [1.0], [T0 + SECOND]))
     joiner = LabelJoiner(log, JoinRule(window=10 * SECOND), state_dir=tmp_path / "j",
                          clock=ManualClock(T0), fsync="never")

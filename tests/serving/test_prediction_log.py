@@ -16,7 +16,12 @@ from headwater.serving import (
     Split,
     ensure_topic,
 )
-from headwater.serving.prediction_log import PredictionRow, encode_features, ensure_readable
+from headwater.serving.prediction_log import (
+    PredictionRow,
+    encode_entities,
+    encode_features,
+    ensure_readable,
+)
 from headwater.testing import ManualClock, MemoryBackend
 from tests.serving.conftest import NOW, World, train
 
@@ -141,7 +146,7 @@ def test_the_topic_is_created_once_and_checked() -> None:
 def test_a_topic_of_an_earlier_version_is_read_but_not_written() -> None:
     log = Log(MemoryBackend())
     fields = {f.name: f.type for f in PREDICTIONS_SCHEMA.fields
-              if f.name not in ("defaulted", "update")}
+              if f.name not in ("defaulted", "update", "entities")}
     log.create_topic("predictions", Schema.of(fields, key="entity", event_time="ts"))
     with pytest.raises(TopicExistsError, match=r"earlier version of Headwater.*"
                        r"--predictions-topic NAME"):
@@ -168,7 +173,8 @@ def test_a_topic_without_the_update_field_is_read_but_not_written() -> None:
     """A predictions topic from before model updates: readable, and a server names why it
     does not log to it (its events could not say which update served them)."""
     log = Log(MemoryBackend())
-    fields = {f.name: f.type for f in PREDICTIONS_SCHEMA.fields if f.name != "update"}
+    fields = {f.name: f.type for f in PREDICTIONS_SCHEMA.fields
+              if f.name not in ("update", "entities")}
     log.create_topic("predictions", Schema.of(fields, key="entity", event_time="ts"))
     with pytest.raises(TopicExistsError, match=r"no 'update' field, which says which model "
                                                r"update served each prediction"):
@@ -180,3 +186,24 @@ def test_a_topic_without_the_update_field_is_read_but_not_written() -> None:
     plog.record(row("s", {"n": 0.0}))
     plog.close()
     assert [e["update"] for e in events(log, "predictions.v3")] == [7, None]
+
+
+def test_a_topic_without_the_entities_field_is_read_but_not_written() -> None:
+    """A predictions topic from before entity maps: a server names why it does not log
+    to it; a new one records every entity key of a request."""
+    log = Log(MemoryBackend())
+    fields = {f.name: f.type for f in PREDICTIONS_SCHEMA.fields if f.name != "entities"}
+    log.create_topic("predictions", Schema.of(fields, key="entity", event_time="ts",
+                                              nullable=("update",)))
+    with pytest.raises(TopicExistsError, match=r"no 'entities' field, which names every "
+                                               r"entity key of the request"):
+        PredictionLog(log)
+    plog = PredictionLog(log, "predictions.v4", flush_ms=10_000)
+    plog.record(PredictionRow("r", "ada", encode_features({"n": 0.0}), "m", 1, 0.5,
+                              "champion", True, (), NOW,
+                              entities=encode_entities({"user": "ada", "merchant": "grocery"})))
+    plog.record(PredictionRow("s", "bob", encode_features({"n": 0.0}), "m", 1, 0.5,
+                              "champion", True, (), NOW))
+    plog.close()
+    assert [e["entities"] for e in events(log, "predictions.v4")] == [
+        '{"user":"ada","merchant":"grocery"}', None]

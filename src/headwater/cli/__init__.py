@@ -14,7 +14,9 @@ One module per command (``headwater --help`` lists them; a test keeps this list 
   :mod:`~headwater.cli.simulate` (the whole system on a simulated clock),
   :mod:`~headwater.cli.report`, :mod:`~headwater.cli.eval` (backtests and evaluation in
   production), :mod:`~headwater.cli.demos` (``headwater demo``),
-  :mod:`~headwater.cli.datasets` (sample data).
+  :mod:`~headwater.cli.datasets` (sample data), :mod:`~headwater.cli.simulate` (a history
+  replayed through the whole system), :mod:`~headwater.cli.ui` (the console, a web page
+  that shows the loop live).
 
 Every command takes the global ``--log LOCATION`` (default from
 :class:`headwater.config.Settings`); ``--version`` prints the version.

@@ -26,6 +26,7 @@ from headwater.cli import (
     tail,
     topics,
     train,
+    ui,
 )
 from headwater.cli import eval as evaluation
 from headwater.cli.common import EXIT_FAILURE, CliState, exit_code, print_error
@@ -100,6 +101,7 @@ app.command("train")(train.train)
 app.command("run")(run.run)
 app.command("simulate")(simulate.simulate)
 app.command("report")(report.report)
+app.command("ui")(ui.ui)
 
 
 def main() -> None:

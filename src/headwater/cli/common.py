@@ -9,6 +9,7 @@ and exit code 2 for bad input (:class:`~headwater.errors.ValidationError`,
 
 from __future__ import annotations
 
+import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,14 +78,27 @@ def state_of(ctx: typer.Context) -> CliState:
     return obj
 
 
+#: The width of output that is not a terminal (a file, a pipe, CI's log), where nothing
+#: wraps it again: wide enough that a table keeps its columns whole instead of being cut
+#: to Rich's 80 columns (``COLUMNS`` still decides when it is set).
+PIPED_WIDTH: Final = 1000
+
+
+def _console(*, stderr: bool) -> Console:
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = PIPED_WIDTH
+    return console
+
+
 def out() -> Console:
     """The console for results (standard output)."""
-    return Console(highlight=False)
+    return _console(stderr=False)
 
 
 def status() -> Console:
     """The console for progress, status and errors (standard error)."""
-    return Console(stderr=True, highlight=False)
+    return _console(stderr=True)
 
 
 def exit_code(error: HeadwaterError) -> int:

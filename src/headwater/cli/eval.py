@@ -25,6 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final, NoReturn
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 import typer
@@ -46,6 +47,8 @@ from headwater.evaluation import (
 )
 from headwater.evaluation.examples import int64_column
 from headwater.labels import TRAINING_EXAMPLES_TOPIC
+from headwater.labels.schema import PREDICTIONS_TOPIC
+from headwater.log import Log
 from headwater.models import Model
 from headwater.registry import open_registry
 from headwater.registry.names import check_model_name, parse_ref
@@ -134,6 +137,9 @@ def backtest_(
         "prediction time (from --project) instead of reading them as served.")] = None,
     project: Annotated[str | None, typer.Option("--project", metavar="FILE",
                                                 help="The module of definitions.")] = None,
+    predictions: Annotated[str, typer.Option(
+        "--predictions", metavar="TOPIC", help="With --feature-set: the predictions topic "
+        "that recorded each request's entity keys.")] = PREDICTIONS_TOPIC,
     metrics: MetricsOpt = _SPLIT_METRICS, topic: TopicOpt = TRAINING_EXAMPLES_TOPIC,
     registry: RegistryOpt = None, since: SinceOpt = None, until: UntilOpt = None,
     html: HtmlOpt = None,
@@ -143,7 +149,8 @@ def backtest_(
     rows = _served(_rows(ctx, topic, since, until))
     examples = Examples.from_training_examples(rows)
     if feature_set is not None:
-        examples = _point_in_time(ctx, rows, examples, feature_set, project)
+        examples = _point_in_time(ctx, rows, examples, feature_set, project, predictions,
+                                  loaded)
     start = int(examples.prediction_time.min())
     end = int(examples.prediction_time.max()) + 1
     folds = walk_forward(start, end, train=parse_duration(train, field="--train"),
@@ -156,26 +163,95 @@ def backtest_(
 
 
 def _point_in_time(ctx: typer.Context, rows: pa.Table, examples: Examples, name: str,
-                   project: str | None) -> Examples:
-    from headwater.features.definitions import DerivedFeature, Feature
-    from headwater.features.pointintime import with_derived
+                   project: str | None, predictions: str, model: Model) -> Examples:
+    """The examples with the feature set's features recomputed as known at each
+    prediction time: each entity looked up by its own key (as the prediction log
+    recorded it), the request values kept as served, derived features computed again,
+    helpers left out. A value still null (no default) is filled as serving fills it,
+    with the model's neutral default (said on standard error)."""
+    from headwater.features.definitions import Feature
+    from headwater.features.pointintime import model_inputs
     from headwater.features.project import load_project
+    from headwater.serving.inputs import neutral_defaults
     from headwater.store.history import FeatureHistory
     from headwater.store.history.lookup import values_at_times
 
     state = state_of(ctx)
-    features = load_project(project or state.settings.project).feature_set(name).features
+    chosen = load_project(project or state.settings.project).feature_set(name)
+    stream = [f for f in chosen.features if isinstance(f, Feature)]
+    entities = list(dict.fromkeys(f.entity.name for f in stream))
+    times = examples.prediction_time.tolist()
     with state.open_log() as log:
-        frame = values_at_times(log, FeatureHistory(state.settings.history_location),
-                                [f for f in features if isinstance(f, Feature)],
-                                rows.column("entity").to_pylist(),
-                                examples.prediction_time.tolist(), mode="known_at")
-    frame = with_derived([f for f in features if isinstance(f, DerivedFeature)], frame)
-    columns: dict[str, Any] = {
-        n: np.asarray(frame.column(n).cast(pa.float64()).fill_null(0.0), np.float64)
-        for n in frame.column_names}
+        keys = _entity_keys(log, rows, entities, predictions)
+        frame = values_at_times(log, FeatureHistory(state.settings.history_location), stream,
+                                keys, times, mode="known_at")
+    recomputed = set(chosen.names)
+    for column, values in examples.features.items():
+        if column not in recomputed and column != "_":  # a request value, as served
+            frame = frame.append_column(column, pa.array(values))
+    frame = model_inputs(chosen, frame)
+    defaults = neutral_defaults(model)
+    columns: dict[str, Any] = {}
+    for column in frame.column_names:
+        values = frame.column(column)
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            columns[column] = np.asarray(values.fill_null("").to_pylist(), np.str_)
+            continue
+        numbers = np.asarray(values.cast(pa.float64()).fill_null(np.nan), np.float64)
+        missing = np.isnan(numbers)
+        if missing.any() and column in recomputed:
+            fill = float(defaults.get(column, 0.0))
+            status().print(f"{int(missing.sum())} values of {column} had no value as known "
+                           f"then and no default: filled with {fill}, the model's neutral "
+                           "default, as serving fills them", markup=False)
+            numbers = np.where(missing, fill, numbers)
+        columns[column] = numbers
     return Examples(columns, examples.y, prediction_time=examples.prediction_time,
                     label_time=examples.label_time)
+
+
+def _entity_keys(log: Log, rows: pa.Table, entities: list[str], topic: str
+                 ) -> dict[str, list[str | None]]:
+    """Each example's key of every entity, from its logged prediction's ``entities``.
+
+    An example whose prediction did not record them (a topic of an earlier version)
+    has only the key it was routed by: the key of a feature set of one entity (the
+    entity a server routes by), and refused for a set of several."""
+    recorded: dict[str, dict[str, str]] = {}
+    if (any(t.name == topic for t in log.topics())
+            and "entities" in log.topic(topic).schema.names):
+        decode = msgspec.json.Decoder(dict[str, str]).decode
+        for fetched in log.replay(topic):
+            batch = fetched.batch
+            for rid, text in zip(batch.column("request_id").to_pylist(),
+                                 batch.column("entities").to_pylist(), strict=True):
+                if text is not None:
+                    recorded.setdefault(rid, decode(text))
+    routed = rows.column("entity").to_pylist()
+    keys: dict[str, list[str | None]] = {e: [] for e in entities}
+    unrecorded = 0
+    for i, rid in enumerate(rows.column("request_id").to_pylist()):
+        found = recorded.get(rid)
+        if found is None:
+            if len(entities) > 1:
+                raise ValidationError(
+                    "--feature-set", f"the prediction {rid!r} (example {i}) does not record "
+                    f"its entities' keys in {topic!r}, and the set's features describe "
+                    f"{', '.join(entities)}: each cannot be looked up by its own key "
+                    "(--predictions names the predictions topic)")
+            unrecorded += 1
+            keys[entities[0]].append(routed[i])
+            continue
+        for entity in entities:
+            if entity not in found:
+                raise ValidationError(
+                    f"entities.{entity}", f"the prediction {rid!r} (example {i}) has no key "
+                    f"of entity {entity!r} (it has {', '.join(sorted(found)) or 'none'})")
+            keys[entity].append(found[entity])
+    if unrecorded:
+        status().print(f"{unrecorded} examples' predictions do not record their entities' "
+                       f"keys: looked up by the key they were routed by", markup=False)
+    return keys
 
 
 @app.command("prequential")

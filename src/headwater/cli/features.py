@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from contextlib import closing
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import pyarrow as pa
@@ -21,6 +21,7 @@ from rich.table import Table
 
 from headwater.cli.common import CliState, format_count, out, state_of, status
 from headwater.cli.signals import stop_requested
+from headwater.cli.statusline import MetricsPortOption, StatusLine, metrics_on
 from headwater.errors import ValidationError
 from headwater.features.definitions import DerivedFeature, Feature, FeatureSet, TableSource
 from headwater.features.engine import FeatureEngine, backfill
@@ -39,6 +40,9 @@ from headwater.time import (
     parse_duration,
     parse_time,
 )
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
 
 __all__ = ["app"]
 
@@ -130,6 +134,11 @@ def run(
     idle_timeout: Annotated[float | None, typer.Option(
         help="Stop after this many seconds without events (default: run until stopped).")] = None,
     group: Annotated[str, typer.Option(help="The engines' consumer group.")] = "features",
+    metrics_port: MetricsPortOption = None,
+    status_every: Annotated[str, typer.Option(
+        "--status-every", help="How often to print the status line.")] = "10s",
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", help="No status line (warnings are still printed).")] = False,
     group_timeout: Annotated[str | None, typer.Option(
         help="How long an engine may be silent before the others take its partitions "
         "over (the failover time on the Redis log). Default: $HEADWATER_GROUP_TIMEOUT "
@@ -159,16 +168,28 @@ def run(
         status().print(f"engine running ({len(loaded.features)} features); Ctrl-C or "
                        "SIGTERM stops it")
         late = _LateWarning(engine, loaded.features)
+        line = StatusLine("engine", lambda: {"events applied": sum(engine.applied.values()),
+                                             "late": sum(engine.late.values())},
+                          every_us=parse_duration(status_every, field="--status-every"),
+                          quiet=quiet)
         moves = _Moves(engine)
 
         def report() -> None:
             late.say()
             moves.say()
+            line.tick()
 
-        with stop_requested() as stop:
+        with stop_requested() as stop, metrics_on(metrics_port, lambda: _engine_metrics(engine)):
             engine.run(idle_timeout_s=idle_timeout, poll_timeout_s=0.2, stop=stop,
                        report=report, report_every_s=0.5)
+        line.print()
     status().print("engine stopped; its state is checkpointed")
+
+
+def _engine_metrics(engine: FeatureEngine) -> Collector:
+    from headwater.cli.metrics import EngineMetrics
+
+    return EngineMetrics(engine, SystemClock())
 
 
 class _Moves:
@@ -231,7 +252,9 @@ def backfill_(ctx: typer.Context, project: ProjectOption = None) -> None:
 @app.command("get")
 def get(
     ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="The entity's key.")],
+    keys: Annotated[list[str], typer.Argument(
+        help="The entity's key; for a set of several entities, each as NAME=KEY "
+        "(user=ada merchant=grocery).", metavar="KEY...")],
     project: ProjectOption = None,
     feature_set: Annotated[str | None, typer.Option("--set", help="A feature set's name "
                                                     "(default: every feature).")] = None,
@@ -255,7 +278,8 @@ def get(
     values: dict[str, Any] = json.loads(request) if request else {}
     if not isinstance(values, dict):
         raise ValidationError("--request", "expected a JSON object")
-    entities = {f.entity.name for f in chosen.features if isinstance(f, Feature)}
+    entities = _entity_keys(keys, [f.entity.name for f in chosen.features
+                                   if isinstance(f, Feature)])
     defaulted: tuple[str, ...] = ()
     if at:
         history = FeatureHistory(state.settings.history_location)
@@ -265,7 +289,8 @@ def get(
             if gap is not None:
                 status().print(f"replaying all of {topic}: {gap}", markup=False)
         with state.open_log() as log:
-            past = values_at_times(log, history, stream, [key], [now], mode=mode)
+            past = values_at_times(log, history, stream,
+                                   {name: [k] for name, k in entities.items()}, [now], mode=mode)
         derived = [f for f in chosen.features if isinstance(f, DerivedFeature)]
         if derived:
             for name, value in values.items():
@@ -276,11 +301,30 @@ def get(
         with closing(open_online_store(state.settings.online_location, settings=state.settings,
                                        read_only=True)) as online:
             got, defaulted, _ = FeatureReader(online, chosen).read_row(
-                dict.fromkeys(entities, key), now, values, helpers=True)
-    table = Table("feature", "value", "", title=f"{key} at {format_micros(now)}")
+                entities, now, values, helpers=True)
+    table = Table("feature", "value", "", title=f"{' '.join(keys)} at {format_micros(now)}")
     for name, value in got.items():
         notes = [n for n, yes in (("helper: no model input", name in chosen.helpers),
                                   ("default: no value for the entity", name in defaulted))
                  if yes]
         table.add_row(name, "null" if value is None else str(value), "; ".join(notes))
     out().print(table)
+
+
+def _entity_keys(given: list[str], names: list[str]) -> dict[str, str]:
+    """Each entity's key: one key for a set of one entity, else ``NAME=KEY`` for each."""
+    wanted = list(dict.fromkeys(names))
+    if len(given) == 1 and len(wanted) <= 1 and given[0].partition("=")[0] not in wanted:
+        return dict.fromkeys(wanted, given[0])
+    keys: dict[str, str] = {}
+    for text in given:
+        name, equals, key = text.partition("=")
+        if not equals or name not in wanted:
+            raise ValidationError("KEY", f"{text!r}: the features describe "
+                                  f"{', '.join(wanted)}: give each entity's key as NAME=KEY")
+        keys[name] = key
+    missing = [name for name in wanted if name not in keys]
+    if missing:
+        raise ValidationError("KEY", f"no key of entity {missing[0]!r}: give it as "
+                              f"{missing[0]}=KEY")
+    return keys

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
 
 from headwater.cli.common import state_of, status
 from headwater.cli.signals import stop_requested
+from headwater.cli.statusline import MetricsPortOption, metrics_on
 from headwater.errors import ValidationError
 from headwater.labels import LATE_OUTCOMES_TOPIC, OUTCOMES_TOPIC, TRAINING_EXAMPLES_TOPIC
 from headwater.labels.join import JoinRule
@@ -30,6 +31,9 @@ from headwater.labels.joiner import LabelJoiner
 from headwater.log import Log
 from headwater.serving.prediction_log import PREDICTIONS_TOPIC
 from headwater.time import format_duration, parse_duration
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
 
 __all__ = ["app", "rule_of"]
 
@@ -100,6 +104,7 @@ def run(
     group: Annotated[str, typer.Option(
         help="The joiners' consumer group: joiners in one group split the partitions.")
     ] = "labels",
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Join outcomes to predictions until stopped; exactly once across restarts."""
     state = state_of(ctx)
@@ -129,7 +134,8 @@ def run(
         say(f"joining {outcomes} to {predictions} into {examples} ({_describe(rule)}); "
             "Ctrl-C or SIGTERM stops it")
         try:
-            with stop_requested() as stop:
+            with stop_requested() as stop, metrics_on(metrics_port,
+                                                      lambda: _joiner_metrics(joiner)):
                 joiner.run(idle_timeout_s=idle_timeout, poll_s=0.2, on_warning=warn,
                            on_status=None if quiet else say, status_every_s=every / 1e6,
                            stop=stop)
@@ -137,3 +143,9 @@ def run(
         finally:
             joiner.close()
     say("label joiner stopped; its state is checkpointed")
+
+
+def _joiner_metrics(joiner: LabelJoiner) -> Collector:
+    from headwater.cli.metrics import JoinerMetrics
+
+    return JoinerMetrics(joiner)

@@ -30,6 +30,7 @@ import typing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any, Final, cast
+from urllib.parse import urlsplit
 
 import msgspec
 import typer
@@ -45,6 +46,8 @@ from headwater.cli.common import (
     state_of,
     status,
 )
+from headwater.cli.tables import FormatOption, emit
+from headwater.config import Settings
 from headwater.errors import UnknownModelError, UntrustedArtifactError, ValidationError
 from headwater.learning import reproduce
 from headwater.learning.served_state import reproduce_served
@@ -104,6 +107,18 @@ def _models(
     ctx.obj = _Where(registry, artifacts)
 
 
+def missing_store(location: str | None, settings: Settings) -> str | None:
+    """The model store's directory when ``location`` (default: the settings') is a local
+    one that does not exist yet, else ``None``: a command that only reads says so
+    instead of creating an empty store where it runs."""
+    where = location if location is not None else settings.registry_location
+    scheme = urlsplit(where).scheme if "://" in where else ""
+    if scheme not in ("", "file"):
+        return None
+    root = Path(urlsplit(where).path if scheme == "file" else where)
+    return None if (root / "registry.db").exists() else str(root)
+
+
 def _open(ctx: typer.Context) -> ModelRegistry:
     where = ctx.find_object(_Where) or _Where(None, None)
     return open_registry(where.registry, artifacts=where.artifacts,
@@ -111,20 +126,31 @@ def _open(ctx: typer.Context) -> ModelRegistry:
 
 
 @app.command("list")
-def list_(ctx: typer.Context) -> None:
+def list_(ctx: typer.Context, fmt: FormatOption = "table") -> None:
     """List the models with their versions and aliases."""
-    with _open(ctx) as registry:
-        models = registry.models()
-        if not models:
-            out().print("no models")
-            return
-        table = Table("model", "versions", "latest", "aliases", "updated")
-        for model in models:
-            aliases = registry.aliases(model.name)
-            table.add_row(model.name, format_count(model.versions), f"v{model.latest}",
-                          ", ".join(f"{a}→v{v}" for a, v in aliases.items()),
-                          _when(model.updated_at))
-        out().print(table)
+    where = ctx.find_object(_Where) or _Where(None, None)
+    missing = missing_store(where.registry, state_of(ctx).settings)
+    if missing is not None and fmt == "table":
+        out().print(f"no models (no model store at {missing})", markup=False)
+        return
+    rows: list[list[Any]] = []
+    if missing is None:
+        with _open(ctx) as registry:
+            for model in registry.models():
+                aliases = registry.aliases(model.name)
+                rows.append([model.name, model.versions, model.latest, aliases,
+                             _when(model.updated_at)])
+    if not rows and fmt == "table":
+        out().print("no models")
+        return
+    if fmt == "table":
+        rows = [[name, format_count(n), f"v{latest}",
+                 ", ".join(f"{a}→v{v}" for a, v in aliases.items()), updated]
+                for name, n, latest, aliases, updated in rows]
+    elif fmt == "csv":
+        rows = [[*row[:3], ";".join(f"{a}={v}" for a, v in row[3].items()), row[4]]
+                for row in rows]
+    emit(["model", "versions", "latest", "aliases", "updated"], rows, fmt)
 
 
 @app.command("show")

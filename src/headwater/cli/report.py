@@ -16,6 +16,8 @@ import pyarrow.compute as pc
 import typer
 
 from headwater.cli.common import out, state_of, status
+from headwater.cli.models import missing_store
+from headwater.errors import ConfigError
 from headwater.evaluation.arms import Cost, score_strategies
 from headwater.labels import TRAINING_EXAMPLES_TOPIC
 from headwater.learning.gate import DEFAULT_MIN_EXAMPLES
@@ -51,11 +53,23 @@ def report(
     min_examples: Annotated[int, typer.Option(
         "--min-examples", min=1, help="Warn about an arm judged on fewer labelled "
         "predictions.")] = DEFAULT_MIN_EXAMPLES,
+    registry_at: Annotated[str | None, typer.Option(
+        "--registry", metavar="LOCATION", help="The model store: a directory or "
+        "postgresql://…. Default: $HEADWATER_REGISTRY_URL or <$HEADWATER_HOME or "
+        ".headwater>/registry.")] = None,
 ) -> None:
     """Compare the arms of MODEL on quality and its trainers on compute."""
     state = state_of(ctx)
     start = parse_time(since, clock=SystemClock(), field="--since") if since else -(1 << 62)
-    with state.open_log() as log, open_registry(settings=state.settings) as registry:
+    missing = missing_store(registry_at, state.settings)
+    if missing is not None:
+        raise ConfigError(f"no model store at {missing}: nothing to report (give --registry, "
+                          "or run where the loop ran)")
+    if "://" not in state.location and not Path(state.location).exists():
+        raise ConfigError(f"no log at {state.location}: nothing to report (give --log, or "
+                          "run where the loop ran)")
+    with state.open_log() as log, open_registry(registry_at,
+                                                settings=state.settings) as registry:
         rows = log.read_table(topic)
         arms = sorted(set(pc.unique(rows.column("arm")).to_pylist()))
         scores = score_strategies(log, registry, model, arms, {}, start=start, topic=topic)

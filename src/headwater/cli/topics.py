@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, get_args
+from typing import Annotated, Any, get_args
 
 import typer
 from rich.table import Table
@@ -18,6 +18,7 @@ from headwater.cli.common import (
 from headwater.cli.formats import FileFormat, format_of
 from headwater.cli.inference import votes_table
 from headwater.cli.sources import infer_schema, open_source
+from headwater.cli.tables import FormatOption, emit
 from headwater.errors import ValidationError
 from headwater.log import Log, Retention, Schema, TopicInfo, dead_letter_topic
 from headwater.log.schema import FieldType
@@ -146,19 +147,19 @@ def retention_(
 
 
 @app.command("list")
-def list_(ctx: typer.Context) -> None:
+def list_(ctx: typer.Context, fmt: FormatOption = "table") -> None:
     """List the topics with their partitions and event counts."""
     with state_of(ctx).open_log() as log:
         topics = log.topics()
-        if not topics:
+        if not topics and fmt == "table":
             out().print("no topics")
             return
-        table = Table("name", "partitions", "events", "key", "event time")
-        for info in topics:
-            events = _events(log, info.name)
-            table.add_row(info.name, str(info.partitions), format_count(events),
-                          info.schema.key or "", info.schema.event_time)
-        out().print(table)
+        rows: list[list[Any]] = [[info.name, info.partitions, _events(log, info.name),
+                                  info.schema.key, info.schema.event_time] for info in topics]
+    if fmt == "table":
+        rows = [[name, n, format_count(events), key or "", ts]
+                for name, n, events, key, ts in rows]
+    emit(["name", "partitions", "events", "key", "event time"], rows, fmt)
 
 
 @app.command("describe")

@@ -29,13 +29,14 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from typing import Annotated, Final, cast
+from typing import TYPE_CHECKING, Annotated, Final, cast
 
 import typer
 from rich.text import Text
 
 from headwater.cli.common import out, state_of, status
 from headwater.cli.signals import stop_requested
+from headwater.cli.statusline import MetricsPortOption, StatusLine, TrainerCounts, metrics_on
 from headwater.errors import (
     LeaseHeldError,
     UnknownAliasError,
@@ -63,6 +64,9 @@ from headwater.models import Model
 from headwater.registry import ModelRegistry, open_registry
 from headwater.repeat import run_until_idle
 from headwater.time import SystemClock, format_micros, parse_duration, parse_time
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
 
 __all__ = ["DEFAULT_MODEL_CLASS", "make_factory", "train", "trigger_of"]
 
@@ -198,6 +202,13 @@ def train(
     examples_of: Annotated[str | None, typer.Option(
         "--examples-of", help="Learn the examples this model served (default: --model's "
         "own).")] = None,
+    metrics_port: MetricsPortOption = None,
+    status_every: Annotated[str, typer.Option(
+        "--status-every", help="How often a running trainer prints its status line.")
+    ] = "10s",
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", help="No status line (versions and warnings are still printed).")
+    ] = False,
     updates: Annotated[bool, typer.Option(
         "--updates/--no-updates", help="A continual trainer appends its live model's "
         "updates to the model_updates topic between versions (servers serve them within "
@@ -216,6 +227,7 @@ def train(
         raise ValidationError("--strategy", f"expected stateless, stateful or continual, got "
                               f"{strategy!r}")
     trigger = trigger_of(every, daily_at, volume, drift, rate_limit)
+    status_every_us = parse_duration(status_every, field="--status-every")
     if strategy == "continual" and trigger is None:
         raise ValidationError("--strategy", "a continual trainer needs a trigger: --every, "
                               "--daily-at, --volume or --drift")
@@ -253,7 +265,14 @@ def train(
                 _show(trainer.train(event_time=window), gate)
                 _left_out(trainer, model)
                 return
-            _keep_training(trainer, gate, strategy, model, poll, idle_timeout, stopping)
+            counts = TrainerCounts(rows=lambda: trainer.cost.rows)
+            line = StatusLine(f"{strategy} trainer", lambda: {
+                "examples learnt": counts.rows(), "versions": counts.published,
+                "rejected": counts.rejected}, every_us=status_every_us, quiet=quiet)
+            with metrics_on(metrics_port, lambda: _trainer_metrics(counts)):
+                _keep_training(trainer, gate, strategy, model, poll, idle_timeout, stopping,
+                               counts, line)
+            line.print()
         finally:
             held.release()
     _left_out(trainer, model)
@@ -262,7 +281,8 @@ def train(
 
 
 def _keep_training(trainer: Trainer, gate: Gate, strategy: str, model: str, poll: float,
-                   idle_timeout: float | None, stopping: threading.Event) -> None:
+                   idle_timeout: float | None, stopping: threading.Event,
+                   counts: TrainerCounts, line: StatusLine) -> None:
     status().print(f"{strategy} trainer of {model} running (pid {os.getpid()}); Ctrl-C or "
                    "SIGTERM stops it, SIGUSR1 records a checkpoint now")
     wanted = threading.Event()
@@ -270,6 +290,7 @@ def _keep_training(trainer: Trainer, gate: Gate, strategy: str, model: str, poll
         signal.signal(signal.SIGUSR1, lambda signum, frame: wanted.set())
 
     def step() -> bool:
+        line.tick()
         before, reverts = dict(trainer.position), trainer.reverts
         done = trainer.step()
         if wanted.is_set():
@@ -281,11 +302,22 @@ def _keep_training(trainer: Trainer, gate: Gate, strategy: str, model: str, poll
                 _show(checkpoint, gate)
         if trainer.reverts > reverts:  # the live model dropped below its checkpoint
             status().print(f"{model} {trainer.published[-1].verdict.reason}")
+            counts.reverts = trainer.reverts
         if done is not None:
             _show(done, gate)
+            counts.published += 1
+            counts.rejected += not done.verdict.promote
+            counts.fires[done.fire.kind] = counts.fires.get(done.fire.kind, 0) + 1
+            counts.last_published_us = done.version.created_at
         return trainer.position != before or done is not None
 
     run_until_idle(step, idle_timeout_s=idle_timeout, poll_s=poll, stop=stopping)
+
+
+def _trainer_metrics(counts: TrainerCounts) -> Collector:
+    from headwater.cli.metrics import TrainerMetrics
+
+    return TrainerMetrics(counts, SystemClock())
 
 
 def _warn(problem: str) -> None:

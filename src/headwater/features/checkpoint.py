@@ -48,6 +48,8 @@ class Checkpoint(msgspec.Struct, frozen=True):
     features: dict[str, str]  # feature name -> definition digest
     aliases: dict[str, str] = {}
     """Arrays not stored, each named with the stored array equal to it."""
+    lanes: dict[str, tuple[int, int]] = {}
+    """For a task over several partitions: each partition's position and watermark."""
 
 
 class CheckpointStore:

@@ -57,6 +57,7 @@ __all__ = [
     "RequestSource",
     "StreamSource",
     "TableSource",
+    "key_column",
 ]
 
 _LIFETIME: Final = Lifetime()
@@ -238,6 +239,18 @@ class Feature(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     @property
     def digest(self) -> str:
         return hashlib.sha256(msgspec.json.encode(self)).hexdigest()
+
+
+def key_column(feature: Feature) -> str:
+    """The column of the source's events that holds the feature's entity keys: the
+    source's ``entity_key`` when it names one, else the entity's ``key``. Features of
+    several entities over one topic are each keyed by their own column.
+
+    >>> flights = StreamSource.of("flights")
+    >>> key_column(Feature.of("departures", Entity("origin", key="origin"), flights, "count"))
+    'origin'
+    """
+    return feature.source.entity_key or feature.entity.key
 
 
 class DerivedFeature(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

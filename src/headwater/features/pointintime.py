@@ -218,6 +218,8 @@ def feature_values(
     if mode not in ("event_time", "known_at"):
         raise ValidationError("mode", f"expected 'event_time' or 'known_at', got {mode!r}")
     events = source.events
+    if events.column(source.entity).null_count:  # an event without the entity has none
+        events = events.filter(pc.is_valid(events.column(source.entity)))
     if feature.where is not None:
         events = events.filter(pa.array(feature.where.mask(events)))
     agg = feature.aggregator

@@ -10,35 +10,46 @@ store answered at ``T``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 import numpy as np
 import pyarrow as pa
 
 from headwater.errors import ValidationError
-from headwater.features.definitions import Feature
+from headwater.features.definitions import Feature, key_column
 from headwater.features.pointintime import I64, Mode, Queries, Sources, point_in_time
 from headwater.features.state import NO_TIME
-from headwater.features.task import late_events
-from headwater.log import Log
+from headwater.features.task import late_events, log_order
+from headwater.log import OFFSET, Log
 
-__all__ = ["Keys", "applied_events", "values_at_times"]
+__all__ = ["LOG_ORDER", "Keys", "applied_events", "values_at_times"]
+
+LOG_ORDER: Final = "_log_order"
+"""The column of :func:`applied_events` that orders events across partitions."""
 
 #: Entity keys, one per row: a sequence of values or an Arrow array.
-Keys: TypeAlias = Sequence[str | int] | pa.Array | pa.ChunkedArray
+Keys: TypeAlias = Sequence[str | int | None] | pa.Array | pa.ChunkedArray
 
 
 def applied_events(log: Log, topic: str, lateness: int) -> pa.Table:
-    """Every event of ``topic`` the engine applies (the late ones left out)."""
-    kept: list[pa.RecordBatch] = []
+    """Every event of ``topic`` the engine applies (the late ones left out), with its
+    position in the log across partitions (:data:`LOG_ORDER`,
+    :func:`~headwater.features.task.log_order`)."""
+    kept: list[pa.Table] = []
     info = log.topic(topic)
+    schema = info.schema.stored_schema()
     for partition in range(info.partitions):
         watermark = NO_TIME
         for fetched in log.replay(topic, [partition]):
             times = np.asarray(fetched.batch.column(info.schema.event_time).cast(pa.int64()))
             late, watermark = late_events(times, watermark, lateness)
-            kept.append(fetched.batch.filter(pa.array(~late)) if late.any() else fetched.batch)
-    return pa.Table.from_batches(kept, info.schema.stored_schema())
+            batch = fetched.batch.filter(pa.array(~late)) if late.any() else fetched.batch
+            order = log_order(partition, np.asarray(batch.column(OFFSET), np.int64))
+            kept.append(pa.Table.from_batches([batch], schema).append_column(
+                LOG_ORDER, pa.array(order, pa.int64())))
+    if not kept:
+        return schema.empty_table().append_column(LOG_ORDER, pa.array([], pa.int64()))
+    return pa.concat_tables(kept)
 
 
 def values_at_times(log: Log, features: Sequence[Feature],
@@ -48,7 +59,9 @@ def values_at_times(log: Log, features: Sequence[Feature],
 
     ``entities`` holds one key per row: the same keys for every feature, or a mapping
     of entity name to keys when the features describe several entities. Keys are read
-    as the source topic's key type; a key that cannot be is an error naming the entity.
+    as the type of the column each feature is keyed by
+    (:func:`~headwater.features.definitions.key_column`); a key that cannot be is an
+    error naming the entity.
     """
     at = np.asarray(times, dtype=np.int64)
     out: dict[str, pa.Array] = {}
@@ -60,8 +73,7 @@ def values_at_times(log: Log, features: Sequence[Feature],
         info = log.topic(topic)
         if topic not in applied:
             applied[topic] = applied_events(log, topic, group[0].source.allowed_lateness_us)
-        key = group[0].source.entity_key or info.schema.key
-        assert key is not None
+        key = key_column(group[0])
         rows = entities.get(entity) if isinstance(entities, Mapping) else entities
         if rows is None:
             raise ValidationError(f"entities.{entity}", f"no keys given for the entity of "
@@ -69,7 +81,8 @@ def values_at_times(log: Log, features: Sequence[Feature],
         keys = _keys(rows, info.schema.arrow_schema().field(key).type, entity)
         if len(keys) != len(at):
             raise ValidationError(f"entities.{entity}", f"{len(keys)} keys but {len(at)} times")
-        frame = point_in_time(group, Sources(applied[topic], key, info.schema.event_time),
+        frame = point_in_time(group, Sources(applied[topic], key, info.schema.event_time,
+                                             offset=LOG_ORDER),
                               Queries(keys, at), mode=mode)
         out.update({name: frame.column(name).combine_chunks() for name in frame.schema.names})
     return pa.table({f.name: out[f.name] for f in features})

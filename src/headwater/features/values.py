@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from headwater.errors import ValidationError
+from headwater.features.definitions import key_column
 from headwater.log.partitioner import murmur2
 
 if TYPE_CHECKING:
@@ -68,13 +69,12 @@ def check_feature(feature: Feature, schema: Schema) -> None:
     aggregation cannot fold the column's type (:class:`~headwater.errors.ValidationError`
     naming the feature, the column and the type)."""
     names = {f.name: f for f in schema.fields}
-    key = feature.source.entity_key or schema.key
-    if key is None:
-        raise ValidationError(f"{feature.name}.source",
-                              f"{feature.source.topic} has no key field: name entity_key")
+    key = key_column(feature)
     if key not in names:
-        raise ValidationError(f"{feature.name}.source.entity_key",
-                              f"{feature.source.topic} has no field {key!r}")
+        where = "source.entity_key" if feature.source.entity_key else "entity.key"
+        raise ValidationError(f"{feature.name}.{where}",
+                              f"{feature.source.topic} has no field {key!r} to key entity "
+                              f"{feature.entity.name!r} by")
     if feature.where is not None and feature.where.column not in names:
         raise ValidationError(f"{feature.name}.where",
                               f"{feature.source.topic} has no field {feature.where.column!r}")

@@ -98,6 +98,9 @@ class PredictionRow(msgspec.Struct, frozen=True):
     defaulted: Names = ()
     #: The offset of the model update the version served with (``None``: as registered).
     update: int | None = None
+    #: The request's key of every entity, a JSON object of entity name to key (``entity``
+    #: is the one it was routed by; ``None`` when the writer did not give them).
+    entities: str | None = None
 
 
 class DecisionRow(msgspec.Struct, frozen=True):
@@ -256,9 +259,12 @@ PREDICTIONS: Final = SystemTopic(
     "predictions", PredictionRow, event_time="ts", key="entity",
     earlier=(Schema.of(_EARLIER_FIELDS, key="entity", event_time="ts"),
              Schema.of({**_EARLIER_FIELDS, "defaulted": "string"}, key="entity",
-                       event_time="ts")),
+                       event_time="ts"),
+             Schema.of({**_EARLIER_FIELDS, "defaulted": "string", "update": "int64"},
+                       key="entity", event_time="ts", nullable=("update",))),
     fields_say={"defaulted": "says which feature values were filled by their default",
-                "update": "says which model update served each prediction"},
+                "update": "says which model update served each prediction",
+                "entities": "names every entity key of the request"},
     upgrade=", so new predictions are not logged to it. Its events stay readable (labels, "
     "evaluation, replay); log new predictions to another topic: headwater serve "
     "--predictions-topic NAME, and join them with headwater labels run --predictions NAME")

@@ -6,12 +6,15 @@ filled gaps), the model version, the score, the policy arm, whether the score wa
 returned or only shadowed, the names of the inputs the model's neutral defaults filled
 (``missing``: no value at all), the time, and the propensity: the probability the
 routing policy gave the arm (for off-policy estimates), the latency of the prediction in
-the service (for canary guardrails), and the names of the features whose value is their
+the service (for canary guardrails), the names of the features whose value is their
 definition's default because the entity had none (``defaulted``: a count of 0 for an
-entity never seen is a value, and is flagged as a filled one), and the model update the
+entity never seen is a value, and is flagged as a filled one), the model update the
 version served with (``update``, an offset in the ``model_updates`` topic; null for the
-version as registered): the served state is exactly (version, update). Labels are later joined
-to these events, and a training set rebuilt from them sees exactly what the model saw.
+version as registered): the served state is exactly (version, update), and the key of
+every entity of the request (``entities``, a JSON object: ``entity`` holds only the key
+the request was routed by), so a replay can look each entity's features up again.
+Labels are later joined to these events, and a training set rebuilt from them sees
+exactly what the model saw.
 
 The topic and its schema are defined with the other topics of the label loop
 (:mod:`headwater.labels.schema`). A predictions topic created by an earlier version of
@@ -49,7 +52,7 @@ from headwater.log.appender import BatchAppender
 from headwater.log.system import PREDICTIONS, PredictionRow
 
 __all__ = ["PREDICTIONS_SCHEMA", "PREDICTIONS_TOPIC", "PredictionLog", "PredictionRow",
-           "encode_features", "ensure_readable", "ensure_topic"]
+           "encode_entities", "encode_features", "ensure_readable", "ensure_topic"]
 
 _ENCODE: Final = msgspec.json.Encoder().encode
 
@@ -57,6 +60,12 @@ _ENCODE: Final = msgspec.json.Encoder().encode
 def encode_features(features: Mapping[str, Any]) -> bytes:
     """The model input as a prediction event holds it (a JSON object)."""
     return _ENCODE(features)
+
+
+def encode_entities(entities: Mapping[str, str] | None) -> str | None:
+    """A request's key of every entity as a prediction event holds it (a JSON object of
+    entity name to key; ``None`` when the writer did not give them)."""
+    return None if entities is None else _ENCODE(entities).decode()
 
 
 class PredictionLog(BatchAppender[PredictionRow]):

@@ -55,7 +55,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from time import perf_counter  # a duration, not a timestamp: no Clock needed
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -64,7 +64,12 @@ from headwater.features.online import EntityKey, FeatureReader, entity_key
 from headwater.serving.deployment import Deployment, LoadedModel, Snapshot
 from headwater.serving.inputs import InputSpec
 from headwater.serving.messages import Prediction, PredictRequest
-from headwater.serving.prediction_log import PredictionLog, PredictionRow, encode_features
+from headwater.serving.prediction_log import (
+    PredictionLog,
+    PredictionRow,
+    encode_entities,
+    encode_features,
+)
 from headwater.store.online.batched import AsyncReads, BatchedReads
 from headwater.time import Clock, SystemClock
 
@@ -81,6 +86,13 @@ def _named(exc: ValidationError, values: Mapping[str, Any],
     if exc.field in request and values.get(exc.field) is None:
         return ValidationError(f"request.{exc.field}", exc.reason)
     return exc
+
+
+def _texts(entities: Mapping[str, EntityKey]) -> Mapping[str, str]:
+    """Entity keys as text (an integer key is its decimal text)."""
+    if all(type(v) is str for v in entities.values()):
+        return cast("Mapping[str, str]", entities)
+    return {k: entity_key(v, field=f"entities.{k}") for k, v in entities.items()}
 
 
 def _inputs_of(snap: Snapshot, arm: str) -> InputSpec:
@@ -164,8 +176,7 @@ class Predictor:
         """Score one request (see the module docstring for the steps). An integer entity
         key is its decimal text (:func:`~headwater.features.online.entity_key`).
         ``entries``: the entities' store blobs read already (:meth:`predict_async`)."""
-        if not all(type(v) is str for v in entities.values()):
-            entities = {k: entity_key(v, field=f"entities.{k}") for k, v in entities.items()}
+        entities = _texts(entities)
         snap = self.deployment.snapshot
         now = self.clock.now_us()
         request = request or _EMPTY
@@ -189,9 +200,11 @@ class Predictor:
             log.record(PredictionRow(
                 rid, key, encode_features(row), model.name, model.version, score, route.arm,
                 True, missing, now, snap.policy.propensity(route.arm),
-                (perf_counter() - started) * 1e3, defaulted, model.update))
+                (perf_counter() - started) * 1e3, defaulted, model.update,
+                encode_entities(entities)))
         if route.shadows:
-            self._shadow(snap, route.shadows, values, request, rid, key, now, defaulted)
+            self._shadow(snap, route.shadows, values, request, rid, key, now, defaulted,
+                         entities)
         prediction = Prediction(rid, score, model.name, model.version, route.arm,
                                 bool(unknowns), missing, fallback, model.update)
         if request_id is not None:
@@ -246,7 +259,7 @@ class Predictor:
 
     def _shadow(self, snap: Snapshot, shadows: tuple[str, ...], values: Mapping[str, Any],
                 request: Mapping[str, Any], rid: str, key: str, now: int,
-                defaulted: tuple[str, ...]) -> None:
+                defaulted: tuple[str, ...], entities: Mapping[str, str]) -> None:
         for arm in shadows:
             model = snap.arms.get(arm)
             if model is None:
@@ -262,7 +275,7 @@ class Predictor:
                 self.log.record(PredictionRow(
                     rid, key, encode_features(row), model.name, model.version, score, arm,
                     False, missing, now, 1.0, (perf_counter() - started) * 1e3,
-                    defaulted, model.update))
+                    defaulted, model.update, encode_entities(entities)))
 
     def predict_batch(self, requests: Sequence[PredictRequest]) -> list[Prediction]:
         """Score many requests: one store read per entity and request, then each
@@ -326,14 +339,16 @@ class Predictor:
                     model_i, score = model, float(scores[j])
                 out[i] = Prediction(rid, score, model_i.name, model_i.version, arm, unknown,
                                     missing, fallback, model_i.update)
+                keys = _texts(requests[i].entities)
                 if self.log is not None:
                     self.log.record(PredictionRow(
                         rid, key, encode_features(row), model_i.name, model_i.version, score,
                         arm, True, missing, now, snap.policy.propensity(arm),
-                        (perf_counter() - started) * 1e3, defaulted, model_i.update))
+                        (perf_counter() - started) * 1e3, defaulted, model_i.update,
+                        encode_entities(keys)))
                 shadows = snap.policy.choose(key).shadows
                 if shadows:
-                    self._shadow(snap, shadows, got, asked, rid, key, now, defaulted)
+                    self._shadow(snap, shadows, got, asked, rid, key, now, defaulted, keys)
         for i, source in repeated.items():
             out[i] = source if isinstance(source, Prediction) else out[source]
         self.predictions += len(reads)

@@ -18,13 +18,14 @@ not keep, or a lateness other than the one the engine applied.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from headwater.features.definitions import Feature
+from headwater.errors import ValidationError
+from headwater.features.definitions import Feature, key_column
 from headwater.features.pointintime import Mode, Queries
 from headwater.features.state import NO_TIME
 from headwater.features.task import late_events
@@ -39,10 +40,11 @@ from headwater.store.history.timetravel import needed_columns
 __all__ = ["history_gap", "values_at_times"]
 
 
-def _by_topic(features: Sequence[Feature]) -> dict[str, list[Feature]]:
-    grouped: dict[str, list[Feature]] = {}
+def _by_entity(features: Sequence[Feature]) -> dict[tuple[str, str], list[Feature]]:
+    """The features by source topic and entity."""
+    grouped: dict[tuple[str, str], list[Feature]] = {}
     for f in features:
-        grouped.setdefault(f.source.topic, []).append(f)
+        grouped.setdefault((f.source.topic, f.entity.name), []).append(f)
     return grouped
 
 
@@ -51,6 +53,10 @@ def history_gap(history: FeatureHistory, topic: str, features: Sequence[Feature]
     if topic not in history.sources():
         return f"no feature history of {topic!r} at {history.location}"
     stored = history.schema(topic).names
+    other = next((f for f in features if key_column(f) in stored), None)
+    if other is not None:  # its column is kept as a value: the entity is another column
+        return (f"the history of {topic!r} is cut by another entity than "
+                f"{other.entity.name!r} (keyed by {key_column(other)!r})")
     missing = [c for c in needed_columns(features) if c not in stored]
     if missing:
         return f"the history of {topic!r} has no column {missing[0]!r}"
@@ -68,8 +74,7 @@ def _tail(log: Log, history: FeatureHistory, topic: str, features: Sequence[Feat
     the log after it, as history rows."""
     info = log.topic(topic)
     source = features[0].source
-    key = source.entity_key or info.schema.key
-    assert key is not None
+    key = key_column(features[0])
     progress = history.progress(topic)
     if key == info.schema.key:  # an entity's events are all in its key's partition
         partitions = np.unique(partition_of(keys, info.partitions)).tolist()
@@ -106,19 +111,26 @@ def _tail(log: Log, history: FeatureHistory, topic: str, features: Sequence[Feat
 
 
 def values_at_times(log: Log, history: FeatureHistory, features: Sequence[Feature],
-                    entities: Sequence[str | int], times: Sequence[int], *,
-                    mode: Mode = "known_at") -> pa.Table:
+                    entities: Sequence[str | int | None]
+                    | Mapping[str, Sequence[str | int | None]],
+                    times: Sequence[int], *, mode: Mode = "known_at") -> pa.Table:
     """One row per (entity, time): each feature as known at (or as of) that time, as a
-    whole replay of the log computes it (see the module docstring)."""
+    whole replay of the log computes it (see the module docstring). ``entities``: the
+    keys of every feature, or a mapping of entity name to keys when the features
+    describe several entities."""
     out: dict[str, pa.Array] = {}
-    for topic, group in _by_topic(features).items():
+    for (topic, entity), group in _by_entity(features).items():
+        keys_of = entities.get(entity) if isinstance(entities, Mapping) else entities
+        if keys_of is None:
+            raise ValidationError(f"entities.{entity}", "no keys given for the entity of "
+                                  f"{', '.join(f.name for f in group)}")
         if history_gap(history, topic, group) is not None:
-            frame = replayed_values(log, group, [str(e) for e in entities], times, mode=mode)
+            texts = [None if e is None else str(e) for e in keys_of]
+            frame = replayed_values(log, group, {entity: texts}, times, mode=mode)
         else:
             info = log.topic(topic)
-            key = group[0].source.entity_key or info.schema.key
-            assert key is not None
-            typed = pa.array(list(entities)).cast(info.schema.arrow_schema().field(key).type)
+            key = key_column(group[0])
+            typed = pa.array(list(keys_of)).cast(info.schema.arrow_schema().field(key).type)
             keys = entity_array(typed, history.schema(topic).field(ENTITY).type)
             through, tail = _tail(log, history, topic, group, pc.unique(keys))
             frame = history.values_at(group, topic, Queries(keys, np.asarray(times, np.int64)),

@@ -136,14 +136,6 @@ class RedisClusterOnlineStore(RedisOnlineStore):
         with _as_cluster(self):
             return super().meta_get(namespace, key)
 
-    def close(self) -> None:
-        with failures(self._where, "closing the connections"):
-            self._client.close()
-
-    def ping(self) -> None:
-        with failures(self._where, "ping"):
-            self._client.ping()
-
     def destroy(self) -> None:
         """Delete every namespace of this store (on every primary): the keys of the two
         shapes above under the prefix, not the others."""
