@@ -183,12 +183,18 @@ class Server:
     def printed(self) -> str:
         return "".join(self.stderr)
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self._process.send_signal(signal.SIGINT)
+    def stop(self, signum: int = signal.SIGINT) -> int:
+        """Send ``signum``; the exit code (SIGKILL after 30 s: a negative code)."""
+        if self._process.poll() is None:
+            self._process.send_signal(signum)
         try:
             self._process.wait(30)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
         self._reader.join(5)
+        return self._process.returncode
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.stop()

@@ -367,3 +367,21 @@ def test_the_openapi_document_marks_required_fields_and_400s(app: ServingApp) ->
         assert {"400", "422"} <= set(responses), path
     assert "409" in spec["paths"]["/predict"]["post"]["responses"]
     assert "405" in spec["paths"]["/health"]["get"]["responses"]
+
+
+def test_an_unknown_request_value_is_refused_and_an_unknown_entity_served(
+        app: ServingApp) -> None:
+    status, field, reason = error_of(call(app, "POST", "/predict", {
+        "entities": {"user": "u1"}, "request": {"prize": 2.5, "device": "ios"}}))
+    assert (status, field) == (422, "request.prize")
+    assert "unknown request value" in reason
+    assert "price" in reason
+    status, field, _ = error_of(call(app, "POST", "/predict", {"requests": [
+        {"entities": {"user": "u1"}, "request": {"price": 2.5}},
+        {"entities": {"user": "u2"}, "request": {"price": 2.5, "colour": "red"}}]}))
+    assert (status, field) == (422, "requests[1].request.colour")
+    # a user never seen is a cold start, not an error: served, and said to be unknown
+    status, _, body = call(app, "POST", "/predict", {
+        "entities": {"user": "never-seen"}, "request": {"price": 2.5, "device": "ios"}})
+    assert status == 200
+    assert json.loads(body)["unknown_entity"] is True

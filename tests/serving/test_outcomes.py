@@ -211,3 +211,41 @@ def test_two_servers_may_append_a_retry_twice_and_the_joiner_labels_once(
     late = [row for f in world.log.replay("outcomes.late")
             for row in pa.Table.from_batches([f.batch]).to_pylist()]
     assert [(r["request_id"], r["reason"]) for r in late] == [("r1", "already_labelled")]
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"request_id": "r1", "entity": "u1", "label": 2.5}, "label"),
+    ({"outcomes": [{"request_id": "r1", "entity": "u1", "label": 1.0},
+                   {"request_id": "r2", "entity": "u2", "label": -1.0}]}, "outcomes[1].label"),
+])
+def test_a_label_outside_a_classifiers_label_space_is_refused(
+        served: ServingApp, world: World, body: dict[str, Any], field: str) -> None:
+    status, got_field, reason = error_of(call(served, "POST", "/outcomes", body))
+    assert (status, got_field) == (422, field)
+    assert "0 or 1" in reason
+    assert "binary classifier" in reason
+    assert outcomes_in(world.log) == []  # none of the batch
+    status, _, body_ = call(served, "POST", "/outcomes",
+                            {"request_id": "r1", "entity": "u1", "label": 0.0})
+    assert (status, json.loads(body_)) == (200, {"appended": 1, "duplicates": 0})
+
+
+def test_an_outcome_for_another_entity_than_the_prediction_is_refused(
+        served: ServingApp, world: World) -> None:
+    predicted = call(served, "POST", "/predict", {
+        "entities": {"user": "u1"}, "request": {"price": 2.5, "device": "ios"},
+        "request_id": "p1"})
+    assert predicted[0] == 200
+    status, field, reason = error_of(call(served, "POST", "/outcomes",
+                                          {"request_id": "p1", "entity": "u2", "label": 1.0}))
+    assert (status, field) == (409, "request_id")
+    assert "'p1'" in reason
+    assert "'u1'" in reason
+    assert outcomes_in(world.log) == []
+    status, _, body = call(served, "POST", "/outcomes",
+                           {"request_id": "p1", "entity": "u1", "label": 1.0})
+    assert (status, json.loads(body)) == (200, {"appended": 1, "duplicates": 0})
+    status, field, _ = error_of(call(served, "POST", "/outcomes", {"outcomes": [
+        {"request_id": "p9", "entity": "u9"},
+        {"request_id": "p1", "entity": "u3", "label": 1.0}]}))
+    assert (status, field) == (409, "outcomes[1].request_id")

@@ -68,10 +68,12 @@ from headwater.log import (
 from headwater.log.schema import TIMESTAMP
 from headwater.time import ManualClock, format_micros
 
-__all__ = ["EXIT_REJECTED", "ProduceReport", "produce", "read_times"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_REJECTED", "ProduceReport", "produce", "read_times"]
 
 #: Exit code when rows were rejected (the others were appended) without --allow-rejects.
 EXIT_REJECTED: Final = 3
+#: Exit code when interrupted (Ctrl-C): 128 + SIGINT, as a shell reports it.
+EXIT_INTERRUPTED: Final = 130
 #: Rejections listed in the summary (all of them are in the dead-letter topic).
 SHOWN_REJECTIONS: Final = 10
 _PAYLOAD_BYTES: Final = 64 << 10
@@ -166,6 +168,49 @@ def produce(
     times = TimeReader(timezone=timezone, unit=time_unit,
                        say=lambda text: status().print(Text(text)))
     non_finite = split_names(allow_non_finite, option="--allow-non-finite")
+    if file == STDIO and sys.stdin.isatty():
+        status().print(f"reading events for {topic} from standard input "
+                       f"({format_of(file, fmt)}); end with Ctrl-D, or give a FILE")
+    try:
+        report = _produce(ctx, topic, file, fmt, clock, times, non_finite, key=key,
+                          event_time=event_time, create=create, partitions=partitions,
+                          batch_size=batch_size, producer_id=producer_id, known_at=known_at)
+    except KeyboardInterrupt:
+        _interrupted(topic, producer_id, batch_size)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    report.seconds = time.perf_counter() - started
+    _print_report(report)
+    if report.rejected:
+        message = (f"{format_count(report.rejected)} of {format_count(report.read)} rows "
+                   f"rejected, kept in {dead_letter_topic(topic)} "
+                   f"(headwater tail {dead_letter_topic(topic)} shows them)")
+        if allow_rejects:
+            status().print(Text(f"warning: {message}", style="yellow"), soft_wrap=True)
+            return
+        status().print(Text(f"error: {message}; --allow-rejects exits 0 all the same",
+                            style="red"), soft_wrap=True)
+        raise typer.Exit(EXIT_REJECTED)
+
+
+def _interrupted(topic: str, producer_id: str | None, batch_size: int) -> None:
+    """Say that produce was interrupted, and how to resume."""
+    if producer_id is not None:
+        how = (f"run the same command again (same input, --producer-id {producer_id}, "
+               f"--batch-size {batch_size}): it appends only the batches that are missing")
+    else:
+        how = ("batches appended before the interrupt stay in the topic and running the "
+               "command again appends them again; give --producer-id to make a re-run "
+               "append only what is missing")
+    status().print(Text(f"interrupted: produce to {topic} stopped; {how}", style="red"),
+                   soft_wrap=True)
+
+
+def _produce(ctx: typer.Context, topic: str, file: str, fmt: FileFormat | None,
+             clock: ManualClock | None, times: TimeReader, non_finite: tuple[str, ...], *,
+             key: str | None, event_time: str | None, create: bool, partitions: int | None,
+             batch_size: int, producer_id: str | None, known_at: str | None
+             ) -> ProduceReport:
+    """Append the events of ``file`` to ``topic`` (see :func:`produce`)."""
     with open_source(file, format_of(file, fmt), sys.stdin.buffer) as source, \
             _open_log(state_of(ctx), clock) as log:
         info = _topic_for(log, topic, source, key=key, event_time=event_time,
@@ -203,23 +248,12 @@ def produce(
                         for bad_row in refused:
                             report.add_refused(bad_row)
                     bar.update(task, completed=chunk.position)
-        except HeadwaterError:
+        except (HeadwaterError, KeyboardInterrupt):
             if report.batches:
                 status().print(f"stopped after {report.batches} batches "
                                f"({format_count(report.accepted)} events appended)")
             raise
-    report.seconds = time.perf_counter() - started
-    _print_report(report)
-    if report.rejected:
-        message = (f"{format_count(report.rejected)} of {format_count(report.read)} rows "
-                   f"rejected, kept in {dead_letter_topic(topic)} "
-                   f"(headwater tail {dead_letter_topic(topic)} shows them)")
-        if allow_rejects:
-            status().print(Text(f"warning: {message}", style="yellow"), soft_wrap=True)
-            return
-        status().print(Text(f"error: {message}; --allow-rejects exits 0 all the same",
-                            style="red"), soft_wrap=True)
-        raise typer.Exit(EXIT_REJECTED)
+    return report
 
 
 def _open_log(state: CliState, clock: ManualClock | None) -> Log:

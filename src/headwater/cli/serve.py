@@ -13,7 +13,9 @@ read from ``--admin-token-file`` or ``$HEADWATER_ADMIN_TOKEN``; without one they
 refused. Why a version cannot be served (an alias not set, an artifact that fails
 verification, a pickle-based format the registry does not trust) is printed on standard
 error when the server starts and whenever it changes, and again every minute while a
-version still cannot load.
+version still cannot load. On SIGTERM or SIGINT it stops taking requests, says so,
+flushes the prediction log, says how many predictions and outcomes it wrote (and, loudly,
+any prediction it could not log), and exits 0.
 
 It follows the feature engine's writes: an embedded online store is re-read every
 ``--refresh-ms`` (:class:`~headwater.store.online.StoreFollower`); Redis is read live.
@@ -321,3 +323,20 @@ def serve(
                                          if read_timeout is None else read_timeout),
                 max_connections=settings.serve_max_connections if max_connections is None
                 else int(_positive("--max-connections", max_connections)))
+            _stopped(model, serving, outcomes)  # a second signal does not cut the flush
+
+
+def _stopped(model: str, serving: Serving, outcomes: OutcomeSink) -> None:
+    """Say that the server stops, flush its prediction log, and say what it wrote."""
+    status().print(f"stopping {model}: no more requests are taken; flushing the "
+                   "prediction log")
+    serving.close()
+    logged = serving.prediction_log
+    said = [f"{outcomes.appended} outcomes appended to {outcomes.topic}"]
+    if logged is not None:
+        said.insert(0, f"{logged.logged} predictions logged to {logged.topic}")
+        if logged.dropped or logged.failed:
+            said.append(f"[red]{logged.dropped + logged.failed} predictions were not "
+                        f"logged ({logged.dropped} dropped on a full queue, {logged.failed} "
+                        "in failed appends)[/red]")
+    status().print(f"stopped {model}: {', '.join(said)}")

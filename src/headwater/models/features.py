@@ -44,6 +44,7 @@ __all__ = [
     "check_number",
     "column_names",
     "from_arrow",
+    "is_binary",
     "labels",
     "numeric_matrix",
     "sample_weights",
@@ -185,6 +186,12 @@ def labels(y: npt.ArrayLike, n: int, *, binary: bool) -> FloatArray:
         row = int(np.argmin(np.isfinite(out)))
         raise ValidationError("y", f"NaN or infinite target at row {row}")
     return out
+
+
+def is_binary(model: object) -> bool:
+    """Whether ``model`` learns 0/1 labels (a classifier: its score is P(y = 1)), as its
+    :meth:`learn` checks them with :func:`labels`; a regressor or an unknown model: no."""
+    return bool(getattr(model, "_classifier", getattr(model, "_logistic", False)))
 
 
 def sample_weights(weights: npt.ArrayLike | None, n: int) -> FloatArray | None:

@@ -14,7 +14,9 @@ maps them to status codes: a body that is not JSON, or holds an object with a du
 key, is 400 (:mod:`headwater.serving.bodies`); a field of the wrong type, missing,
 unknown or over its size limit is 422 naming its path (``entities.user``,
 ``requests[0].request.amount``), and so is a batch over ``max_batch`` requests; a
-request id reused for another request is 409; a body over ``max_body_bytes`` is 413;
+request id reused for another request is 409, and so is an outcome naming another
+entity than the one its (remembered) request id was predicted for; a label outside the
+served model's label space (0 or 1 for a classifier) is 422; a body over ``max_body_bytes`` is 413;
 a method an endpoint does not take is 405 with ``Allow``; an unknown model, version or
 alias 404; an alias move that cannot be made 409 (a target version that would not load,
 too: the reason says why); no version able to answer 503, with the reason each arm does
@@ -38,7 +40,7 @@ import asyncio
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Final
 
@@ -55,6 +57,8 @@ from headwater.errors import (
     UnknownVersionError,
     ValidationError,
 )
+from headwater.features.online import entity_key
+from headwater.models.features import is_binary, labels
 from headwater.registry import ModelRegistry
 from headwater.routing import build, check_arms, parse_spec
 from headwater.serving.bodies import BodyError, decode, field_of
@@ -249,13 +253,42 @@ class ServingApp:
             if len(decoded.outcomes) > self.max_batch:
                 return _error(422, "outcomes", f"a batch holds at most {self.max_batch} "
                               f"outcomes, got {len(decoded.outcomes)}: split it")
+            self._check_outcomes(decoded.outcomes, "outcomes")
             ack = self.outcomes.append(decoded.outcomes)
         elif decoded.entity is None:
             return _error(422, "entity", "required (or a batch in outcomes)")
         else:
-            ack = self.outcomes.append([OutcomeRequest(
-                decoded.entity, decoded.request_id, decoded.label, decoded.ts)], field="")
+            one = [OutcomeRequest(decoded.entity, decoded.request_id, decoded.label, decoded.ts)]
+            self._check_outcomes(one, "")
+            ack = self.outcomes.append(one, field="")
         return 200, _JSON, _ENCODE(ack)
+
+    def _check_outcomes(self, outcomes: Sequence[OutcomeRequest], field: str) -> None:
+        """Refuse, before anything is appended, a label outside the served model's label
+        space (0 or 1 for a classifier: the rule its learning applies, :func:`~headwater.
+        models.features.labels`) and an outcome naming another entity than the one a
+        remembered request id was predicted for."""
+        snapshot = self.deployment.snapshot
+        served = snapshot.model_for(snapshot.policy.arms[0])
+        binary = served is not None and is_binary(served.base)
+        for i, outcome in enumerate(outcomes):
+            named = f"{field}[{i}]." if field else ""
+            if outcome.label is not None:
+                try:
+                    labels([outcome.label], 1, binary=binary)
+                except ValidationError:
+                    kind = (f"0 or 1 (model {self.deployment.name!r} is a binary classifier)"
+                            if binary else "a finite number")
+                    raise ValidationError(f"{named}label", f"expected {kind}, got "
+                                          f"{outcome.label!r}") from None
+            if outcome.request_id is None:
+                continue
+            predicted = self.predictor.entity_of(outcome.request_id)
+            if predicted is not None and predicted != entity_key(
+                    outcome.entity, field=f"{named}entity"):
+                raise ConflictError(f"{named}request_id", f"request {outcome.request_id!r} "
+                                    f"was predicted for entity {predicted!r}, not "
+                                    f"{entity_key(outcome.entity)!r}")
 
     def _failure(self, exc: Exception) -> _Response:
         if isinstance(exc, msgspec.ValidationError):  # a DecodeError too: test it first

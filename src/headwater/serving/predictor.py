@@ -102,6 +102,17 @@ def _inputs_of(snap: Snapshot, arm: str) -> InputSpec:
     return _NO_SPEC if model is None else model.inputs
 
 
+def _names_read(snap: Snapshot, derived: frozenset[str]) -> frozenset[str] | None:
+    """The inputs any version of ``snap`` reads, with ``derived`` (``None``: a version
+    that does not name them, or none loaded, reads whatever it is sent)."""
+    names = set(derived)
+    for model in (*snap.arms.values(), *snap.previous.values()):
+        if model.inputs.names is None:
+            return None
+        names.update(model.inputs.names)
+    return frozenset(names) if snap.arms else None
+
+
 class Predictor:
     """Answers prediction requests for one feature set and one deployed model."""
 
@@ -122,6 +133,9 @@ class Predictor:
         #: Requests answered again from memory (a request id seen before: a retry).
         self.repeats = 0
         self.remember_ids = remember_ids
+        #: The request values the feature set's derived features read.
+        self._derived_reads = frozenset(i for f in reader.derived for i in f.inputs)
+        self._known: tuple[Snapshot | None, frozenset[str] | None] = (None, None)
         self._recent: OrderedDict[str, tuple[Mapping[str, EntityKey], Mapping[str, Any],
                                              Prediction]] = OrderedDict()
         self._recent_lock = threading.Lock()
@@ -178,6 +192,7 @@ class Predictor:
         key = entity_key(entities.get(self.route_by, rid)) if self.route_by else rid
         route = snap.policy.choose(key)
         _inputs_of(snap, route.arm).check(request)
+        self._check_names(snap, request, "request")
         model, score, row, missing, fallback = self._score(snap, route.arm, values, request)
         self.predictions += 1
         log = self.log
@@ -300,6 +315,7 @@ class Predictor:
             key = entity_key(r.entities.get(self.route_by, rid)) if self.route_by else rid
             arm = snap.policy.choose(key).arm
             _inputs_of(snap, arm).check(r.request, f"requests[{i}].request")
+            self._check_names(snap, r.request, f"requests[{i}].request")
             reads.append((i, rid, key, values, r.request, bool(unknowns), arm, filled))
         groups: dict[int, list[int]] = {}
         for k, read in enumerate(reads):
@@ -340,6 +356,32 @@ class Predictor:
         for rid, i in first.items():
             self._remember(rid, requests[i].entities, requests[i].request, out[i])
         return [out[i] for i in range(len(requests))]
+
+    def _check_names(self, snap: Snapshot, request: Mapping[str, Any], field: str) -> None:
+        """Refuse a request value no served version reads (nor a derived feature), naming
+        it ``<field>.<name>``: a misspelt name would otherwise leave the input it meant
+        to its neutral default, in silence. A version that does not name its inputs reads
+        whatever it is sent: then any name goes."""
+        cached, known = self._known
+        if cached is not snap:
+            known = _names_read(snap, self._derived_reads)
+            self._known = (snap, known)
+        if known is None:
+            return
+        for name in request:
+            if name not in known:
+                raise ValidationError(f"{field}.{name}", f"unknown request value: model "
+                                      f"{self.deployment.name!r} reads "
+                                      f"{', '.join(sorted(known)) or 'none'}")
+
+    def entity_of(self, request_id: str) -> str | None:
+        """The routing entity's key of the request ``request_id`` (the entity its
+        prediction is logged for), while it is remembered; ``None`` otherwise."""
+        with self._recent_lock:
+            found = self._recent.get(request_id)
+        if found is None or self.route_by is None or self.route_by not in found[0]:
+            return None
+        return entity_key(found[0][self.route_by])
 
     def _answered(self, request_id: str, entities: Mapping[str, EntityKey],
                   request: Mapping[str, Any], field: str) -> Prediction | None:
