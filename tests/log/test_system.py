@@ -93,11 +93,13 @@ def test_the_derived_schemas_are_those_topics_were_created_with() -> None:
         "missing": "string", "ts": "timestamp", "propensity": "float64",
         "latency_ms": "float64"}
     assert PREDICTIONS.schema == Schema.of(
-        {**predictions, "defaulted": "string", "update": "int64"}, key="entity",
-        event_time="ts", nullable=("update",))
+        {**predictions, "defaulted": "string", "update": "int64", "entities": "string"},
+        key="entity", event_time="ts", nullable=("update", "entities"))
     assert PREDICTIONS.earlier == (
         Schema.of(predictions, key="entity", event_time="ts"),
-        Schema.of({**predictions, "defaulted": "string"}, key="entity", event_time="ts"))
+        Schema.of({**predictions, "defaulted": "string"}, key="entity", event_time="ts"),
+        Schema.of({**predictions, "defaulted": "string", "update": "int64"}, key="entity",
+                  event_time="ts", nullable=("update",)))
     assert DECISIONS.schema == Schema.of(
         {"request_id": "string", "entity": "string", "context": "binary",
          "actions": "binary", "action": "string", "propensity": "float64",
